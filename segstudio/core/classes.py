@@ -1,0 +1,98 @@
+"""Label classes: id >= 1 (0 is background), name, colour, hotkey."""
+
+from __future__ import annotations
+
+import colorsys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+BACKGROUND_NAMES = {"_background_", "background", "__background__", "bg"}
+IGNORE_NAMES = {"__ignore__", "ignore", "_ignore_"}
+
+
+@dataclass(frozen=True)
+class LabelClass:
+    id: int
+    name: str
+    color: tuple[int, int, int]
+    hotkey: str = ""
+    # An ignore class marks pixels a model must not learn from: label maps write them with
+    # the ignore value, COCO and YOLO exports leave them out.
+    ignore: bool = False
+
+    def __post_init__(self):
+        if self.id < 1:
+            raise ValueError(f"class id must be >= 1 (0 is background), got {self.id}")
+        if not self.name.strip():
+            raise ValueError("class name must not be empty")
+
+    def with_(self, **kw) -> "LabelClass":
+        return replace(self, **kw)
+
+    @property
+    def hex_color(self) -> str:
+        return "#%02x%02x%02x" % self.color
+
+
+def default_color(index: int) -> tuple[int, int, int]:
+    """Distinct colours: the first 20 from the VOC palette order's spirit, then golden-ratio hues."""
+    if index < len(_BASE):
+        return _BASE[index]
+    h = (index * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(h, 0.75, 0.95)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+_BASE = [
+    (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48),
+    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 190),
+    (0, 128, 128), (230, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
+    (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128),
+]
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    t = text.strip().lstrip("#")
+    if len(t) != 6:
+        raise ValueError(f"colour must be #rrggbb, got {text!r}")
+    return int(t[0:2], 16), int(t[2:4], 16), int(t[4:6], 16)
+
+
+@dataclass(frozen=True)
+class ClassListEntry:
+    name: str
+    color: tuple[int, int, int] | None = None
+    ignore: bool = False
+
+
+def read_class_file(path: str | Path) -> list[ClassListEntry]:
+    """Read a class-name list (one name per line, optional `#rrggbb` after the name).
+
+    Background lines (`_background_`, ...) are dropped: background is always value 0. An
+    `__ignore__` line becomes an ignore class. This reads labelme's labels.txt as labelme
+    numbers it: the first real class is label value 1.
+    """
+    lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    entries: list[ClassListEntry] = []
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        color = None
+        parts = line.rsplit(None, 1)
+        if len(parts) == 2 and parts[1].startswith("#") and len(parts[1]) == 7:
+            try:
+                color = parse_color(parts[1])
+                line = parts[0].strip()
+            except ValueError:
+                color = None
+        low = line.lower()
+        if low in BACKGROUND_NAMES:
+            continue
+        entries.append(ClassListEntry(line, color, ignore=low in IGNORE_NAMES))
+    return entries
+
+
+def write_class_file(path: str | Path, classes: list[LabelClass]) -> None:
+    text = "\n".join(f"{c.name} {c.hex_color}" for c in classes) + "\n"
+    Path(path).write_text(text, encoding="utf-8")

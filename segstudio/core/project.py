@@ -1,0 +1,129 @@
+"""A project: a folder of images plus its store. Opening scans the folder without decoding."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from segstudio.core import imageio
+from segstudio.core.imageio import ImageDecodeError
+from segstudio.core.records import ImageRecord
+from segstudio.core.store import ProjectStore, default_db_path
+
+log = logging.getLogger(__name__)
+
+# Every export folder gets this marker, so a dataset written inside the image folder is
+# never registered as more images on the next scan.
+EXPORT_MARKER = ".segstudio-export"
+STORE_DIR = ".segstudio"
+
+
+class ProjectError(Exception):
+    """The folder or project cannot be opened; the message says why."""
+
+
+def scan_folder(root: Path) -> list[str]:
+    """Image files under root as relative '/' paths. Reads directory entries only (no stat, no
+    decoding: 100,000 files list in well under a second)."""
+    found: list[str] = []
+    stack = [(str(root), "")]
+    is_image = imageio.is_image_name
+    seen_links: set[str] = set()
+    while stack:
+        d, prefix = stack.pop()
+        try:
+            with os.scandir(d) as it:
+                entries = list(it)
+        except OSError as e:
+            log.warning("cannot list %s: %s", d, e)
+            continue
+        if prefix and any(e.name == EXPORT_MARKER for e in entries):
+            continue
+        for e in entries:
+            name = e.name
+            if name[0] == ".":
+                continue
+            try:
+                if e.is_dir():
+                    if e.is_symlink():  # a linked folder is followed once (no loops)
+                        real = os.path.realpath(e.path)
+                        if real in seen_links or str(root.resolve()).startswith(real):
+                            continue
+                        seen_links.add(real)
+                    stack.append((e.path, prefix + name + "/"))
+                elif is_image(name):
+                    found.append(prefix + name)
+            except OSError:
+                continue
+    return found
+
+
+class Project:
+    def __init__(self, folder: str | Path, store: ProjectStore):
+        self.folder = Path(folder)
+        self.store = store
+        self.allow_large = bool(store.get_setting("allow_large_images", False))
+
+    @classmethod
+    def open(cls, folder: str | Path, project_path: str | Path | None = None, scan: bool = True) -> "Project":
+        folder = Path(folder).expanduser()
+        if not folder.exists():
+            raise ProjectError(f"folder not found: {folder}")
+        if not folder.is_dir():
+            raise ProjectError(f"not a folder: {folder}")
+        db = Path(project_path).expanduser() if project_path else default_db_path(folder)
+        if db.is_dir():
+            db = db / "project.db"
+        try:
+            store = ProjectStore(db, folder)
+        except OSError as e:
+            raise ProjectError(f"cannot create the project store at {db}: {e.strerror or e} "
+                               "(read-only folder? use --project PATH)") from None
+        stored_root = store.get_setting("root")
+        if stored_root != str(folder.resolve()):
+            store.set_setting("root", str(folder.resolve()))
+        p = cls(folder, store)
+        if scan:
+            p.scan()
+        return p
+
+    def scan(self) -> tuple[int, int, int]:
+        """Register new files, mark vanished ones missing. Returns (added, missing, restored)."""
+        return self.store.sync_files(scan_folder(self.folder))
+
+    @property
+    def models_dir(self) -> Path:
+        return self.store.db_path.parent / "models"
+
+    def abspath(self, rec: ImageRecord | str) -> Path:
+        rel = rec.path if isinstance(rec, ImageRecord) else rec
+        return self.folder.joinpath(*rel.split("/"))
+
+    def load_image(self, rec: ImageRecord, record: bool = True) -> np.ndarray:
+        """Decode an image; its size and hash go to the store, or its error when it fails."""
+        path = self.abspath(rec)
+        try:
+            data = imageio.read_bytes(path)
+            arr = imageio.decode_image(path, allow_large=self.allow_large, data=data)
+        except ImageDecodeError as e:
+            if record and rec.error != str(e):
+                self.store.set_error(rec.id, str(e))
+            raise
+        h, w = arr.shape[:2]
+        if record and (rec.width != w or rec.height != h or rec.error is not None or rec.hash is None):
+            self.store.set_decoded(rec.id, w, h, imageio.content_hash(data))
+        return arr
+
+    def image_size(self, rec: ImageRecord) -> tuple[int, int]:
+        """(width, height), from the store or the file header (stored for next time)."""
+        if rec.width and rec.height:
+            return rec.width, rec.height
+        info = imageio.read_image_info(self.abspath(rec))
+        self.store.set_decoded(rec.id, info.width, info.height, None)
+        return info.width, info.height
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,482 @@
+"""The project store: SQLite in WAL mode. Images, classes, regions (RLE masks), settings, models.
+
+Every write is one transaction, so a crash loses at most the write in flight and leaves a
+database that passes `PRAGMA integrity_check`. Each thread gets its own connection (WAL lets
+the GUI read while the autosaver writes).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from segstudio.core import rle
+from segstudio.core.classes import LabelClass, default_color, parse_color
+from segstudio.core.records import STATUSES, UNFINISHED, ImageRecord
+from segstudio.core.region import Region
+
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE images(
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    width INTEGER, height INTEGER,
+    hash TEXT,
+    status TEXT NOT NULL DEFAULT 'new'
+        CHECK(status IN ('new','predicted','in_progress','done','skipped')),
+    error TEXT,
+    missing INTEGER NOT NULL DEFAULT 0,
+    uncertainty REAL,
+    updated REAL
+);
+CREATE INDEX images_listing ON images(missing, status, path);
+CREATE TABLE classes(
+    id INTEGER PRIMARY KEY CHECK(id >= 1),
+    name TEXT NOT NULL UNIQUE,
+    color TEXT NOT NULL,
+    hotkey TEXT NOT NULL DEFAULT '',
+    ignore INTEGER NOT NULL DEFAULT 0,
+    position INTEGER NOT NULL
+);
+CREATE TABLE regions(
+    id INTEGER PRIMARY KEY,
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    class_id INTEGER NOT NULL REFERENCES classes(id),
+    x INTEGER NOT NULL, y INTEGER NOT NULL, w INTEGER NOT NULL, h INTEGER NOT NULL,
+    rle BLOB NOT NULL,
+    area INTEGER NOT NULL,
+    z INTEGER NOT NULL DEFAULT 0,
+    source TEXT NOT NULL DEFAULT 'manual',
+    score REAL,
+    iscrowd INTEGER NOT NULL DEFAULT 0,
+    extra TEXT
+);
+CREATE INDEX regions_image ON regions(image_id);
+CREATE INDEX regions_class ON regions(class_id);
+CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE models(
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    created REAL NOT NULL,
+    metrics TEXT
+);
+CREATE TABLE counters(name TEXT PRIMARY KEY, next INTEGER NOT NULL);
+INSERT INTO counters VALUES ('region', 1);
+"""
+
+# Migrations from version N to N+1, applied in order inside one transaction each.
+_MIGRATIONS: dict[int, str] = {}
+
+
+class StoreError(Exception):
+    """The project database cannot be used (not a segstudio project, newer schema, corrupt)."""
+
+
+_IMG_COLS = "id, path, width, height, status, error, missing, hash, uncertainty"
+
+
+def _image(row) -> ImageRecord:
+    return ImageRecord(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], row[8])
+
+
+_REG_COLS = "id, class_id, x, y, w, h, rle, z, source, score, iscrowd, extra"
+
+
+def _region(row) -> Region:
+    rid, cid, x, y, w, h, counts, z, source, score, crowd, extra = row
+    return Region(rid, cid, rle.decode(counts, h, w), x, y, z, source, score, bool(crowd),
+                  json.loads(extra) if extra else {})
+
+
+class ProjectStore:
+    def __init__(self, db_path: str | Path, root: str | Path | None = None, *, create: bool = True):
+        self.db_path = Path(db_path)
+        self.root = Path(root) if root is not None else None
+        if not self.db_path.exists():
+            if not create:
+                raise StoreError(f"no project database at {self.db_path}")
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._id_lock = threading.Lock()
+        self._id_pool: list[int] = []
+        self._migrate()
+
+    # ------------------------------------------------------------------ connections
+    @property
+    def conn(self) -> sqlite3.Connection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            try:
+                c = sqlite3.connect(str(self.db_path), timeout=30, isolation_level=None,
+                                    check_same_thread=False)
+                c.execute("PRAGMA journal_mode=WAL")
+                c.execute("PRAGMA synchronous=NORMAL")
+                c.execute("PRAGMA foreign_keys=ON")
+                c.execute("PRAGMA busy_timeout=30000")
+            except sqlite3.DatabaseError as e:
+                raise StoreError(f"{self.db_path} is not a usable SQLite database: {e}") from None
+            self._local.conn = c
+            with self._conns_lock:
+                self._conns.append(c)
+        return c
+
+    def close(self) -> None:
+        with self._conns_lock:
+            for c in self._conns:
+                try:
+                    c.close()
+                except sqlite3.Error:
+                    pass
+            self._conns.clear()
+        self._local = threading.local()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        try:
+            c = self.conn
+            tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.db_path} is not a segstudio project database: {e}") from None
+        if not tables:
+            with self.transaction() as t:
+                for stmt in _split_sql(_SCHEMA_V1):
+                    t.execute(stmt)
+                t.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                t.execute("INSERT INTO meta VALUES ('created', ?)", (str(time.time()),))
+            return
+        if "meta" not in tables:
+            raise StoreError(f"{self.db_path} is an SQLite file but not a segstudio project")
+        row = c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"this project was written by a newer segstudio (schema {version}, "
+                             f"this version reads up to {SCHEMA_VERSION}); upgrade segstudio")
+        while version < SCHEMA_VERSION:
+            with self.transaction() as t:
+                for stmt in _split_sql(_MIGRATIONS[version]):
+                    t.execute(stmt)
+                version += 1
+                t.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+
+    def integrity_check(self) -> str:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    # ------------------------------------------------------------------ images
+    def sync_files(self, found: Iterable[str]) -> tuple[int, int, int]:
+        """Bring the images table in line with the image files found on disk (relative paths).
+
+        New paths are added, vanished ones are marked missing (their annotations stay), files
+        that came back are un-marked. Returns (added, marked missing, restored).
+        """
+        found = set(found)
+        c = self.conn
+        known = {p: (i, m) for i, p, m in c.execute("SELECT id, path, missing FROM images")}
+        new_rows = sorted((p,) for p in found if p not in known)  # sorted: cheaper index inserts
+        gone = [i for p, (i, m) in known.items() if not m and p not in found]
+        back = [i for p, (i, m) in known.items() if m and p in found]
+        if not (new_rows or gone or back):
+            return 0, 0, 0
+        with self.transaction() as t:
+            t.executemany("INSERT INTO images(path) VALUES (?)", new_rows)
+            t.executemany("UPDATE images SET missing=1 WHERE id=?", [(i,) for i in gone])
+            t.executemany("UPDATE images SET missing=0 WHERE id=?", [(i,) for i in back])
+        return len(new_rows), len(gone), len(back)
+
+    def image_count(self, include_missing: bool = False) -> int:
+        q = "SELECT COUNT(*) FROM images" + ("" if include_missing else " WHERE missing=0")
+        return self.conn.execute(q).fetchone()[0]
+
+    def image(self, image_id: int) -> ImageRecord:
+        row = self.conn.execute(f"SELECT {_IMG_COLS} FROM images WHERE id=?", (image_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no image with id {image_id}")
+        return _image(row)
+
+    def image_by_path(self, path: str) -> ImageRecord | None:
+        row = self.conn.execute(f"SELECT {_IMG_COLS} FROM images WHERE path=?", (path,)).fetchone()
+        return _image(row) if row else None
+
+    def images(self, statuses: Sequence[str] | None = None, name_contains: str | None = None,
+               include_missing: bool = False, order: str = "path", limit: int | None = None,
+               offset: int = 0) -> list[ImageRecord]:
+        where, args = self._filter(statuses, name_contains, include_missing)
+        order_sql = {"path": "path", "uncertainty": "uncertainty IS NULL, uncertainty DESC, path"}[order]
+        q = f"SELECT {_IMG_COLS} FROM images {where} ORDER BY {order_sql}"
+        if limit is not None:
+            q += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        return [_image(r) for r in self.conn.execute(q, args)]
+
+    def image_ids(self, statuses: Sequence[str] | None = None, name_contains: str | None = None,
+                  include_missing: bool = False, order: str = "path") -> list[int]:
+        where, args = self._filter(statuses, name_contains, include_missing)
+        order_sql = {"path": "path", "uncertainty": "uncertainty IS NULL, uncertainty DESC, path"}[order]
+        return [r[0] for r in self.conn.execute(f"SELECT id FROM images {where} ORDER BY {order_sql}", args)]
+
+    def images_by_ids(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
+        out: dict[int, ImageRecord] = {}
+        ids = list(ids)
+        for k in range(0, len(ids), 900):
+            chunk = ids[k:k + 900]
+            q = f"SELECT {_IMG_COLS} FROM images WHERE id IN ({','.join('?' * len(chunk))})"
+            for row in self.conn.execute(q, chunk):
+                out[row[0]] = _image(row)
+        return out
+
+    @staticmethod
+    def _filter(statuses, name_contains, include_missing) -> tuple[str, list]:
+        conds, args = [], []
+        if not include_missing:
+            conds.append("missing=0")
+        if statuses:
+            bad = set(statuses) - set(STATUSES)
+            if bad:
+                raise ValueError(f"unknown status {sorted(bad)}")
+            conds.append(f"status IN ({','.join('?' * len(statuses))})")
+            args.extend(statuses)
+        if name_contains:
+            conds.append("path LIKE ? ESCAPE '\\'")
+            esc = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            args.append(f"%{esc}%")
+        return ("WHERE " + " AND ".join(conds)) if conds else "", args
+
+    def status_counts(self, include_missing: bool = False) -> dict[str, int]:
+        q = "SELECT status, COUNT(*) FROM images" + ("" if include_missing else " WHERE missing=0") + \
+            " GROUP BY status"
+        counts = {s: 0 for s in STATUSES}
+        counts.update({s: n for s, n in self.conn.execute(q)})
+        return counts
+
+    def missing_count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM images WHERE missing=1").fetchone()[0]
+
+    def errors(self) -> list[tuple[str, str]]:
+        return list(self.conn.execute(
+            "SELECT path, error FROM images WHERE error IS NOT NULL AND missing=0 ORDER BY path"))
+
+    def next_image(self, after_path: str | None, statuses: Sequence[str] | None = UNFINISHED,
+                   backwards: bool = False) -> ImageRecord | None:
+        where, args = self._filter(statuses, None, False)
+        if after_path is not None:
+            where += (" AND " if where else "WHERE ") + ("path < ?" if backwards else "path > ?")
+            args.append(after_path)
+        q = f"SELECT {_IMG_COLS} FROM images {where} ORDER BY path {'DESC' if backwards else ''} LIMIT 1"
+        row = self.conn.execute(q, args).fetchone()
+        return _image(row) if row else None
+
+    def set_status(self, image_ids: int | Iterable[int], status: str) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        ids = [image_ids] if isinstance(image_ids, int) else list(image_ids)
+        with self.transaction() as t:
+            t.executemany("UPDATE images SET status=?, updated=? WHERE id=?",
+                          [(status, time.time(), i) for i in ids])
+
+    def set_decoded(self, image_id: int, width: int, height: int, hash_: str | None) -> None:
+        with self.transaction() as t:
+            t.execute("UPDATE images SET width=?, height=?, hash=COALESCE(?, hash), error=NULL WHERE id=?",
+                      (width, height, hash_, image_id))
+
+    def set_error(self, image_id: int, error: str | None) -> None:
+        with self.transaction() as t:
+            t.execute("UPDATE images SET error=? WHERE id=?", (error, image_id))
+
+    def set_uncertainty(self, values: dict[int, float | None]) -> None:
+        with self.transaction() as t:
+            t.executemany("UPDATE images SET uncertainty=? WHERE id=?", [(v, k) for k, v in values.items()])
+
+    # ------------------------------------------------------------------ classes
+    def classes(self) -> list[LabelClass]:
+        rows = self.conn.execute("SELECT id, name, color, hotkey, ignore FROM classes ORDER BY position, id")
+        return [LabelClass(i, n, parse_color(c), h, bool(g)) for i, n, c, h, g in rows]
+
+    def class_by_name(self, name: str) -> LabelClass | None:
+        for c in self.classes():
+            if c.name == name:
+                return c
+        return None
+
+    def add_class(self, name: str, color: tuple[int, int, int] | None = None, hotkey: str = "",
+                  ignore: bool = False) -> LabelClass:
+        name = name.strip()
+        if not name:
+            raise ValueError("class name must not be empty")
+        with self.transaction() as t:
+            if t.execute("SELECT 1 FROM classes WHERE name=?", (name,)).fetchone():
+                raise ValueError(f"a class named {name!r} exists already")
+            n, maxpos = t.execute("SELECT COUNT(*), COALESCE(MAX(position), -1) FROM classes").fetchone()
+            new_id = t.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM classes").fetchone()[0]
+            if color is None:
+                color = default_color(n)
+            if not hotkey and n < 9:
+                used = {r[0] for r in t.execute("SELECT hotkey FROM classes")}
+                hotkey = next((str(k) for k in range(1, 10) if str(k) not in used), "")
+            c = LabelClass(new_id, name, color, hotkey, ignore)
+            t.execute("INSERT INTO classes VALUES (?,?,?,?,?,?)",
+                      (c.id, c.name, c.hex_color, c.hotkey, int(c.ignore), maxpos + 1))
+        return c
+
+    def ensure_class(self, name: str, color=None, ignore: bool = False) -> LabelClass:
+        return self.class_by_name(name) or self.add_class(name, color, ignore=ignore)
+
+    def update_class(self, cls: LabelClass) -> None:
+        with self.transaction() as t:
+            other = t.execute("SELECT id FROM classes WHERE name=? AND id<>?", (cls.name, cls.id)).fetchone()
+            if other:
+                raise ValueError(f"a class named {cls.name!r} exists already")
+            if cls.hotkey:
+                t.execute("UPDATE classes SET hotkey='' WHERE hotkey=? AND id<>?", (cls.hotkey, cls.id))
+            t.execute("UPDATE classes SET name=?, color=?, hotkey=?, ignore=? WHERE id=?",
+                      (cls.name, cls.hex_color, cls.hotkey, int(cls.ignore), cls.id))
+
+    def delete_class(self, class_id: int, reassign_to: int | None = None) -> int:
+        """Delete a class; its regions move to `reassign_to` or are deleted. Returns how many."""
+        with self.transaction() as t:
+            if reassign_to is not None:
+                n = t.execute("UPDATE regions SET class_id=? WHERE class_id=?", (reassign_to, class_id)).rowcount
+            else:
+                n = t.execute("DELETE FROM regions WHERE class_id=?", (class_id,)).rowcount
+            t.execute("DELETE FROM classes WHERE id=?", (class_id,))
+        return n
+
+    def move_class(self, class_id: int, new_index: int) -> None:
+        ids = [c.id for c in self.classes()]
+        ids.remove(class_id)
+        ids.insert(max(0, min(new_index, len(ids))), class_id)
+        with self.transaction() as t:
+            t.executemany("UPDATE classes SET position=? WHERE id=?", [(i, cid) for i, cid in enumerate(ids)])
+
+    # ------------------------------------------------------------------ regions
+    def new_region_id(self) -> int:
+        with self._id_lock:
+            if not self._id_pool:
+                self._id_pool = list(reversed(self.reserve_region_ids(256)))
+            return self._id_pool.pop()
+
+    def reserve_region_ids(self, n: int) -> list[int]:
+        """Ids no other process will hand out (a block taken from a counter in the database)."""
+        with self.transaction() as t:
+            start = t.execute("SELECT next FROM counters WHERE name='region'").fetchone()[0]
+            mx = t.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM regions").fetchone()[0]
+            start = max(start, mx)
+            t.execute("UPDATE counters SET next=? WHERE name='region'", (start + n,))
+        return list(range(start, start + n))
+
+    def regions(self, image_id: int) -> list[Region]:
+        rows = self.conn.execute(f"SELECT {_REG_COLS} FROM regions WHERE image_id=? ORDER BY z, id", (image_id,))
+        return [_region(r) for r in rows]
+
+    def region_rows(self, image_id: int) -> list[tuple]:
+        """Raw rows (id, class_id, x, y, w, h, rle, z, source, score, iscrowd, extra) without decoding."""
+        return list(self.conn.execute(f"SELECT {_REG_COLS} FROM regions WHERE image_id=? ORDER BY z, id",
+                                      (image_id,)))
+
+    def region_count(self, image_id: int | None = None) -> int:
+        if image_id is None:
+            return self.conn.execute("SELECT COUNT(*) FROM regions").fetchone()[0]
+        return self.conn.execute("SELECT COUNT(*) FROM regions WHERE image_id=?", (image_id,)).fetchone()[0]
+
+    @staticmethod
+    def _region_row(image_id: int, r: Region) -> tuple:
+        r.tighten()  # the store holds tight crops: box = bbox of the pixels
+        h, w = r.mask.shape
+        return (r.id, image_id, r.class_id, r.x, r.y, w, h, rle.encode(r.mask), int(r.mask.sum()), r.z,
+                r.source, r.score, int(r.iscrowd), json.dumps(r.extra) if r.extra else None)
+
+    def save_regions(self, image_id: int, upserts: Iterable[Region] = (), deletes: Iterable[int] = (),
+                     status: str | None = None) -> None:
+        """Write one image's changed regions (and optionally its status) in one transaction."""
+        rows = [self._region_row(image_id, r) for r in upserts if r.mask.size]
+        rows = [row for row in rows if row[5]]  # emptied by tightening
+        with self.transaction() as t:
+            t.executemany("DELETE FROM regions WHERE id=? AND image_id=?", [(d, image_id) for d in deletes])
+            t.executemany("INSERT OR REPLACE INTO regions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            if status is not None:
+                t.execute("UPDATE images SET status=?, updated=? WHERE id=?", (status, time.time(), image_id))
+
+    def replace_source_regions(self, image_id: int, source: str, regions: Iterable[Region],
+                               status: str | None = None, uncertainty: float | None = None) -> None:
+        """Swap the regions one source (a model) made on an image for new ones, in one transaction."""
+        rows = [self._region_row(image_id, r) for r in regions if r.mask.size]
+        rows = [row for row in rows if row[5]]
+        with self.transaction() as t:
+            t.execute("DELETE FROM regions WHERE image_id=? AND source=?", (image_id, source))
+            t.executemany("INSERT OR REPLACE INTO regions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            if status is not None:
+                t.execute("UPDATE images SET status=?, updated=? WHERE id=?", (status, time.time(), image_id))
+            if uncertainty is not None:
+                t.execute("UPDATE images SET uncertainty=? WHERE id=?", (uncertainty, image_id))
+
+    def max_z(self, image_id: int) -> int:
+        return self.conn.execute("SELECT COALESCE(MAX(z), 0) FROM regions WHERE image_id=?",
+                                 (image_id,)).fetchone()[0]
+
+    def region_keys(self, image_id: int) -> set[tuple]:
+        """(class_id, x, y, w, h, rle) of an image's regions: an import uses it to skip duplicates."""
+        return {tuple(r) for r in self.conn.execute(
+            "SELECT class_id, x, y, w, h, rle FROM regions WHERE image_id=?", (image_id,))}
+
+    def regions_per_class(self) -> dict[int, int]:
+        return dict(self.conn.execute(
+            "SELECT class_id, COUNT(*) FROM regions r JOIN images i ON i.id=r.image_id "
+            "WHERE i.missing=0 GROUP BY class_id"))
+
+    def area_per_class(self, statuses: Sequence[str] | None = None) -> dict[int, int]:
+        where, args = self._filter(statuses, None, False)
+        where = where.replace("missing", "i.missing").replace("status", "i.status")
+        return dict(self.conn.execute(
+            f"SELECT class_id, SUM(area) FROM regions r JOIN images i ON i.id=r.image_id {where} "
+            "GROUP BY class_id", args))
+
+    def sources(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT source, COUNT(*) FROM regions GROUP BY source"))
+
+    # ------------------------------------------------------------------ settings and models
+    def get_setting(self, key: str, default=None):
+        row = self.conn.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return default
+        try:
+            return json.loads(row[0])
+        except json.JSONDecodeError:
+            return default
+
+    def set_setting(self, key: str, value) -> None:
+        with self.transaction() as t:
+            t.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value)))
+
+    def add_model(self, path: str, kind: str, metrics: dict | None = None) -> None:
+        with self.transaction() as t:
+            t.execute("INSERT OR REPLACE INTO models(path, kind, created, metrics) VALUES (?,?,?,?)",
+                      (path, kind, time.time(), json.dumps(metrics or {})))
+
+    def models(self) -> list[dict]:
+        rows = self.conn.execute("SELECT path, kind, created, metrics FROM models ORDER BY created DESC")
+        return [{"path": p, "kind": k, "created": c, "metrics": json.loads(m or "{}")} for p, k, c, m in rows]
+
+
+def _split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def default_db_path(folder: str | Path) -> Path:
+    return Path(folder) / ".segstudio" / "project.db"

@@ -1,0 +1,1 @@
+"""Models: UNet, Mask R-CNN, classical assists, training, evaluation. No Qt."""

@@ -1,0 +1,277 @@
+"""What every importer and exporter shares: atomic output, image matching, class mapping,
+progress and cancel, reports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from segstudio.core import imageio, maskops, rle
+from segstudio.core.classes import LabelClass
+from segstudio.core.project import EXPORT_MARKER, Project
+from segstudio.core.records import DONE, ImageRecord
+from segstudio.core.region import IMPORTED, Region
+
+Progress = Callable[[int, int, str], None]  # (done, total, current item)
+CancelCheck = Callable[[], bool]
+
+
+class Cancelled(Exception):
+    """The user cancelled; nothing was written (exports) or what was committed stays (imports)."""
+
+
+class FormatError(Exception):
+    """The source cannot be read as the format asked for; the message says why."""
+
+
+@dataclass
+class Report:
+    """What an import or export did, for the CLI's summary and the GUI's dialog."""
+    images: int = 0
+    regions: int = 0
+    skipped_duplicates: int = 0
+    unmatched: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (file, message)
+    notes: list[str] = field(default_factory=list)
+    out: str | None = None
+
+    def summary(self) -> str:
+        parts = [f"{self.images} images", f"{self.regions} regions"]
+        if self.skipped_duplicates:
+            parts.append(f"{self.skipped_duplicates} duplicate regions skipped")
+        if self.unmatched:
+            parts.append(f"{len(self.unmatched)} unmatched")
+        if self.errors:
+            parts.append(f"{len(self.errors)} errors")
+        return ", ".join(parts)
+
+
+def step(progress: Progress | None, cancel: CancelCheck | None, done: int, total: int, item: str = "") -> None:
+    if cancel is not None and cancel():
+        raise Cancelled()
+    if progress is not None:
+        progress(done, total, item)
+
+
+# ----------------------------------------------------------------------------- atomic output
+@contextmanager
+def atomic_dir(out: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `out`; on success it replaces `out` in one rename.
+
+    On any error (or cancel) the temporary folder is removed and `out` is left as it was.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise FormatError(f"{out} exists and is not a folder")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        (tmp / EXPORT_MARKER).write_text("written by segstudio; image scans skip this folder\n")
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def atomic_file(out: str | Path) -> Iterator[Path]:
+    """Yield a temporary file path beside `out`; renamed onto `out` when the block succeeds."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.tmp-", dir=out.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, out)
+
+
+# ----------------------------------------------------------------------------- matching images
+class ImageMatcher:
+    """Find a project image for a name from a dataset: relative path first, then base name."""
+
+    def __init__(self, project: Project):
+        recs = project.store.images(include_missing=False)
+        self.by_path = {r.path: r for r in recs}
+        self.by_lower = {r.path.lower(): r for r in recs}
+        self.by_relstem = {os.path.splitext(p)[0]: r for p, r in self.by_lower.items()}
+        self.by_name: dict[str, list[ImageRecord]] = {}
+        self.by_stem: dict[str, list[ImageRecord]] = {}
+        for r in recs:
+            self.by_name.setdefault(r.name.lower(), []).append(r)
+            self.by_stem.setdefault(os.path.splitext(r.name)[0].lower(), []).append(r)
+
+    def match(self, name: str) -> ImageRecord | None:
+        n = name.replace("\\", "/").lstrip("./")
+        while n.startswith("../"):
+            n = n[3:]
+        if n in self.by_path:
+            return self.by_path[n]
+        if n.lower() in self.by_lower:
+            return self.by_lower[n.lower()]
+        # a dataset path may carry a prefix (images/train/a.jpg): try its suffixes
+        parts = n.split("/")
+        for k in range(1, len(parts)):
+            sub = "/".join(parts[k:])
+            if sub in self.by_path:
+                return self.by_path[sub]
+        cands = self.by_name.get(parts[-1].lower(), [])
+        return cands[0] if len(cands) == 1 else None
+
+    def match_stem(self, stem: str) -> ImageRecord | None:
+        """Match by file name without extension (YOLO labels, label-map PNGs)."""
+        key = stem.replace("\\", "/").lower()
+        if "/" in key:
+            if key in self.by_relstem:
+                return self.by_relstem[key]
+            key = key.rsplit("/", 1)[-1]
+        cands = self.by_stem.get(key, [])
+        return cands[0] if len(cands) == 1 else None
+
+
+# ----------------------------------------------------------------------------- classes
+class ClassMapper:
+    """Project classes by name, created on first use (colour from the source when it has one)."""
+
+    def __init__(self, project: Project):
+        self.store = project.store
+        self.by_name = {c.name: c for c in self.store.classes()}
+
+    def get(self, name: str, color=None, ignore: bool = False) -> LabelClass:
+        c = self.by_name.get(name)
+        if c is None:
+            c = self.store.add_class(name, color, ignore=ignore)
+            self.by_name[name] = c
+        return c
+
+
+def export_classes(project: Project) -> tuple[list[LabelClass], dict[int, int], list[LabelClass]]:
+    """Classes for an export: real classes numbered 1..N in class order, and ignore classes.
+
+    Returns (real classes in order, {class id: export value}, ignore classes).
+    """
+    classes = project.store.classes()
+    real = [c for c in classes if not c.ignore]
+    ignore = [c for c in classes if c.ignore]
+    return real, {c.id: i for i, c in enumerate(real, start=1)}, ignore
+
+
+# ----------------------------------------------------------------------------- writing imports
+class RegionWriter:
+    """Adds imported regions image by image, each image in its own transaction.
+
+    Regions identical to one the image already has (same class, box and pixels) are skipped,
+    so importing the same source twice adds nothing.
+    """
+
+    def __init__(self, project: Project, status: str | None = DONE, report: Report | None = None):
+        self.project, self.status = project, status
+        self.report = report or Report()
+        self._seen_images: set[int] = set()
+
+    def add(self, rec: ImageRecord, regions: Sequence[Region]) -> int:
+        store = self.project.store
+        keys = store.region_keys(rec.id)
+        fresh = []
+        for r in regions:
+            r.tighten()
+            if r.empty:
+                continue
+            h, w = r.mask.shape
+            key = (r.class_id, r.x, r.y, w, h, rle.encode(r.mask))
+            if key in keys:
+                self.report.skipped_duplicates += 1
+                continue
+            keys.add(key)
+            fresh.append(r)
+        ids = store.reserve_region_ids(len(fresh)) if fresh else []
+        z0 = store.max_z(rec.id) if fresh else 0
+        for i, (r, rid) in enumerate(zip(fresh, ids)):
+            r.id = rid
+            r.z = z0 + 1 + i
+        store.save_regions(rec.id, fresh, status=self.status)
+        if rec.id not in self._seen_images:
+            self._seen_images.add(rec.id)
+            self.report.images += 1
+        self.report.regions += len(fresh)
+        return len(fresh)
+
+
+def imported_region(class_id: int, mask: np.ndarray, x: int = 0, y: int = 0, iscrowd: bool = False,
+                    extra: dict | None = None) -> Region:
+    return Region(0, class_id, mask, x, y, source=IMPORTED, iscrowd=iscrowd, extra=extra or {})
+
+
+# ----------------------------------------------------------------------------- reading for export
+@dataclass
+class ExportItem:
+    record: ImageRecord
+    width: int
+    height: int
+    regions: list[Region]
+
+
+def export_items(project: Project, statuses: Sequence[str] | None, report: Report,
+                 need_size: bool = True) -> Iterator[ExportItem]:
+    """Images to export (not missing, in the statuses asked for) with their regions.
+
+    Image size comes from the store, or from the file header the first time.
+    """
+    for rec in project.store.images(statuses=statuses):
+        try:
+            w, h = project.image_size(rec) if need_size else (rec.width or 0, rec.height or 0)
+        except imageio.ImageDecodeError as e:
+            report.errors.append((rec.path, str(e)))
+            continue
+        regions = project.store.regions(rec.id)
+        for r in regions:
+            if maskops.box_clip(r.box, w, h) != r.box:  # stored crops are tight; clip the rare overhang
+                r.clip_to_image(w, h)
+                r.tighten()
+        yield ExportItem(rec, w, h, [r for r in regions if r.mask.size])
+
+
+def count_export_items(project: Project, statuses: Sequence[str] | None) -> int:
+    return len(project.store.image_ids(statuses=statuses))
+
+
+def copy_image(project: Project, rec: ImageRecord, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(project.abspath(rec), dst)
+
+
+def write_png(path: Path, image) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format="PNG", optimize=False, compress_level=6)
+
+
+def relative_stem(rec: ImageRecord) -> str:
+    return os.path.splitext(rec.path)[0]
+
+
+def palette_bytes(colors: Iterable[tuple[int, int, int]], ignore_color=(224, 224, 192)) -> list[int]:
+    """A 256-entry PNG palette: 0 black, then the class colours, 255 the VOC ignore colour."""
+    pal = [0, 0, 0]
+    for c in colors:
+        pal.extend(c)
+    pal = pal[:255 * 3]
+    pal.extend([0] * (255 * 3 - len(pal)))
+    pal.extend(ignore_color)
+    return pal

@@ -1,0 +1,308 @@
+"""labelme JSON: import (polygons, rectangles, circles, lines, points, masks; group ids;
+`__ignore__`; embedded base64 `imageData`) and export (one JSON per image that labelme opens).
+
+Import rasterises shapes exactly as labelme does (PIL ImageDraw, outline included), so masks
+match labelme's own label PNGs. Shapes sharing a (label, group_id) become one region.
+
+Export writes each region as polygons (one per connected part, sharing a group_id when there
+are several). labelme polygons cannot have holes: a region with holes, or a part too small for
+a 3-point polygon, is written as a labelme `mask` shape (labelme >= 5.3 opens these) so nothing
+is lost. Images are copied beside their JSON and `imageData` is left null.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from segstudio import __version__
+from segstudio.core import imageio, maskops
+from segstudio.core.classes import BACKGROUND_NAMES
+from segstudio.core.labelmap import z_sorted
+from segstudio.core.project import Project
+from segstudio.core.records import DONE, ImageRecord
+from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress,
+                                 RegionWriter, Report, atomic_dir, copy_image, count_export_items,
+                                 export_classes, export_items, imported_region, step)
+from segstudio.io.coco import load_json
+
+LABELME_VERSION = "5.5.0"  # the file layout we write; labelme 4.x/5.x read it
+LINE_WIDTH, POINT_SIZE = 10, 5  # labelme's rasterisation of lines and points
+
+
+# ============================================================================= rasterising
+def shape_mask(shape: dict, height: int, width: int) -> tuple[np.ndarray, int, int] | None:
+    """A labelme shape as a cropped mask (mask, x, y), rasterised as labelme does; None if empty."""
+    kind = shape.get("shape_type") or "polygon"
+    pts = shape.get("points") or []
+    try:
+        xy = [(float(p[0]), float(p[1])) for p in pts]
+    except (TypeError, ValueError, IndexError):
+        raise ValueError("points must be [x, y] pairs") from None
+    if kind == "mask":
+        return _mask_shape(shape, xy, height, width)
+    if not xy:
+        raise ValueError(f"{kind} without points")
+    pad = LINE_WIDTH + POINT_SIZE + 2
+    if kind == "circle":
+        if len(xy) != 2:
+            raise ValueError("a circle needs 2 points")
+        (cx, cy), (px, py) = xy
+        pad += int(math.hypot(cx - px, cy - py)) + 1
+    xs, ys = [p[0] for p in xy], [p[1] for p in xy]
+    x0, y0 = max(0, int(math.floor(min(xs))) - pad), max(0, int(math.floor(min(ys))) - pad)
+    x1, y1 = min(width, int(math.ceil(max(xs))) + pad + 1), min(height, int(math.ceil(max(ys))) + pad + 1)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    im = Image.new("L", (x1 - x0, y1 - y0), 0)
+    draw = ImageDraw.Draw(im)
+    s = [(x - x0, y - y0) for x, y in xy]
+    if kind == "circle":
+        (cx, cy), (px, py) = s
+        d = math.hypot(cx - px, cy - py)
+        draw.ellipse([cx - d, cy - d, cx + d, cy + d], outline=1, fill=1)
+    elif kind == "rectangle" and len(s) == 2:
+        (ax, ay), (bx, by) = s
+        draw.rectangle([min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)], outline=1, fill=1)
+    elif kind in ("rectangle", "rotation", "polygon"):
+        # X-AnyLabeling writes rectangles (and rotated boxes) as their 4 corners
+        if len(s) < 3:
+            raise ValueError(f"a {kind} needs 3 points or more, got {len(s)}")
+        draw.polygon(xy=s, outline=1, fill=1)
+    elif kind in ("line", "linestrip"):
+        if len(s) < 2:
+            raise ValueError(f"a {kind} needs 2 points or more")
+        draw.line(xy=s, fill=1, width=LINE_WIDTH)
+    elif kind == "point":
+        cx, cy = s[0]
+        r = POINT_SIZE
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=1, fill=1)
+    else:
+        raise ValueError(f"unknown shape_type {kind!r}")
+    return maskops.crop_to_content(np.asarray(im, dtype=bool), x0, y0)
+
+
+def _mask_shape(shape: dict, xy, height: int, width: int):
+    data = shape.get("mask")
+    if not data or not xy:
+        raise ValueError("a mask shape needs 'mask' data and its top-left point")
+    m = b64_to_array(data)
+    if m.ndim == 3:
+        m = m[..., 0]
+    m = m.astype(bool)
+    x, y = int(round(xy[0][0])), int(round(xy[0][1]))
+    r = maskops.crop_to_content(maskops.window(m, x, y, (0, 0, width, height)))
+    return r
+
+
+def b64_to_array(data: str) -> np.ndarray:
+    raw = base64.b64decode(data)
+    with Image.open(io.BytesIO(raw)) as im:
+        return np.array(im)
+
+
+def array_to_b64png(a: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+# ============================================================================= import
+def import_labelme(project: Project, source: str | Path, status: str | None = DONE,
+                   progress: Progress | None = None, cancel: CancelCheck | None = None) -> Report:
+    src = Path(source)
+    files = [src] if src.is_file() else sorted(p for p in src.rglob("*.json") if not p.name.startswith("."))
+    if not files:
+        raise FormatError(f"no labelme JSON files in {src}")
+    report = Report()
+    mapper = ClassMapper(project)
+    matcher = ImageMatcher(project)
+    writer = RegionWriter(project, status, report)
+    for k, f in enumerate(files):
+        name = f.name if src.is_file() else f.relative_to(src).as_posix()
+        step(progress, cancel, k, len(files), name)
+        try:
+            data = load_json(f)
+            if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
+                raise FormatError("not a labelme file (no 'shapes' list)")
+        except FormatError as e:
+            report.errors.append((name, str(e)))
+            continue
+        rec = _match_image(project, matcher, f, data)
+        if rec is None and data.get("imageData"):
+            rec = _extract_embedded(project, f, data, report)
+            if rec is not None:
+                matcher = ImageMatcher(project)
+        if rec is None:
+            report.unmatched.append(name)
+            continue
+        try:
+            w, h = project.image_size(rec)
+        except imageio.ImageDecodeError as e:
+            report.errors.append((name, str(e)))
+            continue
+        jw, jh = data.get("imageWidth"), data.get("imageHeight")
+        if jw and jh and (int(jw), int(jh)) != (w, h):
+            report.errors.append((name, f"JSON says {jw}x{jh} but the image is {w}x{h}; skipped"))
+            continue
+        regions = _shapes_to_regions(data["shapes"], h, w, mapper, name, report)
+        writer.add(rec, regions)
+    step(progress, None, len(files), len(files))
+    return report
+
+
+def _shapes_to_regions(shapes, h, w, mapper: ClassMapper, name: str, report: Report):
+    groups: dict = {}
+    order: list = []
+    for i, s in enumerate(shapes):
+        if not isinstance(s, dict):
+            continue
+        label = str(s.get("label") or "").strip()
+        if not label or label in BACKGROUND_NAMES:
+            continue
+        try:
+            c = shape_mask(s, h, w)
+        except ValueError as e:
+            report.errors.append((name, f"shape {i} ({label}): {e}"))
+            continue
+        if c is None:
+            continue
+        gid = s.get("group_id")
+        key = (label, gid) if gid is not None else (label, ("shape", i))
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(c)
+    regions = []
+    for key in order:
+        parts = groups[key]
+        box = None
+        for m, x, y in parts:
+            box = maskops.box_union(box, (x, y, x + m.shape[1], y + m.shape[0]))
+        union = np.zeros((box[3] - box[1], box[2] - box[0]), dtype=bool)
+        for m, x, y in parts:
+            union |= maskops.window(m, x, y, box)
+        label = key[0]
+        cls = mapper.get(label, ignore=label == "__ignore__")
+        extra = {"group_id": key[1]} if not isinstance(key[1], tuple) else {}
+        regions.append(imported_region(cls.id, union, box[0], box[1], extra=extra))
+    return regions
+
+
+def _match_image(project: Project, matcher: ImageMatcher, json_path: Path, data: dict) -> ImageRecord | None:
+    image_path = str(data.get("imagePath") or "").replace("\\", "/")
+    if image_path:
+        cand = (json_path.parent / image_path)
+        try:
+            rel = os.path.relpath(cand.resolve(), project.folder.resolve()).replace(os.sep, "/")
+            if not rel.startswith(".."):
+                rec = matcher.by_path.get(rel)
+                if rec is not None:
+                    return rec
+        except ValueError:  # other drive on Windows
+            pass
+        rec = matcher.match(image_path.rsplit("/", 1)[-1])
+        if rec is not None:
+            return rec
+    try:
+        rel_json = json_path.resolve().relative_to(project.folder.resolve()).as_posix()
+        rec = matcher.match_stem(os.path.splitext(rel_json)[0])
+        if rec is not None:
+            return rec
+    except ValueError:
+        pass
+    return matcher.match_stem(json_path.stem)
+
+
+def _extract_embedded(project: Project, json_path: Path, data: dict, report: Report) -> ImageRecord | None:
+    """A JSON whose image exists only as imageData: write it into the project folder as a new file."""
+    try:
+        raw = base64.b64decode(data["imageData"])
+        with Image.open(io.BytesIO(raw)) as im:
+            ext = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif"}.get(im.format or "", ".png")
+        imageio.decode_image("embedded" + ext, data=raw)
+    except Exception as e:
+        report.errors.append((json_path.name, f"embedded imageData is not a readable image: {e}"))
+        return None
+    target = project.folder / (json_path.stem + ext)
+    if target.exists():
+        return None
+    with open(target, "xb") as f:  # never overwrite a file
+        f.write(raw)
+    project.scan()
+    report.notes.append(f"{json_path.name}: image taken from its embedded imageData, saved as {target.name}")
+    return project.store.image_by_path(target.name)
+
+
+# ============================================================================= export
+def export_labelme(project: Project, out: str | Path, statuses: Sequence[str] | None = None,
+                   progress: Progress | None = None, cancel: CancelCheck | None = None) -> Report:
+    report = Report(out=str(out))
+    by_id = {c.id: c for c in project.store.classes()}
+    total = count_export_items(project, statuses)
+    n_mask = 0
+    with atomic_dir(out) as tmp:
+        for k, item in enumerate(export_items(project, statuses, report)):
+            step(progress, cancel, k, total, item.record.path)
+            rel = item.record.path
+            copy_image(project, item.record, tmp / rel)
+            shapes = []
+            for gid, r in enumerate(z_sorted(item.regions), start=1):
+                cls = by_id.get(r.class_id)
+                if cls is None:
+                    continue
+                s, used_mask = region_shapes(r, cls.name, gid)
+                n_mask += used_mask
+                shapes.extend(s)
+            doc = {
+                "version": LABELME_VERSION,
+                "flags": {},
+                "shapes": shapes,
+                "imagePath": rel.rsplit("/", 1)[-1],
+                "imageData": None,
+                "imageHeight": item.height,
+                "imageWidth": item.width,
+            }
+            jp = tmp / (os.path.splitext(rel)[0] + ".json")
+            jp.parent.mkdir(parents=True, exist_ok=True)
+            jp.write_text(json.dumps(doc, indent=2, ensure_ascii=False), encoding="utf-8")
+            report.images += 1
+            report.regions += len(item.regions)
+        (tmp / "labels.txt").write_text(
+            "\n".join(["__ignore__", "_background_"] + [c.name for c in export_classes(project)[0]]) + "\n",
+            encoding="utf-8")
+    if n_mask:
+        report.notes.append(f"{n_mask} regions written as labelme mask shapes (holes or very small parts)")
+    return report
+
+
+def region_shapes(r, label: str, group_id: int) -> tuple[list[dict], bool]:
+    """labelme shapes for one region: polygons, or one mask shape when polygons would lose pixels."""
+    contours = maskops.outer_contours(r.mask, r.x, r.y)
+    polys = [c for c in contours if len(c) >= 3]
+    faithful = len(polys) == len(contours) and maskops.count_holes(r.mask) == 0
+    if faithful:
+        # check the polygons give back the pixels when rasterised the labelme way
+        shapes = [{"label": label, "points": [[float(x), float(y)] for x, y in p],
+                   "group_id": group_id if len(polys) > 1 else None, "description": "",
+                   "shape_type": "polygon", "flags": {}, "mask": None} for p in polys]
+        h, w = r.mask.shape
+        back = np.zeros((h, w), dtype=bool)
+        for s in shapes:
+            c = shape_mask(s, r.y + h, r.x + w)
+            if c is not None:
+                back |= maskops.window(c[0], c[1], c[2], r.box)
+        if np.count_nonzero(back ^ r.mask) <= max(2, r.mask.sum() // 100):
+            return shapes, False
+    h, w = r.mask.shape
+    return [{"label": label, "points": [[float(r.x), float(r.y)], [float(r.x + w - 1), float(r.y + h - 1)]],
+             "group_id": None, "description": "", "shape_type": "mask", "flags": {},
+             "mask": array_to_b64png(r.mask)}], True

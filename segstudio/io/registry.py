@@ -1,0 +1,47 @@
+"""Format names as the command line and the GUI's dialogs offer them."""
+
+from __future__ import annotations
+
+from segstudio.io.coco import export_coco, import_coco
+from segstudio.io.instancemap import export_instancemap
+from segstudio.io.labelmap import export_labelmap, import_labelmap
+from segstudio.io.labelme import export_labelme, import_labelme
+from segstudio.io.voc import export_voc
+from segstudio.io.yolo import export_yolo, import_yolo
+
+IMPORT_FORMATS = {
+    "coco": ("COCO instances JSON (polygons or RLE)", "file"),
+    "labelme": ("Folder of labelme JSON files", "folder"),
+    "labelmap": ("Folder of PNG label maps (+ class list)", "folder"),
+    "yolo": ("Folder of YOLO-seg .txt labels (+ class names)", "folder"),
+}
+EXPORT_FORMATS = {
+    "coco": "COCO instances JSON",
+    "labelmap": "PNG label maps (class per pixel)",
+    "instancemap": "PNG instance-id maps",
+    "labelme": "labelme JSON per image",
+    "yolo": "YOLO segmentation dataset",
+    "voc": "PASCAL VOC folder layout",
+}
+
+
+def run_import(fmt: str, project, source, classes_file=None, status="done", progress=None, cancel=None):
+    if fmt == "coco":
+        return import_coco(project, source, status, progress, cancel)
+    if fmt == "labelme":
+        return import_labelme(project, source, status, progress, cancel)
+    if fmt == "labelmap":
+        return import_labelmap(project, source, classes_file, status, progress, cancel)
+    if fmt == "yolo":
+        return import_yolo(project, source, classes_file, status, progress, cancel)
+    raise ValueError(f"unknown import format {fmt!r}; use {', '.join(IMPORT_FORMATS)}")
+
+
+def run_export(fmt: str, project, out, statuses=None, polygons=False, progress=None, cancel=None):
+    if fmt == "coco":
+        return export_coco(project, out, statuses, polygons, progress, cancel)
+    fn = {"labelmap": export_labelmap, "instancemap": export_instancemap, "labelme": export_labelme,
+          "yolo": export_yolo, "voc": export_voc}.get(fmt)
+    if fn is None:
+        raise ValueError(f"unknown export format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
+    return fn(project, out, statuses, progress=progress, cancel=cancel)

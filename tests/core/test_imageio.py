@@ -1,0 +1,148 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segstudio.core import imageio
+from segstudio.core.imageio import ImageDecodeError, decode_image
+from tests.conftest import shared
+
+
+def test_pillow_quirks_decode_or_fail_clearly():
+    folder = shared("quirks", "pillow")
+    files = [p for p in sorted(folder.iterdir()) if "LICENSE" not in p.name]
+    assert len(files) > 20
+    for p in files:
+        try:
+            a = decode_image(p)
+        except ImageDecodeError as e:
+            assert str(e)  # a clear message, never a crash
+            continue
+        assert a.ndim in (2, 3) and a.dtype in (np.uint8, np.uint16, np.float32), p.name
+        if a.ndim == 3:
+            assert a.shape[2] == 3, p.name
+        info = imageio.read_image_info(p)
+        assert (info.width, info.height) == (a.shape[1], a.shape[0]), p.name
+
+
+def test_exif_orientations_come_out_upright():
+    folder = shared("quirks", "pillow")
+    upright = decode_image(folder / "hopper.jpg").astype(np.float32)
+    for n in range(2, 9):
+        a = decode_image(folder / f"hopper_orientation_{n}.jpg").astype(np.float32)
+        assert a.shape == upright.shape
+        assert np.abs(a - upright).mean() < 12, n  # JPEG noise only, not a rotated picture
+
+
+def test_sixteen_bit_kept():
+    folder = shared("quirks", "pillow")
+    for name in ("hopper_16bit.pgm", "16bit.cropped.tif", "16bit.MM.cropped.tif"):
+        a = decode_image(folder / name)
+        assert a.dtype == np.uint16, name
+    le, be = decode_image(folder / "16bit.cropped.tif"), decode_image(folder / "16bit.MM.cropped.tif")
+    assert np.array_equal(le, be)  # byte order handled
+    rgb16 = decode_image(folder / "tiff_16bit_RGB.tiff")
+    assert rgb16.dtype == np.uint16 and rgb16.shape[2] == 3 and rgb16.max() > 255
+
+
+def test_cmyk_palette_and_alpha_become_rgb():
+    folder = shared("quirks", "pillow")
+    assert decode_image(folder / "pil_sample_cmyk.jpg").shape[2] == 3
+    assert decode_image(folder / "pil123p.png").shape[2] == 3
+    assert decode_image(folder / "rgb_trns.png").shape[2] == 3
+
+
+def test_modes_synthetic(tmp_path):
+    rgba = np.zeros((5, 6, 4), np.uint8)
+    rgba[..., 0] = 200
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    assert decode_image(tmp_path / "a.png").shape == (5, 6, 3)
+    la = Image.fromarray(np.full((5, 6), 77, np.uint8)).convert("LA")
+    la.save(tmp_path / "la.png")
+    assert decode_image(tmp_path / "la.png").shape == (5, 6)
+    Image.fromarray(np.zeros((5, 6), np.uint8)).convert("1").save(tmp_path / "b.png")
+    assert decode_image(tmp_path / "b.png").dtype == np.uint8
+    f = Image.fromarray(np.linspace(-1, 1, 30, dtype=np.float32).reshape(5, 6))
+    f.save(tmp_path / "f.tif")
+    a = decode_image(tmp_path / "f.tif")
+    assert a.dtype == np.float32 and a.min() < 0
+
+
+def test_tiff_orientation_applied(tmp_path):
+    import tifffile
+    a = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    tifffile.imwrite(tmp_path / "o.tif", a, extratags=[(274, 3, 1, 6, False)])  # rotate 90 CW
+    out = decode_image(tmp_path / "o.tif")
+    assert np.array_equal(out, np.rot90(a, -1))
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"", "empty"),
+    (b"this is not an image at all", "not an image"),
+])
+def test_bad_files_give_clear_errors(tmp_path, content, needle):
+    p = tmp_path / "bad.jpg"
+    p.write_bytes(content)
+    with pytest.raises(ImageDecodeError, match=needle):
+        decode_image(p)
+
+
+def test_truncated_and_fuzzed_files_never_crash(tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    data = buf.getvalue()
+    p = tmp_path / "t.jpg"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageDecodeError, match="truncated|corrupt"):
+        decode_image(p)
+    rng = np.random.default_rng(1)
+    for ext, fmt in ((".jpg", "JPEG"), (".png", "PNG"), (".tif", "TIFF")):
+        b = io.BytesIO()
+        Image.fromarray(np.zeros((16, 16), np.uint8)).save(b, fmt)
+        raw = bytearray(b.getvalue())
+        for trial in range(40):
+            mutated = bytearray(raw)
+            for _ in range(8):
+                mutated[rng.integers(0, len(mutated))] = rng.integers(0, 256)
+            q = tmp_path / f"fuzz{trial}{ext}"
+            q.write_bytes(bytes(mutated))
+            try:
+                out = decode_image(q)
+                assert out.ndim in (2, 3)
+            except ImageDecodeError:
+                pass
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(ImageDecodeError, match="not found"):
+        decode_image(tmp_path / "nope.png")
+    with pytest.raises(ImageDecodeError, match="folder"):
+        decode_image(tmp_path)
+
+
+def test_decompression_bomb_guard_and_override(tmp_path, monkeypatch, caplog):
+    Image.fromarray(np.zeros((40, 50), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(imageio, "PILLOW_LIMIT", 1000)
+    with pytest.raises(ImageDecodeError, match="decompression-bomb"):
+        decode_image(tmp_path / "big.png")
+    with caplog.at_level("WARNING"):
+        assert decode_image(tmp_path / "big.png", allow_large=True).shape == (40, 50)
+    assert "overridden" in caplog.text
+
+
+def test_non_ascii_path(tmp_path):
+    p = tmp_path / "日本語 ünïcode" / "画像 é.png"
+    p.parent.mkdir()
+    Image.fromarray(np.full((4, 5, 3), 9, np.uint8)).save(p)
+    assert decode_image(p).shape == (4, 5, 3)
+
+
+def test_display_window_for_16_bit():
+    a = np.linspace(1000, 3000, 10000).astype(np.uint16).reshape(100, 100)
+    lo, hi = imageio.auto_window(a)
+    assert 1000 <= lo < 1100 and 2900 < hi <= 3000
+    d = imageio.to_display(a, (lo, hi))
+    assert d.dtype == np.uint8 and d.min() == 0 and d.max() == 255
+    u8 = np.zeros((3, 3), np.uint8)
+    assert imageio.to_display(u8) is u8  # 8-bit passes through without a copy
