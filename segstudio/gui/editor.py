@@ -1,0 +1,63 @@
+"""What the tools see of the window: the open document and image, the current class, the
+selection and tool settings. Plain Python (no Qt) so the tools are tested without a display;
+the main window subclasses it to connect Qt signals."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from segstudio.core.document import Document
+
+
+class EditorState:
+    def __init__(self):
+        self.doc: Document | None = None
+        self.image: np.ndarray | None = None
+        self.window: tuple[float, float] | None = None  # display window of 16-bit/float images
+        self.current_class_id: int | None = None
+        self.selected: list[int] = []
+        self.brush_radius: float = 8.0
+        self.wand_tolerance: float = 12.0  # percent of the display range
+        self.hidden_classes: set[int] = set()
+        self.hidden_regions: set[int] = set()
+
+    # -- hooks the window overrides
+    def run_assist(self, fn: Callable[[], object], done: Callable[[object], None], label: str) -> None:
+        """Run a slow assist (GrabCut, wand on a big image). Here: inline. The window: a worker."""
+        done(fn())
+
+    def message(self, text: str) -> None:
+        pass
+
+    def selection_changed(self) -> None:
+        pass
+
+    def preview_changed(self) -> None:
+        pass
+
+    # -- helpers
+    def select(self, ids: list[int]) -> None:
+        ids = [i for i in ids if self.doc is not None and i in self.doc.regions]
+        if ids != self.selected:
+            self.selected = ids
+            self.selection_changed()
+
+    @property
+    def primary(self) -> int | None:
+        if self.doc is None:
+            return None
+        sel = [i for i in self.selected if i in self.doc.regions]
+        return sel[0] if sel else None
+
+    def visible(self, region) -> bool:
+        return region.class_id not in self.hidden_classes and region.id not in self.hidden_regions
+
+    def value_range(self) -> float:
+        """The range a tolerance percentage refers to: 255 for 8-bit, the display window otherwise."""
+        if self.image is None or self.image.dtype == np.uint8:
+            return 255.0
+        if self.window is not None:
+            return float(self.window[1] - self.window[0])
+        return float(np.ptp(self.image[::16, ::16])) or 1.0
