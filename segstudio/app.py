@@ -1,6 +1,62 @@
-"""Composition root of the window (filled in by the GUI issue)."""
+"""Composition root of the window: resolve the folder, open the project, show the window."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+SAMPLES = RESOURCES / "samples"
 
 
 def run_gui(args) -> int:
-    from segstudio.gui.main_window import run
-    return run(args)
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from segstudio.core.project import Project, ProjectError
+    from segstudio.core.store import StoreError
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.settings import app_settings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("segstudio")
+    app.setOrganizationName("segstudio")
+    folder = Path(args.folder) if args.folder else SAMPLES
+    try:
+        project = open_samples(args.project) if not args.folder else Project.open(folder, args.project)
+    except (ProjectError, StoreError, OSError) as e:
+        if args.screenshot:
+            print(f"segstudio: error: {e}", file=sys.stderr)
+            return 2
+        QMessageBox.critical(None, "segstudio", f"Cannot open {folder}:\n{e}")
+        return 2
+    if args.allow_large:
+        project.allow_large = True
+    win = MainWindow(project, app_settings())
+    win.show()
+    if args.screenshot:
+        from segstudio.gui.screenshot import take
+        return take(app, win, args.screenshot, args.image)
+    win.open_first()
+    code = app.exec()
+    project.close()
+    return code
+
+
+def open_samples(project_path=None):
+    """The bundled samples, with their store in the user's data folder (the package stays
+    read-only); the sample annotations are imported the first time."""
+    from PySide6.QtCore import QStandardPaths
+
+    from segstudio.core.project import Project
+    from segstudio.io.coco import import_coco
+    if project_path is None:
+        base = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
+        project_path = base / "samples" / "project.db"
+    project = Project.open(SAMPLES, project_path)
+    if not project.store.get_setting("samples_imported", False):
+        ann = RESOURCES / "sample_annotations" / "nuclei.coco.json"
+        if ann.exists():
+            import_coco(project, ann, status="done")
+        project.store.set_setting("samples_imported", True)
+    return project
+

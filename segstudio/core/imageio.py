@@ -49,8 +49,12 @@ class ImageInfo:
     height: int
 
 
+_EXT_NAMES = frozenset(e[1:] for e in IMAGE_EXTENSIONS)
+
+
 def is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    base, dot, ext = name.rpartition(".")
+    return bool(dot and base) and ext.lower() in _EXT_NAMES
 
 
 def read_bytes(path: str | Path) -> bytes:
@@ -102,9 +106,14 @@ def _decode_pillow(data: bytes, allow_large: bool) -> np.ndarray:
             warnings.simplefilter("ignore")
             im = Image.open(io.BytesIO(data))
             _check_size(im.width, im.height, allow_large)
+            if im.width * im.height > BIG_PIXELS and im.mode in _BIG_MODES.get(im.format, ()):
+                big = _decode_big(data, im)
+                if big is not None:
+                    return big
             if getattr(im, "n_frames", 1) > 1:
                 im.seek(0)
-            im = ImageOps.exif_transpose(im)
+            im.load()
+            ImageOps.exif_transpose(im, in_place=True)  # no copy of a big image
             return _pillow_to_array(im)
     except ImageDecodeError:
         raise
@@ -119,6 +128,34 @@ def _decode_pillow(data: bytes, allow_large: bool) -> np.ndarray:
         raise ImageDecodeError("not enough memory to decode this image") from None
     except Exception as e:  # Pillow plugins raise assorted errors on hostile files
         raise ImageDecodeError(f"corrupt image: {type(e).__name__}: {e}") from None
+
+
+# JPEGs and PNGs above this size decode straight into one numpy array with OpenCV (the same
+# libjpeg-turbo / libpng): Pillow keeps 4 bytes per RGB pixel plus the array copy, ~3.5x the
+# memory of a 16k x 16k photo. Which path a file takes depends only on its header, so display,
+# models and export always see the same pixels (identical for JPEG, checked in the tests).
+BIG_PIXELS = 40_000_000
+_BIG_MODES = {"JPEG": {"RGB", "L"}, "PNG": {"RGB", "RGBA", "L", "I;16", "I;16B"}}
+
+
+def _decode_big(data: bytes, im: Image.Image) -> np.ndarray | None:
+    import cv2
+    try:
+        orientation = int(im.getexif().get(0x0112, 1))
+    except Exception:
+        orientation = 1
+    if im.format == "JPEG":
+        flags = cv2.IMREAD_GRAYSCALE if im.mode == "L" else cv2.IMREAD_COLOR
+    else:
+        flags = cv2.IMREAD_UNCHANGED
+    a = cv2.imdecode(np.frombuffer(data, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
+    if a is None:
+        return None
+    if a.ndim == 3 and a.shape[2] == 3:
+        cv2.cvtColor(a, cv2.COLOR_BGR2RGB, dst=a)  # in place
+    elif a.ndim == 3 and a.shape[2] == 4:
+        a = cv2.cvtColor(a, cv2.COLOR_BGRA2RGB)
+    return apply_orientation(a, orientation)
 
 
 def _pillow_to_array(im: Image.Image) -> np.ndarray:

@@ -146,3 +146,21 @@ def test_display_window_for_16_bit():
     assert d.dtype == np.uint8 and d.min() == 0 and d.max() == 255
     u8 = np.zeros((3, 3), np.uint8)
     assert imageio.to_display(u8) is u8  # 8-bit passes through without a copy
+
+
+def test_big_images_take_the_low_memory_path_with_the_same_pixels(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.jpg", quality=90)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(tmp_path / "g16.png")
+    ex = Image.fromarray(rgb)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    ex.save(tmp_path / "rot.jpg", quality=90, exif=exif)
+    small = {n: decode_image(tmp_path / n) for n in ("a.jpg", "a.png", "g16.png", "rot.jpg")}
+    monkeypatch.setattr(imageio, "BIG_PIXELS", 100)  # everything counts as big now
+    for n, a in small.items():
+        b = decode_image(tmp_path / n)
+        assert b.shape == a.shape and b.dtype == a.dtype, n
+        assert np.array_equal(a, b), n

@@ -1,0 +1,256 @@
+"""Import and export dialogs (a worker thread, a progress bar, cancel, a report at the end) and
+the keyboard-shortcut reference, generated from the window's actions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QHeaderView, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from segstudio.core.records import STATUSES
+from segstudio.gui.workers import Job
+from segstudio.io.registry import EXPORT_FORMATS, IMPORT_FORMATS, run_export, run_import
+
+
+def report_text(rep, verb: str) -> str:
+    lines = [f"{verb}: {rep.summary()}" + (f"\n→ {rep.out}" if rep.out else "")]
+    lines += [f"note: {n}" for n in rep.notes[:50]]
+    if rep.errors:
+        lines.append(f"\nErrors ({len(rep.errors)}):")
+        lines += [f"  {f}: {e}" for f, e in rep.errors[:200]]
+    if rep.unmatched:
+        lines.append(f"\nNot matched to an image of this folder ({len(rep.unmatched)}):")
+        lines += [f"  {u}" for u in rep.unmatched[:200]]
+    return "\n".join(lines)
+
+
+def _path_row(edit: QLineEdit, pick) -> QWidget:
+    w = QWidget()
+    lay = QHBoxLayout(w)
+    lay.setContentsMargins(0, 0, 0, 0)
+    lay.addWidget(edit)
+    b = QPushButton("Browse…")
+    b.clicked.connect(pick)
+    lay.addWidget(b)
+    return w
+
+
+class _JobDialog(QDialog):
+    """Shared body: a form, Run/Cancel/Close, a progress bar and a report box."""
+
+    verb = "Done"
+
+    def __init__(self, parent, title: str):
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.setMinimumWidth(560)
+        self.form = QFormLayout()
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.report = QPlainTextEdit()
+        self.report.setReadOnly(True)
+        self.report.setVisible(False)
+        self.buttons = QDialogButtonBox()
+        self.run_button = self.buttons.addButton("Run", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.cancel_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        self.close_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        self.close_button.setVisible(False)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self._cancel)
+        self.close_button.clicked.connect(self.accept)
+        lay = QVBoxLayout(self)
+        lay.addLayout(self.form)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.report)
+        lay.addWidget(self.buttons)
+        self.job: Job | None = None
+        self.result = None
+
+    def work(self):  # -> callable(progress, cancelled)
+        raise NotImplementedError
+
+    def run(self) -> None:
+        fn = self.work()
+        if fn is None:
+            return
+        self.run_button.setEnabled(False)
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.job = Job(fn, self)
+        self.job.progress.connect(self._progress)
+        self.job.finished.connect(self._finished)
+        self.job.failed.connect(self._failed)
+        self.job.start()
+
+    def _progress(self, done: int, total: int, text: str) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"%v / %m  {text[-60:]}")
+
+    def _finished(self, rep) -> None:
+        self.result = rep
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self._show_report(report_text(rep, self.verb))
+
+    def _failed(self, e) -> None:
+        from segstudio.io.common import Cancelled
+        if isinstance(e, Cancelled):
+            self._show_report("Cancelled. " + self.cancelled_note)
+        else:
+            self._show_report(f"Failed: {e}")
+
+    cancelled_note = ""
+
+    def _show_report(self, text: str) -> None:
+        self.report.setVisible(True)
+        self.report.setPlainText(text)
+        self.cancel_button.setVisible(False)
+        self.close_button.setVisible(True)
+        self.run_button.setVisible(False)
+
+    def _cancel(self) -> None:
+        if self.job is not None and self.job.running():
+            self.job.cancel()
+        else:
+            self.reject()
+
+    def closeEvent(self, e) -> None:
+        if self.job is not None and self.job.running():
+            self.job.cancel()
+            self.job.wait(30)
+        super().closeEvent(e)
+
+
+class ImportDialog(_JobDialog):
+    verb = "Imported"
+    cancelled_note = "Images imported before the cancel keep their annotations."
+
+    def __init__(self, parent, project):
+        super().__init__(parent, "Import annotations")
+        self.project = project
+        self.fmt = QComboBox()
+        for k, (label, _) in IMPORT_FORMATS.items():
+            self.fmt.addItem(label, k)
+        self.source = QLineEdit()
+        self.classes = QLineEdit()
+        self.classes.setPlaceholderText("optional: class names, one per line")
+        self.status = QComboBox()
+        for s in STATUSES:
+            self.status.addItem(s.replace("_", " "), s)
+        self.status.setCurrentIndex(STATUSES.index("done"))
+        self.form.addRow("Format", self.fmt)
+        self.form.addRow("Source", _path_row(self.source, self._pick_source))
+        self.form.addRow("Class list", _path_row(self.classes, self._pick_classes))
+        self.form.addRow("Mark images", self.status)
+
+    def _pick_source(self) -> None:
+        kind = IMPORT_FORMATS[self.fmt.currentData()][1]
+        if kind == "file":
+            p, _ = QFileDialog.getOpenFileName(self, "COCO JSON", "", "JSON (*.json);;All files (*)")
+        else:
+            p = QFileDialog.getExistingDirectory(self, "Source folder")
+        if p:
+            self.source.setText(p)
+
+    def _pick_classes(self) -> None:
+        p, _ = QFileDialog.getOpenFileName(self, "Class names", "", "Text (*.txt *.names *.yaml);;All files (*)")
+        if p:
+            self.classes.setText(p)
+
+    def work(self):
+        src = self.source.text().strip()
+        if not src or not Path(src).exists():
+            self._show_error(f"Source not found: {src or '(none)'}")
+            return None
+        fmt, status = self.fmt.currentData(), self.status.currentData()
+        classes = self.classes.text().strip() or None
+        project = self.project
+        return lambda progress, cancelled: run_import(fmt, project, src, classes, status, progress, cancelled)
+
+    def _show_error(self, text: str) -> None:
+        self.report.setVisible(True)
+        self.report.setPlainText(text)
+
+
+class ExportDialog(_JobDialog):
+    verb = "Exported"
+    cancelled_note = "Nothing was written."
+
+    def __init__(self, parent, project):
+        super().__init__(parent, "Export dataset")
+        self.project = project
+        self.fmt = QComboBox()
+        for k, label in EXPORT_FORMATS.items():
+            self.fmt.addItem(label, k)
+        self.out = QLineEdit()
+        self.polygons = QCheckBox("Polygons where faithful (else RLE)")
+        self.status_boxes = {}
+        sw = QWidget()
+        sl = QHBoxLayout(sw)
+        sl.setContentsMargins(0, 0, 0, 0)
+        for s in STATUSES:
+            cb = QCheckBox(s.replace("_", " "))
+            cb.setChecked(s != "skipped")
+            self.status_boxes[s] = cb
+            sl.addWidget(cb)
+        self.form.addRow("Format", self.fmt)
+        self.form.addRow("Output", _path_row(self.out, self._pick_out))
+        self.form.addRow("COCO", self.polygons)
+        self.form.addRow("Images", sw)
+        self.fmt.currentIndexChanged.connect(lambda _: self.polygons.setEnabled(self.fmt.currentData() == "coco"))
+
+    def _pick_out(self) -> None:
+        if self.fmt.currentData() == "coco":
+            p, _ = QFileDialog.getSaveFileName(self, "COCO JSON", "annotations.json", "JSON (*.json)")
+        else:
+            p = QFileDialog.getExistingDirectory(self, "Output folder (its content is replaced)")
+        if p:
+            self.out.setText(p)
+
+    def work(self):
+        out = self.out.text().strip()
+        if not out:
+            self.report.setVisible(True)
+            self.report.setPlainText("Choose where to write the export.")
+            return None
+        statuses = tuple(s for s, cb in self.status_boxes.items() if cb.isChecked())
+        fmt, poly, project = self.fmt.currentData(), self.polygons.isChecked(), self.project
+        return lambda progress, cancelled: run_export(fmt, project, out, statuses, poly, progress, cancelled)
+
+
+class ShortcutsDialog(QDialog):
+    """Every action with a shortcut, read from the live actions (so it never goes stale)."""
+
+    def __init__(self, parent, menus):
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        rows = []
+        for menu in menus:
+            for a in menu.actions():
+                keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in a.shortcuts()]
+                if keys and a.text():
+                    rows.append((menu.title().replace("&", ""), a.text().replace("&", ""), ", ".join(keys)))
+        extra = getattr(parent, "extra_shortcuts", [])
+        rows += extra
+        self.table = QTableWidget(len(rows), 3, self)
+        self.table.setHorizontalHeaderLabels(["Menu", "Action", "Shortcut"])
+        for r, row in enumerate(rows):
+            for c, v in enumerate(row):
+                self.table.setItem(r, c, QTableWidgetItem(v))
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.table)
+        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        bb.rejected.connect(self.reject)
+        bb.accepted.connect(self.accept)
+        bb.button(QDialogButtonBox.StandardButton.Close).clicked.connect(self.accept)
+        lay.addWidget(bb)
+        self.resize(560, 620)
+        self.rows = rows

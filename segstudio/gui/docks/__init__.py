@@ -1,0 +1,1 @@
+"""The dock panels of the main window."""

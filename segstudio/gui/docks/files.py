@@ -1,0 +1,216 @@
+"""Files dock: a virtual list over the store (rows are fetched a page at a time, nothing is
+decoded to list), filters by status and name, counts per status."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+                               QTableView, QVBoxLayout, QWidget)
+
+from segstudio.core.records import STATUSES
+
+STATUS_COLORS = {"new": (150, 150, 150), "predicted": (80, 150, 240), "in_progress": (240, 180, 40),
+                 "done": (60, 190, 90), "skipped": (110, 110, 110)}
+PAGE = 256
+
+
+def status_icon(status: str, error: bool = False) -> QIcon:
+    key = (status, error)
+    if key not in _ICONS:
+        pm = QPixmap(12, 12)
+        pm.fill(Qt.GlobalColor.transparent)
+        p = QPainter(pm)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        if error:
+            p.setPen(QColor(220, 50, 50))
+            p.drawLine(2, 2, 10, 10)
+            p.drawLine(10, 2, 2, 10)
+        else:
+            p.setBrush(QColor(*STATUS_COLORS.get(status, (128, 128, 128))))
+            p.setPen(Qt.PenStyle.NoPen)
+            p.drawEllipse(1, 1, 10, 10)
+        p.end()
+        _ICONS[key] = QIcon(pm)
+    return _ICONS[key]
+
+
+_ICONS: dict = {}
+
+
+class FilesModel(QAbstractTableModel):
+    def __init__(self, store, parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.ids: list[int] = []
+        self.row_of: dict[int, int] = {}
+        self.pages: dict[int, dict] = {}
+        self.statuses = None
+        self.name_filter = ""
+        self.order = "path"
+
+    def refresh(self) -> None:
+        self.beginResetModel()
+        self.ids = self.store.image_ids(self.statuses, self.name_filter or None, order=self.order)
+        self.row_of = {}
+        self.pages = {}
+        self.endResetModel()
+
+    def row(self, image_id: int) -> int | None:
+        if not self.row_of and self.ids:
+            self.row_of = {i: r for r, i in enumerate(self.ids)}
+        return self.row_of.get(image_id)
+
+    def record(self, row: int):
+        if not 0 <= row < len(self.ids):
+            return None
+        page = row // PAGE
+        if page not in self.pages:
+            self.pages[page] = self.store.images_by_ids(self.ids[page * PAGE:(page + 1) * PAGE])
+        return self.pages[page].get(self.ids[row])
+
+    def invalidate(self, image_id: int) -> None:
+        r = self.row(image_id)
+        if r is None:
+            return
+        self.pages.pop(r // PAGE, None)
+        self.dataChanged.emit(self.index(r, 0), self.index(r, 1))
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.ids)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 2
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return ("Image", "Status")[section]
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        rec = self.record(index.row())
+        if rec is None:
+            return None
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == 0:
+                return rec.path
+            return rec.status.replace("_", " ") + (" (missing)" if rec.missing else "")
+        if role == Qt.ItemDataRole.DecorationRole and col == 0:
+            return status_icon(rec.status, bool(rec.error))
+        if role == Qt.ItemDataRole.ToolTipRole:
+            tip = rec.path
+            if rec.width:
+                tip += f"\n{rec.width} x {rec.height}"
+            if rec.uncertainty is not None:
+                tip += f"\nmodel uncertainty {rec.uncertainty:.3f}"
+            if rec.error:
+                tip += f"\ncannot open: {rec.error}"
+            return tip
+        if role == Qt.ItemDataRole.ForegroundRole and rec.error:
+            return QColor(220, 60, 60)
+        return None
+
+
+class FilesDock(QWidget):
+    activated = Signal(int)  # image id
+
+    def __init__(self, store, parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.model = FilesModel(store, self)
+        self.view = QTableView(self)
+        self.view.setModel(self.model)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.verticalHeader().hide()
+        self.view.verticalHeader().setDefaultSectionSize(20)
+        self.view.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.view.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.view.clicked.connect(self._clicked)
+        self.view.activated.connect(self._clicked)
+        self.status_combo = QComboBox()
+        self.status_combo.addItem("All", None)
+        self.status_combo.addItem("Unfinished", ("new", "predicted", "in_progress"))
+        for s in STATUSES:
+            self.status_combo.addItem(s.replace("_", " ").capitalize(), (s,))
+        self.status_combo.currentIndexChanged.connect(self._filter_changed)
+        self.order_combo = QComboBox()
+        self.order_combo.addItem("By name", "path")
+        self.order_combo.addItem("Most uncertain first", "uncertainty")
+        self.order_combo.setToolTip("Most uncertain first: after predicting, fix the images the model "
+                                    "was least sure about")
+        self.order_combo.currentIndexChanged.connect(self._filter_changed)
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("Filter by name…")
+        self.name_edit.setClearButtonEnabled(True)
+        self.name_edit.textChanged.connect(self._filter_changed)
+        self.counts = QLabel()
+        self.counts.setWordWrap(True)
+        top = QHBoxLayout()
+        top.addWidget(self.status_combo)
+        top.addWidget(self.order_combo)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(top)
+        lay.addWidget(self.name_edit)
+        lay.addWidget(self.view)
+        lay.addWidget(self.counts)
+        self.current_id: int | None = None
+
+    def refresh(self) -> None:
+        self.model.refresh()
+        self.update_counts()
+        if self.current_id is not None:
+            self.show_current(self.current_id)
+
+    def update_counts(self) -> None:
+        c = self.store.status_counts()
+        total = sum(c.values())
+        parts = [f"<b>{total}</b> images"] + [
+            f"<span style='color:rgb{STATUS_COLORS[s]}'>●</span> {s.replace('_', ' ')} {n}" for s, n in c.items()]
+        missing = self.store.missing_count()
+        if missing:
+            parts.append(f"{missing} missing")
+        self.counts.setText(" · ".join(parts))
+
+    def _filter_changed(self, *_):
+        self.model.statuses = self.status_combo.currentData()
+        self.model.name_filter = self.name_edit.text().strip()
+        self.model.order = self.order_combo.currentData()
+        self.refresh()
+
+    def _clicked(self, index) -> None:
+        rec = self.model.record(index.row())
+        if rec is not None:
+            self.activated.emit(rec.id)
+
+    def show_current(self, image_id: int) -> None:
+        self.current_id = image_id
+        r = self.model.row(image_id)
+        if r is None:
+            self.view.clearSelection()
+            return
+        self.view.selectRow(r)
+        self.view.scrollTo(self.model.index(r, 0))
+
+    def neighbours(self, image_id: int | None) -> tuple[int | None, int | None]:
+        """Previous and next image ids in the list as filtered and sorted now."""
+        ids = self.model.ids
+        if not ids:
+            return None, None
+        r = self.model.row(image_id) if image_id is not None else None
+        if r is None:
+            return None, ids[0]
+        return (ids[r - 1] if r > 0 else None), (ids[r + 1] if r + 1 < len(ids) else None)
+
+    def next_unfinished(self, image_id: int | None) -> int | None:
+        ids = self.model.ids
+        start = (self.model.row(image_id) or 0) + 1 if image_id is not None else 0
+        for k in range(len(ids)):
+            rec = self.model.record((start + k) % len(ids))
+            if rec is not None and rec.status in ("new", "predicted", "in_progress") and rec.id != image_id:
+                return rec.id
+        return None

@@ -1,0 +1,537 @@
+"""The main window: canvas in the middle, docks for files, classes, regions and the model.
+
+The window owns no annotation state: the Document (core) holds the regions and their undo
+history, the Session loads and saves, the tools edit. The window wires them together.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QLabel, QMainWindow, QMessageBox, QSlider,
+                               QSpinBox, QToolBar, QWidget)
+
+from segstudio import __version__
+from segstudio.core import imageio
+from segstudio.core.records import DONE, SKIPPED
+from segstudio.gui.canvas import Canvas
+from segstudio.gui.dialogs import ExportDialog, ImportDialog, ShortcutsDialog
+from segstudio.gui.docks.classes import ClassesDock
+from segstudio.gui.docks.files import FilesDock
+from segstudio.gui.docks.model_dock import ModelDock
+from segstudio.gui.docks.regions import RegionsDock
+from segstudio.gui.editor import EditorState
+from segstudio.gui.session import Session
+from segstudio.gui.settings import app_settings, get_bool, get_float
+from segstudio.gui.tools import TOOLS
+from segstudio.gui.workers import Background
+
+
+class WindowEditor(EditorState):
+    """EditorState whose hooks reach the window (messages, previews, assist workers)."""
+
+    def __init__(self, window: "MainWindow"):
+        super().__init__()
+        self.w = window
+
+    def run_assist(self, fn, done, label):
+        self.w.run_assist(fn, done, label)
+
+    def message(self, text):
+        self.w.statusBar().showMessage(text, 5000)
+
+    def selection_changed(self):
+        self.w.on_selection_changed()
+
+    def preview_changed(self):
+        self.w.canvas._update_preview()
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, project, settings=None):
+        super().__init__()
+        self.project = project
+        self.settings = settings or app_settings()
+        self.editor = WindowEditor(self)
+        self.session = Session(project, parent=self)
+        self.assists = Background(1, "segstudio-assist", self)
+        self.canvas = Canvas(self)
+        self.setCentralWidget(self.canvas)
+        self.tools = {cls.name: cls(self.editor) for cls in TOOLS}
+        self.extra_shortcuts = [("Canvas", "Zoom", "Mouse wheel"), ("Canvas", "Pan", "Middle drag, Space + drag"),
+                                ("Canvas", "Close polygon", "Enter, double-click"),
+                                ("Canvas", "Cancel shape", "Esc"), ("Classes", "Current class", "1 … 9")]
+        self._build_docks()
+        self._build_actions()
+        self._build_status()
+        self._restore_settings()
+        self._wire()
+        self._regions_timer = QTimer(self)
+        self._regions_timer.setSingleShot(True)
+        self._regions_timer.setInterval(150)
+        self._regions_timer.timeout.connect(self.regions_dock.refresh)
+        self.set_tool("brush")
+        self.classes_changed()
+        self.files.refresh()
+        self.update_title()
+        self.error_label = None
+
+    # ================================================================= construction
+    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
+        d = QDockWidget(title, self)
+        d.setObjectName(title.lower() + "_dock")
+        d.setWidget(widget)
+        self.addDockWidget(area, d)
+        return d
+
+    def _build_docks(self) -> None:
+        store = self.project.store
+        self.files = FilesDock(store, self)
+        self.classes_dock = ClassesDock(store, self.editor, self)
+        self.classes_dock.editor_flush = self.session.flush
+        self.regions_dock = RegionsDock(self.editor, self)
+        self.model_dock = ModelDock(self)
+        L, R = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        self.files_dw = self._dock("Files", self.files, L)
+        self.classes_dw = self._dock("Classes", self.classes_dock, R)
+        self.regions_dw = self._dock("Regions", self.regions_dock, R)
+        self.model_dw = self._dock("Model", self.model_dock, R)
+        self.tabifyDockWidget(self.regions_dw, self.model_dw)
+        self.regions_dw.raise_()
+        self.resizeDocks([self.classes_dw, self.regions_dw], [220, 520], Qt.Orientation.Vertical)
+        self.resizeDocks([self.files_dw, self.classes_dw], [260, 380], Qt.Orientation.Horizontal)
+
+    def _act(self, menu, text, slot, keys=(), tip="", checkable=False) -> QAction:
+        a = QAction(text, self)
+        if keys:
+            a.setShortcuts([QKeySequence(k) for k in ([keys] if isinstance(keys, str) else keys)])
+        if tip:
+            a.setStatusTip(tip)
+            a.setToolTip(f"{text.replace('&', '')} ({', '.join(keys) if not isinstance(keys, str) else keys})"
+                         f"\n{tip}" if keys else tip)
+        a.setCheckable(checkable)
+        a.triggered.connect(slot)
+        menu.addAction(a)
+        self.addAction(a)
+        return a
+
+    def _build_actions(self) -> None:
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        self._act(f, "&Import annotations…", self.import_dialog, "Ctrl+I")
+        self._act(f, "&Export dataset…", self.export_dialog, "Ctrl+E")
+        f.addSeparator()
+        self._act(f, "&Save now", self.save_now, "Ctrl+S", "Edits are saved automatically; this forces it")
+        self._act(f, "&Quit", self.close, "Ctrl+Q")
+        e = mb.addMenu("&Edit")
+        self.undo_action = self._act(e, "&Undo", self.undo, ["Ctrl+Z"])
+        self.redo_action = self._act(e, "&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+        e.addSeparator()
+        self._act(e, "&Delete region", self.delete_selected, ["Del"])
+        self._act(e, "&Merge selected regions", self.merge_selected, "M", "Shift+click regions to select several")
+        self._act(e, "&Split into connected parts", self.split_selected, "K")
+        self._act(e, "&Fill holes", self.fill_holes, "H")
+        self._act(e, "&Change class to current", self.change_class, "C")
+        self._act(e, "&Raise region", lambda: self.raise_selected(True), "Ctrl+]")
+        self._act(e, "&Lower region", lambda: self.raise_selected(False), "Ctrl+[")
+        self._act(e, "Cancel shape / select &none", self.escape, "Esc")
+        v = mb.addMenu("&View")
+        self._act(v, "&Fit image", self.canvas.fit, "Ctrl+0")
+        self._act(v, "&Actual pixels (1:1)", self.canvas.actual_size, "Ctrl+1")
+        self._act(v, "Zoom &in", lambda: self.canvas.zoom_by(1.25), "Ctrl+=")
+        self._act(v, "Zoom &out", lambda: self.canvas.zoom_by(0.8), "Ctrl+-")
+        v.addSeparator()
+        self.hide_action = self._act(v, "&Hide regions", self.toggle_overlay, "T", checkable=True)
+        self.outline_action = self._act(v, "&Outlines only", self.toggle_outline, "O", checkable=True)
+        self._act(v, "Auto &window/level (16-bit)", self.auto_window, "Ctrl+L")
+        i = mb.addMenu("&Image")
+        self._act(i, "&Next image", lambda: self.step_image(1), ["D", "PgDown"])
+        self._act(i, "&Previous image", lambda: self.step_image(-1), ["A", "PgUp"])
+        self._act(i, "Next &unfinished image", self.next_unfinished, "N")
+        self._act(i, "Mark &done and go to next", self.mark_done_next, ["Ctrl+Return", "Ctrl+Enter"])
+        self._act(i, "Mark &skipped", lambda: self.set_status(SKIPPED), "Ctrl+K")
+        t = mb.addMenu("&Tools")
+        self.tool_group = QActionGroup(self)
+        self.tool_actions = {}
+        tb = QToolBar("Tools", self)
+        tb.setObjectName("tools_toolbar")
+        self.addToolBar(tb)
+        for name, tool in self.tools.items():
+            a = self._act(t, tool.label, lambda _=False, n=name: self.set_tool(n), tool.shortcut, tool.tip,
+                          checkable=True)
+            self.tool_group.addAction(a)
+            self.tool_actions[name] = a
+            tb.addAction(a)
+        tb.addSeparator()
+        self._act(t, "Bigger brush", lambda: self.brush_size(1.25), "]")
+        self._act(t, "Smaller brush", lambda: self.brush_size(0.8), "[")
+        tb.addWidget(QLabel(" Brush "))
+        self.brush_spin = QSpinBox()
+        self.brush_spin.setRange(1, 500)
+        self.brush_spin.setSuffix(" px")
+        self.brush_spin.setToolTip("Brush radius ([ and ])")
+        self.brush_spin.valueChanged.connect(lambda v: setattr(self.editor, "brush_radius", float(v)))
+        tb.addWidget(self.brush_spin)
+        tb.addWidget(QLabel(" Wand "))
+        self.tol_spin = QDoubleSpinBox()
+        self.tol_spin.setRange(0, 100)
+        self.tol_spin.setSuffix(" %")
+        self.tol_spin.setToolTip("Magic wand tolerance, percent of the display range (16-bit aware)")
+        self.tol_spin.valueChanged.connect(lambda v: setattr(self.editor, "wand_tolerance", float(v)))
+        tb.addWidget(self.tol_spin)
+        tb.addWidget(QLabel(" Opacity "))
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setFixedWidth(90)
+        self.opacity.valueChanged.connect(lambda v: self.canvas.overlay.set_opacity(v / 100))
+        tb.addWidget(self.opacity)
+        tb.addSeparator()
+        done = QAction("✓ Done → next", self)
+        done.setToolTip("Mark this image done and open the next unfinished one (Ctrl+Enter)")
+        done.triggered.connect(self.mark_done_next)
+        tb.addAction(done)
+        h = mb.addMenu("&Help")
+        self._act(h, "&Keyboard shortcuts", self.show_shortcuts, "F1")
+        self._act(h, "&About segstudio", self.about)
+        self.menus = [f, e, v, i, t, h]
+        for k in range(1, 10):  # class hotkeys
+            a = QAction(self)
+            a.setShortcut(QKeySequence(str(k)))
+            a.triggered.connect(lambda _=False, key=str(k): self.classes_dock.select_hotkey(key))
+            self.addAction(a)
+
+    def _build_status(self) -> None:
+        sb = self.statusBar()
+        self.pos_label, self.value_label = QLabel(), QLabel()
+        self.zoom_label, self.region_label = QLabel(), QLabel()
+        for w in (self.region_label, self.value_label, self.pos_label, self.zoom_label):
+            sb.addPermanentWidget(w)
+
+    def _restore_settings(self) -> None:
+        s = self.settings
+        geo = s.value("window/geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1400, 880)
+        state = s.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        self.opacity.setValue(int(get_float(s, "view/opacity", 0.45) * 100))
+        self.canvas.overlay.set_opacity(self.opacity.value() / 100)
+        self.brush_spin.setValue(int(get_float(s, "tools/brush_radius", 8)))
+        self.tol_spin.setValue(get_float(s, "tools/wand_tolerance", 12))
+        if get_bool(s, "view/outline", False):
+            self.outline_action.setChecked(True)
+            self.canvas.overlay.set_outline(True)
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("view/opacity", self.opacity.value() / 100)
+        s.setValue("view/outline", self.outline_action.isChecked())
+        s.setValue("tools/brush_radius", self.brush_spin.value())
+        s.setValue("tools/wand_tolerance", self.tol_spin.value())
+        s.setValue("last_folder", str(self.project.folder))
+        s.sync()
+
+    def _wire(self) -> None:
+        self.files.activated.connect(self.open_image)
+        self.session.image_shown.connect(self._image_shown)
+        self.session.image_failed.connect(self._image_failed)
+        self.session.saved_state.connect(lambda _: self.update_title())
+        self.session.save_failed.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.session.status_changed.connect(self._status_changed)
+        self.classes_dock.classes_changed.connect(self.classes_changed)
+        self.classes_dock.visibility_changed.connect(self._visibility_changed)
+        self.classes_dock.regions_changed.connect(self.session.reload_current)
+        self.regions_dock.selection_changed.connect(self.editor.select)
+        self.regions_dock.visibility_changed.connect(self._visibility_changed)
+        self.canvas.hovered.connect(self._hovered)
+        self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
+
+    # ================================================================= images
+    def open_first(self) -> None:
+        last = self.project.store.get_setting("last_image")
+        ids = self.files.model.ids
+        if last in ids:
+            self.open_image(last)
+        elif ids:
+            self.open_image(ids[0])
+
+    def open_image(self, image_id: int) -> None:
+        if self.editor.doc is not None and self.editor.doc.image_id == image_id:
+            return
+        for t in self.tools.values():
+            t.cancel()
+        self.session.open(image_id)
+        self.files.show_current(image_id)
+
+    def _image_shown(self, li, doc) -> None:
+        ed = self.editor
+        if ed.doc is not None:
+            ed.doc.listeners.clear()
+        ed.doc, ed.image, ed.window = doc, li.array, li.window
+        ed.selected = []
+        ed.hidden_regions = set()
+        h, w = li.array.shape[:2]
+        self.canvas.set_image(li.levels, w, h)
+        self.canvas.overlay.set_document(doc, ed, w, h)
+        self.canvas.selection.set_regions([])
+        doc.listeners.append(self._doc_changed)
+        self.regions_dock.refresh()
+        self.files.show_current(li.record.id)
+        self.project.store.set_setting("last_image", li.record.id)
+        prev_id, next_id = self.files.neighbours(li.record.id)
+        self.session.prefetch([next_id, prev_id])
+        self.statusBar().showMessage(f"{li.record.path}  {w} x {h}  {li.array.dtype}", 4000)
+        self.update_title()
+
+    def _image_failed(self, rec, message: str) -> None:
+        self.editor.doc, self.editor.image = None, None
+        self.canvas.clear_image()
+        self.canvas.overlay.doc = None
+        self.regions_dock.refresh()
+        self.files.model.invalidate(rec.id)
+        self.statusBar().showMessage(f"Cannot open {rec.path}: {message}", 10000)
+        self.update_title(f"cannot open {rec.path}")
+
+    def step_image(self, step: int) -> None:
+        cur = self.editor.doc.image_id if self.editor.doc is not None else self.files.current_id
+        prev_id, next_id = self.files.neighbours(cur)
+        target = next_id if step > 0 else prev_id
+        if target is not None:
+            self.open_image(target)
+
+    def next_unfinished(self) -> None:
+        cur = self.editor.doc.image_id if self.editor.doc is not None else self.files.current_id
+        nxt = self.files.next_unfinished(cur)
+        if nxt is None:
+            self.statusBar().showMessage("No unfinished images left", 5000)
+        else:
+            self.open_image(nxt)
+
+    def set_status(self, status: str) -> None:
+        self.session.set_status(status)
+
+    def mark_done_next(self) -> None:
+        if self.session.current is None:
+            return
+        self.set_status(DONE)
+        self.next_unfinished()
+
+    def _status_changed(self, image_id: int, status: str) -> None:
+        self.files.model.invalidate(image_id)
+        self.files.update_counts()
+
+    # ================================================================= editing
+    def _doc_changed(self, change) -> None:
+        self.canvas.overlay.refresh(change.box)
+        if set(change.region_ids) & set(self.editor.selected) or change.kind == "removed":
+            self.editor.select([i for i in self.editor.selected if i in self.editor.doc.regions])
+            self._refresh_selection_outline()
+        self._regions_timer.start()
+        self.update_title()
+
+    def on_selection_changed(self) -> None:
+        self._refresh_selection_outline()
+        self.regions_dock.sync_selection()
+        doc = self.editor.doc
+        if doc is not None and len(self.editor.selected) == 1:
+            r = doc.regions.get(self.editor.selected[0])
+            if r is not None and r.class_id != self.editor.current_class_id:
+                self.classes_dock.set_current(r.class_id)  # select a region: its class becomes current
+
+    def _refresh_selection_outline(self) -> None:
+        doc = self.editor.doc
+        regs = [doc.regions[i] for i in self.editor.selected if doc is not None and i in doc.regions]
+        self.canvas.selection.set_regions(regs)
+
+    def escape(self) -> None:
+        """Esc first cancels what the tool is drawing; pressed again it clears the selection."""
+        tool = self.canvas.tool
+        if tool is not None and tool.key("Escape"):
+            self.canvas._update_preview()
+            return
+        self.editor.select([])
+
+    def undo(self) -> None:
+        if self.editor.doc is not None:
+            label = self.editor.doc.undo()
+            self.statusBar().showMessage(f"Undo: {label}" if label else "Nothing to undo", 3000)
+
+    def redo(self) -> None:
+        if self.editor.doc is not None:
+            label = self.editor.doc.redo()
+            self.statusBar().showMessage(f"Redo: {label}" if label else "Nothing to redo", 3000)
+
+    def delete_selected(self) -> None:
+        doc = self.editor.doc
+        if doc is None or not self.editor.selected:
+            return
+        with doc.group("Delete regions"):
+            for rid in list(self.editor.selected):
+                if rid in doc.regions:
+                    doc.remove_region(rid)
+        self.editor.select([])
+
+    def merge_selected(self) -> None:
+        doc = self.editor.doc
+        if doc is None or len(self.editor.selected) < 2:
+            self.statusBar().showMessage("Shift+click two regions or more to merge them", 4000)
+            return
+        rid = doc.merge(list(self.editor.selected))
+        self.editor.select([rid])
+
+    def split_selected(self) -> None:
+        rid = self.editor.primary
+        if rid is not None:
+            ids = self.editor.doc.split(rid)
+            self.editor.select(ids)
+            self.statusBar().showMessage(f"Split into {len(ids)} regions", 3000)
+
+    def fill_holes(self) -> None:
+        if self.editor.primary is not None:
+            self.editor.doc.fill_holes(self.editor.primary)
+
+    def change_class(self) -> None:
+        doc, cid = self.editor.doc, self.editor.current_class_id
+        if doc is None or cid is None:
+            return
+        with doc.group("Change class"):
+            for rid in self.editor.selected:
+                doc.set_attrs(rid, class_id=cid)
+
+    def raise_selected(self, up: bool) -> None:
+        if self.editor.primary is not None:
+            self.editor.doc.raise_region(self.editor.primary, up)
+
+    def set_tool(self, name: str) -> None:
+        self.canvas.set_tool(self.tools[name])
+        self.tool_actions[name].setChecked(True)
+
+    def brush_size(self, factor: float) -> None:
+        v = self.brush_spin.value()
+        self.brush_spin.setValue(max(1, int(round(v * factor)) if factor > 1 else int(v * factor)))
+        self.canvas._update_preview()
+
+    def run_assist(self, fn, done, label: str) -> None:
+        """Classical assists run on a worker; the result is applied if the image is still the same."""
+        doc = self.editor.doc
+        self.statusBar().showMessage(f"{label}…")
+
+        def apply(result):
+            if self.editor.doc is doc:
+                done(result)
+                self.statusBar().showMessage(f"{label}: done", 2000)
+
+        self.assists.submit(fn, apply, lambda e: self.statusBar().showMessage(f"{label} failed: {e}", 6000))
+
+    # ================================================================= view
+    def classes_changed(self) -> None:
+        classes = self.project.store.classes()
+        self.canvas.overlay.set_classes(classes)
+        self.regions_dock.set_classes(classes)
+        self.regions_dock.refresh()
+        if self.editor.current_class_id is None and classes:
+            self.editor.current_class_id = classes[0].id
+            self.classes_dock.set_current(classes[0].id)
+
+    def _visibility_changed(self) -> None:
+        self.canvas.overlay.update_colors()
+        self.canvas.overlay.rebuild()
+
+    def toggle_overlay(self) -> None:
+        self.canvas.overlay.set_shown(not self.hide_action.isChecked())
+
+    def toggle_outline(self) -> None:
+        self.canvas.overlay.set_outline(self.outline_action.isChecked())
+
+    def auto_window(self) -> None:
+        li = self.session.current
+        if li is None or li.array.dtype == np.uint8:
+            return
+        self.set_window(imageio.auto_window(li.array))
+
+    def set_window(self, window) -> None:
+        li = self.session.current
+        if li is None:
+            return
+        self.session.set_window(window)
+        self.editor.window = window
+        h, w = li.array.shape[:2]
+        self.canvas.set_image(li.levels, w, h, keep_view=True)
+
+    def _hovered(self, x: float, y: float) -> None:
+        img = self.editor.image
+        if img is None:
+            return
+        ix, iy = int(np.floor(x)), int(np.floor(y))
+        h, w = img.shape[:2]
+        if not (0 <= ix < w and 0 <= iy < h):
+            self.pos_label.setText("")
+            self.value_label.setText("")
+            self.region_label.setText("")
+            return
+        self.pos_label.setText(f"x {ix}  y {iy}")
+        v = img[iy, ix]
+        if np.ndim(v) == 0:
+            self.value_label.setText(f"value {v:.4g}" if img.dtype.kind == "f" else f"value {int(v)}")
+        else:
+            self.value_label.setText("RGB " + " ".join(str(int(c)) for c in v))
+        r = self.editor.doc.region_at(ix, iy, self.editor.visible) if self.editor.doc is not None else None
+        if r is None:
+            self.region_label.setText("")
+        else:
+            c = self.regions_dock.classes.get(r.class_id)
+            self.region_label.setText(f"{c.name if c else r.class_id} #{r.id}" +
+                                      (f" {r.score:.2f}" if r.score is not None else ""))
+
+    def update_title(self, note: str | None = None) -> None:
+        saved = self.session.all_saved
+        li = self.session.current
+        name = li.record.path if li is not None else (note or "no image")
+        self.setWindowTitle(f"{'' if saved else '● '}{name} — {self.project.folder.name} — segstudio"
+                            f"{'' if saved else '  (saving…)'}")
+
+    # ================================================================= files and dialogs
+    def save_now(self) -> None:
+        self.session.flush()
+        self.update_title()
+        self.statusBar().showMessage("All edits saved", 3000)
+
+    def import_dialog(self) -> ImportDialog:
+        self.session.flush()
+        dlg = ImportDialog(self, self.project)
+        dlg.finished.connect(lambda _: self._after_import())
+        dlg.open()
+        return dlg
+
+    def _after_import(self) -> None:
+        self.classes_dock.refresh()
+        self.classes_changed()
+        self.files.refresh()
+        self.session.reload_current()
+
+    def export_dialog(self) -> ExportDialog:
+        self.session.flush()
+        dlg = ExportDialog(self, self.project)
+        dlg.open()
+        return dlg
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dlg = ShortcutsDialog(self, self.menus)
+        dlg.open()
+        return dlg
+
+    def about(self) -> None:
+        QMessageBox.about(self, "About segstudio",
+                          f"segstudio {__version__}\nProject: {self.project.store.db_path}")
+
+    def closeEvent(self, event) -> None:
+        self.session.close()
+        self.save_settings()
+        self.assists.shutdown(wait=False)
+        super().closeEvent(event)

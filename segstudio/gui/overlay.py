@@ -1,0 +1,126 @@
+"""The region overlay: one byte per image pixel (the class's palette index) shown as an
+Indexed8 QImage. A change repaints only its rectangle; opacity, hidden classes and colours
+are colour-table changes that touch no pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
+
+from segstudio.core import maskops
+from segstudio.core.classes import LabelClass
+from segstudio.core.maskops import Box
+from segstudio.gui.qimage import argb, wrap_indexed
+
+
+class OverlayItem(QGraphicsItem):
+    def __init__(self):
+        super().__init__()
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+        self.labels = np.zeros((1, 1), np.uint8)
+        self.qimage = None
+        self.doc = None
+        self.editor = None
+        self.index_of: dict[int, int] = {}  # class id -> palette index
+        self.opacity_value = 0.45
+        self.outline = False
+        self.shown = True
+        self._classes: list[LabelClass] = []
+
+    # ---------------------------------------------------------------- set-up
+    def set_document(self, doc, editor, width: int, height: int) -> None:
+        self.prepareGeometryChange()
+        self.doc, self.editor = doc, editor
+        if self.labels.shape != (height, width):
+            self.labels = np.zeros((height, width), np.uint8)
+        self.qimage = wrap_indexed(self.labels, self._color_table())
+        self.rebuild()
+
+    def set_classes(self, classes: list[LabelClass]) -> None:
+        self._classes = list(classes)
+        self.index_of = {c.id: (k % 254) + 1 for k, c in enumerate(classes)}
+        self.update_colors()
+        if self.doc is not None:
+            self.rebuild()
+
+    def _color_table(self) -> list[int]:
+        table = [0] * 256
+        alpha = int(round(255 * (1.0 if self.outline else self.opacity_value)))
+        hidden = self.editor.hidden_classes if self.editor is not None else set()
+        for c in self._classes:
+            i = self.index_of[c.id]
+            table[i] = 0 if c.id in hidden or not self.shown else argb(c.color, alpha)
+        return table
+
+    def update_colors(self) -> None:
+        if self.qimage is not None:
+            self.qimage.setColorTable(self._color_table())
+            self.update()
+
+    def set_opacity(self, value: float) -> None:
+        self.opacity_value = float(np.clip(value, 0.0, 1.0))
+        self.update_colors()
+
+    def set_outline(self, on: bool) -> None:
+        self.outline = on
+        self.update_colors()
+        self.rebuild()
+
+    def set_shown(self, on: bool) -> None:
+        self.shown = on
+        self.update_colors()
+
+    # ---------------------------------------------------------------- painting into the labels
+    def rebuild(self) -> None:
+        self.labels[...] = 0
+        if self.doc is not None:
+            h, w = self.labels.shape
+            self._paint((0, 0, w, h))
+        self.update()
+
+    def refresh(self, box: Box | None) -> None:
+        """Repaint the labels inside `box` (plus a pixel for outlines) and schedule its redraw."""
+        if box is None or self.doc is None:
+            return
+        h, w = self.labels.shape
+        pad = 1 if self.outline else 0
+        b = maskops.box_clip((box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad), w, h)
+        if b is None:
+            return
+        self.labels[b[1]:b[3], b[0]:b[2]] = 0
+        self._paint(b)
+        self.update(QRectF(b[0], b[1], b[2] - b[0], b[3] - b[1]))
+
+    def _paint(self, b: Box) -> None:
+        sub = self.labels[b[1]:b[3], b[0]:b[2]]
+        visible = self.editor.visible if self.editor is not None else (lambda r: True)
+        for r in self.doc.regions_in(b):
+            idx = self.index_of.get(r.class_id)
+            if idx is None or not visible(r):
+                continue
+            if self.outline:
+                big = (b[0] - 1, b[1] - 1, b[2] + 1, b[3] + 1)
+                win = maskops.outline(r.window(big), 1)[1:-1, 1:-1]
+            else:
+                inter = maskops.box_intersect(r.box, b)
+                if inter is None:
+                    continue
+                m = r.mask[inter[1] - r.y:inter[3] - r.y, inter[0] - r.x:inter[2] - r.x]
+                sub[inter[1] - b[1]:inter[3] - b[1], inter[0] - b[0]:inter[2] - b[0]][m] = idx
+                continue
+            sub[win] = idx
+
+    # ---------------------------------------------------------------- QGraphicsItem
+    def boundingRect(self) -> QRectF:
+        h, w = self.labels.shape
+        return QRectF(0, 0, w, h)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        if self.qimage is None or not self.shown:
+            return
+        r = option.exposedRect.intersected(self.boundingRect()).toAlignedRect()
+        if r.isEmpty():
+            return
+        painter.drawImage(QRectF(r), self.qimage, QRectF(r))

@@ -1,0 +1,46 @@
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QSettings  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path):
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+    yield
+
+
+@pytest.fixture
+def gui_folder(tmp_path):
+    import cv2
+    from PIL import Image
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(3):
+        img = np.zeros((120, 160, 3), np.uint8)
+        img[:] = (40, 110, 40)
+        cv2.circle(img, (80, 60), 25, (220, 60, 60), -1)
+        img = (img + np.random.default_rng(i).integers(0, 10, img.shape)).astype(np.uint8)
+        Image.fromarray(img).save(d / f"photo{i}.png")
+    return d
+
+
+@pytest.fixture
+def window(qtbot, gui_folder):
+    from segstudio.core.project import Project
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.settings import app_settings
+    project = Project.open(gui_folder)
+    project.store.add_class("object")
+    win = MainWindow(project, app_settings())
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    win.open_first()
+    qtbot.waitUntil(lambda: win.editor.doc is not None, timeout=10000)
+    yield win
+    if win.isVisible():
+        win.close()
