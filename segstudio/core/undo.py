@@ -69,7 +69,7 @@ class UndoStack:
         g = self._groups.pop()
         if not g.commands:
             return
-        self.push(g if len(g.commands) > 1 else g.commands[0])
+        self.push(g)  # even with one command inside: the step keeps the group's name
 
     def abort_group(self, target) -> None:
         """Undo and drop what the open group recorded (an edit that failed half-way)."""

@@ -37,6 +37,21 @@ class EditorState:
     def preview_changed(self) -> None:
         pass
 
+    # -- the model, as the prompt tool sees it (the window overrides these)
+    def model_loaded(self) -> bool:
+        return False
+
+    def model_candidates(self):
+        """Cached model proposals (Detections) for the open image; None when there are none yet."""
+        return None
+
+    def request_model_candidates(self, then) -> None:
+        """Ask the model for the open image's proposals; call `then()` when they are cached."""
+
+    def accept_detection(self, det) -> int | None:
+        """Put a model proposal into the document as a region; returns its id."""
+        return None
+
     # -- helpers
     def select(self, ids: list[int]) -> None:
         ids = [i for i in ids if self.doc is not None and i in self.doc.regions]

@@ -20,6 +20,8 @@ from segstudio.gui.dialogs import ExportDialog, ImportDialog, ShortcutsDialog
 from segstudio.gui.docks.classes import ClassesDock
 from segstudio.gui.docks.files import FilesDock
 from segstudio.gui.docks.model_dock import ModelDock
+from segstudio.gui.model_worker import ModelWorker
+from segstudio.inference.classmap import ClassMapper, prediction_regions
 from segstudio.gui.docks.regions import RegionsDock
 from segstudio.gui.editor import EditorState
 from segstudio.gui.session import Session
@@ -46,6 +48,19 @@ class WindowEditor(EditorState):
 
     def preview_changed(self):
         self.w.canvas._update_preview()
+
+    def model_loaded(self):
+        return self.w.model_dock.info is not None
+
+    def model_candidates(self):
+        return self.w.model_dock.candidates(self.doc.image_id) if self.doc is not None else None
+
+    def request_model_candidates(self, then):
+        if self.doc is not None:
+            self.w.model_dock.request_candidates(self.doc.image_id, self.image, then)
+
+    def accept_detection(self, det):
+        return self.w.accept_detection(det)
 
 
 class MainWindow(QMainWindow):
@@ -91,7 +106,8 @@ class MainWindow(QMainWindow):
         self.classes_dock = ClassesDock(store, self.editor, self)
         self.classes_dock.editor_flush = self.session.flush
         self.regions_dock = RegionsDock(self.editor, self)
-        self.model_dock = ModelDock(self)
+        self.worker = ModelWorker(self.project, self)
+        self.model_dock = ModelDock(self.project, self.worker, self)
         L, R = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
         self.files_dw = self._dock("Files", self.files, L)
         self.classes_dw = self._dock("Classes", self.classes_dock, R)
@@ -249,6 +265,8 @@ class MainWindow(QMainWindow):
         self.classes_dock.regions_changed.connect(self.session.reload_current)
         self.regions_dock.selection_changed.connect(self.editor.select)
         self.regions_dock.visibility_changed.connect(self._visibility_changed)
+        self.model_dock.apply_prediction.connect(self.apply_prediction)
+        self.model_dock.folder_finished.connect(lambda _: self._after_import())
         self.canvas.hovered.connect(self._hovered)
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
 
@@ -283,6 +301,7 @@ class MainWindow(QMainWindow):
         doc.listeners.append(self._doc_changed)
         self.regions_dock.refresh()
         self.files.show_current(li.record.id)
+        self.model_dock.current_image = (li.record.id, li.array)
         self.project.store.set_setting("last_image", li.record.id)
         prev_id, next_id = self.files.neighbours(li.record.id)
         self.session.prefetch([next_id, prev_id])
@@ -429,6 +448,62 @@ class MainWindow(QMainWindow):
 
         self.assists.submit(fn, apply, lambda e: self.statusBar().showMessage(f"{label} failed: {e}", 6000))
 
+    # ================================================================= model results
+    def _mapper(self) -> ClassMapper | None:
+        info = self.model_dock.info
+        if info is None:
+            return None
+        return ClassMapper(self.project, info["classes"], self.model_dock.create_classes.isChecked())
+
+    def apply_prediction(self, image_id: int, pred) -> None:
+        """A model's answer for one image: one undo step that replaces that model's regions."""
+        mapper, source = self._mapper(), self.model_dock.info["name"]
+        doc = self.editor.doc
+        n_classes = len(self.project.store.classes())
+        if doc is not None and doc.image_id == image_id:
+            regions = prediction_regions(pred, mapper, source, z0=doc.top_z() + 1)
+            for r in regions:
+                r.id = doc.new_region_id()
+            doc.replace_source(regions, source, f"Segment image ({source})")
+            self.project.store.set_uncertainty({image_id: pred.uncertainty})
+            if self.session.current.record.status == "new":
+                self.session.set_status("predicted")
+        else:
+            regions = prediction_regions(pred, mapper, source, z0=self.project.store.max_z(image_id) + 1)
+            for r, i in zip(regions, self.project.store.reserve_region_ids(len(regions))):
+                r.id = i
+            rec = self.project.store.image(image_id)
+            self.project.store.replace_source_regions(image_id, source, regions, uncertainty=pred.uncertainty,
+                                                      status="predicted" if rec.status == "new" else None)
+        if len(self.project.store.classes()) != n_classes:
+            self.classes_dock.refresh()
+            self.classes_changed()
+        self.files.model.invalidate(image_id)
+        self.files.update_counts()
+
+    def accept_detection(self, det) -> int | None:
+        """A clicked model proposal becomes a region (or selects the one already made from it)."""
+        doc, mapper = self.editor.doc, self._mapper()
+        if doc is None or mapper is None:
+            return None
+        cid = mapper(det.label)
+        if cid is None:
+            self.statusBar().showMessage("That class is not in the project (enable 'Create classes')", 5000)
+            return None
+        for r in doc.regions_in(det.box):
+            if r.class_id == cid:
+                inter = (r.window(det.box) & det.mask).sum()
+                union = r.area + int(det.mask.sum()) - inter
+                if union and inter / union >= 0.9:
+                    return r.id
+        n = len(self.project.store.classes())
+        r = doc.new_region(cid, det.mask.copy(), det.x, det.y, label=f"Accept {self.model_dock.info['name']}",
+                           source=self.model_dock.info["name"], score=round(det.score, 4))
+        if len(self.project.store.classes()) != n:
+            self.classes_dock.refresh()
+            self.classes_changed()
+        return r.id if r is not None else None
+
     # ================================================================= view
     def classes_changed(self) -> None:
         classes = self.project.store.classes()
@@ -531,6 +606,7 @@ class MainWindow(QMainWindow):
                           f"segstudio {__version__}\nProject: {self.project.store.db_path}")
 
     def closeEvent(self, event) -> None:
+        self.worker.shutdown(wait=2.0)
         self.session.close()
         self.save_settings()
         self.assists.shutdown(wait=False)

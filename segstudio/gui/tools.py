@@ -483,5 +483,91 @@ class WatershedTool(Tool):
         return {"points": [(x + 0.5, y + 0.5, True) for x, y in self.seeds]} if self.seeds else {}
 
 
+class PromptTool(Tool):
+    name, label, shortcut = "prompt", "Model click / box", "I"
+    tip = ("Click an object: the model's instance (Mask R-CNN) or class area (UNet) under the cursor "
+           "becomes a region. Drag a box: the best instance inside it. With no model, GrabCut answers")
+
+    def __init__(self, editor):
+        super().__init__(editor)
+        self.start: tuple[float, float] | None = None
+        self.end: tuple[float, float] | None = None
+        self.fallback_box = BoxGrabCutTool(editor)
+
+    def press(self, p: Pointer) -> None:
+        if p.button == "left":
+            self.start = self.end = (p.x, p.y)
+
+    def move(self, p: Pointer, dragging: bool) -> None:
+        if self.start is not None and dragging:
+            self.end = (p.x, p.y)
+            self.ed.preview_changed()
+
+    def release(self, p: Pointer) -> None:
+        if self.start is None:
+            return
+        start, end = self.start, (p.x, p.y)
+        self.start = self.end = None
+        self.ed.preview_changed()
+        is_box = abs(end[0] - start[0]) >= 4 and abs(end[1] - start[1]) >= 4
+        box = (int(min(start[0], end[0])), int(min(start[1], end[1])),
+               int(math.ceil(max(start[0], end[0]))), int(math.ceil(max(start[1], end[1]))))
+        self.answer(box if is_box else None, Pointer(*end, shift=p.shift, ctrl=p.ctrl))
+
+    def answer(self, box, p: Pointer) -> None:
+        ed = self.ed
+        if not ed.model_loaded():
+            self._fallback(box, p)
+            return
+        cands = ed.model_candidates()
+        if cands is None:
+            ed.message("Asking the model…")
+            ed.request_model_candidates(lambda: self.answer(box, p))
+            return
+        det = self.pick(cands, box, p)
+        if det is None:
+            ed.message("The model proposes nothing there" + ("; GrabCut instead" if box else ""))
+            if box is not None:
+                self._fallback(box, p)
+            return
+        rid = ed.accept_detection(det)
+        if rid is not None:
+            ed.select([rid])
+
+    @staticmethod
+    def pick(cands, box, p: Pointer):
+        if box is None:
+            hits = [d for d in cands if d.contains(p.ix, p.iy)]
+            return max(hits, key=lambda d: d.score) if hits else None
+        inside = []
+        for d in cands:
+            inter = maskops.box_intersect(d.box, box)
+            if inter is not None and maskops.box_area(inter) >= 0.8 * maskops.box_area(d.box):
+                inside.append(d)
+        return max(inside, key=lambda d: (d.score, int(d.mask.sum()))) if inside else None
+
+    def _fallback(self, box, p: Pointer) -> None:
+        ed = self.ed
+        if ed.image is None:
+            return
+        img, window = ed.image, ed.window
+        if box is not None:
+            ed.run_assist(lambda: classical.grabcut_box(img, box, window=window),
+                          lambda crop: combine(ed, crop, p, "GrabCut"), "GrabCut")
+        else:
+            pos = [(p.x - 0.5, p.y - 0.5)]
+            ed.run_assist(lambda: classical.grabcut_refine(img, None, pos, [], window=window),
+                          lambda crop: combine(ed, crop, None, "GrabCut click"), "GrabCut")
+
+    def cancel(self) -> None:
+        self.start = self.end = None
+
+    def preview(self) -> dict:
+        if self.start is None or self.end is None:
+            return {}
+        (x0, y0), (x1, y1) = self.start, self.end
+        return {"rect": (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))}
+
+
 TOOLS = [SelectTool, BrushTool, EraserTool, PolygonTool, LassoTool, WandTool, BoxGrabCutTool,
-         ClickGrabCutTool, WatershedTool]
+         ClickGrabCutTool, WatershedTool, PromptTool]

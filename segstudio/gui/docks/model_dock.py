@@ -1,18 +1,250 @@
-"""Model dock: placeholder until the models land — says so plainly, offers no controls."""
+"""Model dock: choose a model, checkpoint, device and thresholds; segment the image or the
+folder in the background with progress, images/s, ETA and cancel. Model outputs are cached per
+image so the prompt tool answers a click at once."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from collections import OrderedDict
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+
+COCO = "COCO weights (torchvision)"
+PROJECT_LATEST = "Project's latest trained UNet"
 
 
 class ModelDock(QWidget):
-    def __init__(self, parent=None):
+    predictions_changed = Signal(int)  # image id with a new cached prediction
+    apply_prediction = Signal(int, object)  # image id, Prediction: put it into the open document
+    folder_finished = Signal(object)
+
+    def __init__(self, project, worker, parent=None):
         super().__init__(parent)
-        label = QLabel("No models yet.\n\nAutomatic segmentation (UNet, Mask R-CNN) arrives with the "
-                       "models release. Until then, use the classical assists: magic wand (W), "
-                       "box → GrabCut (G) and clicks → GrabCut (R).")
-        label.setWordWrap(True)
-        label.setAlignment(Qt.AlignmentFlag.AlignTop)
-        lay = QVBoxLayout(self)
-        lay.addWidget(label)
+        self.project, self.worker = project, worker
+        self.cache: OrderedDict[int, object] = OrderedDict()
+        self.info: dict | None = None
+        self.current_image = None  # (image id, array) of the open image, set by the window
+        self._apply_ids: set[int] = set()
+        self._waiting: dict[int, list] = {}
+
+        self.arch = QComboBox()
+        self.arch.addItem("Mask R-CNN (instances)", "maskrcnn")
+        self.arch.addItem("UNet (class per pixel)", "unet")
+        self.arch.currentIndexChanged.connect(self._fill_weights)
+        self.weights = QComboBox()
+        self.weights.setEditable(False)
+        self.browse = QPushButton("…")
+        self.browse.setToolTip("Choose a checkpoint file")
+        self.browse.clicked.connect(self._browse)
+        wrow = QHBoxLayout()
+        wrow.addWidget(self.weights, 1)
+        wrow.addWidget(self.browse)
+        self.device = QComboBox()
+        for d in ("auto", "cuda", "cpu", "mps"):
+            self.device.addItem(d, d)
+        self.detected = QLabel("detecting…")
+        self.detected.setWordWrap(True)
+        self.score = QDoubleSpinBox()
+        self.score.setRange(0.0, 1.0)
+        self.score.setSingleStep(0.05)
+        self.score.setValue(0.5)
+        self.score.setToolTip("Mask R-CNN: keep instances scoring at least this")
+        self.mask_thr = QDoubleSpinBox()
+        self.mask_thr.setRange(0.05, 0.95)
+        self.mask_thr.setSingleStep(0.05)
+        self.mask_thr.setValue(0.5)
+        self.per_component = QCheckBox("UNet: one region per connected part")
+        self.per_component.setChecked(True)
+        self.create_classes = QCheckBox("Create classes the project lacks")
+        self.create_classes.setChecked(True)
+        self.load_button = QPushButton("Load model")
+        self.load_button.clicked.connect(self.load)
+        self.model_label = QLabel("No model loaded.")
+        self.model_label.setWordWrap(True)
+
+        box = QGroupBox("Model")
+        form = QFormLayout(box)
+        form.addRow("Kind", self.arch)
+        form.addRow("Weights", wrow)
+        form.addRow("Device", self.device)
+        form.addRow("", self.detected)
+        form.addRow("Score ≥", self.score)
+        form.addRow("Mask ≥", self.mask_thr)
+        form.addRow(self.per_component)
+        form.addRow(self.create_classes)
+        form.addRow(self.load_button)
+        form.addRow(self.model_label)
+
+        self.seg_image = QPushButton("Segment image")
+        self.seg_image.clicked.connect(self.segment_image)
+        self.scope = QComboBox()
+        self.scope.addItem("Unlabelled images (new, predicted)", ("new", "predicted"))
+        self.scope.addItem("New images only", ("new",))
+        self.scope.addItem("All images (manual regions are kept)", None)
+        self.seg_folder = QPushButton("Segment folder")
+        self.seg_folder.clicked.connect(self.segment_folder)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.worker.cancel)
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.progress_label = QLabel("")
+        run = QGroupBox("Segment")
+        rl = QVBoxLayout(run)
+        rl.addWidget(self.seg_image)
+        rl.addWidget(self.scope)
+        row = QHBoxLayout()
+        row.addWidget(self.seg_folder)
+        row.addWidget(self.cancel_button)
+        rl.addLayout(row)
+        rl.addWidget(self.progress)
+        rl.addWidget(self.progress_label)
+
+        self.layout_ = QVBoxLayout(self)
+        self.layout_.addWidget(box)
+        self.layout_.addWidget(run)
+        self.layout_.addStretch(1)
+        self._wire()
+        self._fill_weights()
+        self._update_buttons()
+        worker.probe()
+
+    def _wire(self) -> None:
+        w = self.worker
+        w.probed.connect(lambda d: self.detected.setText(f"detected: {d}"))
+        w.loaded.connect(self._loaded)
+        w.load_failed.connect(self._load_failed)
+        w.image_done.connect(self._image_done)
+        w.image_failed.connect(lambda i, m: self._message(f"Segmenting failed: {m}"))
+        w.folder_progress.connect(self._folder_progress)
+        w.folder_done.connect(self._folder_done)
+        w.job_failed.connect(self._job_failed)
+        w.busy_changed.connect(lambda _: self._update_buttons())
+
+    # ---------------------------------------------------------------- model choice
+    def _fill_weights(self) -> None:
+        self.weights.clear()
+        arch = self.arch.currentData()
+        if arch == "maskrcnn":
+            self.weights.addItem(COCO, None)
+        for m in self.project.store.models():
+            if m["kind"] == arch and Path(m["path"]).exists():
+                metric = ", ".join(f"{k} {v:.3f}" for k, v in (m["metrics"] or {}).items()
+                                   if isinstance(v, (int, float)))[:60]
+                self.weights.addItem(f"{Path(m['path']).name}  {metric}", m["path"])
+        if self.weights.count() == 0:
+            self.weights.addItem("(none yet: train one, or choose a file …)", "")
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model checkpoint", "", "Checkpoints (*.pt *.pth);;All files (*)")
+        if path:
+            self.add_weights(path)
+
+    def add_weights(self, path: str) -> None:
+        self.weights.insertItem(0, Path(path).name, path)
+        self.weights.setCurrentIndex(0)
+
+    def spec(self) -> dict:
+        w = self.weights.currentData()
+        return {"arch": self.arch.currentData(), "weights": w or None, "device": self.device.currentData(),
+                "score_threshold": self.score.value(), "mask_threshold": self.mask_thr.value(),
+                "per_component": self.per_component.isChecked()}
+
+    def load(self) -> None:
+        spec = self.spec()
+        if spec["arch"] == "unet" and not spec["weights"]:
+            self._message("A UNet needs a checkpoint: train one (Train below) or choose a file with …")
+            return
+        self.model_label.setText("Loading…")
+        self.cache.clear()
+        self.worker.load(spec)
+
+    def _loaded(self, info: dict) -> None:
+        self.info = info
+        self.model_label.setText(f"<b>{info['arch']}</b>, {len(info['classes'])} classes<br>on {info['device']}")
+        self._update_buttons()
+
+    def _load_failed(self, msg: str) -> None:
+        self.info = None
+        self.model_label.setText(f"<span style='color:#c33'>Cannot load: {msg}</span>")
+        self._update_buttons()
+
+    def _job_failed(self, msg: str) -> None:
+        self._end_progress()
+        self._message(f"Failed: {msg}")
+
+    def _message(self, msg: str) -> None:
+        self.progress_label.setText(msg)
+
+    def _update_buttons(self) -> None:
+        ready = self.info is not None
+        busy = self.worker.busy
+        self.seg_image.setEnabled(ready)
+        self.seg_folder.setEnabled(ready and not busy)
+        self.cancel_button.setEnabled(busy)
+
+    # ---------------------------------------------------------------- running
+    def segment_image(self) -> None:
+        if self.info is None or self.current_image is None:
+            return
+        image_id, array = self.current_image
+        self._message("Segmenting the image…")
+        self._apply_ids.add(image_id)
+        self.worker.predict_image(image_id, array)
+
+    def _image_done(self, image_id: int, pred) -> None:
+        self.cache[image_id] = pred
+        while len(self.cache) > 64:
+            self.cache.popitem(last=False)
+        self._message(f"{len(pred.detections())} regions (uncertainty {pred.uncertainty:.3f})")
+        self.predictions_changed.emit(image_id)
+        for then in self._waiting.pop(image_id, []):
+            then()
+        if image_id in self._apply_ids:
+            self._apply_ids.discard(image_id)
+            self.apply_prediction.emit(image_id, pred)
+
+    def request_candidates(self, image_id: int, array, then) -> None:
+        """Predict without writing regions (the prompt tool wants the proposals only)."""
+        first = image_id not in self._waiting
+        self._waiting.setdefault(image_id, []).append(then)
+        if first:
+            self.worker.predict_image(image_id, array)
+
+    def segment_folder(self) -> None:
+        if self.info is None:
+            return
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self._message("Starting…")
+        self.worker.predict_folder(self.scope.currentData(), self.create_classes.isChecked())
+        self._update_buttons()
+
+    def _folder_progress(self, done: int, total: int, rate: float, path: str) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        eta = (total - done) / rate if rate > 0 else 0
+        self.progress_label.setText(f"{done}/{total} · {rate:.2f} images/s · ETA {int(eta) // 60}:{int(eta) % 60:02d}")
+
+    def _folder_done(self, rep) -> None:
+        self._end_progress()
+        msg = f"Done: {rep.images} images, {rep.regions} regions, {rep.images_per_second:.2f} images/s"
+        if rep.errors:
+            msg += f"; {len(rep.errors)} could not be read"
+        self._message(msg)
+        self.cache.clear()
+        self.folder_finished.emit(rep)
+
+    def _end_progress(self) -> None:
+        self.progress.setVisible(False)
+        self._update_buttons()
+
+    def candidates(self, image_id: int):
+        pred = self.cache.get(image_id)
+        return None if pred is None else pred.candidates()
+
+    def shutdown(self) -> None:
+        self.worker.shutdown()
+

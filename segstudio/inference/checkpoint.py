@@ -1,0 +1,129 @@
+"""One checkpoint format for both models: weights plus what is needed to use them again.
+
+    {"format": "segstudio-checkpoint", "format_version": 1,
+     "arch": "unet" | "maskrcnn",
+     "config": {...architecture settings...},
+     "classes": ["cat", "dog"],            # index k+1 = class k (0 is background)
+     "normalization": {...},               # how pixels become model input
+     "training": {...},                    # summary: data, epochs, metrics, seed, time
+     "segstudio_version": "0.1.0",
+     "state_dict": {...}}
+
+Files are read with `torch.load(weights_only=True)`: a checkpoint cannot run code. A plain
+torchvision Mask R-CNN state dict (e.g. the COCO weights file) is accepted too.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from segstudio import __version__
+
+FORMAT = "segstudio-checkpoint"
+FORMAT_VERSION = 1
+ARCHS = ("unet", "maskrcnn")
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message says which file and why."""
+
+
+@dataclass
+class Checkpoint:
+    arch: str
+    config: dict
+    classes: list[str]
+    state_dict: dict
+    normalization: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    segstudio_version: str = __version__
+    path: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": self.arch, "config": self.config,
+                "classes": list(self.classes), "normalization": self.normalization, "training": self.training,
+                "segstudio_version": self.segstudio_version, "state_dict": self.state_dict}
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
+    """Write atomically (temporary file, then rename): a crash never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    sd = {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in ckpt.state_dict.items()}
+    d = ckpt.to_dict()
+    d["state_dict"] = sd
+    d["training"] = dict(d["training"], saved_at=time.strftime("%Y-%m-%d %H:%M:%S"))
+    try:
+        torch.save(d, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    ckpt.path = str(path)
+    return path
+
+
+def load_checkpoint(path: str | Path, expect_arch: str | None = None) -> Checkpoint:
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    if p.is_dir():
+        raise CheckpointError(f"{p} is a folder, not a checkpoint file")
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"cannot read {p}: {e.strerror or e}") from None
+    if len(raw) < 64:
+        raise CheckpointError(f"{p.name} is not a model checkpoint ({len(raw)} bytes)")
+    try:
+        d = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as e:
+        msg = str(e).splitlines()[0][:200]
+        raise CheckpointError(f"{p.name} is not a readable PyTorch checkpoint (corrupt or truncated?): {msg}") from None
+    if isinstance(d, dict) and d.get("format") == FORMAT:
+        ckpt = _from_segstudio(d, p)
+    elif isinstance(d, dict) and _looks_like_maskrcnn(d):
+        ckpt = _from_torchvision_maskrcnn(d, p)
+    else:
+        raise CheckpointError(f"{p.name} is a PyTorch file but not a segstudio checkpoint "
+                              "(nor a torchvision Mask R-CNN state dict)")
+    if expect_arch is not None and ckpt.arch != expect_arch:
+        raise CheckpointError(f"{p.name} holds a {ckpt.arch} model, not a {expect_arch}")
+    ckpt.path = str(p)
+    return ckpt
+
+
+def _from_segstudio(d: dict, p: Path) -> Checkpoint:
+    v = d.get("format_version")
+    if not isinstance(v, int) or v > FORMAT_VERSION:
+        raise CheckpointError(f"{p.name} was written by a newer segstudio (format {v}); upgrade segstudio")
+    arch = d.get("arch")
+    if arch not in ARCHS:
+        raise CheckpointError(f"{p.name}: unknown architecture {arch!r}")
+    sd = d.get("state_dict")
+    if not isinstance(sd, dict) or not sd:
+        raise CheckpointError(f"{p.name} has no weights")
+    classes = d.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise CheckpointError(f"{p.name}: the class list is missing or malformed")
+    return Checkpoint(arch, dict(d.get("config") or {}), classes, sd, dict(d.get("normalization") or {}),
+                      dict(d.get("training") or {}), str(d.get("segstudio_version", "?")))
+
+
+def _looks_like_maskrcnn(d: dict) -> bool:
+    return any(k.startswith("roi_heads.mask_predictor") for k in d) and \
+        any(k.startswith("backbone.body") for k in d)
+
+
+def _from_torchvision_maskrcnn(sd: dict, p: Path) -> Checkpoint:
+    from segstudio.inference.maskrcnn import COCO_CATEGORIES, guess_version
+    n = sd["roi_heads.box_predictor.cls_score.weight"].shape[0]
+    classes = [c for c in COCO_CATEGORIES[1:]] if n == len(COCO_CATEGORIES) else [f"class_{k}" for k in range(1, n)]
+    return Checkpoint("maskrcnn", {"version": guess_version(sd), "num_classes": n}, classes, sd,
+                      {"mode": "unit"}, {"source": f"torchvision state dict {p.name}"})

@@ -1,0 +1,155 @@
+"""Mask R-CNN from torchvision (ResNet-50 FPN, v2 by default, v1 available).
+
+COCO weights come through torchvision's weights API: from the torch cache, or downloaded with
+progress when there is a network. When neither works, the error names the file and the folder
+to put it in. Any checkpoint file the user picks is used as is (segstudio checkpoints, or a
+torchvision Mask R-CNN state dict).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torchvision
+from torchvision.models.detection import (MaskRCNN_ResNet50_FPN_V2_Weights, MaskRCNN_ResNet50_FPN_Weights,
+                                          maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2)
+
+from segstudio.inference.checkpoint import Checkpoint, CheckpointError
+from segstudio.inference.device import DeviceInfo, autocast
+from segstudio.inference.preprocess import to_chw
+from segstudio.inference.segmenter import Detection, Prediction, Segmenter
+
+COCO_CATEGORIES: list[str] = list(MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1.meta["categories"])
+VERSIONS = {"v2": (maskrcnn_resnet50_fpn_v2, MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1),
+            "v1": (maskrcnn_resnet50_fpn, MaskRCNN_ResNet50_FPN_Weights.COCO_V1)}
+
+
+class WeightsUnavailable(Exception):
+    """Pretrained weights are neither cached nor downloadable; the message says what to do."""
+
+
+def guess_version(state_dict: dict) -> str:
+    # v2 has a 4-conv box head with batch norm (box_head.0.0.weight); v1 has fc6/fc7
+    return "v2" if any(k.startswith("roi_heads.box_head.0.") for k in state_dict) else "v1"
+
+
+def build_maskrcnn(version: str = "v2", num_classes: int = 91, **kw) -> torch.nn.Module:
+    if version not in VERSIONS:
+        raise ValueError(f"Mask R-CNN version must be v1 or v2, not {version!r}")
+    fn, _ = VERSIONS[version]
+    return fn(weights=None, weights_backbone=None, num_classes=num_classes, **kw)
+
+
+def weights_file(version: str = "v2") -> Path:
+    """Where torchvision keeps (or would keep) the COCO weights of this version."""
+    url = VERSIONS[version][1].url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def coco_state_dict(version: str = "v2", download: bool = True, progress: bool = True) -> dict:
+    weights = VERSIONS[version][1]
+    path = weights_file(version)
+    if not path.exists() and not download:
+        raise WeightsUnavailable(_missing(version))
+    try:
+        return weights.get_state_dict(progress=progress, check_hash=True)
+    except Exception as e:
+        raise WeightsUnavailable(_missing(version) + f" (download failed: {str(e).splitlines()[0][:120]})") from None
+
+
+def _missing(version: str) -> str:
+    p = weights_file(version)
+    return (f"COCO weights for Mask R-CNN {version} are not available: put {p.name} in {p.parent} "
+            f"(from {VERSIONS[version][1].url}), or choose a checkpoint file")
+
+
+def coco_checkpoint(version: str = "v2", download: bool = True) -> Checkpoint:
+    sd = coco_state_dict(version, download)
+    return Checkpoint("maskrcnn", {"version": version, "num_classes": len(COCO_CATEGORIES)}, COCO_CATEGORIES[1:],
+                      sd, {"mode": "unit"}, {"source": f"torchvision COCO weights ({weights_file(version).name})"},
+                      path=str(weights_file(version)))
+
+
+def model_from_checkpoint(ckpt: Checkpoint, **kw) -> torch.nn.Module:
+    version = ckpt.config.get("version", "v2")
+    n = int(ckpt.config.get("num_classes", len(ckpt.classes) + 1))
+    if n != len(ckpt.classes) + 1:
+        raise CheckpointError(f"{ckpt.path}: {n - 1} classes in the model, {len(ckpt.classes)} listed")
+    model = build_maskrcnn(version, n, **kw)
+    try:
+        model.load_state_dict(ckpt.state_dict, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{ckpt.path}: the weights do not fit a Mask R-CNN {version} with {n - 1} classes "
+                              f"({str(e).splitlines()[0][:160]})") from None
+    return model
+
+
+class MaskRCNNSegmenter(Segmenter):
+    arch = name = "maskrcnn"
+
+    def __init__(self, ckpt: Checkpoint, device: DeviceInfo, score_threshold: float = 0.5,
+                 mask_threshold: float = 0.5, candidate_threshold: float = 0.05, max_detections: int = 100):
+        self.ckpt = ckpt
+        self.classes = list(ckpt.classes)
+        self.device = device
+        self.score_threshold, self.mask_threshold = score_threshold, mask_threshold
+        self.candidate_threshold = candidate_threshold
+        self.model = model_from_checkpoint(ckpt, box_score_thresh=candidate_threshold,
+                                           box_detections_per_img=max_detections).to(device.device).eval()
+        self.norm = ckpt.normalization if ckpt.normalization.get("mode") != "unit" else None
+
+    def input_tensor(self, image: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(to_chw(image, 3, self.norm))
+        if self.device.type == "cuda":
+            t = t.pin_memory()
+        return t.to(self.device.device, non_blocking=True)
+
+    @torch.inference_mode()
+    def predict_batch(self, images: Sequence[np.ndarray], progress: Callable | None = None,
+                      cancel: Callable[[], bool] | None = None) -> list[Prediction]:
+        if cancel is not None and cancel():
+            raise InterruptedError("cancelled")
+        xs = [self.input_tensor(im) for im in images]
+        with autocast(self.device):
+            outs = self.model(xs)
+        preds = [self._finish(o, im.shape[1], im.shape[0]) for o, im in zip(outs, images)]
+        if progress is not None:
+            progress(len(images), len(images))
+        return preds
+
+    def _finish(self, out: dict, width: int, height: int) -> Prediction:
+        scores = out["scores"].float()
+        keep = scores >= self.candidate_threshold
+        boxes = out["boxes"][keep].float()
+        labels = out["labels"][keep].cpu().numpy()
+        sc = scores[keep].cpu().numpy()
+        masks = out["masks"][keep, 0] > self.mask_threshold  # thresholded on the device
+        # crop each mask to its box on the device: only the crops cross to the CPU
+        b = boxes.round().to(torch.int64).cpu().numpy()
+        dets = []
+        for k in range(len(sc)):
+            x0, y0 = max(0, int(b[k, 0])), max(0, int(b[k, 1]))
+            x1, y1 = min(width, int(b[k, 2]) + 1), min(height, int(b[k, 3]) + 1)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            crop = masks[k, y0:y1, x0:x1].cpu().numpy()
+            if not crop.any():
+                continue
+            dets.append(Detection(int(labels[k]), crop, x0, y0, float(sc[k])))
+        unc = float(np.mean([_binary_entropy(d.score) for d in dets])) if dets else 0.0
+        kept = [d for d in dets if d.score >= self.score_threshold]
+        return Prediction(width, height, unc, _detections=kept, _candidates=dets,
+                          score_threshold=self.score_threshold)
+
+
+def _binary_entropy(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return float(-(p * np.log2(p) + (1 - p) * np.log2(1 - p)))
+
+
+def torchvision_version() -> str:
+    return torchvision.__version__

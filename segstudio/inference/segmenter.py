@@ -1,0 +1,99 @@
+"""The small interface every model answers to, and what it answers.
+
+`Segmenter.predict_batch(images)` returns one `Prediction` per image. A Prediction holds the
+model's raw answer in compact form (a class map, or instance crops); `detections()` turns it
+into masks on the CPU, on whatever thread calls it, so decoding, the model and storing can
+overlap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import numpy as np
+
+from segstudio.core import maskops
+
+if TYPE_CHECKING:  # this module stays torch-free: the window reads Predictions
+    from segstudio.inference.device import DeviceInfo
+
+
+@dataclass
+class Detection:
+    label: int  # model class index, 1..K-1 (0 is background)
+    mask: np.ndarray  # bool, cropped
+    x: int
+    y: int
+    score: float
+
+    @property
+    def box(self):
+        h, w = self.mask.shape
+        return self.x, self.y, self.x + w, self.y + h
+
+    def contains(self, px: int, py: int) -> bool:
+        h, w = self.mask.shape
+        return 0 <= px - self.x < w and 0 <= py - self.y < h and bool(self.mask[py - self.y, px - self.x])
+
+
+@dataclass
+class Prediction:
+    """Kept: detections at or above the score threshold. Candidates: everything the model
+    proposed (a click can accept one of these). Uncertainty in [0, 1]."""
+    width: int
+    height: int
+    uncertainty: float
+    _detections: list[Detection] | None = None
+    _candidates: list[Detection] | None = None
+    class_map: np.ndarray | None = None  # UNet: (H, W) uint8/uint16 model class per pixel
+    confidence: np.ndarray | None = None  # UNet: (H, W) float16 probability of that class
+    per_component: bool = True
+    min_area: int = 4
+    score_threshold: float = 0.5
+    extra: dict = field(default_factory=dict)
+
+    def detections(self) -> list[Detection]:
+        if self._detections is None:
+            self._detections = [d for d in self.candidates() if d.score >= self.score_threshold]
+        return self._detections
+
+    def candidates(self) -> list[Detection]:
+        if self._candidates is None:
+            self._candidates = semantic_detections(self.class_map, self.confidence, self.per_component,
+                                                   self.min_area) if self.class_map is not None else []
+        return self._candidates
+
+
+def semantic_detections(class_map: np.ndarray, confidence: np.ndarray, per_component: bool = True,
+                        min_area: int = 4) -> list[Detection]:
+    """One detection per class per connected component (or per class), scored by mean confidence."""
+    out = []
+    for label in np.unique(class_map):
+        label = int(label)
+        if label == 0:
+            continue
+        m = class_map == label
+        parts = maskops.components(m) if per_component else \
+            [c for c in [maskops.crop_to_content(m)] if c is not None]
+        for pm, x, y in parts:
+            area = int(pm.sum())
+            if area < min_area:
+                continue
+            conf = confidence[y:y + pm.shape[0], x:x + pm.shape[1]][pm]
+            out.append(Detection(label, pm, x, y, float(conf.astype(np.float32).mean()) if conf.size else 0.0))
+    return out
+
+
+class Segmenter:
+    arch = "model"
+    name = "model"  # the region source written to the store
+    classes: list[str]
+    device: "DeviceInfo"
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray], progress: Callable | None = None,
+                      cancel: Callable[[], bool] | None = None) -> list[Prediction]:
+        raise NotImplementedError
