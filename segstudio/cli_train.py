@@ -1,11 +1,139 @@
-"""train and evaluate commands (the learning loop)."""
+"""train and evaluate: the learning loop from the command line."""
 
 from __future__ import annotations
 
+import json
+import sys
+
 
 def add_train_parsers(sub, add_common) -> None:
-    return None
+    s = sub.add_parser("train", help="train a UNet / fine-tune Mask R-CNN on the done images")
+    s.add_argument("folder")
+    s.add_argument("--model", required=True, choices=["unet", "maskrcnn"])
+    s.add_argument("--out", required=True, metavar="FILE", help="best checkpoint (the last goes beside, -last)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--minutes", type=float, help="time budget instead of epochs")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--val-fraction", type=float, default=0.2)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--batch", type=int)
+    s.add_argument("--resume", metavar="FILE", help="UNet: continue from a -last checkpoint")
+    s.add_argument("--weights", metavar="FILE", help="Mask R-CNN: start from this checkpoint")
+    s.add_argument("--width", type=int, help="UNet: channels at the first level (default 16)")
+    s.add_argument("--depth", type=int, help="UNet: downsamplings (default 4)")
+    s.add_argument("--up", choices=["bilinear", "transpose"], help="UNet decoder upsampling")
+    s.add_argument("--crop", type=int, help="UNet: training crop size (default 256)")
+    s.add_argument("--no-amp", action="store_true")
+    s.add_argument("--json", action="store_true")
+    add_common(s)
+
+    s = sub.add_parser("evaluate", help="score a checkpoint against the annotations")
+    s.add_argument("folder")
+    s.add_argument("--weights", required=True, metavar="FILE")
+    s.add_argument("--status", default="done", help="images to score (default done)")
+    s.add_argument("--split", choices=["val", "train"], help="the images the checkpoint held out (val) or trained on")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--json", action="store_true")
+    add_common(s)
 
 
 def dispatch_train(args) -> int:
+    if args.command == "train":
+        return cmd_train(args)
+    if args.command == "evaluate":
+        return cmd_evaluate(args)
     raise SystemExit(f"unknown command {args.command}")
+
+
+def _printer(json_out: bool):
+    last = {"t": 0.0}
+
+    def progress(d: dict) -> None:
+        import time
+        if d["phase"] == "val":
+            metric = d.get("val_mean_iou", d.get("val_mask_AP"))
+            print(f"epoch {d['epoch']:3d}  step {d['step']:5d}  loss {d['loss']:.4f}  val {metric:.4f}  "
+                  f"best {d['best']:.4f}  {d['elapsed']:.0f}s", file=sys.stderr, flush=True)
+        elif time.time() - last["t"] > 10:
+            last["t"] = time.time()
+            print(f"  step {d['step']} loss {d['loss']:.4f} ({d['elapsed']:.0f}s)", file=sys.stderr, flush=True)
+    return progress
+
+
+def cmd_train(args) -> int:
+    from segstudio.cli import open_project
+    project = open_project(args)
+    amp = False if args.no_amp else None
+    if args.model == "unet":
+        from segstudio.inference.train_unet import UNetTrainConfig, train_unet
+        cfg = UNetTrainConfig(epochs=args.epochs, minutes=args.minutes, val_fraction=args.val_fraction,
+                              seed=args.seed, device=args.device, amp=amp)
+        if args.batch:
+            cfg.batch = args.batch
+        if args.crop:
+            cfg.crop = args.crop
+        for key, val in (("width", args.width), ("depth", args.depth), ("up_mode", args.up)):
+            if val is not None:
+                cfg.unet[key] = val
+        res = train_unet(project, args.out, cfg, progress=_printer(args.json), resume=args.resume)
+    else:
+        from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
+        cfg = MaskRCNNTrainConfig(epochs=args.epochs, minutes=args.minutes, val_fraction=args.val_fraction,
+                                  seed=args.seed, device=args.device, amp=amp, weights=args.weights)
+        if args.batch:
+            cfg.batch = args.batch
+        res = train_maskrcnn(project, args.out, cfg, progress=_printer(args.json))
+    d = {"best": res.best_path, "last": res.last_path, "metrics": res.best_metrics, "stopped": res.stopped,
+         "seconds": round(res.seconds, 1), "device": res.device, "start": res.start,
+         "train_images": len(res.train_images), "val_images": len(res.val_images),
+         "epochs": len(res.history)}
+    if args.json:
+        print(json.dumps(d, indent=2))
+    else:
+        print(f"trained {res.arch} from {res.start} on {res.device}: {len(res.history)} epochs, "
+              f"{res.seconds:.0f} s, stopped by {res.stopped}")
+        print(f"  train images {len(res.train_images)}, validation images {len(res.val_images)}")
+        for k, v in res.best_metrics.items():
+            if isinstance(v, float):
+                print(f"  best {k}: {v:.4f}")
+        print(f"  best checkpoint: {res.best_path}\n  last checkpoint: {res.last_path}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from segstudio.cli import open_project
+    from segstudio.core.records import parse_statuses
+    from segstudio.inference.checkpoint import load_checkpoint
+    from segstudio.inference.engine import ModelSpec, load_segmenter
+    from segstudio.inference.evaluate import evaluate_project
+    project = open_project(args)
+    ck = load_checkpoint(args.weights)
+    seg = load_segmenter(ModelSpec(ck.arch, args.weights, args.device, score_threshold=0.05), project)
+    ids = None
+    if args.split:
+        paths = ck.training.get(f"{args.split}_images") or []
+        if not paths:
+            raise ValueError(f"the checkpoint records no {args.split} images")
+        recs = [project.store.image_by_path(p) for p in paths]
+        ids = [r.id for r in recs if r is not None]
+    rep = evaluate_project(project, seg, parse_statuses(args.status), image_ids=ids)
+    d = {"kind": rep.kind, "images": rep.images, "metrics": rep.metrics,
+         "errors": [{"path": p, "error": e} for p, e in rep.errors]}
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    print(f"{rep.kind} evaluation of {args.weights} on {rep.images} images")
+    m = rep.metrics
+    if rep.kind == "semantic":
+        print(f"  pixel accuracy {m['pixel_accuracy']:.4f}   mean IoU {m['mean_iou']:.4f}   "
+              f"foreground IoU {m['foreground_iou'] if m['foreground_iou'] is not None else float('nan'):.4f}")
+        for name, v in m["per_class_iou"].items():
+            print(f"  IoU {name:<20} {'-' if v is None else f'{v:.4f}'}")
+    else:
+        for k in ("mask_AP", "mask_AP50", "mask_AP75"):
+            print(f"  {k:<10} {m[k] if m[k] is not None else float('nan'):.4f}")
+        print(f"  instances {m.get('instances')}, detections {m.get('detections')}")
+    for p, e in rep.errors[:20]:
+        print(f"  error: {p}: {e}")
+    return 0

@@ -44,11 +44,15 @@ class Checkpoint:
     training: dict = field(default_factory=dict)
     segstudio_version: str = __version__
     path: str | None = None
+    resume: dict = field(default_factory=dict)  # optimizer state and counters, to continue training
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": self.arch, "config": self.config,
-                "classes": list(self.classes), "normalization": self.normalization, "training": self.training,
-                "segstudio_version": self.segstudio_version, "state_dict": self.state_dict}
+        d = {"format": FORMAT, "format_version": FORMAT_VERSION, "arch": self.arch, "config": self.config,
+             "classes": list(self.classes), "normalization": self.normalization, "training": self.training,
+             "segstudio_version": self.segstudio_version, "state_dict": self.state_dict}
+        if self.resume:
+            d["resume"] = self.resume
+        return d
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
@@ -113,7 +117,8 @@ def _from_segstudio(d: dict, p: Path) -> Checkpoint:
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise CheckpointError(f"{p.name}: the class list is missing or malformed")
     return Checkpoint(arch, dict(d.get("config") or {}), classes, sd, dict(d.get("normalization") or {}),
-                      dict(d.get("training") or {}), str(d.get("segstudio_version", "?")))
+                      dict(d.get("training") or {}), str(d.get("segstudio_version", "?")),
+                      resume=dict(d.get("resume") or {}))
 
 
 def _looks_like_maskrcnn(d: dict) -> bool:

@@ -115,9 +115,10 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
     records = store.images_by_ids(ids)
 
     def decode(image_id):
+        # decoding and the CPU half of the model input run here, on decoder threads
         rec = records[image_id]
         try:
-            return rec, project.load_image(rec), None
+            return rec, segmenter.prepare(project.load_image(rec)), None
         except ImageDecodeError as e:
             return rec, None, str(e)
 
@@ -128,13 +129,18 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
     written = {"n": 0}
     writer_error: list[BaseException] = []
 
+    post = ThreadPoolExecutor(2, thread_name_prefix="segstudio-post")
+
     def writer():
+        # masks -> regions (connected components, crops) on two threads; commits in order here
         while True:
             item = results.get()
             if item is None:
                 return
             recs, preds = item
             try:
+                for pred in post.map(lambda p: p.detections(), preds):
+                    pass
                 for rec, pred in zip(recs, preds):
                     report.regions += store_prediction(project, rec, pred, mapper, segmenter.name)
                     report.images += 1
@@ -168,14 +174,14 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
                 continue
             tm = time.perf_counter()
             try:
-                preds = segmenter.predict_batch(arrays, cancel=cancel)
+                preds = segmenter.predict_prepared(arrays, cancel=cancel)
             except InterruptedError:
                 break
             except RuntimeError as e:
                 if "out of memory" not in str(e) or len(arrays) == 1:
                     raise
                 torch.cuda.empty_cache()  # a batch too big for the GPU: one image at a time
-                preds = [segmenter.predict(a) for a in arrays]
+                preds = [segmenter.predict_prepared([a])[0] for a in arrays]
             report.model_seconds += time.perf_counter() - tm
             results.put((recs, preds))
             if writer_error:
@@ -184,6 +190,7 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
         pool.shutdown(wait=False, cancel_futures=True)
         results.put(None)
         wt.join()
+        post.shutdown(wait=True)
     if writer_error:
         raise writer_error[0]
     report.seconds = time.perf_counter() - t0

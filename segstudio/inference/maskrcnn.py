@@ -20,7 +20,7 @@ from torchvision.models.detection import (MaskRCNN_ResNet50_FPN_V2_Weights, Mask
 
 from segstudio.inference.checkpoint import Checkpoint, CheckpointError
 from segstudio.inference.device import DeviceInfo, autocast
-from segstudio.inference.preprocess import to_chw
+from segstudio.inference.preprocess import Prepared, prepare, to_device
 from segstudio.inference.segmenter import Detection, Prediction, Segmenter
 
 COCO_CATEGORIES: list[str] = list(MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1.meta["categories"])
@@ -102,23 +102,24 @@ class MaskRCNNSegmenter(Segmenter):
                                            box_detections_per_img=max_detections).to(device.device).eval()
         self.norm = ckpt.normalization if ckpt.normalization.get("mode") != "unit" else None
 
-    def input_tensor(self, image: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(to_chw(image, 3, self.norm))
-        if self.device.type == "cuda":
-            t = t.pin_memory()
-        return t.to(self.device.device, non_blocking=True)
+    def prepare(self, image: np.ndarray) -> Prepared:
+        return prepare(image, 3, self.norm, pin=self.device.type == "cuda")
 
-    @torch.inference_mode()
     def predict_batch(self, images: Sequence[np.ndarray], progress: Callable | None = None,
                       cancel: Callable[[], bool] | None = None) -> list[Prediction]:
+        return self.predict_prepared([self.prepare(im) for im in images], progress, cancel)
+
+    @torch.inference_mode()
+    def predict_prepared(self, items: Sequence[Prepared], progress: Callable | None = None,
+                         cancel: Callable[[], bool] | None = None) -> list[Prediction]:
         if cancel is not None and cancel():
             raise InterruptedError("cancelled")
-        xs = [self.input_tensor(im) for im in images]
+        xs = to_device(list(items), self.device.device, 3)
         with autocast(self.device):
             outs = self.model(xs)
-        preds = [self._finish(o, im.shape[1], im.shape[0]) for o, im in zip(outs, images)]
+        preds = [self._finish(o, p.width, p.height) for o, p in zip(outs, items)]
         if progress is not None:
-            progress(len(images), len(images))
+            progress(len(items), len(items))
         return preds
 
     def _finish(self, out: dict, width: int, height: int) -> Prediction:

@@ -97,3 +97,12 @@ class Segmenter:
     def predict_batch(self, images: Sequence[np.ndarray], progress: Callable | None = None,
                       cancel: Callable[[], bool] | None = None) -> list[Prediction]:
         raise NotImplementedError
+
+    def prepare(self, image: np.ndarray):
+        """The CPU half of the input (normalise, lay out, pin): thread-safe, runs on decoder threads."""
+        raise NotImplementedError
+
+    def predict_prepared(self, items: Sequence, progress: Callable | None = None,
+                         cancel: Callable[[], bool] | None = None) -> list[Prediction]:
+        """The device half: prepared inputs in, predictions out."""
+        raise NotImplementedError

@@ -12,7 +12,7 @@ import torch
 
 from segstudio.inference.checkpoint import Checkpoint, CheckpointError
 from segstudio.inference.device import DeviceInfo, autocast
-from segstudio.inference.preprocess import to_chw
+from segstudio.inference.preprocess import Prepared, prepare, to_device
 from segstudio.inference.segmenter import Prediction, Segmenter
 from segstudio.inference.tiling import predict_tiled
 from segstudio.inference.unet import UNet, UNetConfig
@@ -46,7 +46,7 @@ class UNetSegmenter(Segmenter):
         if device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.norm = ckpt.normalization or None
-        self.tile = tile or (1024 if device.type == "cuda" else 512)
+        self.tile = tile or 1024  # one pass for images up to 1024 px; larger ones in tiles
         self.overlap = overlap
         self.per_component, self.min_area, self.score_threshold = per_component, min_area, score_threshold
         self.in_channels = self.model.config.in_channels
@@ -58,45 +58,51 @@ class UNetSegmenter(Segmenter):
         with autocast(self.device):
             return torch.softmax(self.model(x).float(), dim=1)
 
-    def input_tensor(self, image: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(to_chw(image, self.in_channels, self.norm))
-        if self.device.type == "cuda":
-            t = t.pin_memory()
-        return t.to(self.device.device, non_blocking=True)
+    def prepare(self, image: np.ndarray) -> Prepared:
+        """CPU part of the input (thread-safe): the prediction pipeline runs it on decoder threads."""
+        return prepare(image, self.in_channels, self.norm, pin=self.device.type == "cuda")
 
-    @torch.inference_mode()
     def predict_batch(self, images: Sequence[np.ndarray], progress: Callable | None = None,
                       cancel: Callable[[], bool] | None = None) -> list[Prediction]:
-        out: list[Prediction | None] = [None] * len(images)
+        return self.predict_prepared([self.prepare(im) for im in images], progress, cancel)
+
+    @torch.inference_mode()
+    def predict_prepared(self, items: Sequence[Prepared], progress: Callable | None = None,
+                         cancel: Callable[[], bool] | None = None) -> list[Prediction]:
+        out: list[Prediction | None] = [None] * len(items)
         # images of one size that fit in a tile go through the model together
         groups: dict[tuple, list[int]] = {}
-        for i, im in enumerate(images):
-            h, w = im.shape[:2]
-            key = (h, w) if h <= self.tile and w <= self.tile else ("big", i)
+        for i, p in enumerate(items):
+            key = (p.height, p.width) if p.height <= self.tile and p.width <= self.tile else ("big", i)
             groups.setdefault(key, []).append(i)
         done = 0
         for key, idx in groups.items():
             if cancel is not None and cancel():
                 raise InterruptedError("cancelled")
-            xs = [self.input_tensor(images[i]) for i in idx]
+            xs = to_device([items[i] for i in idx], self.device.device, self.in_channels)
             if key[0] == "big":
                 probs = predict_tiled(xs[0], self._forward, self.num_classes, self.tile, self.overlap,
                                       cancel=cancel)[None]
             else:
                 probs = self._forward(torch.stack(xs))
+            finished = self._finish_batch(probs)
             for j, i in enumerate(idx):
-                out[i] = self._finish(probs[j])
+                out[i] = finished[j]
             done += len(idx)
             if progress is not None:
-                progress(done, len(images))
+                progress(done, len(items))
         return out
 
-    def _finish(self, probs: torch.Tensor) -> Prediction:
-        k = probs.shape[0]
-        conf, cls = probs.max(dim=0)
-        ent = -(probs * torch.log(probs.clamp_min(1e-8))).sum(dim=0).mean() / math.log(k)
+    def _finish_batch(self, probs: torch.Tensor) -> list[Prediction]:
+        """(N, K, H, W) probabilities -> class maps, confidences and entropies, one copy each to
+        the CPU for the whole batch."""
+        k = probs.shape[1]
+        conf, cls = probs.max(dim=1)
+        ent = (-(probs * torch.log(probs.clamp_min(1e-8))).sum(dim=1).mean(dim=(1, 2)) / math.log(k))
         dtype = torch.uint8 if k <= 255 else torch.int32
-        class_map = cls.to(dtype).cpu().numpy()
-        return Prediction(class_map.shape[1], class_map.shape[0], float(ent), class_map=class_map,
-                          confidence=conf.half().cpu().numpy(), per_component=self.per_component,
-                          min_area=self.min_area, score_threshold=self.score_threshold)
+        class_maps = cls.to(dtype).cpu().numpy()
+        confs = conf.half().cpu().numpy()
+        ents = ent.float().cpu().numpy()
+        return [Prediction(class_maps.shape[2], class_maps.shape[1], float(ents[j]), class_map=class_maps[j],
+                           confidence=confs[j], per_component=self.per_component, min_area=self.min_area,
+                           score_threshold=self.score_threshold) for j in range(len(class_maps))]

@@ -1,0 +1,222 @@
+"""Mask R-CNN fine-tuning on the project's done images.
+
+The box and mask predictor heads are replaced for the project's classes. The rest starts from
+COCO weights when torchvision has them, otherwise from the user's checkpoint, otherwise from
+scratch; the result says which. Horizontal flips; SGD with momentum; mixed precision on CUDA;
+mask AP (COCOeval) on the validation images picks the best checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
+
+from segstudio.core.project import Project
+from segstudio.core.records import DONE
+from segstudio.inference.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from segstudio.inference.device import choose_device
+from segstudio.inference.evaluate import instance_metrics, project_classes
+from segstudio.inference.maskrcnn import (COCO_CATEGORIES, WeightsUnavailable, build_maskrcnn, coco_state_dict,
+                                          model_from_checkpoint)
+from segstudio.inference.preprocess import normalize
+from segstudio.inference.train_common import (Budget, TrainingError, TrainResult, checkpoint_paths,
+                                              seed_everything, split_images)
+
+
+@dataclass
+class MaskRCNNTrainConfig:
+    epochs: int | None = None
+    minutes: float | None = None
+    steps: int | None = None  # stop after this many steps (a quick fine-tune)
+    batch: int = 2
+    lr: float = 0.005
+    val_fraction: float = 0.2
+    seed: int = 0
+    patience: int = 8
+    device: str = "auto"
+    amp: bool | None = None
+    version: str = "v2"
+    weights: str | None = None  # a checkpoint to start from (else COCO, else scratch)
+    download: bool = True
+    min_size: int = 800
+    max_size: int = 1333
+
+
+def replace_heads(model, num_classes: int) -> None:
+    in_features = model.roi_heads.box_predictor.cls_score.in_features
+    model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes)
+    in_ch = model.roi_heads.mask_predictor.conv5_mask.in_channels
+    model.roi_heads.mask_predictor = MaskRCNNPredictor(in_ch, 256, num_classes)
+
+
+def start_model(cfg: MaskRCNNTrainConfig, num_classes: int, names: list[str]):
+    """The model to fine-tune and a note of where its weights came from."""
+    kw = {"min_size": cfg.min_size, "max_size": cfg.max_size}
+    if cfg.weights:
+        ck = load_checkpoint(cfg.weights, expect_arch="maskrcnn")
+        model = model_from_checkpoint(ck, **kw)
+        if ck.classes != names:
+            replace_heads(model, num_classes)
+        return model, f"checkpoint {Path(cfg.weights).name}", ck.config.get("version", "v2")
+    try:
+        sd = coco_state_dict(cfg.version, download=cfg.download, progress=False)
+        model = build_maskrcnn(cfg.version, len(COCO_CATEGORIES), **kw)
+        model.load_state_dict(sd)
+        replace_heads(model, num_classes)
+        return model, f"COCO weights (Mask R-CNN {cfg.version})", cfg.version
+    except WeightsUnavailable as e:
+        model = build_maskrcnn(cfg.version, num_classes, **kw)
+        return model, f"scratch: {e}", cfg.version
+
+
+def _targets(project: Project, image_id: int, value_of: dict):
+    rec = project.store.image(image_id)
+    img = project.load_image(rec)
+    h, w = img.shape[:2]
+    masks, labels, boxes = [], [], []
+    for r in project.store.regions(image_id):
+        v = value_of.get(r.class_id)
+        if v is None or r.iscrowd or r.empty:
+            continue
+        m = r.full_mask(w, h)
+        masks.append(m)
+        labels.append(v)
+        boxes.append([r.x, r.y, r.x + r.mask.shape[1], r.y + r.mask.shape[0]])
+    x = normalize(img)
+    if x.ndim == 2:
+        x = np.repeat(x[:, :, None], 3, axis=2)
+    return rec.path, np.ascontiguousarray(x.transpose(2, 0, 1)), masks, labels, boxes
+
+
+def train_maskrcnn(project: Project, out: str | Path | None = None, cfg: MaskRCNNTrainConfig | None = None,
+                   progress: Callable[[dict], None] | None = None, cancel: Callable[[], bool] | None = None,
+                   image_ids: Sequence[int] | None = None, val_ids: Sequence[int] | None = None) -> TrainResult:
+    cfg = cfg or MaskRCNNTrainConfig()
+    rng = seed_everything(cfg.seed)
+    dev = choose_device(cfg.device, cfg.amp)
+    real, _ = project_classes(project)
+    if not real:
+        raise TrainingError("the project has no classes to learn")
+    names = [c.name for c in real]
+    value_of = {c.id: i for i, c in enumerate(real, start=1)}
+    k = len(real) + 1
+    train_ids, val_ids = split_images(project, cfg.val_fraction, cfg.seed, (DONE,), image_ids, val_ids)
+    train = [t for t in (_targets(project, i, value_of) for i in train_ids) if t[2]]
+    val = [_targets(project, i, value_of) for i in val_ids]
+    if not train:
+        raise TrainingError("no instance regions on the training images")
+    model, start_note, version = start_model(cfg, k, names)
+    model.to(dev.device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=1e-4)
+    use_amp = dev.amp and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    best_path, last_path = checkpoint_paths(project, "maskrcnn", out)
+    budget = Budget(cfg.epochs if cfg.steps is None else None, cfg.minutes, cancel)
+    history: list[dict] = []
+    summary = {"arch": "maskrcnn", "classes": names, "train_images": [t[0] for t in train],
+               "val_images": [t[0] for t in val], "config": asdict(cfg), "device": dev.describe(),
+               "start": start_note}
+
+    def make_ckpt(metrics):
+        return Checkpoint("maskrcnn", {"version": version, "num_classes": k}, names,
+                          {n: v.detach().cpu() for n, v in model.state_dict().items()}, {"mode": "unit"},
+                          {**summary, "metrics": metrics, "history": history, "seconds": budget.elapsed})
+
+    def to_dev(item, flip: bool):
+        _, x, masks, labels, boxes = item
+        xt = torch.from_numpy(x.copy())
+        mt = torch.from_numpy(np.stack(masks).astype(np.uint8))
+        bt = torch.tensor(boxes, dtype=torch.float32)
+        if flip:
+            w = x.shape[2]
+            xt, mt = xt.flip(-1), mt.flip(-1)
+            bt = torch.stack([w - bt[:, 2], bt[:, 1], w - bt[:, 0], bt[:, 3]], dim=1)
+        return xt.to(dev.device), {"boxes": bt.to(dev.device), "labels": torch.tensor(labels, device=dev.device),
+                                   "masks": mt.to(dev.device)}
+
+    steps_per_epoch = max(1, len(train) // cfg.batch)
+    epoch, step, best_score, since_best, stopped, best_metrics = 0, 0, -1.0, 0, "epochs", {}
+    while True:
+        if budget.epochs_done(epoch):
+            stopped = "epochs"
+            break
+        losses = []
+        order = rng.permutation(len(train))
+        for s in range(steps_per_epoch):
+            if budget.cancelled():
+                stopped = "cancelled"
+                break
+            if budget.out_of_time():
+                stopped = "time"
+                break
+            if cfg.steps is not None and step >= cfg.steps:
+                stopped = "steps"
+                break
+            batch = [to_dev(train[j], bool(rng.random() < 0.5))
+                     for j in order[s * cfg.batch:(s + 1) * cfg.batch]]
+            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp) if dev.type == "cuda" else \
+                    torch.autocast("cpu", enabled=False):
+                loss_dict = model([b[0] for b in batch], [b[1] for b in batch])
+                loss = sum(loss_dict.values())
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            step += 1
+            losses.append(float(loss.detach()))
+            if progress is not None:
+                progress({"phase": "train", "epoch": epoch, "step": step, "loss": losses[-1],
+                          "elapsed": budget.elapsed, "steps_per_epoch": steps_per_epoch, "epochs": cfg.epochs,
+                          "minutes": cfg.minutes})
+        if losses:
+            epoch += 1
+            metrics = _validate(model, val, k)
+            score = metrics.get("mask_AP") or 0.0
+            entry = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)), "val_mask_AP": score,
+                     "elapsed": budget.elapsed}
+            history.append(entry)
+            if score > best_score:
+                best_score, best_metrics, since_best = score, metrics, 0
+                save_checkpoint(make_ckpt(metrics), best_path)
+            else:
+                since_best += 1
+            if progress is not None:
+                progress({"phase": "val", **entry, "best": best_score})
+        if stopped in ("cancelled", "time", "steps") or (cfg.steps is not None and step >= cfg.steps):
+            stopped = stopped if stopped != "epochs" else "steps"
+            break
+        if since_best >= cfg.patience:
+            stopped = "early stopping"
+            break
+    save_checkpoint(make_ckpt(best_metrics), last_path)
+    if not best_path.exists():
+        save_checkpoint(make_ckpt(best_metrics), best_path)
+    m = {"mask_AP": best_metrics.get("mask_AP")}
+    project.store.add_model(str(last_path), "maskrcnn", m)
+    project.store.add_model(str(best_path), "maskrcnn", m)
+    return TrainResult("maskrcnn", str(best_path), str(last_path), best_metrics, history, stopped, budget.elapsed,
+                       dev.describe(), summary["train_images"], summary["val_images"], start_note)
+
+
+@torch.inference_mode()
+def _validate(model, val, k: int) -> dict:
+    if not val:
+        return {}
+    model.eval()
+    gt, dt = {}, {}
+    dev = next(model.parameters()).device
+    for n, (path, x, masks, labels, boxes) in enumerate(val):
+        out = model([torch.from_numpy(x).to(dev)])[0]
+        gt[n] = [(lab, m, False) for lab, m in zip(labels, masks)]
+        pm = (out["masks"][:, 0] > 0.5).cpu().numpy()
+        dt[n] = [(int(lab), m, float(s)) for lab, m, s in zip(out["labels"].cpu().numpy(), pm,
+                                                               out["scores"].cpu().numpy())]
+    model.train()
+    return instance_metrics(gt, dt, k)

@@ -1,0 +1,289 @@
+"""UNet training on the project's done images.
+
+Random crops with flips, 90-degree rotations, scale and intensity jitter; the same 16-bit aware
+normalisation as prediction; class weighting from pixel frequencies; cross-entropy + Dice loss;
+a validation split for choosing the best checkpoint and early stopping; mixed precision on CUDA;
+seeded. Best and last checkpoints are written (the last one can be resumed).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from segstudio.core.labelmap import paint_label_map
+from segstudio.core.project import Project
+from segstudio.core.records import DONE
+from segstudio.inference.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from segstudio.inference.device import choose_device
+from segstudio.inference.evaluate import confusion, project_classes, semantic_metrics
+from segstudio.inference.preprocess import DEFAULT_NORMALIZATION, normalize
+from segstudio.inference.tiling import predict_tiled
+from segstudio.inference.train_common import (Budget, TrainingError, TrainResult, checkpoint_paths,
+                                              seed_everything, split_images)
+from segstudio.inference.unet import UNet, UNetConfig
+
+IGNORE = 255
+
+
+@dataclass
+class UNetTrainConfig:
+    epochs: int | None = None
+    minutes: float | None = None
+    batch: int = 4
+    crop: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.2
+    seed: int = 0
+    patience: int = 15  # epochs without a better validation score before stopping
+    device: str = "auto"
+    amp: bool | None = None
+    class_weighting: bool = True
+    dice_weight: float = 1.0
+    steps_per_epoch: int | None = None
+    unet: dict = field(default_factory=lambda: {"depth": 4, "width": 16, "up_mode": "bilinear"})
+
+
+@dataclass
+class _Item:
+    path: str
+    image: np.ndarray  # float32 (H, W, C) normalised
+    label: np.ndarray  # uint8 (H, W): 0 background, 1..K-1 classes, 255 ignore
+
+
+def load_items(project: Project, ids: Sequence[int], value_of: dict, channels: int) -> list[_Item]:
+    items = []
+    for i in ids:
+        rec = project.store.image(i)
+        img = project.load_image(rec)
+        h, w = img.shape[:2]
+        label = paint_label_map(project.store.regions(i), w, h, value_of, np.uint8)
+        x = normalize(img, DEFAULT_NORMALIZATION)
+        if x.ndim == 2:
+            x = x[:, :, None]
+        if channels == 3 and x.shape[2] == 1:
+            x = np.repeat(x, 3, axis=2)
+        elif channels == 1 and x.shape[2] == 3:
+            x = (0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2])[..., None]
+        items.append(_Item(rec.path, np.ascontiguousarray(x, dtype=np.float32), label))
+    return items
+
+
+def image_channels(project: Project, ids: Sequence[int]) -> int:
+    """1 when every training image is grayscale, else 3."""
+    for i in ids[:20]:
+        if project.load_image(project.store.image(i)).ndim == 3:
+            return 3
+    return 1
+
+
+def sample_batch(items: list[_Item], rng: np.random.Generator, batch: int, crop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random crops with flips, rot90, scale 0.8-1.25 and brightness/contrast/gamma jitter."""
+    xs, ys = [], []
+    for _ in range(batch):
+        it = items[rng.integers(len(items))]
+        s = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+        h, w = it.label.shape
+        src = max(8, int(round(crop / s)))
+        ch, cw = min(src, h), min(src, w)
+        y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        x = it.image[y0:y0 + ch, x0:x0 + cw]
+        y = it.label[y0:y0 + ch, x0:x0 + cw]
+        if (ch, cw) != (crop, crop):
+            x = cv2.resize(x, (crop, crop), interpolation=cv2.INTER_LINEAR)
+            y = cv2.resize(y, (crop, crop), interpolation=cv2.INTER_NEAREST)
+            if x.ndim == 2:
+                x = x[:, :, None]
+        k = int(rng.integers(4))
+        x, y = np.rot90(x, k), np.rot90(y, k)
+        if rng.random() < 0.5:
+            x, y = x[:, ::-1], y[:, ::-1]
+        gain, bias = rng.uniform(0.8, 1.2), rng.uniform(-0.1, 0.1)
+        x = x * gain + bias
+        if rng.random() < 0.3:
+            x = np.clip(x, 0, None) ** rng.uniform(0.7, 1.4)
+        xs.append(np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32))
+        ys.append(np.ascontiguousarray(y))
+    return np.stack(xs), np.stack(ys)
+
+
+def class_weights(items: list[_Item], k: int) -> torch.Tensor:
+    """Inverse square root of pixel frequency, normalised to mean 1 (rare classes count more)."""
+    counts = np.zeros(k, np.float64)
+    for it in items:
+        v = it.label[it.label != IGNORE]
+        counts += np.bincount(v.ravel(), minlength=k)[:k]
+    freq = counts / max(counts.sum(), 1)
+    w = 1.0 / np.sqrt(np.maximum(freq, 1e-4))
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tensor:
+    probs = torch.softmax(logits.float(), dim=1)
+    valid = (target != IGNORE).unsqueeze(1)
+    t = F.one_hot(target.clamp(max=k - 1), k).permute(0, 3, 1, 2).float()
+    probs, t = probs * valid, t * valid
+    inter = (probs * t).sum(dim=(0, 2, 3))
+    denom = probs.sum(dim=(0, 2, 3)) + t.sum(dim=(0, 2, 3))
+    return 1.0 - ((2 * inter + 1.0) / (denom + 1.0)).mean()
+
+
+@torch.inference_mode()
+def validate(model: UNet, items: list[_Item], device, k: int, amp_ctx) -> dict:
+    model.eval()
+    conf = np.zeros((k, k), np.int64)
+    for it in items:
+        x = torch.from_numpy(it.image.transpose(2, 0, 1).copy()).to(device)
+
+        def fwd(t):
+            with amp_ctx():
+                return model(t).float()
+        logits = predict_tiled(x, fwd, k, tile=1024, overlap=64)
+        pred = logits.argmax(0).cpu().numpy()
+        conf += confusion(pred, it.label, k, ignore=IGNORE)
+    model.train()
+    return semantic_metrics(conf)
+
+
+def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainConfig | None = None,
+               progress: Callable[[dict], None] | None = None, cancel: Callable[[], bool] | None = None,
+               resume: str | Path | None = None, image_ids: Sequence[int] | None = None,
+               val_ids: Sequence[int] | None = None) -> TrainResult:
+    cfg = cfg or UNetTrainConfig()
+    rng = seed_everything(cfg.seed)
+    dev = choose_device(cfg.device, cfg.amp)
+    real, ignore_ids = project_classes(project)
+    if not real:
+        raise TrainingError("the project has no classes to learn")
+    names = [c.name for c in real]
+    value_of = {c.id: i for i, c in enumerate(real, start=1)}
+    value_of.update({cid: IGNORE for cid in ignore_ids})
+    k = len(real) + 1
+    train_ids, val_ids = split_images(project, cfg.val_fraction, cfg.seed, (DONE,), image_ids, val_ids)
+    start_note = "random initialisation"
+    state = None
+    if resume is not None:
+        ck = load_checkpoint(resume, expect_arch="unet")
+        if ck.classes != names:
+            raise TrainingError(f"cannot resume: the checkpoint's classes {ck.classes} differ from the project's {names}")
+        ucfg = UNetConfig.from_dict(ck.config)
+        state = ck
+        start_note = f"resumed from {Path(resume).name}"
+    else:
+        channels = image_channels(project, train_ids)
+        ucfg = UNetConfig.from_dict({**cfg.unet, "in_channels": channels, "num_classes": k})
+    train_items = load_items(project, train_ids, value_of, ucfg.in_channels)
+    val_items = load_items(project, val_ids, value_of, ucfg.in_channels)
+    crop = min(cfg.crop, *(min(it.label.shape) for it in train_items))
+    crop = max(16, crop - crop % 16)
+    model = UNet(ucfg).to(dev.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    epoch, step, best_score, history, since_best = 0, 0, -1.0, [], 0
+    if state is not None:
+        model.load_state_dict(state.state_dict)
+        r = state.resume
+        if r.get("optimizer"):
+            opt.load_state_dict(r["optimizer"])
+        epoch, step = int(r.get("epoch", 0)), int(r.get("step", 0))
+        best_score = float(r.get("best_score", -1.0))
+        history = list(state.training.get("history", []))
+        rng = np.random.default_rng(cfg.seed + 1000 * epoch)
+    weights = class_weights(train_items, k).to(dev.device) if cfg.class_weighting else None
+    pixels = sum(it.label.size for it in train_items)
+    steps_per_epoch = cfg.steps_per_epoch or max(4, math.ceil(pixels / (crop * crop * cfg.batch)))
+    use_amp = dev.amp and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    def amp_ctx():
+        return torch.autocast("cuda", dtype=torch.float16) if use_amp else torch.autocast("cpu", enabled=False)
+
+    best_path, last_path = checkpoint_paths(project, "unet", out)
+    budget = Budget(cfg.epochs, cfg.minutes, cancel)
+    summary = {"arch": "unet", "classes": names, "train_images": [it.path for it in train_items],
+               "val_images": [it.path for it in val_items], "config": asdict(cfg), "device": dev.describe(),
+               "start": start_note, "crop": crop, "steps_per_epoch": steps_per_epoch}
+
+    def make_ckpt(metrics: dict) -> Checkpoint:
+        return Checkpoint("unet", ucfg.to_dict(), names, {k_: v.detach().cpu() for k_, v in model.state_dict().items()},
+                          dict(DEFAULT_NORMALIZATION), {**summary, "metrics": metrics, "history": history,
+                                                        "epoch": epoch, "seconds": budget.elapsed},
+                          resume={"optimizer": opt.state_dict(), "epoch": epoch, "step": step,
+                                  "best_score": best_score})
+
+    stopped = "epochs"
+    best_metrics: dict = {}
+    model.train()
+    # the learning rate falls along a cosine over the budget: the planned epochs or the minutes
+    planned = cfg.epochs or 0
+    while True:
+        if budget.epochs_done(epoch):
+            stopped = "epochs"
+            break
+        losses = []
+        for _ in range(steps_per_epoch):
+            if budget.cancelled():
+                stopped = "cancelled"
+                break
+            if budget.out_of_time():
+                stopped = "time"
+                break
+            if cfg.minutes:
+                frac = budget.elapsed / (cfg.minutes * 60)
+            elif planned:
+                frac = (epoch + len(losses) / steps_per_epoch) / planned
+            if cfg.minutes or planned:
+                for g in opt.param_groups:
+                    g["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+            xb, yb = sample_batch(train_items, rng, cfg.batch, crop)
+            x = torch.from_numpy(xb).to(dev.device, non_blocking=True)
+            y = torch.from_numpy(yb).to(dev.device, non_blocking=True).long()
+            with amp_ctx():
+                logits = model(x)
+                loss = F.cross_entropy(logits.float(), y, weight=weights, ignore_index=IGNORE)
+                if cfg.dice_weight:
+                    loss = loss + cfg.dice_weight * dice_loss(logits, y, k)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            step += 1
+            losses.append(float(loss.detach()))
+            if progress is not None:
+                progress({"phase": "train", "epoch": epoch, "step": step, "loss": losses[-1],
+                          "elapsed": budget.elapsed, "steps_per_epoch": steps_per_epoch,
+                          "epochs": cfg.epochs, "minutes": cfg.minutes})
+        if losses:
+            epoch += 1
+            metrics = validate(model, val_items, dev.device, k, amp_ctx)
+            score = metrics["mean_iou"] if metrics["mean_iou"] is not None else 0.0
+            entry = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)), "val_mean_iou": score,
+                     "val_pixel_accuracy": metrics["pixel_accuracy"], "elapsed": budget.elapsed}
+            history.append(entry)
+            if score > best_score:
+                best_score, best_metrics, since_best = score, metrics, 0
+                save_checkpoint(make_ckpt(metrics), best_path)
+            else:
+                since_best += 1
+            if progress is not None:
+                progress({"phase": "val", **entry, "best": best_score})
+        if stopped in ("cancelled", "time"):
+            break
+        if since_best >= cfg.patience:
+            stopped = "early stopping"
+            break
+    save_checkpoint(make_ckpt(best_metrics), last_path)
+    if not best_path.exists():  # cancelled before the first epoch ended: the last is the best so far
+        save_checkpoint(make_ckpt(best_metrics), best_path)
+    store_metrics = {"mean_iou": best_metrics.get("mean_iou"), "pixel_accuracy": best_metrics.get("pixel_accuracy")}
+    project.store.add_model(str(last_path), "unet", store_metrics)
+    project.store.add_model(str(best_path), "unet", store_metrics)
+    return TrainResult("unet", str(best_path), str(last_path), best_metrics, history, stopped, budget.elapsed,
+                       dev.describe(), summary["train_images"], summary["val_images"], start_note)
