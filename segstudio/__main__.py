@@ -1,3 +1,7 @@
+import multiprocessing
+
 from segstudio.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    multiprocessing.freeze_support()  # worker processes in a frozen (PyInstaller) build
+    raise SystemExit(main())

@@ -21,6 +21,7 @@ def add_parsers(sub, add_common) -> None:
     s.add_argument("--no-create-classes", action="store_true",
                    help="drop detections of classes the project does not have")
     s.add_argument("--per-class", action="store_true", help="UNet: one region per class, not per component")
+    s.add_argument("--tta", action="store_true", help="UNet: average over flipped copies (4x slower)")
     s.add_argument("--json", action="store_true")
     add_common(s)
 
@@ -44,7 +45,7 @@ def cmd_predict(args) -> int:
         raise ValueError("--batch must be 1 or more")
     project = open_project(args)
     spec = ModelSpec(args.model, args.weights, args.device, args.score, args.mask_threshold,
-                     per_component=not args.per_class, amp=False if args.no_amp else None)
+                     per_component=not args.per_class, amp=False if args.no_amp else None, tta=args.tta)
     seg = load_segmenter(spec, project)
     print(f"model: {seg.name} ({len(seg.classes)} classes) on {seg.device.describe()}", file=sys.stderr)
     prog = progress_printer("predict")
@@ -54,6 +55,7 @@ def cmd_predict(args) -> int:
         prog.close()
     d = {"images": rep.images, "regions": rep.regions, "seconds": round(rep.seconds, 3),
          "images_per_second": round(rep.images_per_second, 3), "device": rep.device,
+         "model_seconds": round(rep.model_seconds, 3), "timing": {k: round(v, 3) for k, v in rep.timing.items()},
          "errors": [{"path": p, "error": e} for p, e in rep.errors], "dropped_classes": rep.dropped}
     if args.json:
         print(json.dumps(d, indent=2))

@@ -34,6 +34,7 @@ def add_train_parsers(sub, add_common) -> None:
     s.add_argument("--status", default="done", help="images to score (default done)")
     s.add_argument("--split", choices=["val", "train"], help="the images the checkpoint held out (val) or trained on")
     s.add_argument("--device", default="auto")
+    s.add_argument("--tta", action="store_true", help="UNet: average over flipped copies")
     s.add_argument("--json", action="store_true")
     add_common(s)
 
@@ -109,7 +110,7 @@ def cmd_evaluate(args) -> int:
     from segstudio.inference.evaluate import evaluate_project
     project = open_project(args)
     ck = load_checkpoint(args.weights)
-    seg = load_segmenter(ModelSpec(ck.arch, args.weights, args.device, score_threshold=0.05), project)
+    seg = load_segmenter(ModelSpec(ck.arch, args.weights, args.device, score_threshold=0.05, tta=args.tta), project)
     ids = None
     if args.split:
         paths = ck.training.get(f"{args.split}_images") or []

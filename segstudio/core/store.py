@@ -402,6 +402,11 @@ class ProjectStore:
         return self.conn.execute("SELECT COUNT(*) FROM regions WHERE image_id=?", (image_id,)).fetchone()[0]
 
     @staticmethod
+    def region_row(image_id: int, r: Region) -> tuple:
+        """The row a region is stored as (RLE-encoded): callers may build rows on worker threads."""
+        return ProjectStore._region_row(image_id, r)
+
+    @staticmethod
     def _region_row(image_id: int, r: Region) -> tuple:
         r.tighten()  # the store holds tight crops: box = bbox of the pixels
         h, w = r.mask.shape
@@ -435,6 +440,20 @@ class ProjectStore:
     def max_z(self, image_id: int) -> int:
         return self.conn.execute("SELECT COALESCE(MAX(z), 0) FROM regions WHERE image_id=?",
                                  (image_id,)).fetchone()[0]
+
+    def replace_source_regions_many(self, entries: Iterable[dict]) -> None:
+        """Several images' model results in one transaction. Each entry: image_id, source, rows
+        (from region_row), status (or None), uncertainty, width, height (or None)."""
+        now = time.time()
+        with self.transaction() as t:
+            for e in entries:
+                iid = e["image_id"]
+                t.execute("DELETE FROM regions WHERE image_id=? AND source=?", (iid, e["source"]))
+                t.executemany("INSERT OR REPLACE INTO regions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                              [row for row in e["rows"] if row[5]])
+                t.execute("UPDATE images SET status=COALESCE(?, status), uncertainty=?, "
+                          "width=COALESCE(?, width), height=COALESCE(?, height), error=NULL, updated=? WHERE id=?",
+                          (e.get("status"), e.get("uncertainty"), e.get("width"), e.get("height"), now, iid))
 
     def region_keys(self, image_id: int) -> set[tuple]:
         """(class_id, x, y, w, h, rle) of an image's regions: an import uses it to skip duplicates."""

@@ -108,11 +108,16 @@ class MainWindow(QMainWindow):
         self.regions_dock = RegionsDock(self.editor, self)
         self.worker = ModelWorker(self.project, self)
         self.model_dock = ModelDock(self.project, self.worker, self)
+        self.model_dock.flush_edits = self.session.flush
         L, R = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
         self.files_dw = self._dock("Files", self.files, L)
         self.classes_dw = self._dock("Classes", self.classes_dock, R)
         self.regions_dw = self._dock("Regions", self.regions_dock, R)
-        self.model_dw = self._dock("Model", self.model_dock, R)
+        from PySide6.QtWidgets import QScrollArea
+        scroll = QScrollArea()
+        scroll.setWidget(self.model_dock)
+        scroll.setWidgetResizable(True)
+        self.model_dw = self._dock("Model", scroll, R)
         self.tabifyDockWidget(self.regions_dw, self.model_dw)
         self.regions_dw.raise_()
         self.resizeDocks([self.classes_dw, self.regions_dw], [220, 520], Qt.Orientation.Vertical)
@@ -161,6 +166,7 @@ class MainWindow(QMainWindow):
         self.hide_action = self._act(v, "&Hide regions", self.toggle_overlay, "T", checkable=True)
         self.outline_action = self._act(v, "&Outlines only", self.toggle_outline, "O", checkable=True)
         self._act(v, "Auto &window/level (16-bit)", self.auto_window, "Ctrl+L")
+        self._act(v, "Dataset &statistics…", self.show_stats, "Ctrl+Shift+I")
         i = mb.addMenu("&Image")
         self._act(i, "&Next image", lambda: self.step_image(1), ["D", "PgDown"])
         self._act(i, "&Previous image", lambda: self.step_image(-1), ["A", "PgUp"])
@@ -598,6 +604,13 @@ class MainWindow(QMainWindow):
 
     def show_shortcuts(self) -> ShortcutsDialog:
         dlg = ShortcutsDialog(self, self.menus)
+        dlg.open()
+        return dlg
+
+    def show_stats(self):
+        from segstudio.gui.stats import StatsDialog
+        self.session.flush()
+        dlg = StatsDialog(self, self.project.store)
         dlg.open()
         return dlg
 

@@ -4,6 +4,7 @@ it over a project with decoding, the model and storing overlapped (the GPU stays
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -20,7 +21,8 @@ from segstudio.core.project import Project
 from segstudio.core.records import NEW, PREDICTED, ImageRecord
 from segstudio.inference.checkpoint import CheckpointError, load_checkpoint
 from segstudio.inference.device import DeviceInfo, choose_device
-from segstudio.inference.classmap import ClassMapper, prediction_regions
+from segstudio.inference.classmap import ClassMapper
+from segstudio.inference.postprocess import encode_detections, payload, process_pool
 from segstudio.inference.segmenter import Prediction, Segmenter
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ class ModelSpec:
     amp: bool | None = None
     version: str = "v2"
     download: bool = True
+    tta: bool = False  # UNet: average over flips
 
 
 def load_segmenter(spec: ModelSpec, project: Project | None = None) -> Segmenter:
@@ -50,13 +53,23 @@ def load_segmenter(spec: ModelSpec, project: Project | None = None) -> Segmenter
             raise CheckpointError("a UNet needs a checkpoint: train one first (segstudio train FOLDER --model unet "
                                   "--out FILE, or Train in the Model panel) or give --weights FILE")
         ckpt = load_checkpoint(path, expect_arch="unet")
-        return UNetSegmenter(ckpt, device, per_component=spec.per_component, score_threshold=0.0)
+        return _warm(UNetSegmenter(ckpt, device, per_component=spec.per_component, score_threshold=0.0,
+                                   tta=spec.tta))
     if spec.arch == "maskrcnn":
         from segstudio.inference.maskrcnn import MaskRCNNSegmenter, coco_checkpoint
         ckpt = load_checkpoint(spec.weights, expect_arch="maskrcnn") if spec.weights else \
             coco_checkpoint(spec.version, spec.download)
-        return MaskRCNNSegmenter(ckpt, device, spec.score_threshold, spec.mask_threshold)
+        return _warm(MaskRCNNSegmenter(ckpt, device, spec.score_threshold, spec.mask_threshold))
     raise ValueError(f"unknown model {spec.arch!r}; use unet or maskrcnn")
+
+
+def _warm(seg: Segmenter) -> Segmenter:
+    """On a GPU, one small forward at load time: CUDA/cuDNN set-up is paid while loading, not by
+    the first image."""
+    if seg.device.type == "cuda":
+        seg.predict(np.zeros((256, 256, 3), np.uint8))
+        torch.cuda.synchronize()
+    return seg
 
 
 def latest_model(project: Project, arch: str) -> str | None:
@@ -74,6 +87,9 @@ class PredictReport:
     errors: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     model_seconds: float = 0.0
+    # where the time went (model thread waiting for decoding / for the writer; writer busy)
+    timing: dict = field(default_factory=lambda: {"wait_decode": 0.0, "wait_writer": 0.0, "post": 0.0,
+                                                 "commit": 0.0})
     device: str = ""
     dropped: dict = field(default_factory=dict)
 
@@ -85,23 +101,38 @@ class PredictReport:
 def store_prediction(project: Project, rec: ImageRecord, pred: Prediction, mapper: ClassMapper,
                      source: str) -> int:
     """Replace the regions this model made on the image; new images become 'predicted'."""
-    regions = prediction_regions(pred, mapper, source, z0=project.store.max_z(rec.id) + 1)
-    ids = project.store.reserve_region_ids(len(regions)) if regions else []
-    for r, i in zip(regions, ids):
-        r.id = i
-    status = PREDICTED if rec.status in (NEW, PREDICTED) else None
-    project.store.replace_source_regions(rec.id, source, regions, status=status, uncertainty=pred.uncertainty)
-    return len(regions)
+    entry = prediction_entry(project, rec, pred, encode_detections(payload(pred)), mapper, source)
+    project.store.replace_source_regions_many([entry])
+    return len(entry["rows"])
+
+
+def prediction_entry(project: Project, rec: ImageRecord, pred: Prediction, encoded: list, mapper: ClassMapper,
+                     source: str) -> dict:
+    """Everything to store for one image: the encoded detections get project classes, ids and
+    z above the image's other regions."""
+    rows = []
+    kept = [(mapper(e[0]), e) for e in encoded]
+    kept = [(cid, e) for cid, e in kept if cid is not None]
+    ids = project.store.reserve_region_ids(len(kept)) if kept else []
+    z0 = project.store.max_z(rec.id) + 1 if kept else 0
+    for k, ((cid, (_, x, y, w, h, counts, area, score)), rid) in enumerate(zip(kept, ids)):
+        rows.append((rid, rec.id, cid, x, y, w, h, counts, area, z0 + k, source, score, 0, None))
+    return {"image_id": rec.id, "source": source, "rows": rows, "uncertainty": pred.uncertainty,
+            "status": PREDICTED if rec.status in (NEW, PREDICTED) else None,
+            "width": pred.width, "height": pred.height}
 
 
 def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[str] | None = (NEW,),
                     batch: int = 4, create_classes: bool = True, decode_workers: int | None = None,
                     progress: Callable[[int, int, str], None] | None = None,
-                    cancel: Callable[[], bool] | None = None, image_ids: Sequence[int] | None = None) -> PredictReport:
+                    cancel: Callable[[], bool] | None = None, image_ids: Sequence[int] | None = None,
+                    post_processes: bool | None = None) -> PredictReport:
     """Run a model over a project's images.
 
     Three stages overlap: decoder threads read and normalise images ahead; this thread feeds the
-    model batch after batch; a writer thread turns predictions into regions and commits them.
+    model batch after batch; a writer thread has the predictions turned into RLE regions (by
+    worker processes on a GPU machine, threads otherwise) and commits them, a batch per
+    transaction.
     """
     store = project.store
     ids = list(image_ids) if image_ids is not None else store.image_ids(statuses=statuses)
@@ -110,39 +141,65 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
     t0 = time.perf_counter()
     if not ids:
         return report
-    n_dec = decode_workers or max(2, min(8, (torch.get_num_threads() or 2)))
+    n_dec = decode_workers or max(2, min(8, (os.cpu_count() or 2) - 2))
     pool = ThreadPoolExecutor(n_dec, thread_name_prefix="segstudio-decode")
     records = store.images_by_ids(ids)
 
     def decode(image_id):
-        # decoding and the CPU half of the model input run here, on decoder threads
+        # decoding and the CPU half of the model input run here, on decoder threads; nothing is
+        # written to the store from these threads (they would queue on its write lock)
         rec = records[image_id]
         try:
-            return rec, segmenter.prepare(project.load_image(rec)), None
+            return rec, segmenter.prepare(project.load_image(rec, record=False)), None
         except ImageDecodeError as e:
             return rec, None, str(e)
 
     ahead = max(batch * 3, n_dec * 2)
     futures = [pool.submit(decode, i) for i in ids[:ahead]]
     next_submit = len(futures)
-    results: queue.Queue = queue.Queue(maxsize=8)
+    results: queue.Queue = queue.Queue(maxsize=32)  # room to ride out a slow commit
     written = {"n": 0}
     writer_error: list[BaseException] = []
 
-    post = ThreadPoolExecutor(2, thread_name_prefix="segstudio-post")
+    n_post = max(2, min(8, (os.cpu_count() or 2) // 2))
+    if post_processes is None:  # a fast GPU would wait on the interpreter lock held by this work
+        post_processes = segmenter.device.type == "cuda" and (os.cpu_count() or 1) >= 4
+    post = process_pool(n_post) if post_processes else ThreadPoolExecutor(n_post, thread_name_prefix="segstudio-post")
+    for _ in range(n_post):  # start the workers now, while the first images decode
+        post.submit(int)
+    encoding: queue.Queue = queue.Queue(maxsize=16)
 
-    def writer():
-        # masks -> regions (connected components, crops) on two threads; commits in order here
+    def dispatcher():
+        # hands each prediction to the post workers as soon as it arrives: batches overlap
         while True:
             item = results.get()
             if item is None:
+                encoding.put(None)
                 return
             recs, preds = item
             try:
-                for pred in post.map(lambda p: p.detections(), preds):
-                    pass
-                for rec, pred in zip(recs, preds):
-                    report.regions += store_prediction(project, rec, pred, mapper, segmenter.name)
+                encoding.put((recs, preds, [post.submit(encode_detections, payload(p)) for p in preds]))
+            except BaseException as e:
+                writer_error.append(e)
+
+    def writer():
+        # collects the RLE-encoded regions in order; one transaction per batch
+        while True:
+            item = encoding.get()
+            if item is None:
+                return
+            recs, preds, futs = item
+            try:
+                tp = time.perf_counter()
+                encoded = [f.result() for f in futs]
+                entries = [prediction_entry(project, rec, pred, enc, mapper, segmenter.name)
+                           for rec, pred, enc in zip(recs, preds, encoded)]
+                tc = time.perf_counter()
+                store.replace_source_regions_many(entries)
+                report.timing["post"] += tc - tp
+                report.timing["commit"] += time.perf_counter() - tc
+                for rec, e in zip(recs, entries):
+                    report.regions += len(e["rows"])
                     report.images += 1
                     written["n"] += 1
                     if progress is not None:
@@ -150,7 +207,9 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
             except BaseException as e:  # surfaced to the caller after the loop
                 writer_error.append(e)
 
+    dt = threading.Thread(target=dispatcher, name="segstudio-post-dispatch", daemon=True)
     wt = threading.Thread(target=writer, name="segstudio-store", daemon=True)
+    dt.start()
     wt.start()
     try:
         k = 0
@@ -159,7 +218,9 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
                 break
             recs, arrays = [], []
             while k < len(futures) and len(arrays) < batch:
+                tw = time.perf_counter()
                 rec, arr, err = futures[k].result()
+                report.timing["wait_decode"] += time.perf_counter() - tw
                 futures[k] = None  # let the pixels go once used
                 k += 1
                 if next_submit < len(ids):
@@ -167,6 +228,7 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
                     next_submit += 1
                 if err is not None:
                     report.errors.append((rec.path, err))
+                    store.set_error(rec.id, err)
                     continue
                 recs.append(rec)
                 arrays.append(arr)
@@ -183,12 +245,15 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
                 torch.cuda.empty_cache()  # a batch too big for the GPU: one image at a time
                 preds = [segmenter.predict_prepared([a])[0] for a in arrays]
             report.model_seconds += time.perf_counter() - tm
+            tw = time.perf_counter()
             results.put((recs, preds))
+            report.timing["wait_writer"] += time.perf_counter() - tw
             if writer_error:
                 break
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
         results.put(None)
+        dt.join()
         wt.join()
         post.shutdown(wait=True)
     if writer_error:

@@ -129,7 +129,7 @@ def evaluate_project(project: Project, segmenter, statuses: Sequence[str] | None
             continue
         h, w = img.shape[:2]
         regions = store.regions(image_id)
-        pred = segmenter.predict(img)
+        pred = segmenter.predict(img).wait()
         if semantic:
             gt = paint_label_map(regions, w, h, value_of, np.uint8)
             conf += confusion(model_to_eval[pred.class_map.astype(np.int64)], gt, K, ignore=255)

@@ -125,22 +125,27 @@ class MaskRCNNSegmenter(Segmenter):
     def _finish(self, out: dict, width: int, height: int) -> Prediction:
         scores = out["scores"].float()
         keep = scores >= self.candidate_threshold
-        boxes = out["boxes"][keep].float()
-        labels = out["labels"][keep].cpu().numpy()
-        sc = scores[keep].cpu().numpy()
         masks = out["masks"][keep, 0] > self.mask_threshold  # thresholded on the device
-        # crop each mask to its box on the device: only the crops cross to the CPU
-        b = boxes.round().to(torch.int64).cpu().numpy()
-        dets = []
-        for k in range(len(sc)):
-            x0, y0 = max(0, int(b[k, 0])), max(0, int(b[k, 1]))
-            x1, y1 = min(width, int(b[k, 2]) + 1), min(height, int(b[k, 3]) + 1)
-            if x1 <= x0 or y1 <= y0:
-                continue
-            crop = masks[k, y0:y1, x0:x1].cpu().numpy()
-            if not crop.any():
-                continue
-            dets.append(Detection(int(labels[k]), crop, x0, y0, float(sc[k])))
+        # boxes, scores and labels cross to the CPU in one copy
+        meta = torch.cat([out["boxes"][keep].float(), scores[keep, None], out["labels"][keep, None].float()], 1)
+        meta = meta.cpu().numpy()
+        boxes = np.round(meta[:, :4]).astype(np.int64)
+        spans = []
+        for k in range(len(meta)):
+            x0, y0 = max(0, int(boxes[k, 0])), max(0, int(boxes[k, 1]))
+            x1, y1 = min(width, int(boxes[k, 2]) + 1), min(height, int(boxes[k, 3]) + 1)
+            spans.append((k, x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None)
+        spans = [sp for sp in spans if sp is not None]
+        # each mask cropped to its box on the device, all crops in one copy to the CPU
+        if spans:
+            flat = torch.cat([masks[k, y0:y1, x0:x1].reshape(-1) for k, x0, y0, x1, y1 in spans]).cpu().numpy()
+        dets, at = [], 0
+        for k, x0, y0, x1, y1 in spans:
+            n = (y1 - y0) * (x1 - x0)
+            crop = flat[at:at + n].reshape(y1 - y0, x1 - x0)
+            at += n
+            if crop.any():
+                dets.append(Detection(int(meta[k, 5]), crop, x0, y0, float(meta[k, 4])))
         unc = float(np.mean([_binary_entropy(d.score) for d in dets])) if dets else 0.0
         kept = [d for d in dets if d.score >= self.score_threshold]
         return Prediction(width, height, unc, _detections=kept, _candidates=dets,

@@ -47,11 +47,21 @@ class Prediction:
     _detections: list[Detection] | None = None
     _candidates: list[Detection] | None = None
     class_map: np.ndarray | None = None  # UNet: (H, W) uint8/uint16 model class per pixel
-    confidence: np.ndarray | None = None  # UNet: (H, W) float16 probability of that class
+    confidence: np.ndarray | None = None  # UNet: (H, W) probability of that class (uint8: x/255)
     per_component: bool = True
     min_area: int = 4
     score_threshold: float = 0.5
     extra: dict = field(default_factory=dict)
+    _pending: object = None  # a device-to-host copy still in flight (see wait)
+
+    def wait(self) -> "Prediction":
+        """Block until the arrays copied from the device have arrived (a no-op on the CPU). The
+        model thread hands predictions on before the copy ends, so it can start the next batch."""
+        if self._pending is not None:
+            finish = self._pending
+            self._pending = None
+            finish(self)
+        return self
 
     def detections(self) -> list[Detection]:
         if self._detections is None:
@@ -59,6 +69,7 @@ class Prediction:
         return self._detections
 
     def candidates(self) -> list[Detection]:
+        self.wait()
         if self._candidates is None:
             self._candidates = semantic_detections(self.class_map, self.confidence, self.per_component,
                                                    self.min_area) if self.class_map is not None else []
@@ -69,7 +80,8 @@ def semantic_detections(class_map: np.ndarray, confidence: np.ndarray, per_compo
                         min_area: int = 4) -> list[Detection]:
     """One detection per class per connected component (or per class), scored by mean confidence."""
     out = []
-    for label in np.unique(class_map):
+    present = np.flatnonzero(np.bincount(class_map.ravel()))  # faster than np.unique (no sort)
+    for label in present:
         label = int(label)
         if label == 0:
             continue
@@ -80,8 +92,10 @@ def semantic_detections(class_map: np.ndarray, confidence: np.ndarray, per_compo
             area = int(pm.sum())
             if area < min_area:
                 continue
-            conf = confidence[y:y + pm.shape[0], x:x + pm.shape[1]][pm]
-            out.append(Detection(label, pm, x, y, float(conf.astype(np.float32).mean()) if conf.size else 0.0))
+            conf = confidence[y:y + pm.shape[0], x:x + pm.shape[1]][pm].astype(np.float32)
+            if confidence.dtype.kind in "iu":  # quantised probability, x / 255
+                conf *= 1.0 / 255.0
+            out.append(Detection(label, pm, x, y, float(conf.mean()) if conf.size else 0.0))
     return out
 
 

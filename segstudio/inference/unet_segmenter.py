@@ -38,7 +38,7 @@ class UNetSegmenter(Segmenter):
     arch = name = "unet"
 
     def __init__(self, ckpt: Checkpoint, device: DeviceInfo, tile: int | None = None, overlap: int = 64,
-                 per_component: bool = True, min_area: int = 4, score_threshold: float = 0.0):
+                 per_component: bool = True, min_area: int = 4, score_threshold: float = 0.0, tta: bool = False):
         self.ckpt = ckpt
         self.classes = list(ckpt.classes)
         self.device = device
@@ -49,10 +49,19 @@ class UNetSegmenter(Segmenter):
         self.tile = tile or 1024  # one pass for images up to 1024 px; larger ones in tiles
         self.overlap = overlap
         self.per_component, self.min_area, self.score_threshold = per_component, min_area, score_threshold
+        self.tta = tta  # average over the four flips: a little more accurate, four times the work
         self.in_channels = self.model.config.in_channels
         self.num_classes = self.model.config.num_classes
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.tta:
+            return self._forward_once(x)
+        out = self._forward_once(x)
+        for dims in ((3,), (2,), (2, 3)):
+            out += self._forward_once(x.flip(dims)).flip(dims)
+        return out / 4
+
+    def _forward_once(self, x: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(self.device):
@@ -99,10 +108,33 @@ class UNetSegmenter(Segmenter):
         k = probs.shape[1]
         conf, cls = probs.max(dim=1)
         ent = (-(probs * torch.log(probs.clamp_min(1e-8))).sum(dim=1).mean(dim=(1, 2)) / math.log(k))
-        dtype = torch.uint8 if k <= 255 else torch.int32
-        class_maps = cls.to(dtype).cpu().numpy()
-        confs = conf.half().cpu().numpy()
-        ents = ent.float().cpu().numpy()
+        if k <= 255:
+            both = torch.stack([cls.to(torch.uint8), (conf * 255).round().to(torch.uint8)], dim=1)
+        else:  # more classes than a byte holds: 16-bit class map, confidence widened alongside
+            both = torch.stack([cls.to(torch.int16), (conf * 255).round().to(torch.int16)], dim=1)
+        n = both.shape[0]
+        if self.device.type == "cuda":
+            # class map and confidence (quantised to 1/255) cross to pinned memory without blocking
+            # this thread: it goes on to the next batch while the copy runs; the first reader waits
+            host = torch.empty(both.shape, dtype=both.dtype, pin_memory=True)
+            host.copy_(both, non_blocking=True)
+            ent_host = torch.empty(ent.shape, dtype=torch.float32, pin_memory=True)
+            ent_host.copy_(ent.float(), non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+
+            def finish(p, j, done=done, ent_host=ent_host):
+                done.synchronize()
+                p.uncertainty = float(ent_host[j])
+            arr = host.numpy()
+            pending = [lambda p, j=j: finish(p, j) for j in range(n)]
+            ents = [0.0] * n
+        else:
+            arr = both.cpu().numpy()
+            pending = [None] * n
+            ents = ent.float().cpu().numpy().tolist()
+        class_maps, confs = arr[:, 0], arr[:, 1]  # views: nothing is read before the copy ends
         return [Prediction(class_maps.shape[2], class_maps.shape[1], float(ents[j]), class_map=class_maps[j],
                            confidence=confs[j], per_component=self.per_component, min_area=self.min_area,
+                           _pending=pending[j],
                            score_threshold=self.score_threshold) for j in range(len(class_maps))]

@@ -148,7 +148,7 @@ def test_display_window_for_16_bit():
     assert imageio.to_display(u8) is u8  # 8-bit passes through without a copy
 
 
-def test_big_images_take_the_low_memory_path_with_the_same_pixels(tmp_path, monkeypatch):
+def test_opencv_fast_path_gives_the_same_pixels_as_pillow(tmp_path, monkeypatch):
     rng = np.random.default_rng(3)
     rgb = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "a.jpg", quality=90)
@@ -158,8 +158,9 @@ def test_big_images_take_the_low_memory_path_with_the_same_pixels(tmp_path, monk
     exif = Image.Exif()
     exif[0x0112] = 6
     ex.save(tmp_path / "rot.jpg", quality=90, exif=exif)
+    monkeypatch.setattr(imageio, "FAST_PATH", False)  # Pillow for everything
     small = {n: decode_image(tmp_path / n) for n in ("a.jpg", "a.png", "g16.png", "rot.jpg")}
-    monkeypatch.setattr(imageio, "BIG_PIXELS", 100)  # everything counts as big now
+    monkeypatch.setattr(imageio, "FAST_PATH", True)
     for n, a in small.items():
         b = decode_image(tmp_path / n)
         assert b.shape == a.shape and b.dtype == a.dtype, n

@@ -99,3 +99,18 @@ def test_cli_predict(folder, tmp_path, capsys):
     err = capsys.readouterr().err
     if not __import__("torch").cuda.is_available():
         assert code == 2 and "CUDA was asked for" in err
+
+
+def test_post_processing_in_worker_processes_gives_the_same_regions(folder, tmp_path):
+    import shutil
+    ck = tiny_unet_checkpoint(tmp_path / "u.pt", classes=("blob",), seed=5)
+    other = tmp_path / "copy"
+    shutil.copytree(folder, other)
+    out = []
+    for f, procs in ((folder, False), (other, True)):
+        p = Project.open(f)
+        seg = load_segmenter(ModelSpec("unet", str(ck), "cpu"), p)
+        rep = predict_project(p, seg, ("new",), batch=2, post_processes=procs)
+        out.append(sorted((r.path, reg.area, reg.x, reg.y) for r in p.store.images() for reg in p.store.regions(r.id)))
+        assert rep.images == 5
+    assert out[0] == out[1]

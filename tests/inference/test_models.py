@@ -148,3 +148,18 @@ def test_coco_weights_missing_message(monkeypatch, tmp_path):
         maskrcnn.coco_state_dict("v2", download=False)
     msg = str(e.value)
     assert "maskrcnn_resnet50_fpn_v2_coco" in msg and str(tmp_path / "hub" / "checkpoints") in msg
+
+
+def test_unet_flip_averaging(tmp_path):
+    from segstudio.inference.unet_segmenter import UNetSegmenter
+    ck = load_checkpoint(tiny_unet_checkpoint(tmp_path / "u.pt"))
+    plain = UNetSegmenter(ck, choose_device("cpu"))
+    tta = UNetSegmenter(ck, choose_device("cpu"), tta=True)
+    img = blob_image()
+    a, b = plain.predict(img), tta.predict(img)
+    assert a.class_map.shape == b.class_map.shape
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        avg = tta._forward(x)
+        manual = sum(plain._forward(x.flip(d)).flip(d) for d in ((3,), (2,), (2, 3))) + plain._forward(x)
+    assert torch.allclose(avg, manual / 4, atol=1e-6)

@@ -57,6 +57,7 @@ class ModelDock(QWidget):
         self.mask_thr.setValue(0.5)
         self.per_component = QCheckBox("UNet: one region per connected part")
         self.per_component.setChecked(True)
+        self.tta = QCheckBox("UNet: average over flips (4x slower, a little better)")
         self.create_classes = QCheckBox("Create classes the project lacks")
         self.create_classes.setChecked(True)
         self.load_button = QPushButton("Load model")
@@ -73,6 +74,7 @@ class ModelDock(QWidget):
         form.addRow("Score ≥", self.score)
         form.addRow("Mask ≥", self.mask_thr)
         form.addRow(self.per_component)
+        form.addRow(self.tta)
         form.addRow(self.create_classes)
         form.addRow(self.load_button)
         form.addRow(self.model_label)
@@ -102,9 +104,12 @@ class ModelDock(QWidget):
         rl.addWidget(self.progress)
         rl.addWidget(self.progress_label)
 
+        from segstudio.gui.docks.train_panel import TrainPanel
+        self.train_panel = TrainPanel(self)
         self.layout_ = QVBoxLayout(self)
         self.layout_.addWidget(box)
         self.layout_.addWidget(run)
+        self.layout_.addWidget(self.train_panel)
         self.layout_.addStretch(1)
         self._wire()
         self._fill_weights()
@@ -150,7 +155,7 @@ class ModelDock(QWidget):
         w = self.weights.currentData()
         return {"arch": self.arch.currentData(), "weights": w or None, "device": self.device.currentData(),
                 "score_threshold": self.score.value(), "mask_threshold": self.mask_thr.value(),
-                "per_component": self.per_component.isChecked()}
+                "per_component": self.per_component.isChecked(), "tta": self.tta.isChecked()}
 
     def load(self) -> None:
         spec = self.spec()
@@ -184,6 +189,8 @@ class ModelDock(QWidget):
         self.seg_image.setEnabled(ready)
         self.seg_folder.setEnabled(ready and not busy)
         self.cancel_button.setEnabled(busy)
+        if hasattr(self, "train_panel"):
+            self.train_panel.train_button.setEnabled(not busy)
 
     # ---------------------------------------------------------------- running
     def segment_image(self) -> None:
@@ -240,6 +247,9 @@ class ModelDock(QWidget):
     def _end_progress(self) -> None:
         self.progress.setVisible(False)
         self._update_buttons()
+
+    def flush_edits(self) -> None:
+        """Overridden by the window: save pending edits before a job reads the store."""
 
     def candidates(self, image_id: int):
         pred = self.cache.get(image_id)

@@ -1,0 +1,125 @@
+"""ISBI 2012 membranes: import the labels, train a UNet with a fixed time budget, report pixel
+accuracy and foreground (membrane) IoU on slices it never saw, and the training curve as PNG.
+
+    python benchmarks/isbi_unet.py --minutes 10 --device cpu          (target pixel accuracy >= 0.93)
+    python benchmarks/isbi_unet.py --minutes 1 --device cuda          (target >= 0.94)
+
+The U-Net paper reports 0.939 pixel accuracy (1 - pixel error 0.0611) on the challenge's test set.
+Labels in the data: 255 cell interior, 0 membrane; imported as class "membrane" on background.
+5 of the 20 slices are held out (seeded); training uses the other 15 (2 of them for validation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, report, summary  # noqa: E402
+from plot import line_chart  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "isbi2012-membrane"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out-dir", type=Path, default=ROOT / "bench-out")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--test", type=int, default=5)
+    ap.add_argument("--width", type=int)
+    ap.add_argument("--batch", type=int)
+    a = ap.parse_args()
+    if not (a.data / "image").is_dir():
+        print(f"ISBI data not found at {a.data}")
+        return 2
+    from PIL import Image
+
+    from segstudio.core.project import Project
+    from segstudio.inference.engine import ModelSpec, load_segmenter
+    from segstudio.inference.evaluate import evaluate_project
+    from segstudio.inference.train_unet import UNetTrainConfig, train_unet
+    import torch
+    a.out_dir.mkdir(parents=True, exist_ok=True)
+    gpu = a.device.startswith("cuda")
+    tag = f"isbi_{'gpu' if gpu else 'cpu'}_{a.minutes:g}min"
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        folder, labels = tmp / "images", tmp / "labels"
+        folder.mkdir()
+        labels.mkdir()
+        for f in sorted((a.data / "image").glob("*.png")):
+            shutil.copy(f, folder / f.name)
+            lab = np.array(Image.open(a.data / "label" / f.name))
+            Image.fromarray((lab < 128).astype(np.uint8)).save(labels / f.name)  # membrane -> 1
+        (labels / "class_names.txt").write_text("_background_\nmembrane\n")
+        r = subprocess.run([sys.executable, "-m", "segstudio", "import", str(folder), "--format", "labelmap",
+                            str(labels)], capture_output=True, text=True, cwd=ROOT)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr)
+        print(r.stdout.strip())
+        p = Project.open(folder)
+        ids = p.store.image_ids()
+        rng = np.random.default_rng(a.seed)
+        test_ids = sorted(rng.permutation(ids)[:a.test].tolist())
+        p.store.set_status(test_ids, "skipped")  # training learns from 'done' images only
+        cfg = UNetTrainConfig(minutes=a.minutes, device=a.device, seed=a.seed, val_fraction=0.13, patience=10 ** 6,
+                              crop=256, batch=a.batch or (8 if gpu else 4),
+                              unet={"depth": 4, "width": a.width or (32 if gpu else 16), "up_mode": "bilinear",
+                                    "dropout": 0.5})
+        curve = {"t": [], "loss": [], "val_t": [], "val_miou": []}
+
+        def progress(d):
+            if d["phase"] == "train":
+                curve["t"].append(d["elapsed"])
+                curve["loss"].append(d["loss"])
+            else:
+                curve["val_t"].append(d["elapsed"])
+                curve["val_miou"].append(d["val_mean_iou"])
+                print(f"  epoch {d['epoch']} step {d['step']} loss {d['loss']:.4f} val mIoU {d['val_mean_iou']:.4f} "
+                      f"({d['elapsed']:.0f}s)", flush=True)
+        t0 = time.perf_counter()
+        res = train_unet(p, tmp / "isbi.pt", cfg, progress=progress)
+        train_s = time.perf_counter() - t0
+        seg = load_segmenter(ModelSpec("unet", res.best_path, a.device))
+        m = evaluate_project(p, seg, image_ids=test_ids).metrics
+        seg.tta = True  # the same checkpoint, predictions averaged over flips
+        m_tta = evaluate_project(p, seg, image_ids=test_ids).metrics
+        # smooth the per-step loss for the chart
+        k = max(1, len(curve["loss"]) // 100)
+        sm = np.convolve(curve["loss"], np.ones(k) / k, mode="valid").tolist() if curve["loss"] else []
+        line_chart(a.out_dir / f"{tag}_curve.png",
+                   {"train loss": (curve["t"][k - 1:], sm), "validation mean IoU": (curve["val_t"], curve["val_miou"])},
+                   f"ISBI 2012 UNet, {a.minutes:g} min on {res.device[:40]}", "seconds")
+        out = {"device": res.device, "minutes": a.minutes, "train_seconds": train_s, "epochs": len(res.history),
+               "steps": res.history[-1]["step"] if res.history else 0, "test_images": len(test_ids),
+               "pixel_accuracy": m["pixel_accuracy"], "membrane_iou": m["per_class_iou"].get("membrane"),
+               "cell_iou": m["per_class_iou"].get("background"), "mean_iou": m["mean_iou"],
+               "tta_pixel_accuracy": m_tta["pixel_accuracy"], "tta_membrane_iou": m_tta["per_class_iou"].get("membrane"),
+               "unet": cfg.unet, "torch": torch.__version__}
+        (a.out_dir / f"{tag}.json").write_text(json.dumps(out, indent=2))
+    target = 0.94 if gpu else 0.93
+    report(f"ISBI held-out pixel accuracy ({a.minutes:g} min, {a.device})", f"{out['pixel_accuracy']:.4f}",
+           f">= {target}", out["pixel_accuracy"] >= target)
+    report("  same, predictions averaged over flips (--tta)", f"{out['tta_pixel_accuracy']:.4f}", f">= {target}",
+           out["tta_pixel_accuracy"] >= target)
+    report("ISBI held-out membrane (foreground) IoU", f"{out['membrane_iou']:.4f}", "(reported)", None)
+    report("  same, with --tta", f"{out['tta_membrane_iou']:.4f}", "(reported)", None)
+    report("ISBI held-out cell-interior IoU", f"{out['cell_iou']:.4f}", "(reported)", None)
+    report("epochs / steps in the budget", f"{out['epochs']} / {out['steps']}", "(reported)", None)
+    print(f"curve: {a.out_dir / (tag + '_curve.png')}")
+    return summary()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,218 @@
+"""The learning loop in the Model dock: train on the done images in the background with a live
+loss / validation curve (pyqtgraph), cancel (the best checkpoint so far is kept), then re-predict
+the unfinished images with the new checkpoint, and evaluate into a table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
+                               QLabel, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
+                               QVBoxLayout, QWidget)
+
+
+def _train_job(arch: str, settings: dict):
+    """The function the model thread runs (torch is imported there, not here)."""
+    def run(worker, cancelled):
+        if arch == "unet":
+            from segstudio.inference.train_unet import UNetTrainConfig, train_unet
+            cfg = UNetTrainConfig(epochs=settings["epochs"], minutes=settings["minutes"], device=settings["device"],
+                                  val_fraction=settings["val_fraction"], seed=settings["seed"])
+            res = train_unet(worker.project, None, cfg, progress=worker.train_progress.emit, cancel=cancelled)
+        else:
+            from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
+            cfg = MaskRCNNTrainConfig(epochs=settings["epochs"], minutes=settings["minutes"],
+                                      device=settings["device"], val_fraction=settings["val_fraction"],
+                                      seed=settings["seed"], weights=settings.get("start_weights"))
+            res = train_maskrcnn(worker.project, None, cfg, progress=worker.train_progress.emit, cancel=cancelled)
+        worker.train_done.emit(res)
+    return run
+
+
+def _eval_job(spec: dict, split: str | None):
+    def run(worker, cancelled):
+        from segstudio.inference.checkpoint import load_checkpoint
+        from segstudio.inference.engine import ModelSpec, load_segmenter
+        from segstudio.inference.evaluate import evaluate_project
+        seg = load_segmenter(ModelSpec(**{**spec, "score_threshold": 0.05}), worker.project)
+        ids = None
+        if split and spec.get("weights"):
+            paths = load_checkpoint(spec["weights"]).training.get(f"{split}_images") or []
+            recs = [worker.project.store.image_by_path(p) for p in paths]
+            ids = [r.id for r in recs if r is not None] or None
+        worker.eval_done.emit(evaluate_project(worker.project, seg, image_ids=ids, cancel=cancelled))
+    return run
+
+
+class TrainPanel(QWidget):
+    trained = Signal(object)  # TrainResult
+
+    def __init__(self, dock, parent=None):
+        super().__init__(parent)
+        self.dock, self.worker = dock, dock.worker
+        self.budget_kind = QComboBox()
+        self.budget_kind.addItem("Epochs", "epochs")
+        self.budget_kind.addItem("Minutes", "minutes")
+        self.budget = QDoubleSpinBox()
+        self.budget.setRange(1, 100000)
+        self.budget.setDecimals(0)
+        self.budget.setValue(30)
+        brow = QHBoxLayout()
+        brow.addWidget(self.budget)
+        brow.addWidget(self.budget_kind)
+        self.val_fraction = QDoubleSpinBox()
+        self.val_fraction.setRange(0.0, 0.5)
+        self.val_fraction.setSingleStep(0.05)
+        self.val_fraction.setValue(0.2)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2 ** 31 - 1)
+        self.train_button = QPushButton("Train on done images")
+        self.train_button.clicked.connect(self.train)
+        self.repredict = QPushButton("Re-predict unfinished images")
+        self.repredict.setToolTip("Segment the new and predicted images again with the newest checkpoint")
+        self.repredict.clicked.connect(self.re_predict)
+        self.repredict.setEnabled(False)
+        self.evaluate_button = QPushButton("Evaluate")
+        self.evaluate_button.setToolTip("Score the chosen checkpoint on its validation images "
+                                        "(or on all done images when it records none)")
+        self.evaluate_button.clicked.connect(self.evaluate)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        pg.setConfigOptions(antialias=True, background="w", foreground="k")
+        self.plot = pg.GraphicsLayoutWidget()
+        self.plot.setMinimumHeight(200)
+        self.loss_plot = self.plot.addPlot(row=0, col=0, title="training loss")
+        self.val_plot = self.plot.addPlot(row=1, col=0, title="validation")
+        self.val_plot.setXLink(self.loss_plot)
+        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen((200, 80, 20), width=1.5))
+        self.val_curve = self.val_plot.plot(pen=pg.mkPen((30, 140, 30), width=2), symbol="o", symbolSize=5)
+        self.val_plot.setLabel("bottom", "step")
+        self.table = QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(["Metric", "Value"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().hide()
+        self.table.setVisible(False)
+        box = QGroupBox("Train")
+        form = QFormLayout(box)
+        form.addRow("Budget", brow)
+        form.addRow("Validation", self.val_fraction)
+        form.addRow("Seed", self.seed)
+        form.addRow(self.train_button)
+        form.addRow(self.progress)
+        form.addRow(self.status)
+        form.addRow(self.plot)
+        row = QHBoxLayout()
+        row.addWidget(self.repredict)
+        row.addWidget(self.evaluate_button)
+        form.addRow(row)
+        form.addRow(self.table)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(box)
+        self._steps, self._losses, self._val_steps, self._vals = [], [], [], []
+        self.worker.train_progress.connect(self._progress)
+        self.worker.train_done.connect(self._done)
+        self.worker.eval_done.connect(self._eval_done)
+        self.worker.job_failed.connect(lambda m: self._stop(f"Failed: {m}"))
+        self.training = False
+
+    def settings(self) -> dict:
+        kind, value = self.budget_kind.currentData(), self.budget.value()
+        return {"epochs": int(value) if kind == "epochs" else None,
+                "minutes": float(value) if kind == "minutes" else None,
+                "device": self.dock.device.currentData(), "val_fraction": self.val_fraction.value(),
+                "seed": self.seed.value(), "start_weights": self.dock.weights.currentData() or None}
+
+    def train(self) -> None:
+        if self.worker.busy:
+            self.status.setText("The model is busy; wait or cancel first")
+            return
+        self.dock.flush_edits()
+        arch = self.dock.arch.currentData()
+        self._steps, self._losses, self._val_steps, self._vals = [], [], [], []
+        self.loss_curve.setData([], [])
+        self.val_curve.setData([], [])
+        self.val_plot.setTitle("validation mean IoU" if arch == "unet" else "validation mask AP")
+        self.training = True
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.status.setText(f"Training a {arch} on the done images… (annotating goes on meanwhile)")
+        self.dock.cancel_button.setEnabled(True)
+        self.worker.run_job("train", _train_job(arch, self.settings()))
+
+    def _progress(self, d: dict) -> None:
+        if d["phase"] == "train":
+            self._steps.append(d["step"])
+            self._losses.append(d["loss"])
+            if len(self._steps) % 5 == 0 or len(self._steps) < 20:
+                k = max(1, len(self._losses) // 60)
+                ys = np.convolve(self._losses, np.ones(k) / k, mode="valid")
+                self.loss_curve.setData(self._steps[k - 1:], ys)
+            if d.get("minutes"):
+                self.progress.setRange(0, int(d["minutes"] * 60))
+                self.progress.setValue(int(d["elapsed"]))
+            elif d.get("epochs"):
+                total = d["epochs"] * d["steps_per_epoch"]
+                self.progress.setRange(0, total)
+                self.progress.setValue(d["step"])
+        else:
+            metric = d.get("val_mean_iou", d.get("val_mask_AP")) or 0.0
+            self._val_steps.append(d["step"])
+            self._vals.append(metric)
+            self.val_curve.setData(self._val_steps, self._vals)
+            self.status.setText(f"epoch {d['epoch']}: loss {d['loss']:.4f}, validation {metric:.4f} "
+                                f"(best {d['best']:.4f}), {d['elapsed']:.0f} s")
+
+    def _done(self, res) -> None:
+        self._stop(f"Done ({res.stopped}): best {self._metric_text(res.best_metrics)} in {res.seconds:.0f} s on "
+                   f"{res.device}; started from {res.start}. Saved {res.best_path}")
+        self.dock.add_weights(res.best_path)
+        self.dock.load()  # the new checkpoint is the model now
+        self.repredict.setEnabled(True)
+        self.trained.emit(res)
+
+    @staticmethod
+    def _metric_text(m: dict) -> str:
+        if "mean_iou" in m and m["mean_iou"] is not None:
+            return f"mean IoU {m['mean_iou']:.4f}, pixel accuracy {m['pixel_accuracy']:.4f}"
+        if m.get("mask_AP") is not None:
+            return f"mask AP {m['mask_AP']:.4f}"
+        return "(no validation images)"
+
+    def _stop(self, text: str) -> None:
+        self.training = False
+        self.progress.setVisible(False)
+        self.status.setText(text)
+        self.dock._update_buttons()
+
+    def re_predict(self) -> None:
+        self.dock.scope.setCurrentIndex(self.dock.scope.findData(("new", "predicted")))
+        self.dock.segment_folder()
+
+    def evaluate(self) -> None:
+        spec = self.dock.spec()
+        if spec["arch"] == "unet" and not spec["weights"]:
+            self.status.setText("Choose a checkpoint to evaluate")
+            return
+        self.dock.flush_edits()
+        self.status.setText("Evaluating…")
+        self.worker.run_job("evaluate", _eval_job(spec, "val"))
+
+    def _eval_done(self, rep) -> None:
+        rows = [("images", str(rep.images)), ("kind", rep.kind)]
+        for k, v in rep.metrics.items():
+            if isinstance(v, dict):
+                rows += [(f"IoU {n}", "-" if x is None else f"{x:.4f}") for n, x in v.items()]
+            elif isinstance(v, float):
+                rows.append((k.replace("_", " "), f"{v:.4f}"))
+            elif v is not None:
+                rows.append((k.replace("_", " "), str(v)))
+        self.table.setRowCount(len(rows))
+        for r, (a, b) in enumerate(rows):
+            self.table.setItem(r, 0, QTableWidgetItem(a))
+            self.table.setItem(r, 1, QTableWidgetItem(b))
+        self.table.setVisible(True)
+        self.status.setText(f"Evaluated on {rep.images} images")

@@ -1,0 +1,51 @@
+"""Dataset statistics: images per status, regions per class, and each class's share of the
+labelled pixels as a pyqtgraph bar chart (the same figures `segstudio info` prints)."""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLabel, QTableWidget, QTableWidgetItem,
+                               QVBoxLayout)
+
+from segstudio.core.records import STATUSES
+
+
+def statistics(store) -> dict:
+    classes = store.classes()
+    per = store.regions_per_class()
+    area = store.area_per_class()
+    total = sum(area.values()) or 1
+    return {"status": store.status_counts(),
+            "classes": [(c, per.get(c.id, 0), area.get(c.id, 0) / total) for c in classes]}
+
+
+class StatsDialog(QDialog):
+    def __init__(self, parent, store):
+        super().__init__(parent)
+        self.setWindowTitle("Dataset statistics")
+        self.stats = s = statistics(store)
+        counts = " · ".join(f"{k.replace('_', ' ')} {s['status'][k]}" for k in STATUSES)
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel(f"<b>{sum(s['status'].values())} images</b>: {counts}"))
+        self.table = QTableWidget(len(s["classes"]), 3)
+        self.table.setHorizontalHeaderLabels(["Class", "Regions", "Share of labelled pixels"])
+        for r, (c, n, share) in enumerate(s["classes"]):
+            self.table.setItem(r, 0, QTableWidgetItem(c.name))
+            self.table.setItem(r, 1, QTableWidgetItem(str(n)))
+            self.table.setItem(r, 2, QTableWidgetItem(f"{100 * share:.1f} %"))
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().hide()
+        lay.addWidget(self.table)
+        self.plot = pg.PlotWidget(title="share of labelled pixels per class (%)")
+        xs = list(range(len(s["classes"])))
+        brushes = [pg.mkBrush(*c.color) for c, _, _ in s["classes"]]
+        self.bars = pg.BarGraphItem(x=xs, height=[100 * sh for _, _, sh in s["classes"]], width=0.7,
+                                    brushes=brushes)
+        self.plot.addItem(self.bars)
+        self.plot.getAxis("bottom").setTicks([[(i, c.name) for i, (c, _, _) in enumerate(s["classes"])]])
+        self.plot.setMinimumHeight(220)
+        lay.addWidget(self.plot)
+        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        bb.rejected.connect(self.reject)
+        lay.addWidget(bb)
+        self.resize(560, 560)
