@@ -44,7 +44,7 @@ class ModelDock(QWidget):
         self.device = QComboBox()
         for d in ("auto", "cuda", "cpu", "mps"):
             self.device.addItem(d, d)
-        self.detected = QLabel("detecting…")
+        self.detected = QLabel("detecting the device…")
         self.detected.setWordWrap(True)
         self.score = QDoubleSpinBox()
         self.score.setRange(0.0, 1.0)
@@ -114,7 +114,13 @@ class ModelDock(QWidget):
         self._wire()
         self._fill_weights()
         self._update_buttons()
-        worker.probe()
+        self._probed = False  # torch is imported on first sight of this panel, not at start-up
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._probed:
+            self._probed = True
+            self.worker.probe()
 
     def _wire(self) -> None:
         w = self.worker

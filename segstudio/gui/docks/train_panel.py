@@ -127,8 +127,7 @@ class TrainPanel(QWidget):
                 "seed": self.seed.value(), "start_weights": self.dock.weights.currentData() or None}
 
     def train(self) -> None:
-        if self.worker.busy:
-            self.status.setText("The model is busy; wait or cancel first")
+        if self.training:
             return
         self.dock.flush_edits()
         arch = self.dock.arch.currentData()
@@ -139,7 +138,8 @@ class TrainPanel(QWidget):
         self.training = True
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
-        self.status.setText(f"Training a {arch} on the done images… (annotating goes on meanwhile)")
+        self.status.setText(f"Training a {arch} on the done images… (annotating goes on meanwhile)"
+                            + (" — queued after the model's current task" if self.worker.busy else ""))
         self.dock.cancel_button.setEnabled(True)
         self.worker.run_job("train", _train_job(arch, self.settings()))
 
