@@ -271,6 +271,9 @@ class MainWindow(QMainWindow):
         self.classes_dock.regions_changed.connect(self.session.reload_current)
         self.regions_dock.selection_changed.connect(self.editor.select)
         self.regions_dock.visibility_changed.connect(self._visibility_changed)
+        # docks report visible while the window is first laid out: look again a moment later
+        self.model_dw.visibilityChanged.connect(
+            lambda v: v and QTimer.singleShot(300, self.model_dock.ensure_probed))
         self.model_dock.apply_prediction.connect(self.apply_prediction)
         self.model_dock.folder_finished.connect(lambda _: self._after_import())
         self.canvas.hovered.connect(self._hovered)

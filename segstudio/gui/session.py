@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from segstudio.core import imageio
 from segstudio.core.document import Document
 from segstudio.core.project import Project
-from segstudio.core.records import DONE, IN_PROGRESS, NEW, PREDICTED, ImageRecord
+from segstudio.core.records import IN_PROGRESS, NEW, PREDICTED, ImageRecord
 from segstudio.gui.canvas import pyramid
 from segstudio.gui.workers import Background
 

@@ -20,7 +20,7 @@ from segstudio.core.imageio import ImageDecodeError
 from segstudio.core.project import Project
 from segstudio.core.records import NEW, PREDICTED, ImageRecord
 from segstudio.inference.checkpoint import CheckpointError, load_checkpoint
-from segstudio.inference.device import DeviceInfo, choose_device
+from segstudio.inference.device import choose_device
 from segstudio.inference.classmap import ClassMapper
 from segstudio.inference.postprocess import encode_detections, payload, process_pool
 from segstudio.inference.segmenter import Prediction, Segmenter

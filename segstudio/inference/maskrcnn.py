@@ -105,10 +105,6 @@ class MaskRCNNSegmenter(Segmenter):
     def prepare(self, image: np.ndarray) -> Prepared:
         return prepare(image, 3, self.norm, pin=self.device.type == "cuda")
 
-    def predict_batch(self, images: Sequence[np.ndarray], progress: Callable | None = None,
-                      cancel: Callable[[], bool] | None = None) -> list[Prediction]:
-        return self.predict_prepared([self.prepare(im) for im in images], progress, cancel)
-
     @torch.inference_mode()
     def predict_prepared(self, items: Sequence[Prepared], progress: Callable | None = None,
                          cancel: Callable[[], bool] | None = None) -> list[Prediction]:

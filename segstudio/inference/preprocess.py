@@ -89,7 +89,6 @@ def prepare(image: np.ndarray, in_channels: int, norm: dict | None = None, pin: 
 
 def to_device(items: list[Prepared], device, in_channels: int):
     """Stack same-size Prepared images on the device as float (N, C, H, W), scaled to [0, 1]."""
-    import torch
     xs = []
     for p in items:
         t = p.tensor.to(device, non_blocking=True)

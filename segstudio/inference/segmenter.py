@@ -110,7 +110,7 @@ class Segmenter:
 
     def predict_batch(self, images: Sequence[np.ndarray], progress: Callable | None = None,
                       cancel: Callable[[], bool] | None = None) -> list[Prediction]:
-        raise NotImplementedError
+        return self.predict_prepared([self.prepare(im) for im in images], progress, cancel)
 
     def prepare(self, image: np.ndarray):
         """The CPU half of the input (normalise, lay out, pin): thread-safe, runs on decoder threads."""

@@ -47,6 +47,18 @@ def seed_everything(seed: int, deterministic: bool = True) -> np.random.Generato
     return np.random.default_rng(seed)
 
 
+def training_classes(project: Project, ignore_value: int | None = None) -> tuple[list[str], dict, int]:
+    """(class names, {class id: label 1..N (ignore classes: ignore_value, or left out)}, N + 1)."""
+    from segstudio.inference.evaluate import project_classes
+    real, ignore_ids = project_classes(project)
+    if not real:
+        raise TrainingError("the project has no classes to learn")
+    value_of = {c.id: i for i, c in enumerate(real, start=1)}
+    if ignore_value is not None:
+        value_of.update({cid: ignore_value for cid in ignore_ids})
+    return [c.name for c in real], value_of, len(real) + 1
+
+
 def split_images(project: Project, val_fraction: float, seed: int, statuses: Sequence[str] = (DONE,),
                  image_ids: Sequence[int] | None = None, val_ids: Sequence[int] | None = None):
     """Annotated images split into train and validation (seeded; at least one of each when there

@@ -21,12 +21,12 @@ from segstudio.core.project import Project
 from segstudio.core.records import DONE
 from segstudio.inference.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from segstudio.inference.device import choose_device
-from segstudio.inference.evaluate import instance_metrics, project_classes
+from segstudio.inference.evaluate import instance_metrics
 from segstudio.inference.maskrcnn import (COCO_CATEGORIES, WeightsUnavailable, build_maskrcnn, coco_state_dict,
                                           model_from_checkpoint)
 from segstudio.inference.preprocess import normalize
 from segstudio.inference.train_common import (Budget, TrainingError, TrainResult, checkpoint_paths,
-                                              seed_everything, split_images)
+                                              seed_everything, split_images, training_classes)
 
 
 @dataclass
@@ -100,12 +100,7 @@ def train_maskrcnn(project: Project, out: str | Path | None = None, cfg: MaskRCN
     cfg = cfg or MaskRCNNTrainConfig()
     rng = seed_everything(cfg.seed)
     dev = choose_device(cfg.device, cfg.amp)
-    real, _ = project_classes(project)
-    if not real:
-        raise TrainingError("the project has no classes to learn")
-    names = [c.name for c in real]
-    value_of = {c.id: i for i, c in enumerate(real, start=1)}
-    k = len(real) + 1
+    names, value_of, k = training_classes(project)
     train_ids, val_ids = split_images(project, cfg.val_fraction, cfg.seed, (DONE,), image_ids, val_ids)
     train = [t for t in (_targets(project, i, value_of) for i in train_ids) if t[2]]
     val = [_targets(project, i, value_of) for i in val_ids]

@@ -23,11 +23,11 @@ from segstudio.core.project import Project
 from segstudio.core.records import DONE
 from segstudio.inference.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from segstudio.inference.device import choose_device
-from segstudio.inference.evaluate import confusion, project_classes, semantic_metrics
+from segstudio.inference.evaluate import confusion, semantic_metrics
 from segstudio.inference.preprocess import DEFAULT_NORMALIZATION, normalize
 from segstudio.inference.tiling import predict_tiled
 from segstudio.inference.train_common import (Budget, TrainingError, TrainResult, checkpoint_paths,
-                                              seed_everything, split_images)
+                                              seed_everything, split_images, training_classes)
 from segstudio.inference.unet import UNet, UNetConfig
 
 IGNORE = 255
@@ -211,13 +211,7 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
     cfg = cfg or UNetTrainConfig()
     rng = seed_everything(cfg.seed)
     dev = choose_device(cfg.device, cfg.amp)
-    real, ignore_ids = project_classes(project)
-    if not real:
-        raise TrainingError("the project has no classes to learn")
-    names = [c.name for c in real]
-    value_of = {c.id: i for i, c in enumerate(real, start=1)}
-    value_of.update({cid: IGNORE for cid in ignore_ids})
-    k = len(real) + 1
+    names, value_of, k = training_classes(project, ignore_value=IGNORE)
     train_ids, val_ids = split_images(project, cfg.val_fraction, cfg.seed, (DONE,), image_ids, val_ids)
     start_note = "random initialisation"
     state = None

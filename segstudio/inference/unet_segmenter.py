@@ -71,10 +71,6 @@ class UNetSegmenter(Segmenter):
         """CPU part of the input (thread-safe): the prediction pipeline runs it on decoder threads."""
         return prepare(image, self.in_channels, self.norm, pin=self.device.type == "cuda")
 
-    def predict_batch(self, images: Sequence[np.ndarray], progress: Callable | None = None,
-                      cancel: Callable[[], bool] | None = None) -> list[Prediction]:
-        return self.predict_prepared([self.prepare(im) for im in images], progress, cancel)
-
     @torch.inference_mode()
     def predict_prepared(self, items: Sequence[Prepared], progress: Callable | None = None,
                          cancel: Callable[[], bool] | None = None) -> list[Prediction]:

@@ -146,6 +146,21 @@ class ImageMatcher:
         return cands[0] if len(cands) == 1 else None
 
 
+def matched_files(matcher: "ImageMatcher", src: Path, files: list[Path], report: Report,
+                  progress: Progress | None, cancel: CancelCheck | None) -> Iterator[tuple[str, Path, ImageRecord]]:
+    """(name relative to src, file, image) for each dataset file whose image is in the project,
+    matched by relative path without extension, then by stem; the rest go to report.unmatched."""
+    for k, f in enumerate(files):
+        rel = f.relative_to(src).as_posix()
+        step(progress, cancel, k, len(files), rel)
+        rec = matcher.match_stem(os.path.splitext(rel)[0])
+        if rec is None:
+            report.unmatched.append(rel)
+            continue
+        yield rel, f, rec
+    step(progress, None, len(files), len(files))
+
+
 # ----------------------------------------------------------------------------- classes
 class ClassMapper:
     """Project classes by name, created on first use (colour from the source when it has one)."""

@@ -11,7 +11,6 @@ Import reads palette PNGs as indices (never as colours), 8- and 16-bit grayscale
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -23,7 +22,7 @@ from segstudio.core.classes import read_class_file
 from segstudio.core.labelmap import ignore_value, label_dtype, paint_label_map
 from segstudio.core.project import Project
 from segstudio.core.records import DONE
-from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress,
+from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress, matched_files,
                                  RegionWriter, Report, atomic_dir, count_export_items, export_classes,
                                  export_items, imported_region, palette_bytes, relative_stem, step,
                                  write_png)
@@ -110,13 +109,7 @@ def import_labelmap(project: Project, source: str | Path, classes_file: str | Pa
     matcher = ImageMatcher(project)
     writer = RegionWriter(project, status, report)
     files = sorted(p for p in src.rglob("*.png") if not p.name.startswith("."))
-    for k, f in enumerate(files):
-        rel = f.relative_to(src).as_posix()
-        step(progress, cancel, k, len(files), rel)
-        rec = matcher.match_stem(os.path.splitext(rel)[0])
-        if rec is None:
-            report.unmatched.append(rel)
-            continue
+    for rel, f, rec in matched_files(matcher, src, files, report, progress, cancel):
         try:
             values = read_label_png(f)
             w, h = project.image_size(rec)
@@ -146,5 +139,4 @@ def import_labelmap(project: Project, source: str | Path, classes_file: str | Pa
             if c is not None:
                 regions.append(imported_region(cid, *c))
         writer.add(rec, regions)
-    step(progress, None, len(files), len(files))
     return report

@@ -23,7 +23,6 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from segstudio import __version__
 from segstudio.core import imageio, maskops
 from segstudio.core.classes import BACKGROUND_NAMES
 from segstudio.core.labelmap import z_sorted

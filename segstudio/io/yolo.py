@@ -13,7 +13,6 @@ Ignore classes are not exported.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Sequence
@@ -23,7 +22,7 @@ import numpy as np
 from segstudio.core import maskops
 from segstudio.core.project import Project
 from segstudio.core.records import DONE
-from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress,
+from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress, matched_files,
                                  RegionWriter, Report, atomic_dir, copy_image, count_export_items,
                                  export_classes, export_items, imported_region, relative_stem, step)
 
@@ -89,13 +88,7 @@ def import_yolo(project: Project, source: str | Path, classes_file: str | Path |
     writer = RegionWriter(project, status, report)
     skip = {"classes.txt", "obj.names", "README.txt"}
     files = sorted(p for p in src.rglob("*.txt") if p.name not in skip and not p.name.startswith("."))
-    for k, f in enumerate(files):
-        rel = f.relative_to(src).as_posix()
-        step(progress, cancel, k, len(files), rel)
-        rec = matcher.match_stem(os.path.splitext(rel)[0])
-        if rec is None:
-            report.unmatched.append(rel)
-            continue
+    for rel, f, rec in matched_files(matcher, src, files, report, progress, cancel):
         try:
             w, h = project.image_size(rec)
             text = f.read_text(encoding="utf-8-sig")
@@ -136,7 +129,6 @@ def import_yolo(project: Project, source: str | Path, classes_file: str | Path |
                 continue
             regions.append(imported_region(class_ids[ci], *c))
         writer.add(rec, regions)
-    step(progress, None, len(files), len(files))
     return report
 
 

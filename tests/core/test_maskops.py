@@ -68,7 +68,7 @@ def test_components():
 
 def test_edge_polygons_rasterise_back_exactly_with_pycocotools():
     from pycocotools import mask as mu
-    rng = np.random.default_rng(1)
+    np.random.default_rng(1)
     m = np.zeros((60, 80), bool)
     m[10:40, 15:60] = True
     m[20:25, 5:15] = True

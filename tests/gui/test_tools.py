@@ -4,7 +4,6 @@ import itertools
 
 import cv2
 import numpy as np
-import pytest
 
 from segstudio.core.document import Document
 from segstudio.core.region import Region

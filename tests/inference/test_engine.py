@@ -6,7 +6,6 @@ from PIL import Image
 
 from segstudio.cli import main
 from segstudio.core.project import Project
-from segstudio.inference.device import choose_device
 from segstudio.inference.engine import ClassMapper, ModelSpec, load_segmenter, predict_project
 from tests.inference.helpers import blob_image, tiny_maskrcnn_checkpoint, tiny_unet_checkpoint
 

@@ -125,7 +125,7 @@ def test_instancemap(src, tmp_path):
 
 
 def test_labelme_roundtrip_exact(src, tmp_path):
-    rep = labelme.export_labelme(src, tmp_path / "lm")
+    labelme.export_labelme(src, tmp_path / "lm")
     doc = json.loads((tmp_path / "lm" / "im0.json").read_text())
     assert doc["imagePath"] == "im0.png" and doc["imageData"] is None
     assert {s["shape_type"] for s in doc["shapes"]} == {"polygon", "mask"}
@@ -142,7 +142,7 @@ def test_labelme_roundtrip_exact(src, tmp_path):
 
 def test_yolo_roundtrip(src, tmp_path):
     from segstudio.core import maskops
-    rep = yolo.export_yolo(src, tmp_path / "y")
+    yolo.export_yolo(src, tmp_path / "y")
     assert (tmp_path / "y" / "data.yaml").exists()
     assert (tmp_path / "y" / "classes.txt").read_text().split() == ["cat", "dog"]
     lines = (tmp_path / "y" / "labels" / "im0.txt").read_text().splitlines()

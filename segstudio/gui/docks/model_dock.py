@@ -114,11 +114,11 @@ class ModelDock(QWidget):
         self._wire()
         self._fill_weights()
         self._update_buttons()
-        self._probed = False  # torch is imported on first sight of this panel, not at start-up
+        self._probed = False  # torch is imported when this panel is first looked at, not at start-up
 
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if not self._probed:
+    def ensure_probed(self) -> None:
+        """Detect the device (imports torch on the model thread) once the user looks at the panel."""
+        if not self._probed and self.isVisible():
             self._probed = True
             self.worker.probe()
 
@@ -164,6 +164,7 @@ class ModelDock(QWidget):
                 "per_component": self.per_component.isChecked(), "tta": self.tta.isChecked()}
 
     def load(self) -> None:
+        self._probed = True
         spec = self.spec()
         if spec["arch"] == "unet" and not spec["weights"]:
             self._message("A UNet needs a checkpoint: train one (Train below) or choose a file with …")
