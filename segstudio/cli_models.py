@@ -18,6 +18,8 @@ def add_parsers(sub, add_common) -> None:
     s.add_argument("--status", default="new", help="images with these statuses (default new)")
     s.add_argument("--batch", type=int, default=4)
     s.add_argument("--no-amp", action="store_true", help="full precision on CUDA")
+    s.add_argument("--maskrcnn-version", choices=["v2", "v1"], default="v2",
+                   help="torchvision Mask R-CNN R50-FPN version for COCO weights (default v2)")
     s.add_argument("--no-create-classes", action="store_true",
                    help="drop detections of classes the project does not have")
     s.add_argument("--per-class", action="store_true", help="UNet: one region per class, not per component")
@@ -45,7 +47,8 @@ def cmd_predict(args) -> int:
         raise ValueError("--batch must be 1 or more")
     project = open_project(args)
     spec = ModelSpec(args.model, args.weights, args.device, args.score, args.mask_threshold,
-                     per_component=not args.per_class, amp=False if args.no_amp else None, tta=args.tta)
+                     per_component=not args.per_class, amp=False if args.no_amp else None, tta=args.tta,
+                     version=args.maskrcnn_version)
     seg = load_segmenter(spec, project)
     print(f"model: {seg.name} ({len(seg.classes)} classes) on {seg.device.describe()}", file=sys.stderr)
     prog = progress_printer("predict")

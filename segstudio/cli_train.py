@@ -20,6 +20,8 @@ def add_train_parsers(sub, add_common) -> None:
     s.add_argument("--batch", type=int)
     s.add_argument("--resume", metavar="FILE", help="UNet: continue from a -last checkpoint")
     s.add_argument("--weights", metavar="FILE", help="Mask R-CNN: start from this checkpoint")
+    s.add_argument("--maskrcnn-version", choices=["v2", "v1"], default="v2",
+                   help="Mask R-CNN: torchvision R50-FPN version when starting from COCO weights")
     s.add_argument("--width", type=int, help="UNet: channels at the first level (default 16)")
     s.add_argument("--depth", type=int, help="UNet: downsamplings (default 4)")
     s.add_argument("--up", choices=["bilinear", "transpose"], help="UNet decoder upsampling")
@@ -81,7 +83,8 @@ def cmd_train(args) -> int:
     else:
         from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
         cfg = MaskRCNNTrainConfig(epochs=args.epochs, minutes=args.minutes, val_fraction=args.val_fraction,
-                                  seed=args.seed, device=args.device, amp=amp, weights=args.weights)
+                                  seed=args.seed, device=args.device, amp=amp, weights=args.weights,
+                                  version=args.maskrcnn_version)
         if args.batch:
             cfg.batch = args.batch
         res = train_maskrcnn(project, args.out, cfg, progress=_printer(args.json))

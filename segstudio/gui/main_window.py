@@ -21,13 +21,16 @@ from segstudio.gui.docks.classes import ClassesDock
 from segstudio.gui.docks.files import FilesDock
 from segstudio.gui.docks.model_dock import ModelDock
 from segstudio.gui.model_worker import ModelWorker
-from segstudio.inference.classmap import ClassMapper, prediction_regions
+from segstudio.gui import model_results
 from segstudio.gui.docks.regions import RegionsDock
 from segstudio.gui.editor import EditorState
 from segstudio.gui.session import Session
 from segstudio.gui.settings import app_settings, get_bool, get_float
 from segstudio.gui.tools import TOOLS
 from segstudio.gui.workers import Background
+
+
+_WINDOWS: list = []  # windows opened from a window live on after it closes
 
 
 class WindowEditor(EditorState):
@@ -140,6 +143,11 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         mb = self.menuBar()
         f = mb.addMenu("&File")
+        self._act(f, "&Open folder…", lambda: self.open_folder(), "Ctrl+O")
+        last = self.settings.value("last_folder")
+        if last and last != str(self.project.folder):
+            self._act(f, f"Open last folder ({last[-40:]})", lambda: self.open_folder(last))
+        f.addSeparator()
         self._act(f, "&Import annotations…", self.import_dialog, "Ctrl+I")
         self._act(f, "&Export dataset…", self.export_dialog, "Ctrl+E")
         f.addSeparator()
@@ -166,6 +174,7 @@ class MainWindow(QMainWindow):
         self.hide_action = self._act(v, "&Hide regions", self.toggle_overlay, "T", checkable=True)
         self.outline_action = self._act(v, "&Outlines only", self.toggle_outline, "O", checkable=True)
         self._act(v, "Auto &window/level (16-bit)", self.auto_window, "Ctrl+L")
+        self._act(v, "Window/&level…", self.levels_dialog, "Ctrl+Shift+L")
         self._act(v, "Dataset &statistics…", self.show_stats, "Ctrl+Shift+I")
         i = mb.addMenu("&Image")
         self._act(i, "&Next image", lambda: self.step_image(1), ["D", "PgDown"])
@@ -458,60 +467,11 @@ class MainWindow(QMainWindow):
         self.assists.submit(fn, apply, lambda e: self.statusBar().showMessage(f"{label} failed: {e}", 6000))
 
     # ================================================================= model results
-    def _mapper(self) -> ClassMapper | None:
-        info = self.model_dock.info
-        if info is None:
-            return None
-        return ClassMapper(self.project, info["classes"], self.model_dock.create_classes.isChecked())
-
     def apply_prediction(self, image_id: int, pred) -> None:
-        """A model's answer for one image: one undo step that replaces that model's regions."""
-        mapper, source = self._mapper(), self.model_dock.info["name"]
-        doc = self.editor.doc
-        n_classes = len(self.project.store.classes())
-        if doc is not None and doc.image_id == image_id:
-            regions = prediction_regions(pred, mapper, source, z0=doc.top_z() + 1)
-            for r in regions:
-                r.id = doc.new_region_id()
-            doc.replace_source(regions, source, f"Segment image ({source})")
-            self.project.store.set_uncertainty({image_id: pred.uncertainty})
-            if self.session.current.record.status == "new":
-                self.session.set_status("predicted")
-        else:
-            regions = prediction_regions(pred, mapper, source, z0=self.project.store.max_z(image_id) + 1)
-            for r, i in zip(regions, self.project.store.reserve_region_ids(len(regions))):
-                r.id = i
-            rec = self.project.store.image(image_id)
-            self.project.store.replace_source_regions(image_id, source, regions, uncertainty=pred.uncertainty,
-                                                      status="predicted" if rec.status == "new" else None)
-        if len(self.project.store.classes()) != n_classes:
-            self.classes_dock.refresh()
-            self.classes_changed()
-        self.files.model.invalidate(image_id)
-        self.files.update_counts()
+        model_results.apply_prediction(self, image_id, pred)
 
     def accept_detection(self, det) -> int | None:
-        """A clicked model proposal becomes a region (or selects the one already made from it)."""
-        doc, mapper = self.editor.doc, self._mapper()
-        if doc is None or mapper is None:
-            return None
-        cid = mapper(det.label)
-        if cid is None:
-            self.statusBar().showMessage("That class is not in the project (enable 'Create classes')", 5000)
-            return None
-        for r in doc.regions_in(det.box):
-            if r.class_id == cid:
-                inter = (r.window(det.box) & det.mask).sum()
-                union = r.area + int(det.mask.sum()) - inter
-                if union and inter / union >= 0.9:
-                    return r.id
-        n = len(self.project.store.classes())
-        r = doc.new_region(cid, det.mask.copy(), det.x, det.y, label=f"Accept {self.model_dock.info['name']}",
-                           source=self.model_dock.info["name"], score=round(det.score, 4))
-        if len(self.project.store.classes()) != n:
-            self.classes_dock.refresh()
-            self.classes_changed()
-        return r.id if r is not None else None
+        return model_results.accept_detection(self, det)
 
     # ================================================================= view
     def classes_changed(self) -> None:
@@ -538,6 +498,16 @@ class MainWindow(QMainWindow):
         if li is None or li.array.dtype == np.uint8:
             return
         self.set_window(imageio.auto_window(li.array))
+
+    def levels_dialog(self):
+        li = self.session.current
+        if li is None or li.array.dtype == np.uint8:
+            self.statusBar().showMessage("Window/level is for 16-bit and float images", 4000)
+            return None
+        from segstudio.gui.levels import LevelsDialog
+        dlg = LevelsDialog(self, li.array, li.window, self.set_window)
+        dlg.open()
+        return dlg
 
     def set_window(self, window) -> None:
         li = self.session.current
@@ -616,6 +586,28 @@ class MainWindow(QMainWindow):
         dlg = StatsDialog(self, self.project.store)
         dlg.open()
         return dlg
+
+    def open_folder(self, folder: str | None = None):
+        """Another folder in a new window (this one closes once the new one is up)."""
+        from PySide6.QtWidgets import QFileDialog
+
+        from segstudio.core.project import Project, ProjectError
+        from segstudio.core.store import StoreError
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "Open image folder", str(self.project.folder.parent))
+            if not folder:
+                return None
+        try:
+            project = Project.open(folder)
+        except (ProjectError, StoreError, OSError) as e:
+            QMessageBox.warning(self, "Open folder", f"Cannot open {folder}:\n{e}")
+            return None
+        win = MainWindow(project, self.settings)
+        _WINDOWS.append(win)
+        win.show()
+        win.open_first()
+        self.close()
+        return win
 
     def about(self) -> None:
         QMessageBox.about(self, "About segstudio",

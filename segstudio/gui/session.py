@@ -72,6 +72,8 @@ class Session(QObject):
         self.timer.timeout.connect(self.autosave_tick)
         self.timer.start()
         self.load_started_at = 0.0
+        self.histories: OrderedDict = OrderedDict()  # image id -> UndoStack
+        self.history_bytes = 512 * 1024 * 1024
 
     # ---------------------------------------------------------------- images
     def open(self, image_id: int) -> None:
@@ -131,7 +133,28 @@ class Session(QObject):
         regions = self.project.store.regions(rec.id)
         self.current = li
         self.doc = Document(rec.id, w, h, regions, self.project.store.new_region_id)
+        # the image's undo history survives switching away and back (all histories together are
+        # bounded by memory; the least recently used go first)
+        history = self.histories.pop(rec.id, None)
+        if history is not None:
+            self.doc.undo_stack = history
+        self.histories[rec.id] = self.doc.undo_stack
+        self._trim_histories()
         self.image_shown.emit(li, self.doc)
+
+    def _trim_histories(self) -> None:
+        total = sum(h.nbytes for h in self.histories.values())
+        while total > self.history_bytes and len(self.histories) > 1:
+            _, h = self.histories.popitem(last=False)
+            total -= h.nbytes
+
+    def forget_histories(self) -> None:
+        """Regions changed outside the editor (an import, a folder prediction): old undo steps
+        would no longer fit them."""
+        self.histories.clear()
+        if self.doc is not None:
+            self.doc.undo_stack.clear()
+            self.histories[self.doc.image_id] = self.doc.undo_stack
 
     def set_window(self, window: tuple[float, float]) -> None:
         """New display window for the current (16-bit/float) image."""
@@ -145,6 +168,7 @@ class Session(QObject):
         """Re-read the current image's regions (after an import or a model run wrote them)."""
         if self.current is not None:
             self.flush()
+            self.forget_histories()
             self._show(self.current)
 
     def forget(self, image_id: int) -> None:

@@ -30,7 +30,8 @@ class ModelDock(QWidget):
         self._waiting: dict[int, list] = {}
 
         self.arch = QComboBox()
-        self.arch.addItem("Mask R-CNN (instances)", "maskrcnn")
+        self.arch.addItem("Mask R-CNN v2 (instances)", "maskrcnn")
+        self.arch.addItem("Mask R-CNN v1 (instances)", "maskrcnn-v1")
         self.arch.addItem("UNet (class per pixel)", "unet")
         self.arch.currentIndexChanged.connect(self._fill_weights)
         self.weights = QComboBox()
@@ -135,9 +136,15 @@ class ModelDock(QWidget):
         w.busy_changed.connect(lambda _: self._update_buttons())
 
     # ---------------------------------------------------------------- model choice
+    def arch_name(self) -> str:
+        return self.arch.currentData().split("-")[0]
+
+    def arch_version(self) -> str:
+        return "v1" if self.arch.currentData().endswith("-v1") else "v2"
+
     def _fill_weights(self) -> None:
         self.weights.clear()
-        arch = self.arch.currentData()
+        arch = self.arch_name()
         if arch == "maskrcnn":
             self.weights.addItem(COCO, None)
         for m in self.project.store.models():
@@ -159,7 +166,8 @@ class ModelDock(QWidget):
 
     def spec(self) -> dict:
         w = self.weights.currentData()
-        return {"arch": self.arch.currentData(), "weights": w or None, "device": self.device.currentData(),
+        return {"arch": self.arch_name(), "version": self.arch_version(), "weights": w or None,
+                "device": self.device.currentData(),
                 "score_threshold": self.score.value(), "mask_threshold": self.mask_thr.value(),
                 "per_component": self.per_component.isChecked(), "tta": self.tta.isChecked()}
 

@@ -24,7 +24,8 @@ def _train_job(arch: str, settings: dict):
             from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
             cfg = MaskRCNNTrainConfig(epochs=settings["epochs"], minutes=settings["minutes"],
                                       device=settings["device"], val_fraction=settings["val_fraction"],
-                                      seed=settings["seed"], weights=settings.get("start_weights"))
+                                      seed=settings["seed"], weights=settings.get("start_weights"),
+                                      version=settings.get("version", "v2"))
             res = train_maskrcnn(worker.project, None, cfg, progress=worker.train_progress.emit, cancel=cancelled)
         worker.train_done.emit(res)
     return run
@@ -124,13 +125,14 @@ class TrainPanel(QWidget):
         return {"epochs": int(value) if kind == "epochs" else None,
                 "minutes": float(value) if kind == "minutes" else None,
                 "device": self.dock.device.currentData(), "val_fraction": self.val_fraction.value(),
-                "seed": self.seed.value(), "start_weights": self.dock.weights.currentData() or None}
+                "seed": self.seed.value(), "start_weights": self.dock.weights.currentData() or None,
+                "version": self.dock.arch_version()}
 
     def train(self) -> None:
         if self.training:
             return
         self.dock.flush_edits()
-        arch = self.dock.arch.currentData()
+        arch = self.dock.arch_name()
         self._steps, self._losses, self._val_steps, self._vals = [], [], [], []
         self.loss_curve.setData([], [])
         self.val_curve.setData([], [])
