@@ -105,6 +105,22 @@ class Budget:
         return self.epochs is not None and epoch >= self.epochs
 
 
+def amp_context(device_type: str, use_amp: bool):
+    """float16 autocast on CUDA when mixed precision is on; otherwise full precision."""
+    if use_amp and device_type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return torch.autocast("cuda" if device_type == "cuda" else "cpu", enabled=False)
+
+
+def optimizer_step(opt, scaler, loss) -> float:
+    """One update through the gradient scaler (a no-op scaler without mixed precision)."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    return float(loss.detach())
+
+
 def checkpoint_paths(project: Project, arch: str, out: str | Path | None) -> tuple[Path, Path]:
     """(best, last): `out` and `out`-last, or timestamped files in the project's models folder."""
     if out is not None:

@@ -26,7 +26,8 @@ from segstudio.inference.maskrcnn import (COCO_CATEGORIES, WeightsUnavailable, b
                                           model_from_checkpoint)
 from segstudio.inference.preprocess import normalize
 from segstudio.inference.train_common import (Budget, TrainingError, TrainResult, checkpoint_paths,
-                                              seed_everything, split_images, training_classes)
+                                              amp_context, optimizer_step, seed_everything, split_images,
+                                              training_classes)
 
 
 @dataclass
@@ -156,16 +157,11 @@ def train_maskrcnn(project: Project, out: str | Path | None = None, cfg: MaskRCN
                 break
             batch = [to_dev(train[j], bool(rng.random() < 0.5))
                      for j in order[s * cfg.batch:(s + 1) * cfg.batch]]
-            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp) if dev.type == "cuda" else \
-                    torch.autocast("cpu", enabled=False):
+            with amp_context(dev.type, use_amp):
                 loss_dict = model([b[0] for b in batch], [b[1] for b in batch])
                 loss = sum(loss_dict.values())
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+            losses.append(optimizer_step(opt, scaler, loss))
             step += 1
-            losses.append(float(loss.detach()))
             if progress is not None:
                 progress({"phase": "train", "epoch": epoch, "step": step, "loss": losses[-1],
                           "elapsed": budget.elapsed, "steps_per_epoch": steps_per_epoch, "epochs": cfg.epochs,

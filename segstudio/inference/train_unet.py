@@ -27,7 +27,8 @@ from segstudio.inference.evaluate import confusion, semantic_metrics
 from segstudio.inference.preprocess import DEFAULT_NORMALIZATION, normalize
 from segstudio.inference.tiling import predict_tiled
 from segstudio.inference.train_common import (Budget, TrainingError, TrainResult, checkpoint_paths,
-                                              seed_everything, split_images, training_classes)
+                                              amp_context, optimizer_step, seed_everything, split_images,
+                                              training_classes)
 from segstudio.inference.unet import UNet, UNetConfig
 
 IGNORE = 255
@@ -248,7 +249,7 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     def amp_ctx():
-        return torch.autocast("cuda", dtype=torch.float16) if use_amp else torch.autocast("cpu", enabled=False)
+        return amp_context(dev.type, use_amp)
 
     best_path, last_path = checkpoint_paths(project, "unet", out)
     budget = Budget(cfg.epochs, cfg.minutes, cancel)
@@ -297,12 +298,8 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
                     loss = F.cross_entropy(logits.float(), y, weight=weights, ignore_index=IGNORE)
                     if cfg.dice_weight:
                         loss = loss + cfg.dice_weight * dice_loss(logits, y, k)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
+                losses.append(optimizer_step(opt, scaler, loss))
                 step += 1
-                losses.append(float(loss.detach()))
                 if progress is not None:
                     progress({"phase": "train", "epoch": epoch, "step": step, "loss": losses[-1],
                               "elapsed": budget.elapsed, "steps_per_epoch": steps_per_epoch,
