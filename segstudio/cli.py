@@ -1,6 +1,7 @@
 """Command line: `segstudio [FOLDER]` opens the window; subcommands work headless.
 
     segstudio info FOLDER [--json]
+    segstudio check FOLDER [--json]
     segstudio import FOLDER --format coco|labelme|labelmap|yolo SOURCE [--classes FILE]
     segstudio export FOLDER --format coco|labelmap|instancemap|labelme|yolo|voc --out PATH
     segstudio predict FOLDER --model unet|maskrcnn ...
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from segstudio import __version__
 
-COMMANDS = ("info", "import", "export", "predict", "train", "evaluate")
+COMMANDS = ("info", "check", "import", "export", "predict", "train", "evaluate")
 
 
 class CliError(Exception):
@@ -46,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("info", help="images by status, classes, regions per class, errors")
     s.add_argument("folder")
     s.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_common(s)
+
+    s = sub.add_parser("check", help="decode every image in full; list (and remember) the unreadable ones")
+    s.add_argument("folder")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--workers", type=int, default=None, metavar="N", help="decoding threads (default: cores)")
     _add_common(s)
 
     s = sub.add_parser("import", help="import annotations from a dataset")
@@ -123,7 +130,7 @@ def _one_line(e: Exception) -> str:
     msg = str(e).strip().splitlines()
     text = msg[0] if msg else type(e).__name__
     known = ("ProjectError", "StoreError", "FormatError", "CliError", "ImageDecodeError", "CheckpointError",
-             "ValueError", "DeviceError")
+             "ValueError", "DeviceError", "ExportTargetError")
     return text if type(e).__name__ in known else f"{type(e).__name__}: {text}"
 
 
@@ -164,6 +171,8 @@ def progress_printer(label: str):
 def _dispatch(args) -> int:
     if args.command == "info":
         return cmd_info(args)
+    if args.command == "check":
+        return cmd_check(args)
     if args.command == "import":
         return cmd_import(args)
     if args.command == "export":
@@ -228,6 +237,14 @@ def _print_report(rep, verb: str) -> None:
         print(f"  error: {f}: {e}")
     if len(rep.errors) > 50:
         print(f"  ... and {len(rep.errors) - 50} more errors")
+    for f, e in rep.left_out[:50]:
+        print(f"  left out (unreadable): {f}: {e}")
+    if len(rep.left_out) > 50:
+        print(f"  ... and {len(rep.left_out) - 50} more unreadable images left out")
+    for f, n in rep.missing[:50]:
+        print(f"  left out (file missing): {f}: its {n} annotations are kept in the project, not exported")
+    if len(rep.missing) > 50:
+        print(f"  ... and {len(rep.missing) - 50} more missing images")
     for u in rep.unmatched[:20]:
         print(f"  unmatched (no such image in the folder): {u}")
     if len(rep.unmatched) > 20:
@@ -256,13 +273,10 @@ def cmd_export(args) -> int:
     from segstudio.core.records import parse_statuses
     from segstudio.io.registry import run_export
     statuses = parse_statuses(args.status)
+    from segstudio.io.registry import check_export_target
     project = open_project(args)
     out = Path(args.out)
-    try:
-        if out.resolve() == project.folder.resolve():
-            raise CliError("--out must not be the image folder itself")
-    except OSError:
-        pass
+    check_export_target(args.format, project, out)  # refuse before any work
     prog = progress_printer("export")
     try:
         rep = run_export(args.format, project, out, statuses, args.polygons, prog)
@@ -270,3 +284,23 @@ def cmd_export(args) -> int:
         prog.close()
     _print_report(rep, "exported")
     return 0
+
+
+def cmd_check(args) -> int:
+    from segstudio.core.check import check_images
+    project = open_project(args)
+    prog = progress_printer("check")
+    try:
+        rep = check_images(project, prog, args.workers)
+    finally:
+        prog.close()
+    if args.json:
+        print(json.dumps(rep.as_dict(), indent=2))
+    else:
+        print(f"checked: {rep.images} images, {rep.readable} readable, {len(rep.unreadable)} unreadable"
+              + (f", {len(rep.missing)} missing" if rep.missing else ""))
+        for p, e in rep.unreadable:
+            print(f"  unreadable: {p}: {e}")
+        for p in rep.missing[:50]:
+            print(f"  missing: {p}")
+    return 1 if rep.unreadable else 0

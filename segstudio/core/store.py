@@ -275,6 +275,14 @@ class ProjectStore:
     def missing_count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM images WHERE missing=1").fetchone()[0]
 
+    def missing_with_regions(self, statuses: Sequence[str] | None = None) -> list[tuple[str, int]]:
+        """(path, region count) of images whose file has vanished but which hold regions."""
+        where, args = self._filter(statuses, None, True)
+        where += (" AND " if where else "WHERE ") + "missing=1"
+        q = (f"SELECT path, COUNT(regions.id) FROM images JOIN regions ON regions.image_id=images.id "
+             f"{where} GROUP BY images.id ORDER BY path")
+        return [(p, n) for p, n in self.conn.execute(q, args)]
+
     def errors(self) -> list[tuple[str, str]]:
         return list(self.conn.execute(
             "SELECT path, error FROM images WHERE error IS NOT NULL AND missing=0 ORDER BY path"))
@@ -298,9 +306,12 @@ class ProjectStore:
                           [(status, time.time(), i) for i in ids])
 
     def set_decoded(self, image_id: int, width: int, height: int, hash_: str | None) -> None:
+        """Size (and hash) of an image that was read. A stored error is cleared only by a full
+        decode (hash_ given): a header that reads fine says nothing about the pixels."""
         with self.transaction() as t:
-            t.execute("UPDATE images SET width=?, height=?, hash=COALESCE(?, hash), error=NULL WHERE id=?",
-                      (width, height, hash_, image_id))
+            t.execute("UPDATE images SET width=?, height=?, hash=COALESCE(?, hash), "
+                      "error=CASE WHEN ? IS NULL THEN error ELSE NULL END WHERE id=?",
+                      (width, height, hash_, hash_, image_id))
 
     def set_error(self, image_id: int, error: str | None) -> None:
         with self.transaction() as t:

@@ -12,7 +12,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from segstudio.core.records import STATUSES
 from segstudio.gui.workers import Job
-from segstudio.io.registry import EXPORT_FORMATS, IMPORT_FORMATS, run_export, run_import
+from segstudio.io.export_target import ExportTargetError
+from segstudio.io.registry import EXPORT_FORMATS, IMPORT_FORMATS, check_export_target, run_export, run_import
 
 
 def report_text(rep, verb: str) -> str:
@@ -21,6 +22,14 @@ def report_text(rep, verb: str) -> str:
     if rep.errors:
         lines.append(f"\nErrors ({len(rep.errors)}):")
         lines += [f"  {f}: {e}" for f, e in rep.errors[:200]]
+    left_out = getattr(rep, "left_out", [])
+    if left_out:
+        lines.append(f"\nLeft out, unreadable ({len(left_out)}):")
+        lines += [f"  {f}: {e}" for f, e in left_out[:200]]
+    missing = getattr(rep, "missing", [])
+    if missing:
+        lines.append(f"\nLeft out, file missing ({len(missing)}); their annotations stay in the project:")
+        lines += [f"  {f}: {n} annotations" for f, n in missing[:200]]
     if rep.unmatched:
         lines.append(f"\nNot matched to an image of this folder ({len(rep.unmatched)}):")
         lines += [f"  {u}" for u in rep.unmatched[:200]]
@@ -205,9 +214,12 @@ class ExportDialog(_JobDialog):
 
     def _pick_out(self) -> None:
         if self.fmt.currentData() == "coco":
-            p, _ = QFileDialog.getSaveFileName(self, "COCO JSON", "annotations.json", "JSON (*.json)")
+            # segstudio decides what may be replaced (only its own files): no "replace?" prompt here
+            p, _ = QFileDialog.getSaveFileName(self, "COCO JSON", "annotations.json", "JSON (*.json)",
+                                               options=QFileDialog.Option.DontConfirmOverwrite)
         else:
-            p = QFileDialog.getExistingDirectory(self, "Output folder (its content is replaced)")
+            p = QFileDialog.getExistingDirectory(
+                self, "Output folder (new, empty, or an earlier segstudio export)")
         if p:
             self.out.setText(p)
 
@@ -219,6 +231,12 @@ class ExportDialog(_JobDialog):
             return None
         statuses = tuple(s for s, cb in self.status_boxes.items() if cb.isChecked())
         fmt, poly, project = self.fmt.currentData(), self.polygons.isChecked(), self.project
+        try:
+            check_export_target(fmt, project, out)  # refuse now; the export checks again
+        except ExportTargetError as e:
+            self.report.setVisible(True)
+            self.report.setPlainText(f"Cannot export there: {e}")
+            return None
         return lambda progress, cancelled: run_export(fmt, project, out, statuses, poly, progress, cancelled)
 
 

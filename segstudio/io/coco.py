@@ -29,6 +29,7 @@ from segstudio import __version__
 from segstudio.core import maskops, rle
 from segstudio.core.project import Project
 from segstudio.core.records import DONE
+from segstudio.io.export_target import check_file_target, check_placement
 from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress,
                                  RegionWriter, Report, atomic_file, export_classes, export_items,
                                  count_export_items, imported_region, step)
@@ -131,12 +132,28 @@ def _annotation_mask(a: dict, h: int, w: int) -> tuple[np.ndarray, bool]:
 
 
 # ============================================================================= export
+def coco_output_path(out: str | Path) -> Path:
+    """The JSON file an export to `out` writes: `out` itself, or annotations.json inside a folder."""
+    out = Path(out)
+    if out.suffix.lower() != ".json" and (out.is_dir() or not out.suffix):
+        return out / "annotations.json"
+    return out
+
+
+def check_coco_target(out: str | Path, project: Project) -> Path:
+    """The file an export to `out` writes, checked: never the image folder, inside it or above
+    it (the folder given included), never a folder, never a file segstudio did not write."""
+    path = coco_output_path(out)
+    if path != Path(out):
+        check_placement(Path(out), project)
+    check_file_target(path, project)
+    return path
+
+
 def export_coco(project: Project, out: str | Path, statuses: Sequence[str] | None = None,
                 polygons: bool = False, progress: Progress | None = None,
                 cancel: CancelCheck | None = None) -> Report:
-    out = Path(out)
-    if out.suffix.lower() != ".json":
-        out = out / "annotations.json" if out.is_dir() or not out.suffix else out
+    out = check_coco_target(out, project)
     report = Report(out=str(out))
     real, value_of, ignore = export_classes(project)
     categories = [{"id": v, "name": c.name, "supercategory": ""} for c, v in
@@ -183,7 +200,7 @@ def export_coco(project: Project, out: str | Path, statuses: Sequence[str] | Non
         "annotations": annotations,
         "categories": categories,
     }
-    with atomic_file(out) as tmp:
+    with atomic_file(out, project) as tmp:
         # json.dumps runs the C encoder; json.dump would stream through the pure-Python one
         tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
         step(progress, cancel, total, total, "verifying")

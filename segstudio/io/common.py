@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -15,9 +13,10 @@ import numpy as np
 
 from segstudio.core import imageio, maskops, rle
 from segstudio.core.classes import LabelClass
-from segstudio.core.project import EXPORT_MARKER, Project
+from segstudio.core.project import Project
 from segstudio.core.records import DONE, ImageRecord
 from segstudio.core.region import IMPORTED, Region
+from segstudio.io.export_target import ExportTargetError, atomic_dir, atomic_file  # noqa: F401 (re-exported)
 
 Progress = Callable[[int, int, str], None]  # (done, total, current item)
 CancelCheck = Callable[[], bool]
@@ -41,6 +40,10 @@ class Report:
     errors: list[tuple[str, str]] = field(default_factory=list)  # (file, message)
     notes: list[str] = field(default_factory=list)
     out: str | None = None
+    # export: images left out because they cannot be read (path, why); images whose file is
+    # gone (path, annotations kept in the project but not exported)
+    left_out: list[tuple[str, str]] = field(default_factory=list)
+    missing: list[tuple[str, int]] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{self.images} images", f"{self.regions} regions"]
@@ -50,6 +53,11 @@ class Report:
             parts.append(f"{len(self.unmatched)} unmatched")
         if self.errors:
             parts.append(f"{len(self.errors)} errors")
+        if self.left_out:
+            parts.append(f"{len(self.left_out)} unreadable images left out")
+        if self.missing:
+            n = sum(k for _, k in self.missing)
+            parts.append(f"{len(self.missing)} missing images left out ({n} annotations kept in the project)")
         return ", ".join(parts)
 
 
@@ -58,49 +66,6 @@ def step(progress: Progress | None, cancel: CancelCheck | None, done: int, total
         raise Cancelled()
     if progress is not None:
         progress(done, total, item)
-
-
-# ----------------------------------------------------------------------------- atomic output
-@contextmanager
-def atomic_dir(out: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `out`; on success it replaces `out` in one rename.
-
-    On any error (or cancel) the temporary folder is removed and `out` is left as it was.
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists() and not out.is_dir():
-        raise FormatError(f"{out} exists and is not a folder")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        (tmp / EXPORT_MARKER).write_text("written by segstudio; image scans skip this folder\n")
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-@contextmanager
-def atomic_file(out: str | Path) -> Iterator[Path]:
-    """Yield a temporary file path beside `out`; renamed onto `out` when the block succeeds."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.tmp-", dir=out.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, out)
 
 
 # ----------------------------------------------------------------------------- matching images
@@ -247,29 +212,48 @@ def export_items(project: Project, statuses: Sequence[str] | None, report: Repor
                  need_size: bool = True) -> Iterator[ExportItem]:
     """Images to export (not missing, in the statuses asked for) with their regions.
 
-    Image size comes from the store, or from the file header the first time.
+    Images known to be unreadable (an error stored by any earlier decode) are left out and go
+    to report.left_out; so does one whose header cannot be read now (its error is stored).
+    Image size comes from the store, or from the file header the first time. After the last
+    item, images of those statuses whose file has vanished but which hold annotations go to
+    report.missing: their annotations stay in the project and are not exported.
     """
-    for rec in project.store.images(statuses=statuses):
+    store = project.store
+    for rec in store.images(statuses=statuses):
+        if rec.error:
+            report.left_out.append((rec.path, rec.error))
+            continue
         try:
             w, h = project.image_size(rec) if need_size else (rec.width or 0, rec.height or 0)
         except imageio.ImageDecodeError as e:
-            report.errors.append((rec.path, str(e)))
+            store.set_error(rec.id, str(e))
+            report.left_out.append((rec.path, str(e)))
             continue
-        regions = project.store.regions(rec.id)
+        regions = store.regions(rec.id)
         for r in regions:
             if maskops.box_clip(r.box, w, h) != r.box:  # stored crops are tight; clip the rare overhang
                 r.clip_to_image(w, h)
                 r.tighten()
         yield ExportItem(rec, w, h, [r for r in regions if r.mask.size])
+    report.missing.extend(store.missing_with_regions(statuses))
 
 
 def count_export_items(project: Project, statuses: Sequence[str] | None) -> int:
     return len(project.store.image_ids(statuses=statuses))
 
 
-def copy_image(project: Project, rec: ImageRecord, dst: Path) -> None:
+def copy_image(project: Project, rec: ImageRecord, dst: Path, report: Report) -> bool:
+    """Copy an image file into an export; False (and the image left out, its error stored)
+    when the file cannot be read any more."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(project.abspath(rec), dst)
+    try:
+        shutil.copyfile(project.abspath(rec), dst)
+    except OSError as e:
+        msg = f"cannot read file: {e.strerror or e}"
+        project.store.set_error(rec.id, msg)
+        report.left_out.append((rec.path, msg))
+        return False
+    return True
 
 
 def write_png(path: Path, image) -> None:

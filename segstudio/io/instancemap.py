@@ -51,7 +51,7 @@ def export_instancemap(project: Project, out: str | Path, statuses: Sequence[str
     ignore_ids = {c.id for c in classes.values() if c.ignore}
     index: dict[str, list] = {}
     total = count_export_items(project, statuses)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)
             values, keep = instance_map(item.regions, item.width, item.height, ignore_ids)

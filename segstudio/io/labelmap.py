@@ -48,7 +48,7 @@ def export_labelmap(project: Project, out: str | Path, statuses: Sequence[str] |
     value_of.update({c.id: ign for c in ignore})
     colors = [c.color for c in real]
     total = count_export_items(project, statuses)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)
             values = paint_label_map(item.regions, item.width, item.height, value_of, dtype)

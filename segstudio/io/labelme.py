@@ -248,11 +248,12 @@ def export_labelme(project: Project, out: str | Path, statuses: Sequence[str] | 
     by_id = {c.id: c for c in project.store.classes()}
     total = count_export_items(project, statuses)
     n_mask = 0
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)
             rel = item.record.path
-            copy_image(project, item.record, tmp / rel)
+            if not copy_image(project, item.record, tmp / rel, report):
+                continue
             shapes = []
             for gid, r in enumerate(z_sorted(item.regions), start=1):
                 cls = by_id.get(r.class_id)

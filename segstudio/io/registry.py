@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from segstudio.io.coco import export_coco, import_coco
+from pathlib import Path
+
+from segstudio.io.coco import check_coco_target, export_coco, import_coco
+from segstudio.io.export_target import check_dir_target
 from segstudio.io.instancemap import export_instancemap
 from segstudio.io.labelmap import export_labelmap, import_labelmap
 from segstudio.io.labelme import export_labelme, import_labelme
@@ -45,3 +48,16 @@ def run_export(fmt: str, project, out, statuses=None, polygons=False, progress=N
     if fn is None:
         raise ValueError(f"unknown export format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
     return fn(project, out, statuses, progress=progress, cancel=cancel)
+
+
+def check_export_target(fmt: str, project, out) -> Path:
+    """The path an export would write, checked before any work (ExportTargetError says why not).
+
+    The export itself checks again; this lets the CLI and the dialog refuse at once.
+    """
+    if fmt == "coco":
+        return check_coco_target(out, project)
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
+    check_dir_target(out, project)
+    return Path(out)

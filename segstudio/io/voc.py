@@ -49,18 +49,19 @@ def export_voc(project: Project, out: str | Path, statuses: Sequence[str] | None
     colors = [c.color for c in real]
     splits: dict[str, list[str]] = {"train": [], "val": []}
     total = count_export_items(project, statuses)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)
             name = voc_name(item.record.path)
             dst = tmp / "JPEGImages" / (name + ".jpg")
             if item.record.path.lower().endswith((".jpg", ".jpeg")):
-                copy_image(project, item.record, dst)
+                if not copy_image(project, item.record, dst, report):
+                    continue
             else:
                 try:
                     pixels = project.load_image(item.record)
-                except imageio.ImageDecodeError as e:
-                    report.errors.append((item.record.path, str(e)))
+                except imageio.ImageDecodeError as e:  # stored on the image by load_image
+                    report.left_out.append((item.record.path, str(e)))
                     continue
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(imageio.to_rgb_u8(pixels)).save(dst, quality=95)

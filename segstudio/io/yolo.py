@@ -152,10 +152,11 @@ def export_yolo(project: Project, out: str | Path, statuses: Sequence[str] | Non
     real, value_of, ignore = export_classes(project)
     total = count_export_items(project, statuses)
     holes = 0
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)
-            copy_image(project, item.record, tmp / "images" / item.record.path)
+            if not copy_image(project, item.record, tmp / "images" / item.record.path, report):
+                continue
             lines = []
             for r in sorted(item.regions, key=lambda r: (r.z, r.id)):
                 v = value_of.get(r.class_id)

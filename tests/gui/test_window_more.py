@@ -82,3 +82,30 @@ def test_model_panel_offers_maskrcnn_v1(window):
     assert spec["arch"] == "maskrcnn" and spec["version"] == "v1" and spec["weights"] is None
     dock.arch.setCurrentIndex(dock.arch.findData("unet"))
     assert dock.spec()["arch"] == "unet"
+
+
+def test_export_dialog_refuses_a_folder_it_did_not_write(window, qtbot, tmp_path):
+    docs = tmp_path / "Documents"
+    docs.mkdir()
+    (docs / "thesis.docx").write_bytes(b"years of work")
+    for target in (docs, window.project.folder.parent, window.project.folder):
+        dlg = window.export_dialog()
+        dlg.fmt.setCurrentIndex(dlg.fmt.findData("labelmap"))
+        dlg.out.setText(str(target))
+        dlg.run_button.click()
+        assert dlg.job is None  # nothing started
+        assert "Cannot export there" in dlg.report.toPlainText()
+        assert dlg.run_button.isEnabled() and dlg.run_button.isVisible()  # the user can pick another
+        dlg.reject()
+    assert [p.name for p in docs.iterdir()] == ["thesis.docx"]
+    assert sorted(p.name for p in window.project.folder.iterdir()) == [".segstudio", "photo0.png",
+                                                                       "photo1.png", "photo2.png"]
+    # an empty folder is fine, and exporting there again replaces the first export
+    for _ in range(2):
+        dlg = window.export_dialog()
+        dlg.fmt.setCurrentIndex(dlg.fmt.findData("labelmap"))
+        dlg.out.setText(str(tmp_path / "labels"))
+        dlg.run_button.click()
+        qtbot.waitUntil(lambda: dlg.result is not None, timeout=10000)
+        dlg.accept()
+    assert len(list((tmp_path / "labels").glob("*.png"))) == 3
