@@ -9,8 +9,9 @@ Result arrays: (H, W) or (H, W, 3); dtype uint8, uint16 (kept 16-bit) or float32
 Decompression-bomb guard: Pillow's own limit is kept — an image over 2 x
 `PIL.Image.MAX_IMAGE_PIXELS` pixels (Pillow's error threshold, ~179 Mpx) is refused from its
 header before any pixel is decoded. `allow_large=True` is the explicit override; it is
-logged. (We do the check here rather than inside `Image.open` so the override is per call and
-thread-safe instead of a process-wide switch.)
+logged. Pillow's own guard stays on for the whole process (for every other reader of images);
+only to read the header of a file over it is it lifted, under a lock, for that one header, so
+that the size can be checked here and the override applied per call.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import hashlib
 import io
 import logging
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,7 @@ TIFF_EXTENSIONS = frozenset({".tif", ".tiff"})
 
 # Pillow raises DecompressionBombError above twice MAX_IMAGE_PIXELS; we apply that limit.
 PILLOW_LIMIT = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
-Image.MAX_IMAGE_PIXELS = None  # the check below replaces Pillow's, with the same number
+_LIFT_LOCK = threading.Lock()
 
 
 class ImageDecodeError(Exception):
@@ -100,11 +102,53 @@ def _check_size(width: int, height: int, allow_large: bool) -> None:
         log.warning("decompression-bomb guard overridden for a %dx%d image (%.0f Mpx)", width, height, n / 1e6)
 
 
+def _pil_open(data: bytes) -> Image.Image:
+    """Image.open on bytes (header only), whatever the size: the caller checks the size.
+
+    Pillow refuses a header over its limit with DecompressionBombError; then the header is read
+    again with Pillow's limit lifted for that call only (under a lock, and only the header: no
+    pixel is decoded here), so that _check_size can refuse it with its size, or allow it.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # DecompressionBombWarning: _check_size decides
+        try:
+            return Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            with _LIFT_LOCK:
+                saved = Image.MAX_IMAGE_PIXELS
+                Image.MAX_IMAGE_PIXELS = None
+                try:
+                    return Image.open(io.BytesIO(data))
+                finally:
+                    Image.MAX_IMAGE_PIXELS = saved
+
+
+def open_guarded(data: bytes, *, allow_large: bool = False) -> Image.Image:
+    """Image.open on bytes, refused from its header when over the decompression-bomb limit.
+
+    For readers that need Pillow's own modes rather than decode_image's arrays (a label map's
+    palette indices, a labelme mask), with the same guard and override as decode_image. The
+    caller closes the image.
+    """
+    try:
+        im = _pil_open(data)
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not an image format segstudio can read (unrecognised content)") from None
+    except Exception as e:  # Pillow plugins raise assorted errors on hostile headers
+        raise ImageDecodeError(f"corrupt image: {type(e).__name__}: {e}") from None
+    try:
+        _check_size(im.width, im.height, allow_large)
+    except ImageDecodeError:
+        im.close()
+        raise
+    return im
+
+
 def _decode_pillow(data: bytes, allow_large: bool) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            im = Image.open(io.BytesIO(data))
+            im = _pil_open(data)
             _check_size(im.width, im.height, allow_large)
             if FAST_PATH and im.mode in _FAST_MODES.get(im.format, ()):
                 fast = _decode_opencv(data, im)
@@ -267,7 +311,7 @@ def read_image_info(path: str | Path) -> ImageInfo:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            im = Image.open(io.BytesIO(data))
+            im = _pil_open(data)  # a size only: a large file is refused when it is decoded
             w, h = im.size
             try:
                 o = im.getexif().get(0x0112, 1)

@@ -107,23 +107,89 @@ def segment_stamp(p0: tuple[float, float], p1: tuple[float, float], radius: floa
     return stamp.astype(bool), b
 
 
-def polygon_mask(points, box: Box | None = None) -> tuple[np.ndarray, Box] | None:
+def coord_limit(width: int, height: int) -> float:
+    """How far from the origin an imported coordinate may be: 100 image sizes. Beyond that a
+    number is corrupt, not an annotation that overshoots the image edge."""
+    return 100.0 * max(int(width), int(height), 1)
+
+
+def finite_points(values, limit: float, what: str = "coordinates") -> np.ndarray:
+    """Numbers of an untrusted (nested) list as float64; ValueError unless every one is a plain
+    number (no strings, booleans, None or ragged lists), finite, and within +-limit."""
+    try:
+        a = np.asarray(values)
+    except (ValueError, TypeError, OverflowError, RecursionError):  # ragged or too deep
+        raise ValueError(f"{what}: not a list of numbers") from None
+    if a.dtype.kind not in "iuf":  # strings, booleans, None, ragged lists, ints over 64 bits
+        raise ValueError(f"{what}: not all numbers")
+    a = a.astype(np.float64, copy=False)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{what}: NaN or infinite value")
+    if a.size and np.abs(a).max() > limit:
+        raise ValueError(f"{what}: {np.abs(a).max():g} is absurdly far outside the image (limit {limit:g})")
+    return a
+
+
+def clip_polygon(pts: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The part of a polygon ((N, 2) float) inside an axis-aligned box (x0, y0, x1, y1).
+
+    Sutherland-Hodgman, one side of the box at a time, vectorised over the edges: an edge that
+    crosses a side is cut where it crosses, so the part inside keeps its exact shape. A
+    polygon entirely outside gives an empty array.
+    """
+    x0, y0, x1, y1 = box
+    for axis, bound, low_side in ((0, x0, True), (0, x1, False), (1, y0, True), (1, y1, False)):
+        if len(pts) == 0:
+            break
+        c = pts[:, axis]
+        inside = c >= bound if low_side else c <= bound
+        if inside.all():
+            continue
+        nxt = np.roll(pts, -1, axis=0)
+        nxt_in = np.roll(inside, -1)
+        with np.errstate(divide="ignore", invalid="ignore"):  # edges that do not cross: unused
+            t = (bound - c) / (nxt[:, axis] - c)
+            cut = pts + t[:, None] * (nxt - pts)
+        cut[:, axis] = bound
+        # each edge p -> q gives its crossing (if it crosses) then q (if q is inside)
+        out = np.stack([cut, nxt], axis=1)
+        keep = np.stack([inside != nxt_in, nxt_in], axis=1)
+        pts = out[keep]
+    return pts
+
+
+def polygon_mask(points, box: Box | None = None, clip: Box | None = None) -> tuple[np.ndarray, Box] | None:
     """Rasterise a polygon (sequence of (x, y) in image pixels, pixel centres at integers).
 
-    Returns the mask cropped to the polygon's box, or None for fewer than 3 points.
+    Returns the mask cropped to the polygon's box, or None for fewer than 3 points. With
+    `clip` (e.g. the image), the box is cut to it first, so memory follows the clip box, not
+    the coordinates; None when the polygon lies outside it. ValueError for NaN or infinity.
     """
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if len(pts) < 3:
         return None
+    if not np.isfinite(pts).all():
+        raise ValueError("polygon with NaN or infinite coordinates")
     if box is None:
-        x0, y0 = np.floor(pts.min(axis=0)).astype(int)
-        x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 1
+        x0, y0 = np.floor(pts.min(axis=0))
+        x1, y1 = np.ceil(pts.max(axis=0)) + 1
         box = (int(x0), int(y0), int(x1), int(y1))
+        if clip is not None:
+            box = box_intersect(box, clip)
+            if box is None:
+                return None
     h, w = box[3] - box[1], box[2] - box[0]
     out = np.zeros((h, w), dtype=np.uint8)
-    # cv2 takes fixed-point coordinates: 8 fractional bits keep sub-pixel vertices.
+    # cv2 takes fixed-point int32 coordinates: 8 fractional bits keep sub-pixel vertices; fewer
+    # for vertices far outside the box, so they cannot overflow (cv2 clips them itself)
+    rel = pts - (box[0], box[1])
+    far = float(np.abs(rel).max())
     shift = 8
-    fp = np.round((pts - (box[0], box[1])) * (1 << shift)).astype(np.int32)
+    while shift and far * (1 << shift) >= 2**30:
+        shift -= 1
+    if far >= 2**30:
+        raise ValueError("polygon coordinates too large to rasterise")
+    fp = np.round(rel * (1 << shift)).astype(np.int32)
     cv2.fillPoly(out, [fp], 1, lineType=cv2.LINE_8, shift=shift)
     return out.astype(bool), box
 

@@ -33,99 +33,151 @@ from segstudio.io.export_target import check_file_target, check_placement
 from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress,
                                  RegionWriter, Report, atomic_file, export_classes, export_items,
                                  count_export_items, imported_region, step)
+from segstudio.io import validate
 
 POLYGON_MIN_IOU = 0.9
 SPOT_CHECKS = 64
 
 
 # ============================================================================= import
-def load_json(path: str | Path) -> dict:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise FormatError(f"file not found: {p}") from None
-    except UnicodeDecodeError:
-        raise FormatError(f"{p.name} is not a text (UTF-8) file") from None
-    except OSError as e:
-        raise FormatError(f"cannot read {p}: {e.strerror or e}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise FormatError(f"{p.name} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+# Every value is checked before it becomes pixels (validate.py, core/rle.py): one bad image
+# entry or annotation is an error in the report, and the rest of the file imports.
+_BACKGROUND = ("_background_", "background", "__background__")
+
+
+def load_json(path: str | Path):
+    """A JSON file, bounded in size, any parse failure a FormatError (see validate.py)."""
+    return validate.load_json(path)
 
 
 def import_coco(project: Project, source: str | Path, status: str | None = DONE,
                 progress: Progress | None = None, cancel: CancelCheck | None = None) -> Report:
+    name = Path(source).name
     data = load_json(source)
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise FormatError(f"{Path(source).name} is not a COCO file: no 'images' list")
+        raise FormatError(f"{name} is not a COCO file: no 'images' list")
     anns = data.get("annotations") or []
-    if not isinstance(anns, list):
-        raise FormatError("'annotations' must be a list")
+    cats = data.get("categories") or []
+    if not isinstance(anns, list) or not isinstance(cats, list):
+        raise FormatError(f"{name}: 'annotations' and 'categories' must be lists")
     report = Report()
-    classes = ClassMapper(project)
-    cat_class: dict = {}
-    for cat in sorted((c for c in data.get("categories") or [] if isinstance(c, dict)),
-                      key=lambda c: (c.get("id") is None, c.get("id", 0))):
-        name = str(cat.get("name") or f"category_{cat.get('id')}")
-        if name.lower() in ("_background_", "background", "__background__"):
-            continue
-        cat_class[cat.get("id")] = classes.get(name, ignore=name == "__ignore__")
+    cat_class, background = _categories(cats, ClassMapper(project), name, report)
     by_image = defaultdict(list)
-    for a in anns:
-        if isinstance(a, dict):
-            by_image[a.get("image_id")].append(a)
+    for k, a in enumerate(anns):
+        key = validate.as_key(a.get("image_id")) if isinstance(a, dict) else None
+        if key is None:  # cannot be tied to an image
+            report.error(name, f"annotations[{k}]: not an object with an image_id; skipped")
+            report.rejected += 1
+            continue
+        by_image[key].append(a)
     matcher = ImageMatcher(project)
     writer = RegionWriter(project, status, report)
-    images = [im for im in data["images"] if isinstance(im, dict)]
+    images = data["images"]
     for k, im in enumerate(images):
-        fname = str(im.get("file_name") or "")
+        fname = im.get("file_name") if isinstance(im, dict) else None
+        if not isinstance(fname, str) or not fname:
+            step(progress, cancel, k, len(images))
+            report.error(name, f"images[{k}]: not an object with a file_name; skipped")
+            continue
         step(progress, cancel, k, len(images), fname)
-        rec = matcher.match(fname)
-        if rec is None:
-            report.unmatched.append(fname)
-            continue
         try:
-            w, h = project.image_size(rec)
-        except Exception as e:
-            report.errors.append((fname, str(e)))
-            continue
-        cw, ch = im.get("width"), im.get("height")
-        if cw and ch and (int(cw), int(ch)) != (w, h):
-            report.errors.append((fname, f"COCO says {cw}x{ch} but the image is {w}x{h} "
-                                         "(after EXIF orientation); skipped"))
-            continue
-        regions = []
-        for a in by_image.get(im.get("id"), []):
-            cls = cat_class.get(a.get("category_id"))
-            if cls is None:
-                report.errors.append((fname, f"annotation {a.get('id')}: unknown category {a.get('category_id')}"))
-                continue
-            try:
-                mask, bbox_only = _annotation_mask(a, h, w)
-            except (ValueError, TypeError, KeyError) as e:
-                report.errors.append((fname, f"annotation {a.get('id')}: {e}"))
-                continue
-            if bbox_only:
-                report.notes.append(f"{fname}: annotation {a.get('id')} has no segmentation; imported its box")
-            c = maskops.crop_to_content(mask)
-            if c is None:
-                continue
-            regions.append(imported_region(cls.id, c[0], c[1], c[2], iscrowd=bool(a.get("iscrowd", 0))))
-        writer.add(rec, regions)
+            _import_image(project, im, fname, by_image, cat_class, background, matcher, writer, report)
+        except validate.BAD_INPUT as e:
+            report.error(fname, f"{type(e).__name__}: {e}")
     step(progress, None, len(images), len(images))
     return report
 
 
+def _categories(cats: list, classes: ClassMapper, name: str, report: Report) -> tuple[dict, set]:
+    """{category id: project class}, classes created in category-id order; and the ids of
+    background categories (their annotations are left out, not errors)."""
+    valid = []
+    for k, c in enumerate(cats):
+        cid = validate.as_key(c.get("id")) if isinstance(c, dict) else None
+        if cid is None:
+            report.error(name, f"categories[{k}]: not an object with an id; skipped")
+            continue
+        valid.append((cid, c))
+    valid.sort(key=lambda t: (0, t[0], "") if isinstance(t[0], int) else (1, 0, t[0]))
+    out, background = {}, set()
+    for cid, c in valid:
+        raw = c.get("name")
+        try:
+            cname = validate.clean_class_name(raw if raw not in (None, "") else f"category_{cid}")
+        except ValueError as e:
+            report.error(name, f"category {validate.brief(cid)}: {e}; its annotations are skipped")
+            continue
+        if isinstance(raw, str) and raw and cname != raw:
+            report.note(f"category {validate.brief(cid)}: name {validate.brief(raw)} imported as {cname!r}")
+        if cname.lower() in _BACKGROUND:
+            background.add(cid)
+            continue
+        out[cid] = classes.get(cname, ignore=cname == "__ignore__")
+    return out, background
+
+
+def _import_image(project: Project, im: dict, fname: str, by_image: dict, cat_class: dict,
+                  background: set, matcher: ImageMatcher, writer: RegionWriter, report: Report) -> None:
+    rec = matcher.match(fname)
+    if rec is None:
+        report.unmatched.append(fname)
+        return
+    try:
+        w, h = project.image_size(rec)
+    except Exception as e:
+        report.error(fname, str(e))
+        return
+    cw, ch = im.get("width"), im.get("height")
+    if cw is not None and ch is not None:
+        try:
+            stated = validate.as_size(cw, "width"), validate.as_size(ch, "height")
+        except ValueError as e:
+            report.error(fname, f"{e}; skipped")
+            return
+        if stated != (w, h):
+            report.error(fname, f"COCO says {stated[0]}x{stated[1]} but the image is {w}x{h} "
+                                "(after EXIF orientation); skipped")
+            return
+    key = validate.as_key(im.get("id"))
+    if key is None:
+        report.error(fname, f"image id {validate.brief(im.get('id'))} is not a number or a string; skipped")
+        return
+    regions, rejected = [], 0
+    for a in by_image.get(key, []):
+        aid = validate.brief(a.get("id"))
+        cid = validate.as_key(a.get("category_id"))
+        if cid is not None and cid in background:
+            continue
+        try:
+            cls = cat_class.get(cid)
+            if cls is None:
+                raise ValueError(f"unknown category {validate.brief(a.get('category_id'))}")
+            mask, bbox_only = _annotation_mask(a, h, w)
+        except validate.BAD_INPUT as e:
+            report.error(fname, f"annotation {aid}: {e}")
+            rejected += 1
+            continue
+        if bbox_only:
+            report.note(f"{fname}: annotation {aid} has no segmentation; imported its box")
+        c = maskops.crop_to_content(mask)
+        if c is None:
+            report.note(f"{fname}: annotation {aid} has no pixels inside the image")
+            continue
+        regions.append(imported_region(cls.id, c[0], c[1], c[2], iscrowd=a.get("iscrowd", 0) in (1, True)))
+    writer.add(rec, regions, rejected=rejected, size=(w, h))
+
+
 def _annotation_mask(a: dict, h: int, w: int) -> tuple[np.ndarray, bool]:
+    """The full-image mask of one annotation, and whether it came from its box alone."""
     seg = a.get("segmentation")
     if seg:
         return rle.from_coco(seg, h, w), False
     bbox = a.get("bbox")
-    if not bbox or len(bbox) != 4:
+    if not bbox:
         raise ValueError("neither a segmentation nor a bbox")
-    x, y, bw, bh = (float(v) for v in bbox)
+    if not isinstance(bbox, list) or len(bbox) != 4:
+        raise ValueError("bbox must be [x, y, width, height]")
+    x, y, bw, bh = maskops.finite_points(bbox, maskops.coord_limit(w, h), "bbox")
     m = np.zeros((h, w), dtype=bool)
     m[max(0, int(round(y))):min(h, int(round(y + bh))), max(0, int(round(x))):min(w, int(round(x + bw)))] = True
     return m, True

@@ -14,12 +14,13 @@ import numpy as np
 from segstudio.core import imageio, maskops, rle
 from segstudio.core.classes import LabelClass
 from segstudio.core.project import Project
-from segstudio.core.records import DONE, ImageRecord
+from segstudio.core.records import DONE, IN_PROGRESS, ImageRecord
 from segstudio.core.region import IMPORTED, Region
 from segstudio.io.export_target import ExportTargetError, atomic_dir, atomic_file  # noqa: F401 (re-exported)
 
 Progress = Callable[[int, int, str], None]  # (done, total, current item)
 CancelCheck = Callable[[], bool]
+MAX_MESSAGES = 1000  # errors and notes kept in a report; a hostile file can make millions
 
 
 class Cancelled(Exception):
@@ -44,6 +45,23 @@ class Report:
     # gone (path, annotations kept in the project but not exported)
     left_out: list[tuple[str, str]] = field(default_factory=list)
     missing: list[tuple[str, int]] = field(default_factory=list)
+    # import: source annotations that failed validation, and the images that had them (never
+    # marked done by the import); errors and notes past MAX_MESSAGES, counted only
+    rejected: int = 0
+    incomplete: list[str] = field(default_factory=list)
+    dropped_messages: int = 0
+
+    def error(self, item: str, message: str) -> None:
+        if len(self.errors) < MAX_MESSAGES:
+            self.errors.append((item, message))
+        else:
+            self.dropped_messages += 1
+
+    def note(self, message: str) -> None:
+        if len(self.notes) < MAX_MESSAGES:
+            self.notes.append(message)
+        else:
+            self.dropped_messages += 1
 
     def summary(self) -> str:
         parts = [f"{self.images} images", f"{self.regions} regions"]
@@ -53,6 +71,10 @@ class Report:
             parts.append(f"{len(self.unmatched)} unmatched")
         if self.errors:
             parts.append(f"{len(self.errors)} errors")
+        if self.rejected:
+            parts.append(f"{self.rejected} annotations rejected ({len(self.incomplete)} images not marked done)")
+        if self.dropped_messages:
+            parts.append(f"{self.dropped_messages} more messages not listed")
         if self.left_out:
             parts.append(f"{len(self.left_out)} unreadable images left out")
         if self.missing:
@@ -166,14 +188,27 @@ class RegionWriter:
         self.report = report or Report()
         self._seen_images: set[int] = set()
 
-    def add(self, rec: ImageRecord, regions: Sequence[Region]) -> int:
+    def add(self, rec: ImageRecord, regions: Sequence[Region], rejected: int = 0,
+            size: tuple[int, int] | None = None) -> int:
+        """Add one image's imported regions; returns how many were new.
+
+        `rejected`: how many of the source's annotations for this image failed validation
+        (their errors are in the report already). Such an image is never marked done, which
+        would teach a model that the missing objects are background: with every annotation
+        rejected nothing is written and its status stays as it was; with some, it becomes
+        in_progress for a person to look at. `size` (width, height): regions are clipped to it.
+        """
         store = self.project.store
         keys = store.region_keys(rec.id)
         fresh = []
+        kept = 0
         for r in regions:
+            if size is not None:
+                r.clip_to_image(*size)
             r.tighten()
             if r.empty:
                 continue
+            kept += 1
             h, w = r.mask.shape
             key = (r.class_id, r.x, r.y, w, h, rle.encode(r.mask))
             if key in keys:
@@ -181,12 +216,24 @@ class RegionWriter:
                 continue
             keys.add(key)
             fresh.append(r)
+        status = self.status
+        if rejected:
+            self.report.rejected += rejected
+            self.report.incomplete.append(rec.path)
+            if not kept:
+                self.report.note(f"{rec.path}: all {rejected} of its annotations rejected; nothing "
+                                 f"imported, status left as {rec.status}")
+                return 0
+            if status == DONE:
+                status = IN_PROGRESS
+                self.report.note(f"{rec.path}: {rejected} of its annotations rejected; marked "
+                                 "in_progress, not done")
         ids = store.reserve_region_ids(len(fresh)) if fresh else []
         z0 = store.max_z(rec.id) if fresh else 0
         for i, (r, rid) in enumerate(zip(fresh, ids)):
             r.id = rid
             r.z = z0 + 1 + i
-        store.save_regions(rec.id, fresh, status=self.status)
+        store.save_regions(rec.id, fresh, status=status)
         if rec.id not in self._seen_images:
             self._seen_images.add(rec.id)
             self.report.images += 1

@@ -6,7 +6,9 @@ palette while the classes fit in 8 bits (N <= 254), 16-bit grayscale (`I;16`) be
 `class_names.txt` beside them lists `_background_` then the classes, line k = value k (the
 layout labelme writes). Overlapping regions: the higher z wins.
 
-Import reads palette PNGs as indices (never as colours), 8- and 16-bit grayscale as values.
+Import reads palette PNGs as indices (never as colours), 8- and 16-bit grayscale as values,
+each through the decompression-bomb guard and checked against its image's size from the header.
+Names with control characters are written escaped, so no name can shift the lines below it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from segstudio.core import maskops
-from segstudio.core.classes import read_class_file
+from segstudio.core import imageio, maskops
+from segstudio.core.classes import BACKGROUND_NAMES, read_class_file
 from segstudio.core.labelmap import ignore_value, label_dtype, paint_label_map
 from segstudio.core.project import Project
 from segstudio.core.records import DONE
@@ -26,6 +28,7 @@ from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMat
                                  RegionWriter, Report, atomic_dir, count_export_items, export_classes,
                                  export_items, imported_region, palette_bytes, relative_stem, step,
                                  write_png)
+from segstudio.io import validate
 
 CLASS_NAMES_FILE = "class_names.txt"
 
@@ -55,18 +58,35 @@ def export_labelmap(project: Project, out: str | Path, statuses: Sequence[str] |
             write_png(tmp / (relative_stem(item.record) + ".png"), label_map_image(values, colors))
             report.images += 1
             report.regions += len(item.regions)
-        write_class_names(tmp / CLASS_NAMES_FILE, [c.name for c in real])
+        write_class_names(tmp / CLASS_NAMES_FILE, [c.name for c in real], report)
     return report
 
 
-def write_class_names(path: Path, names: list[str]) -> None:
-    path.write_text("\n".join(["_background_"] + names) + "\n", encoding="utf-8")
+def write_class_names(path: Path, names: list[str], report: Report | None = None) -> None:
+    """`_background_` then the class names, line k = value k. Control characters and line
+    breaks in a name are escaped (validate.line_safe_name), so no name can add or shift a line."""
+    safe = [validate.line_safe_name(n) or f"class_{i}" for i, n in enumerate(names, start=1)]
+    if report is not None:
+        for i, (n, s) in enumerate(zip(names, safe), start=1):
+            if n != s:
+                report.note(f"class {i} {validate.brief(n)} written as {s!r} (control characters escaped)")
+    path.write_text("\n".join(["_background_"] + safe) + "\n", encoding="utf-8")
 
 
-def read_label_png(path: Path) -> np.ndarray:
-    """Values of a label-map PNG: palette indices for P mode, raw values for L / I;16 / I."""
+MAX_UNNAMED_VALUES = 1024  # more values without a class name: an image or instance map, not labels
+
+
+def read_label_png(path: Path, size: tuple[int, int] | None = None, allow_large: bool = False) -> np.ndarray:
+    """Values of a label-map PNG: palette indices for P mode, raw values for L / I;16 / I.
+
+    The file passes the decompression-bomb guard (imageio.open_guarded, `allow_large` its
+    override), and with `size` (width, height) it is refused from its header, before any
+    pixel is decoded, when it is not that size.
+    """
     try:
-        with Image.open(path) as im:
+        with imageio.open_guarded(imageio.read_bytes(path), allow_large=allow_large) as im:
+            if size is not None and im.size != tuple(size):
+                raise FormatError(f"label map is {im.width}x{im.height}, image is {size[0]}x{size[1]}")
             if im.mode in ("P", "L"):
                 return np.array(im)  # P: indices, not colours
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -77,8 +97,47 @@ def read_label_png(path: Path) -> np.ndarray:
                               "grayscale PNG), not colours")
     except FormatError:
         raise
-    except Exception as e:
+    except imageio.ImageDecodeError as e:
         raise FormatError(f"cannot read label map: {e}") from None
+    except Exception as e:  # truncated or corrupt pixel data, out of memory
+        raise FormatError(f"cannot read label map: {type(e).__name__}: {e}") from None
+
+
+def _class_values(classes_file: Path, mapper: ClassMapper, report: Report) -> tuple[dict[int, int], object]:
+    """{label value: class id} and the ignore class (or None) from a class list.
+
+    A list whose first line is a background name is labelme's class_names.txt layout (what
+    export writes): line k is value k, names taken as they are, so a class called `bg` or
+    `# 1` cannot shift the lines after it. Any other list is read by read_class_file
+    (labelme's labels.txt with `__ignore__` first, or names with colours).
+    """
+    value_class: dict[int, int] = {}
+    ignore_cls = None
+    lines = [ln.strip() for ln in validate.read_text(classes_file).split("\n")]
+    lines = [ln for ln in lines if ln]
+    if lines and lines[0].lower() in BACKGROUND_NAMES:
+        entries = [(ln, None, False) for ln in lines[1:]]
+    else:
+        try:
+            entries = [(e.name, e.color, e.ignore) for e in read_class_file(classes_file)]
+        except (OSError, UnicodeDecodeError) as e:
+            raise FormatError(f"cannot read class list {classes_file}: {e}") from None
+    v = 1
+    for raw, color, ignore in entries:
+        try:
+            name = validate.clean_class_name(raw)
+        except ValueError as e:
+            name = f"class_{v}"
+            report.note(f"{Path(classes_file).name}: value {v}: {e}; imported as {name}")
+        if name != raw:
+            report.note(f"{Path(classes_file).name}: class {validate.brief(raw)} imported as {name!r}")
+        c = mapper.get(name, color, ignore=ignore)
+        if ignore:
+            ignore_cls = c
+        else:
+            value_class[v] = c.id
+            v += 1
+    return value_class, ignore_cls
 
 
 def import_labelmap(project: Project, source: str | Path, classes_file: str | Path | None = None,
@@ -89,54 +148,45 @@ def import_labelmap(project: Project, source: str | Path, classes_file: str | Pa
         raise FormatError(f"{src} is not a folder of label-map PNGs")
     if classes_file is None and (src / CLASS_NAMES_FILE).exists():
         classes_file = src / CLASS_NAMES_FILE
+    report = Report()
     mapper = ClassMapper(project)
     value_class: dict[int, int] = {}
     ignore_cls = None
     if classes_file is not None:
-        try:
-            entries = read_class_file(classes_file)
-        except OSError as e:
-            raise FormatError(f"cannot read class list {classes_file}: {e}") from None
-        v = 1
-        for e in entries:
-            c = mapper.get(e.name, e.color, ignore=e.ignore)
-            if e.ignore:
-                ignore_cls = c
-            else:
-                value_class[v] = c.id
-                v += 1
-    report = Report()
+        value_class, ignore_cls = _class_values(Path(classes_file), mapper, report)
     matcher = ImageMatcher(project)
     writer = RegionWriter(project, status, report)
     files = sorted(p for p in src.rglob("*.png") if not p.name.startswith("."))
     for rel, f, rec in matched_files(matcher, src, files, report, progress, cancel):
         try:
-            values = read_label_png(f)
             w, h = project.image_size(rec)
-        except Exception as e:
-            report.errors.append((rel, str(e)))
+            values = read_label_png(f, (w, h), project.allow_large)
+            ign = 255 if values.dtype == np.uint8 else 65535
+            found = [int(v) for v in np.unique(values) if v != 0]
+            unnamed = [v for v in found if v not in value_class and v != ign]
+            if len(unnamed) > MAX_UNNAMED_VALUES:
+                raise FormatError(f"{len(unnamed)} different values without a class name: a photo or an "
+                                  "instance map rather than a label map? (give the class list)")
+            regions = []
+            for v in found:
+                if v == ign and v not in value_class:
+                    if ignore_cls is None:
+                        ignore_cls = mapper.get("__ignore__", ignore=True)
+                    cid = ignore_cls.id
+                elif v in value_class:
+                    cid = value_class[v]
+                else:
+                    cid = mapper.get(f"class_{v}").id
+                    value_class[v] = cid
+                    report.note(f"value {v} has no name in the class list; imported as class_{v}")
+                c = maskops.crop_to_content(values == v)
+                if c is not None:
+                    regions.append(imported_region(cid, *c))
+        except (FormatError, imageio.ImageDecodeError) as e:  # one bad map; the folder goes on
+            report.error(rel, str(e))
             continue
-        if values.shape != (h, w):
-            report.errors.append((rel, f"label map is {values.shape[1]}x{values.shape[0]}, image is {w}x{h}"))
+        except validate.BAD_INPUT as e:
+            report.error(rel, f"{type(e).__name__}: {e}")
             continue
-        ign = 255 if values.dtype == np.uint8 else 65535
-        regions = []
-        for v in np.unique(values):
-            v = int(v)
-            if v == 0:
-                continue
-            if v == ign and v not in value_class:
-                if ignore_cls is None:
-                    ignore_cls = mapper.get("__ignore__", ignore=True)
-                cid = ignore_cls.id
-            elif v in value_class:
-                cid = value_class[v]
-            else:
-                cid = mapper.get(f"class_{v}").id
-                value_class[v] = cid
-                report.notes.append(f"value {v} has no name in the class list; imported as class_{v}")
-            c = maskops.crop_to_content(values == v)
-            if c is not None:
-                regions.append(imported_region(cid, *c))
-        writer.add(rec, regions)
+        writer.add(rec, regions, size=(w, h))
     return report

@@ -32,24 +32,37 @@ from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMat
                                  RegionWriter, Report, atomic_dir, copy_image, count_export_items,
                                  export_classes, export_items, imported_region, step)
 from segstudio.io.coco import load_json
+from segstudio.io import validate
 
 LABELME_VERSION = "5.5.0"  # the file layout we write; labelme 4.x/5.x read it
 LINE_WIDTH, POINT_SIZE = 10, 5  # labelme's rasterisation of lines and points
 
 
 # ============================================================================= rasterising
-def shape_mask(shape: dict, height: int, width: int) -> tuple[np.ndarray, int, int] | None:
-    """A labelme shape as a cropped mask (mask, x, y), rasterised as labelme does; None if empty."""
+# Shapes come from files made elsewhere: every number is checked finite and within
+# maskops.coord_limit, and shapes are drawn on a canvas cut to the image, so memory follows
+# the image, never the coordinates (validate.py).
+BIG_CIRCLE = 100_000  # Pillow's ellipse takes seconds to minutes beyond ~600k pixels of radius
+
+
+def shape_mask(shape: dict, height: int, width: int, allow_large: bool = False) -> tuple[np.ndarray, int, int] | None:
+    """A labelme shape as a cropped mask (mask, x, y), rasterised as labelme does; None if it
+    covers no pixel of the image; ValueError (or another of validate.BAD_INPUT) if invalid."""
     kind = shape.get("shape_type") or "polygon"
-    pts = shape.get("points") or []
-    try:
-        xy = [(float(p[0]), float(p[1])) for p in pts]
-    except (TypeError, ValueError, IndexError):
-        raise ValueError("points must be [x, y] pairs") from None
+    if not isinstance(kind, str):
+        raise ValueError(f"shape_type must be text, got {validate.brief(kind)}")
+    pts = shape.get("points")
+    pts = [] if pts is None else pts
+    if not isinstance(pts, list):
+        raise ValueError("points must be a list of [x, y] pairs")
     if kind == "mask":
-        return _mask_shape(shape, xy, height, width)
-    if not xy:
+        return _mask_shape(shape, pts, height, width, allow_large)
+    if not pts:
         raise ValueError(f"{kind} without points")
+    a = maskops.finite_points(pts, maskops.coord_limit(width, height), "points")
+    if a.ndim != 2 or a.shape[1] != 2:
+        raise ValueError("points must be [x, y] pairs")
+    xy = [(float(x), float(y)) for x, y in a]
     pad = LINE_WIDTH + POINT_SIZE + 2
     if kind == "circle":
         if len(xy) != 2:
@@ -61,9 +74,16 @@ def shape_mask(shape: dict, height: int, width: int) -> tuple[np.ndarray, int, i
     x1, y1 = min(width, int(math.ceil(max(xs))) + pad + 1), min(height, int(math.ceil(max(ys))) + pad + 1)
     if x0 >= x1 or y0 >= y1:
         return None
+    s = [(x - x0, y - y0) for x, y in xy]
+    if kind == "circle" and math.hypot(s[0][0] - s[1][0], s[0][1] - s[1][1]) > BIG_CIRCLE:
+        (cx, cy), (px, py) = s
+        d = math.hypot(cx - px, cy - py)
+        # Pillow's box floored, plus its half-pixel edge: the same disc but for boundary pixels
+        bx0, by0, bx1, by1 = (math.floor(v) for v in (cx - d, cy - d, cx + d, cy + d))
+        m = _disc((bx0 + bx1) / 2, (by0 + by1) / 2, (bx1 - bx0) / 2 + 0.5, x1 - x0, y1 - y0)
+        return maskops.crop_to_content(m, x0, y0)
     im = Image.new("L", (x1 - x0, y1 - y0), 0)
     draw = ImageDraw.Draw(im)
-    s = [(x - x0, y - y0) for x, y in xy]
     if kind == "circle":
         (cx, cy), (px, py) = s
         d = math.hypot(cx - px, cy - py)
@@ -85,27 +105,49 @@ def shape_mask(shape: dict, height: int, width: int) -> tuple[np.ndarray, int, i
         r = POINT_SIZE
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=1, fill=1)
     else:
-        raise ValueError(f"unknown shape_type {kind!r}")
+        raise ValueError(f"unknown shape_type {validate.brief(kind)}")
     return maskops.crop_to_content(np.asarray(im, dtype=bool), x0, y0)
 
 
-def _mask_shape(shape: dict, xy, height: int, width: int):
+def _disc(cx: float, cy: float, r: float, w: int, h: int) -> np.ndarray:
+    """A filled circle on a w x h canvas, row by row (for radii Pillow is too slow for)."""
+    dy = np.arange(h) - cy
+    with np.errstate(invalid="ignore"):
+        half = np.sqrt(np.maximum(r * r - dy * dy, -1.0))  # NaN where the row misses the circle
+        lo = np.where(np.isnan(half), w, np.ceil(cx - half)).astype(np.int64)
+        hi = np.where(np.isnan(half), -1, np.floor(cx + half)).astype(np.int64)
+    cols = np.arange(w)
+    return (cols >= lo[:, None]) & (cols <= hi[:, None])
+
+
+def _mask_shape(shape: dict, pts: list, height: int, width: int, allow_large: bool):
     data = shape.get("mask")
-    if not data or not xy:
-        raise ValueError("a mask shape needs 'mask' data and its top-left point")
-    m = b64_to_array(data)
+    if not isinstance(data, str) or not data or not pts:
+        raise ValueError("a mask shape needs 'mask' data (a base64 PNG) and its top-left point")
+    a = maskops.finite_points(pts[:1], maskops.coord_limit(width, height), "points")
+    if a.shape != (1, 2):
+        raise ValueError("points must be [x, y] pairs")
+    m = b64_to_array(data, allow_large=allow_large, max_size=(width, height))
     if m.ndim == 3:
         m = m[..., 0]
     m = m.astype(bool)
-    x, y = int(round(xy[0][0])), int(round(xy[0][1]))
-    r = maskops.crop_to_content(maskops.window(m, x, y, (0, 0, width, height)))
-    return r
+    x, y = int(round(a[0, 0])), int(round(a[0, 1]))
+    return maskops.crop_to_content(maskops.window(m, x, y, (0, 0, width, height)))
 
 
-def b64_to_array(data: str) -> np.ndarray:
-    raw = base64.b64decode(data)
-    with Image.open(io.BytesIO(raw)) as im:
-        return np.array(im)
+def b64_to_array(data: str, allow_large: bool = False, max_size: tuple[int, int] | None = None) -> np.ndarray:
+    """A base64 image as an array, through the decompression-bomb guard; with `max_size`
+    (width, height), refused from its header when larger. ValueError when unreadable."""
+    raw = base64.b64decode(data)  # binascii.Error is a ValueError
+    try:
+        with imageio.open_guarded(raw, allow_large=allow_large) as im:
+            if max_size is not None and (im.width > max_size[0] or im.height > max_size[1]):
+                raise ValueError(f"a {im.width}x{im.height} mask on a {max_size[0]}x{max_size[1]} image")
+            return np.array(im)
+    except imageio.ImageDecodeError as e:
+        raise ValueError(f"mask: {e}") from None
+    except (OSError, SyntaxError, EOFError) as e:  # truncated or corrupt pixel data
+        raise ValueError(f"mask: corrupt image: {e}") from None
 
 
 def array_to_b64png(a: np.ndarray) -> str:
@@ -128,53 +170,69 @@ def import_labelme(project: Project, source: str | Path, status: str | None = DO
     for k, f in enumerate(files):
         name = f.name if src.is_file() else f.relative_to(src).as_posix()
         step(progress, cancel, k, len(files), name)
-        try:
+        try:  # one bad file is an error in the report; the folder goes on
             data = load_json(f)
             if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
                 raise FormatError("not a labelme file (no 'shapes' list)")
-        except FormatError as e:
-            report.errors.append((name, str(e)))
-            continue
-        rec = _match_image(project, matcher, f, data)
-        if rec is None and data.get("imageData"):
-            rec = _extract_embedded(project, f, data, report)
-            if rec is not None:
-                matcher = ImageMatcher(project)
-        if rec is None:
-            report.unmatched.append(name)
-            continue
-        try:
+            rec = _match_image(project, matcher, f, data)
+            if rec is None and data.get("imageData"):
+                rec = _extract_embedded(project, f, data, report)
+                if rec is not None:
+                    matcher = ImageMatcher(project)
+            if rec is None:
+                report.unmatched.append(name)
+                continue
             w, h = project.image_size(rec)
-        except imageio.ImageDecodeError as e:
-            report.errors.append((name, str(e)))
+            jw, jh = data.get("imageWidth"), data.get("imageHeight")
+            if jw is not None and jh is not None:
+                stated = validate.as_size(jw, "imageWidth"), validate.as_size(jh, "imageHeight")
+                if stated != (w, h):
+                    report.error(name, f"JSON says {stated[0]}x{stated[1]} but the image is {w}x{h}; skipped")
+                    continue
+            regions, rejected = _shapes_to_regions(data["shapes"], h, w, mapper, name, report,
+                                                   project.allow_large)
+        except (FormatError, imageio.ImageDecodeError) as e:
+            report.error(name, str(e))
             continue
-        jw, jh = data.get("imageWidth"), data.get("imageHeight")
-        if jw and jh and (int(jw), int(jh)) != (w, h):
-            report.errors.append((name, f"JSON says {jw}x{jh} but the image is {w}x{h}; skipped"))
+        except validate.BAD_INPUT as e:
+            report.error(name, f"{type(e).__name__}: {e}")
             continue
-        regions = _shapes_to_regions(data["shapes"], h, w, mapper, name, report)
-        writer.add(rec, regions)
+        writer.add(rec, regions, rejected=rejected, size=(w, h))
     step(progress, None, len(files), len(files))
     return report
 
 
-def _shapes_to_regions(shapes, h, w, mapper: ClassMapper, name: str, report: Report):
+def _shapes_to_regions(shapes: list, h: int, w: int, mapper: ClassMapper, name: str, report: Report,
+                       allow_large: bool = False) -> tuple[list, int]:
+    """Regions of one file's shapes (shapes sharing a label and group_id become one), and how
+    many shapes were rejected (each named in the report)."""
     groups: dict = {}
     order: list = []
+    rejected = 0
     for i, s in enumerate(shapes):
-        if not isinstance(s, dict):
-            continue
-        label = str(s.get("label") or "").strip()
-        if not label or label in BACKGROUND_NAMES:
-            continue
         try:
-            c = shape_mask(s, h, w)
-        except ValueError as e:
-            report.errors.append((name, f"shape {i} ({label}): {e}"))
+            if not isinstance(s, dict):
+                raise ValueError(f"not an object but {validate.brief(s)}")
+            raw = s.get("label")
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                continue  # an unlabelled shape: nothing to import
+            label = validate.clean_class_name(raw)
+            if label in BACKGROUND_NAMES:
+                continue
+            gid = s.get("group_id")
+            if gid is not None and validate.as_key(gid) is None:
+                raise ValueError(f"group_id must be a number or text, got {validate.brief(gid)}")
+            c = shape_mask(s, h, w, allow_large)
+        except validate.BAD_INPUT as e:
+            report.error(name, f"shape {i}: {e}")
+            rejected += 1
             continue
+        if isinstance(raw, str) and label != raw.strip():
+            report.note(f"{name}: shape {i}: label {validate.brief(raw)} imported as {label!r}")
         if c is None:
+            report.note(f"{name}: shape {i} ({label}) has no pixels inside the image")
             continue
-        gid = s.get("group_id")
+        gid = validate.as_key(gid) if gid is not None else None
         key = (label, gid) if gid is not None else (label, ("shape", i))
         if key not in groups:
             groups[key] = []
@@ -193,11 +251,12 @@ def _shapes_to_regions(shapes, h, w, mapper: ClassMapper, name: str, report: Rep
         cls = mapper.get(label, ignore=label == "__ignore__")
         extra = {"group_id": key[1]} if not isinstance(key[1], tuple) else {}
         regions.append(imported_region(cls.id, union, box[0], box[1], extra=extra))
-    return regions
+    return regions, rejected
 
 
 def _match_image(project: Project, matcher: ImageMatcher, json_path: Path, data: dict) -> ImageRecord | None:
-    image_path = str(data.get("imagePath") or "").replace("\\", "/")
+    image_path = data.get("imagePath")
+    image_path = image_path.replace("\\", "/") if isinstance(image_path, str) else ""
     if image_path:
         cand = (json_path.parent / image_path)
         try:
@@ -206,7 +265,7 @@ def _match_image(project: Project, matcher: ImageMatcher, json_path: Path, data:
                 rec = matcher.by_path.get(rel)
                 if rec is not None:
                     return rec
-        except ValueError:  # other drive on Windows
+        except (ValueError, OSError):  # other drive on Windows, a NUL or an over-long name
             pass
         rec = matcher.match(image_path.rsplit("/", 1)[-1])
         if rec is not None:
@@ -222,14 +281,15 @@ def _match_image(project: Project, matcher: ImageMatcher, json_path: Path, data:
 
 
 def _extract_embedded(project: Project, json_path: Path, data: dict, report: Report) -> ImageRecord | None:
-    """A JSON whose image exists only as imageData: write it into the project folder as a new file."""
+    """A JSON whose image exists only as imageData: write it into the project folder as a new
+    file, once it has decoded through the same guard as every image."""
     try:
         raw = base64.b64decode(data["imageData"])
-        with Image.open(io.BytesIO(raw)) as im:
+        with imageio.open_guarded(raw, allow_large=project.allow_large) as im:
             ext = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif"}.get(im.format or "", ".png")
-        imageio.decode_image("embedded" + ext, data=raw)
+        imageio.decode_image("embedded" + ext, data=raw, allow_large=project.allow_large)
     except Exception as e:
-        report.errors.append((json_path.name, f"embedded imageData is not a readable image: {e}"))
+        report.error(json_path.name, f"embedded imageData is not a readable image: {e}")
         return None
     target = project.folder / (json_path.stem + ext)
     if target.exists():
@@ -237,7 +297,7 @@ def _extract_embedded(project: Project, json_path: Path, data: dict, report: Rep
     with open(target, "xb") as f:  # never overwrite a file
         f.write(raw)
     project.scan()
-    report.notes.append(f"{json_path.name}: image taken from its embedded imageData, saved as {target.name}")
+    report.note(f"{json_path.name}: image taken from its embedded imageData, saved as {target.name}")
     return project.store.image_by_path(target.name)
 
 

@@ -3,7 +3,9 @@ the image width/height, class index from 0 in the order of a class-names file.
 
 Import takes a folder of .txt files (searched recursively) and the class names from
 `--classes FILE`, or a classes.txt / data.yaml found in or above the folder. A line of exactly
-4 coordinates is a YOLO detection box and is imported as a rectangle.
+4 coordinates is a YOLO detection box and is imported as a rectangle. A line with NaN, an
+infinity or a coordinate beyond 100 image sizes is rejected on its own (see validate.py); the
+rest are drawn on a canvas cut to the image.
 
 Export writes `images/` (copies), `labels/` (one .txt per image, an empty file for an image
 without objects), `classes.txt` and `data.yaml`. A region with several parts gives one line
@@ -13,6 +15,7 @@ Ignore classes are not exported.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Sequence
@@ -25,53 +28,103 @@ from segstudio.core.records import DONE
 from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress, matched_files,
                                  RegionWriter, Report, atomic_dir, copy_image, count_export_items,
                                  export_classes, export_items, imported_region, relative_stem, step)
+from segstudio.io import validate
 
 
-def read_names(src: Path, classes_file: str | Path | None) -> list[str]:
+def read_names(src: Path, classes_file: str | Path | None, report: Report | None = None) -> list[str]:
+    """Class names by index. A name with control characters has them escaped; one that cannot
+    be a class name (not text, too long) becomes class_<index>, so indices never shift."""
     if classes_file is not None:
         p = Path(classes_file)
         if not p.exists():
             raise FormatError(f"class-names file not found: {p}")
-        return _names_from(p)
+        return _names_from(p, report)
     for d in (src, src.parent, src.parent.parent):
         for fname in ("classes.txt", "obj.names", "data.yaml", "dataset.yaml"):
             if (d / fname).exists():
-                return _names_from(d / fname)
+                return _names_from(d / fname, report)
     raise FormatError("YOLO labels need class names: give --classes FILE (one name per line)")
 
 
-def _names_from(p: Path) -> list[str]:
-    text = p.read_text(encoding="utf-8-sig")
-    if p.suffix in (".yaml", ".yml"):
-        return _yaml_names(text, p)
-    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+def _names_from(p: Path, report: Report | None = None) -> list[str]:
+    text = validate.read_text(p)
+    if p.suffix.lower() in (".yaml", ".yml"):
+        raw = _yaml_names(text, p)
+    else:  # one name a line; only "\n" ends a line (readers of .names files split there)
+        raw = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    names = []
+    for i, n in enumerate(raw):
+        try:
+            name = validate.clean_class_name(n)
+        except ValueError as e:
+            name = f"class_{i}"
+            if report is not None:
+                report.note(f"{p.name}: class {i}: {e}; imported as {name}")
+        else:
+            if name != n and report is not None:
+                report.note(f"{p.name}: class {i} {validate.brief(n)} imported as {name!r}")
+        names.append(name)
+    return names
+
+
+MAX_YAML_INDEX = 100_000  # `names: {999999999: x}` must not become a list that long
 
 
 def _yaml_names(text: str, p: Path) -> list[str]:
     """The `names:` of a YOLO data.yaml (a list, an inline list, or an index: name map)."""
-    lines = text.splitlines()
+    lines = text.split("\n")
     for i, ln in enumerate(lines):
-        m = re.match(r"^names\s*:\s*(.*)$", ln)
+        m = re.match(r"^names\s*:\s*(.*)$", ln.rstrip("\r"))
         if not m:
             continue
         rest = m.group(1).strip()
         if rest.startswith("["):
-            return [s.strip().strip("'\"") for s in rest.strip("[]").split(",") if s.strip()]
+            items = re.findall(r'"(?:[^"\\]|\\.)*"|\'(?:[^\']|\'\')*\'|[^,\[\]]+', rest.rsplit("]", 1)[0][1:])
+            return [n for n in (_yaml_scalar(t) for t in items) if n]
         names: dict[int, str] = {}
         seq: list[str] = []
         for ln2 in lines[i + 1:]:
-            if ln2 and not ln2[0].isspace():
+            if ln2.strip() and not ln2[0].isspace() and not ln2.startswith("- "):
                 break
             s = ln2.strip()
             mm = re.match(r"^(\d+)\s*:\s*(.+)$", s)
             if mm:
-                names[int(mm.group(1))] = mm.group(2).strip().strip("'\"")
+                names[int(mm.group(1))] = _yaml_scalar(mm.group(2))
             elif s.startswith("- "):
-                seq.append(s[2:].strip().strip("'\""))
+                seq.append(_yaml_scalar(s[2:]))
         if names:
-            return [names[k] for k in sorted(names)]
+            top = max(names)
+            if top > MAX_YAML_INDEX:
+                raise FormatError(f"{p.name}: class index {top} in 'names:' is beyond any dataset")
+            return [names.get(k, f"class_{k}") for k in range(top + 1)]
         return seq
     raise FormatError(f"{p.name} has no 'names:' entry")
+
+
+_YAML_ESCAPES = {"0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v", "f": "\f",
+                 "r": "\r", "e": "\x1b", " ": " ", '"': '"', "/": "/", "\\": "\\", "N": "\x85",
+                 "_": "\xa0", "L": "\u2028", "P": "\u2029"}
+
+
+def _yaml_unescape(m: re.Match) -> str:
+    e = m.group(1)
+    if len(e) > 1:  # \xXX, \uXXXX, \UXXXXXXXX
+        try:
+            return chr(int(e[1:], 16))
+        except ValueError:
+            return "\ufffd"
+    return _YAML_ESCAPES.get(e, e)
+
+
+def _yaml_scalar(s: str) -> str:
+    """A YAML scalar as written in a names list: "double quoted" with escapes, 'single
+    quoted', or plain (a trailing # comment dropped)."""
+    s = s.strip()
+    if len(s) >= 2 and s[0] == s[-1] == '"':
+        return re.sub(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", _yaml_unescape, s[1:-1])
+    if len(s) >= 2 and s[0] == s[-1] == "'":
+        return s[1:-1].replace("''", "'")
+    return re.sub(r"\s+#.*$", "", s)
 
 
 def import_yolo(project: Project, source: str | Path, classes_file: str | Path | None = None,
@@ -80,10 +133,10 @@ def import_yolo(project: Project, source: str | Path, classes_file: str | Path |
     src = Path(source)
     if not src.is_dir():
         raise FormatError(f"{src} is not a folder of YOLO .txt labels")
-    names = read_names(src, classes_file)
+    report = Report()
+    names = read_names(src, classes_file, report)
     mapper = ClassMapper(project)
     class_ids = [mapper.get(n).id for n in names]
-    report = Report()
     matcher = ImageMatcher(project)
     writer = RegionWriter(project, status, report)
     skip = {"classes.txt", "obj.names", "README.txt"}
@@ -91,45 +144,57 @@ def import_yolo(project: Project, source: str | Path, classes_file: str | Path |
     for rel, f, rec in matched_files(matcher, src, files, report, progress, cancel):
         try:
             w, h = project.image_size(rec)
-            text = f.read_text(encoding="utf-8-sig")
+            text = validate.read_text(f)
         except Exception as e:
-            report.errors.append((rel, str(e)))
+            report.error(rel, str(e))
             continue
-        regions = []
-        for ln_no, line in enumerate(text.splitlines(), start=1):
+        regions, rejected = [], 0
+        for ln_no, line in enumerate(text.split("\n"), start=1):
             parts = line.split()
             if not parts:
                 continue
             try:
-                ci = int(float(parts[0]))
-                coords = np.array([float(v) for v in parts[1:]], dtype=np.float64)
-            except ValueError:
-                report.errors.append((rel, f"line {ln_no}: not numbers"))
+                r = _line_region(parts, w, h, class_ids)
+            except validate.BAD_INPUT as e:
+                report.error(rel, f"line {ln_no}: {e}")
+                rejected += 1
                 continue
-            if not 0 <= ci < len(class_ids):
-                report.errors.append((rel, f"line {ln_no}: class {ci} not in the {len(names)} class names"))
+            if r is None:
+                report.note(f"{rel}: line {ln_no} has no pixels inside the image")
                 continue
-            if coords.size == 4:  # detection box: cx cy w h
-                cx, cy, bw, bh = coords
-                pts = np.array([[cx - bw / 2, cy - bh / 2], [cx + bw / 2, cy - bh / 2],
-                                [cx + bw / 2, cy + bh / 2], [cx - bw / 2, cy + bh / 2]])
-            elif coords.size >= 6 and coords.size % 2 == 0:
-                pts = coords.reshape(-1, 2)
-            else:
-                report.errors.append((rel, f"line {ln_no}: {coords.size} coordinates (need pairs, 3 points or more)"))
-                continue
-            # x * width is a pixel index, as Ultralytics rasterises (cv2.fillPoly)
-            px = pts * (w, h)
-            pm = maskops.polygon_mask(px)
-            if pm is None:
-                continue
-            m, box = pm
-            c = maskops.crop_to_content(maskops.window(m, box[0], box[1], (0, 0, w, h)))
-            if c is None:
-                continue
-            regions.append(imported_region(class_ids[ci], *c))
-        writer.add(rec, regions)
+            regions.append(r)
+        writer.add(rec, regions, rejected=rejected, size=(w, h))
     return report
+
+
+def _line_region(parts: list[str], w: int, h: int, class_ids: list[int]):
+    """The region of one label line, None when it covers no pixel of the image; ValueError
+    when the line is not a valid object (NaN, infinity, absurd coordinates included)."""
+    try:
+        values = [float(v) for v in parts]  # float() also takes 'nan', 'inf' and '1e999'
+    except ValueError:
+        raise ValueError("not numbers") from None
+    ci = values[0]
+    if not math.isfinite(ci) or not 0 <= ci < len(class_ids):
+        raise ValueError(f"class {parts[0][:20]!r} not in the {len(class_ids)} class names")
+    # normalised: 100 stands for 100 image sizes, as maskops.coord_limit
+    coords = maskops.finite_points(values[1:], 100.0, "coordinates")
+    if coords.size == 4:  # detection box: cx cy w h
+        cx, cy, bw, bh = coords
+        pts = np.array([[cx - bw / 2, cy - bh / 2], [cx + bw / 2, cy - bh / 2],
+                        [cx + bw / 2, cy + bh / 2], [cx - bw / 2, cy + bh / 2]])
+    elif coords.size >= 6 and coords.size % 2 == 0:
+        pts = coords.reshape(-1, 2)
+    else:
+        raise ValueError(f"{coords.size} coordinates (need pairs, 3 points or more)")
+    # x * width is a pixel index, as Ultralytics rasterises (cv2.fillPoly); drawn on a canvas
+    # cut to the image, so memory follows the image whatever the coordinates
+    pm = maskops.polygon_mask(pts * (w, h), clip=(0, 0, w, h))
+    if pm is None:
+        return None
+    m, box = pm
+    c = maskops.crop_to_content(m, box[0], box[1])
+    return None if c is None else imported_region(class_ids[int(ci)], *c)
 
 
 def region_lines(r, class_index: int, width: int, height: int) -> tuple[list[str], bool]:
@@ -170,11 +235,7 @@ def export_yolo(project: Project, out: str | Path, statuses: Sequence[str] | Non
             lp.parent.mkdir(parents=True, exist_ok=True)
             lp.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
             report.images += 1
-        names = [c.name for c in real]
-        (tmp / "classes.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
-        yaml_names = "\n".join(f"  {i}: {_yaml_quote(n)}" for i, n in enumerate(names))
-        (tmp / "data.yaml").write_text(
-            f"path: .\ntrain: images\nval: images\nnames:\n{yaml_names}\n", encoding="utf-8")
+        write_class_files(tmp, [c.name for c in real], report)
     if holes:
         report.notes.append(f"{holes} regions had holes, which YOLO polygons cannot hold (filled)")
     if ignore:
@@ -182,5 +243,26 @@ def export_yolo(project: Project, out: str | Path, statuses: Sequence[str] | Non
     return report
 
 
+def write_class_files(folder: Path, names: list[str], report: Report) -> None:
+    """classes.txt (one name a line) and data.yaml (names as a YAML map). A name with control
+    characters or line breaks is written with them escaped (validate.line_safe_name), the same
+    in both files, and the report says so: it can never add, split or shift a line."""
+    safe = [validate.line_safe_name(n) or f"class_{i}" for i, n in enumerate(names)]
+    for i, (n, s) in enumerate(zip(names, safe)):
+        if n != s:
+            report.note(f"class {i} {validate.brief(n)} written as {s!r} (control characters escaped)")
+    (folder / "classes.txt").write_text("\n".join(safe) + "\n", encoding="utf-8")
+    yaml_names = "\n".join(f"  {i}: {_yaml_quote(n)}" for i, n in enumerate(safe))
+    (folder / "data.yaml").write_text(
+        f"path: .\ntrain: images\nval: images\nnames:\n{yaml_names}\n", encoding="utf-8")
+
+
+_YAML_WORDS = {"y", "n", "yes", "no", "true", "false", "on", "off", "null", "~"}
+
+
 def _yaml_quote(s: str) -> str:
-    return s if re.fullmatch(r"[A-Za-z0-9_ \-]+", s) and s.strip() == s else '"' + s.replace('"', '\\"') + '"'
+    """A name as a YAML scalar that reads back as that string: plain when it is a simple word
+    YAML cannot take for anything else, else double-quoted with backslash and quote escaped."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_ \-]*", s) and s.strip() == s and s.lower() not in _YAML_WORDS:
+        return s
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -165,3 +165,23 @@ def test_opencv_fast_path_gives_the_same_pixels_as_pillow(tmp_path, monkeypatch)
         b = decode_image(tmp_path / n)
         assert b.shape == a.shape and b.dtype == a.dtype, n
         assert np.array_equal(a, b), n
+
+
+def test_pillows_own_guard_stays_on_and_a_real_bomb_is_refused_from_its_header(tmp_path, caplog):
+    """Pillow's process-wide limit is not switched off: a plain Image.open elsewhere still
+    refuses a bomb, while the decoder reads its size and refuses it with a clear message."""
+    from tests.io.hostile import png_bomb
+    assert Image.MAX_IMAGE_PIXELS is not None
+    data = png_bomb(20000, 20000)  # 400 Mpx, about 60 KB on disk
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(data))
+    (tmp_path / "bomb.png").write_bytes(data)
+    assert imageio.read_image_info(tmp_path / "bomb.png") == imageio.ImageInfo(20000, 20000)
+    with pytest.raises(ImageDecodeError, match="decompression-bomb"):
+        decode_image(tmp_path / "bomb.png")
+    with caplog.at_level("WARNING"):
+        im = imageio.open_guarded(data, allow_large=True)  # the explicit override, logged
+        assert im.size == (20000, 20000)
+        im.close()
+    assert "overridden" in caplog.text
+    assert Image.MAX_IMAGE_PIXELS is not None

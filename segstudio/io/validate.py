@@ -1,0 +1,143 @@
+"""Checks on imported data before it becomes pixels or classes.
+
+Every importer reads files made elsewhere, some of them broken or hostile. The rules:
+
+- A JSON or text file over a size limit is refused before it is read. JSON that is nested too
+  deeply (RecursionError), holds a number too long for Python (ValueError) or is not JSON is a
+  per-file error.
+- NaN and infinities parse (Python's json accepts them) and are refused per annotation, so
+  one bad annotation does not cost a file of good ones (maskops.finite_points).
+- Coordinates beyond maskops.coord_limit (100 image sizes) are refused; the rest are clipped
+  to the image by the rasterisers, so memory follows the image, never the numbers.
+- COCO RLE is decoded by core.rle, which checks every count before a pixel is written.
+- Class names have their control characters escaped (a newline becomes the two characters
+  backslash and n), so a name can never break a line-based class list.
+- BAD_INPUT is what an importer catches around one file or one annotation: it becomes an
+  error in the report, and the rest of the dataset imports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from pathlib import Path
+
+from segstudio.io.common import FormatError
+
+MAX_JSON_BYTES = 2 << 30  # COCO train2017 instances is 0.45 GB, LVIS 1.1 GB
+MAX_TEXT_BYTES = 256 << 20  # a YOLO label file or a class list
+MAX_NAME_CHARS = 512
+
+BAD_INPUT = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+             RecursionError, MemoryError, ZeroDivisionError)
+
+
+def read_text(path: str | Path, limit: int | None = None) -> str:
+    """A UTF-8 text file (BOM allowed), refused with FormatError when over `limit` bytes
+    (MAX_TEXT_BYTES by default)."""
+    p = Path(path)
+    limit = MAX_TEXT_BYTES if limit is None else limit
+    try:
+        with open(p, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):  # a FIFO or a link to /dev/zero never ends
+                raise FormatError(f"{p.name} is not a regular file")
+            if st.st_size > limit:
+                raise FormatError(f"{p.name} is {st.st_size / 2**20:.0f} MiB, over the "
+                                  f"{limit / 2**20:.0f} MiB limit for this kind of file")
+            data = f.read(st.st_size + 1)
+            while len(data) <= limit and (more := f.read(1 << 20)):  # it grew since fstat
+                data += more
+        if len(data) > limit:
+            raise FormatError(f"{p.name} is over the {limit / 2**20:.0f} MiB limit for this kind of file")
+        return data.decode("utf-8-sig")
+    except FileNotFoundError:
+        raise FormatError(f"file not found: {p}") from None
+    except UnicodeDecodeError:
+        raise FormatError(f"{p.name} is not a text (UTF-8) file") from None
+    except OSError as e:
+        raise FormatError(f"cannot read {p}: {e.strerror or e}") from None
+    except MemoryError:
+        raise FormatError(f"not enough memory to read {p.name}") from None
+
+
+def parse_json(text: str, name: str):
+    """json.loads with every way it can fail turned into a FormatError naming the file."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FormatError(f"{name} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise FormatError(f"{name} is nested too deeply to be an annotation file") from None
+    except MemoryError:
+        raise FormatError(f"not enough memory to read {name}") from None
+    except ValueError as e:  # e.g. an integer of more than 4300 digits
+        raise FormatError(f"{name} is not valid JSON: {e}") from None
+
+
+def load_json(path: str | Path, limit: int | None = None):
+    p = Path(path)
+    return parse_json(read_text(p, MAX_JSON_BYTES if limit is None else limit), p.name)
+
+
+def brief(value, n: int = 60) -> str:
+    """A short description of an untrusted value for a message (never a huge or deep repr)."""
+    if value is None or isinstance(value, (bool, int, float)):
+        s = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+    elif isinstance(value, str):
+        s = repr(value[:n])
+    else:
+        return f"a {type(value).__name__}"
+    return s if len(s) <= n else s[:n] + "..."
+
+
+def as_key(value) -> int | str | None:
+    """An id to look things up by (COCO image, category and annotation ids), or None."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return None
+    return value
+
+
+def as_size(value, what: str) -> int:
+    """A positive whole number (an image width or height from a file); ValueError if not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what} must be a number, got {brief(value)}")
+    if isinstance(value, float) and not value.is_integer():  # NaN and infinities included
+        raise ValueError(f"{what} must be a whole number, got {brief(value)}")
+    if not 0 < value < 2**31:
+        raise ValueError(f"{what} out of range: {brief(value)}")
+    return int(value)
+
+
+# control characters (C0, DEL, C1), the Unicode line and paragraph separators and the BOM:
+# str.splitlines() breaks lines at several of these, readers of class lists at others
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(m: re.Match) -> str:
+    c = m.group()
+    return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+
+def line_safe_name(name: str) -> str:
+    """A class name that fits on one line of a class list: control characters and line
+    breaks written as visible escapes (\\n, \\x07, \\u2028), outer spaces stripped."""
+    return _UNSAFE.sub(_escape, name).strip()
+
+
+def clean_class_name(value) -> str:
+    """A class name from a dataset, made safe (line_safe_name); ValueError when it is not text,
+    empty, or absurdly long."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"a label must be text, got {brief(value)}")
+    name = line_safe_name(str(value))
+    if not name:
+        raise ValueError("empty label")
+    if len(name) > MAX_NAME_CHARS:
+        raise ValueError(f"label of {len(name)} characters (the limit is {MAX_NAME_CHARS})")
+    return name
