@@ -237,6 +237,8 @@ def _print_report(rep, verb: str) -> None:
         print(f"  error: {f}: {e}")
     if len(rep.errors) > 50:
         print(f"  ... and {len(rep.errors) - 50} more errors")
+    for f in getattr(rep, "incomplete", [])[:50]:
+        print(f"  not marked done (annotations rejected): {f}")
     for f, e in rep.left_out[:50]:
         print(f"  left out (unreadable): {f}: {e}")
     if len(rep.left_out) > 50:

@@ -22,6 +22,10 @@ def report_text(rep, verb: str) -> str:
     if rep.errors:
         lines.append(f"\nErrors ({len(rep.errors)}):")
         lines += [f"  {f}: {e}" for f, e in rep.errors[:200]]
+    incomplete = getattr(rep, "incomplete", [])
+    if incomplete:
+        lines.append(f"\nNot marked done: some annotations were rejected ({len(incomplete)}):")
+        lines += [f"  {f}" for f in incomplete[:200]]
     left_out = getattr(rep, "left_out", [])
     if left_out:
         lines.append(f"\nLeft out, unreadable ({len(left_out)}):")

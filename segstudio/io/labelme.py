@@ -337,7 +337,8 @@ def export_labelme(project: Project, out: str | Path, statuses: Sequence[str] | 
             report.images += 1
             report.regions += len(item.regions)
         (tmp / "labels.txt").write_text(
-            "\n".join(["__ignore__", "_background_"] + [c.name for c in export_classes(project)[0]]) + "\n",
+            "\n".join(["__ignore__", "_background_"]
+                      + [validate.line_safe_name(c.name) for c in export_classes(project)[0]]) + "\n",
             encoding="utf-8")
     if n_mask:
         report.notes.append(f"{n_mask} regions written as labelme mask shapes (holes or very small parts)")
