@@ -1,7 +1,8 @@
 """The project store: SQLite in WAL mode. Images, classes, regions (RLE masks), settings, models.
 
 Every write is one transaction, so a crash loses at most the write in flight and leaves a
-database that passes `PRAGMA integrity_check`. Each thread gets its own connection (WAL lets
+database that passes `PRAGMA integrity_check`; with `synchronous=FULL` a committed write is on
+disk when the call returns (it survives a power cut). Each thread gets its own connection (WAL lets
 the GUI read while the autosaver writes).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -119,10 +121,14 @@ class ProjectStore:
             try:
                 c = sqlite3.connect(str(self.db_path), timeout=30, isolation_level=None,
                                     check_same_thread=False)
-                c.execute("PRAGMA journal_mode=WAL")
-                c.execute("PRAGMA synchronous=NORMAL")
-                c.execute("PRAGMA foreign_keys=ON")
                 c.execute("PRAGMA busy_timeout=30000")
+                _wal(c)
+                # FULL: a commit is on disk (the WAL is fsynced) before it returns, so an edit
+                # the window reports saved survives a power cut; NORMAL could lose the last ones
+                c.execute("PRAGMA synchronous=FULL")
+                if sys.platform == "darwin":  # fsync alone does not flush the drive's cache there
+                    c.execute("PRAGMA fullfsync=ON")
+                c.execute("PRAGMA foreign_keys=ON")
             except sqlite3.DatabaseError as e:
                 raise StoreError(f"{self.db_path} is not a usable SQLite database: {e}") from None
             self._local.conn = c
@@ -151,28 +157,43 @@ class ProjectStore:
             raise
         c.execute("COMMIT")
 
+    @staticmethod
+    def _tables(c: sqlite3.Connection) -> set[str]:
+        return {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    @staticmethod
+    def _version(c: sqlite3.Connection) -> int:
+        row = c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
     def _migrate(self) -> None:
+        """Create the schema or bring it up to date. Several processes may open the same new
+        project at once: each step runs in one BEGIN IMMEDIATE transaction and looks again at
+        what is there once it holds the write lock, so only the first one creates or migrates."""
         try:
             c = self.conn
-            tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = self._tables(c)
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.db_path} is not a segstudio project database: {e}") from None
         if not tables:
             with self.transaction() as t:
-                for stmt in _split_sql(_SCHEMA_V1):
-                    t.execute(stmt)
-                t.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                t.execute("INSERT INTO meta VALUES ('created', ?)", (str(time.time()),))
-            return
+                if not self._tables(t):  # nobody created it while we waited for the lock
+                    for stmt in _split_sql(_SCHEMA_V1):
+                        t.execute(stmt)
+                    t.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                    t.execute("INSERT INTO meta VALUES ('created', ?)", (str(time.time()),))
+            tables = self._tables(c)
         if "meta" not in tables:
             raise StoreError(f"{self.db_path} is an SQLite file but not a segstudio project")
-        row = c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        version = int(row[0]) if row else 0
+        version = self._version(c)
         if version > SCHEMA_VERSION:
             raise StoreError(f"this project was written by a newer segstudio (schema {version}, "
                              f"this version reads up to {SCHEMA_VERSION}); upgrade segstudio")
         while version < SCHEMA_VERSION:
             with self.transaction() as t:
+                version = self._version(t)  # another process may have migrated meanwhile
+                if version >= SCHEMA_VERSION:
+                    break
                 for stmt in _split_sql(_MIGRATIONS[version]):
                     t.execute(stmt)
                 version += 1
@@ -186,24 +207,30 @@ class ProjectStore:
         """Bring the images table in line with the image files found on disk (relative paths).
 
         New paths are added, vanished ones are marked missing (their annotations stay), files
-        that came back are un-marked. Returns (added, marked missing, restored).
+        that came back are un-marked. Returns (added, marked missing, restored). Safe when several
+        processes sync the same project at once: the changes are worked out again inside the
+        write transaction, so each path is added once.
         """
         found = set(found)
-        c = self.conn
-        known = {p: (i, m) for i, p, m in c.execute("SELECT id, path, missing FROM images")}
-        new_paths = [p for p in found if p not in known]
-        gone = [i for p, (i, m) in known.items() if not m and p not in found]
-        back = [i for p, (i, m) in known.items() if m and p in found]
-        if not (new_paths or gone or back):
+
+        def changes(c: sqlite3.Connection):
+            known = {p: (i, m) for i, p, m in c.execute("SELECT id, path, missing FROM images")}
+            return ([p for p in found if p not in known],
+                    [i for p, (i, m) in known.items() if not m and p not in found],
+                    [i for p, (i, m) in known.items() if m and p in found])
+
+        new_paths, gone, back = changes(self.conn)
+        if not (new_paths or gone or back):  # the usual reopen: no write lock taken
             return 0, 0, 0
         with self.transaction() as t:
+            new_paths, gone, back = changes(t)  # as they are now that we hold the write lock
             try:
                 # one statement over a JSON array: ~3x faster than executemany for 100k rows;
                 # the ORDER BY makes the index inserts sequential
-                t.execute("INSERT INTO images(path) SELECT value FROM json_each(?) ORDER BY value",
+                t.execute("INSERT OR IGNORE INTO images(path) SELECT value FROM json_each(?) ORDER BY value",
                           (json.dumps(new_paths),))
             except sqlite3.OperationalError:  # an SQLite built without JSON functions
-                t.executemany("INSERT INTO images(path) VALUES (?)", [(p,) for p in sorted(new_paths)])
+                t.executemany("INSERT OR IGNORE INTO images(path) VALUES (?)", [(p,) for p in sorted(new_paths)])
             t.executemany("UPDATE images SET missing=1 WHERE id=?", [(i,) for i in gone])
             t.executemany("UPDATE images SET missing=0 WHERE id=?", [(i,) for i in back])
         return len(new_paths), len(gone), len(back)
@@ -508,6 +535,23 @@ class ProjectStore:
     def models(self) -> list[dict]:
         rows = self.conn.execute("SELECT path, kind, created, metrics FROM models ORDER BY created DESC")
         return [{"path": p, "kind": k, "created": c, "metrics": json.loads(m or "{}")} for p, k, c, m in rows]
+
+
+def _wal(c: sqlite3.Connection, wait_s: float = 30.0) -> None:
+    """Put the database in WAL mode. Turning a new database to WAL needs an exclusive lock and
+    SQLite answers "database is locked" at once, without waiting, when another process is
+    doing the same: try again for a while."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.002
+    while True:
+        try:
+            c.execute("PRAGMA journal_mode=WAL").fetchone()
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def _split_sql(script: str) -> list[str]:

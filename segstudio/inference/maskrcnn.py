@@ -9,6 +9,7 @@ torchvision Mask R-CNN state dict).
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -51,14 +52,41 @@ def weights_file(version: str = "v2") -> Path:
 
 
 def coco_state_dict(version: str = "v2", download: bool = True, progress: bool = True) -> dict:
+    """The COCO state dict, read with `weights_only=True` like every checkpoint: a cached file
+    that holds anything but tensors and plain containers (a pickle that would run code) is
+    refused with a CheckpointError that names it, never executed."""
     weights = VERSIONS[version][1]
     path = weights_file(version)
     if not path.exists() and not download:
         raise WeightsUnavailable(_missing(version))
     try:
-        return weights.get_state_dict(progress=progress, check_hash=True)
+        # torchvision's load_state_dict_from_url defaults to weights_only=False: say it
+        sd = weights.get_state_dict(progress=progress, check_hash=True, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        blocked = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln]
+        if blocked:
+            raise CheckpointError(
+                f"refused to load {path}: it holds Python objects besides tensors ({blocked[0][:160]}), and "
+                "loading it could run code. segstudio reads weights with weights_only=True. Delete the file "
+                "to download the COCO weights again, or choose a checkpoint file") from None
+        raise WeightsUnavailable(_unreadable(path, e)) from None
     except Exception as e:
+        if path.exists():
+            raise WeightsUnavailable(_unreadable(path, e)) from None
         raise WeightsUnavailable(_missing(version) + f" (download failed: {str(e).splitlines()[0][:120]})") from None
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{path} is not a state dict (a mapping of names to tensors): delete it to "
+                              "download the COCO weights again, or choose a checkpoint file")
+    return sd
+
+
+def _unreadable(path: Path, e: BaseException) -> str:
+    # torch's messages wrap the reason in advice about weights_only=False: keep just the reason
+    noise = ("Weights only load failed", "Please file an issue", "Check the documentation")
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.strip().startswith(noise)]
+    reason = lines[0][:120] if lines else type(e).__name__
+    return (f"{path} cannot be read as weights (corrupt or truncated? {reason}): "
+            "delete it to download it again, or choose a checkpoint file")
 
 
 def _missing(version: str) -> str:
