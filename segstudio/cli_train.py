@@ -26,6 +26,9 @@ def add_train_parsers(sub, add_common) -> None:
     s.add_argument("--depth", type=int, help="UNet: downsamplings (default 4)")
     s.add_argument("--up", choices=["bilinear", "transpose"], help="UNet decoder upsampling")
     s.add_argument("--crop", type=int, help="UNet: training crop size (default 256)")
+    s.add_argument("--ignore-unlabelled", action="store_true",
+                   help="UNet, sparse (scribble) labels: pixels under no region are ignored instead of "
+                        "learned as background; paint background with a class named 'background'")
     s.add_argument("--no-amp", action="store_true")
     s.add_argument("--json", action="store_true")
     add_common(s)
@@ -66,12 +69,20 @@ def _printer(json_out: bool):
 
 def cmd_train(args) -> int:
     from segstudio.cli import open_project
+    from segstudio.cli import CliError
+    if args.ignore_unlabelled and args.model != "unet":
+        raise CliError("--ignore-unlabelled is for --model unet (Mask R-CNN learns whole objects)")
     project = open_project(args)
     amp = False if args.no_amp else None
     if args.model == "unet":
+        from segstudio.core.coverage import sparse_images
+        warning = sparse_images(project).warning(args.ignore_unlabelled, "--ignore-unlabelled", "add")
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
         from segstudio.inference.train_unet import UNetTrainConfig, train_unet
         cfg = UNetTrainConfig(epochs=args.epochs, minutes=args.minutes, val_fraction=args.val_fraction,
-                              seed=args.seed, device=args.device, amp=amp)
+                              seed=args.seed, device=args.device, amp=amp,
+                              ignore_unlabelled=args.ignore_unlabelled)
         if args.batch:
             cfg.batch = args.batch
         if args.crop:

@@ -47,13 +47,22 @@ def seed_everything(seed: int, deterministic: bool = True) -> np.random.Generato
     return np.random.default_rng(seed)
 
 
-def training_classes(project: Project, ignore_value: int | None = None) -> tuple[list[str], dict, int]:
-    """(class names, {class id: label 1..N (ignore classes: ignore_value, or left out)}, N + 1)."""
+def training_classes(project: Project, ignore_value: int | None = None,
+                     background_class: bool = False) -> tuple[list[str], dict, int]:
+    """(class names, {class id: label 1..N (ignore classes: ignore_value, or left out)}, N + 1).
+
+    With `background_class` (sparse labels, where unlabelled pixels teach nothing) a class named
+    background / _background_ / bg is how background is painted: its pixels get label 0 and it is
+    not one of the classes the model learns."""
+    from segstudio.core.classes import BACKGROUND_NAMES
     from segstudio.inference.evaluate import project_classes
     real, ignore_ids = project_classes(project)
+    background = [c for c in real if c.name.strip().lower() in BACKGROUND_NAMES] if background_class else []
+    real = [c for c in real if c not in background]
     if not real:
         raise TrainingError("the project has no classes to learn")
     value_of = {c.id: i for i, c in enumerate(real, start=1)}
+    value_of.update({c.id: 0 for c in background})
     if ignore_value is not None:
         value_of.update({cid: ignore_value for cid in ignore_ids})
     return [c.name for c in real], value_of, len(real) + 1

@@ -4,6 +4,10 @@ Random crops with flips, 90-degree rotations, scale and intensity jitter; the sa
 normalisation as prediction; class weighting from pixel frequencies; cross-entropy + Dice loss;
 a validation split for choosing the best checkpoint and early stopping; mixed precision on CUDA;
 seeded. Best and last checkpoints are written (the last one can be resumed).
+
+Sparse labels (scribbles): with `ignore_unlabelled` the pixels no region covers get the ignore
+value, so the loss learns only from what was painted; background is then painted with a class
+named "background" (label 0, not a class of the model).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class UNetTrainConfig:
     class_weighting: bool = True
     dice_weight: float = 0.5
     steps_per_epoch: int | None = None
+    # sparse (scribble) labels: pixels under no region are ignored instead of learned as background
+    ignore_unlabelled: bool = False
     # dropout at the bottom of the contracting path, as in the U-Net paper (implicit augmentation)
     unet: dict = field(default_factory=lambda: {"depth": 4, "width": 16, "up_mode": "bilinear", "dropout": 0.5})
 
@@ -61,13 +67,18 @@ class _Item:
     label: np.ndarray  # uint8 (H, W): 0 background, 1..K-1 classes, 255 ignore
 
 
-def load_items(project: Project, ids: Sequence[int], value_of: dict, channels: int) -> list[_Item]:
+def load_items(project: Project, ids: Sequence[int], value_of: dict, channels: int,
+               ignore_unlabelled: bool = False) -> list[_Item]:
     items = []
     for i in ids:
         rec = project.store.image(i)
         img = project.load_image(rec)
         h, w = img.shape[:2]
-        label = paint_label_map(project.store.regions(i), w, h, value_of, np.uint8)
+        regions = project.store.regions(i)
+        label = paint_label_map(regions, w, h, value_of, np.uint8)
+        if ignore_unlabelled:
+            covered = paint_label_map(regions, w, h, {cid: 1 for cid in value_of}, np.uint8)
+            label[covered == 0] = IGNORE
         x = normalize(img, DEFAULT_NORMALIZATION)
         if x.ndim == 2:
             x = x[:, :, None]
@@ -178,6 +189,26 @@ def class_weights(items: list[_Item], k: int, rare: float = 0.05) -> torch.Tenso
     return torch.tensor(np.minimum(w, 10.0), dtype=torch.float32)
 
 
+def ce_loss(logits: torch.Tensor, target: torch.Tensor, k: int, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy averaged over the pixels that are not ignored (weighted like PyTorch's
+    mean reduction). A crop without one labelled pixel gives 0, not NaN: with sparse labels
+    such crops happen."""
+    per = F.cross_entropy(logits.float(), target, weight=weights, ignore_index=IGNORE, reduction="none")
+    valid = (target != IGNORE).float()
+    if weights is not None:
+        valid = valid * weights[target.clamp(max=k - 1)]
+    return per.sum() / valid.sum().clamp(min=1e-6)
+
+
+def unet_loss(logits: torch.Tensor, target: torch.Tensor, k: int, weights: torch.Tensor | None = None,
+              dice_weight: float = 0.5) -> torch.Tensor:
+    """What training minimises: cross-entropy plus `dice_weight` x Dice, both blind to IGNORE pixels."""
+    loss = ce_loss(logits, target, k, weights)
+    if dice_weight:
+        loss = loss + dice_weight * dice_loss(logits, target, k)
+    return loss
+
+
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tensor:
     probs = torch.softmax(logits.float(), dim=1)
     valid = (target != IGNORE).unsqueeze(1)
@@ -212,7 +243,7 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
     cfg = cfg or UNetTrainConfig()
     rng = seed_everything(cfg.seed)
     dev = choose_device(cfg.device, cfg.amp)
-    names, value_of, k = training_classes(project, ignore_value=IGNORE)
+    names, value_of, k = training_classes(project, ignore_value=IGNORE, background_class=cfg.ignore_unlabelled)
     train_ids, val_ids = split_images(project, cfg.val_fraction, cfg.seed, (DONE,), image_ids, val_ids)
     start_note = "random initialisation"
     state = None
@@ -226,8 +257,11 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
     else:
         channels = image_channels(project, train_ids)
         ucfg = UNetConfig.from_dict({**cfg.unet, "in_channels": channels, "num_classes": k})
-    train_items = load_items(project, train_ids, value_of, ucfg.in_channels)
-    val_items = load_items(project, val_ids, value_of, ucfg.in_channels)
+    train_items = load_items(project, train_ids, value_of, ucfg.in_channels, cfg.ignore_unlabelled)
+    val_items = load_items(project, val_ids, value_of, ucfg.in_channels, cfg.ignore_unlabelled)
+    if cfg.ignore_unlabelled and not any((it.label != IGNORE).any() for it in train_items):
+        raise TrainingError("no labelled pixels to learn from: every pixel of the training images is "
+                            "unlabelled or of an ignore class")
     crop = min(cfg.crop, *(min(it.label.shape) for it in train_items))
     crop = max(16, crop - crop % 16)
     model = UNet(ucfg).to(dev.device)
@@ -295,9 +329,7 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
                 y = torch.from_numpy(yb).to(dev.device, non_blocking=True).long()
                 with amp_ctx():
                     logits = model(x)
-                    loss = F.cross_entropy(logits.float(), y, weight=weights, ignore_index=IGNORE)
-                    if cfg.dice_weight:
-                        loss = loss + cfg.dice_weight * dice_loss(logits, y, k)
+                    loss = unet_loss(logits, y, k, weights, cfg.dice_weight)
                 losses.append(optimizer_step(opt, scaler, loss))
                 step += 1
                 if progress is not None:
@@ -311,7 +343,7 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
                 entry = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)), "val_mean_iou": score,
                          "val_pixel_accuracy": metrics["pixel_accuracy"], "elapsed": budget.elapsed}
                 history.append(entry)
-                if score > best_score:
+                if score > best_score or not val_items:  # no validation images: the latest is the best
                     best_score, best_metrics, since_best = score, metrics, 0
                     save_checkpoint(make_ckpt(metrics), best_path)
                 else:
