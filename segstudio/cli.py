@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", required=True, choices=["coco", "labelmap", "instancemap", "labelme", "yolo", "voc"])
     s.add_argument("--out", required=True, metavar="PATH")
     s.add_argument("--polygons", action="store_true", help="COCO: polygons instead of RLE where faithful")
-    s.add_argument("--status", metavar="S[,S...]", help="only images with these statuses (e.g. done)")
+    s.add_argument("--status", metavar="S[,S...]", default="done",
+                   help="images with these statuses, or 'all' (default done: only reviewed images, since "
+                        "new, predicted and in-progress images may hold uncorrected model output)")
     _add_common(s)
 
     from segstudio import cli_models  # the model commands live beside, to keep this file short
@@ -274,7 +276,7 @@ def cmd_import(args) -> int:
 def cmd_export(args) -> int:
     from segstudio.core.records import parse_statuses
     from segstudio.io.registry import run_export
-    statuses = parse_statuses(args.status)
+    statuses = None if (args.status or "").strip().lower() == "all" else parse_statuses(args.status)
     from segstudio.io.registry import check_export_target
     project = open_project(args)
     out = Path(args.out)
@@ -285,6 +287,14 @@ def cmd_export(args) -> int:
     finally:
         prog.close()
     _print_report(rep, "exported")
+    if statuses is not None and not project.store.image_ids(statuses=statuses):
+        def words(s: str) -> str:
+            return s.replace("_", " ")
+        others = ", ".join(f"{n} {words(k)}" for k, n in project.store.status_counts().items()
+                           if n and k not in statuses)
+        print(f"  note: no image is {' or '.join(words(s) for s in statuses)}" +
+              (f" ({others}); --status all exports every image, --status done,in_progress those two"
+               if others else ""))
     return 0
 
 

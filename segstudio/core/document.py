@@ -78,6 +78,24 @@ class _SetAttrs:
         return 200
 
 
+class _EraseStroke:
+    """An eraser drag over any number of regions. It keeps, per region, the old pixels of each
+    dab window it changed (never a whole mask), so both the drag and its undo step cost in
+    proportion to the area the brush passed over."""
+
+    def __init__(self, only: set[int] | None, visible: Callable[[Region], bool] | None, label: str):
+        self.only, self.visible, self.label = only, visible, label
+        self.saved: dict[int, list[tuple[Box, np.ndarray]]] = {}  # region id -> (window, old pixels)
+        self.changed: dict[int, Box] = {}  # region id -> union of its changed windows
+
+    def old_window(self, rid: int, box: Box, now: np.ndarray) -> np.ndarray:
+        """The region's pixels inside `box` as they were before the stroke."""
+        old = now.copy()
+        for b, pixels in reversed(self.saved[rid]):  # earliest last: the first save wins
+            old[b[1] - box[1]:b[3] - box[1], b[0] - box[0]:b[2] - box[0]] = pixels
+        return old
+
+
 EDITABLE_ATTRS = ("class_id", "z", "source", "score", "iscrowd")
 
 
@@ -93,6 +111,7 @@ class Document:
         self._deleted: set[int] = set()
         self.revision = 0  # bumps on every change; the autosaver compares it
         self._stroke: tuple[int, Region, Box | None] | None = None
+        self._erase: _EraseStroke | None = None
 
     # ------------------------------------------------------------------ queries
     def ordered(self) -> list[Region]:
@@ -224,9 +243,14 @@ class Document:
         self._emit(Change("pixels", (rid,), clipped))
         return clipped
 
-    def end_stroke(self, label: str = "Brush stroke") -> None:
+    def end_stroke(self, label: str | None = None) -> None:
+        """Record the stroke in progress (brush or eraser) as one undo step."""
+        if self._erase is not None:
+            self.end_erase(label)
+            return
         if self._stroke is None:
             return
+        label = label or "Brush stroke"
         rid, before, changed = self._stroke
         self._stroke = None
         r = self.regions[rid]
@@ -255,7 +279,9 @@ class Document:
                 self.remove_region(rid)
 
     def cancel_stroke(self) -> None:
-        """Put back the region as it was before the stroke began."""
+        """Put back the region(s) as they were before the stroke began."""
+        if self._erase is not None:
+            self._cancel_erase()
         if self._stroke is None:
             return
         rid, before, changed = self._stroke
@@ -272,7 +298,78 @@ class Document:
 
     @property
     def stroking(self) -> bool:
-        return self._stroke is not None
+        return self._stroke is not None or self._erase is not None
+
+    # -- an eraser drag: clears the brush's pixels from every region it passes over
+    def begin_erase(self, region_ids: Iterable[int] | None = None,
+                    visible: Callable[[Region], bool] | None = None, label: str = "Erase") -> None:
+        """Start erasing. `region_ids`: only these regions; None: every region (that `visible`
+        accepts) under the brush. The whole drag is one undo step (end_stroke/end_erase)."""
+        self.cancel_stroke()
+        only = None if region_ids is None else set(region_ids)
+        self._erase = _EraseStroke(only, visible, label)
+
+    def erase_paint(self, stamp: np.ndarray, box: Box) -> tuple[int, ...]:
+        """Clear a stamp at `box` from the regions the erase stroke covers; returns the ids of the
+        regions that lost pixels. Work is proportional to the stamp (and a box test per region)."""
+        er = self._erase
+        if er is None:
+            raise RuntimeError("erase_paint outside an erase stroke")
+        clipped = maskops.box_clip(box, self.width, self.height)
+        if clipped is None:
+            return ()
+        sub = stamp[clipped[1] - box[1]:clipped[3] - box[1], clipped[0] - box[0]:clipped[2] - box[0]]
+        ids = er.only if er.only is not None else list(self.regions)
+        hit = []
+        for rid in ids:
+            r = self.regions.get(rid)
+            if r is None or not r.mask.size or (er.visible is not None and not er.visible(r)):
+                continue
+            inter = maskops.box_intersect(r.box, clipped)
+            if inter is None:
+                continue
+            s = sub[inter[1] - clipped[1]:inter[3] - clipped[1], inter[0] - clipped[0]:inter[2] - clipped[0]]
+            old = r.window(inter)
+            if not (old & s).any():
+                continue
+            er.saved.setdefault(rid, []).append((inter, old))
+            er.changed[rid] = maskops.box_union(er.changed.get(rid), inter)
+            r.paint(s, inter, False)
+            self._dirty.add(rid)
+            hit.append(rid)
+        if hit:
+            self.revision += 1
+            self._emit(Change("pixels", tuple(hit), clipped))
+        return tuple(hit)
+
+    def end_erase(self, label: str | None = None) -> list[int]:
+        """Record the erase stroke as one undo step; returns the ids of the regions it changed
+        (emptied ones are deleted). An empty list: the stroke erased nothing."""
+        er, self._erase = self._erase, None
+        if er is None or not er.changed:
+            return []
+        label = label or er.label
+        with self.group(label):
+            for rid, box in er.changed.items():
+                r = self.regions.get(rid)
+                if r is None:
+                    continue
+                new = r.window(box)
+                old = er.old_window(rid, box, new)
+                r.tighten()
+                self.undo_stack.push(_EditPixels(rid, box, old, new, label))
+                if r.empty:
+                    self.remove_region(rid)
+        return list(er.changed)
+
+    def _cancel_erase(self) -> None:
+        er, self._erase = self._erase, None
+        for rid, box in er.changed.items():
+            r = self.regions.get(rid)
+            if r is None:
+                continue
+            r.set_window(box, er.old_window(rid, box, r.window(box)))
+            self._touch(rid, Change("pixels", (rid,), box))
 
     # -- region operations built from the primitives above
     def merge(self, region_ids: list[int], label: str = "Merge regions") -> int:

@@ -1,7 +1,8 @@
 """The canvas: image, region overlay, selection outline and tool previews in a QGraphicsView.
 
-Mouse events become `Pointer`s in image coordinates for the current tool. Zoom follows the
-cursor; middle-drag or Space+drag pans; pixels stay sharp when zoomed in. Zoomed out, the image
+Mouse events become `Pointer`s in image coordinates for the current tool. The wheel and a
+trackpad pinch zoom about the cursor (the image pixel under it stays under it), `+`/`-` about
+the view centre; middle-drag or Space+drag pans; pixels stay sharp when zoomed in. Zoomed out, the image
 is drawn from a smaller pyramid level so a frame never touches every pixel of a big image.
 """
 
@@ -11,7 +12,7 @@ import math
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView
 
@@ -198,7 +199,9 @@ class Canvas(QGraphicsView):
         self.preview = PreviewItem()
         for it in (self.image_item, self.overlay, self.selection, self.preview):
             self.scene().addItem(it)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        # Zoom anchors itself (see zoom_by): Qt's AnchorUnderMouse uses the last position the
+        # view saw in its own mouseMoveEvent, which this canvas never passes on.
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
         self.setOptimizationFlag(QGraphicsView.OptimizationFlag.DontSavePainterState, True)
@@ -229,12 +232,19 @@ class Canvas(QGraphicsView):
         self.viewport().update()
 
     def set_tool(self, tool: Tool) -> None:
-        if self.tool is not None:
+        if self.tool is not None and self.tool is not tool:
             self.tool.cancel()
         self.tool = tool
+        self._dragging = False
         self.preview.set_shapes({})
         self.viewport().setCursor(Qt.CursorShape.ArrowCursor if tool.name == "select"
                                   else Qt.CursorShape.CrossCursor)
+
+    def reset_tool(self) -> None:
+        """Forget the gesture in progress and redraw the tool's (now empty) preview: the image
+        changed, or undo/redo moved the regions under the tool."""
+        self._dragging = False
+        self._update_preview()
 
     # ---------------------------------------------------------------- zoom
     @property
@@ -247,25 +257,68 @@ class Canvas(QGraphicsView):
         self.zoom_changed.emit(self.zoom)
 
     def actual_size(self) -> None:
-        self.setTransform(self.transform().fromScale(1.0, 1.0))
+        self.zoom_by(1.0 / self.zoom)
+
+    MIN_ZOOM, MAX_ZOOM = 0.01, 64.0
+
+    def view_center(self) -> QPointF:
+        vp = self.viewport()
+        return QPointF(vp.width() / 2.0, vp.height() / 2.0)
+
+    def to_scene(self, at: QPointF) -> QPointF:
+        """A viewport point (sub-pixel) in scene = image coordinates."""
+        return self.viewportTransform().inverted()[0].map(QPointF(at))
+
+    def zoom_by(self, factor: float, at: QPointF | None = None) -> None:
+        """Scale by `factor` about the viewport point `at` (default: the view centre): the scene
+        point under `at` stays under it, as far as the scene rectangle lets the view scroll."""
+        z = self.zoom
+        factor = min(max(z * factor, self.MIN_ZOOM), self.MAX_ZOOM) / z
+        if abs(factor - 1.0) < 1e-9:
+            return
+        at = self.view_center() if at is None else QPointF(at)
+        anchor = self.to_scene(at)
+        self.scale(factor, factor)
+        self.show_at(anchor, at)
         self.zoom_changed.emit(self.zoom)
 
-    def zoom_by(self, factor: float) -> None:
-        z = self.zoom * factor
-        if not (0.01 <= z <= 64):
-            return
-        self.scale(factor, factor)
-        self.zoom_changed.emit(self.zoom)
+    def show_at(self, scene_pt: QPointF, at: QPointF) -> None:
+        """Scroll so that `scene_pt` lands on the viewport point `at`."""
+        d = self.viewportTransform().map(scene_pt) - at
+        h, v = self.horizontalScrollBar(), self.verticalScrollBar()
+        h.setValue(h.value() + round(d.x()))
+        v.setValue(v.value() + round(d.y()))
 
     def wheelEvent(self, event) -> None:
         dy = event.angleDelta().y()
         if dy:
-            self.zoom_by(math.pow(1.0015, dy))
+            self.zoom_by(math.pow(1.0015, dy), event.position())
         event.accept()
+
+    def _gesture(self, event, at: QPointF) -> bool:
+        """Trackpad gestures: pinch zooms about the fingers; a smart-zoom double tap fits."""
+        kind = event.gestureType()
+        if kind == Qt.NativeGestureType.ZoomNativeGesture:
+            self.zoom_by(1.0 + event.value(), at)
+        elif kind == Qt.NativeGestureType.SmartZoomNativeGesture:
+            self.fit()
+        event.accept()
+        return True
+
+    def viewportEvent(self, event) -> bool:
+        if event.type() == QEvent.Type.NativeGesture:
+            return self._gesture(event, event.position())
+        return super().viewportEvent(event)
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.NativeGesture:  # sent to the view itself, not its viewport
+            at = self.viewport().mapFrom(self, event.position())
+            return self._gesture(event, QPointF(at))
+        return super().event(event)
 
     # ---------------------------------------------------------------- mouse to tools
     def _pointer(self, event, button=None) -> Pointer:
-        p = self.mapToScene(event.position().toPoint())
+        p = self.to_scene(event.position())
         mods = event.modifiers()
         b = button or event.button()
         name = {Qt.MouseButton.LeftButton: "left", Qt.MouseButton.RightButton: "right",
@@ -324,6 +377,14 @@ class Canvas(QGraphicsView):
             self._space = True
             self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             return
+        if not event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+                                    | Qt.KeyboardModifier.MetaModifier):
+            if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+                self.zoom_by(1.25)
+                return
+            if key in (Qt.Key.Key_Minus, Qt.Key.Key_Underscore):
+                self.zoom_by(0.8)
+                return
         name = {Qt.Key.Key_Return: "Return", Qt.Key.Key_Enter: "Enter", Qt.Key.Key_Escape: "Escape",
                 Qt.Key.Key_Backspace: "Backspace"}.get(key)
         if name and self.tool is not None and self.tool.key(name):

@@ -10,7 +10,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QHBoxLayout, QHeaderView, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from segstudio.core.records import STATUSES
+from segstudio.core.records import DONE, STATUSES
+from segstudio.gui.docks.common import plain_label
 from segstudio.gui.workers import Job
 from segstudio.io.export_target import ExportTargetError
 from segstudio.io.registry import EXPORT_FORMATS, IMPORT_FORMATS, check_export_target, run_export, run_import
@@ -49,6 +50,17 @@ def _path_row(edit: QLineEdit, pick) -> QWidget:
     b.clicked.connect(pick)
     lay.addWidget(b)
     return w
+
+
+IMPORT_HINTS = {
+    "labelmap": ("One PNG per image, named like the image. Pixel values: 0 = background (no region), "
+                 "1…N = the classes, line k of the class list naming value k (a class_names.txt beside the "
+                 "PNGs is read when no list is given; unnamed values become class_<value>), "
+                 "255 (65535 in 16-bit maps) = ignore: imported as an “__ignore__” class that training "
+                 "skips and exports leave out."),
+    "yolo": "Class numbers count from 0, line 0 of the class names file naming class 0.",
+    "coco": "Categories become classes by name; a “background” category is left out.",
+}
 
 
 class _JobDialog(QDialog):
@@ -155,10 +167,18 @@ class ImportDialog(_JobDialog):
         for s in STATUSES:
             self.status.addItem(s.replace("_", " "), s)
         self.status.setCurrentIndex(STATUSES.index("done"))
+        self.hint = plain_label("")
         self.form.addRow("Format", self.fmt)
+        self.form.addRow("", self.hint)
         self.form.addRow("Source", _path_row(self.source, self._pick_source))
         self.form.addRow("Class list", _path_row(self.classes, self._pick_classes))
         self.form.addRow("Mark images", self.status)
+        self.fmt.currentIndexChanged.connect(self._show_hint)
+        self._show_hint()
+
+    def _show_hint(self, *_) -> None:
+        self.hint.setText(IMPORT_HINTS.get(self.fmt.currentData(), ""))
+        self.hint.setVisible(bool(self.hint.text()))
 
     def _pick_source(self) -> None:
         kind = IMPORT_FORMATS[self.fmt.currentData()][1]
@@ -202,19 +222,47 @@ class ExportDialog(_JobDialog):
         self.out = QLineEdit()
         self.polygons = QCheckBox("Polygons where faithful (else RLE)")
         self.status_boxes = {}
+        self.counts = project.store.status_counts()
         sw = QWidget()
         sl = QHBoxLayout(sw)
         sl.setContentsMargins(0, 0, 0, 0)
         for s in STATUSES:
-            cb = QCheckBox(s.replace("_", " "))
-            cb.setChecked(s != "skipped")
+            cb = QCheckBox(f"{s.replace('_', ' ')} ({self.counts.get(s, 0)})")
+            # only reviewed images by default: a new, predicted or half-corrected image's regions
+            # are not ground truth
+            cb.setChecked(s == DONE)
+            cb.toggled.connect(self._update_summary)
             self.status_boxes[s] = cb
             sl.addWidget(cb)
+        sl.addStretch(1)
+        self.summary = plain_label("")
         self.form.addRow("Format", self.fmt)
         self.form.addRow("Output", _path_row(self.out, self._pick_out))
         self.form.addRow("COCO", self.polygons)
         self.form.addRow("Images", sw)
+        self.form.addRow("", self.summary)
         self.fmt.currentIndexChanged.connect(lambda _: self.polygons.setEnabled(self.fmt.currentData() == "coco"))
+        self._update_summary()
+
+    def statuses(self) -> tuple[str, ...]:
+        return tuple(s for s, cb in self.status_boxes.items() if cb.isChecked())
+
+    def _update_summary(self, *_) -> None:
+        """How many images of each status the export takes, as the boxes are ticked."""
+        chosen = sorted(((s, self.counts.get(s, 0)) for s in self.statuses()), key=lambda t: t[0] != DONE)
+        total = sum(n for _, n in chosen)
+        parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in chosen if n)
+        if total == 0:
+            self.summary.setText("No images to export: no image has the statuses ticked."
+                                 if chosen else "No images to export: tick at least one status.")
+            self.summary.setStyleSheet("color: #c33;")
+        else:
+            unreviewed = [s for s, n in chosen if n and s != DONE and s != "skipped"]
+            self.summary.setText(f"Will export {total} image{'' if total == 1 else 's'}: {parts}" +
+                                 (". Images not marked done may hold uncorrected model output."
+                                  if unreviewed else ""))
+            self.summary.setStyleSheet("")
+        self.run_button.setEnabled(total > 0 and (self.job is None or not self.job.running()))
 
     def _pick_out(self) -> None:
         if self.fmt.currentData() == "coco":
@@ -233,7 +281,9 @@ class ExportDialog(_JobDialog):
             self.report.setVisible(True)
             self.report.setPlainText("Choose where to write the export.")
             return None
-        statuses = tuple(s for s, cb in self.status_boxes.items() if cb.isChecked())
+        statuses = self.statuses()
+        if not statuses:
+            return None
         fmt, poly, project = self.fmt.currentData(), self.polygons.isChecked(), self.project
         try:
             check_export_target(fmt, project, out)  # refuse now; the export checks again

@@ -22,6 +22,7 @@ class EditorState:
         self.wand_tolerance: float = 12.0  # percent of the display range
         self.hidden_classes: set[int] = set()
         self.hidden_regions: set[int] = set()
+        self.tools: list = []  # every Tool made for this editor (they register themselves)
 
     # -- hooks the window overrides
     def run_assist(self, fn: Callable[[], object], done: Callable[[object], None], label: str) -> None:
@@ -41,6 +42,10 @@ class EditorState:
     def model_loaded(self) -> bool:
         return False
 
+    def model_kind(self) -> str | None:
+        """"unet" or "maskrcnn" for the loaded model; None when none is loaded."""
+        return None
+
     def model_candidates(self):
         """Cached model proposals (Detections) for the open image; None when there are none yet."""
         return None
@@ -51,6 +56,31 @@ class EditorState:
     def accept_detection(self, det) -> int | None:
         """Put a model proposal into the document as a region; returns its id."""
         return None
+
+    # -- tools
+    def add_tool(self, tool) -> None:
+        self.tools.append(tool)
+
+    def reset_tools(self) -> None:
+        """Forget every tool's transient state (seeds, points, boxes, a drag in progress) and
+        its preview. Call it when the image changes, on undo/redo and when the tool changes:
+        state made for other pixels must not act on, or show over, these ones."""
+        for t in self.tools:
+            t.cancel()
+        self.preview_changed()
+
+    def undo(self) -> str | None:
+        """Undo one step of the open document (tools forget their state first); its label."""
+        if self.doc is None:
+            return None
+        self.reset_tools()
+        return self.doc.undo()
+
+    def redo(self) -> str | None:
+        if self.doc is None:
+            return None
+        self.reset_tools()
+        return self.doc.redo()
 
     # -- helpers
     def select(self, ids: list[int]) -> None:

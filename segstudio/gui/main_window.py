@@ -55,6 +55,10 @@ class WindowEditor(EditorState):
     def model_loaded(self):
         return self.w.model_dock.info is not None
 
+    def model_kind(self):
+        info = self.w.model_dock.info
+        return info.get("arch") if info else None
+
     def model_candidates(self):
         return self.w.model_dock.candidates(self.doc.image_id) if self.doc is not None else None
 
@@ -77,7 +81,7 @@ class MainWindow(QMainWindow):
         self.canvas = Canvas(self)
         self.setCentralWidget(self.canvas)
         self.tools = {cls.name: cls(self.editor) for cls in TOOLS}
-        self.extra_shortcuts = [("Canvas", "Zoom", "Mouse wheel"), ("Canvas", "Pan", "Middle drag, Space + drag"),
+        self.extra_shortcuts = [("Canvas", "Zoom about the cursor", "Mouse wheel, trackpad pinch"), ("Canvas", "Pan", "Middle drag, Space + drag"),
                                 ("Canvas", "Close polygon", "Enter, double-click"),
                                 ("Canvas", "Cancel shape", "Esc"), ("Classes", "Current class", "1 … 9")]
         self._build_docks()
@@ -168,8 +172,10 @@ class MainWindow(QMainWindow):
         v = mb.addMenu("&View")
         self._act(v, "&Fit image", self.canvas.fit, "Ctrl+0")
         self._act(v, "&Actual pixels (1:1)", self.canvas.actual_size, "Ctrl+1")
-        self._act(v, "Zoom &in", lambda: self.canvas.zoom_by(1.25), "Ctrl+=")
-        self._act(v, "Zoom &out", lambda: self.canvas.zoom_by(0.8), "Ctrl+-")
+        # about the view centre (the wheel and a pinch zoom about the cursor); plain + and - work
+        # wherever the focus is, except in a box that takes typed text
+        self._act(v, "Zoom &in", lambda: self.canvas.zoom_by(1.25), ("+", "=", "Ctrl+="))
+        self._act(v, "Zoom &out", lambda: self.canvas.zoom_by(0.8), ("-", "Ctrl+-"))
         v.addSeparator()
         self.hide_action = self._act(v, "&Hide regions", self.toggle_overlay, "T", checkable=True)
         self.outline_action = self._act(v, "&Outlines only", self.toggle_outline, "O", checkable=True)
@@ -273,7 +279,14 @@ class MainWindow(QMainWindow):
         self.session.image_shown.connect(self._image_shown)
         self.session.image_failed.connect(self._image_failed)
         self.session.saved_state.connect(lambda _: self.update_title())
-        self.session.save_failed.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        # a failed save stays in the status bar (a permanent label) until the retry succeeds
+        self.save_label = QLabel("")
+        self.save_label.setObjectName("save_failure")
+        self.save_label.setStyleSheet("color: #d03030; font-weight: bold")
+        self.save_label.hide()
+        self.statusBar().addPermanentWidget(self.save_label)
+        self.session.save_failed.connect(self._save_failed)
+        self.session.save_recovered.connect(self._save_recovered)
         self.session.status_changed.connect(self._status_changed)
         self.classes_dock.classes_changed.connect(self.classes_changed)
         self.classes_dock.visibility_changed.connect(self._visibility_changed)
@@ -285,6 +298,13 @@ class MainWindow(QMainWindow):
             lambda v: v and QTimer.singleShot(300, self.model_dock.ensure_probed))
         self.model_dock.apply_prediction.connect(self.apply_prediction)
         self.model_dock.folder_finished.connect(lambda _: self._after_import())
+        # a panel's button did its job: the keys go back to the canvas (tools, class digits)
+        self.model_dock.focus_canvas.connect(lambda: self.canvas.setFocus())
+        self.classes_dock.focus_canvas.connect(lambda: self.canvas.setFocus())
+        # the Files row and counts read the store again once it holds the edits (status included)
+        self.session.saved_state.connect(self._files_saved_state)
+        self.session.status_changed.connect(lambda *_: self.model_dock.train_panel.labels_changed())
+        self.model_dock.folder_finished.connect(lambda _: self.model_dock.train_panel.labels_changed())
         self.canvas.hovered.connect(self._hovered)
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
 
@@ -300,13 +320,13 @@ class MainWindow(QMainWindow):
     def open_image(self, image_id: int) -> None:
         if self.editor.doc is not None and self.editor.doc.image_id == image_id:
             return
-        for t in self.tools.values():
-            t.cancel()
-        self.session.open(image_id)
+        self.session.open(image_id)  # tools forget their state in _image_shown, after the stroke is saved
         self.files.show_current(image_id)
 
     def _image_shown(self, li, doc) -> None:
         ed = self.editor
+        ed.reset_tools()  # seeds, points and boxes belong to the image they were made on
+        self.canvas.reset_tool()
         if ed.doc is not None:
             ed.doc.listeners.clear()
         ed.doc, ed.image, ed.window = doc, li.array, li.window
@@ -327,6 +347,8 @@ class MainWindow(QMainWindow):
         self.update_title()
 
     def _image_failed(self, rec, message: str) -> None:
+        self.editor.reset_tools()
+        self.canvas.reset_tool()
         self.editor.doc, self.editor.image = None, None
         self.canvas.clear_image()
         self.canvas.overlay.doc = None
@@ -360,8 +382,12 @@ class MainWindow(QMainWindow):
         self.next_unfinished()
 
     def _status_changed(self, image_id: int, status: str) -> None:
-        self.files.model.invalidate(image_id)
-        self.files.update_counts()
+        self.files.record_changed(image_id)
+
+    def _files_saved_state(self, saved: bool) -> None:
+        li = self.session.current
+        if saved and li is not None:
+            self.files.record_changed(li.record.id)
 
     # ================================================================= editing
     def _doc_changed(self, change) -> None:
@@ -396,12 +422,14 @@ class MainWindow(QMainWindow):
 
     def undo(self) -> None:
         if self.editor.doc is not None:
-            label = self.editor.doc.undo()
+            label = self.editor.undo()  # tools drop their seeds and previews first
+            self.canvas.reset_tool()
             self.statusBar().showMessage(f"Undo: {label}" if label else "Nothing to undo", 3000)
 
     def redo(self) -> None:
         if self.editor.doc is not None:
-            label = self.editor.doc.redo()
+            label = self.editor.redo()
+            self.canvas.reset_tool()
             self.statusBar().showMessage(f"Redo: {label}" if label else "Nothing to redo", 3000)
 
     def delete_selected(self) -> None:
@@ -446,8 +474,10 @@ class MainWindow(QMainWindow):
             self.editor.doc.raise_region(self.editor.primary, up)
 
     def set_tool(self, name: str) -> None:
-        self.canvas.set_tool(self.tools[name])
+        tool = self.tools[name]
+        self.canvas.set_tool(tool)  # the old tool forgets its points, seeds and preview
         self.tool_actions[name].setChecked(True)
+        self.statusBar().showMessage(tool.hint or tool.tip)  # stays until the next message
 
     def brush_size(self, factor: float) -> None:
         v = self.brush_spin.value()
@@ -461,8 +491,9 @@ class MainWindow(QMainWindow):
 
         def apply(result):
             if self.editor.doc is doc:
-                done(result)
+                # "done" first: what the tool says about its result ("found no object…") must win
                 self.statusBar().showMessage(f"{label}: done", 2000)
+                done(result)
 
         self.assists.submit(fn, apply, lambda e: self.statusBar().showMessage(f"{label} failed: {e}", 6000))
 
@@ -547,14 +578,29 @@ class MainWindow(QMainWindow):
         saved = self.session.all_saved
         li = self.session.current
         name = li.record.path if li is not None else (note or "no image")
-        self.setWindowTitle(f"{'' if saved else '● '}{name} — {self.project.folder.name} — segstudio"
-                            f"{'' if saved else '  (saving…)'}")
+        state = "" if saved else ("  (not saved: retrying)" if self.session.save_errors else "  (saving…)")
+        self.setWindowTitle(f"{'' if saved else '● '}{name} — {self.project.folder.name} — segstudio{state}")
+
+    def _save_failed(self, message: str) -> None:
+        others = len(self.session.save_errors) - 1
+        self.save_label.setText(message + (f" (and {others} more image{'s' * (others > 1)})" if others > 0 else ""))
+        self.save_label.setToolTip("Edits are kept in memory and saved as soon as the store accepts them")
+        self.save_label.show()
+        self.statusBar().showMessage(message, 15000)
+        self.update_title()
+
+    def _save_recovered(self, message: str) -> None:
+        self.save_label.hide()
+        self.save_label.setText("")
+        self.statusBar().showMessage(message, 4000)
+        self.update_title()
 
     # ================================================================= files and dialogs
     def save_now(self) -> None:
-        self.session.flush()
+        ok = self.session.flush()
         self.update_title()
-        self.statusBar().showMessage("All edits saved", 3000)
+        if ok:
+            self.statusBar().showMessage("All edits saved", 3000)
 
     def import_dialog(self) -> ImportDialog:
         self.session.flush()
@@ -613,7 +659,33 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About segstudio",
                           f"segstudio {__version__}\nProject: {self.project.store.db_path}")
 
+    def confirm_close(self) -> bool:
+        """Write every edit; when the store refuses, ask before anything is discarded."""
+        while not self.session.flush():
+            names = self.session.unsaved_images()
+            if not names:
+                return True
+            reasons = sorted(set(self.session.save_errors.values())) or ["the writes did not finish"]
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            B = QMessageBox.StandardButton
+            answer = QMessageBox.warning(
+                self, "Edits not saved",
+                f"The edits to {shown} could not be saved: {'; '.join(reasons)}.\n\n"
+                "Retry to try again (free some disk space or close the other program first), "
+                "Discard to close and lose these edits, Cancel to keep working.",
+                B.Retry | B.Discard | B.Cancel, B.Retry)
+            if answer == B.Discard:
+                self.session.discard_unsaved()
+                return True
+            if answer != B.Retry:
+                self.update_title()
+                return False
+        return True
+
     def closeEvent(self, event) -> None:
+        if not self.confirm_close():
+            event.ignore()
+            return
         self.worker.shutdown(wait=2.0)
         self.session.close()
         self.save_settings()

@@ -5,6 +5,7 @@ the store within about a second without stalling the GUI."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections import OrderedDict
 from concurrent.futures import Future
@@ -23,6 +24,8 @@ from segstudio.gui.workers import Background
 log = logging.getLogger(__name__)
 
 AUTOSAVE_MS = 400
+RETRY_FIRST_S = 1.0  # after a failed save, the next try; doubling up to RETRY_MAX_S
+RETRY_MAX_S = 10.0
 
 
 @dataclass
@@ -51,7 +54,8 @@ class Session(QObject):
     image_shown = Signal(object, object)  # LoadedImage, Document
     image_failed = Signal(object, str)  # ImageRecord, message
     saved_state = Signal(bool)  # True when everything is in the store
-    save_failed = Signal(str)
+    save_failed = Signal(str)  # "Could not save <image>: <reason>; retrying"
+    save_recovered = Signal(str)  # the writes that failed went through after all
     status_changed = Signal(int, str)  # image id, new status
 
     def __init__(self, project: Project, cache_bytes: int = 1 << 30, parent=None):
@@ -65,8 +69,15 @@ class Session(QObject):
         self.requested: int | None = None
         self.current: LoadedImage | None = None
         self.doc: Document | None = None
-        self._save_futures: list[Future] = []
+        self._jobs: list[_SaveJob] = []  # saves submitted and not settled yet, oldest first
+        self.held: dict[int, Document] = {}  # image id -> document not shown, with edits not in the store
+        self.save_errors: dict[int, str] = {}  # image id -> why its last save failed
+        self._pending_status: dict[int, str] = {}  # image id -> status whose write failed
+        self._backoff: dict[int, float] = {}
+        self._retry_at: dict[int, float] = {}
+        self._paths: dict[int, str] = {}
         self._was_saved = True
+        self._was_failing = False
         self.timer = QTimer(self)
         self.timer.setInterval(AUTOSAVE_MS)
         self.timer.timeout.connect(self.autosave_tick)
@@ -77,8 +88,16 @@ class Session(QObject):
 
     # ---------------------------------------------------------------- images
     def open(self, image_id: int) -> None:
-        """Show an image: at once when decoded ahead, else when its worker finishes."""
-        self.flush()
+        """Show an image: at once when decoded ahead, else when its worker finishes. The shown
+        image's edits are written first; when its store writes are failing they stay held in
+        memory (retried by the timer) rather than making the switch wait on the store again."""
+        doc = self.doc
+        if doc is not None:
+            if doc.image_id in self.save_errors:
+                if doc.stroking:
+                    doc.end_stroke()
+            else:
+                self.flush(docs=[doc])
         self.requested = image_id
         self.load_started_at = time.perf_counter()
         if image_id in self.cache:
@@ -112,6 +131,8 @@ class Session(QObject):
     def _failed(self, rec: ImageRecord, e: BaseException) -> None:
         self.pending.pop(rec.id, None)
         if rec.id == self.requested:
+            if self.doc is not None:
+                self._hold(self.doc)
             self.current, self.doc = None, None
             msg = str(e) if isinstance(e, imageio.ImageDecodeError) else f"{type(e).__name__}: {e}"
             self.image_failed.emit(self.project.store.image(rec.id), msg)
@@ -127,12 +148,26 @@ class Session(QObject):
             total -= li.nbytes
 
     def _show(self, li: LoadedImage) -> None:
+        """Make `li` the current image: its regions as the store has them, with the edits the
+        store does not have yet (a failed save, held in memory) on top."""
         rec = self.project.store.image(li.record.id)
         li.record = rec
+        self._paths[rec.id] = rec.path
         h, w = li.array.shape[:2]
-        regions = self.project.store.regions(rec.id)
+        old = self.doc
+        if old is not None and old.image_id != rec.id:
+            self._hold(old)
+        kept = self.held.pop(rec.id, None)
+        if kept is None and old is not None and old.image_id == rec.id:
+            kept = old
+        if kept is not None and self._in_flight(kept):  # a write still running settles into it
+            doc = kept
+        else:
+            doc = Document(rec.id, w, h, self.project.store.regions(rec.id), self.project.store.new_region_id)
+            if kept is not None and kept.has_unsaved:
+                _carry_unsaved(kept, doc)
         self.current = li
-        self.doc = Document(rec.id, w, h, regions, self.project.store.new_region_id)
+        self.doc = doc
         # the image's undo history survives switching away and back (all histories together are
         # bounded by memory; the least recently used go first)
         history = self.histories.pop(rec.id, None)
@@ -175,70 +210,205 @@ class Session(QObject):
         self.cache.pop(image_id, None)
 
     # ---------------------------------------------------------------- saving
+    #
+    # Every edit lives in a Document until the store has it. A save takes the document's dirty
+    # regions and writes them on the writer thread; when the write fails they go back into the
+    # same Document (restore_dirty), which stays in memory - as the current document, or in
+    # `held` once the user has moved to another image - and is written again by the timer with
+    # a growing pause, until it succeeds. Nothing is dropped until the store has it; closing
+    # asks first (MainWindow.closeEvent).
+
     def autosave_tick(self) -> None:
-        doc = self.doc
-        if doc is not None and doc.has_unsaved and not doc.stroking:
-            self._save_async()
+        now = time.monotonic()
+        for doc in self._live_docs():
+            # one write in flight per document: edits made meanwhile go in the next one
+            if not doc.stroking and self._needs_write(doc) and not self._in_flight(doc) and \
+                    now >= self._retry_at.get(doc.image_id, 0.0):
+                self._save_async(doc)
         self._emit_saved_state()
 
-    def _save_async(self) -> None:
-        doc, li = self.doc, self.current
+    def _live_docs(self) -> list[Document]:
+        docs = list(self.held.values())
+        if self.doc is not None and self.doc.image_id not in self.held:
+            docs.append(self.doc)
+        return docs
+
+    def _needs_write(self, doc: Document) -> bool:
+        return doc.has_unsaved or doc.image_id in self._pending_status
+
+    def _in_flight(self, doc: Document) -> bool:
+        return any(j.doc is doc for j in self._jobs)
+
+    def _save_async(self, doc: Document) -> _SaveJob:
         ups, dels = doc.take_dirty()
-        status = None
-        if li.record.status in (NEW, PREDICTED):
+        status = self._pending_status.pop(doc.image_id, None)
+        li = self.current
+        if status is None and doc is self.doc and li is not None and li.record.id == doc.image_id and \
+                li.record.status in (NEW, PREDICTED):
             status = IN_PROGRESS
             li.record = replace(li.record, status=status)
+        job = _SaveJob(doc, ups, dels, status)
         store, image_id = self.project.store, doc.image_id
 
-        def save():
-            store.save_regions(image_id, ups, dels, status=status)
-            return image_id
+        def save() -> _SaveJob:
+            try:
+                store.save_regions(image_id, ups, dels, status=status)
+            except BaseException as e:  # settled on the GUI thread: the edits go back to doc
+                job.error = e
+            return job
 
-        def failed(e):
-            doc.restore_dirty(ups, dels)  # kept in memory, tried again on the next tick
-            self.save_failed.emit(f"Saving failed, will retry: {e}")
+        self._jobs.append(job)
+        job.future = self.saver.submit(save, self._settle)
+        return job
 
-        fut = self.saver.submit(save, lambda _: self._emit_saved_state(), failed)
-        self._save_futures = [f for f in self._save_futures if not f.done()] + [fut]
-        if status is not None:
-            self.status_changed.emit(image_id, status)
+    def _settle(self, job: _SaveJob) -> None:
+        """A save finished (GUI thread). Runs once per job, from flush() or the worker's signal."""
+        if job.settled:
+            return
+        job.settled = True
+        self._jobs = [j for j in self._jobs if j is not job]
+        doc, iid = job.doc, job.doc.image_id
+        if job.error is None:
+            self.save_errors.pop(iid, None)
+            self._backoff.pop(iid, None)
+            self._retry_at.pop(iid, None)
+            if job.status is not None:
+                li = self.current
+                if li is not None and li.record.id == iid:
+                    li.record = replace(li.record, status=job.status)
+                self.status_changed.emit(iid, job.status)
+        else:
+            doc.restore_dirty(job.ups, job.dels)  # kept in memory, written again by the timer
+            if job.status is not None:
+                self._pending_status.setdefault(iid, job.status)
+            self._note_failure(iid, job.error)
+        self._release(doc)
+        self._emit_saved_state()
 
-    def flush(self) -> None:
-        """Everything edited so far is in the store when this returns (Ctrl+S, switching, closing)."""
+    def _note_failure(self, image_id: int, e: BaseException) -> None:
+        reason = save_error_text(e)
+        self.save_errors[image_id] = reason
+        pause = min(self._backoff.get(image_id, RETRY_FIRST_S / 2) * 2, RETRY_MAX_S)
+        self._backoff[image_id] = pause
+        self._retry_at[image_id] = time.monotonic() + pause
+        log.warning("could not save %s: %s (will retry in %.0f s)", self.image_name(image_id), reason, pause)
+        self.save_failed.emit(f"Could not save {self.image_name(image_id)}: {reason}; retrying")
+
+    def _hold(self, doc: Document) -> None:
+        """The document is no longer shown: keep it while the store lacks any of its edits."""
+        if self._needs_write(doc) or self._in_flight(doc):
+            self.held[doc.image_id] = doc
+
+    def _release(self, doc: Document) -> None:
+        if doc is not self.doc and self.held.get(doc.image_id) is doc and \
+                not self._needs_write(doc) and not self._in_flight(doc):
+            del self.held[doc.image_id]
+
+    def image_name(self, image_id: int) -> str:
+        return self._paths.get(image_id, f"image {image_id}")
+
+    def flush(self, timeout: float = 60.0, docs: list[Document] | None = None) -> bool:
+        """Write everything edited so far and wait for it (Ctrl+S, closing, before an export or
+        a model run). True when the store has it all; False when a write failed (the edits are
+        kept and retried). `docs`: only these documents (switching image flushes the shown one)."""
         if self.doc is not None and self.doc.stroking:
             self.doc.end_stroke()
-        if self.doc is not None and self.doc.has_unsaved:
-            self._save_async()
-        for f in list(self._save_futures):
+        docs = self._live_docs() if docs is None else docs
+        for doc in docs:
+            if self._needs_write(doc):
+                self._save_async(doc)
+        deadline = time.monotonic() + timeout
+        for job in [j for j in self._jobs if any(j.doc is d for d in docs)]:
             try:
-                f.result(timeout=60)
-            except Exception:
-                pass
-        self._save_futures = []
+                job.future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:  # still running (timed out): it settles through the signal
+                continue
+            self._settle(job)
         self._emit_saved_state()
+        return self.all_saved
 
     @property
     def all_saved(self) -> bool:
-        return not (self.doc is not None and self.doc.has_unsaved) and \
-            not any(not f.done() for f in self._save_futures)
+        """True when the store holds every edit (the title's unsaved mark is off)."""
+        return not self._jobs and not self.held and \
+            not (self.doc is not None and self._needs_write(self.doc))
+
+    def unsaved_images(self) -> list[str]:
+        """Names of the images whose edits the store does not have yet."""
+        ids = {d.image_id for d in self._live_docs() if self._needs_write(d)} | {j.doc.image_id for j in self._jobs}
+        return [self.image_name(i) for i in sorted(ids, key=self.image_name)]
+
+    def discard_unsaved(self) -> None:
+        """Drop the edits that could not be saved (only after the user said so)."""
+        names = self.unsaved_images()
+        if names:
+            log.warning("discarding unsaved edits to %s", ", ".join(names))
+        self.held.clear()
+        if self.doc is not None:
+            self.doc.take_dirty()
+        self._pending_status.clear()
+        self.save_errors.clear()
+        self._emit_saved_state()
 
     def _emit_saved_state(self) -> None:
         s = self.all_saved
         if s != self._was_saved:
             self._was_saved = s
             self.saved_state.emit(s)
+        failing = bool(self.save_errors)
+        if self._was_failing and not failing:
+            self.save_recovered.emit("All edits saved")
+        self._was_failing = failing
 
     def set_status(self, status: str) -> None:
         if self.current is None:
             return
         self.flush()
         rid = self.current.record.id
-        self.project.store.set_status(rid, status)
-        self.current.record = self.project.store.image(rid)
+        self._pending_status.pop(rid, None)  # an older status still waiting must not win later
+        try:
+            self.project.store.set_status(rid, status)
+            self.current.record = self.project.store.image(rid)
+        except (sqlite3.Error, OSError) as e:  # written by the autosave timer once it can be
+            self._pending_status[rid] = status
+            self._note_failure(rid, e)
+            self._emit_saved_state()
+            return
         self.status_changed.emit(rid, status)
 
     def close(self) -> None:
         self.timer.stop()
-        self.flush()
+        if not self.flush():
+            log.error("closing with edits the store does not have: %s", ", ".join(self.unsaved_images()))
         self.loader.shutdown(wait=False)
         self.saver.shutdown(wait=True)
+
+
+@dataclass(eq=False)
+class _SaveJob:
+    doc: Document
+    ups: list
+    dels: list
+    status: str | None
+    error: BaseException | None = None
+    settled: bool = False
+    future: Future | None = None
+
+
+def _carry_unsaved(old: Document, new: Document) -> None:
+    """Move the edits the store lacks from `old` onto `new` (read again from the store)."""
+    ups, dels = old.take_dirty()
+    for d in dels:
+        new.regions.pop(d, None)
+    for r in ups:
+        new.regions[r.id] = r
+    new.restore_dirty(ups, dels)
+
+
+def save_error_text(e: BaseException) -> str:
+    """A failed write in words: 'database is locked', 'No space left on device'."""
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    if isinstance(e, (sqlite3.Error, OSError)):
+        return str(e) or type(e).__name__
+    return f"{type(e).__name__}: {e}"

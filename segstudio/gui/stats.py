@@ -4,6 +4,7 @@ labelled pixels as a pyqtgraph bar chart (the same figures `segstudio info` prin
 from __future__ import annotations
 
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLabel, QTableWidget, QTableWidgetItem,
                                QVBoxLayout)
 
@@ -26,15 +27,23 @@ class StatsDialog(QDialog):
         self.stats = s = statistics(store)
         counts = " · ".join(f"{k.replace('_', ' ')} {s['status'][k]}" for k in STATUSES)
         lay = QVBoxLayout(self)
-        lay.addWidget(QLabel(f"<b>{sum(s['status'].values())} images</b>: {counts}"))
+        n = sum(s["status"].values())
+        lay.addWidget(QLabel(f"<b>{n} image{'' if n == 1 else 's'}</b>: {counts}"))
         self.table = QTableWidget(len(s["classes"]), 3)
         self.table.setHorizontalHeaderLabels(["Class", "Regions", "Share of labelled pixels"])
         for r, (c, n, share) in enumerate(s["classes"]):
             self.table.setItem(r, 0, QTableWidgetItem(c.name))
-            self.table.setItem(r, 1, QTableWidgetItem(str(n)))
-            self.table.setItem(r, 2, QTableWidgetItem(f"{100 * share:.1f} %"))
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+            for col, text in ((1, str(n)), (2, f"{100 * share:.1f} %")):
+                it = QTableWidgetItem(text)
+                it.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, col, it)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for col in (1, 2):  # as wide as the header's words or the figures, never cut
+            hh.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        hh.setMinimumSectionSize(60)
         self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         lay.addWidget(self.table)
         self.plot = pg.PlotWidget(title="share of labelled pixels per class (%)")
         xs = list(range(len(s["classes"])))

@@ -45,12 +45,21 @@ def combine(ed: EditorState, crop, p: Pointer | None, label: str) -> int | None:
         return None
     m, x, y = crop
     sel = ed.primary
-    if p is not None and (p.shift or p.ctrl or p.alt) and sel is not None:
+    cut = p is not None and (p.ctrl or p.alt)
+    if cut and sel is None:
+        ed.message(f"{label}: Ctrl cuts from the selected region, and none is selected. Select one "
+                   "first, or let go of Ctrl to make a new region")
+        return None
+    if p is not None and (p.shift or cut) and sel is not None:
         r = doc.regions[sel]
         box = maskops.box_union(r.box, (x, y, x + m.shape[1], y + m.shape[0]))
         cur = r.window(box)
         add = maskops.window(m, x, y, box)
-        new = cur | add if p.shift else cur & ~add
+        new = cur & ~add if cut else cur | add
+        if (new == cur).all():
+            ed.message(f"{label}: nothing cut, the shape does not overlap the selected region" if cut else
+                       f"{label}: nothing added, the selected region covers the shape already")
+            return sel
         doc.replace_mask(sel, new, box[0], box[1], label)
         ed.select([sel] if sel in doc.regions else [])
         return sel
@@ -59,6 +68,7 @@ def combine(ed: EditorState, crop, p: Pointer | None, label: str) -> int | None:
         return None
     r = doc.new_region(ed.current_class_id, m, x, y, label=label)
     if r is None:
+        ed.message(f"{label}: nothing inside the image, no region made")
         return None
     ed.select([r.id])
     return r.id
@@ -69,10 +79,16 @@ class Tool:
     label = "Tool"
     shortcut = ""
     tip = ""
+    hint = ""  # one status-bar line shown when the tool is chosen: what buttons and modifiers do
     uses_brush = False
 
     def __init__(self, editor: EditorState):
         self.ed = editor
+        editor.add_tool(self)  # so the editor can reset every tool (image change, undo, ...)
+
+    def unused_button(self, p: Pointer) -> None:
+        """A button this tool has no use for: say what the tool does instead of nothing."""
+        self.ed.message(f"{p.button.capitalize()} button: nothing to do here. {self.hint or self.tip}")
 
     def press(self, p: Pointer) -> None: ...
 
@@ -94,10 +110,15 @@ class Tool:
 class SelectTool(Tool):
     name, label, shortcut = "select", "Select", "V"
     tip = "Click a region to select it; Shift+click adds to the selection (for merge)"
+    hint = ("Select: click a region to select it · Shift+click adds or removes one (to merge) · "
+            "click empty space selects none")
 
     def press(self, p: Pointer) -> None:
         doc = self.ed.doc
         if doc is None:
+            return
+        if p.button != "left":
+            self.unused_button(p)
             return
         r = doc.region_at(p.ix, p.iy, self.ed.visible)
         if p.shift:
@@ -105,13 +126,18 @@ class SelectTool(Tool):
                 sel = list(self.ed.selected)
                 sel.remove(r.id) if r.id in sel else sel.append(r.id)
                 self.ed.select(sel)
+            else:
+                self.ed.message("No region here to add to the selection")
             return
         self.ed.select([r.id] if r else [])
 
 
 class BrushTool(Tool):
     name, label, shortcut = "brush", "Brush", "B"
-    tip = "Paint into the selected region, or a new region of the current class; Ctrl paints away"
+    tip = ("Paint into the selected region, or a new region of the current class. Ctrl paints away: "
+           "from the selected region, or from every region under the brush when none is selected")
+    hint = ("Brush: drag paints the current class (into the selected region when it has that class) · "
+            "Ctrl+drag erases · [ ] brush size")
     uses_brush = True
     erase = False
 
@@ -120,20 +146,29 @@ class BrushTool(Tool):
         self.last: tuple[float, float] | None = None
         self.hover: tuple[float, float] | None = None
         self.value = True
+        self.erased: set[int] = set()  # regions this erase stroke took pixels from
+        self.only: list[int] | None = None  # the regions an erase stroke may touch; None: all
+
+    def erase_targets(self, p: Pointer) -> list[int] | None | bool:
+        """The regions a Ctrl+drag erases: the selection, or every visible one when none is."""
+        sel = [i for i in self.ed.selected if i in self.ed.doc.regions]
+        return sel or None
 
     def press(self, p: Pointer) -> None:
         doc = self.ed.doc
-        if doc is None or p.button != "left":
+        if doc is None:
+            return
+        if p.button != "left":
+            self.unused_button(p)
             return
         erase = self.erase or p.ctrl
         target = self.ed.primary
         if erase:
-            if target is None:
-                r = doc.region_at(p.ix, p.iy, self.ed.visible)
-                target = r.id if r else None
-            if target is None:
+            only = self.erase_targets(p)
+            if only is False:
                 return
-            doc.begin_stroke(target)
+            doc.begin_erase(only, self.ed.visible if only is None else None, "Erase")
+            self.only, self.erased = only, set()
         elif target is not None and self.ed.current_class_id in (None, doc.regions[target].class_id):
             doc.begin_stroke(target)  # the selected region is of the current class: paint into it
         else:
@@ -156,24 +191,40 @@ class BrushTool(Tool):
         if self.last is None or doc is None:
             return
         self.last = None
+        if not self.value:  # an erase stroke: one undo step over every region it touched
+            doc.end_stroke("Erase")
+            self.ed.select([i for i in self.ed.selected if i in doc.regions])
+            if not self.erased:
+                self.ed.message("Nothing erased: the stroke did not touch the selected region" if self.only
+                                else "Nothing erased: no visible region under the stroke")
+            self.erased = set()
+            return
+        new = doc._stroke is not None and doc._stroke[1] is None
         rid = doc._stroke[0] if doc._stroke else None
-        doc.end_stroke("Erase" if not self.value else "Brush stroke")
+        doc.end_stroke("Brush stroke")
         if rid is not None and rid in doc.regions:
             self.ed.select([rid])
         elif rid is not None:
             self.ed.select([])
+            if new:
+                self.ed.message("Nothing painted: the stroke was outside the image")
 
     def cancel(self) -> None:
         if self.ed.doc is not None:
             self.ed.doc.cancel_stroke()
         self.last = None
+        self.hover = None
+        self.erased = set()
 
     def _dab(self, x: float, y: float) -> None:
         # brush centred on the pixel under the pointer
         p0 = (self.last[0] - 0.5, self.last[1] - 0.5)
         p1 = (x - 0.5, y - 0.5)
         stamp, box = maskops.segment_stamp(p0, p1, self.ed.brush_radius)
-        self.ed.doc.stroke_paint(stamp, box, self.value)
+        if self.value:
+            self.ed.doc.stroke_paint(stamp, box, True)
+        else:
+            self.erased.update(self.ed.doc.erase_paint(stamp, box))
         self.last = (x, y)
 
     def preview(self) -> dict:
@@ -184,14 +235,29 @@ class BrushTool(Tool):
 
 class EraserTool(BrushTool):
     name, label, shortcut = "eraser", "Eraser", "E"
-    tip = "Erase from the selected region (or the region under the cursor)"
+    tip = ("Erase what the brush passes over: every visible region under it, whatever its class. "
+           "Shift+drag erases only from the selected region(s)")
+    hint = ("Eraser: drag erases every visible region under the brush · Shift+drag erases only the "
+            "selected region · [ ] brush size")
     erase = True
+
+    def erase_targets(self, p: Pointer) -> list[int] | None | bool:
+        if not p.shift:
+            return None
+        sel = [i for i in self.ed.selected if i in self.ed.doc.regions]
+        if not sel:
+            self.ed.message("Shift+drag erases only the selected region, and none is selected: select "
+                            "one first, or drag without Shift to erase every region under the brush")
+            return False
+        return sel
 
 
 class PolygonTool(Tool):
     name, label, shortcut = "polygon", "Polygon", "P"
     tip = ("Click vertices; Enter or double-click closes; Backspace removes the last point; Esc cancels. "
            "Shift adds to the selected region, Ctrl cuts from it")
+    hint = ("Polygon: click vertices · Enter or double-click closes · Backspace or right-click removes "
+            "the last point · Esc cancels · Shift adds to the selected region, Ctrl cuts from it")
 
     def __init__(self, editor):
         super().__init__(editor)
@@ -201,9 +267,11 @@ class PolygonTool(Tool):
 
     def press(self, p: Pointer) -> None:
         if p.button == "right":
-            self.key("Backspace")
+            if not self.key("Backspace"):
+                self.ed.message("Right-click removes the last point, and there is none yet")
             return
         if p.button != "left":
+            self.unused_button(p)
             return
         self.mods = p
         if p.double:
@@ -239,6 +307,7 @@ class PolygonTool(Tool):
             return bool(pts)
         pm = maskops.polygon_mask(pts)
         if pm is None:
+            self.ed.message("That polygon encloses no pixels")
             return True
         m, box = pm
         combine(self.ed, (m, box[0], box[1]), self.mods, "Polygon")
@@ -258,9 +327,11 @@ class PolygonTool(Tool):
 class LassoTool(PolygonTool):
     name, label, shortcut = "lasso", "Lasso", "L"
     tip = "Drag around an area; releasing closes it. Shift adds to the selected region, Ctrl cuts"
+    hint = "Lasso: drag around an area, release to close it · Shift adds to the selected region, Ctrl cuts from it"
 
     def press(self, p: Pointer) -> None:
         if p.button != "left":
+            self.unused_button(p)
             return
         self.mods = p
         self.points = [(p.x - 0.5, p.y - 0.5)]
@@ -283,20 +354,35 @@ class LassoTool(PolygonTool):
 class WandTool(Tool):
     name, label, shortcut = "wand", "Magic wand", "W"
     tip = "Click to fill similar connected pixels (tolerance in the toolbar). Shift adds, Ctrl cuts"
+    hint = ("Magic wand: click fills similar connected pixels (tolerance in the toolbar) · Shift adds "
+            "to the selected region, Ctrl cuts from it")
 
     def press(self, p: Pointer) -> None:
         ed = self.ed
-        if ed.image is None or p.button != "left":
+        if ed.image is None:
+            return
+        if p.button != "left":
+            self.unused_button(p)
+            return
+        h, w = ed.image.shape[:2]
+        if not (0 <= p.ix < w and 0 <= p.iy < h):
+            ed.message("Magic wand: click inside the image")
             return
         tol = ed.wand_tolerance / 100.0 * ed.value_range()
         img, x, y = ed.image, p.ix, p.iy
-        ed.run_assist(lambda: classical.magic_wand(img, x, y, tol),
-                      lambda crop: combine(ed, crop, p, "Magic wand"), "Magic wand")
+        ed.run_assist(lambda: classical.magic_wand(img, x, y, tol), lambda crop: self._done(crop, p), "Magic wand")
+
+    def _done(self, crop, p: Pointer) -> None:
+        if crop is None:
+            self.ed.message("Magic wand found nothing to fill there")
+            return
+        combine(self.ed, crop, p, "Magic wand")
 
 
 class BoxGrabCutTool(Tool):
     name, label, shortcut = "grabcut", "Box → GrabCut", "G"
     tip = "Drag a box around an object: GrabCut segments it. Shift adds to the selected region"
+    hint = "Box → GrabCut: drag a box around one object · Shift adds the result to the selected region"
 
     def __init__(self, editor):
         super().__init__(editor)
@@ -325,12 +411,18 @@ class BoxGrabCutTool(Tool):
         if ed.image is None or box is None:
             return
         img, window, mods = ed.image, ed.window, self.mods
-        ed.run_assist(lambda: classical.grabcut_box(img, box, window=window),
-                      lambda crop: self._done(crop, mods), "GrabCut")
+        ed.run_assist(lambda: self.segment(img, box, window), lambda result: self._done(result, mods), "GrabCut")
 
-    def _done(self, crop, mods) -> None:
+    @staticmethod
+    def segment(img, box, window):
+        """On the worker: the object in the box, or None and the reason said in the window."""
+        crop = classical.grabcut_box(img, box, window=window)
+        return crop, (None if crop is not None else classical.grabcut_failure(img, box, window))
+
+    def _done(self, result, mods) -> None:
+        crop, why = result
         if crop is None:
-            self.ed.message("GrabCut found no object in that box")
+            self.ed.message(why or "GrabCut found no object in that box")
             return
         combine(self.ed, crop, mods, "GrabCut")
 
@@ -356,6 +448,8 @@ class ClickGrabCutTool(Tool):
     name, label, shortcut = "refine", "Clicks → GrabCut", "R"
     tip = ("Left-click marks object, right-click (or Ctrl+click) marks background; GrabCut refines "
            "the selected region, or makes a new one. Esc forgets the clicks")
+    hint = ("Clicks → GrabCut: left-click marks object, right-click or Ctrl+click marks background · "
+            "refines the selected region or makes a new one · Esc forgets the clicks")
 
     def __init__(self, editor):
         super().__init__(editor)
@@ -378,6 +472,7 @@ class ClickGrabCutTool(Tool):
             r = ed.doc.regions[self.region_id]
             current = (r.mask.copy(), r.x, r.y)
         elif not self.positive:
+            ed.message("Clicks → GrabCut: background marked; now left-click the object itself")
             return
         img, window = ed.image, ed.window
         pos, negs = list(self.positive), list(self.negative)
@@ -388,7 +483,8 @@ class ClickGrabCutTool(Tool):
     def _done(self, crop) -> None:
         ed = self.ed
         if crop is None:
-            ed.message("GrabCut left nothing: add an object click")
+            ed.message("GrabCut found no object at those clicks: left-click inside the object "
+                       "(on a flat area there is nothing to separate)")
             return
         m, x, y = crop
         if self.region_id is not None and self.region_id in ed.doc.regions:
@@ -416,13 +512,18 @@ class ClickGrabCutTool(Tool):
 class WatershedTool(Tool):
     name, label, shortcut = "watershed", "Watershed split", "S"
     tip = "Click one seed per object inside the selected region, then Enter splits it (marker watershed)"
+    hint = ("Watershed split: click one seed per object inside the selected region, then Enter splits it · "
+            "Esc forgets the seeds")
 
     def __init__(self, editor):
         super().__init__(editor)
         self.seeds: list[tuple[float, float]] = []
 
     def press(self, p: Pointer) -> None:
-        if p.button != "left" or self.ed.doc is None:
+        if self.ed.doc is None:
+            return
+        if p.button != "left":
+            self.unused_button(p)
             return
         if self.ed.primary is None:
             r = self.ed.doc.region_at(p.ix, p.iy, self.ed.visible)
@@ -434,7 +535,11 @@ class WatershedTool(Tool):
         self.ed.preview_changed()
 
     def key(self, key: str) -> bool:
-        if key in ("Return", "Enter") and self.seeds:
+        if key in ("Return", "Enter"):
+            if not self.seeds:
+                self.ed.message("Watershed: click one seed per object inside the selected region first, "
+                                "then Enter")
+                return True
             self.split()
             return True
         if key == "Escape" and self.seeds:
@@ -486,6 +591,8 @@ class PromptTool(Tool):
     name, label, shortcut = "prompt", "Model click / box", "I"
     tip = ("Click an object: the model's instance (Mask R-CNN) or class area (UNet) under the cursor "
            "becomes a region. Drag a box: the best instance inside it. With no model, GrabCut answers")
+    hint = ("Model: click an object to take the model's region there · drag a box for the best instance "
+            "inside it (Mask R-CNN) · with no model loaded, GrabCut answers")
 
     def __init__(self, editor):
         super().__init__(editor)
@@ -496,6 +603,8 @@ class PromptTool(Tool):
     def press(self, p: Pointer) -> None:
         if p.button == "left":
             self.start = self.end = (p.x, p.y)
+        else:
+            self.unused_button(p)
 
     def move(self, p: Pointer, dragging: bool) -> None:
         if self.start is not None and dragging:
@@ -518,6 +627,9 @@ class PromptTool(Tool):
         if not ed.model_loaded():
             self._fallback(box, p)
             return
+        if box is not None and ed.model_kind() == "unet":
+            ed.message("A UNet labels classes, not boxes: click inside an area instead, or load a Mask R-CNN")
+            return
         cands = ed.model_candidates()
         if cands is None:
             ed.message("Asking the model…")
@@ -525,6 +637,9 @@ class PromptTool(Tool):
             return
         det = self.pick(cands, box, p)
         if det is None:
+            if box is None and ed.model_kind() == "unet":
+                ed.message("The UNet labels this pixel background: click inside a class area")
+                return
             ed.message("The model proposes nothing there" + ("; GrabCut instead" if box else ""))
             if box is not None:
                 self._fallback(box, p)
@@ -552,14 +667,22 @@ class PromptTool(Tool):
         img, window = ed.image, ed.window
         if box is not None:
             ed.run_assist(lambda: classical.grabcut_box(img, box, window=window),
-                          lambda crop: combine(ed, crop, p, "GrabCut"), "GrabCut")
+                          lambda crop: self._fallback_done(crop, p, "GrabCut", "in that box"), "GrabCut")
         else:
             pos = [(p.x - 0.5, p.y - 0.5)]
             ed.run_assist(lambda: classical.grabcut_refine(img, None, pos, [], window=window),
-                          lambda crop: combine(ed, crop, None, "GrabCut click"), "GrabCut")
+                          lambda crop: self._fallback_done(crop, None, "GrabCut click", "there"), "GrabCut")
+
+    def _fallback_done(self, crop, p: Pointer | None, label: str, where: str) -> None:
+        if crop is None:
+            self.ed.message(f"No model loaded, and GrabCut found no object {where}")
+            return
+        combine(self.ed, crop, p, label)
 
     def cancel(self) -> None:
-        self.start = self.end = None
+        if self.start is not None:
+            self.start = self.end = None
+            self.ed.preview_changed()
 
     def preview(self) -> dict:
         if self.start is None or self.end is None:

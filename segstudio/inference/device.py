@@ -3,6 +3,7 @@ fell back to the CPU and why (no silent fallback)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +16,7 @@ class DeviceError(Exception):
 @dataclass(frozen=True)
 class DeviceInfo:
     device: torch.device
-    name: str  # e.g. "NVIDIA H100 80GB HBM3", "CPU (2 threads)"
+    name: str  # e.g. "NVIDIA H100 80GB HBM3", "CPU, 2 cores (the model uses 1 thread)"
     amp: bool  # mixed precision for inference and training
     note: str = ""  # why this device, e.g. "CUDA not available (torch built without CUDA); using the CPU"
 
@@ -26,6 +27,24 @@ class DeviceInfo:
     def describe(self) -> str:
         return f"{self.type}: {self.name}{' (mixed precision)' if self.amp else ''}" + \
             (f" — {self.note}" if self.note else "")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def cpu_cores() -> int:
+    """Cores this process may use (its CPU affinity where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def cpu_name() -> str:
+    """'CPU, 2 cores (the model uses 1 thread)': the machine's cores and torch's threads."""
+    cores, threads = cpu_cores(), torch.get_num_threads()
+    return f"CPU, {_plural(cores, 'core')} (the model uses {_plural(threads, 'thread')})"
 
 
 def _cuda_reason() -> str:
@@ -56,7 +75,7 @@ def choose_device(request: str = "auto", amp: bool | None = None) -> DeviceInfo:
             raise DeviceError("MPS (Apple GPU) was asked for but is not available")
         return DeviceInfo(torch.device("mps"), "Apple GPU (MPS)", bool(amp))
     if request == "cpu":
-        return DeviceInfo(torch.device("cpu"), f"CPU ({torch.get_num_threads()} threads)", False, "as asked")
+        return DeviceInfo(torch.device("cpu"), cpu_name(), False, "as asked")
     if request != "auto":
         raise DeviceError(f"unknown device {request!r}; use auto, cuda, cuda:N, mps or cpu")
     if torch.cuda.is_available():
@@ -64,7 +83,7 @@ def choose_device(request: str = "auto", amp: bool | None = None) -> DeviceInfo:
         return DeviceInfo(dev, torch.cuda.get_device_name(dev), amp if amp is not None else True)
     if _mps_ok():
         return DeviceInfo(torch.device("mps"), "Apple GPU (MPS)", bool(amp))
-    return DeviceInfo(torch.device("cpu"), f"CPU ({torch.get_num_threads()} threads)", False,
+    return DeviceInfo(torch.device("cpu"), cpu_name(), False,
                       f"no GPU: {_cuda_reason()}; running on the CPU")
 
 

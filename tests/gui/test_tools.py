@@ -160,9 +160,13 @@ def test_click_grabcut_positive_then_negative():
     t.press(Pointer(60.5, 50.5))
     rid = ed.primary
     assert rid is not None and ed.doc.regions[rid].contains(60, 50)
+    truth = np.zeros((100, 120), np.uint8)
+    cv2.circle(truth, (60, 50), 22, 1, -1)
+    full = ed.doc.regions[rid].full_mask(120, 100)
+    assert (full & truth.astype(bool)).sum() / (full | truth.astype(bool)).sum() > 0.9  # one click: the disc
     t.press(Pointer(10.5, 10.5, button="right"))
     assert not ed.doc.regions[rid].contains(10, 10)
-    assert len(ed.doc.undo_stack) == 2
+    assert len(ed.doc.undo_stack) == 1  # that background was already out: nothing changed, no step
 
 
 def test_watershed_split():

@@ -143,6 +143,7 @@ def test_export_coco_and_png_from_dialogs(window, qtbot, tmp_path):
         click(win, x, y)
     key(win, Qt.Key.Key_Return)
     dlg = win.export_dialog()
+    dlg.status_boxes["in_progress"].setChecked(True)  # done only by default; the polygon made it in progress
     dlg.fmt.setCurrentIndex(dlg.fmt.findData("coco"))
     dlg.out.setText(str(tmp_path / "out" / "c.json"))
     dlg.run_button.click()
@@ -152,6 +153,8 @@ def test_export_coco_and_png_from_dialogs(window, qtbot, tmp_path):
     assert len(d["annotations"]) == 1
     dlg.accept()
     dlg = win.export_dialog()
+    for s in ("new", "in_progress"):
+        dlg.status_boxes[s].setChecked(True)
     dlg.fmt.setCurrentIndex(dlg.fmt.findData("labelmap"))
     dlg.out.setText(str(tmp_path / "png"))
     dlg.run_button.click()

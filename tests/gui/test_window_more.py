@@ -90,6 +90,7 @@ def test_export_dialog_refuses_a_folder_it_did_not_write(window, qtbot, tmp_path
     (docs / "thesis.docx").write_bytes(b"years of work")
     for target in (docs, window.project.folder.parent, window.project.folder):
         dlg = window.export_dialog()
+        dlg.status_boxes["new"].setChecked(True)  # done only by default, and no image is done here
         dlg.fmt.setCurrentIndex(dlg.fmt.findData("labelmap"))
         dlg.out.setText(str(target))
         dlg.run_button.click()
@@ -103,9 +104,28 @@ def test_export_dialog_refuses_a_folder_it_did_not_write(window, qtbot, tmp_path
     # an empty folder is fine, and exporting there again replaces the first export
     for _ in range(2):
         dlg = window.export_dialog()
+        dlg.status_boxes["new"].setChecked(True)
         dlg.fmt.setCurrentIndex(dlg.fmt.findData("labelmap"))
         dlg.out.setText(str(tmp_path / "labels"))
         dlg.run_button.click()
         qtbot.waitUntil(lambda: dlg.result is not None, timeout=10000)
         dlg.accept()
     assert len(list((tmp_path / "labels").glob("*.png"))) == 3
+
+
+def test_plus_and_minus_zoom_about_the_centre_wherever_the_focus_is(window, qtbot):
+    win = window
+    win.canvas.fit()
+    win.files.view.setFocus()
+    qtbot.waitUntil(lambda: win.focusWidget() is win.files.view, timeout=2000)
+    vp = win.canvas.viewport()
+    centre = QPointF(vp.width() / 2, vp.height() / 2)
+    before = win.canvas.mapToScene(centre.toPoint())
+    z = win.canvas.zoom
+    QTest.keyClick(win.focusWidget() or win, Qt.Key.Key_Plus)
+    QTest.keyClick(win.focusWidget() or win, Qt.Key.Key_Plus)
+    assert win.canvas.zoom > z * 1.5
+    after = win.canvas.mapToScene(centre.toPoint())
+    assert abs(after.x() - before.x()) <= 1.5 and abs(after.y() - before.y()) <= 1.5
+    QTest.keyClick(win.focusWidget() or win, Qt.Key.Key_Minus)
+    assert win.canvas.zoom < z * 1.5

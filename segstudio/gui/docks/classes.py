@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QColorDialog, QFileDialog, QHBoxLayout, QInputDia
                                QMessageBox, QPushButton, QVBoxLayout, QWidget)
 
 from segstudio.core.classes import read_class_file, write_class_file
+from segstudio.gui.docks.common import guard_inputs, warn
 
 
 def color_icon(rgb) -> QIcon:
@@ -22,6 +23,7 @@ class ClassesDock(QWidget):
     classes_changed = Signal()  # names, colours, order, membership
     visibility_changed = Signal()
     regions_changed = Signal()  # a delete moved or removed regions in the store
+    focus_canvas = Signal()  # a button did its job: the keys go back to the canvas
 
     def __init__(self, store, editor, parent=None):
         super().__init__(parent)
@@ -58,6 +60,7 @@ class ClassesDock(QWidget):
         lay.addLayout(row1)
         lay.addLayout(row2)
         self._filling = False
+        self.wheel_guard = guard_inputs(self, self.focus_canvas.emit)
         self.refresh()
 
     def classes(self):
@@ -125,7 +128,7 @@ class ClassesDock(QWidget):
         try:
             c = self.store.add_class(name.strip())
         except ValueError as e:
-            QMessageBox.warning(self, "Add class", str(e))
+            warn(self, "Add class", str(e))
             return
         self.editor.current_class_id = c.id
         self.refresh()
@@ -141,7 +144,7 @@ class ClassesDock(QWidget):
             try:
                 self.store.update_class(c.with_(name=name.strip()))
             except ValueError as e:
-                QMessageBox.warning(self, "Rename class", str(e))
+                warn(self, "Rename class", str(e))
                 return
             self.refresh()
             self.classes_changed.emit()
@@ -166,7 +169,8 @@ class ClassesDock(QWidget):
         if answer is None:
             box = QMessageBox(self)
             box.setWindowTitle("Delete class")
-            box.setText(f"Delete class “{c.name}”? It has {n} region(s) in this project.")
+            box.setTextFormat(Qt.TextFormat.PlainText)  # a class name is text, never markup
+            box.setText(f"Delete class “{c.name}”? It has {n} region{'' if n == 1 else 's'} in this project.")
             b_del = box.addButton("Delete its regions", QMessageBox.ButtonRole.DestructiveRole)
             b_move = box.addButton("Move them to another class…", QMessageBox.ButtonRole.AcceptRole) if others else None
             box.addButton(QMessageBox.StandardButton.Cancel)
@@ -211,7 +215,7 @@ class ClassesDock(QWidget):
         try:
             entries = read_class_file(path)
         except (OSError, UnicodeDecodeError) as e:
-            QMessageBox.warning(self, "Load class list", f"Cannot read {path}: {e}")
+            warn(self, "Load class list", f"Cannot read {path}: {e}")
             return
         have = {c.name for c in self.store.classes()}
         for e in entries:

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
                                QTableView, QVBoxLayout, QWidget)
 
 from segstudio.core.records import STATUSES
+from segstudio.gui.docks.common import guard_inputs
 
 STATUS_COLORS = {"new": (150, 150, 150), "predicted": (80, 150, 240), "in_progress": (240, 180, 40),
                  "done": (60, 190, 90), "skipped": (110, 110, 110)}
@@ -103,7 +104,7 @@ class FilesModel(QAbstractTableModel):
             if rec.width:
                 tip += f"\n{rec.width} x {rec.height}"
             if rec.uncertainty is not None:
-                tip += f"\nmodel uncertainty {rec.uncertainty:.3f}"
+                tip += f"\nmodel uncertainty {rec.uncertainty:.2f} (0 sure – 1 unsure)"
             if rec.error:
                 tip += f"\ncannot open: {rec.error}"
             return tip
@@ -159,6 +160,7 @@ class FilesDock(QWidget):
         lay.addWidget(self.view)
         lay.addWidget(self.counts)
         self.current_id: int | None = None
+        self.wheel_guard = guard_inputs(self)
 
     def refresh(self) -> None:
         self.model.refresh()
@@ -175,6 +177,12 @@ class FilesDock(QWidget):
         if missing:
             parts.append(f"{missing} missing")
         self.counts.setText(" · ".join(parts))
+
+    def record_changed(self, image_id: int) -> None:
+        """An image's status or error changed in the store: its row and the counts read it again
+        (the store is the one source of truth; the list keeps no status of its own)."""
+        self.model.invalidate(image_id)
+        self.update_counts()
 
     def _filter_changed(self, *_):
         self.model.statuses = self.status_combo.currentData()

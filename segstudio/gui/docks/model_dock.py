@@ -7,18 +7,36 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+                               QHBoxLayout, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+
+from segstudio.gui.docks.common import KeptChoices, guard_inputs, plain_label, show_error, show_note
 
 COCO = "COCO weights (torchvision)"
 PROJECT_LATEST = "Project's latest trained UNet"
+SETTINGS_KEY = "model_panel"  # the panel's choices, kept in the project's store
+UNCERTAINTY_TIP = ("Model uncertainty: how unsure the model was about this image, from 0 (sure of every "
+                   "pixel or object) to 1 (unsure everywhere). Sort the Files list by it (Most uncertain "
+                   "first) to correct the images the model found hardest.")
+
+
+def plural(n: int, word: str) -> str:
+    """'1 class', '2 classes', '0 regions'."""
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {word}" + ("es" if word.endswith(("s", "x", "ch", "sh")) else "s")
+
+
+def uncertainty_text(u: float) -> str:
+    return f"model uncertainty {u:.2f} (0 sure – 1 unsure)"
 
 
 class ModelDock(QWidget):
     predictions_changed = Signal(int)  # image id with a new cached prediction
     apply_prediction = Signal(int, object)  # image id, Prediction: put it into the open document
     folder_finished = Signal(object)
+    focus_canvas = Signal()  # a button did its job: the keys go back to the canvas
 
     def __init__(self, project, worker, parent=None):
         super().__init__(parent)
@@ -36,6 +54,8 @@ class ModelDock(QWidget):
         self.arch.currentIndexChanged.connect(self._fill_weights)
         self.weights = QComboBox()
         self.weights.setEditable(False)
+        self.arch.currentIndexChanged.connect(lambda _: self._kind_changed())
+        self.weights.currentIndexChanged.connect(lambda _: self._kind_changed())
         self.browse = QPushButton("…")
         self.browse.setToolTip("Choose a checkpoint file")
         self.browse.clicked.connect(self._browse)
@@ -45,8 +65,7 @@ class ModelDock(QWidget):
         self.device = QComboBox()
         for d in ("auto", "cuda", "cpu", "mps"):
             self.device.addItem(d, d)
-        self.detected = QLabel("detecting the device…")
-        self.detected.setWordWrap(True)
+        self.detected = plain_label("detecting the device…")
         self.score = QDoubleSpinBox()
         self.score.setRange(0.0, 1.0)
         self.score.setSingleStep(0.05)
@@ -61,10 +80,11 @@ class ModelDock(QWidget):
         self.tta = QCheckBox("UNet: average over flips (4x slower, a little better)")
         self.create_classes = QCheckBox("Create classes the project lacks")
         self.create_classes.setChecked(True)
+        self.auto_load = QCheckBox("Load this model when the project opens")
+        self.auto_load.setToolTip("Kind, weights and this choice are kept with the project")
         self.load_button = QPushButton("Load model")
         self.load_button.clicked.connect(self.load)
-        self.model_label = QLabel("No model loaded.")
-        self.model_label.setWordWrap(True)
+        self.model_label = plain_label("No model loaded.")
 
         box = QGroupBox("Model")
         form = QFormLayout(box)
@@ -77,6 +97,7 @@ class ModelDock(QWidget):
         form.addRow(self.per_component)
         form.addRow(self.tta)
         form.addRow(self.create_classes)
+        form.addRow(self.auto_load)
         form.addRow(self.load_button)
         form.addRow(self.model_label)
 
@@ -93,7 +114,7 @@ class ModelDock(QWidget):
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
-        self.progress_label = QLabel("")
+        self.progress_label = plain_label("")
         run = QGroupBox("Segment")
         rl = QVBoxLayout(run)
         rl.addWidget(self.seg_image)
@@ -112,10 +133,19 @@ class ModelDock(QWidget):
         self.layout_.addWidget(run)
         self.layout_.addWidget(self.train_panel)
         self.layout_.addStretch(1)
+        self.kept = KeptChoices(project.store, SETTINGS_KEY, self.choices, self)
         self._wire()
         self._fill_weights()
         self._update_buttons()
         self._probed = False  # torch is imported when this panel is first looked at, not at start-up
+        self.wheel_guard = guard_inputs(self, self.focus_canvas.emit)
+        self.restore_choices()
+        for sig in (self.arch.currentIndexChanged, self.weights.currentIndexChanged, self.device.currentIndexChanged,
+                    self.score.valueChanged, self.mask_thr.valueChanged, self.per_component.toggled,
+                    self.tta.toggled, self.create_classes.toggled, self.auto_load.toggled):
+            sig.connect(self.kept.changed)
+        if self.auto_load.isChecked():
+            QTimer.singleShot(0, self._auto_load)
 
     def ensure_probed(self) -> None:
         """Detect the device (imports torch on the model thread) once the user looks at the panel."""
@@ -125,7 +155,7 @@ class ModelDock(QWidget):
 
     def _wire(self) -> None:
         w = self.worker
-        w.probed.connect(lambda d: self.detected.setText(f"detected: {d}"))
+        w.probed.connect(lambda d: show_note(self.detected, f"detected: {d}"))
         w.loaded.connect(self._loaded)
         w.load_failed.connect(self._load_failed)
         w.image_done.connect(self._image_done)
@@ -141,6 +171,14 @@ class ModelDock(QWidget):
 
     def arch_version(self) -> str:
         return "v1" if self.arch.currentData().endswith("-v1") else "v2"
+
+    def _kind_changed(self) -> None:
+        """Another kind of model: a message about the previous choice no longer applies."""
+        if self.info is None:
+            show_note(self.model_label, "No model loaded.")
+        else:
+            self._show_loaded(self.info)
+        self._message("")
 
     def _fill_weights(self) -> None:
         self.weights.clear()
@@ -161,8 +199,57 @@ class ModelDock(QWidget):
             self.add_weights(path)
 
     def add_weights(self, path: str) -> None:
-        self.weights.insertItem(0, Path(path).name, path)
-        self.weights.setCurrentIndex(0)
+        i = self.weights.findData(path)
+        if i < 0:
+            self.weights.insertItem(0, Path(path).name, path)
+            i = 0
+        self.weights.setCurrentIndex(i)
+
+    # ---------------------------------------------------------------- kept with the project
+    def choices(self) -> dict:
+        return {"kind": self.arch.currentData(), "weights": self.weights.currentData() or None,
+                "device": self.device.currentData(), "score": self.score.value(),
+                "mask": self.mask_thr.value(), "per_component": self.per_component.isChecked(),
+                "tta": self.tta.isChecked(), "create_classes": self.create_classes.isChecked(),
+                "auto_load": self.auto_load.isChecked()}
+
+    def restore_choices(self) -> None:
+        """Select the kind, weights and options used last time in this project."""
+        d = self.kept.load()
+        self.kept.paused = True
+        try:
+            i = self.arch.findData(d.get("kind"))
+            if i >= 0:
+                self.arch.setCurrentIndex(i)
+            w = d.get("weights")
+            if w:
+                if Path(w).exists():
+                    self.add_weights(w)
+                else:
+                    show_error(self.model_label, f"The weights used last time are gone: {w}")
+                    self.auto_load.setChecked(False)
+            i = self.device.findData(d.get("device"))
+            if i >= 0:
+                self.device.setCurrentIndex(i)
+            for box, key in ((self.score, "score"), (self.mask_thr, "mask")):
+                if isinstance(d.get(key), (int, float)):
+                    box.setValue(float(d[key]))
+            for cb, key in ((self.per_component, "per_component"), (self.tta, "tta"),
+                            (self.create_classes, "create_classes")):
+                if isinstance(d.get(key), bool):
+                    cb.setChecked(d[key])
+            if d.get("auto_load") and (not w or Path(w).exists()):
+                self.auto_load.setChecked(True)
+        finally:
+            self.kept.paused = False
+
+    def hideEvent(self, e) -> None:  # noqa: N802 (Qt's name): the window closes, or the tab changes
+        self.kept.flush()
+        super().hideEvent(e)
+
+    def _auto_load(self) -> None:
+        if self.info is None and self.auto_load.isChecked():
+            self.load()
 
     def spec(self) -> dict:
         w = self.weights.currentData()
@@ -175,20 +262,25 @@ class ModelDock(QWidget):
         self._probed = True
         spec = self.spec()
         if spec["arch"] == "unet" and not spec["weights"]:
-            self._message("A UNet needs a checkpoint: train one (Train below) or choose a file with …")
+            show_error(self.model_label, "A UNet needs a checkpoint: train one (Train below) or choose a file with …")
             return
-        self.model_label.setText("Loading…")
+        show_note(self.model_label, "Loading…")
         self.cache.clear()
         self.worker.load(spec)
 
     def _loaded(self, info: dict) -> None:
         self.info = info
-        self.model_label.setText(f"<b>{info['arch']}</b>, {len(info['classes'])} classes<br>on {info['device']}")
+        self._show_loaded(info)
         self._update_buttons()
+
+    def _show_loaded(self, info: dict) -> None:
+        name = Path(info["checkpoint"]).name if info.get("checkpoint") else info.get("name", "")
+        show_note(self.model_label, f"Loaded: {info['arch']}, {plural(len(info['classes']), 'class')}"
+                                    + (f" ({name})" if name else "") + f"\non {info['device']}")
 
     def _load_failed(self, msg: str) -> None:
         self.info = None
-        self.model_label.setText(f"<span style='color:#c33'>Cannot load: {msg}</span>")
+        show_error(self.model_label, f"Cannot load: {msg}")
         self._update_buttons()
 
     def _job_failed(self, msg: str) -> None:
@@ -220,7 +312,8 @@ class ModelDock(QWidget):
         self.cache[image_id] = pred
         while len(self.cache) > 64:
             self.cache.popitem(last=False)
-        self._message(f"{len(pred.detections())} regions (uncertainty {pred.uncertainty:.3f})")
+        self._message(f"{plural(len(pred.detections()), 'region')}, {uncertainty_text(pred.uncertainty)}")
+        self.progress_label.setToolTip(UNCERTAINTY_TIP)
         self.predictions_changed.emit(image_id)
         for then in self._waiting.pop(image_id, []):
             then()
@@ -252,7 +345,8 @@ class ModelDock(QWidget):
 
     def _folder_done(self, rep) -> None:
         self._end_progress()
-        msg = f"Done: {rep.images} images, {rep.regions} regions, {rep.images_per_second:.2f} images/s"
+        msg = (f"Done: {plural(rep.images, 'image')}, {plural(rep.regions, 'region')}, "
+               f"{rep.images_per_second:.2f} images/s")
         if rep.errors:
             msg += f"; {len(rep.errors)} could not be read"
         self._message(msg)

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
-                               QLabel, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
+                               QHeaderView, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
+
+from segstudio.gui.docks.common import KeptChoices, plain_label
+from segstudio.gui.workers import Background
+
+SETTINGS_KEY = "train_panel"  # budget and options, kept in the project's store
 
 
 def _train_job(arch: str, settings: dict):
@@ -18,7 +23,8 @@ def _train_job(arch: str, settings: dict):
         if arch == "unet":
             from segstudio.inference.train_unet import UNetTrainConfig, train_unet
             cfg = UNetTrainConfig(epochs=settings["epochs"], minutes=settings["minutes"], device=settings["device"],
-                                  val_fraction=settings["val_fraction"], seed=settings["seed"])
+                                  val_fraction=settings["val_fraction"], seed=settings["seed"],
+                                  ignore_unlabelled=settings.get("ignore_unlabelled", False))
             res = train_unet(worker.project, None, cfg, progress=worker.train_progress.emit, cancel=cancelled)
         else:
             from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
@@ -68,6 +74,23 @@ class TrainPanel(QWidget):
         self.val_fraction.setValue(0.2)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2 ** 31 - 1)
+        self.ignore_unlabelled = QCheckBox("Ignore unlabelled pixels (sparse / scribble labels)")
+        self.ignore_unlabelled.setToolTip(
+            "UNet: learn only from the pixels you painted. Without it, every pixel no region covers is "
+            "learned as background, right for complete labels, wrong for scribbles. With it, paint "
+            "background with a class named “background”.")
+        self.ignore_unlabelled.toggled.connect(self._show_coverage)
+        self.coverage_label = plain_label("")
+        self.coverage_label.setStyleSheet("color: #a60;")
+        self.coverage_label.setVisible(False)
+        self.coverage = None  # core.coverage.Coverage of the done images, when checked
+        self._checks = Background(1, "segstudio-coverage", self)
+        self._checking = self._again = False
+        self._stale = True
+        self._recheck = QTimer(self)
+        self._recheck.setSingleShot(True)
+        self._recheck.setInterval(500)
+        self._recheck.timeout.connect(self.check_coverage)
         self.train_button = QPushButton("Train on done images")
         self.train_button.clicked.connect(self.train)
         self.repredict = QPushButton("Re-predict unfinished images")
@@ -80,8 +103,7 @@ class TrainPanel(QWidget):
         self.evaluate_button.clicked.connect(self.evaluate)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = plain_label("")
         pg.setConfigOptions(antialias=True, background="w", foreground="k")
         self.plot = pg.GraphicsLayoutWidget()
         self.plot.setMinimumHeight(200)
@@ -96,11 +118,14 @@ class TrainPanel(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().hide()
         self.table.setVisible(False)
+        self.val_fraction.setToolTip("Share of the done images held out to choose the best checkpoint")
         box = QGroupBox("Train")
         form = QFormLayout(box)
         form.addRow("Budget", brow)
         form.addRow("Validation", self.val_fraction)
         form.addRow("Seed", self.seed)
+        form.addRow(self.ignore_unlabelled)
+        form.addRow(self.coverage_label)
         form.addRow(self.train_button)
         form.addRow(self.progress)
         form.addRow(self.status)
@@ -119,6 +144,99 @@ class TrainPanel(QWidget):
         self.worker.eval_done.connect(self._eval_done)
         self.worker.job_failed.connect(lambda m: self._stop(f"Failed: {m}"))
         self.training = False
+        self.kept = KeptChoices(self.dock.project.store, SETTINGS_KEY, self.choices, self)
+        self.restore_choices()
+        for sig in (self.budget.valueChanged, self.budget_kind.currentIndexChanged, self.val_fraction.valueChanged,
+                    self.seed.valueChanged, self.ignore_unlabelled.toggled):
+            sig.connect(self.kept.changed)
+        self.dock.arch.currentIndexChanged.connect(lambda _: self._arch_changed())
+        self._arch_changed()
+
+    # ---------------------------------------------------------------- kept with the project
+    def choices(self) -> dict:
+        return {"budget": self.budget.value(), "budget_kind": self.budget_kind.currentData(),
+                "val_fraction": self.val_fraction.value(), "seed": self.seed.value(),
+                "ignore_unlabelled": self.ignore_unlabelled.isChecked()}
+
+    def restore_choices(self) -> None:
+        d = self.kept.load()
+        self.kept.paused = True
+        try:
+            i = self.budget_kind.findData(d.get("budget_kind"))
+            if i >= 0:
+                self.budget_kind.setCurrentIndex(i)
+            for box, key in ((self.budget, "budget"), (self.val_fraction, "val_fraction")):
+                if isinstance(d.get(key), (int, float)):
+                    box.setValue(float(d[key]))
+            if isinstance(d.get("seed"), int):
+                self.seed.setValue(d["seed"])
+            if isinstance(d.get("ignore_unlabelled"), bool):
+                self.ignore_unlabelled.setChecked(d["ignore_unlabelled"])
+        finally:
+            self.kept.paused = False
+
+    # ---------------------------------------------------------------- how completely the done images are labelled
+    def _arch_changed(self) -> None:
+        unet = self.dock.arch_name() == "unet"
+        self.ignore_unlabelled.setEnabled(unet)
+        self._show_coverage()
+        if unet:
+            self.check_coverage()
+
+    def showEvent(self, e) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(e)
+        if self._stale:
+            self.check_coverage()
+
+    def hideEvent(self, e) -> None:  # noqa: N802 (Qt's name)
+        self.kept.flush()
+        super().hideEvent(e)
+
+    def labels_changed(self) -> None:
+        """Statuses or regions changed (the window calls this): look again, a moment later
+        (now when the panel is shown, else when it is next shown)."""
+        self._stale = True
+        if self.isVisible():
+            self._recheck.start()
+
+    def check_coverage(self) -> None:
+        """Look (on a thread) for done images whose regions cover little of the image; the panel
+        then says so before training learns their unlabelled pixels as background (a UNet's
+        concern: Mask R-CNN learns the objects drawn)."""
+        if self.dock.arch_name() != "unet":
+            self._stale = True  # looked at when a UNet is chosen
+            return
+        self._stale = False
+        if self._checking:
+            self._again = True  # the running check may have missed the latest change
+            return
+        self._checking, self._again = True, False
+        project = self.dock.project
+
+        def work():
+            from segstudio.core.coverage import sparse_images
+            return sparse_images(project)
+        self._checks.submit(work, self._coverage_done, self._coverage_failed)
+
+    def _coverage_done(self, cov) -> None:
+        self._checking = False
+        self.coverage = cov
+        self._show_coverage()
+        if self._again:
+            self.check_coverage()
+
+    def _coverage_failed(self, e) -> None:
+        self._checking = False
+        import logging
+        logging.getLogger(__name__).warning("could not check how much of the done images is labelled: %s", e)
+
+    def _show_coverage(self, *_) -> None:
+        cov = self.coverage
+        text = cov.warning(self.ignore_unlabelled.isChecked()) if cov is not None else ""
+        if self.dock.arch_name() != "unet":
+            text = ""  # Mask R-CNN learns the objects drawn, not a class for every pixel
+        self.coverage_label.setText(text)
+        self.coverage_label.setVisible(bool(text))
 
     def settings(self) -> dict:
         kind, value = self.budget_kind.currentData(), self.budget.value()
@@ -126,12 +244,14 @@ class TrainPanel(QWidget):
                 "minutes": float(value) if kind == "minutes" else None,
                 "device": self.dock.device.currentData(), "val_fraction": self.val_fraction.value(),
                 "seed": self.seed.value(), "start_weights": self.dock.weights.currentData() or None,
-                "version": self.dock.arch_version()}
+                "version": self.dock.arch_version(),
+                "ignore_unlabelled": self.ignore_unlabelled.isChecked() and self.dock.arch_name() == "unet"}
 
     def train(self) -> None:
         if self.training:
             return
         self.dock.flush_edits()
+        self.check_coverage()  # the edits just saved may have changed what is done
         arch = self.dock.arch_name()
         self._steps, self._losses, self._val_steps, self._vals = [], [], [], []
         self.loss_curve.setData([], [])
