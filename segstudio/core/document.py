@@ -109,6 +109,10 @@ class Document:
         self.listeners: list[Callable[[Change], None]] = []
         self._dirty: set[int] = set()
         self._deleted: set[int] = set()
+        # True once a person changed something (not only a model's Segment image): what makes
+        # a new or predicted image "in progress"
+        self.user_edited = False
+        self._model_step = 0
         self.revision = 0  # bumps on every change; the autosaver compares it
         self._stroke: tuple[int, Region, Box | None] | None = None
         self._erase: _EraseStroke | None = None
@@ -240,6 +244,7 @@ class Document:
         self._stroke = (rid, before, maskops.box_union(changed, clipped))
         self.revision += 1
         self._dirty.add(rid)
+        self.user_edited = True
         self._emit(Change("pixels", (rid,), clipped))
         return clipped
 
@@ -336,6 +341,7 @@ class Document:
             er.changed[rid] = maskops.box_union(er.changed.get(rid), inter)
             r.paint(s, inter, False)
             self._dirty.add(rid)
+            self.user_edited = True
             hit.append(rid)
         if hit:
             self.revision += 1
@@ -426,14 +432,19 @@ class Document:
         self.set_attrs(region_id, label="Raise region" if up else "Lower region", z=z)
 
     def replace_source(self, regions: Iterable[Region], source: str | None, label: str) -> None:
-        """One step that removes the regions made by `source` (e.g. a model) and adds new ones."""
-        with self.group(label):
-            if source is not None:
-                for r in list(self.regions.values()):
-                    if r.source == source:
-                        self.remove_region(r.id)
-            for r in regions:
-                self.add_region(r)
+        """One step that removes the regions made by `source` (e.g. a model) and adds new ones.
+        Not a person's edit (user_edited stays as it was); undoing it is."""
+        self._model_step += 1
+        try:
+            with self.group(label):
+                if source is not None:
+                    for r in list(self.regions.values()):
+                        if r.source == source:
+                            self.remove_region(r.id)
+                for r in regions:
+                    self.add_region(r)
+        finally:
+            self._model_step -= 1
 
     # ------------------------------------------------------------------ saving
     def take_dirty(self) -> tuple[list[Region], list[int]]:
@@ -467,6 +478,7 @@ class Document:
     def _touch(self, rid: int, change: Change) -> None:
         self.revision += 1
         self._dirty.add(rid)
+        self.user_edited = self.user_edited or not self._model_step
         self._emit(change)
 
     def _insert(self, region: Region) -> None:
@@ -478,6 +490,7 @@ class Document:
         r = self.regions.pop(region_id)
         self._dirty.discard(region_id)
         self._deleted.add(region_id)
+        self.user_edited = self.user_edited or not self._model_step
         self.revision += 1
         self._emit(Change("removed", (region_id,), r.box if r.mask.size else None))
 

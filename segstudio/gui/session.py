@@ -243,8 +243,8 @@ class Session(QObject):
         ups, dels = doc.take_dirty()
         status = self._pending_status.pop(doc.image_id, None)
         li = self.current
-        if status is None and doc is self.doc and li is not None and li.record.id == doc.image_id and \
-                li.record.status in (NEW, PREDICTED):
+        if status is None and doc is self.doc and doc.user_edited and li is not None and \
+                li.record.id == doc.image_id and li.record.status in (NEW, PREDICTED):
             status = IN_PROGRESS
             li.record = replace(li.record, status=status)
         job = _SaveJob(doc, ups, dels, status)

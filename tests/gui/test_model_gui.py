@@ -73,7 +73,10 @@ def test_event_loop_keeps_ticking_while_model_runs(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: -1 in got, timeout=60000)
     timer.stop()
     assert len(gaps) > 10
-    assert max(gaps[2:]) <= 50, max(gaps)
+    # a model run on the GUI thread would stall it for the whole forward pass (seconds); the
+    # margin over a frame keeps a busy 2-core machine from failing this (the figure itself is
+    # measured in benchmarks/gui_bench.py)
+    assert max(gaps[2:]) <= 250, max(gaps)
 
 
 def test_load_failure_is_reported(window, qtbot, tmp_path):
@@ -153,3 +156,23 @@ def test_prompt_tool_picks_best_instance_under_click_and_in_box():
     ed2.cands = [a, b]
     ed2.requested[0]()
     assert ed2.accepted[-1] is b
+
+
+def test_segment_image_leaves_the_image_predicted_until_a_person_edits_it(window, qtbot, tmp_path):
+    from tests.gui.test_window import drag
+    ck = tiny_unet_checkpoint(tmp_path / "u.pt", classes=("object", "thing"), width=4, seed=3)
+    load_unet(window, qtbot, ck)
+    doc = window.editor.doc
+    store = window.project.store
+    for _ in range(2):  # the second time the image is already predicted
+        window.model_dock.cache.pop(doc.image_id, None)
+        window.model_dock.segment_image()
+        qtbot.waitUntil(lambda: doc.image_id in window.model_dock.cache, timeout=30000)
+        qtbot.wait(50)
+        window.session.flush()
+        assert doc.regions and store.image(doc.image_id).status == "predicted"
+    assert store.region_count(doc.image_id) == len(doc.regions)  # the model's regions are stored
+    window.set_tool("brush")
+    drag(qtbot, window, [(20, 20), (40, 20)])
+    window.session.flush()
+    assert store.image(doc.image_id).status == "in_progress"
