@@ -3,7 +3,6 @@ scrolls the panel, keys that go back to the canvas, errors shown whole, an expor
 reviewed images only, choices that survive a restart, sparse labels named before training."""
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,8 +169,7 @@ def test_export_dialog_takes_done_images_by_default_and_counts_them(window, qtbo
     assert dlg.summary.text().startswith("Will export 2 images: 1 done, 1 in progress")
     assert "not marked done" in dlg.summary.text()
     dlg.resize(760, dlg.sizeHint().height())
-    Path("/tmp/shots").mkdir(parents=True, exist_ok=True)
-    dlg.grab().save("/tmp/shots/export_dialog.png")
+    assert not dlg.grab().isNull()  # renders (the closing note's picture came from here)
     for s in ("done", "in_progress"):
         QTest.mouseClick(boxes[s], Qt.MouseButton.LeftButton)
     assert dlg.summary.text().startswith("No images to export")
