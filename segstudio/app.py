@@ -5,8 +5,28 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+
+def resources_dir() -> Path:
+    """The bundled resources: `segstudio/resources` where segstudio is installed (wheel, `pip install .`;
+    setup.py maps the top-level `resources/` there), else `resources/` beside the package (a source
+    checkout, an editable install, the PyInstaller bundle)."""
+    here = Path(__file__).resolve().parent
+    for d in (here / "resources", here.parent / "resources"):
+        if (d / "samples").is_dir():
+            return d
+    return here / "resources"
+
+
+RESOURCES = resources_dir()
 SAMPLES = RESOURCES / "samples"
+
+
+def sample_images() -> list[Path]:
+    """The bundled sample images, sorted by name (empty when the install has none)."""
+    from segstudio.core.imageio import IMAGE_EXTENSIONS
+    if not SAMPLES.is_dir():
+        return []
+    return sorted(p for p in SAMPLES.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def run_gui(args) -> int:

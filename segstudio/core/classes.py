@@ -6,6 +6,8 @@ import colorsys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from segstudio.core.errors import BadValue
+
 BACKGROUND_NAMES = {"_background_", "background", "__background__", "bg"}
 IGNORE_NAMES = {"__ignore__", "ignore", "_ignore_"}
 
@@ -24,7 +26,7 @@ class LabelClass:
         if self.id < 1:
             raise ValueError(f"class id must be >= 1 (0 is background), got {self.id}")
         if not self.name.strip():
-            raise ValueError("class name must not be empty")
+            raise BadValue("class name must not be empty")
 
     def with_(self, **kw) -> "LabelClass":
         return replace(self, **kw)
@@ -54,7 +56,7 @@ _BASE = [
 def parse_color(text: str) -> tuple[int, int, int]:
     t = text.strip().lstrip("#")
     if len(t) != 6:
-        raise ValueError(f"colour must be #rrggbb, got {text!r}")
+        raise BadValue(f"colour must be #rrggbb, got {text!r}")
     return int(t[0:2], 16), int(t[2:4], 16), int(t[4:6], 16)
 
 

@@ -64,7 +64,7 @@ def sparse_images(project, image_ids: Sequence[int] | None = None, threshold: fl
         if not w or not h:
             try:
                 w, h = project.image_size(rec)
-            except Exception:  # an unreadable image is reported where it is read, not here
+            except Exception:  # an unreadable image is reported where it is read, not here  # noqa: BLE001
                 continue
         checked += 1
         f = labelled_fraction(regions, w, h)

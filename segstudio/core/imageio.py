@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from segstudio.core.errors import UserError
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({
@@ -41,7 +43,7 @@ PILLOW_LIMIT = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 _LIFT_LOCK = threading.Lock()
 
 
-class ImageDecodeError(Exception):
+class ImageDecodeError(UserError):
     """A file that is not a readable image. The message says why, in words for the user."""
 
 
@@ -134,7 +136,7 @@ def open_guarded(data: bytes, *, allow_large: bool = False) -> Image.Image:
         im = _pil_open(data)
     except UnidentifiedImageError:
         raise ImageDecodeError("not an image format segstudio can read (unrecognised content)") from None
-    except Exception as e:  # Pillow plugins raise assorted errors on hostile headers
+    except Exception as e:  # Pillow plugins raise assorted errors on hostile headers  # noqa: BLE001
         raise ImageDecodeError(f"corrupt image: {type(e).__name__}: {e}") from None
     try:
         _check_size(im.width, im.height, allow_large)
@@ -170,7 +172,7 @@ def _decode_pillow(data: bytes, allow_large: bool) -> np.ndarray:
         raise ImageDecodeError(f"corrupt image: {msg}") from None
     except MemoryError:
         raise ImageDecodeError("not enough memory to decode this image") from None
-    except Exception as e:  # Pillow plugins raise assorted errors on hostile files
+    except Exception as e:  # Pillow plugins raise assorted errors on hostile files  # noqa: BLE001
         raise ImageDecodeError(f"corrupt image: {type(e).__name__}: {e}") from None
 
 
@@ -188,7 +190,7 @@ def _decode_opencv(data: bytes, im: Image.Image) -> np.ndarray | None:
     import cv2
     try:
         orientation = int(im.getexif().get(0x0112, 1))
-    except Exception:
+    except Exception:  # hostile EXIF raises assorted errors: no orientation then  # noqa: BLE001
         orientation = 1
     if im.format == "JPEG":
         flags = cv2.IMREAD_GRAYSCALE if im.mode == "L" else cv2.IMREAD_COLOR
@@ -252,7 +254,7 @@ def _decode_tiff(data: bytes, allow_large: bool) -> np.ndarray | None:
         raise
     except MemoryError:
         raise ImageDecodeError("not enough memory to decode this image") from None
-    except Exception as e:
+    except Exception as e:  # tifffile raises assorted errors on files it cannot read: Pillow tries next  # noqa: BLE001
         log.debug("tifffile could not read the file (%s); trying Pillow", e)
         return None
     arr = _normalise_tiff_array(np.asarray(arr), axes)
@@ -315,11 +317,11 @@ def read_image_info(path: str | Path) -> ImageInfo:
             w, h = im.size
             try:
                 o = im.getexif().get(0x0112, 1)
-            except Exception:
+            except Exception:  # hostile EXIF: no orientation then  # noqa: BLE001
                 o = 1
     except UnidentifiedImageError:
         raise ImageDecodeError("not an image format segstudio can read (unrecognised content)") from None
-    except Exception as e:
+    except Exception as e:  # Pillow plugins raise assorted errors on hostile headers  # noqa: BLE001
         raise ImageDecodeError(f"corrupt image: {e}") from None
     if o in (5, 6, 7, 8):
         w, h = h, w

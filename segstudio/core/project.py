@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from segstudio.core import imageio
+from segstudio.core.errors import UserError
 from segstudio.core.imageio import ImageDecodeError
 from segstudio.core.records import ImageRecord
 from segstudio.core.store import ProjectStore, default_db_path
@@ -21,7 +22,7 @@ EXPORT_MARKER = ".segstudio-export"
 STORE_DIR = ".segstudio"
 
 
-class ProjectError(Exception):
+class ProjectError(UserError):
     """The folder or project cannot be opened; the message says why."""
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from segstudio.core.errors import BadValue
+
 NEW, PREDICTED, IN_PROGRESS, DONE, SKIPPED = "new", "predicted", "in_progress", "done", "skipped"
 STATUSES = (NEW, PREDICTED, IN_PROGRESS, DONE, SKIPPED)
 UNFINISHED = (NEW, PREDICTED, IN_PROGRESS)
@@ -16,7 +18,7 @@ def parse_statuses(text: str | None) -> tuple[str, ...] | None:
     out = tuple(s.strip().replace("-", "_") for s in text.split(",") if s.strip())
     bad = [s for s in out if s not in STATUSES]
     if bad:
-        raise ValueError(f"unknown status {', '.join(bad)}; use {', '.join(STATUSES)}")
+        raise BadValue(f"unknown status {', '.join(bad)}; use {', '.join(STATUSES)}")
     return out
 
 

@@ -19,6 +19,7 @@ from typing import Iterable, Iterator, Sequence
 
 from segstudio.core import rle
 from segstudio.core.classes import LabelClass, default_color, parse_color
+from segstudio.core.errors import BadValue, UserError
 from segstudio.core.records import STATUSES, UNFINISHED, ImageRecord
 from segstudio.core.region import Region
 
@@ -78,7 +79,7 @@ INSERT INTO counters VALUES ('region', 1);
 _MIGRATIONS: dict[int, str] = {}
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """The project database cannot be used (not a segstudio project, newer schema, corrupt)."""
 
 
@@ -283,7 +284,7 @@ class ProjectStore:
         if statuses:
             bad = set(statuses) - set(STATUSES)
             if bad:
-                raise ValueError(f"unknown status {sorted(bad)}")
+                raise BadValue(f"unknown status {sorted(bad)}")
             conds.append(f"status IN ({','.join('?' * len(statuses))})")
             args.extend(statuses)
         if name_contains:
@@ -326,7 +327,7 @@ class ProjectStore:
 
     def set_status(self, image_ids: int | Iterable[int], status: str) -> None:
         if status not in STATUSES:
-            raise ValueError(f"unknown status {status!r}")
+            raise BadValue(f"unknown status {status!r}")
         ids = [image_ids] if isinstance(image_ids, int) else list(image_ids)
         with self.transaction() as t:
             t.executemany("UPDATE images SET status=?, updated=? WHERE id=?",
@@ -363,10 +364,10 @@ class ProjectStore:
                   ignore: bool = False) -> LabelClass:
         name = name.strip()
         if not name:
-            raise ValueError("class name must not be empty")
+            raise BadValue("class name must not be empty")
         with self.transaction() as t:
             if t.execute("SELECT 1 FROM classes WHERE name=?", (name,)).fetchone():
-                raise ValueError(f"a class named {name!r} exists already")
+                raise BadValue(f"a class named {name!r} exists already")
             n, maxpos = t.execute("SELECT COUNT(*), COALESCE(MAX(position), -1) FROM classes").fetchone()
             new_id = t.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM classes").fetchone()[0]
             if color is None:
@@ -386,7 +387,7 @@ class ProjectStore:
         with self.transaction() as t:
             other = t.execute("SELECT id FROM classes WHERE name=? AND id<>?", (cls.name, cls.id)).fetchone()
             if other:
-                raise ValueError(f"a class named {cls.name!r} exists already")
+                raise BadValue(f"a class named {cls.name!r} exists already")
             if cls.hotkey:
                 t.execute("UPDATE classes SET hotkey='' WHERE hotkey=? AND id<>?", (cls.hotkey, cls.id))
             t.execute("UPDATE classes SET name=?, color=?, hotkey=?, ignore=? WHERE id=?",

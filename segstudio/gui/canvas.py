@@ -49,7 +49,7 @@ class ImageItem(QGraphicsItem):
             return
         scale = painter.worldTransform().m11()
         f, _, q = self.levels[0]
-        for lf, la, lq in self.levels:
+        for lf, _la, lq in self.levels:
             if lf <= 1.0 / max(scale, 1e-6):
                 f, q = lf, lq
         if scale < 1.0:
@@ -168,7 +168,7 @@ class PreviewItem(QGraphicsItem):
             painter.drawEllipse(QPointF(x, y), r, r)
         if s.get("poly"):
             pts = [QPointF(x, y) for x, y in s["poly"]]
-            for a, b in zip(pts, pts[1:]):
+            for a, b in zip(pts, pts[1:], strict=False):  # consecutive pairs
                 painter.drawLine(a, b)
             if s.get("closed") and len(pts) > 2:
                 painter.drawLine(pts[-1], pts[0])
@@ -328,7 +328,8 @@ class Canvas(QGraphicsView):
                        bool(mods & Qt.KeyboardModifier.AltModifier))
 
     def mousePressEvent(self, event) -> None:
-        if event.button() == Qt.MouseButton.MiddleButton or (self._space and event.button() == Qt.MouseButton.LeftButton):
+        button = event.button()
+        if button == Qt.MouseButton.MiddleButton or (self._space and button == Qt.MouseButton.LeftButton):
             self._pan_from = event.position()
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
             return

@@ -21,7 +21,7 @@ from segstudio.gui.docks.classes import ClassesDock
 from segstudio.gui.docks.files import FilesDock
 from segstudio.gui.docks.model_dock import ModelDock
 from segstudio.gui.model_worker import ModelWorker
-from segstudio.gui import model_results
+from segstudio.gui import gc_guard, model_results
 from segstudio.gui.docks.regions import RegionsDock
 from segstudio.gui.editor import EditorState
 from segstudio.gui.session import Session
@@ -73,6 +73,8 @@ class WindowEditor(EditorState):
 class MainWindow(QMainWindow):
     def __init__(self, project, settings=None):
         super().__init__()
+        gc_guard.acquire()  # collect cycles on this thread only, never on a worker's
+        self._gc_held = True
         self.project = project
         self.settings = settings or app_settings()
         self.editor = WindowEditor(self)
@@ -81,7 +83,8 @@ class MainWindow(QMainWindow):
         self.canvas = Canvas(self)
         self.setCentralWidget(self.canvas)
         self.tools = {cls.name: cls(self.editor) for cls in TOOLS}
-        self.extra_shortcuts = [("Canvas", "Zoom about the cursor", "Mouse wheel, trackpad pinch"), ("Canvas", "Pan", "Middle drag, Space + drag"),
+        self.extra_shortcuts = [("Canvas", "Zoom about the cursor", "Mouse wheel, trackpad pinch"),
+                                ("Canvas", "Pan", "Middle drag, Space + drag"),
                                 ("Canvas", "Close polygon", "Enter, double-click"),
                                 ("Canvas", "Cancel shape", "Esc"), ("Classes", "Current class", "1 … 9")]
         self._build_docks()
@@ -691,3 +694,6 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.assists.shutdown(wait=False)
         super().closeEvent(event)
+        if self._gc_held:
+            self._gc_held = False
+            gc_guard.release()

@@ -29,7 +29,7 @@ def apply_prediction(win, image_id: int, pred) -> None:
             win.session.set_status("predicted")
     else:
         regions = prediction_regions(pred, mapper, source, z0=win.project.store.max_z(image_id) + 1)
-        for r, i in zip(regions, win.project.store.reserve_region_ids(len(regions))):
+        for r, i in zip(regions, win.project.store.reserve_region_ids(len(regions)), strict=True):
             r.id = i
         rec = win.project.store.image(image_id)
         win.project.store.replace_source_regions(image_id, source, regions, uncertainty=pred.uncertainty,

@@ -15,6 +15,8 @@ import traceback
 
 from PySide6.QtCore import QObject, Signal
 
+from segstudio.core.errors import describe
+
 
 class ModelWorker(QObject):
     probed = Signal(str)  # what device auto would use
@@ -87,9 +89,8 @@ class ModelWorker(QObject):
             self.busy_changed.emit(True)
             try:
                 getattr(self, "_do_" + req[0])(*req[1:])
-            except Exception as e:  # every failure reaches the window as a message
-                msg = f"{type(e).__name__}: {e}" if type(e).__name__ not in (
-                    "CheckpointError", "DeviceError", "WeightsUnavailable") else str(e)
+            except Exception as e:  # every failure reaches the window as a message  # noqa: BLE001
+                msg = describe(e)  # a UserError's message alone; anything else with its type
                 import logging
                 logging.getLogger("segstudio").warning("model request %s failed\n%s", req[0], traceback.format_exc())
                 if req[0] == "load":

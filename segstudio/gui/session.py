@@ -8,7 +8,8 @@ import logging
 import sqlite3
 import time
 from collections import OrderedDict
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -16,6 +17,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from segstudio.core import imageio
 from segstudio.core.document import Document
+from segstudio.core.errors import describe
 from segstudio.core.project import Project
 from segstudio.core.records import IN_PROGRESS, NEW, PREDICTED, ImageRecord
 from segstudio.gui.canvas import pyramid
@@ -134,7 +136,7 @@ class Session(QObject):
             if self.doc is not None:
                 self._hold(self.doc)
             self.current, self.doc = None, None
-            msg = str(e) if isinstance(e, imageio.ImageDecodeError) else f"{type(e).__name__}: {e}"
+            msg = describe(e)
             self.image_failed.emit(self.project.store.image(rec.id), msg)
 
     def _trim(self) -> None:
@@ -253,7 +255,7 @@ class Session(QObject):
         def save() -> _SaveJob:
             try:
                 store.save_regions(image_id, ups, dels, status=status)
-            except BaseException as e:  # settled on the GUI thread: the edits go back to doc
+            except BaseException as e:  # settled on the GUI thread: the edits go back to doc  # noqa: BLE001
                 job.error = e
             return job
 
@@ -321,7 +323,7 @@ class Session(QObject):
         for job in [j for j in self._jobs if any(j.doc is d for d in docs)]:
             try:
                 job.future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except Exception:  # still running (timed out): it settles through the signal
+            except (FutureTimeout, CancelledError):  # still running: it settles through the signal
                 continue
             self._settle(job)
         self._emit_saved_state()

@@ -34,7 +34,7 @@ class Background(QObject):
         def run():
             try:
                 value = fn()
-            except BaseException as e:  # handed to the GUI thread, never lost
+            except BaseException as e:  # handed to the GUI thread, never lost  # noqa: BLE001
                 e.__segstudio_tb__ = traceback.format_exc()
                 self._deliver.emit(on_error or _log_error, e)
             else:
@@ -99,7 +99,7 @@ class Job(QObject):
         try:
             self.result = self._fn(lambda d, t, s="": self.progress.emit(int(d), int(t), str(s)),
                                    self._cancel.is_set)
-        except BaseException as e:
+        except BaseException as e:  # handed to the GUI thread through `failed`, never lost  # noqa: BLE001
             e.__segstudio_tb__ = traceback.format_exc()
             self.error = e
             self.failed.emit(e)

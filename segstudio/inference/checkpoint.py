@@ -24,13 +24,14 @@ from pathlib import Path
 import torch
 
 from segstudio import __version__
+from segstudio.core.errors import UserError
 
 FORMAT = "segstudio-checkpoint"
 FORMAT_VERSION = 1
 ARCHS = ("unet", "maskrcnn")
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A checkpoint that cannot be used; the message says which file and why."""
 
 
@@ -87,7 +88,7 @@ def load_checkpoint(path: str | Path, expect_arch: str | None = None) -> Checkpo
         raise CheckpointError(f"{p.name} is not a model checkpoint ({len(raw)} bytes)")
     try:
         d = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except Exception as e:
+    except Exception as e:  # torch raises assorted errors on corrupt files: all are CheckpointError  # noqa: BLE001
         msg = str(e).splitlines()[0][:200]
         raise CheckpointError(f"{p.name} is not a readable PyTorch checkpoint (corrupt or truncated?): {msg}") from None
     if isinstance(d, dict) and d.get("format") == FORMAT:
@@ -127,7 +128,7 @@ def _looks_like_maskrcnn(d: dict) -> bool:
 
 
 def _from_torchvision_maskrcnn(sd: dict, p: Path) -> Checkpoint:
-    from segstudio.inference.maskrcnn import COCO_CATEGORIES, guess_version
+    from segstudio.inference.maskrcnn_spec import COCO_CATEGORIES, guess_version  # torchvision: only when needed
     n = sd["roi_heads.box_predictor.cls_score.weight"].shape[0]
     classes = [c for c in COCO_CATEGORIES[1:]] if n == len(COCO_CATEGORIES) else [f"class_{k}" for k in range(1, n)]
     return Checkpoint("maskrcnn", {"version": guess_version(sd), "num_classes": n}, classes, sd,

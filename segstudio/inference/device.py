@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 import torch
 
+from segstudio.core.errors import UserError
 
-class DeviceError(Exception):
+
+class DeviceError(UserError):
     """The device asked for cannot be used; the message says why."""
 
 
@@ -52,7 +54,7 @@ def _cuda_reason() -> str:
         return "this torch build has no CUDA support"
     try:
         n = torch.cuda.device_count()
-    except Exception as e:  # driver problems surface here
+    except Exception as e:  # driver problems surface here  # noqa: BLE001
         return f"the CUDA driver failed: {e}"
     return "no CUDA GPU was found" if n == 0 else "CUDA is not usable"
 

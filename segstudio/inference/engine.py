@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from segstudio.core.errors import BadValue
 from segstudio.core.imageio import ImageDecodeError
 from segstudio.core.project import Project
 from segstudio.core.records import NEW, PREDICTED, ImageRecord
@@ -60,7 +61,7 @@ def load_segmenter(spec: ModelSpec, project: Project | None = None) -> Segmenter
         ckpt = load_checkpoint(spec.weights, expect_arch="maskrcnn") if spec.weights else \
             coco_checkpoint(spec.version, spec.download)
         return _warm(MaskRCNNSegmenter(ckpt, device, spec.score_threshold, spec.mask_threshold))
-    raise ValueError(f"unknown model {spec.arch!r}; use unet or maskrcnn")
+    raise BadValue(f"unknown model {spec.arch!r}; use unet or maskrcnn")
 
 
 def _warm(seg: Segmenter) -> Segmenter:
@@ -115,7 +116,7 @@ def prediction_entry(project: Project, rec: ImageRecord, pred: Prediction, encod
     kept = [(cid, e) for cid, e in kept if cid is not None]
     ids = project.store.reserve_region_ids(len(kept)) if kept else []
     z0 = project.store.max_z(rec.id) + 1 if kept else 0
-    for k, ((cid, (_, x, y, w, h, counts, area, score)), rid) in enumerate(zip(kept, ids)):
+    for k, ((cid, (_, x, y, w, h, counts, area, score)), rid) in enumerate(zip(kept, ids, strict=True)):
         rows.append((rid, rec.id, cid, x, y, w, h, counts, area, z0 + k, source, score, 0, None))
     return {"image_id": rec.id, "source": source, "rows": rows, "uncertainty": pred.uncertainty,
             "status": PREDICTED if rec.status in (NEW, PREDICTED) else None,
@@ -179,7 +180,7 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
             recs, preds = item
             try:
                 encoding.put((recs, preds, [post.submit(encode_detections, payload(p)) for p in preds]))
-            except BaseException as e:
+            except BaseException as e:  # surfaced to the caller after the loop  # noqa: BLE001
                 writer_error.append(e)
 
     def writer():
@@ -193,18 +194,18 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
                 tp = time.perf_counter()
                 encoded = [f.result() for f in futs]
                 entries = [prediction_entry(project, rec, pred, enc, mapper, segmenter.name)
-                           for rec, pred, enc in zip(recs, preds, encoded)]
+                           for rec, pred, enc in zip(recs, preds, encoded, strict=True)]
                 tc = time.perf_counter()
                 store.replace_source_regions_many(entries)
                 report.timing["post"] += tc - tp
                 report.timing["commit"] += time.perf_counter() - tc
-                for rec, e in zip(recs, entries):
+                for rec, e in zip(recs, entries, strict=True):
                     report.regions += len(e["rows"])
                     report.images += 1
                     written["n"] += 1
                     if progress is not None:
                         progress(written["n"] + len(report.errors), len(ids), rec.path)
-            except BaseException as e:  # surfaced to the caller after the loop
+            except BaseException as e:  # surfaced to the caller after the loop  # noqa: BLE001
                 writer_error.append(e)
 
     dt = threading.Thread(target=dispatcher, name="segstudio-post-dispatch", daemon=True)

@@ -33,7 +33,7 @@ def semantic_metrics(conf: np.ndarray, names: Sequence[str] | None = None) -> di
         iou = np.where(union > 0, tp / union, np.nan)
     total = conf.sum()
     names = list(names) if names is not None else [str(k) for k in range(len(tp))]
-    per = {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, iou)}
+    per = {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, iou, strict=True)}
     present = iou[~np.isnan(iou)]
     fg = iou[1:][~np.isnan(iou[1:])]
     return {"pixel_accuracy": float(tp.sum() / total) if total else None,
@@ -43,7 +43,9 @@ def semantic_metrics(conf: np.ndarray, names: Sequence[str] | None = None) -> di
 
 
 def instance_metrics(gt_by_image: dict, dt_by_image: dict, num_classes: int) -> dict:
-    """Mask AP with pycocotools. gt: {image: [(label, full_mask, iscrowd)]}; dt: {image: [(label, full_mask, score)]}."""
+    """Mask AP with pycocotools.
+
+    gt: {image: [(label, full_mask, iscrowd)]}; dt: {image: [(label, full_mask, score)]}."""
     from pycocotools import mask as mu
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -124,7 +126,7 @@ def evaluate_project(project: Project, segmenter, statuses: Sequence[str] | None
         rec = store.image(image_id)
         try:
             img = project.load_image(rec)
-        except Exception as e:
+        except Exception as e:  # an unreadable image is listed in the report; the rest is evaluated  # noqa: BLE001
             errors.append((rec.path, str(e)))
             continue
         h, w = img.shape[:2]

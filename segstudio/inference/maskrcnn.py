@@ -8,7 +8,6 @@ torchvision Mask R-CNN state dict).
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,26 +15,18 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torchvision
-from torchvision.models.detection import (MaskRCNN_ResNet50_FPN_V2_Weights, MaskRCNN_ResNet50_FPN_Weights,
-                                          maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2)
 
+from segstudio.core.errors import UserError
 from segstudio.inference.checkpoint import Checkpoint, CheckpointError
 from segstudio.inference.device import DeviceInfo, autocast
+from segstudio.inference.maskrcnn_spec import COCO_CATEGORIES, VERSIONS, weights_file
+from segstudio.inference.maskrcnn_spec import guess_version  # noqa: F401  (re-exported: callers find it here)
 from segstudio.inference.preprocess import Prepared, prepare, to_device
 from segstudio.inference.segmenter import Detection, Prediction, Segmenter
 
-COCO_CATEGORIES: list[str] = list(MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1.meta["categories"])
-VERSIONS = {"v2": (maskrcnn_resnet50_fpn_v2, MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1),
-            "v1": (maskrcnn_resnet50_fpn, MaskRCNN_ResNet50_FPN_Weights.COCO_V1)}
 
-
-class WeightsUnavailable(Exception):
+class WeightsUnavailable(UserError):
     """Pretrained weights are neither cached nor downloadable; the message says what to do."""
-
-
-def guess_version(state_dict: dict) -> str:
-    # v2 has a 4-conv box head with batch norm (box_head.0.0.weight); v1 has fc6/fc7
-    return "v2" if any(k.startswith("roi_heads.box_head.0.") for k in state_dict) else "v1"
 
 
 def build_maskrcnn(version: str = "v2", num_classes: int = 91, **kw) -> torch.nn.Module:
@@ -43,12 +34,6 @@ def build_maskrcnn(version: str = "v2", num_classes: int = 91, **kw) -> torch.nn
         raise ValueError(f"Mask R-CNN version must be v1 or v2, not {version!r}")
     fn, _ = VERSIONS[version]
     return fn(weights=None, weights_backbone=None, num_classes=num_classes, **kw)
-
-
-def weights_file(version: str = "v2") -> Path:
-    """Where torchvision keeps (or would keep) the COCO weights of this version."""
-    url = VERSIONS[version][1].url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
 def coco_state_dict(version: str = "v2", download: bool = True, progress: bool = True) -> dict:
@@ -70,7 +55,7 @@ def coco_state_dict(version: str = "v2", download: bool = True, progress: bool =
                 "loading it could run code. segstudio reads weights with weights_only=True. Delete the file "
                 "to download the COCO weights again, or choose a checkpoint file") from None
         raise WeightsUnavailable(_unreadable(path, e)) from None
-    except Exception as e:
+    except Exception as e:  # a failed download or a bad file, whatever raised it: WeightsUnavailable  # noqa: BLE001
         if path.exists():
             raise WeightsUnavailable(_unreadable(path, e)) from None
         raise WeightsUnavailable(_missing(version) + f" (download failed: {str(e).splitlines()[0][:120]})") from None
@@ -141,7 +126,7 @@ class MaskRCNNSegmenter(Segmenter):
         xs = to_device(list(items), self.device.device, 3)
         with autocast(self.device):
             outs = self.model(xs)
-        preds = [self._finish(o, p.width, p.height) for o, p in zip(outs, items)]
+        preds = [self._finish(o, p.width, p.height) for o, p in zip(outs, items, strict=True)]
         if progress is not None:
             progress(len(items), len(items))
         return preds

@@ -50,7 +50,7 @@ def predict_tiled(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], n
         chunk = coords[k:k + batch]
         tiles = torch.stack([x[:, y:y + th, xx:xx + tw] for y, xx in chunk])
         pred = fn(tiles).float()
-        for (y, xx), p in zip(chunk, pred):
+        for (y, xx), p in zip(chunk, pred, strict=True):
             out[:, y:y + th, xx:xx + tw] += p * win
             norm[y:y + th, xx:xx + tw] += win
     return out / norm

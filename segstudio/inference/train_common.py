@@ -12,11 +12,12 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from segstudio.core.errors import UserError
 from segstudio.core.project import Project
 from segstudio.core.records import DONE
 
 
-class TrainingError(Exception):
+class TrainingError(UserError):
     """Training cannot start (no annotated images, no classes...); the message says why."""
 
 

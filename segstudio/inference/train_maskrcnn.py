@@ -203,11 +203,11 @@ def _validate(model, val, k: int) -> dict:
     model.eval()
     gt, dt = {}, {}
     dev = next(model.parameters()).device
-    for n, (path, x, masks, labels, boxes) in enumerate(val):
+    for n, (_path, x, masks, labels, _boxes) in enumerate(val):
         out = model([torch.from_numpy(x).to(dev)])[0]
-        gt[n] = [(lab, m, False) for lab, m in zip(labels, masks)]
+        gt[n] = [(lab, m, False) for lab, m in zip(labels, masks, strict=True)]
         pm = (out["masks"][:, 0] > 0.5).cpu().numpy()
         dt[n] = [(int(lab), m, float(s)) for lab, m, s in zip(out["labels"].cpu().numpy(), pm,
-                                                               out["scores"].cpu().numpy())]
+                                                               out["scores"].cpu().numpy(), strict=True)]
     model.train()
     return instance_metrics(gt, dt, k)

@@ -13,6 +13,7 @@ named "background" (label 0, not a class of the model).
 from __future__ import annotations
 
 import math
+import queue
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -152,7 +153,6 @@ class BatchPrefetcher:
     sequence deterministic."""
 
     def __init__(self, items, rng: np.random.Generator, batch: int, crop: int, depth: int = 4):
-        import queue
         import threading
         self.q: "queue.Queue" = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
@@ -166,7 +166,7 @@ class BatchPrefetcher:
                 try:
                     self.q.put(b, timeout=0.1)
                     break
-                except Exception:
+                except queue.Full:
                     continue
 
     def next(self):
@@ -250,7 +250,8 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
     if resume is not None:
         ck = load_checkpoint(resume, expect_arch="unet")
         if ck.classes != names:
-            raise TrainingError(f"cannot resume: the checkpoint's classes {ck.classes} differ from the project's {names}")
+            raise TrainingError(f"cannot resume: the checkpoint's classes {ck.classes} differ from the project's "
+                                f"{names}")
         ucfg = UNetConfig.from_dict(ck.config)
         state = ck
         start_note = f"resumed from {Path(resume).name}"

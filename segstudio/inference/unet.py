@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segstudio.core.errors import BadValue
+
 
 @dataclass
 class UNetConfig:
@@ -28,11 +30,11 @@ class UNetConfig:
 
     def __post_init__(self):
         if self.up_mode not in ("bilinear", "transpose"):
-            raise ValueError(f"up_mode must be 'bilinear' or 'transpose', not {self.up_mode!r}")
+            raise BadValue(f"up_mode must be 'bilinear' or 'transpose', not {self.up_mode!r}")
         if self.down_mode not in ("pool", "strided"):
-            raise ValueError(f"down_mode must be 'pool' or 'strided', not {self.down_mode!r}")
+            raise BadValue(f"down_mode must be 'pool' or 'strided', not {self.down_mode!r}")
         if self.depth < 1 or self.width < 1 or self.num_classes < 2 or self.in_channels < 1:
-            raise ValueError("depth, width >= 1, num_classes >= 2, in_channels >= 1")
+            raise BadValue("depth, width >= 1, num_classes >= 2, in_channels >= 1")
 
     def to_dict(self) -> dict:
         return asdict(self)

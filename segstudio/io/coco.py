@@ -124,7 +124,7 @@ def _import_image(project: Project, im: dict, fname: str, by_image: dict, cat_cl
         return
     try:
         w, h = project.image_size(rec)
-    except Exception as e:
+    except Exception as e:  # any error becomes this file's message; the import goes on  # noqa: BLE001
         report.error(fname, str(e))
         return
     cw, ch = im.get("width"), im.get("height")
@@ -223,7 +223,7 @@ def export_coco(project: Project, out: str | Path, statuses: Sequence[str] | Non
         regions = [r for r in item.regions if r.class_id in value_of]
         # full-image RLE computed from the crops: the cost follows the regions, not the image
         encoded = rle.encode_placed_many([(r.mask, r.x, r.y) for r in regions], item.height, item.width)
-        for r, enc in zip(regions, encoded):
+        for r, enc in zip(regions, encoded, strict=True):
             h, w = r.mask.shape
             area = int(np.count_nonzero(r.mask))
             bbox = [float(r.x), float(r.y), float(w), float(h)]  # crops are tight: this is toBbox

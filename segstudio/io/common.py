@@ -13,6 +13,7 @@ import numpy as np
 
 from segstudio.core import imageio, maskops, rle
 from segstudio.core.classes import LabelClass
+from segstudio.core.errors import UserError
 from segstudio.core.project import Project
 from segstudio.core.records import DONE, IN_PROGRESS, ImageRecord
 from segstudio.core.region import IMPORTED, Region
@@ -27,7 +28,7 @@ class Cancelled(Exception):
     """The user cancelled; nothing was written (exports) or what was committed stays (imports)."""
 
 
-class FormatError(Exception):
+class FormatError(UserError):
     """The source cannot be read as the format asked for; the message says why."""
 
 
@@ -230,7 +231,7 @@ class RegionWriter:
                                  "in_progress, not done")
         ids = store.reserve_region_ids(len(fresh)) if fresh else []
         z0 = store.max_z(rec.id) if fresh else 0
-        for i, (r, rid) in enumerate(zip(fresh, ids)):
+        for i, (r, rid) in enumerate(zip(fresh, ids, strict=True)):
             r.id = rid
             r.z = z0 + 1 + i
         store.save_regions(rec.id, fresh, status=status)

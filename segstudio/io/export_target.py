@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from segstudio.core.errors import UserError
 from segstudio.core.project import EXPORT_MARKER, Project
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ _MARKER_TEXT = (f"{MARKER_HEAD}; image scans skip this folder. A later export to
 COCO_HEAD = b'{"info":{"description":"exported by segstudio'
 
 
-class ExportTargetError(Exception):
+class ExportTargetError(UserError):
     """The export output would replace or sit among files segstudio did not write."""
 
 

@@ -67,7 +67,7 @@ def write_class_names(path: Path, names: list[str], report: Report | None = None
     breaks in a name are escaped (validate.line_safe_name), so no name can add or shift a line."""
     safe = [validate.line_safe_name(n) or f"class_{i}" for i, n in enumerate(names, start=1)]
     if report is not None:
-        for i, (n, s) in enumerate(zip(names, safe), start=1):
+        for i, (n, s) in enumerate(zip(names, safe, strict=True), start=1):
             if n != s:
                 report.note(f"class {i} {validate.brief(n)} written as {s!r} (control characters escaped)")
     path.write_text("\n".join(["_background_"] + safe) + "\n", encoding="utf-8")
@@ -99,7 +99,7 @@ def read_label_png(path: Path, size: tuple[int, int] | None = None, allow_large:
         raise
     except imageio.ImageDecodeError as e:
         raise FormatError(f"cannot read label map: {e}") from None
-    except Exception as e:  # truncated or corrupt pixel data, out of memory
+    except Exception as e:  # truncated or corrupt pixel data, out of memory  # noqa: BLE001
         raise FormatError(f"cannot read label map: {type(e).__name__}: {e}") from None
 
 

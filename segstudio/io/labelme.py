@@ -288,7 +288,7 @@ def _extract_embedded(project: Project, json_path: Path, data: dict, report: Rep
         with imageio.open_guarded(raw, allow_large=project.allow_large) as im:
             ext = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif"}.get(im.format or "", ".png")
         imageio.decode_image("embedded" + ext, data=raw, allow_large=project.allow_large)
-    except Exception as e:
+    except Exception as e:  # any error becomes this file's message; the import goes on  # noqa: BLE001
         report.error(json_path.name, f"embedded imageData is not a readable image: {e}")
         return None
     target = project.folder / (json_path.stem + ext)

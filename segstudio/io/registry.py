@@ -1,16 +1,14 @@
-"""Format names as the command line and the GUI's dialogs offer them."""
+"""Format names as the command line and the GUI's dialogs offer them.
+
+The format modules are imported when a format runs, so that reading the names (to build the
+command line's options) costs nothing.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from segstudio.io.coco import check_coco_target, export_coco, import_coco
-from segstudio.io.export_target import check_dir_target
-from segstudio.io.instancemap import export_instancemap
-from segstudio.io.labelmap import export_labelmap, import_labelmap
-from segstudio.io.labelme import export_labelme, import_labelme
-from segstudio.io.voc import export_voc
-from segstudio.io.yolo import export_yolo, import_yolo
+from segstudio.core.errors import BadValue
 
 IMPORT_FORMATS = {
     "coco": ("COCO instances JSON (polygons or RLE)", "file"),
@@ -29,6 +27,10 @@ EXPORT_FORMATS = {
 
 
 def run_import(fmt: str, project, source, classes_file=None, status="done", progress=None, cancel=None):
+    from segstudio.io.coco import import_coco
+    from segstudio.io.labelmap import import_labelmap
+    from segstudio.io.labelme import import_labelme
+    from segstudio.io.yolo import import_yolo
     if fmt == "coco":
         return import_coco(project, source, status, progress, cancel)
     if fmt == "labelme":
@@ -37,16 +39,22 @@ def run_import(fmt: str, project, source, classes_file=None, status="done", prog
         return import_labelmap(project, source, classes_file, status, progress, cancel)
     if fmt == "yolo":
         return import_yolo(project, source, classes_file, status, progress, cancel)
-    raise ValueError(f"unknown import format {fmt!r}; use {', '.join(IMPORT_FORMATS)}")
+    raise BadValue(f"unknown import format {fmt!r}; use {', '.join(IMPORT_FORMATS)}")
 
 
 def run_export(fmt: str, project, out, statuses=None, polygons=False, progress=None, cancel=None):
+    from segstudio.io.coco import export_coco
+    from segstudio.io.instancemap import export_instancemap
+    from segstudio.io.labelmap import export_labelmap
+    from segstudio.io.labelme import export_labelme
+    from segstudio.io.voc import export_voc
+    from segstudio.io.yolo import export_yolo
     if fmt == "coco":
         return export_coco(project, out, statuses, polygons, progress, cancel)
     fn = {"labelmap": export_labelmap, "instancemap": export_instancemap, "labelme": export_labelme,
           "yolo": export_yolo, "voc": export_voc}.get(fmt)
     if fn is None:
-        raise ValueError(f"unknown export format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
+        raise BadValue(f"unknown export format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
     return fn(project, out, statuses, progress=progress, cancel=cancel)
 
 
@@ -55,9 +63,11 @@ def check_export_target(fmt: str, project, out) -> Path:
 
     The export itself checks again; this lets the CLI and the dialog refuse at once.
     """
+    from segstudio.io.coco import check_coco_target
+    from segstudio.io.export_target import check_dir_target
     if fmt == "coco":
         return check_coco_target(out, project)
     if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"unknown export format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
+        raise BadValue(f"unknown export format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
     check_dir_target(out, project)
     return Path(out)

@@ -145,7 +145,7 @@ def import_yolo(project: Project, source: str | Path, classes_file: str | Path |
         try:
             w, h = project.image_size(rec)
             text = validate.read_text(f)
-        except Exception as e:
+        except Exception as e:  # any error becomes this file's message; the import goes on  # noqa: BLE001
             report.error(rel, str(e))
             continue
         regions, rejected = [], 0
@@ -248,7 +248,7 @@ def write_class_files(folder: Path, names: list[str], report: Report) -> None:
     characters or line breaks is written with them escaped (validate.line_safe_name), the same
     in both files, and the report says so: it can never add, split or shift a line."""
     safe = [validate.line_safe_name(n) or f"class_{i}" for i, n in enumerate(names)]
-    for i, (n, s) in enumerate(zip(names, safe)):
+    for i, (n, s) in enumerate(zip(names, safe, strict=True)):
         if n != s:
             report.note(f"class {i} {validate.brief(n)} written as {s!r} (control characters escaped)")
     (folder / "classes.txt").write_text("\n".join(safe) + "\n", encoding="utf-8")

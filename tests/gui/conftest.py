@@ -8,6 +8,19 @@ from PySide6.QtCore import QSettings  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
+def collect_on_the_gui_thread():
+    """As the app does (gui/gc_guard.py): no cycle collection on worker threads, where freeing a
+    Qt object deadlocks; collect here, on the main thread, after each test."""
+    import gc
+    was = gc.isenabled()
+    gc.disable()
+    yield
+    gc.collect()
+    if was:
+        gc.enable()
+
+
+@pytest.fixture(autouse=True)
 def isolated_settings(tmp_path):
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
     yield

@@ -42,7 +42,7 @@ def mark(win, status: str, image_id: int) -> None:
 
 # ------------------------------------------------------------------ statuses
 def test_first_edit_makes_a_new_image_in_progress_in_the_files_panel(window, qtbot):
-    from segstudio.cli import info_dict
+    from segstudio.cli.project import info_dict
     from segstudio.gui.stats import statistics
     win = window
     iid = win.editor.doc.image_id

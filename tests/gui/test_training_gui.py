@@ -54,7 +54,9 @@ def test_train_in_background_with_curve_and_responsive_window(trained_window, qt
     res = results[0]
     assert len(res.history) == 3 and res.best_path
     assert len(panel._losses) > 0 and len(panel._vals) == 3  # the curve got its points
-    assert max(gaps[2:]) <= 50, max(gaps)
+    # training on the GUI thread would stall it for whole epochs; 250 ms leaves room for a busy
+    # CI machine (the ~16 ms figure is measured by benchmarks/gui_bench.py, not asserted here)
+    assert max(gaps[2:]) <= 250, max(gaps)
     # the new checkpoint is loaded and can re-predict the unfinished images
     qtbot.waitUntil(lambda: dock.info is not None and dock.info["checkpoint"] == res.best_path, timeout=30000)
     assert panel.repredict.isEnabled()

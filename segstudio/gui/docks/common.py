@@ -110,13 +110,13 @@ class KeptChoices(QObject):
         self._pending = False
         try:
             self.store.set_setting(self.key, self.choices())
-        except Exception as e:  # a locked or full disk must not break a panel; the edits matter more
+        except Exception as e:  # a locked or full disk must not break a panel; the edits matter more  # noqa: BLE001
             import logging
             logging.getLogger(__name__).warning("could not keep the %s choices: %s", self.key, e)
 
     def load(self) -> dict:
         try:
             d = self.store.get_setting(self.key) or {}
-        except Exception:
+        except Exception:  # an unreadable setting means the defaults, never a broken panel  # noqa: BLE001
             return {}
         return d if isinstance(d, dict) else {}

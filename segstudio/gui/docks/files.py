@@ -14,6 +14,7 @@ from segstudio.gui.docks.common import guard_inputs
 STATUS_COLORS = {"new": (150, 150, 150), "predicted": (80, 150, 240), "in_progress": (240, 180, 40),
                  "done": (60, 190, 90), "skipped": (110, 110, 110)}
 PAGE = 256
+_ROOT = QModelIndex()  # the invalid index: a model's root, the default parent
 
 
 def status_icon(status: str, error: bool = False) -> QIcon:
@@ -77,10 +78,10 @@ class FilesModel(QAbstractTableModel):
         self.pages.pop(r // PAGE, None)
         self.dataChanged.emit(self.index(r, 0), self.index(r, 1))
 
-    def rowCount(self, parent=QModelIndex()) -> int:
+    def rowCount(self, parent=_ROOT) -> int:
         return 0 if parent.isValid() else len(self.ids)
 
-    def columnCount(self, parent=QModelIndex()) -> int:
+    def columnCount(self, parent=_ROOT) -> int:
         return 2
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):

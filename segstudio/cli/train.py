@@ -1,14 +1,15 @@
-"""train and evaluate: the learning loop from the command line."""
+"""train and evaluate: the learning loop from the command line. torch is imported only when they run."""
 
 from __future__ import annotations
 
 import json
 import sys
 
+from segstudio.cli.common import CliError, add_command, add_common, open_project
 
-def add_train_parsers(sub, add_common) -> None:
-    s = sub.add_parser("train", help="train a UNet / fine-tune Mask R-CNN on the done images")
-    s.add_argument("folder")
+
+def add_parsers(sub) -> None:
+    s = add_command(sub, "train", cmd_train, help="train a UNet / fine-tune Mask R-CNN on the done images")
     s.add_argument("--model", required=True, choices=["unet", "maskrcnn"])
     s.add_argument("--out", required=True, metavar="FILE", help="best checkpoint (the last goes beside, -last)")
     g = s.add_mutually_exclusive_group()
@@ -33,8 +34,7 @@ def add_train_parsers(sub, add_common) -> None:
     s.add_argument("--json", action="store_true")
     add_common(s)
 
-    s = sub.add_parser("evaluate", help="score a checkpoint against the annotations")
-    s.add_argument("folder")
+    s = add_command(sub, "evaluate", cmd_evaluate, help="score a checkpoint against the annotations")
     s.add_argument("--weights", required=True, metavar="FILE")
     s.add_argument("--status", default="done", help="images to score (default done)")
     s.add_argument("--split", choices=["val", "train"], help="the images the checkpoint held out (val) or trained on")
@@ -42,14 +42,6 @@ def add_train_parsers(sub, add_common) -> None:
     s.add_argument("--tta", action="store_true", help="UNet: average over flipped copies")
     s.add_argument("--json", action="store_true")
     add_common(s)
-
-
-def dispatch_train(args) -> int:
-    if args.command == "train":
-        return cmd_train(args)
-    if args.command == "evaluate":
-        return cmd_evaluate(args)
-    raise SystemExit(f"unknown command {args.command}")
 
 
 def _printer(json_out: bool):
@@ -68,8 +60,6 @@ def _printer(json_out: bool):
 
 
 def cmd_train(args) -> int:
-    from segstudio.cli import open_project
-    from segstudio.cli import CliError
     if args.ignore_unlabelled and args.model != "unet":
         raise CliError("--ignore-unlabelled is for --model unet (Mask R-CNN learns whole objects)")
     project = open_project(args)
@@ -117,7 +107,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from segstudio.cli import open_project
     from segstudio.core.records import parse_statuses
     from segstudio.inference.checkpoint import load_checkpoint
     from segstudio.inference.engine import ModelSpec, load_segmenter
@@ -129,7 +118,7 @@ def cmd_evaluate(args) -> int:
     if args.split:
         paths = ck.training.get(f"{args.split}_images") or []
         if not paths:
-            raise ValueError(f"the checkpoint records no {args.split} images")
+            raise CliError(f"the checkpoint records no {args.split} images")
         recs = [project.store.image_by_path(p) for p in paths]
         ids = [r.id for r in recs if r is not None]
     rep = evaluate_project(project, seg, parse_statuses(args.status), image_ids=ids)

@@ -1,14 +1,15 @@
-"""Model commands: predict, train, evaluate. torch is imported only when one of them runs."""
+"""predict: segment images with a model. torch is imported only when it runs."""
 
 from __future__ import annotations
 
 import json
 import sys
 
+from segstudio.cli.common import CliError, add_command, add_common, open_project, progress_printer
 
-def add_parsers(sub, add_common) -> None:
-    s = sub.add_parser("predict", help="segment images with a model (pre-labelling)")
-    s.add_argument("folder")
+
+def add_parsers(sub) -> None:
+    s = add_command(sub, "predict", cmd_predict, help="segment images with a model (pre-labelling)")
     s.add_argument("--model", required=True, choices=["unet", "maskrcnn"])
     s.add_argument("--weights", metavar="FILE", help="checkpoint (default: Mask R-CNN COCO weights; "
                                                     "UNet: the project's latest trained model)")
@@ -27,24 +28,13 @@ def add_parsers(sub, add_common) -> None:
     s.add_argument("--json", action="store_true")
     add_common(s)
 
-    from segstudio.cli_train import add_train_parsers
-    add_train_parsers(sub, add_common)
-
-
-def dispatch(args) -> int:
-    if args.command == "predict":
-        return cmd_predict(args)
-    from segstudio.cli_train import dispatch_train
-    return dispatch_train(args)
-
 
 def cmd_predict(args) -> int:
-    from segstudio.cli import open_project, progress_printer
     from segstudio.core.records import parse_statuses
     from segstudio.inference.engine import ModelSpec, load_segmenter, predict_project
     statuses = parse_statuses(args.status)
     if args.batch < 1:
-        raise ValueError("--batch must be 1 or more")
+        raise CliError("--batch must be 1 or more")
     project = open_project(args)
     spec = ModelSpec(args.model, args.weights, args.device, args.score, args.mask_threshold,
                      per_component=not args.per_class, amp=False if args.no_amp else None, tta=args.tta,

@@ -1,0 +1,99 @@
+"""Command line: `segstudio [FOLDER]` opens the window; subcommands work headless.
+
+    segstudio info FOLDER [--json]
+    segstudio check FOLDER [--json]
+    segstudio import FOLDER --format FORMAT SOURCE [--classes FILE]
+    segstudio export FOLDER --format FORMAT --out PATH
+    segstudio predict FOLDER --model unet|maskrcnn ...
+    segstudio train FOLDER --model unet|maskrcnn --out FILE ...
+    segstudio evaluate FOLDER --weights FILE ...
+
+Every command takes --project PATH to keep the store outside the image folder. Bad input
+exits non-zero with a one-line error.
+
+One module per group of commands (project: info, check; dataset: import, export; models:
+predict; train: train, evaluate), each registering its subcommands with the function that runs
+them; `common` holds what they share. The import and export format names are those of
+segstudio.io.registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from segstudio import __version__
+from segstudio.cli import dataset, models, project, train
+from segstudio.cli.common import CliError, add_common, one_line, setup_logging
+
+__all__ = ["CliError", "build_parser", "main"]
+
+_GROUPS = (project, dataset, models, train)  # the order of the commands in --help
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return _build()[0]
+
+
+def _build() -> tuple[argparse.ArgumentParser, tuple[str, ...]]:
+    """The parser and its command names."""
+    p = argparse.ArgumentParser(prog="segstudio", description="Annotate and segment image folders.")
+    p.add_argument("--version", action="version", version=f"segstudio {__version__}")
+    add_common(p, top=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for group in _GROUPS:
+        group.add_parsers(sub)
+    return p, tuple(sub.choices)
+
+
+def _gui_parser() -> argparse.ArgumentParser:
+    gp = argparse.ArgumentParser(prog="segstudio", description="Open the annotation window.")
+    gp.add_argument("--version", action="version", version=f"segstudio {__version__}")
+    gp.add_argument("folder", nargs="?", help="image folder (default: the bundled samples)")
+    gp.add_argument("--screenshot", metavar="PNG", help="render the window to PNG and exit")
+    gp.add_argument("--image", metavar="NAME", help="with --screenshot: the image to show")
+    add_common(gp, top=True)
+    return gp
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, commands = _build()
+    if _first_positional(argv) not in commands:
+        args = _gui_parser().parse_args(argv)
+        setup_logging(args.verbose)
+        try:
+            from segstudio.app import run_gui
+        except ImportError as e:
+            print(f"segstudio: error: the window needs PySide6 ({e})", file=sys.stderr)
+            return 2
+        return run_gui(args)
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\nsegstudio: cancelled", file=sys.stderr)
+        return 130
+    except Exception as e:  # one line for the user; the traceback with -v
+        if args.verbose:
+            raise
+        print(f"segstudio: error: {one_line(e)}", file=sys.stderr)
+        return 2
+
+
+_VALUE_OPTIONS = {"--project", "--screenshot", "--image"}
+
+
+def _first_positional(argv: list[str]) -> str | None:
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in _VALUE_OPTIONS:
+            skip = True
+            continue
+        if not a.startswith("-"):
+            return a
+    return None

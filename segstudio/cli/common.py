@@ -1,0 +1,97 @@
+"""What every command shares: the user-error type, the common options, opening the project, a
+progress bar, and printing an import/export report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from segstudio.core.errors import UserError
+
+
+class CliError(UserError):
+    """A command-line option that does not make sense; the message says which and why."""
+
+
+def add_common(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """--project, --allow-large, -v: on the top parser with defaults, on each subcommand without
+    (so that an option given before the command is not reset by the subcommand's default)."""
+    d = None if top else argparse.SUPPRESS
+    p.add_argument("--project", metavar="PATH", default=d,
+                   help="project database (default FOLDER/.segstudio/project.db)")
+    p.add_argument("--allow-large", action="store_true", default=False if top else argparse.SUPPRESS,
+                   help="decode images over the decompression-bomb limit (trusted files only)")
+    p.add_argument("-v", "--verbose", action="store_true", default=False if top else argparse.SUPPRESS)
+
+
+def add_command(sub, name: str, func, help: str) -> argparse.ArgumentParser:
+    """A subcommand that runs func(args); the caller adds its own arguments, then the common ones."""
+    p = sub.add_parser(name, help=help)
+    p.set_defaults(func=func)
+    p.add_argument("folder")
+    return p
+
+
+def one_line(e: BaseException) -> str:
+    """The first line of the message; a UserError without its type name, anything else with it."""
+    msg = str(e).strip().splitlines()
+    text = msg[0] if msg else type(e).__name__
+    return text if isinstance(e, UserError) else f"{type(e).__name__}: {text}"
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def open_project(args, scan: bool = True):
+    from segstudio.core.project import Project
+    p = Project.open(args.folder, getattr(args, "project", None), scan=scan)
+    if getattr(args, "allow_large", False):
+        p.allow_large = True
+    return p
+
+
+def progress_printer(label: str):
+    from segstudio.core.progress import ProgressBar
+    state = {"bar": None}
+
+    def cb(done: int, total: int, item: str = "") -> None:
+        if state["bar"] is None:
+            if total < 20:
+                state["bar"] = False
+                return
+            state["bar"] = ProgressBar(total, label)
+        if state["bar"]:
+            state["bar"].n = done
+            state["bar"].update(0)
+
+    def close() -> None:
+        if state["bar"]:
+            state["bar"].close()
+    cb.close = close
+    return cb
+
+
+def print_report(rep, verb: str) -> None:
+    print(f"{verb}: {rep.summary()}" + (f" -> {rep.out}" if rep.out else ""))
+    for n in rep.notes[:20]:
+        print(f"  note: {n}")
+    for f, e in rep.errors[:50]:
+        print(f"  error: {f}: {e}")
+    if len(rep.errors) > 50:
+        print(f"  ... and {len(rep.errors) - 50} more errors")
+    for f in getattr(rep, "incomplete", [])[:50]:
+        print(f"  not marked done (annotations rejected): {f}")
+    for f, e in rep.left_out[:50]:
+        print(f"  left out (unreadable): {f}: {e}")
+    if len(rep.left_out) > 50:
+        print(f"  ... and {len(rep.left_out) - 50} more unreadable images left out")
+    for f, n in rep.missing[:50]:
+        print(f"  left out (file missing): {f}: its {n} annotations are kept in the project, not exported")
+    if len(rep.missing) > 50:
+        print(f"  ... and {len(rep.missing) - 50} more missing images")
+    for u in rep.unmatched[:20]:
+        print(f"  unmatched (no such image in the folder): {u}")
+    if len(rep.unmatched) > 20:
+        print(f"  ... and {len(rep.unmatched) - 20} more unmatched")

@@ -1,0 +1,65 @@
+"""import and export: datasets in and out, in the formats of segstudio.io.registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from segstudio.cli.common import CliError, add_command, add_common, open_project, print_report, progress_printer
+from segstudio.core.records import parse_statuses
+from segstudio.io.registry import EXPORT_FORMATS, IMPORT_FORMATS, check_export_target, run_export, run_import
+
+
+def add_parsers(sub) -> None:
+    s = add_command(sub, "import", cmd_import, help="import annotations from a dataset")
+    s.add_argument("--format", required=True, choices=list(IMPORT_FORMATS))
+    s.add_argument("source", help="COCO JSON, or a folder of labelme JSONs / label-map PNGs / YOLO txt")
+    s.add_argument("--classes", metavar="FILE", help="class names (label maps, YOLO)")
+    s.add_argument("--status", default="done", help="status of the images that receive annotations (default done)")
+    add_common(s)
+
+    s = add_command(sub, "export", cmd_export, help="export a dataset")
+    s.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
+    s.add_argument("--out", required=True, metavar="PATH")
+    s.add_argument("--polygons", action="store_true", help="COCO: polygons instead of RLE where faithful")
+    s.add_argument("--status", metavar="S[,S...]", default="done",
+                   help="images with these statuses, or 'all' (default done: only reviewed images, since "
+                        "new, predicted and in-progress images may hold uncorrected model output)")
+    add_common(s)
+
+
+def cmd_import(args) -> int:
+    statuses = parse_statuses(args.status)
+    if statuses is None or len(statuses) != 1:
+        raise CliError("--status takes one status for imported images")
+    if not Path(args.source).exists():
+        raise CliError(f"source not found: {args.source}")
+    project = open_project(args)
+    prog = progress_printer("import")
+    try:
+        rep = run_import(args.format, project, args.source, args.classes, statuses[0], prog)
+    finally:
+        prog.close()
+    print_report(rep, "imported")
+    return 0
+
+
+def cmd_export(args) -> int:
+    statuses = None if (args.status or "").strip().lower() == "all" else parse_statuses(args.status)
+    project = open_project(args)
+    out = Path(args.out)
+    check_export_target(args.format, project, out)  # refuse before any work
+    prog = progress_printer("export")
+    try:
+        rep = run_export(args.format, project, out, statuses, args.polygons, prog)
+    finally:
+        prog.close()
+    print_report(rep, "exported")
+    if statuses is not None and not project.store.image_ids(statuses=statuses):
+        def words(s: str) -> str:
+            return s.replace("_", " ")
+        others = ", ".join(f"{n} {words(k)}" for k, n in project.store.status_counts().items()
+                           if n and k not in statuses)
+        print(f"  note: no image is {' or '.join(words(s) for s in statuses)}" +
+              (f" ({others}); --status all exports every image, --status done,in_progress those two"
+               if others else ""))
+    return 0

@@ -1,0 +1,87 @@
+"""info and check: what the project holds, and which images cannot be read."""
+
+from __future__ import annotations
+
+import json
+
+from segstudio.cli.common import add_command, add_common, open_project, progress_printer
+
+
+def add_parsers(sub) -> None:
+    s = add_command(sub, "info", cmd_info, help="images by status, classes, regions per class, errors")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    add_common(s)
+
+    s = add_command(sub, "check", cmd_check,
+                    help="decode every image in full; list (and remember) the unreadable ones")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--workers", type=int, default=None, metavar="N", help="decoding threads (default: cores)")
+    add_common(s)
+
+
+def info_dict(project) -> dict:
+    s = project.store
+    classes = s.classes()
+    per_class = s.regions_per_class()
+    area = s.area_per_class()
+    total_area = sum(area.values()) or 1
+    return {
+        "folder": str(project.folder),
+        "project": str(s.db_path),
+        "images": s.image_count(),
+        "status": s.status_counts(),
+        "missing": s.missing_count(),
+        "classes": [{"id": c.id, "name": c.name, "color": c.hex_color, "ignore": c.ignore,
+                     "regions": per_class.get(c.id, 0), "pixel_share": area.get(c.id, 0) / total_area}
+                    for c in classes],
+        "regions": s.region_count(),
+        "sources": s.sources(),
+        "errors": [{"path": p, "error": e} for p, e in s.errors()],
+    }
+
+
+def cmd_info(args) -> int:
+    project = open_project(args)
+    d = info_dict(project)
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    print(f"folder:   {d['folder']}")
+    print(f"project:  {d['project']}")
+    print(f"images: {d['images']}")
+    print("  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d["status"].items()))
+    if d["missing"]:
+        print(f"  missing (file gone, annotations kept): {d['missing']}")
+    print(f"classes: {len(d['classes'])}")
+    w = max((len(c["name"]) for c in d["classes"]), default=0)
+    for c in d["classes"]:
+        flag = " (ignore)" if c["ignore"] else ""
+        print(f"  {c['name']:<{w}}  {c['regions']:>7} regions  {100 * c['pixel_share']:5.1f}% of labelled pixels{flag}")
+    print(f"regions: {d['regions']}" + (f"  ({', '.join(f'{k} {v}' for k, v in d['sources'].items())})"
+                                        if d["sources"] else ""))
+    print(f"errors: {len(d['errors'])}")
+    for e in d["errors"][:50]:
+        print(f"  {e['path']}: {e['error']}")
+    if len(d["errors"]) > 50:
+        print(f"  ... and {len(d['errors']) - 50} more (--json lists all)")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from segstudio.core.check import check_images
+    project = open_project(args)
+    prog = progress_printer("check")
+    try:
+        rep = check_images(project, prog, args.workers)
+    finally:
+        prog.close()
+    if args.json:
+        print(json.dumps(rep.as_dict(), indent=2))
+    else:
+        print(f"checked: {rep.images} images, {rep.readable} readable, {len(rep.unreadable)} unreadable"
+              + (f", {len(rep.missing)} missing" if rep.missing else ""))
+        for p, e in rep.unreadable:
+            print(f"  unreadable: {p}: {e}")
+        for p in rep.missing[:50]:
+            print(f"  missing: {p}")
+    return 1 if rep.unreadable else 0
