@@ -68,6 +68,7 @@ def open_samples(project_path=None):
     from PySide6.QtCore import QStandardPaths
 
     from segstudio.core.project import Project
+    from segstudio.core.records import DONE
     from segstudio.io.coco import import_coco
     if project_path is None:
         base = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
@@ -76,7 +77,7 @@ def open_samples(project_path=None):
     if not project.store.get_setting("samples_imported", False):
         ann = RESOURCES / "sample_annotations" / "nuclei.coco.json"
         if ann.exists():
-            import_coco(project, ann, status="done")
+            import_coco(project, ann, status=DONE)
         project.store.set_setting("samples_imported", True)
     return project
 

@@ -75,23 +75,5 @@ def progress_printer(label: str):
 
 def print_report(rep, verb: str) -> None:
     print(f"{verb}: {rep.summary()}" + (f" -> {rep.out}" if rep.out else ""))
-    for n in rep.notes[:20]:
-        print(f"  note: {n}")
-    for f, e in rep.errors[:50]:
-        print(f"  error: {f}: {e}")
-    if len(rep.errors) > 50:
-        print(f"  ... and {len(rep.errors) - 50} more errors")
-    for f in getattr(rep, "incomplete", [])[:50]:
-        print(f"  not marked done (annotations rejected): {f}")
-    for f, e in rep.left_out[:50]:
-        print(f"  left out (unreadable): {f}: {e}")
-    if len(rep.left_out) > 50:
-        print(f"  ... and {len(rep.left_out) - 50} more unreadable images left out")
-    for f, n in rep.missing[:50]:
-        print(f"  left out (file missing): {f}: its {n} annotations are kept in the project, not exported")
-    if len(rep.missing) > 50:
-        print(f"  ... and {len(rep.missing) - 50} more missing images")
-    for u in rep.unmatched[:20]:
-        print(f"  unmatched (no such image in the folder): {u}")
-    if len(rep.unmatched) > 20:
-        print(f"  ... and {len(rep.unmatched) - 20} more unmatched")
+    for line in rep.lines(50):
+        print(f"  {line}")

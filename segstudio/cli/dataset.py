@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from segstudio.cli.common import CliError, add_command, add_common, open_project, print_report, progress_printer
-from segstudio.core.records import parse_statuses
+from segstudio.core.records import DONE, parse_statuses
 from segstudio.io.registry import EXPORT_FORMATS, IMPORT_FORMATS, check_export_target, run_export, run_import
 
 
@@ -14,14 +14,14 @@ def add_parsers(sub) -> None:
     s.add_argument("--format", required=True, choices=list(IMPORT_FORMATS))
     s.add_argument("source", help="COCO JSON, or a folder of labelme JSONs / label-map PNGs / YOLO txt")
     s.add_argument("--classes", metavar="FILE", help="class names (label maps, YOLO)")
-    s.add_argument("--status", default="done", help="status of the images that receive annotations (default done)")
+    s.add_argument("--status", default=DONE, help="status of the images that receive annotations (default done)")
     add_common(s)
 
     s = add_command(sub, "export", cmd_export, help="export a dataset")
     s.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
     s.add_argument("--out", required=True, metavar="PATH")
     s.add_argument("--polygons", action="store_true", help="COCO: polygons instead of RLE where faithful")
-    s.add_argument("--status", metavar="S[,S...]", default="done",
+    s.add_argument("--status", metavar="S[,S...]", default=DONE,
                    help="images with these statuses, or 'all' (default done: only reviewed images, since "
                         "new, predicted and in-progress images may hold uncorrected model output)")
     add_common(s)

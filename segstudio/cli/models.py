@@ -6,6 +6,7 @@ import json
 import sys
 
 from segstudio.cli.common import CliError, add_command, add_common, open_project, progress_printer
+from segstudio.core.records import NEW
 
 
 def add_parsers(sub) -> None:
@@ -16,7 +17,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     s.add_argument("--score", type=float, default=0.5, help="Mask R-CNN score threshold (default 0.5)")
     s.add_argument("--mask-threshold", type=float, default=0.5)
-    s.add_argument("--status", default="new", help="images with these statuses (default new)")
+    s.add_argument("--status", default=NEW, help="images with these statuses (default new)")
     s.add_argument("--batch", type=int, default=4)
     s.add_argument("--no-amp", action="store_true", help="full precision on CUDA")
     s.add_argument("--maskrcnn-version", choices=["v2", "v1"], default="v2",

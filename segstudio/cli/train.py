@@ -6,6 +6,7 @@ import json
 import sys
 
 from segstudio.cli.common import CliError, add_command, add_common, open_project
+from segstudio.core.records import DONE
 
 
 def add_parsers(sub) -> None:
@@ -36,7 +37,7 @@ def add_parsers(sub) -> None:
 
     s = add_command(sub, "evaluate", cmd_evaluate, help="score a checkpoint against the annotations")
     s.add_argument("--weights", required=True, metavar="FILE")
-    s.add_argument("--status", default="done", help="images to score (default done)")
+    s.add_argument("--status", default=DONE, help="images to score (default done)")
     s.add_argument("--split", choices=["val", "train"], help="the images the checkpoint held out (val) or trained on")
     s.add_argument("--device", default="auto")
     s.add_argument("--tta", action="store_true", help="UNet: average over flipped copies")

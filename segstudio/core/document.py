@@ -117,6 +117,17 @@ class Document:
         self._stroke: tuple[int, Region, Box | None] | None = None
         self._erase: _EraseStroke | None = None
 
+    # ------------------------------------------------------------------ observers
+    def connect(self, fn: Callable[[Change], None]) -> None:
+        """Call `fn(change)` after every change (once per function, however often connected)."""
+        if fn not in self.listeners:
+            self.listeners.append(fn)
+
+    def disconnect(self, fn: Callable[[Change], None]) -> None:
+        """Stop calling `fn` (nothing happens when it is not connected)."""
+        if fn in self.listeners:
+            self.listeners.remove(fn)
+
     # ------------------------------------------------------------------ queries
     def ordered(self) -> list[Region]:
         return sorted(self.regions.values(), key=lambda r: (r.z, r.id))
@@ -282,6 +293,16 @@ class Document:
             self.undo_stack.push(_EditPixels(rid, changed, old, new, label))
             if r.empty:
                 self.remove_region(rid)
+
+    @property
+    def stroke_region_id(self) -> int | None:
+        """The region the open brush stroke paints into; None when no stroke is open."""
+        return self._stroke[0] if self._stroke is not None else None
+
+    @property
+    def stroke_is_new(self) -> bool:
+        """True while the open stroke paints a region it created (begin_new_stroke)."""
+        return self._stroke is not None and self._stroke[1] is None
 
     def cancel_stroke(self) -> None:
         """Put back the region(s) as they were before the stroke began."""

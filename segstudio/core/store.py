@@ -92,6 +92,29 @@ def _image(row) -> ImageRecord:
 
 _REG_COLS = "id, class_id, x, y, w, h, rle, z, source, score, iscrowd, extra"
 
+# A stored region row, in this order: what region_row / encoded_region_row build and INSERT_REGION writes
+REGION_COLUMNS = ("id", "image_id", "class_id", "x", "y", "w", "h", "rle", "area", "z", "source", "score",
+                  "iscrowd", "extra")
+INSERT_REGION = (f"INSERT OR REPLACE INTO regions({', '.join(REGION_COLUMNS)}) "
+                 f"VALUES ({','.join('?' * len(REGION_COLUMNS))})")
+_ROW_W = REGION_COLUMNS.index("w")  # a row whose width is 0 holds no pixels and is not written
+
+
+def encoded_region_row(region_id: int, image_id: int, class_id: int, x: int, y: int, w: int, h: int,
+                       counts: bytes, area: int, z: int = 0, source: str = "manual", score: float | None = None,
+                       iscrowd: bool = False, extra: dict | None = None) -> tuple:
+    """A region row from an already RLE-encoded tight crop (a model's results, encoded in workers)."""
+    return (region_id, image_id, class_id, x, y, w, h, counts, area, z, source, score, int(iscrowd),
+            json.dumps(extra) if extra else None)
+
+
+def region_row(image_id: int, r: Region) -> tuple:
+    """The row a region is stored as (tightened, RLE-encoded); callers may build rows on worker threads."""
+    r.tighten()  # the store holds tight crops: box = bbox of the pixels
+    h, w = r.mask.shape
+    return encoded_region_row(r.id, image_id, r.class_id, r.x, r.y, w, h, rle.encode(r.mask), int(r.mask.sum()),
+                              r.z, r.source, r.score, r.iscrowd, r.extra)
+
 
 def _region(row) -> Region:
     rid, cid, x, y, w, h, counts, z, source, score, crowd, extra = row
@@ -440,37 +463,25 @@ class ProjectStore:
             return self.conn.execute("SELECT COUNT(*) FROM regions").fetchone()[0]
         return self.conn.execute("SELECT COUNT(*) FROM regions WHERE image_id=?", (image_id,)).fetchone()[0]
 
-    @staticmethod
-    def region_row(image_id: int, r: Region) -> tuple:
-        """The row a region is stored as (RLE-encoded): callers may build rows on worker threads."""
-        return ProjectStore._region_row(image_id, r)
-
-    @staticmethod
-    def _region_row(image_id: int, r: Region) -> tuple:
-        r.tighten()  # the store holds tight crops: box = bbox of the pixels
-        h, w = r.mask.shape
-        return (r.id, image_id, r.class_id, r.x, r.y, w, h, rle.encode(r.mask), int(r.mask.sum()), r.z,
-                r.source, r.score, int(r.iscrowd), json.dumps(r.extra) if r.extra else None)
-
     def save_regions(self, image_id: int, upserts: Iterable[Region] = (), deletes: Iterable[int] = (),
                      status: str | None = None) -> None:
         """Write one image's changed regions (and optionally its status) in one transaction."""
-        rows = [self._region_row(image_id, r) for r in upserts if r.mask.size]
-        rows = [row for row in rows if row[5]]  # emptied by tightening
+        rows = [region_row(image_id, r) for r in upserts if r.mask.size]
+        rows = [row for row in rows if row[_ROW_W]]  # emptied by tightening
         with self.transaction() as t:
             t.executemany("DELETE FROM regions WHERE id=? AND image_id=?", [(d, image_id) for d in deletes])
-            t.executemany("INSERT OR REPLACE INTO regions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            t.executemany(INSERT_REGION, rows)
             if status is not None:
                 t.execute("UPDATE images SET status=?, updated=? WHERE id=?", (status, time.time(), image_id))
 
     def replace_source_regions(self, image_id: int, source: str, regions: Iterable[Region],
                                status: str | None = None, uncertainty: float | None = None) -> None:
         """Swap the regions one source (a model) made on an image for new ones, in one transaction."""
-        rows = [self._region_row(image_id, r) for r in regions if r.mask.size]
-        rows = [row for row in rows if row[5]]
+        rows = [region_row(image_id, r) for r in regions if r.mask.size]
+        rows = [row for row in rows if row[_ROW_W]]
         with self.transaction() as t:
             t.execute("DELETE FROM regions WHERE image_id=? AND source=?", (image_id, source))
-            t.executemany("INSERT OR REPLACE INTO regions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            t.executemany(INSERT_REGION, rows)
             if status is not None:
                 t.execute("UPDATE images SET status=?, updated=? WHERE id=?", (status, time.time(), image_id))
             if uncertainty is not None:
@@ -488,8 +499,7 @@ class ProjectStore:
             for e in entries:
                 iid = e["image_id"]
                 t.execute("DELETE FROM regions WHERE image_id=? AND source=?", (iid, e["source"]))
-                t.executemany("INSERT OR REPLACE INTO regions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                              [row for row in e["rows"] if row[5]])
+                t.executemany(INSERT_REGION, [row for row in e["rows"] if row[_ROW_W]])
                 t.execute("UPDATE images SET status=COALESCE(?, status), uncertainty=?, "
                           "width=COALESCE(?, width), height=COALESCE(?, height), error=NULL, updated=? WHERE id=?",
                           (e.get("status"), e.get("uncertainty"), e.get("width"), e.get("height"), now, iid))

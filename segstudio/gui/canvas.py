@@ -244,7 +244,7 @@ class Canvas(QGraphicsView):
         """Forget the gesture in progress and redraw the tool's (now empty) preview: the image
         changed, or undo/redo moved the regions under the tool."""
         self._dragging = False
-        self._update_preview()
+        self.update_preview()
 
     # ---------------------------------------------------------------- zoom
     @property
@@ -336,14 +336,14 @@ class Canvas(QGraphicsView):
         if self.tool is not None and self.has_image:
             self._dragging = True
             self.tool.press(self._pointer(event))
-            self._update_preview()
+            self.update_preview()
 
     def mouseDoubleClickEvent(self, event) -> None:
         if self.tool is not None and self.has_image and event.button() == Qt.MouseButton.LeftButton:
             p = self._pointer(event)
             p.double = True
             self.tool.press(p)
-            self._update_preview()
+            self.update_preview()
 
     def mouseMoveEvent(self, event) -> None:
         if self._pan_from is not None:
@@ -356,7 +356,7 @@ class Canvas(QGraphicsView):
         self.hovered.emit(p.x, p.y)
         if self.tool is not None and self.has_image:
             self.tool.move(p, bool(event.buttons() & Qt.MouseButton.LeftButton) and self._dragging)
-            self._update_preview()
+            self.update_preview()
 
     def mouseReleaseEvent(self, event) -> None:
         if self._pan_from is not None:
@@ -366,9 +366,10 @@ class Canvas(QGraphicsView):
         if self.tool is not None and self.has_image and self._dragging:
             self._dragging = False
             self.tool.release(self._pointer(event))
-            self._update_preview()
+            self.update_preview()
 
-    def _update_preview(self) -> None:
+    def update_preview(self) -> None:
+        """Redraw the tool's preview (its state changed outside a mouse event: a key, the brush size)."""
         if self.tool is not None:
             self.preview.set_shapes(self.tool.preview())
 
@@ -389,7 +390,7 @@ class Canvas(QGraphicsView):
         name = {Qt.Key.Key_Return: "Return", Qt.Key.Key_Enter: "Enter", Qt.Key.Key_Escape: "Escape",
                 Qt.Key.Key_Backspace: "Backspace"}.get(key)
         if name and self.tool is not None and self.tool.key(name):
-            self._update_preview()
+            self.update_preview()
             return
         super().keyPressEvent(event)
 

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QHBoxLayout, QHeaderView, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from segstudio.core.records import DONE, STATUSES
+from segstudio.core.records import DONE, SKIPPED, STATUSES
 from segstudio.gui.docks.common import plain_label
 from segstudio.gui.workers import Job
 from segstudio.io.export_target import ExportTargetError
@@ -18,27 +18,8 @@ from segstudio.io.registry import EXPORT_FORMATS, IMPORT_FORMATS, check_export_t
 
 
 def report_text(rep, verb: str) -> str:
-    lines = [f"{verb}: {rep.summary()}" + (f"\n→ {rep.out}" if rep.out else "")]
-    lines += [f"note: {n}" for n in rep.notes[:50]]
-    if rep.errors:
-        lines.append(f"\nErrors ({len(rep.errors)}):")
-        lines += [f"  {f}: {e}" for f, e in rep.errors[:200]]
-    incomplete = getattr(rep, "incomplete", [])
-    if incomplete:
-        lines.append(f"\nNot marked done: some annotations were rejected ({len(incomplete)}):")
-        lines += [f"  {f}" for f in incomplete[:200]]
-    left_out = getattr(rep, "left_out", [])
-    if left_out:
-        lines.append(f"\nLeft out, unreadable ({len(left_out)}):")
-        lines += [f"  {f}: {e}" for f, e in left_out[:200]]
-    missing = getattr(rep, "missing", [])
-    if missing:
-        lines.append(f"\nLeft out, file missing ({len(missing)}); their annotations stay in the project:")
-        lines += [f"  {f}: {n} annotations" for f, n in missing[:200]]
-    if rep.unmatched:
-        lines.append(f"\nNot matched to an image of this folder ({len(rep.unmatched)}):")
-        lines += [f"  {u}" for u in rep.unmatched[:200]]
-    return "\n".join(lines)
+    head = f"{verb}: {rep.summary()}" + (f"\n→ {rep.out}" if rep.out else "")
+    return "\n".join([head, *rep.lines(200)])
 
 
 def _path_row(edit: QLineEdit, pick) -> QWidget:
@@ -166,7 +147,7 @@ class ImportDialog(_JobDialog):
         self.status = QComboBox()
         for s in STATUSES:
             self.status.addItem(s.replace("_", " "), s)
-        self.status.setCurrentIndex(STATUSES.index("done"))
+        self.status.setCurrentIndex(STATUSES.index(DONE))
         self.hint = plain_label("")
         self.form.addRow("Format", self.fmt)
         self.form.addRow("", self.hint)
@@ -257,7 +238,7 @@ class ExportDialog(_JobDialog):
                                  if chosen else "No images to export: tick at least one status.")
             self.summary.setStyleSheet("color: #c33;")
         else:
-            unreviewed = [s for s, n in chosen if n and s != DONE and s != "skipped"]
+            unreviewed = [s for s, n in chosen if n and s != DONE and s != SKIPPED]
             self.summary.setText(f"Will export {total} image{'' if total == 1 else 's'}: {parts}" +
                                  (". Images not marked done may hold uncorrected model output."
                                   if unreviewed else ""))

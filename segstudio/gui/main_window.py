@@ -50,7 +50,7 @@ class WindowEditor(EditorState):
         self.w.on_selection_changed()
 
     def preview_changed(self):
-        self.w.canvas._update_preview()
+        self.w.canvas.update_preview()
 
     def model_loaded(self):
         return self.w.model_dock.info is not None
@@ -113,12 +113,10 @@ class MainWindow(QMainWindow):
     def _build_docks(self) -> None:
         store = self.project.store
         self.files = FilesDock(store, self)
-        self.classes_dock = ClassesDock(store, self.editor, self)
-        self.classes_dock.editor_flush = self.session.flush
+        self.classes_dock = ClassesDock(store, self.editor, self, flush_edits=self.session.flush)
         self.regions_dock = RegionsDock(self.editor, self)
         self.worker = ModelWorker(self.project, self)
-        self.model_dock = ModelDock(self.project, self.worker, self)
-        self.model_dock.flush_edits = self.session.flush
+        self.model_dock = ModelDock(self.project, self.worker, self, flush_edits=self.session.flush)
         L, R = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
         self.files_dw = self._dock("Files", self.files, L)
         self.classes_dw = self._dock("Classes", self.classes_dock, R)
@@ -331,7 +329,7 @@ class MainWindow(QMainWindow):
         ed.reset_tools()  # seeds, points and boxes belong to the image they were made on
         self.canvas.reset_tool()
         if ed.doc is not None:
-            ed.doc.listeners.clear()
+            ed.doc.disconnect(self._doc_changed)
         ed.doc, ed.image, ed.window = doc, li.array, li.window
         ed.selected = []
         ed.hidden_regions = set()
@@ -339,7 +337,7 @@ class MainWindow(QMainWindow):
         self.canvas.set_image(li.levels, w, h)
         self.canvas.overlay.set_document(doc, ed, w, h)
         self.canvas.selection.set_regions([])
-        doc.listeners.append(self._doc_changed)
+        doc.connect(self._doc_changed)
         self.regions_dock.refresh()
         self.files.show_current(li.record.id)
         self.model_dock.current_image = (li.record.id, li.array)
@@ -419,7 +417,7 @@ class MainWindow(QMainWindow):
         """Esc first cancels what the tool is drawing; pressed again it clears the selection."""
         tool = self.canvas.tool
         if tool is not None and tool.key("Escape"):
-            self.canvas._update_preview()
+            self.canvas.update_preview()
             return
         self.editor.select([])
 
@@ -485,7 +483,7 @@ class MainWindow(QMainWindow):
     def brush_size(self, factor: float) -> None:
         v = self.brush_spin.value()
         self.brush_spin.setValue(max(1, int(round(v * factor)) if factor > 1 else int(v * factor)))
-        self.canvas._update_preview()
+        self.canvas.update_preview()
 
     def run_assist(self, fn, done, label: str) -> None:
         """Classical assists run on a worker; the result is applied if the image is still the same."""
@@ -501,11 +499,31 @@ class MainWindow(QMainWindow):
         self.assists.submit(fn, apply, lambda e: self.statusBar().showMessage(f"{label} failed: {e}", 6000))
 
     # ================================================================= model results
+    def _model_mapper(self):
+        return model_results.model_mapper(self.project, self.model_dock.info,
+                                          self.model_dock.create_classes.isChecked())
+
+    def _classes_added(self) -> None:
+        """A model's classes were created in the store: the panels show them."""
+        self.classes_dock.refresh()
+        self.classes_changed()
+
     def apply_prediction(self, image_id: int, pred) -> None:
-        model_results.apply_prediction(self, image_id, pred)
+        mapper, source = self._model_mapper(), self.model_dock.info["name"]
+        model_results.apply_prediction(
+            self.editor.doc, self.project.store, mapper, source, image_id, pred,
+            open_status=lambda: self.session.current.record.status, set_status=self.session.set_status,
+            classes_added=self._classes_added)
+        self.files.model.invalidate(image_id)
+        self.files.update_counts()
 
     def accept_detection(self, det) -> int | None:
-        return model_results.accept_detection(self, det)
+        doc, mapper = self.editor.doc, self._model_mapper()
+        if doc is None or mapper is None:
+            return None
+        return model_results.accept_detection(
+            doc, self.project.store, mapper, self.model_dock.info["name"], det,
+            message=lambda text: self.statusBar().showMessage(text, 5000), classes_added=self._classes_added)
 
     # ================================================================= view
     def classes_changed(self) -> None:

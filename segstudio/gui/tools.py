@@ -199,8 +199,8 @@ class BrushTool(Tool):
                                 else "Nothing erased: no visible region under the stroke")
             self.erased = set()
             return
-        new = doc._stroke is not None and doc._stroke[1] is None
-        rid = doc._stroke[0] if doc._stroke else None
+        new = doc.stroke_is_new
+        rid = doc.stroke_region_id
         doc.end_stroke("Brush stroke")
         if rid is not None and rid in doc.regions:
             self.ed.select([rid])

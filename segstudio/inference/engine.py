@@ -20,6 +20,7 @@ from segstudio.core.errors import BadValue
 from segstudio.core.imageio import ImageDecodeError
 from segstudio.core.project import Project
 from segstudio.core.records import NEW, PREDICTED, ImageRecord
+from segstudio.core.store import encoded_region_row
 from segstudio.inference.checkpoint import CheckpointError, load_checkpoint
 from segstudio.inference.device import choose_device
 from segstudio.inference.classmap import ClassMapper
@@ -117,7 +118,7 @@ def prediction_entry(project: Project, rec: ImageRecord, pred: Prediction, encod
     ids = project.store.reserve_region_ids(len(kept)) if kept else []
     z0 = project.store.max_z(rec.id) + 1 if kept else 0
     for k, ((cid, (_, x, y, w, h, counts, area, score)), rid) in enumerate(zip(kept, ids, strict=True)):
-        rows.append((rid, rec.id, cid, x, y, w, h, counts, area, z0 + k, source, score, 0, None))
+        rows.append(encoded_region_row(rid, rec.id, cid, x, y, w, h, counts, area, z0 + k, source, score))
     return {"image_id": rec.id, "source": source, "rows": rows, "uncertainty": pred.uncertainty,
             "status": PREDICTED if rec.status in (NEW, PREDICTED) else None,
             "width": pred.width, "height": pred.height}

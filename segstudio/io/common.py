@@ -83,6 +83,25 @@ class Report:
             parts.append(f"{len(self.missing)} missing images left out ({n} annotations kept in the project)")
         return ", ".join(parts)
 
+    def lines(self, limit: int = 50) -> list[str]:
+        """The report's details, one line an item, at most `limit` of each kind and then a line
+        counting the rest: what the CLI prints and the GUI's dialog shows under summary()."""
+        out: list[str] = []
+
+        def add(texts: list[str], more: str) -> None:
+            out.extend(texts[:limit])
+            if len(texts) > limit:
+                out.append(f"... and {len(texts) - limit} more {more}")
+
+        add([f"note: {n}" for n in self.notes], "notes")
+        add([f"error: {f}: {e}" for f, e in self.errors], "errors")
+        add([f"not marked done (annotations rejected): {f}" for f in self.incomplete], "images not marked done")
+        add([f"left out (unreadable): {f}: {e}" for f, e in self.left_out], "unreadable images left out")
+        add([f"left out (file missing): {f}: its {n} annotations are kept in the project, not exported"
+             for f, n in self.missing], "missing images left out")
+        add([f"unmatched (no such image in the folder): {u}" for u in self.unmatched], "unmatched")
+        return out
+
 
 def step(progress: Progress | None, cancel: CancelCheck | None, done: int, total: int, item: str = "") -> None:
     if cancel is not None and cancel():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from segstudio.core.errors import BadValue
+from segstudio.core.records import DONE
 
 IMPORT_FORMATS = {
     "coco": ("COCO instances JSON (polygons or RLE)", "file"),
@@ -26,7 +27,7 @@ EXPORT_FORMATS = {
 }
 
 
-def run_import(fmt: str, project, source, classes_file=None, status="done", progress=None, cancel=None):
+def run_import(fmt: str, project, source, classes_file=None, status=DONE, progress=None, cancel=None):
     from segstudio.io.coco import import_coco
     from segstudio.io.labelmap import import_labelmap
     from segstudio.io.labelme import import_labelme

@@ -159,3 +159,14 @@ def test_non_ascii_names(tmp_path):
     rec = p.store.images()[0]
     assert rec.path == "チューリップ.png"
     assert p.load_image(rec).shape == (48, 64, 3)
+
+
+def test_region_rows_match_the_stored_columns(project):
+    from segstudio.core.store import INSERT_REGION, REGION_COLUMNS, encoded_region_row, region_row
+    cols = [r[1] for r in project.store.conn.execute("PRAGMA table_info(regions)")]
+    assert list(REGION_COLUMNS) == cols and INSERT_REGION.count("?") == len(cols)
+    m = np.zeros((5, 5), bool)
+    m[1:3, 2:4] = True
+    row = region_row(7, Region(3, 1, m, 10, 20, z=2, extra={"k": 1}))
+    assert len(row) == len(cols) and row[:7] == (3, 7, 1, 12, 21, 2, 2) and row[8] == 4
+    assert encoded_region_row(3, 7, 1, 12, 21, 2, 2, row[7], 4, 2, extra={"k": 1}) == row

@@ -124,9 +124,34 @@ def test_dirty_tracking_for_autosave():
 def test_change_events_carry_boxes():
     doc = make_doc([square(1, 10, 10, 5)])
     seen = []
-    doc.listeners.append(seen.append)
+    doc.connect(seen.append)
     doc.remove_region(1)
     assert seen[-1].kind == "removed" and seen[-1].box == (10, 10, 15, 15)
+
+
+def test_connect_once_and_disconnect():
+    doc = make_doc([square(1, 10, 10, 5), square(2, 40, 40, 5)])
+    seen = []
+    doc.connect(seen.append)
+    doc.connect(seen.append)  # connected twice: still called once
+    doc.remove_region(1)
+    assert len(seen) == 1
+    doc.disconnect(seen.append)
+    doc.disconnect(seen.append)  # not connected any more: nothing happens
+    doc.remove_region(2)
+    assert len(seen) == 1
+
+
+def test_stroke_target_is_public():
+    doc = make_doc([square(1, 0, 0, 5)])
+    assert doc.stroke_region_id is None and not doc.stroke_is_new
+    doc.begin_stroke(1)
+    assert doc.stroke_region_id == 1 and not doc.stroke_is_new
+    doc.end_stroke()
+    rid = doc.begin_new_stroke(2)
+    assert doc.stroke_region_id == rid and doc.stroke_is_new
+    doc.cancel_stroke()
+    assert doc.stroke_region_id is None and not doc.stroke_is_new
 
 
 def test_failed_group_is_rolled_back():

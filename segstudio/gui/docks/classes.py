@@ -3,6 +3,8 @@ visibility, hotkeys 1-9, load / save a class list."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (QColorDialog, QFileDialog, QHBoxLayout, QInputDialog, QListWidget, QListWidgetItem,
@@ -25,9 +27,11 @@ class ClassesDock(QWidget):
     regions_changed = Signal()  # a delete moved or removed regions in the store
     focus_canvas = Signal()  # a button did its job: the keys go back to the canvas
 
-    def __init__(self, store, editor, parent=None):
+    def __init__(self, store, editor, parent=None, *, flush_edits: Callable[[], object] | None = None):
+        """`flush_edits` saves the pending edits; it runs before a delete changes the store."""
         super().__init__(parent)
         self.store, self.editor = store, editor
+        self._flush_edits = flush_edits
         self.list = QListWidget(self)
         self.list.currentItemChanged.connect(self._current)
         self.list.itemChanged.connect(self._item_changed)
@@ -187,7 +191,7 @@ class ClassesDock(QWidget):
                 answer, reassign_to = "move", others[names.index(name)].id
             else:
                 return
-        self.editor_flush()
+        self.flush_edits()
         self.store.delete_class(c.id, reassign_to if answer == "move" else None)
         if self.editor.current_class_id == c.id:
             self.editor.current_class_id = others[0].id if others else None
@@ -195,8 +199,10 @@ class ClassesDock(QWidget):
         self.classes_changed.emit()
         self.regions_changed.emit()
 
-    def editor_flush(self) -> None:
-        """Overridden by the window: save pending edits before the store changes underneath."""
+    def flush_edits(self) -> None:
+        """Save pending edits (the callback given at construction) before the store changes underneath."""
+        if self._flush_edits is not None:
+            self._flush_edits()
 
     def move(self, step: int) -> None:
         c = self._selected_class()

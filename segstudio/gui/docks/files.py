@@ -8,11 +8,11 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QTableView, QVBoxLayout, QWidget)
 
-from segstudio.core.records import STATUSES
+from segstudio.core.records import DONE, IN_PROGRESS, NEW, PREDICTED, SKIPPED, STATUSES, UNFINISHED
 from segstudio.gui.docks.common import guard_inputs
 
-STATUS_COLORS = {"new": (150, 150, 150), "predicted": (80, 150, 240), "in_progress": (240, 180, 40),
-                 "done": (60, 190, 90), "skipped": (110, 110, 110)}
+STATUS_COLORS = {NEW: (150, 150, 150), PREDICTED: (80, 150, 240), IN_PROGRESS: (240, 180, 40),
+                 DONE: (60, 190, 90), SKIPPED: (110, 110, 110)}
 PAGE = 256
 _ROOT = QModelIndex()  # the invalid index: a model's root, the default parent
 
@@ -135,7 +135,7 @@ class FilesDock(QWidget):
         self.view.activated.connect(self._clicked)
         self.status_combo = QComboBox()
         self.status_combo.addItem("All", None)
-        self.status_combo.addItem("Unfinished", ("new", "predicted", "in_progress"))
+        self.status_combo.addItem("Unfinished", UNFINISHED)
         for s in STATUSES:
             self.status_combo.addItem(s.replace("_", " ").capitalize(), (s,))
         self.status_combo.currentIndexChanged.connect(self._filter_changed)
@@ -220,6 +220,6 @@ class FilesDock(QWidget):
         start = (self.model.row(image_id) or 0) + 1 if image_id is not None else 0
         for k in range(len(ids)):
             rec = self.model.record((start + k) % len(ids))
-            if rec is not None and rec.status in ("new", "predicted", "in_progress") and rec.id != image_id:
+            if rec is not None and rec.status in UNFINISHED and rec.id != image_id:
                 return rec.id
         return None

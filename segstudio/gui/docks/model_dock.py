@@ -5,12 +5,14 @@ image so the prompt tool answers a click at once."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
+from segstudio.core.records import NEW, PREDICTED
 from segstudio.gui.docks.common import KeptChoices, guard_inputs, plain_label, show_error, show_note
 
 COCO = "COCO weights (torchvision)"
@@ -38,9 +40,11 @@ class ModelDock(QWidget):
     folder_finished = Signal(object)
     focus_canvas = Signal()  # a button did its job: the keys go back to the canvas
 
-    def __init__(self, project, worker, parent=None):
+    def __init__(self, project, worker, parent=None, *, flush_edits: Callable[[], object] | None = None):
+        """`flush_edits` saves the pending edits; it runs before a job reads the store."""
         super().__init__(parent)
         self.project, self.worker = project, worker
+        self._flush_edits = flush_edits
         self.cache: OrderedDict[int, object] = OrderedDict()
         self.info: dict | None = None
         self.current_image = None  # (image id, array) of the open image, set by the window
@@ -104,8 +108,8 @@ class ModelDock(QWidget):
         self.seg_image = QPushButton("Segment image")
         self.seg_image.clicked.connect(self.segment_image)
         self.scope = QComboBox()
-        self.scope.addItem("Unlabelled images (new, predicted)", ("new", "predicted"))
-        self.scope.addItem("New images only", ("new",))
+        self.scope.addItem("Unlabelled images (new, predicted)", (NEW, PREDICTED))
+        self.scope.addItem("New images only", (NEW,))
         self.scope.addItem("All images (manual regions are kept)", None)
         self.seg_folder = QPushButton("Segment folder")
         self.seg_folder.clicked.connect(self.segment_folder)
@@ -136,7 +140,7 @@ class ModelDock(QWidget):
         self.kept = KeptChoices(project.store, SETTINGS_KEY, self.choices, self)
         self._wire()
         self._fill_weights()
-        self._update_buttons()
+        self.update_buttons()
         self._probed = False  # torch is imported when this panel is first looked at, not at start-up
         self.wheel_guard = guard_inputs(self, self.focus_canvas.emit)
         self.restore_choices()
@@ -163,7 +167,7 @@ class ModelDock(QWidget):
         w.folder_progress.connect(self._folder_progress)
         w.folder_done.connect(self._folder_done)
         w.job_failed.connect(self._job_failed)
-        w.busy_changed.connect(lambda _: self._update_buttons())
+        w.busy_changed.connect(lambda _: self.update_buttons())
 
     # ---------------------------------------------------------------- model choice
     def arch_name(self) -> str:
@@ -271,7 +275,7 @@ class ModelDock(QWidget):
     def _loaded(self, info: dict) -> None:
         self.info = info
         self._show_loaded(info)
-        self._update_buttons()
+        self.update_buttons()
 
     def _show_loaded(self, info: dict) -> None:
         name = Path(info["checkpoint"]).name if info.get("checkpoint") else info.get("name", "")
@@ -281,7 +285,7 @@ class ModelDock(QWidget):
     def _load_failed(self, msg: str) -> None:
         self.info = None
         show_error(self.model_label, f"Cannot load: {msg}")
-        self._update_buttons()
+        self.update_buttons()
 
     def _job_failed(self, msg: str) -> None:
         self._end_progress()
@@ -290,14 +294,14 @@ class ModelDock(QWidget):
     def _message(self, msg: str) -> None:
         self.progress_label.setText(msg)
 
-    def _update_buttons(self) -> None:
+    def update_buttons(self) -> None:
+        """Enable what the loaded model and the worker's state allow (the train panel's button too)."""
         ready = self.info is not None
         busy = self.worker.busy
         self.seg_image.setEnabled(ready)
         self.seg_folder.setEnabled(ready and not busy)
         self.cancel_button.setEnabled(busy)
-        if hasattr(self, "train_panel"):
-            self.train_panel.train_button.setEnabled(not busy)
+        self.train_panel.train_button.setEnabled(not busy)
 
     # ---------------------------------------------------------------- running
     def segment_image(self) -> None:
@@ -335,7 +339,7 @@ class ModelDock(QWidget):
         self.progress.setRange(0, 0)
         self._message("Starting…")
         self.worker.predict_folder(self.scope.currentData(), self.create_classes.isChecked())
-        self._update_buttons()
+        self.update_buttons()
 
     def _folder_progress(self, done: int, total: int, rate: float, path: str) -> None:
         self.progress.setRange(0, total)
@@ -355,10 +359,12 @@ class ModelDock(QWidget):
 
     def _end_progress(self) -> None:
         self.progress.setVisible(False)
-        self._update_buttons()
+        self.update_buttons()
 
     def flush_edits(self) -> None:
-        """Overridden by the window: save pending edits before a job reads the store."""
+        """Save pending edits (the callback given at construction) before a job reads the store."""
+        if self._flush_edits is not None:
+            self._flush_edits()
 
     def candidates(self, image_id: int):
         pred = self.cache.get(image_id)

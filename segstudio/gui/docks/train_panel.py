@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QHeaderView, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
+from segstudio.core.records import NEW, PREDICTED
 from segstudio.gui.docks.common import KeptChoices, plain_label
 from segstudio.gui.workers import Background
 
@@ -308,10 +309,10 @@ class TrainPanel(QWidget):
         self.training = False
         self.progress.setVisible(False)
         self.status.setText(text)
-        self.dock._update_buttons()
+        self.dock.update_buttons()
 
     def re_predict(self) -> None:
-        self.dock.scope.setCurrentIndex(self.dock.scope.findData(("new", "predicted")))
+        self.dock.scope.setCurrentIndex(self.dock.scope.findData((NEW, PREDICTED)))
         self.dock.segment_folder()
 
     def evaluate(self) -> None:
