@@ -41,19 +41,25 @@ def gui_folder(tmp_path):
     return d
 
 
-@pytest.fixture
-def window(qtbot, gui_folder):
+def open_window(qtbot, folder, class_name="object", size=(1200, 800)):
+    """A shown main window over `folder` with one class, its first image open."""
     from segstudio.core.project import Project
     from segstudio.gui.main_window import MainWindow
     from segstudio.gui.settings import app_settings
-    project = Project.open(gui_folder)
-    project.store.add_class("object")
+    project = Project.open(folder)
+    project.store.add_class(class_name)
     win = MainWindow(project, app_settings())
     qtbot.addWidget(win)
-    win.resize(1200, 800)
+    win.resize(*size)
     win.show()
     win.open_first()
     qtbot.waitUntil(lambda: win.editor.doc is not None, timeout=10000)
+    return win
+
+
+@pytest.fixture
+def window(qtbot, gui_folder):
+    win = open_window(qtbot, gui_folder)
     yield win
     if win.isVisible():
         win.close()

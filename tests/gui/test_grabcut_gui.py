@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
+from tests.gui.conftest import open_window
 from tests.gui.test_window import click, drag
 from tests.inference.test_grabcut_grey import blob_image, cells_image
 
@@ -16,9 +17,6 @@ def iou(a, b):
 
 @pytest.fixture
 def grey_window(qtbot, tmp_path):
-    from segstudio.core.project import Project
-    from segstudio.gui.main_window import MainWindow
-    from segstudio.gui.settings import app_settings
     d = tmp_path / "grey"
     d.mkdir()
     cells, _ = cells_image(0)
@@ -27,14 +25,7 @@ def grey_window(qtbot, tmp_path):
     Image.fromarray(flat).save(d / "a_cells.png")  # 8-bit grey (L)
     blob16, _ = blob_image(np.uint16)
     Image.fromarray(blob16).save(d / "b_blob16.png")  # 16-bit grey (I;16)
-    project = Project.open(d)
-    project.store.add_class("cell")
-    win = MainWindow(project, app_settings())
-    qtbot.addWidget(win)
-    win.resize(1000, 800)
-    win.show()
-    win.open_first()
-    qtbot.waitUntil(lambda: win.editor.doc is not None, timeout=10000)
+    win = open_window(qtbot, d, "cell", (1000, 800))
     yield win
     if win.isVisible():
         win.close()
