@@ -81,7 +81,7 @@ def raw_throughput(arch: str, weights: Path, folder: Path, device: str, batch: i
     @torch.inference_mode()
     def step():
         if arch == "unet":
-            seg._forward(torch.stack(xs))
+            seg.forward(torch.stack(xs))
         else:
             from segstudio.inference.device import autocast
             with autocast(seg.device):

@@ -79,15 +79,15 @@ def main() -> int:
                                     "dropout": 0.5})
         curve = {"t": [], "loss": [], "val_t": [], "val_miou": []}
 
-        def progress(d):
-            if d["phase"] == "train":
-                curve["t"].append(d["elapsed"])
-                curve["loss"].append(d["loss"])
+        def progress(p):  # a TrainProgress
+            if p.phase == "train":
+                curve["t"].append(p.elapsed)
+                curve["loss"].append(p.loss)
             else:
-                curve["val_t"].append(d["elapsed"])
-                curve["val_miou"].append(d["val_mean_iou"])
-                print(f"  epoch {d['epoch']} step {d['step']} loss {d['loss']:.4f} val mIoU {d['val_mean_iou']:.4f} "
-                      f"({d['elapsed']:.0f}s)", flush=True)
+                curve["val_t"].append(p.elapsed)
+                curve["val_miou"].append(p.val["val_mean_iou"])
+                print(f"  epoch {p.epoch} step {p.step} loss {p.loss:.4f} val mIoU {p.val['val_mean_iou']:.4f} "
+                      f"({p.elapsed:.0f}s)", flush=True)
         t0 = time.perf_counter()
         res = train_unet(p, tmp / "isbi.pt", cfg, progress=progress)
         train_s = time.perf_counter() - t0
@@ -105,7 +105,8 @@ def main() -> int:
                "steps": res.history[-1]["step"] if res.history else 0, "test_images": len(test_ids),
                "pixel_accuracy": m["pixel_accuracy"], "membrane_iou": m["per_class_iou"].get("membrane"),
                "cell_iou": m["per_class_iou"].get("background"), "mean_iou": m["mean_iou"],
-               "tta_pixel_accuracy": m_tta["pixel_accuracy"], "tta_membrane_iou": m_tta["per_class_iou"].get("membrane"),
+               "tta_pixel_accuracy": m_tta["pixel_accuracy"],
+               "tta_membrane_iou": m_tta["per_class_iou"].get("membrane"),
                "unet": cfg.unet, "torch": torch.__version__}
         (a.out_dir / f"{tag}.json").write_text(json.dumps(out, indent=2))
     target = 0.94 if gpu else 0.93

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
 from segstudio.core.errors import UserError
 
@@ -54,7 +55,7 @@ def open_project(args, scan: bool = True):
 
 def progress_printer(label: str):
     from segstudio.core.progress import ProgressBar
-    state = {"bar": None}
+    state: dict[str, Any] = {"bar": None}  # None: not decided yet, False: too short for a bar
 
     def cb(done: int, total: int, item: str = "") -> None:
         if state["bar"] is None:
@@ -69,7 +70,7 @@ def progress_printer(label: str):
     def close() -> None:
         if state["bar"]:
             state["bar"].close()
-    cb.close = close
+    cb.close = close  # type: ignore[attr-defined]  # callers call prog.close(); a function attribute
     return cb
 
 

@@ -12,7 +12,9 @@ from segstudio.core.records import DONE
 def add_parsers(sub) -> None:
     s = add_command(sub, "train", cmd_train, help="train a UNet / fine-tune Mask R-CNN on the done images")
     s.add_argument("--model", required=True, choices=["unet", "maskrcnn"])
-    s.add_argument("--out", required=True, metavar="FILE", help="best checkpoint (the last goes beside, -last)")
+    s.add_argument("--out", required=True, metavar="FILE",
+                   help="best checkpoint (the last goes beside, -last); an existing file is replaced only "
+                        "when it is a segstudio checkpoint")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--epochs", type=int)
     g.add_argument("--minutes", type=float, help="time budget instead of epochs")
@@ -48,15 +50,14 @@ def add_parsers(sub) -> None:
 def _printer(json_out: bool):
     last = {"t": 0.0}
 
-    def progress(d: dict) -> None:
+    def progress(p) -> None:  # a train_common.TrainProgress
         import time
-        if d["phase"] == "val":
-            metric = d.get("val_mean_iou", d.get("val_mask_AP"))
-            print(f"epoch {d['epoch']:3d}  step {d['step']:5d}  loss {d['loss']:.4f}  val {metric:.4f}  "
-                  f"best {d['best']:.4f}  {d['elapsed']:.0f}s", file=sys.stderr, flush=True)
+        if p.phase == "val":
+            print(f"epoch {p.epoch:3d}  step {p.step:5d}  loss {p.loss:.4f}  val {p.score:.4f}  "
+                  f"best {p.best:.4f}  {p.elapsed:.0f}s", file=sys.stderr, flush=True)
         elif time.time() - last["t"] > 10:
             last["t"] = time.time()
-            print(f"  step {d['step']} loss {d['loss']:.4f} ({d['elapsed']:.0f}s)", file=sys.stderr, flush=True)
+            print(f"  step {p.step} loss {p.loss:.4f} ({p.elapsed:.0f}s)", file=sys.stderr, flush=True)
     return progress
 
 
@@ -84,12 +85,12 @@ def cmd_train(args) -> int:
         res = train_unet(project, args.out, cfg, progress=_printer(args.json), resume=args.resume)
     else:
         from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
-        cfg = MaskRCNNTrainConfig(epochs=args.epochs, minutes=args.minutes, val_fraction=args.val_fraction,
-                                  seed=args.seed, device=args.device, amp=amp, weights=args.weights,
-                                  version=args.maskrcnn_version)
+        mcfg = MaskRCNNTrainConfig(epochs=args.epochs, minutes=args.minutes, val_fraction=args.val_fraction,
+                                   seed=args.seed, device=args.device, amp=amp, weights=args.weights,
+                                   version=args.maskrcnn_version)
         if args.batch:
-            cfg.batch = args.batch
-        res = train_maskrcnn(project, args.out, cfg, progress=_printer(args.json))
+            mcfg.batch = args.batch
+        res = train_maskrcnn(project, args.out, mcfg, progress=_printer(args.json))
     d = {"best": res.best_path, "last": res.last_path, "metrics": res.best_metrics, "stopped": res.stopped,
          "seconds": round(res.seconds, 1), "device": res.device, "start": res.start,
          "train_images": len(res.train_images), "val_images": len(res.val_images),

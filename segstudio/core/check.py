@@ -71,7 +71,7 @@ def check_images(project: Project, progress: Progress | None = None, workers: in
                 report.unreadable.append((rec.path, err))
                 if rec.error != err:
                     store.set_error(rec.id, err)
-            elif rec.error is not None or rec.hash is None or (rec.width, rec.height) != ok[:2]:
+            elif ok is not None and (rec.error is not None or rec.hash is None or (rec.width, rec.height) != ok[:2]):
                 store.set_decoded(rec.id, *ok)
             done += 1
             if progress is not None:

@@ -73,6 +73,10 @@ def read_class_file(path: str | Path) -> list[ClassListEntry]:
     Background lines (`_background_`, ...) are dropped: background is always value 0. An
     `__ignore__` line becomes an ignore class. This reads labelme's labels.txt as labelme
     numbers it: the first real class is label value 1.
+
+    A line whose first non-space character is `#` is a comment. A backslash in that place is
+    an escape and is dropped: `\\#1` declares the class `#1` (and `\\\\x` the class `\\x`).
+    write_class_file escapes such names, so what it writes reads back the same.
     """
     lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
     entries: list[ClassListEntry] = []
@@ -80,6 +84,10 @@ def read_class_file(path: str | Path) -> list[ClassListEntry]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
+        if line.startswith("\\"):
+            line = line[1:].strip()
+            if not line:
+                continue
         color = None
         parts = line.rsplit(None, 1)
         if len(parts) == 2 and parts[1].startswith("#") and len(parts[1]) == 7:
@@ -96,5 +104,10 @@ def read_class_file(path: str | Path) -> list[ClassListEntry]:
 
 
 def write_class_file(path: str | Path, classes: list[LabelClass]) -> None:
-    text = "\n".join(f"{c.name} {c.hex_color}" for c in classes) + "\n"
+    # a name starting with # or \ would read back as a comment or lose its backslash: escape it
+    text = "\n".join(f"{_escape(c.name)} {c.hex_color}" for c in classes) + "\n"
     Path(path).write_text(text, encoding="utf-8")
+
+
+def _escape(name: str) -> str:
+    return "\\" + name if name.startswith(("#", "\\")) else name

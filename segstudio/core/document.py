@@ -114,7 +114,7 @@ class Document:
         self.user_edited = False
         self._model_step = 0
         self.revision = 0  # bumps on every change; the autosaver compares it
-        self._stroke: tuple[int, Region, Box | None] | None = None
+        self._stroke: tuple[int, Region | None, Box | None] | None = None
         self._erase: _EraseStroke | None = None
 
     # ------------------------------------------------------------------ observers
@@ -391,6 +391,8 @@ class Document:
 
     def _cancel_erase(self) -> None:
         er, self._erase = self._erase, None
+        if er is None:
+            return
         for rid, box in er.changed.items():
             r = self.regions.get(rid)
             if r is None:
@@ -404,9 +406,10 @@ class Document:
         if len(region_ids) < 2:
             raise ValueError("merge needs two or more regions")
         regs = [self.regions[i] for i in region_ids]
-        box = None
+        box: Box | None = None
         for r in regs:
             box = maskops.box_union(box, r.box)
+        assert box is not None  # two or more regions
         union = np.zeros((box[3] - box[1], box[2] - box[0]), dtype=bool)
         for r in regs:
             union |= r.window(box)

@@ -152,7 +152,7 @@ def _decode_pillow(data: bytes, allow_large: bool) -> np.ndarray:
             warnings.simplefilter("ignore")
             im = _pil_open(data)
             _check_size(im.width, im.height, allow_large)
-            if FAST_PATH and im.mode in _FAST_MODES.get(im.format, ()):
+            if FAST_PATH and im.format is not None and im.mode in _FAST_MODES.get(im.format, ()):
                 fast = _decode_opencv(data, im)
                 if fast is not None:
                     return fast

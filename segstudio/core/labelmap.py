@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import AbstractSet, Iterable, Mapping
 
 import numpy as np
 
@@ -45,7 +45,7 @@ def paint_label_map(regions: Iterable[Region], width: int, height: int,
 
 
 def paint_instance_map(regions: Iterable[Region], width: int, height: int,
-                       skip_classes: set[int] = frozenset()) -> tuple[np.ndarray, list[Region]]:
+                       skip_classes: AbstractSet[int] = frozenset()) -> tuple[np.ndarray, list[Region]]:
     """Each region its own id 1..N in z-order; returns the map and the regions by id - 1."""
     ordered = [r for r in z_sorted(regions) if r.class_id not in skip_classes and r.mask.size]
     dtype = np.uint8 if len(ordered) < IGNORE_8 else (np.uint16 if len(ordered) < IGNORE_16 else np.uint32)

@@ -6,6 +6,7 @@ A box is (x0, y0, x1, y1) in image pixels, x1/y1 exclusive.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import overload
 
 import cv2
 import numpy as np
@@ -13,6 +14,12 @@ import numpy as np
 Box = tuple[int, int, int, int]
 
 
+@overload
+def box_union(a: Box, b: Box | None) -> Box: ...
+@overload
+def box_union(a: Box | None, b: Box) -> Box: ...
+@overload
+def box_union(a: Box | None, b: Box | None) -> Box | None: ...
 def box_union(a: Box | None, b: Box | None) -> Box | None:
     if a is None:
         return b

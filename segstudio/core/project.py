@@ -38,8 +38,8 @@ def scan_folder(root: Path) -> list[str]:
         try:
             with os.scandir(d) as it:
                 entries = list(it)
-        except OSError as e:
-            log.warning("cannot list %s: %s", d, e)
+        except OSError as exc:
+            log.warning("cannot list %s: %s", d, exc)
             continue
         if prefix and any(e.name == EXPORT_MARKER for e in entries):
             continue

@@ -109,6 +109,11 @@ class UndoStack:
         return bool(self._undone) and not self._groups
 
     @property
+    def last_step(self):
+        """The step undo would revert (None when there is none): what inspectors and tests read."""
+        return self._done[-1] if self._done else None
+
+    @property
     def undo_label(self) -> str | None:
         return self._done[-1].label if self._done else None
 

@@ -9,26 +9,35 @@ is drawn from a smaller pyramid level so a frame never touches every pixel of a 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, Iterable, cast
 
 import cv2
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView
+from PySide6.QtGui import (QBrush, QColor, QImage, QKeyEvent, QMouseEvent, QNativeGestureEvent, QPainter,
+                           QPainterPath, QPen, QWheelEvent)
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView, QStyleOptionGraphicsItem, QWidget
 
 from segstudio.core import maskops
 from segstudio.gui.overlay import OverlayItem
 from segstudio.gui.qimage import wrap
 from segstudio.gui.tools import Pointer, Tool
 
+if TYPE_CHECKING:
+    from segstudio.core.region import Region
+
+
+ZOOM_STEP = 1.25  # one + or - key press
+WHEEL_ZOOM_BASE = 1.0015  # zoom factor per 1/8 degree of wheel turn: a 15-degree notch is about x1.2
+
 
 class ImageItem(QGraphicsItem):
     """Draws the display pixels (and their pyramid) for the exposed rectangle only."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
-        self.levels: list[tuple[int, np.ndarray, object]] = []  # (factor, array, QImage)
+        self.levels: list[tuple[int, np.ndarray, QImage]] = []  # (factor, array, QImage)
         self.size = (1, 1)
 
     def set_levels(self, levels: list[tuple[int, np.ndarray]]) -> None:
@@ -41,7 +50,7 @@ class ImageItem(QGraphicsItem):
     def boundingRect(self) -> QRectF:
         return QRectF(0, 0, *self.size)
 
-    def paint(self, painter: QPainter, option, widget=None) -> None:
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         if not self.levels:
             return
         exposed = option.exposedRect.intersected(self.boundingRect())
@@ -79,12 +88,12 @@ def pyramid(display: np.ndarray, min_side: int = 512) -> list[tuple[int, np.ndar
 class SelectionItem(QGraphicsItem):
     """Outlines of the selected regions (contours as a path, cosmetic pen)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.path = QPainterPath()
         self.setZValue(5)
 
-    def set_regions(self, regions) -> None:
+    def set_regions(self, regions: Iterable[Region]) -> None:
         self.prepareGeometryChange()
         path = QPainterPath()
         for r in regions:
@@ -103,7 +112,7 @@ class SelectionItem(QGraphicsItem):
     def boundingRect(self) -> QRectF:
         return self.path.boundingRect().adjusted(-2, -2, 2, 2)
 
-    def paint(self, painter: QPainter, option, widget=None) -> None:
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         if self.path.isEmpty():
             return
         pen = QPen(QColor(255, 255, 255), 2.5)
@@ -119,13 +128,13 @@ class SelectionItem(QGraphicsItem):
 class PreviewItem(QGraphicsItem):
     """What the current tool is drawing: brush circle, polygon in progress, box, seed points."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self.shapes: dict = {}
+        self.shapes: dict[str, Any] = {}
         self.setZValue(10)
         self._rect = QRectF()
 
-    def set_shapes(self, shapes: dict) -> None:
+    def set_shapes(self, shapes: dict[str, Any]) -> None:
         old = self._rect
         self.prepareGeometryChange()
         self.shapes = shapes
@@ -157,7 +166,7 @@ class PreviewItem(QGraphicsItem):
     def boundingRect(self) -> QRectF:
         return self._rect
 
-    def paint(self, painter: QPainter, option, widget=None) -> None:
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         s = self.shapes
         pen = QPen(QColor(255, 255, 0), 1.5)
         pen.setCosmetic(True)
@@ -190,7 +199,7 @@ class Canvas(QGraphicsView):
     hovered = Signal(float, float)  # image coordinates under the cursor
     zoom_changed = Signal(float)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setScene(QGraphicsScene(self))
         self.image_item = ImageItem()
@@ -213,13 +222,13 @@ class Canvas(QGraphicsView):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.tool: Tool | None = None
-        self._pan_from = None
+        self._pan_from: QPointF | None = None
         self._space = False
         self._dragging = False
         self.has_image = False
 
     # ---------------------------------------------------------------- content
-    def set_image(self, levels, width: int, height: int, keep_view: bool = False) -> None:
+    def set_image(self, levels: list[tuple[int, np.ndarray]], width: int, height: int, keep_view: bool = False) -> None:
         self.image_item.set_levels(levels)
         self.scene().setSceneRect(QRectF(-0.5 * width, -0.5 * height, 2 * width, 2 * height))
         self.has_image = True
@@ -259,7 +268,7 @@ class Canvas(QGraphicsView):
     def actual_size(self) -> None:
         self.zoom_by(1.0 / self.zoom)
 
-    MIN_ZOOM, MAX_ZOOM = 0.01, 64.0
+    MIN_ZOOM, MAX_ZOOM = 0.01, 64.0  # scale: a 100-px image pixel per screen pixel .. 64 screen px each
 
     def view_center(self) -> QPointF:
         vp = self.viewport()
@@ -289,13 +298,13 @@ class Canvas(QGraphicsView):
         h.setValue(h.value() + round(d.x()))
         v.setValue(v.value() + round(d.y()))
 
-    def wheelEvent(self, event) -> None:
+    def wheelEvent(self, event: QWheelEvent) -> None:
         dy = event.angleDelta().y()
         if dy:
-            self.zoom_by(math.pow(1.0015, dy), event.position())
+            self.zoom_by(math.pow(WHEEL_ZOOM_BASE, dy), event.position())
         event.accept()
 
-    def _gesture(self, event, at: QPointF) -> bool:
+    def _gesture(self, event: QNativeGestureEvent, at: QPointF) -> bool:
         """Trackpad gestures: pinch zooms about the fingers; a smart-zoom double tap fits."""
         kind = event.gestureType()
         if kind == Qt.NativeGestureType.ZoomNativeGesture:
@@ -305,19 +314,21 @@ class Canvas(QGraphicsView):
         event.accept()
         return True
 
-    def viewportEvent(self, event) -> bool:
+    def viewportEvent(self, event: QEvent) -> bool:
         if event.type() == QEvent.Type.NativeGesture:
-            return self._gesture(event, event.position())
+            gesture = cast(QNativeGestureEvent, event)  # PySide hands this type over for NativeGesture
+            return self._gesture(gesture, gesture.position())
         return super().viewportEvent(event)
 
-    def event(self, event) -> bool:
+    def event(self, event: QEvent) -> bool:
         if event.type() == QEvent.Type.NativeGesture:  # sent to the view itself, not its viewport
-            at = self.viewport().mapFrom(self, event.position())
-            return self._gesture(event, QPointF(at))
+            gesture = cast(QNativeGestureEvent, event)
+            at = self.viewport().mapFrom(self, gesture.position())
+            return self._gesture(gesture, QPointF(at))
         return super().event(event)
 
     # ---------------------------------------------------------------- mouse to tools
-    def _pointer(self, event, button=None) -> Pointer:
+    def _pointer(self, event: QMouseEvent, button: Qt.MouseButton | None = None) -> Pointer:
         p = self.to_scene(event.position())
         mods = event.modifiers()
         b = button or event.button()
@@ -327,7 +338,7 @@ class Canvas(QGraphicsView):
                        bool(mods & Qt.KeyboardModifier.ControlModifier),
                        bool(mods & Qt.KeyboardModifier.AltModifier))
 
-    def mousePressEvent(self, event) -> None:
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         button = event.button()
         if button == Qt.MouseButton.MiddleButton or (self._space and button == Qt.MouseButton.LeftButton):
             self._pan_from = event.position()
@@ -338,14 +349,14 @@ class Canvas(QGraphicsView):
             self.tool.press(self._pointer(event))
             self.update_preview()
 
-    def mouseDoubleClickEvent(self, event) -> None:
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         if self.tool is not None and self.has_image and event.button() == Qt.MouseButton.LeftButton:
             p = self._pointer(event)
             p.double = True
             self.tool.press(p)
             self.update_preview()
 
-    def mouseMoveEvent(self, event) -> None:
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if self._pan_from is not None:
             d = event.position() - self._pan_from
             self._pan_from = event.position()
@@ -358,7 +369,7 @@ class Canvas(QGraphicsView):
             self.tool.move(p, bool(event.buttons() & Qt.MouseButton.LeftButton) and self._dragging)
             self.update_preview()
 
-    def mouseReleaseEvent(self, event) -> None:
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if self._pan_from is not None:
             self._pan_from = None
             self.viewport().setCursor(Qt.CursorShape.OpenHandCursor if self._space else Qt.CursorShape.CrossCursor)
@@ -373,7 +384,7 @@ class Canvas(QGraphicsView):
         if self.tool is not None:
             self.preview.set_shapes(self.tool.preview())
 
-    def keyPressEvent(self, event) -> None:
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
         if key == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = True
@@ -382,19 +393,19 @@ class Canvas(QGraphicsView):
         if not event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
                                     | Qt.KeyboardModifier.MetaModifier):
             if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
-                self.zoom_by(1.25)
+                self.zoom_by(ZOOM_STEP)
                 return
             if key in (Qt.Key.Key_Minus, Qt.Key.Key_Underscore):
-                self.zoom_by(0.8)
+                self.zoom_by(1 / ZOOM_STEP)
                 return
         name = {Qt.Key.Key_Return: "Return", Qt.Key.Key_Enter: "Enter", Qt.Key.Key_Escape: "Escape",
-                Qt.Key.Key_Backspace: "Backspace"}.get(key)
+                Qt.Key.Key_Backspace: "Backspace"}.get(key)  # type: ignore[call-overload]  # int key() finds IntEnum keys
         if name and self.tool is not None and self.tool.key(name):
             self.update_preview()
             return
         super().keyPressEvent(event)
 
-    def keyReleaseEvent(self, event) -> None:
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space = False
             self.viewport().setCursor(Qt.CursorShape.CrossCursor)

@@ -4,8 +4,9 @@ the keyboard-shortcut reference, generated from the window's actions."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QHeaderView, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -16,13 +17,22 @@ from segstudio.gui.workers import Job
 from segstudio.io.export_target import ExportTargetError
 from segstudio.io.registry import EXPORT_FORMATS, IMPORT_FORMATS, check_export_target, run_export, run_import
 
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QMenu
 
-def report_text(rep, verb: str) -> str:
+    from segstudio.core.project import Project
+    from segstudio.gui.workers import Failure
+    from segstudio.io.common import CancelCheck, Progress, Report
+
+    WorkFn = Callable[[Progress, CancelCheck], Report]  # what a dialog's job runs on the worker
+
+
+def report_text(rep: Report, verb: str) -> str:
     head = f"{verb}: {rep.summary()}" + (f"\n→ {rep.out}" if rep.out else "")
     return "\n".join([head, *rep.lines(200)])
 
 
-def _path_row(edit: QLineEdit, pick) -> QWidget:
+def _path_row(edit: QLineEdit, pick: Callable[[], None]) -> QWidget:
     w = QWidget()
     lay = QHBoxLayout(w)
     lay.setContentsMargins(0, 0, 0, 0)
@@ -49,7 +59,7 @@ class _JobDialog(QDialog):
 
     verb = "Done"
 
-    def __init__(self, parent, title: str):
+    def __init__(self, parent: QWidget | None, title: str) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
         self.setMinimumWidth(560)
@@ -73,9 +83,9 @@ class _JobDialog(QDialog):
         lay.addWidget(self.report)
         lay.addWidget(self.buttons)
         self.job: Job | None = None
-        self.result = None
+        self.result = None  # type: ignore[method-assign,assignment]  # the Report once run (tests read it); QDialog.result() unused
 
-    def work(self):  # -> callable(progress, cancelled)
+    def work(self) -> WorkFn | None:  # None: nothing to run (the reason is shown)
         raise NotImplementedError
 
     def run(self) -> None:
@@ -87,8 +97,8 @@ class _JobDialog(QDialog):
         self.progress.setRange(0, 0)
         self.job = Job(fn, self)
         self.job.progress.connect(self._progress)
-        self.job.finished.connect(self._finished)
-        self.job.failed.connect(self._failed)
+        self.job.returned.connect(self._finished)
+        self.job.errored.connect(self._failed)
         self.job.start()
 
     def _progress(self, done: int, total: int, text: str) -> None:
@@ -96,14 +106,15 @@ class _JobDialog(QDialog):
         self.progress.setValue(done)
         self.progress.setFormat(f"%v / %m  {text[-60:]}")
 
-    def _finished(self, rep) -> None:
-        self.result = rep
+    def _finished(self, rep: Report) -> None:
+        self.result = rep  # type: ignore[method-assign,assignment]  # see __init__
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self._show_report(report_text(rep, self.verb))
 
-    def _failed(self, e) -> None:
+    def _failed(self, failure: Failure) -> None:
         from segstudio.io.common import Cancelled
+        e = failure.error
         if isinstance(e, Cancelled):
             self._show_report("Cancelled. " + self.cancelled_note)
         else:
@@ -124,7 +135,7 @@ class _JobDialog(QDialog):
         else:
             self.reject()
 
-    def closeEvent(self, e) -> None:
+    def closeEvent(self, e: QCloseEvent) -> None:
         if self.job is not None and self.job.running():
             self.job.cancel()
             self.job.wait(30)
@@ -135,7 +146,7 @@ class ImportDialog(_JobDialog):
     verb = "Imported"
     cancelled_note = "Images imported before the cancel keep their annotations."
 
-    def __init__(self, parent, project):
+    def __init__(self, parent: QWidget | None, project: Project) -> None:
         super().__init__(parent, "Import annotations")
         self.project = project
         self.fmt = QComboBox()
@@ -157,7 +168,7 @@ class ImportDialog(_JobDialog):
         self.fmt.currentIndexChanged.connect(self._show_hint)
         self._show_hint()
 
-    def _show_hint(self, *_) -> None:
+    def _show_hint(self, *_: Any) -> None:
         self.hint.setText(IMPORT_HINTS.get(self.fmt.currentData(), ""))
         self.hint.setVisible(bool(self.hint.text()))
 
@@ -175,7 +186,7 @@ class ImportDialog(_JobDialog):
         if p:
             self.classes.setText(p)
 
-    def work(self):
+    def work(self) -> WorkFn | None:
         src = self.source.text().strip()
         if not src or not Path(src).exists():
             self._show_error(f"Source not found: {src or '(none)'}")
@@ -194,7 +205,7 @@ class ExportDialog(_JobDialog):
     verb = "Exported"
     cancelled_note = "Nothing was written."
 
-    def __init__(self, parent, project):
+    def __init__(self, parent: QWidget | None, project: Project) -> None:
         super().__init__(parent, "Export dataset")
         self.project = project
         self.fmt = QComboBox()
@@ -228,7 +239,7 @@ class ExportDialog(_JobDialog):
     def statuses(self) -> tuple[str, ...]:
         return tuple(s for s, cb in self.status_boxes.items() if cb.isChecked())
 
-    def _update_summary(self, *_) -> None:
+    def _update_summary(self, *_: Any) -> None:
         """How many images of each status the export takes, as the boxes are ticked."""
         chosen = sorted(((s, self.counts.get(s, 0)) for s in self.statuses()), key=lambda t: t[0] != DONE)
         total = sum(n for _, n in chosen)
@@ -256,7 +267,7 @@ class ExportDialog(_JobDialog):
         if p:
             self.out.setText(p)
 
-    def work(self):
+    def work(self) -> WorkFn | None:
         out = self.out.text().strip()
         if not out:
             self.report.setVisible(True)
@@ -278,7 +289,7 @@ class ExportDialog(_JobDialog):
 class ShortcutsDialog(QDialog):
     """Every action with a shortcut, read from the live actions (so it never goes stale)."""
 
-    def __init__(self, parent, menus):
+    def __init__(self, parent: QWidget | None, menus: Iterable[QMenu]) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
         rows = []

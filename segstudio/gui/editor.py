@@ -4,28 +4,39 @@ the main window subclasses it to connect Qt signals."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import numpy as np
 
 from segstudio.core.document import Document
 
+if TYPE_CHECKING:
+    from segstudio.core.region import Region
+    from segstudio.gui.tools import Tool
+    from segstudio.inference.segmenter import Detection
+
+T = TypeVar("T")
+
+
+DEFAULT_BRUSH_RADIUS = 8.0  # px, until the user's own size is restored from the settings
+DEFAULT_WAND_TOLERANCE = 12.0  # percent of the display range: a flat object on a busy background
+
 
 class EditorState:
-    def __init__(self):
+    def __init__(self) -> None:
         self.doc: Document | None = None
         self.image: np.ndarray | None = None
         self.window: tuple[float, float] | None = None  # display window of 16-bit/float images
         self.current_class_id: int | None = None
         self.selected: list[int] = []
-        self.brush_radius: float = 8.0
-        self.wand_tolerance: float = 12.0  # percent of the display range
+        self.brush_radius: float = DEFAULT_BRUSH_RADIUS
+        self.wand_tolerance: float = DEFAULT_WAND_TOLERANCE  # percent of the display range
         self.hidden_classes: set[int] = set()
         self.hidden_regions: set[int] = set()
-        self.tools: list = []  # every Tool made for this editor (they register themselves)
+        self.tools: list[Tool] = []  # every Tool made for this editor (they register themselves)
 
     # -- hooks the window overrides
-    def run_assist(self, fn: Callable[[], object], done: Callable[[object], None], label: str) -> None:
+    def run_assist(self, fn: Callable[[], T], done: Callable[[T], None], label: str) -> None:
         """Run a slow assist (GrabCut, wand on a big image). Here: inline. The window: a worker."""
         done(fn())
 
@@ -46,19 +57,19 @@ class EditorState:
         """"unet" or "maskrcnn" for the loaded model; None when none is loaded."""
         return None
 
-    def model_candidates(self):
+    def model_candidates(self) -> list[Detection] | None:
         """Cached model proposals (Detections) for the open image; None when there are none yet."""
         return None
 
-    def request_model_candidates(self, then) -> None:
+    def request_model_candidates(self, then: Callable[[], None]) -> None:
         """Ask the model for the open image's proposals; call `then()` when they are cached."""
 
-    def accept_detection(self, det) -> int | None:
+    def accept_detection(self, det: Detection) -> int | None:
         """Put a model proposal into the document as a region; returns its id."""
         return None
 
     # -- tools
-    def add_tool(self, tool) -> None:
+    def add_tool(self, tool: Tool) -> None:
         self.tools.append(tool)
 
     def reset_tools(self) -> None:
@@ -96,7 +107,7 @@ class EditorState:
         sel = [i for i in self.selected if i in self.doc.regions]
         return sel[0] if sel else None
 
-    def visible(self, region) -> bool:
+    def visible(self, region: Region) -> bool:
         return region.class_id not in self.hidden_classes and region.id not in self.hidden_regions
 
     def value_range(self) -> float:

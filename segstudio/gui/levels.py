@@ -3,14 +3,17 @@ Changes apply as they are made (the display pixels are recomputed; the data are 
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QPushButton
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QPushButton, QWidget
 
 from segstudio.core import imageio
 
 
 class LevelsDialog(QDialog):
-    def __init__(self, parent, image: np.ndarray, window: tuple[float, float], apply):
+    def __init__(self, parent: QWidget | None, image: np.ndarray, window: tuple[float, float],
+                 apply: Callable[[tuple[float, float]], None]) -> None:
         super().__init__(parent)
         self.setWindowTitle("Window / level")
         self.image, self.apply = image, apply
@@ -43,7 +46,7 @@ class LevelsDialog(QDialog):
         self.high.setValue(hi)
         self._changed()
 
-    def _changed(self, *_):
+    def _changed(self, *_: Any) -> None:
         lo, hi = self.low.value(), self.high.value()
         if hi > lo:
             self.apply((lo, hi))

@@ -6,9 +6,11 @@ history, the Session loads and saves, the tools edit. The window wires them toge
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable, Sequence
+
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QLabel, QMainWindow, QMessageBox, QSlider,
                                QSpinBox, QToolBar, QWidget)
 
@@ -21,20 +23,49 @@ from segstudio.gui.docks.classes import ClassesDock
 from segstudio.gui.docks.files import FilesDock
 from segstudio.gui.docks.model_dock import ModelDock
 from segstudio.gui.model_worker import ModelWorker
-from segstudio.gui import gc_guard, model_results
+from segstudio.gui import gc_guard, model_results, status_times
 from segstudio.gui.docks.regions import RegionsDock
+from segstudio.gui.editor import DEFAULT_BRUSH_RADIUS, DEFAULT_WAND_TOLERANCE
 from segstudio.gui.window_editor import WindowEditor
 from segstudio.gui.session import Session
 from segstudio.gui.settings import app_settings, get_bool, get_float
 from segstudio.gui.tools import TOOLS
 from segstudio.gui.workers import Background
 
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QMenu
 
-_WINDOWS: list = []  # windows opened from a window live on after it closes
+    from segstudio.core.document import Change, Document
+    from segstudio.core.project import Project
+    from segstudio.core.records import ImageRecord
+    from segstudio.gui.editor import T
+    from segstudio.gui.levels import LevelsDialog
+    from segstudio.gui.session import LoadedImage
+    from segstudio.gui.stats import StatsDialog
+    from segstudio.inference.classmap import ClassMapper
+    from segstudio.inference.segmenter import Detection, Prediction
+
+
+BRUSH_STEP = 1.25  # ] grows the brush radius by this factor, [ shrinks it by its inverse
+MAX_BRUSH_RADIUS = 500  # px
+DEFAULT_OPACITY = 0.45  # of the region overlay: the image stays readable under it
+REGIONS_REFRESH_MS = 150  # the regions list follows edits this long after the last one
+PROBE_DELAY_MS = 300  # docks report visible during the first layout: probe the model after it
+
+_WINDOWS: list[MainWindow] = []  # windows opened from a window live on after it closes; each leaves when closed
+
+
+def open_windows() -> list[MainWindow]:
+    """The windows opened from another window and not yet closed."""
+    return list(_WINDOWS)
+
+
+def _forget_window(win: MainWindow) -> None:
+    _WINDOWS[:] = [w for w in _WINDOWS if w is not win]
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, project, settings=None):
+    def __init__(self, project: Project, settings: QSettings | None = None) -> None:
         super().__init__()
         gc_guard.acquire()  # collect cycles on this thread only, never on a worker's
         self._gc_held = True
@@ -57,7 +88,7 @@ class MainWindow(QMainWindow):
         self._wire()
         self._regions_timer = QTimer(self)
         self._regions_timer.setSingleShot(True)
-        self._regions_timer.setInterval(150)
+        self._regions_timer.setInterval(REGIONS_REFRESH_MS)
         self._regions_timer.timeout.connect(self.regions_dock.refresh)
         self.set_tool("brush")
         self.classes_changed()
@@ -66,7 +97,7 @@ class MainWindow(QMainWindow):
         self.error_label = None
 
     # ================================================================= construction
-    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         d = QDockWidget(title, self)
         d.setObjectName(title.lower() + "_dock")
         d.setWidget(widget)
@@ -94,7 +125,8 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.classes_dw, self.regions_dw], [220, 520], Qt.Orientation.Vertical)
         self.resizeDocks([self.files_dw, self.classes_dw], [260, 380], Qt.Orientation.Horizontal)
 
-    def _act(self, menu, text, slot, keys=(), tip="", checkable=False) -> QAction:
+    def _act(self, menu: QMenu, text: str, slot: Callable[..., object], keys: str | Sequence[str] = (), tip: str = "",
+             checkable: bool = False) -> QAction:
         a = QAction(text, self)
         if keys:
             a.setShortcuts([QKeySequence(k) for k in ([keys] if isinstance(keys, str) else keys)])
@@ -165,11 +197,11 @@ class MainWindow(QMainWindow):
             self.tool_actions[name] = a
             tb.addAction(a)
         tb.addSeparator()
-        self._act(t, "Bigger brush", lambda: self.brush_size(1.25), "]")
-        self._act(t, "Smaller brush", lambda: self.brush_size(0.8), "[")
+        self._act(t, "Bigger brush", lambda: self.brush_size(BRUSH_STEP), "]")
+        self._act(t, "Smaller brush", lambda: self.brush_size(1 / BRUSH_STEP), "[")
         tb.addWidget(QLabel(" Brush "))
         self.brush_spin = QSpinBox()
-        self.brush_spin.setRange(1, 500)
+        self.brush_spin.setRange(1, MAX_BRUSH_RADIUS)
         self.brush_spin.setSuffix(" px")
         self.brush_spin.setToolTip("Brush radius ([ and ])")
         self.brush_spin.valueChanged.connect(lambda v: setattr(self.editor, "brush_radius", float(v)))
@@ -219,10 +251,10 @@ class MainWindow(QMainWindow):
         state = s.value("window/state")
         if state is not None:
             self.restoreState(state)
-        self.opacity.setValue(int(get_float(s, "view/opacity", 0.45) * 100))
+        self.opacity.setValue(int(get_float(s, "view/opacity", DEFAULT_OPACITY) * 100))
         self.canvas.overlay.set_opacity(self.opacity.value() / 100)
-        self.brush_spin.setValue(int(get_float(s, "tools/brush_radius", 8)))
-        self.tol_spin.setValue(get_float(s, "tools/wand_tolerance", 12))
+        self.brush_spin.setValue(int(get_float(s, "tools/brush_radius", DEFAULT_BRUSH_RADIUS)))
+        self.tol_spin.setValue(get_float(s, "tools/wand_tolerance", DEFAULT_WAND_TOLERANCE))
         if get_bool(s, "view/outline", False):
             self.outline_action.setChecked(True)
             self.canvas.overlay.set_outline(True)
@@ -259,8 +291,10 @@ class MainWindow(QMainWindow):
         self.regions_dock.visibility_changed.connect(self._visibility_changed)
         # docks report visible while the window is first laid out: look again a moment later
         self.model_dw.visibilityChanged.connect(
-            lambda v: v and QTimer.singleShot(300, self.model_dock.ensure_probed))
+            lambda v: v and QTimer.singleShot(PROBE_DELAY_MS, self.model_dock.ensure_probed))
         self.model_dock.apply_prediction.connect(self.apply_prediction)
+        self.model_dock.candidates_failed.connect(  # clears "Asking the model…"
+            lambda _i, m: self.statusBar().showMessage(f"The model could not answer: {m}", status_times.FAILED_MS))
         self.model_dock.folder_finished.connect(lambda _: self._after_import())
         # a panel's button did its job: the keys go back to the canvas (tools, class digits)
         self.model_dock.focus_canvas.connect(lambda: self.canvas.setFocus())
@@ -287,7 +321,7 @@ class MainWindow(QMainWindow):
         self.session.open(image_id)  # tools forget their state in _image_shown, after the stroke is saved
         self.files.show_current(image_id)
 
-    def _image_shown(self, li, doc) -> None:
+    def _image_shown(self, li: LoadedImage, doc: Document) -> None:
         ed = self.editor
         ed.reset_tools()  # seeds, points and boxes belong to the image they were made on
         self.canvas.reset_tool()
@@ -307,10 +341,10 @@ class MainWindow(QMainWindow):
         self.project.store.set_setting("last_image", li.record.id)
         prev_id, next_id = self.files.neighbours(li.record.id)
         self.session.prefetch([next_id, prev_id])
-        self.statusBar().showMessage(f"{li.record.path}  {w} x {h}  {li.array.dtype}", 4000)
+        self.statusBar().showMessage(f"{li.record.path}  {w} x {h}  {li.array.dtype}", status_times.INFO_MS)
         self.update_title()
 
-    def _image_failed(self, rec, message: str) -> None:
+    def _image_failed(self, rec: ImageRecord, message: str) -> None:
         self.editor.reset_tools()
         self.canvas.reset_tool()
         self.editor.doc, self.editor.image = None, None
@@ -318,7 +352,7 @@ class MainWindow(QMainWindow):
         self.canvas.overlay.doc = None
         self.regions_dock.refresh()
         self.files.model.invalidate(rec.id)
-        self.statusBar().showMessage(f"Cannot open {rec.path}: {message}", 10000)
+        self.statusBar().showMessage(f"Cannot open {rec.path}: {message}", status_times.ERROR_MS)
         self.update_title(f"cannot open {rec.path}")
 
     def step_image(self, step: int) -> None:
@@ -332,7 +366,7 @@ class MainWindow(QMainWindow):
         cur = self.editor.doc.image_id if self.editor.doc is not None else self.files.current_id
         nxt = self.files.next_unfinished(cur)
         if nxt is None:
-            self.statusBar().showMessage("No unfinished images left", 5000)
+            self.statusBar().showMessage("No unfinished images left", status_times.NOTE_MS)
         else:
             self.open_image(nxt)
 
@@ -354,10 +388,12 @@ class MainWindow(QMainWindow):
             self.files.record_changed(li.record.id)
 
     # ================================================================= editing
-    def _doc_changed(self, change) -> None:
+    def _doc_changed(self, change: Change) -> None:
         self.canvas.overlay.refresh(change.box)
         if set(change.region_ids) & set(self.editor.selected) or change.kind == "removed":
-            self.editor.select([i for i in self.editor.selected if i in self.editor.doc.regions])
+            doc = self.editor.doc
+            assert doc is not None  # the change comes from the open document
+            self.editor.select([i for i in self.editor.selected if i in doc.regions])
             self._refresh_selection_outline()
         self._regions_timer.start()
         self.update_title()
@@ -388,13 +424,13 @@ class MainWindow(QMainWindow):
         if self.editor.doc is not None:
             label = self.editor.undo()  # tools drop their seeds and previews first
             self.canvas.reset_tool()
-            self.statusBar().showMessage(f"Undo: {label}" if label else "Nothing to undo", 3000)
+            self.statusBar().showMessage(f"Undo: {label}" if label else "Nothing to undo", status_times.BRIEF_MS)
 
     def redo(self) -> None:
         if self.editor.doc is not None:
             label = self.editor.redo()
             self.canvas.reset_tool()
-            self.statusBar().showMessage(f"Redo: {label}" if label else "Nothing to redo", 3000)
+            self.statusBar().showMessage(f"Redo: {label}" if label else "Nothing to redo", status_times.BRIEF_MS)
 
     def delete_selected(self) -> None:
         doc = self.editor.doc
@@ -409,21 +445,22 @@ class MainWindow(QMainWindow):
     def merge_selected(self) -> None:
         doc = self.editor.doc
         if doc is None or len(self.editor.selected) < 2:
-            self.statusBar().showMessage("Shift+click two regions or more to merge them", 4000)
+            self.statusBar().showMessage("Shift+click two regions or more to merge them", status_times.INFO_MS)
             return
         rid = doc.merge(list(self.editor.selected))
         self.editor.select([rid])
 
     def split_selected(self) -> None:
-        rid = self.editor.primary
-        if rid is not None:
-            ids = self.editor.doc.split(rid)
+        rid, doc = self.editor.primary, self.editor.doc
+        if rid is not None and doc is not None:  # a primary region implies an open document
+            ids = doc.split(rid)
             self.editor.select(ids)
-            self.statusBar().showMessage(f"Split into {len(ids)} regions", 3000)
+            self.statusBar().showMessage(f"Split into {len(ids)} regions", status_times.BRIEF_MS)
 
     def fill_holes(self) -> None:
-        if self.editor.primary is not None:
-            self.editor.doc.fill_holes(self.editor.primary)
+        rid, doc = self.editor.primary, self.editor.doc
+        if rid is not None and doc is not None:  # a primary region implies an open document
+            doc.fill_holes(rid)
 
     def change_class(self) -> None:
         doc, cid = self.editor.doc, self.editor.current_class_id
@@ -434,8 +471,9 @@ class MainWindow(QMainWindow):
                 doc.set_attrs(rid, class_id=cid)
 
     def raise_selected(self, up: bool) -> None:
-        if self.editor.primary is not None:
-            self.editor.doc.raise_region(self.editor.primary, up)
+        rid, doc = self.editor.primary, self.editor.doc
+        if rid is not None and doc is not None:  # a primary region implies an open document
+            doc.raise_region(rid, up)
 
     def set_tool(self, name: str) -> None:
         tool = self.tools[name]
@@ -448,21 +486,22 @@ class MainWindow(QMainWindow):
         self.brush_spin.setValue(max(1, int(round(v * factor)) if factor > 1 else int(v * factor)))
         self.canvas.update_preview()
 
-    def run_assist(self, fn, done, label: str) -> None:
+    def run_assist(self, fn: Callable[[], T], done: Callable[[T], None], label: str) -> None:
         """Classical assists run on a worker; the result is applied if the image is still the same."""
         doc = self.editor.doc
         self.statusBar().showMessage(f"{label}…")
 
-        def apply(result):
+        def apply(result: T) -> None:
             if self.editor.doc is doc:
                 # "done" first: what the tool says about its result ("found no object…") must win
-                self.statusBar().showMessage(f"{label}: done", 2000)
+                self.statusBar().showMessage(f"{label}: done", status_times.DONE_MS)
                 done(result)
 
-        self.assists.submit(fn, apply, lambda e: self.statusBar().showMessage(f"{label} failed: {e}", 6000))
+        self.assists.submit(fn, apply, lambda f: self.statusBar().showMessage(f"{label} failed: {f.error}",
+                                                                                     status_times.FAILED_MS))
 
     # ================================================================= model results
-    def _model_mapper(self):
+    def _model_mapper(self) -> ClassMapper | None:
         return model_results.model_mapper(self.project, self.model_dock.info,
                                           self.model_dock.create_classes.isChecked())
 
@@ -471,22 +510,26 @@ class MainWindow(QMainWindow):
         self.classes_dock.refresh()
         self.classes_changed()
 
-    def apply_prediction(self, image_id: int, pred) -> None:
-        mapper, source = self._model_mapper(), self.model_dock.info["name"]
+    def apply_prediction(self, image_id: int, pred: Prediction) -> None:
+        info, mapper = self.model_dock.info, self._model_mapper()
+        assert info is not None and mapper is not None  # a prediction comes from the loaded model
+        source = info["name"]
         model_results.apply_prediction(
             self.editor.doc, self.project.store, mapper, source, image_id, pred,
-            open_status=lambda: self.session.current.record.status, set_status=self.session.set_status,
+            open_status=lambda: self.session.current.record.status,  # type: ignore[union-attr]  # asked only for the open image
+            set_status=self.session.set_status,
             classes_added=self._classes_added)
         self.files.model.invalidate(image_id)
         self.files.update_counts()
 
-    def accept_detection(self, det) -> int | None:
-        doc, mapper = self.editor.doc, self._model_mapper()
-        if doc is None or mapper is None:
+    def accept_detection(self, det: Detection) -> int | None:
+        doc, mapper, info = self.editor.doc, self._model_mapper(), self.model_dock.info
+        if doc is None or mapper is None or info is None:  # no mapper without a model (info)
             return None
         return model_results.accept_detection(
-            doc, self.project.store, mapper, self.model_dock.info["name"], det,
-            message=lambda text: self.statusBar().showMessage(text, 5000), classes_added=self._classes_added)
+            doc, self.project.store, mapper, info["name"], det,
+            message=lambda text: self.statusBar().showMessage(text, status_times.NOTE_MS),
+            classes_added=self._classes_added)
 
     # ================================================================= view
     def classes_changed(self) -> None:
@@ -514,17 +557,18 @@ class MainWindow(QMainWindow):
             return
         self.set_window(imageio.auto_window(li.array))
 
-    def levels_dialog(self):
+    def levels_dialog(self) -> LevelsDialog | None:
         li = self.session.current
         if li is None or li.array.dtype == np.uint8:
-            self.statusBar().showMessage("Window/level is for 16-bit and float images", 4000)
+            self.statusBar().showMessage("Window/level is for 16-bit and float images", status_times.INFO_MS)
             return None
         from segstudio.gui.levels import LevelsDialog
+        assert li.window is not None  # load_image gives every non-8-bit image a window
         dlg = LevelsDialog(self, li.array, li.window, self.set_window)
         dlg.open()
         return dlg
 
-    def set_window(self, window) -> None:
+    def set_window(self, window: tuple[float, float]) -> None:
         li = self.session.current
         if li is None:
             return
@@ -570,13 +614,13 @@ class MainWindow(QMainWindow):
         self.save_label.setText(message + (f" (and {others} more image{'s' * (others > 1)})" if others > 0 else ""))
         self.save_label.setToolTip("Edits are kept in memory and saved as soon as the store accepts them")
         self.save_label.show()
-        self.statusBar().showMessage(message, 15000)
+        self.statusBar().showMessage(message, status_times.SAVE_FAILED_MS)
         self.update_title()
 
     def _save_recovered(self, message: str) -> None:
         self.save_label.hide()
         self.save_label.setText("")
-        self.statusBar().showMessage(message, 4000)
+        self.statusBar().showMessage(message, status_times.INFO_MS)
         self.update_title()
 
     # ================================================================= files and dialogs
@@ -584,7 +628,7 @@ class MainWindow(QMainWindow):
         ok = self.session.flush()
         self.update_title()
         if ok:
-            self.statusBar().showMessage("All edits saved", 3000)
+            self.statusBar().showMessage("All edits saved", status_times.BRIEF_MS)
 
     def import_dialog(self) -> ImportDialog:
         self.session.flush()
@@ -610,14 +654,14 @@ class MainWindow(QMainWindow):
         dlg.open()
         return dlg
 
-    def show_stats(self):
+    def show_stats(self) -> StatsDialog:
         from segstudio.gui.stats import StatsDialog
         self.session.flush()
         dlg = StatsDialog(self, self.project.store)
         dlg.open()
         return dlg
 
-    def open_folder(self, folder: str | None = None):
+    def open_folder(self, folder: str | None = None) -> MainWindow | None:
         """Another folder in a new window (this one closes once the new one is up)."""
         from PySide6.QtWidgets import QFileDialog
 
@@ -666,7 +710,7 @@ class MainWindow(QMainWindow):
                 return False
         return True
 
-    def closeEvent(self, event) -> None:
+    def closeEvent(self, event: QCloseEvent) -> None:
         if not self.confirm_close():
             event.ignore()
             return
@@ -675,6 +719,10 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.assists.shutdown(wait=False)
         super().closeEvent(event)
+        if any(w is self for w in _WINDOWS):
+            # later, not here: dropping the last reference inside closeEvent would delete the
+            # window while Qt is still closing it
+            QTimer.singleShot(0, lambda: _forget_window(self))
         if self._gc_held:
             self._gc_held = False
             gc_guard.release()

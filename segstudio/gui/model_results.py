@@ -5,19 +5,31 @@ for what the window shows, never the window itself."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from segstudio.core.records import NEW, PREDICTED
 from segstudio.inference.classmap import ClassMapper, prediction_regions
 
+if TYPE_CHECKING:
+    from segstudio.core.document import Document
+    from segstudio.core.project import Project
+    from segstudio.core.store import ProjectStore
+    from segstudio.inference.segmenter import Detection, Prediction
 
-def model_mapper(project, info: dict | None, create_classes: bool) -> ClassMapper | None:
+# A clicked proposal overlapping a region of its class this much (IoU) is that region, already
+# accepted: clicking it again selects the region instead of stacking a copy.
+SAME_REGION_IOU = 0.9
+
+
+def model_mapper(project: Project, info: dict[str, Any] | None, create_classes: bool) -> ClassMapper | None:
     """Model classes onto the project's; missing ones are created when `create_classes` is set."""
     if info is None:
         return None
     return ClassMapper(project, info["classes"], create_classes)
 
 
-def apply_prediction(doc, store, mapper: ClassMapper | None, source: str, image_id: int, pred, *,
+def apply_prediction(doc: Document | None, store: ProjectStore, mapper: ClassMapper, source: str, image_id: int,
+                     pred: Prediction, *,
                      open_status: Callable[[], str], set_status: Callable[[str], None],
                      classes_added: Callable[[], None]) -> None:
     """A model's answer for one image: one undo step that replaces that model's regions.
@@ -44,7 +56,8 @@ def apply_prediction(doc, store, mapper: ClassMapper | None, source: str, image_
         classes_added()
 
 
-def accept_detection(doc, store, mapper: ClassMapper | None, source: str, det, *,
+def accept_detection(doc: Document | None, store: ProjectStore, mapper: ClassMapper | None, source: str,
+                     det: Detection, *,
                      message: Callable[[str], None], classes_added: Callable[[], None]) -> int | None:
     """A clicked model proposal becomes a region (or selects the one already made from it)."""
     if doc is None or mapper is None:
@@ -57,11 +70,11 @@ def accept_detection(doc, store, mapper: ClassMapper | None, source: str, det, *
         if r.class_id == cid:
             inter = (r.window(det.box) & det.mask).sum()
             union = r.area + int(det.mask.sum()) - inter
-            if union and inter / union >= 0.9:
+            if union and inter / union >= SAME_REGION_IOU:
                 return r.id
     n = len(store.classes())
-    r = doc.new_region(cid, det.mask.copy(), det.x, det.y, label=f"Accept {source}",
-                       source=source, score=round(det.score, 4))
+    new = doc.new_region(cid, det.mask.copy(), det.x, det.y, label=f"Accept {source}",
+                         source=source, score=round(det.score, 4))
     if len(store.classes()) != n:
         classes_added()
-    return r.id if r is not None else None
+    return new.id if new is not None else None

@@ -1,5 +1,6 @@
 """The model's thread: one long-lived worker per loaded model (the model and its CUDA context
-stay on it), a request queue, results back by Qt signals, cancel between steps.
+stay on it), requests run in order on a one-thread executor (gui/workers.py), results come back
+by Qt signals, cancel between steps.
 
 torch is imported on this thread, when the first request arrives, so the window opens without
 paying for it.
@@ -7,15 +8,20 @@ paying for it.
 
 from __future__ import annotations
 
+import logging
 import os
-import queue
 import threading
 import time
-import traceback
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
+from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.errors import describe
+from segstudio.gui.workers import Background, Failure, Task
+
+log = logging.getLogger("segstudio")
 
 
 class ModelWorker(QObject):
@@ -29,7 +35,7 @@ class ModelWorker(QObject):
     job_failed = Signal(str)
     busy_changed = Signal(bool)
     # the learning loop (training / evaluation) reports through these
-    train_progress = Signal(object)  # dict: epoch, step, loss, val metric, ...
+    train_progress = Signal(object)  # inference.train_common.TrainProgress: phase, epoch, step, loss, ...
     train_done = Signal(object)
     eval_done = Signal(object)
 
@@ -37,31 +43,33 @@ class ModelWorker(QObject):
         super().__init__(parent)
         self.project = project
         self.segmenter = None
-        self._q: queue.Queue = queue.Queue()
         self._cancel = threading.Event()
-        self._busy = 0
-        self._thread = threading.Thread(target=self._loop, name="segstudio-model", daemon=True)
-        self._thread.start()
+        self._busy = 0  # requests submitted and not finished (GUI thread only)
+        # one thread for the worker's life: the model and its CUDA context stay on it
+        self._executor = Background(1, "segstudio-model", self)
+        self._futures: list[Future] = []  # requests not known to be done (pruned on the GUI thread)
 
     # ---------------------------------------------------------------- requests (GUI thread)
     def probe(self) -> None:
-        self._q.put(("probe",))
+        self._request("probe", self._do_probe, self.probed.emit)
 
     def load(self, spec: dict) -> None:
         """spec: the fields of inference.engine.ModelSpec (a dict: the GUI never imports torch)."""
-        self._q.put(("load", spec))
+        self._request("load", lambda: self._do_load(spec), self.loaded.emit,
+                      lambda msg: self.load_failed.emit(msg))
 
     def predict_image(self, image_id: int, array) -> None:
-        self._q.put(("image", image_id, array))
+        self._request("image", lambda: self._do_image(array), lambda pred: self.image_done.emit(image_id, pred),
+                      lambda msg: self.image_failed.emit(image_id, msg))
 
     def predict_folder(self, statuses, create_classes: bool, batch: int = 2) -> None:
         self._cancel.clear()
-        self._q.put(("folder", statuses, create_classes, batch))
+        self._request("folder", lambda: self._do_folder(statuses, create_classes, batch), self.folder_done.emit)
 
     def run_job(self, name: str, fn) -> None:
         """Run fn(worker, cancelled) on the model thread (training, evaluation)."""
         self._cancel.clear()
-        self._q.put(("job", name, fn))
+        self._request(name, lambda: fn(self, self._cancel.is_set))
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -76,59 +84,57 @@ class ModelWorker(QObject):
 
     def shutdown(self, wait: float = 5.0) -> None:
         self._cancel.set()
-        self._q.put(None)
-        self._thread.join(wait)
+        self._executor.shutdown(wait=False)  # drops queued requests; the running one sees cancel
+        wait_futures(self._futures, timeout=wait)
+
+    # ---------------------------------------------------------------- plumbing (GUI thread)
+    def _request(self, what: str, fn: Callable[[], object], on_done: Callable[[object], None] | None = None,
+                 on_failed: Callable[[str], None] | None = None) -> None:
+        task = Task(fn)
+        task.started.connect(lambda: self.busy_changed.emit(True))
+        if on_done is not None:
+            task.returned.connect(on_done)
+        task.errored.connect(lambda f: self._failed(what, f, on_failed or self.job_failed.emit))
+        task.finished.connect(self._finished)
+        self._busy += 1
+        self._futures = [f for f in self._futures if not f.done()] + [self._executor.start(task)]
+
+    def _failed(self, what: str, failure: Failure, report: Callable[[str], None]) -> None:
+        # every failure reaches the window as a message: a UserError's alone, anything else with its type
+        log.warning("model request %s failed\n%s", what, failure.traceback_text)
+        report(describe(failure.error))
+
+    def _finished(self) -> None:
+        self._busy -= 1
+        if not self._busy:
+            self.busy_changed.emit(False)
 
     # ---------------------------------------------------------------- the model thread
-    def _loop(self) -> None:
-        while True:
-            req = self._q.get()
-            if req is None:
-                return
-            self._busy += 1
-            self.busy_changed.emit(True)
-            try:
-                getattr(self, "_do_" + req[0])(*req[1:])
-            except Exception as e:  # every failure reaches the window as a message  # noqa: BLE001
-                msg = describe(e)  # a UserError's message alone; anything else with its type
-                import logging
-                logging.getLogger("segstudio").warning("model request %s failed\n%s", req[0], traceback.format_exc())
-                if req[0] == "load":
-                    self.load_failed.emit(msg)
-                elif req[0] == "image":
-                    self.image_failed.emit(req[1], msg)
-                else:
-                    self.job_failed.emit(msg)
-            finally:
-                self._busy -= 1
-                if self._q.empty():
-                    self.busy_changed.emit(False)
-
-    def _do_probe(self) -> None:
+    def _do_probe(self) -> str:
         from segstudio.inference.device import probe
-        self.probed.emit(probe(threads=max(1, (os.cpu_count() or 2) - 1)))  # leave a core to the window
+        return probe(threads=max(1, (os.cpu_count() or 2) - 1))  # leave a core to the window
 
-    def _do_load(self, spec: dict) -> None:
+    def _do_load(self, spec: dict) -> dict:
         from segstudio.inference.engine import ModelSpec, load_segmenter
         self.segmenter = None
         seg = load_segmenter(ModelSpec(**spec), self.project)
         self.segmenter = seg
-        self.loaded.emit({"arch": seg.arch, "name": seg.name, "classes": list(seg.classes),
-                          "device": seg.device.describe(), "checkpoint": getattr(seg.ckpt, "path", None)})
+        return {"arch": seg.arch, "name": seg.name, "classes": list(seg.classes),
+                "device": seg.device.describe(), "checkpoint": getattr(getattr(seg, "ckpt", None), "path", None)}
 
     def _need_model(self):
         if self.segmenter is None:
             raise RuntimeError("no model loaded: choose one in the Model panel and press Load")
         return self.segmenter
 
-    def _do_image(self, image_id: int, array) -> None:
+    def _do_image(self, array):
         seg = self._need_model()
         pred = seg.predict(array)
         pred.candidates()  # components / crops computed here, not on the GUI thread
         pred.detections()
-        self.image_done.emit(image_id, pred)
+        return pred
 
-    def _do_folder(self, statuses, create_classes: bool, batch: int) -> None:
+    def _do_folder(self, statuses, create_classes: bool, batch: int):
         from segstudio.inference.engine import predict_project
         seg = self._need_model()
         t0 = time.perf_counter()
@@ -136,9 +142,5 @@ class ModelWorker(QObject):
         def progress(done, total, path):
             el = time.perf_counter() - t0
             self.folder_progress.emit(done, total, done / el if el > 0 else 0.0, path)
-        rep = predict_project(self.project, seg, statuses, batch, create_classes, progress=progress,
-                              cancel=self._cancel.is_set)
-        self.folder_done.emit(rep)
-
-    def _do_job(self, name: str, fn) -> None:
-        fn(self, self._cancel.is_set)
+        return predict_project(self.project, seg, statuses, batch, create_classes, progress=progress,
+                               cancel=self._cancel.is_set)

@@ -4,25 +4,31 @@ are colour-table changes that touch no pixels."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PySide6.QtCore import QRectF
-from PySide6.QtGui import QPainter
-from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from segstudio.core import maskops
 from segstudio.core.classes import LabelClass
 from segstudio.core.maskops import Box
 from segstudio.gui.qimage import argb, wrap_indexed
 
+if TYPE_CHECKING:
+    from segstudio.core.document import Document
+    from segstudio.gui.editor import EditorState
+
 
 class OverlayItem(QGraphicsItem):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         self.labels = np.zeros((1, 1), np.uint8)
-        self.qimage = None
-        self.doc = None
-        self.editor = None
+        self.qimage: QImage | None = None
+        self.doc: Document | None = None
+        self.editor: EditorState | None = None
         self.index_of: dict[int, int] = {}  # class id -> palette index
         self.opacity_value = 0.45
         self.outline = False
@@ -30,7 +36,7 @@ class OverlayItem(QGraphicsItem):
         self._classes: list[LabelClass] = []
 
     # ---------------------------------------------------------------- set-up
-    def set_document(self, doc, editor, width: int, height: int) -> None:
+    def set_document(self, doc: Document, editor: EditorState | None, width: int, height: int) -> None:
         self.prepareGeometryChange()
         self.doc, self.editor = doc, editor
         if self.labels.shape != (height, width):
@@ -94,6 +100,7 @@ class OverlayItem(QGraphicsItem):
         self.update(QRectF(b[0], b[1], b[2] - b[0], b[3] - b[1]))
 
     def _paint(self, b: Box) -> None:
+        assert self.doc is not None  # callers check
         sub = self.labels[b[1]:b[3], b[0]:b[2]]
         visible = self.editor.visible if self.editor is not None else (lambda r: True)
         for r in self.doc.regions_in(b):
@@ -117,7 +124,7 @@ class OverlayItem(QGraphicsItem):
         h, w = self.labels.shape
         return QRectF(0, 0, w, h)
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         if self.qimage is None or not self.shown:
             return
         r = option.exposedRect.intersected(self.boundingRect()).toAlignedRect()

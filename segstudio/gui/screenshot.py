@@ -4,11 +4,15 @@ select its largest region, wait for it to be painted, grab the window."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import QCoreApplication
 
+if TYPE_CHECKING:
+    from segstudio.gui.main_window import MainWindow
 
-def wait_until(app, cond, timeout: float = 20.0) -> bool:
+
+def wait_until(app: QCoreApplication, cond: Callable[[], bool], timeout: float = 20.0) -> bool:
     end = time.time() + timeout
     while time.time() < end:
         app.processEvents()
@@ -18,7 +22,7 @@ def wait_until(app, cond, timeout: float = 20.0) -> bool:
     return False
 
 
-def take(app, win, out: str, image_name: str | None = None) -> int:
+def take(app: QCoreApplication, win: MainWindow, out: str, image_name: str | None = None) -> int:
     store = win.project.store
     target = None
     if image_name:

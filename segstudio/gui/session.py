@@ -11,6 +11,7 @@ from collections import OrderedDict
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
+from typing import Iterable
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -21,13 +22,14 @@ from segstudio.core.errors import describe
 from segstudio.core.project import Project
 from segstudio.core.records import IN_PROGRESS, NEW, PREDICTED, ImageRecord
 from segstudio.gui.canvas import pyramid
-from segstudio.gui.workers import Background
+from segstudio.gui.workers import Background, Failure
 
 log = logging.getLogger(__name__)
 
 AUTOSAVE_MS = 400
 RETRY_FIRST_S = 1.0  # after a failed save, the next try; doubling up to RETRY_MAX_S
 RETRY_MAX_S = 10.0
+HISTORY_BYTES = 512 * 1024 * 1024  # undo history over all open images; the oldest images' go first
 
 
 @dataclass
@@ -35,14 +37,14 @@ class LoadedImage:
     record: ImageRecord
     array: np.ndarray  # as decoded (uint8 / uint16 / float32)
     window: tuple[float, float] | None  # display window for non-8-bit images
-    levels: list  # [(factor, uint8 display array)], full size first
+    levels: list[tuple[int, np.ndarray]]  # [(factor, uint8 display array)], full size first
 
     @property
     def nbytes(self) -> int:
         return self.array.nbytes + sum(a.nbytes for _, a in self.levels if a is not self.array)
 
 
-def load_image(project: Project, rec: ImageRecord, window=None) -> LoadedImage:
+def load_image(project: Project, rec: ImageRecord, window: tuple[float, float] | None = None) -> LoadedImage:
     """Decode and prepare an image for display (runs on a worker thread)."""
     arr = project.load_image(rec)
     if arr.dtype != np.uint8 and window is None:
@@ -60,7 +62,7 @@ class Session(QObject):
     save_recovered = Signal(str)  # the writes that failed went through after all
     status_changed = Signal(int, str)  # image id, new status
 
-    def __init__(self, project: Project, cache_bytes: int = 1 << 30, parent=None):
+    def __init__(self, project: Project, cache_bytes: int = 1 << 30, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.project = project
         self.loader = Background(2, "segstudio-decode", self)
@@ -86,7 +88,7 @@ class Session(QObject):
         self.timer.start()
         self.load_started_at = 0.0
         self.histories: OrderedDict = OrderedDict()  # image id -> UndoStack
-        self.history_bytes = 512 * 1024 * 1024
+        self.history_bytes = HISTORY_BYTES
 
     # ---------------------------------------------------------------- images
     def open(self, image_id: int) -> None:
@@ -108,7 +110,7 @@ class Session(QObject):
         elif image_id not in self.pending:
             self._submit(image_id)
 
-    def prefetch(self, image_ids) -> None:
+    def prefetch(self, image_ids: Iterable[int | None]) -> None:
         for i in image_ids:
             if i is not None and i not in self.cache and i not in self.pending:
                 self._submit(i)
@@ -119,8 +121,9 @@ class Session(QObject):
         except KeyError:
             return
         window = self.current.window if (self.current is not None and self.current.record.id == image_id) else None
-        fut = self.loader.submit(lambda: load_image(self.project, rec, window),
-                                 self._loaded, lambda e, r=rec: self._failed(r, e))
+        def failed(f: Failure) -> None:
+            self._failed(rec, f.error)
+        fut = self.loader.submit(lambda: load_image(self.project, rec, window), self._loaded, failed)
         self.pending[image_id] = fut
 
     def _loaded(self, li: LoadedImage) -> None:
@@ -321,6 +324,7 @@ class Session(QObject):
                 self._save_async(doc)
         deadline = time.monotonic() + timeout
         for job in [j for j in self._jobs if any(j.doc is d for d in docs)]:
+            assert job.future is not None  # set by _save_async as the job is queued
             try:
                 job.future.result(timeout=max(0.0, deadline - time.monotonic()))
             except (FutureTimeout, CancelledError):  # still running: it settles through the signal

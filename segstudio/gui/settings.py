@@ -11,7 +11,7 @@ def app_settings() -> QSettings:
 
 def get_float(s: QSettings, key: str, default: float) -> float:
     try:
-        return float(s.value(key, default))
+        return float(s.value(key, default))  # type: ignore[arg-type]  # a str or a number; others fail below
     except (TypeError, ValueError):
         return default
 

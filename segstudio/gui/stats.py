@@ -3,15 +3,21 @@ labelled pixels as a pyqtgraph bar chart (the same figures `segstudio info` prin
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLabel, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout)
+                               QVBoxLayout, QWidget)
 
 from segstudio.core.records import STATUSES
+from segstudio.gui.plot_style import BACKGROUND, INK, ink_plot
+
+if TYPE_CHECKING:
+    from segstudio.core.store import ProjectStore
 
 
-def statistics(store) -> dict:
+def statistics(store: ProjectStore) -> dict[str, Any]:
     classes = store.classes()
     per = store.regions_per_class()
     area = store.area_per_class()
@@ -21,7 +27,7 @@ def statistics(store) -> dict:
 
 
 class StatsDialog(QDialog):
-    def __init__(self, parent, store):
+    def __init__(self, parent: QWidget | None, store: ProjectStore) -> None:
         super().__init__(parent)
         self.setWindowTitle("Dataset statistics")
         self.stats = s = statistics(store)
@@ -45,11 +51,12 @@ class StatsDialog(QDialog):
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         lay.addWidget(self.table)
-        self.plot = pg.PlotWidget(title="share of labelled pixels per class (%)")
+        self.plot = pg.PlotWidget(background=BACKGROUND)
+        ink_plot(self.plot.getPlotItem(), "share of labelled pixels per class (%)")
         xs = list(range(len(s["classes"])))
         brushes = [pg.mkBrush(*c.color) for c, _, _ in s["classes"]]
         self.bars = pg.BarGraphItem(x=xs, height=[100 * sh for _, _, sh in s["classes"]], width=0.7,
-                                    brushes=brushes)
+                                    brushes=brushes, pen=INK)
         self.plot.addItem(self.bars)
         self.plot.getAxis("bottom").setTicks([[(i, c.name) for i, (c, _, _) in enumerate(s["classes"])]])
         self.plot.setMinimumHeight(220)

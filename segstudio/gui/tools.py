@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 
 from segstudio.core import maskops
 from segstudio.gui.editor import EditorState
 from segstudio.inference import classical
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from segstudio.core.maskops import Box
+    from segstudio.inference.classical import Crop
+    from segstudio.inference.segmenter import Detection
+
+MIN_SEED_RADIUS = 2  # px: GrabCut-click seeds are half the brush radius, never thinner than this
+PICK_BOX_COVER = 0.8  # a dragged box picks the model proposals it covers at least this part of
+MIN_PROMPT_BOX = 4  # px each way: a shorter prompt-tool drag is a click, not a box
 
 
 @dataclass
@@ -34,7 +46,7 @@ class Pointer:
         return int(math.floor(self.y))
 
 
-def combine(ed: EditorState, crop, p: Pointer | None, label: str) -> int | None:
+def combine(ed: EditorState, crop: Crop | None, p: Pointer | None, label: str) -> int | None:
     """Put an assist's or a shape's mask into the document.
 
     Plain: a new region of the current class, selected. Shift: added to the selected region.
@@ -66,12 +78,12 @@ def combine(ed: EditorState, crop, p: Pointer | None, label: str) -> int | None:
     if ed.current_class_id is None:
         ed.message("Add a class first (Classes panel)")
         return None
-    r = doc.new_region(ed.current_class_id, m, x, y, label=label)
-    if r is None:
+    new_r = doc.new_region(ed.current_class_id, m, x, y, label=label)
+    if new_r is None:
         ed.message(f"{label}: nothing inside the image, no region made")
         return None
-    ed.select([r.id])
-    return r.id
+    ed.select([new_r.id])
+    return new_r.id
 
 
 class Tool:
@@ -82,7 +94,7 @@ class Tool:
     hint = ""  # one status-bar line shown when the tool is chosen: what buttons and modifiers do
     uses_brush = False
 
-    def __init__(self, editor: EditorState):
+    def __init__(self, editor: EditorState) -> None:
         self.ed = editor
         editor.add_tool(self)  # so the editor can reset every tool (image change, undo, ...)
 
@@ -101,7 +113,7 @@ class Tool:
 
     def cancel(self) -> None: ...
 
-    def preview(self) -> dict:
+    def preview(self) -> dict[str, Any]:
         """Shapes to draw over the canvas: {'circle': (x, y, r), 'poly': [...], 'closed': bool,
         'rect': (x0, y0, x1, y1), 'points': [(x, y, positive)]}."""
         return {}
@@ -141,7 +153,7 @@ class BrushTool(Tool):
     uses_brush = True
     erase = False
 
-    def __init__(self, editor):
+    def __init__(self, editor: EditorState) -> None:
         super().__init__(editor)
         self.last: tuple[float, float] | None = None
         self.hover: tuple[float, float] | None = None
@@ -149,9 +161,11 @@ class BrushTool(Tool):
         self.erased: set[int] = set()  # regions this erase stroke took pixels from
         self.only: list[int] | None = None  # the regions an erase stroke may touch; None: all
 
-    def erase_targets(self, p: Pointer) -> list[int] | None | bool:
+    def erase_targets(self, p: Pointer) -> list[int] | None | Literal[False]:
         """The regions a Ctrl+drag erases: the selection, or every visible one when none is."""
-        sel = [i for i in self.ed.selected if i in self.ed.doc.regions]
+        doc = self.ed.doc
+        assert doc is not None  # asked by press(), once a document is open
+        sel = [i for i in self.ed.selected if i in doc.regions]
         return sel or None
 
     def press(self, p: Pointer) -> None:
@@ -218,16 +232,18 @@ class BrushTool(Tool):
 
     def _dab(self, x: float, y: float) -> None:
         # brush centred on the pixel under the pointer
+        doc = self.ed.doc
+        assert self.last is not None and doc is not None  # called inside a stroke
         p0 = (self.last[0] - 0.5, self.last[1] - 0.5)
         p1 = (x - 0.5, y - 0.5)
         stamp, box = maskops.segment_stamp(p0, p1, self.ed.brush_radius)
         if self.value:
-            self.ed.doc.stroke_paint(stamp, box, True)
+            doc.stroke_paint(stamp, box, True)
         else:
-            self.erased.update(self.ed.doc.erase_paint(stamp, box))
+            self.erased.update(doc.erase_paint(stamp, box))
         self.last = (x, y)
 
-    def preview(self) -> dict:
+    def preview(self) -> dict[str, Any]:
         if self.hover is None:
             return {}
         return {"circle": (self.hover[0], self.hover[1], self.ed.brush_radius)}
@@ -241,10 +257,12 @@ class EraserTool(BrushTool):
             "selected region · [ ] brush size")
     erase = True
 
-    def erase_targets(self, p: Pointer) -> list[int] | None | bool:
+    def erase_targets(self, p: Pointer) -> list[int] | None | Literal[False]:
         if not p.shift:
             return None
-        sel = [i for i in self.ed.selected if i in self.ed.doc.regions]
+        doc = self.ed.doc
+        assert doc is not None  # asked by press(), once a document is open
+        sel = [i for i in self.ed.selected if i in doc.regions]
         if not sel:
             self.ed.message("Shift+drag erases only the selected region, and none is selected: select "
                             "one first, or drag without Shift to erase every region under the brush")
@@ -259,7 +277,7 @@ class PolygonTool(Tool):
     hint = ("Polygon: click vertices · Enter or double-click closes · Backspace or right-click removes "
             "the last point · Esc cancels · Shift adds to the selected region, Ctrl cuts from it")
 
-    def __init__(self, editor):
+    def __init__(self, editor: EditorState) -> None:
         super().__init__(editor)
         self.points: list[tuple[float, float]] = []
         self.hover: tuple[float, float] | None = None
@@ -317,7 +335,7 @@ class PolygonTool(Tool):
         self.points = []
         self.ed.preview_changed()
 
-    def preview(self) -> dict:
+    def preview(self) -> dict[str, Any]:
         if not self.points:
             return {}
         pts = list(self.points) + ([self.hover] if self.hover else [])
@@ -347,7 +365,7 @@ class LassoTool(PolygonTool):
         if self.points:
             self.finish()
 
-    def preview(self) -> dict:
+    def preview(self) -> dict[str, Any]:
         return {"poly": [(x + 0.5, y + 0.5) for x, y in self.points], "closed": False} if self.points else {}
 
 
@@ -372,7 +390,7 @@ class WandTool(Tool):
         img, x, y = ed.image, p.ix, p.iy
         ed.run_assist(lambda: classical.magic_wand(img, x, y, tol), lambda crop: self._done(crop, p), "Magic wand")
 
-    def _done(self, crop, p: Pointer) -> None:
+    def _done(self, crop: Crop | None, p: Pointer) -> None:
         if crop is None:
             self.ed.message("Magic wand found nothing to fill there")
             return
@@ -384,7 +402,7 @@ class BoxGrabCutTool(Tool):
     tip = "Drag a box around an object: GrabCut segments it. Shift adds to the selected region"
     hint = "Box → GrabCut: drag a box around one object · Shift adds the result to the selected region"
 
-    def __init__(self, editor):
+    def __init__(self, editor: EditorState) -> None:
         super().__init__(editor)
         self.start: tuple[float, float] | None = None
         self.end: tuple[float, float] | None = None
@@ -414,24 +432,24 @@ class BoxGrabCutTool(Tool):
         ed.run_assist(lambda: self.segment(img, box, window), lambda result: self._done(result, mods), "GrabCut")
 
     @staticmethod
-    def segment(img, box, window):
+    def segment(img: np.ndarray, box: Box, window: tuple[float, float] | None) -> tuple[Crop | None, str | None]:
         """On the worker: the object in the box, or None and the reason said in the window."""
         crop = classical.grabcut_box(img, box, window=window)
         return crop, (None if crop is not None else classical.grabcut_failure(img, box, window))
 
-    def _done(self, result, mods) -> None:
+    def _done(self, result: tuple[Crop | None, str | None], mods: Pointer | None) -> None:
         crop, why = result
         if crop is None:
             self.ed.message(why or "GrabCut found no object in that box")
             return
         combine(self.ed, crop, mods, "GrabCut")
 
-    def box(self):
+    def box(self) -> Box | None:
         if self.start is None or self.end is None:
             return None
         x0, x1 = sorted((self.start[0], self.end[0]))
         y0, y1 = sorted((self.start[1], self.end[1]))
-        if x1 - x0 < 3 or y1 - y0 < 3:
+        if x1 - x0 < classical.MIN_BOX_SIDE or y1 - y0 < classical.MIN_BOX_SIDE:
             return None
         return int(x0), int(y0), int(math.ceil(x1)), int(math.ceil(y1))
 
@@ -439,7 +457,7 @@ class BoxGrabCutTool(Tool):
         self.start = self.end = None
         self.ed.preview_changed()
 
-    def preview(self) -> dict:
+    def preview(self) -> dict[str, Any]:
         b = self.box()
         return {"rect": b} if b else {}
 
@@ -451,7 +469,7 @@ class ClickGrabCutTool(Tool):
     hint = ("Clicks → GrabCut: left-click marks object, right-click or Ctrl+click marks background · "
             "refines the selected region or makes a new one · Esc forgets the clicks")
 
-    def __init__(self, editor):
+    def __init__(self, editor: EditorState) -> None:
         super().__init__(editor)
         self.positive: list[tuple[float, float]] = []
         self.negative: list[tuple[float, float]] = []
@@ -476,20 +494,22 @@ class ClickGrabCutTool(Tool):
             return
         img, window = ed.image, ed.window
         pos, negs = list(self.positive), list(self.negative)
-        radius = max(2, int(ed.brush_radius // 2))
+        radius = max(MIN_SEED_RADIUS, int(ed.brush_radius // 2))
         ed.run_assist(lambda: classical.grabcut_refine(img, current, pos, negs, radius=radius, window=window),
                       self._done, "GrabCut refine")
 
-    def _done(self, crop) -> None:
+    def _done(self, crop: Crop | None) -> None:
         ed = self.ed
+        doc = ed.doc
+        assert doc is not None  # an assist runs on the open document
         if crop is None:
             ed.message("GrabCut found no object at those clicks: left-click inside the object "
                        "(on a flat area there is nothing to separate)")
             return
         m, x, y = crop
-        if self.region_id is not None and self.region_id in ed.doc.regions:
-            ed.doc.replace_mask(self.region_id, m, x, y, "GrabCut refine")
-            ed.select([self.region_id] if self.region_id in ed.doc.regions else [])
+        if self.region_id is not None and self.region_id in doc.regions:
+            doc.replace_mask(self.region_id, m, x, y, "GrabCut refine")
+            ed.select([self.region_id] if self.region_id in doc.regions else [])
         else:
             self.region_id = combine(ed, crop, None, "GrabCut refine")
 
@@ -503,7 +523,7 @@ class ClickGrabCutTool(Tool):
         self.positive, self.negative = [], []
         self.ed.preview_changed()
 
-    def preview(self) -> dict:
+    def preview(self) -> dict[str, Any]:
         pts = [(x + 0.5, y + 0.5, True) for x, y in self.positive] + \
               [(x + 0.5, y + 0.5, False) for x, y in self.negative]
         return {"points": pts} if pts else {}
@@ -515,7 +535,7 @@ class WatershedTool(Tool):
     hint = ("Watershed split: click one seed per object inside the selected region, then Enter splits it · "
             "Esc forgets the seeds")
 
-    def __init__(self, editor):
+    def __init__(self, editor: EditorState) -> None:
         super().__init__(editor)
         self.seeds: list[tuple[float, float]] = []
 
@@ -555,14 +575,16 @@ class WatershedTool(Tool):
         if rid is None or ed.image is None or len(seeds) < 2:
             ed.message("Watershed needs two seeds or more inside the selected region")
             return
+        assert ed.doc is not None  # a selection (primary) needs an open document
         r = ed.doc.regions[rid]
         crop = (r.mask.copy(), r.x, r.y)
         img, window = ed.image, ed.window
         ed.run_assist(lambda: classical.watershed_split(img, crop, seeds, window),
                       lambda parts: self._done(rid, parts), "Watershed")
 
-    def _done(self, rid: int, parts) -> None:
+    def _done(self, rid: int, parts: list[Crop]) -> None:
         doc = self.ed.doc
+        assert doc is not None  # an assist runs on the open document
         if rid not in doc.regions or len(parts) < 2:
             self.ed.message("Watershed found one part only")
             return
@@ -583,7 +605,7 @@ class WatershedTool(Tool):
         self.seeds = []
         self.ed.preview_changed()
 
-    def preview(self) -> dict:
+    def preview(self) -> dict[str, Any]:
         return {"points": [(x + 0.5, y + 0.5, True) for x, y in self.seeds]} if self.seeds else {}
 
 
@@ -594,7 +616,7 @@ class PromptTool(Tool):
     hint = ("Model: click an object to take the model's region there · drag a box for the best instance "
             "inside it (Mask R-CNN) · with no model loaded, GrabCut answers")
 
-    def __init__(self, editor):
+    def __init__(self, editor: EditorState) -> None:
         super().__init__(editor)
         self.start: tuple[float, float] | None = None
         self.end: tuple[float, float] | None = None
@@ -617,12 +639,12 @@ class PromptTool(Tool):
         start, end = self.start, (p.x, p.y)
         self.start = self.end = None
         self.ed.preview_changed()
-        is_box = abs(end[0] - start[0]) >= 4 and abs(end[1] - start[1]) >= 4
+        is_box = abs(end[0] - start[0]) >= MIN_PROMPT_BOX and abs(end[1] - start[1]) >= MIN_PROMPT_BOX
         box = (int(min(start[0], end[0])), int(min(start[1], end[1])),
                int(math.ceil(max(start[0], end[0]))), int(math.ceil(max(start[1], end[1]))))
         self.answer(box if is_box else None, Pointer(*end, shift=p.shift, ctrl=p.ctrl))
 
-    def answer(self, box, p: Pointer) -> None:
+    def answer(self, box: Box | None, p: Pointer) -> None:
         ed = self.ed
         if not ed.model_loaded():
             self._fallback(box, p)
@@ -649,18 +671,18 @@ class PromptTool(Tool):
             ed.select([rid])
 
     @staticmethod
-    def pick(cands, box, p: Pointer):
+    def pick(cands: list[Detection], box: Box | None, p: Pointer) -> Detection | None:
         if box is None:
             hits = [d for d in cands if d.contains(p.ix, p.iy)]
             return max(hits, key=lambda d: d.score) if hits else None
         inside = []
         for d in cands:
             inter = maskops.box_intersect(d.box, box)
-            if inter is not None and maskops.box_area(inter) >= 0.8 * maskops.box_area(d.box):
+            if inter is not None and maskops.box_area(inter) >= PICK_BOX_COVER * maskops.box_area(d.box):
                 inside.append(d)
         return max(inside, key=lambda d: (d.score, int(d.mask.sum()))) if inside else None
 
-    def _fallback(self, box, p: Pointer) -> None:
+    def _fallback(self, box: Box | None, p: Pointer) -> None:
         ed = self.ed
         if ed.image is None:
             return
@@ -673,7 +695,7 @@ class PromptTool(Tool):
             ed.run_assist(lambda: classical.grabcut_refine(img, None, pos, [], window=window),
                           lambda crop: self._fallback_done(crop, None, "GrabCut click", "there"), "GrabCut")
 
-    def _fallback_done(self, crop, p: Pointer | None, label: str, where: str) -> None:
+    def _fallback_done(self, crop: Crop | None, p: Pointer | None, label: str, where: str) -> None:
         if crop is None:
             self.ed.message(f"No model loaded, and GrabCut found no object {where}")
             return
@@ -684,7 +706,7 @@ class PromptTool(Tool):
             self.start = self.end = None
             self.ed.preview_changed()
 
-    def preview(self) -> dict:
+    def preview(self) -> dict[str, Any]:
         if self.start is None or self.end is None:
             return {}
         (x0, y0), (x1, y1) = self.start, self.end

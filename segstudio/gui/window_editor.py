@@ -3,46 +3,48 @@ assist workers, the model's candidates) answered by the window and its docks."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from segstudio.gui.editor import EditorState
+from segstudio.gui import status_times
+from segstudio.gui.editor import EditorState, T
 
 if TYPE_CHECKING:
     from segstudio.gui.main_window import MainWindow
+    from segstudio.inference.segmenter import Detection
 
 
 class WindowEditor(EditorState):
     """EditorState whose hooks reach the window (messages, previews, assist workers)."""
 
-    def __init__(self, window: "MainWindow"):
+    def __init__(self, window: "MainWindow") -> None:
         super().__init__()
         self.w = window
 
-    def run_assist(self, fn, done, label):
+    def run_assist(self, fn: Callable[[], T], done: Callable[[T], None], label: str) -> None:
         self.w.run_assist(fn, done, label)
 
-    def message(self, text):
-        self.w.statusBar().showMessage(text, 5000)
+    def message(self, text: str) -> None:
+        self.w.statusBar().showMessage(text, status_times.NOTE_MS)
 
-    def selection_changed(self):
+    def selection_changed(self) -> None:
         self.w.on_selection_changed()
 
-    def preview_changed(self):
+    def preview_changed(self) -> None:
         self.w.canvas.update_preview()
 
-    def model_loaded(self):
+    def model_loaded(self) -> bool:
         return self.w.model_dock.info is not None
 
-    def model_kind(self):
+    def model_kind(self) -> str | None:
         info = self.w.model_dock.info
         return info.get("arch") if info else None
 
-    def model_candidates(self):
+    def model_candidates(self) -> list[Detection] | None:
         return self.w.model_dock.candidates(self.doc.image_id) if self.doc is not None else None
 
-    def request_model_candidates(self, then):
-        if self.doc is not None:
+    def request_model_candidates(self, then: Callable[[], None]) -> None:
+        if self.doc is not None and self.image is not None:  # set together with doc
             self.w.model_dock.request_candidates(self.doc.image_id, self.image, then)
 
-    def accept_detection(self, det):
+    def accept_detection(self, det: Detection) -> int | None:
         return self.w.accept_detection(det)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +73,23 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
         tmp.unlink(missing_ok=True)
     ckpt.path = str(path)
     return path
+
+
+def is_segstudio_checkpoint(path: str | Path) -> bool:
+    """Whether `path` is a file segstudio wrote with save_checkpoint, judged from the format marker
+    in the pickle part of torch's zip container: the weights are never read (a Mask R-CNN
+    checkpoint is hundreds of MB). Used before a file is overwritten."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            pickles = [n for n in z.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
+            if len(pickles) != 1:
+                return False
+            data = z.read(pickles[0])
+    except (OSError, zipfile.BadZipFile):
+        return False
+    # the top-level dict's first key and value, as pickle writes short strings (BINUNICODE)
+    marker = FORMAT.encode()
+    return len(marker).to_bytes(4, "little") + marker in data
 
 
 def load_checkpoint(path: str | Path, expect_arch: str | None = None) -> Checkpoint:

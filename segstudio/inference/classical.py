@@ -37,6 +37,16 @@ Crop = tuple[np.ndarray, int, int]
 # A GrabCut answer smaller than this part of the box counts as "collapsed" on one channel, and the
 # watershed answers instead (0.1 and 0.2 did equally well on grey photos, EM slices and nuclei).
 _MIN_BOX_FRACTION = 0.1
+MIN_BOX_SIDE = 3  # px: a thinner box holds no object to separate from its surroundings
+GREY_RGB_SPREAD = 2  # RGB channels this close everywhere are one grey channel (JPEG noise)
+FLAT = 1.0  # a crop whose intensity spans less than this (0..255 scale) has nothing to separate
+# Context around the object, as a fraction of (width + height) of the box, at least so many px:
+BOX_MARGIN_MIN, BOX_MARGIN_DIV = 10, 8  # around a dragged box
+REFINE_MARGIN_MIN, REFINE_MARGIN_DIV = 16, 6  # around the current mask and the clicks
+CLICK_REACH_MIN, CLICK_REACH_DIV = 32, 6  # first click, no mask: min(w, h) / 6, at least 32 px
+# GrabCut "could not grow": it added fewer pixels than this many, twice the object clicks' discs,
+# or this part of the current mask.
+MIN_GROWTH_PX, MIN_GROWTH_OF_MASK = 10, 0.05
 
 
 def _window_for(image: np.ndarray, window: tuple[float, float] | None) -> tuple[float, float] | None:
@@ -50,8 +60,8 @@ def _is_single_channel(a: np.ndarray) -> bool:
     if a.ndim == 2 or a.shape[2] == 1:
         return True
     c = a[..., :3].astype(np.int32)  # RGB of a grey picture (a grey JPEG saved as RGB): one channel
-    return bool(np.abs(c[..., 0] - c[..., 1]).max(initial=0) <= 2
-                and np.abs(c[..., 1] - c[..., 2]).max(initial=0) <= 2)
+    return bool(np.abs(c[..., 0] - c[..., 1]).max(initial=0) <= GREY_RGB_SPREAD
+                and np.abs(c[..., 1] - c[..., 2]).max(initial=0) <= GREY_RGB_SPREAD)
 
 
 def _intensity(a: np.ndarray, window: tuple[float, float] | None) -> np.ndarray:
@@ -117,7 +127,7 @@ def _watershed(intensity: np.ndarray, markers: np.ndarray) -> np.ndarray:
     return markers
 
 
-def _roi(box: Box, width: int, height: int, margin: int) -> Box:
+def _roi(box: Box, width: int, height: int, margin: int) -> Box | None:
     return maskops.box_clip((box[0] - margin, box[1] - margin, box[2] + margin, box[3] + margin), width, height)
 
 
@@ -135,12 +145,14 @@ def grabcut_box(image: np.ndarray, box: Box, iterations: int = 5,
                 window: tuple[float, float] | None = None) -> Crop | None:
     """Foreground inside a box. Works on a region of interest around the box, not the whole image."""
     h, w = image.shape[:2]
-    box = maskops.box_clip(box, w, h)
-    if box is None or box[2] - box[0] < 3 or box[3] - box[1] < 3:
+    clipped = maskops.box_clip(box, w, h)
+    if clipped is None or clipped[2] - clipped[0] < MIN_BOX_SIDE or clipped[3] - clipped[1] < MIN_BOX_SIDE:
         return None
+    box = clipped
     window = _window_for(image, window)
-    margin = max(10, (box[2] - box[0] + box[3] - box[1]) // 8)
+    margin = max(BOX_MARGIN_MIN, (box[2] - box[0] + box[3] - box[1]) // BOX_MARGIN_DIV)
     roi = _roi(box, w, h, margin)
+    assert roi is not None  # the box is inside the image
     crop = image[roi[1]:roi[3], roi[0]:roi[2]]
     rect = (box[0] - roi[0], box[1] - roi[1], box[2] - box[0], box[3] - box[1])
     if not _is_single_channel(crop):
@@ -152,7 +164,7 @@ def grabcut_box(image: np.ndarray, box: Box, iterations: int = 5,
 
     intensity = _intensity(crop, window)
     inner = intensity[rect[1]:rect[1] + rect[3], rect[0]:rect[0] + rect[2]]
-    if float(inner.max()) - float(inner.min()) < 1.0:
+    if float(inner.max()) - float(inner.min()) < FLAT:
         return None  # one grey level in the window: nothing to separate (see grabcut_failure)
     mask = np.zeros(intensity.shape, np.uint8)
     found = None
@@ -177,12 +189,12 @@ def grabcut_failure(image: np.ndarray, box: Box | None, window: tuple[float, flo
     """Why GrabCut found nothing in `box` (image pixels), in words for the status bar."""
     h, w = image.shape[:2]
     box = maskops.box_clip(box, w, h) if box is not None else None
-    if box is None or box[2] - box[0] < 3 or box[3] - box[1] < 3:
+    if box is None or box[2] - box[0] < MIN_BOX_SIDE or box[3] - box[1] < MIN_BOX_SIDE:
         return "GrabCut: the box is too small (or outside the image): drag a larger box around one object"
     crop = image[box[1]:box[3], box[0]:box[2]]
     window = _window_for(image, window)
     view = _intensity(crop, window) if _is_single_channel(crop) else _rgb8(crop, window).astype(np.float32)
-    if float(view.max()) - float(view.min()) < 1.0:
+    if float(view.max()) - float(view.min()) < FLAT:
         if image.dtype != np.uint8:
             return ("GrabCut found no object: the box shows a single grey level in the current window/level; "
                     "widen the window (Auto window or Levels) or draw the box elsewhere")
@@ -193,7 +205,7 @@ def grabcut_failure(image: np.ndarray, box: Box | None, window: tuple[float, flo
 
 def _click_reach(width: int, height: int) -> int:
     """How far around a first click (no region yet) to look: a click says nothing of the size."""
-    return max(32, min(width, height) // 6)
+    return max(CLICK_REACH_MIN, min(width, height) // CLICK_REACH_DIV)
 
 
 def grabcut_refine(image: np.ndarray, current: Crop | None, positive: list[tuple[float, float]],
@@ -208,8 +220,9 @@ def grabcut_refine(image: np.ndarray, current: Crop | None, positive: list[tuple
     h, w = image.shape[:2]
     pts = list(positive) + list(negative)
     has_current = current is not None and current[0].size > 0 and bool(current[0].any())
-    box = None
+    box: Box | None = None
     if has_current:
+        assert current is not None
         m, x, y = current
         box = (x, y, x + m.shape[1], y + m.shape[0])
     for px, py in pts:
@@ -217,7 +230,7 @@ def grabcut_refine(image: np.ndarray, current: Crop | None, positive: list[tuple
         box = maskops.box_union(box, disc)
     if box is None or not positive and not has_current:
         return None
-    margin = max(16, (box[2] - box[0] + box[3] - box[1]) // 6)
+    margin = max(REFINE_MARGIN_MIN, (box[2] - box[0] + box[3] - box[1]) // REFINE_MARGIN_DIV)
     if not has_current:
         margin = max(margin, _click_reach(w, h))
     roi = _roi(box, w, h, margin)
@@ -227,11 +240,12 @@ def grabcut_refine(image: np.ndarray, current: Crop | None, positive: list[tuple
     crop = image[roi[1]:roi[3], roi[0]:roi[2]]
     single = _is_single_channel(crop)
     intensity = _intensity(crop, window) if single else None
-    if single and float(intensity.max()) - float(intensity.min()) < 1.0:
+    if intensity is not None and float(intensity.max()) - float(intensity.min()) < FLAT:
         return None  # one grey level in the window around the clicks: nothing to separate
-    pixels = _grey_features(intensity, _feature_scale(box)) if single else _rgb8(crop, window)
+    pixels = _grey_features(intensity, _feature_scale(box)) if intensity is not None else _rgb8(crop, window)
     shape = pixels.shape[:2]
-    inside = maskops.window(current[0], current[1], current[2], roi) if has_current else np.zeros(shape, bool)
+    inside = maskops.window(current[0], current[1], current[2], roi) if has_current and current is not None \
+        else np.zeros(shape, bool)
     pos_disc, neg_disc = _discs(shape, roi, positive, radius), _discs(shape, roi, negative, radius)
     gc = np.full(shape, cv2.GC_PR_BGD, np.uint8)
     gc[inside] = cv2.GC_PR_FGD
@@ -245,7 +259,7 @@ def grabcut_refine(image: np.ndarray, current: Crop | None, positive: list[tuple
         found = _keep_seeded(fg, roi, positive) if positive else maskops.crop_to_content(fg, roi[0], roi[1])
     if not _degenerate(found, roi, pos_disc, inside):
         return found
-    return _watershed_refine(intensity if single else pixels, roi, inside, positive, negative,
+    return _watershed_refine(intensity if intensity is not None else pixels, roi, inside, positive, negative,
                              pos_disc, neg_disc, radius)
 
 
@@ -263,7 +277,7 @@ def _degenerate(found: Crop | None, roi: Box, pos_disc: np.ndarray, inside: np.n
         return True
     fg = maskops.window(found[0], found[1], found[2], roi)
     grown = int((fg & ~pos_disc).sum())
-    if grown < max(10, 2 * int(pos_disc.sum()), 0.05 * int(inside.sum())):
+    if grown < max(MIN_GROWTH_PX, 2 * int(pos_disc.sum()), MIN_GROWTH_OF_MASK * int(inside.sum())):
         return True
     border = np.concatenate([fg[0], fg[-1], fg[:, 0], fg[:, -1]])
     return bool(border.mean() > 0.5) and not bool(inside.all())
@@ -345,9 +359,10 @@ def watershed_split(image: np.ndarray, region: Crop, seeds: list[tuple[float, fl
     pad = 2
     H, W = image.shape[:2]
     roi = maskops.box_clip((x - pad, y - pad, x + w + pad, y + h + pad), W, H)
+    assert roi is not None  # a region lies inside its image
     img = _rgb8(image[roi[1]:roi[3], roi[0]:roi[2]], _window_for(image, window))
     inside = maskops.window(m, x, y, roi)
-    markers = np.zeros(inside.shape, np.int32)
+    markers: np.ndarray = np.zeros(inside.shape, np.int32)
     markers[~inside] = 1  # background
     for k, (sx, sy) in enumerate(seeds, start=2):
         cx, cy = int(round(sx)) - roi[0], int(round(sy)) - roi[1]

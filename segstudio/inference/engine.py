@@ -8,7 +8,7 @@ import os
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -114,10 +114,10 @@ def prediction_entry(project: Project, rec: ImageRecord, pred: Prediction, encod
     z above the image's other regions."""
     rows = []
     kept = [(mapper(e[0]), e) for e in encoded]
-    kept = [(cid, e) for cid, e in kept if cid is not None]
-    ids = project.store.reserve_region_ids(len(kept)) if kept else []
-    z0 = project.store.max_z(rec.id) + 1 if kept else 0
-    for k, ((cid, (_, x, y, w, h, counts, area, score)), rid) in enumerate(zip(kept, ids, strict=True)):
+    kept_ids: list[tuple[int, tuple]] = [(cid, e) for cid, e in kept if cid is not None]
+    ids = project.store.reserve_region_ids(len(kept_ids)) if kept_ids else []
+    z0 = project.store.max_z(rec.id) + 1 if kept_ids else 0
+    for k, ((cid, (_, x, y, w, h, counts, area, score)), rid) in enumerate(zip(kept_ids, ids, strict=True)):
         rows.append(encoded_region_row(rid, rec.id, cid, x, y, w, h, counts, area, z0 + k, source, score))
     return {"image_id": rec.id, "source": source, "rows": rows, "uncertainty": pred.uncertainty,
             "status": PREDICTED if rec.status in (NEW, PREDICTED) else None,
@@ -134,7 +134,7 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
     Three stages overlap: decoder threads read and normalise images ahead; this thread feeds the
     model batch after batch; a writer thread has the predictions turned into RLE regions (by
     worker processes on a GPU machine, threads otherwise) and commits them, a batch per
-    transaction.
+    transaction. An exception in any stage stops the others and is raised here.
     """
     store = project.store
     ids = list(image_ids) if image_ids is not None else store.image_ids(statuses=statuses)
@@ -157,11 +157,31 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
             return rec, None, str(e)
 
     ahead = max(batch * 3, n_dec * 2)
-    futures = [pool.submit(decode, i) for i in ids[:ahead]]
+    futures: list[Future | None] = [pool.submit(decode, i) for i in ids[:ahead]]
     next_submit = len(futures)
     results: queue.Queue = queue.Queue(maxsize=32)  # room to ride out a slow commit
-    written = {"n": 0}
-    writer_error: list[BaseException] = []
+    # the writer and this thread both add to the report: every change to it holds this lock
+    report_lock = threading.Lock()
+    written = 0  # the writer's alone
+    # set when a stage fails: the others stop waiting on it (a full or empty queue would hang)
+    failed = threading.Event()
+
+    def put(q: queue.Queue, item) -> bool:
+        while not failed.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def get(q: queue.Queue):
+        while not failed.is_set():
+            try:
+                return q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        return None
 
     n_post = max(2, min(8, (os.cpu_count() or 2) // 2))
     if post_processes is None:  # a fast GPU would wait on the interpreter lock held by this work
@@ -171,65 +191,78 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
         post.submit(int)
     encoding: queue.Queue = queue.Queue(maxsize=16)
 
+    def stage(fn):
+        # a failing stage stops the pipeline; its future carries the exception to the caller
+        def run():
+            try:
+                fn()
+            except BaseException:
+                failed.set()
+                raise
+        return run
+
     def dispatcher():
         # hands each prediction to the post workers as soon as it arrives: batches overlap
         while True:
-            item = results.get()
+            item = get(results)
             if item is None:
-                encoding.put(None)
+                put(encoding, None)
                 return
             recs, preds = item
-            try:
-                encoding.put((recs, preds, [post.submit(encode_detections, payload(p)) for p in preds]))
-            except BaseException as e:  # surfaced to the caller after the loop  # noqa: BLE001
-                writer_error.append(e)
+            if not put(encoding, (recs, preds, [post.submit(encode_detections, payload(p)) for p in preds])):
+                return
 
     def writer():
         # collects the RLE-encoded regions in order; one transaction per batch
+        nonlocal written
         while True:
-            item = encoding.get()
+            item = get(encoding)
             if item is None:
                 return
             recs, preds, futs = item
-            try:
-                tp = time.perf_counter()
-                encoded = [f.result() for f in futs]
-                entries = [prediction_entry(project, rec, pred, enc, mapper, segmenter.name)
-                           for rec, pred, enc in zip(recs, preds, encoded, strict=True)]
-                tc = time.perf_counter()
-                store.replace_source_regions_many(entries)
+            tp = time.perf_counter()
+            encoded = [f.result() for f in futs]
+            entries = [prediction_entry(project, rec, pred, enc, mapper, segmenter.name)
+                       for rec, pred, enc in zip(recs, preds, encoded, strict=True)]
+            tc = time.perf_counter()
+            store.replace_source_regions_many(entries)
+            with report_lock:
                 report.timing["post"] += tc - tp
                 report.timing["commit"] += time.perf_counter() - tc
-                for rec, e in zip(recs, entries, strict=True):
+            for rec, e in zip(recs, entries, strict=True):
+                with report_lock:
                     report.regions += len(e["rows"])
                     report.images += 1
-                    written["n"] += 1
-                    if progress is not None:
-                        progress(written["n"] + len(report.errors), len(ids), rec.path)
-            except BaseException as e:  # surfaced to the caller after the loop  # noqa: BLE001
-                writer_error.append(e)
+                    written += 1
+                    done = written + len(report.errors)
+                if progress is not None:
+                    progress(done, len(ids), rec.path)
 
-    dt = threading.Thread(target=dispatcher, name="segstudio-post-dispatch", daemon=True)
-    wt = threading.Thread(target=writer, name="segstudio-store", daemon=True)
-    dt.start()
-    wt.start()
+    stages = ThreadPoolExecutor(2, thread_name_prefix="segstudio-pipeline")
+    stage_futures = [stages.submit(stage(dispatcher)), stages.submit(stage(writer))]
     try:
         k = 0
-        while k < len(futures):
+        while k < len(futures) and not failed.is_set():
             if cancel is not None and cancel():
                 break
-            recs, arrays = [], []
+            recs: list[ImageRecord] = []
+            arrays: list = []
             while k < len(futures) and len(arrays) < batch:
                 tw = time.perf_counter()
-                rec, arr, err = futures[k].result()
-                report.timing["wait_decode"] += time.perf_counter() - tw
+                fut = futures[k]
+                assert fut is not None  # each is taken once, in order
+                rec, arr, err = fut.result()
+                waited = time.perf_counter() - tw
                 futures[k] = None  # let the pixels go once used
                 k += 1
                 if next_submit < len(ids):
                     futures.append(pool.submit(decode, ids[next_submit]))
                     next_submit += 1
+                with report_lock:
+                    report.timing["wait_decode"] += waited
+                    if err is not None:
+                        report.errors.append((rec.path, err))
                 if err is not None:
-                    report.errors.append((rec.path, err))
                     store.set_error(rec.id, err)
                     continue
                 recs.append(rec)
@@ -246,20 +279,18 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
                     raise
                 torch.cuda.empty_cache()  # a batch too big for the GPU: one image at a time
                 preds = [segmenter.predict_prepared([a])[0] for a in arrays]
-            report.model_seconds += time.perf_counter() - tm
             tw = time.perf_counter()
-            results.put((recs, preds))
-            report.timing["wait_writer"] += time.perf_counter() - tw
-            if writer_error:
-                break
+            put(results, (recs, preds))
+            with report_lock:
+                report.model_seconds += tw - tm
+                report.timing["wait_writer"] += time.perf_counter() - tw
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-        results.put(None)
-        dt.join()
-        wt.join()
+        put(results, None)  # the stages finish what was queued (or stop at once if one failed)
+        stages.shutdown(wait=True)
         post.shutdown(wait=True)
-    if writer_error:
-        raise writer_error[0]
+    for f in stage_futures:
+        f.result()  # a stage's exception, raised here
     report.seconds = time.perf_counter() - t0
     report.dropped = dict(mapper.dropped)
     return report

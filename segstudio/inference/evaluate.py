@@ -6,10 +6,11 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from segstudio.core.classes import BACKGROUND_NAMES
 from segstudio.core.labelmap import paint_label_map
 from segstudio.core.project import Project
 from segstudio.core.records import DONE
@@ -49,7 +50,9 @@ def instance_metrics(gt_by_image: dict, dt_by_image: dict, num_classes: int) -> 
     from pycocotools import mask as mu
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
-    images, anns, dets = [], [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
+    dets: list[dict[str, Any]] = []
     for k, key in enumerate(gt_by_image, start=1):
         h, w = None, None
         for label, m, crowd in gt_by_image[key]:
@@ -104,20 +107,26 @@ def evaluate_project(project: Project, segmenter, statuses: Sequence[str] | None
     """Compare a model's predictions with the annotations of the given images.
 
     The model's classes are matched to project classes by name; a UNet is scored per pixel,
-    Mask R-CNN per instance (mask AP).
+    Mask R-CNN per instance (mask AP). A project class named background (BACKGROUND_NAMES) is
+    how background is painted, as training with sparse labels takes it: its pixels count as
+    background and it is no class of its own in the scores or their mean.
     """
     store = project.store
     ids = list(image_ids) if image_ids is not None else store.image_ids(statuses=statuses)
     real, ignore_ids = project_classes(project)
+    background_ids = {c.id for c in real if c.name.strip().lower() in BACKGROUND_NAMES}
+    real = [c for c in real if c.id not in background_ids]
     names = [c.name for c in real]
     value_of = {c.id: i for i, c in enumerate(real, start=1)}
+    value_of.update({cid: 0 for cid in background_ids})
     value_of.update({cid: 255 for cid in ignore_ids})
     model_to_eval = np.zeros(len(segmenter.classes) + 1, np.int64)
     for k, n in enumerate(segmenter.classes, start=1):
         model_to_eval[k] = names.index(n) + 1 if n in names else 0
     K = len(real) + 1
     conf = np.zeros((K, K), np.int64)
-    gt_inst, dt_inst = {}, {}
+    gt_inst: dict[int, list[tuple[int, np.ndarray, Any]]] = {}
+    dt_inst: dict[int, list[tuple[int, np.ndarray, float]]] = {}
     errors = []
     semantic = segmenter.arch == "unet"
     for n, image_id in enumerate(ids):
@@ -137,7 +146,7 @@ def evaluate_project(project: Project, segmenter, statuses: Sequence[str] | None
             conf += confusion(model_to_eval[pred.class_map.astype(np.int64)], gt, K, ignore=255)
         else:
             gt_inst[image_id] = [(value_of[r.class_id], r.full_mask(w, h), r.iscrowd) for r in regions
-                                 if r.class_id in value_of and value_of[r.class_id] != 255]
+                                 if value_of.get(r.class_id, 0) not in (0, 255)]
             dt_inst[image_id] = []
             for d in pred.candidates():
                 lab = int(model_to_eval[d.label]) if d.label < len(model_to_eval) else 0

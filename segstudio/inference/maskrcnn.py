@@ -136,15 +136,15 @@ class MaskRCNNSegmenter(Segmenter):
         keep = scores >= self.candidate_threshold
         masks = out["masks"][keep, 0] > self.mask_threshold  # thresholded on the device
         # boxes, scores and labels cross to the CPU in one copy
-        meta = torch.cat([out["boxes"][keep].float(), scores[keep, None], out["labels"][keep, None].float()], 1)
-        meta = meta.cpu().numpy()
+        meta_t = torch.cat([out["boxes"][keep].float(), scores[keep, None], out["labels"][keep, None].float()], 1)
+        meta = meta_t.cpu().numpy()
         boxes = np.round(meta[:, :4]).astype(np.int64)
-        spans = []
+        found: list[tuple[int, int, int, int, int] | None] = []
         for k in range(len(meta)):
             x0, y0 = max(0, int(boxes[k, 0])), max(0, int(boxes[k, 1]))
             x1, y1 = min(width, int(boxes[k, 2]) + 1), min(height, int(boxes[k, 3]) + 1)
-            spans.append((k, x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None)
-        spans = [sp for sp in spans if sp is not None]
+            found.append((k, x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None)
+        spans = [sp for sp in found if sp is not None]
         # each mask cropped to its box on the device, all crops in one copy to the CPU
         if spans:
             flat = torch.cat([masks[k, y0:y1, x0:x1].reshape(-1) for k, x0, y0, x1, y1 in spans]).cpu().numpy()

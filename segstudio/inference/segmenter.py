@@ -52,7 +52,7 @@ class Prediction:
     min_area: int = 4
     score_threshold: float = 0.5
     extra: dict = field(default_factory=dict)
-    _pending: object = None  # a device-to-host copy still in flight (see wait)
+    _pending: Callable[[Prediction], None] | None = None  # a device-to-host copy still in flight (see wait)
 
     def wait(self) -> "Prediction":
         """Block until the arrays copied from the device have arrived (a no-op on the CPU). The
@@ -71,8 +71,12 @@ class Prediction:
     def candidates(self) -> list[Detection]:
         self.wait()
         if self._candidates is None:
-            self._candidates = semantic_detections(self.class_map, self.confidence, self.per_component,
-                                                   self.min_area) if self.class_map is not None else []
+            if self.class_map is None:
+                self._candidates = []
+            else:
+                assert self.confidence is not None  # a UNet prediction has both arrays
+                self._candidates = semantic_detections(self.class_map, self.confidence, self.per_component,
+                                                       self.min_area)
         return self._candidates
 
 
@@ -81,8 +85,8 @@ def semantic_detections(class_map: np.ndarray, confidence: np.ndarray, per_compo
     """One detection per class per connected component (or per class), scored by mean confidence."""
     out = []
     present = np.flatnonzero(np.bincount(class_map.ravel()))  # faster than np.unique (no sort)
-    for label in present:
-        label = int(label)
+    for value in present:
+        label = int(value)
         if label == 0:
             continue
         m = class_map == label

@@ -1,13 +1,15 @@
 """What UNet training and Mask R-CNN fine-tuning share: the image split, seeding, the time
-budget, progress reports, where checkpoints go."""
+budget, the training loop itself (steps, validation, best/last checkpoints, early stopping),
+progress reports, where checkpoints go."""
 
 from __future__ import annotations
 
 import random
 import time
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -15,6 +17,7 @@ import torch
 from segstudio.core.errors import UserError
 from segstudio.core.project import Project
 from segstudio.core.records import DONE
+from segstudio.inference.checkpoint import Checkpoint, is_segstudio_checkpoint, save_checkpoint
 
 
 class TrainingError(UserError):
@@ -28,7 +31,7 @@ class TrainResult:
     last_path: str | None
     best_metrics: dict
     history: list[dict]
-    stopped: str  # "epochs" | "time" | "early stopping" | "cancelled"
+    stopped: str  # "epochs" | "time" | "steps" | "early stopping" | "cancelled"
     seconds: float
     device: str
     train_images: list[str] = field(default_factory=list)
@@ -93,12 +96,13 @@ def split_images(project: Project, val_fraction: float, seed: int, statuses: Seq
 
 
 class Budget:
-    """Epochs or minutes, whichever the user gave; a cancel check."""
+    """Epochs or minutes, whichever the user gave, and at most `steps` steps; a cancel check."""
 
-    def __init__(self, epochs: int | None, minutes: float | None, cancel: Callable[[], bool] | None):
+    def __init__(self, epochs: int | None, minutes: float | None, cancel: Callable[[], bool] | None,
+                 steps: int | None = None):
         if epochs is None and minutes is None:
             epochs = 20
-        self.epochs, self.minutes, self.cancel = epochs, minutes, cancel
+        self.epochs, self.minutes, self.cancel, self.steps = epochs, minutes, cancel, steps
         self.t0 = time.perf_counter()
 
     @property
@@ -113,6 +117,9 @@ class Budget:
 
     def epochs_done(self, epoch: int) -> bool:
         return self.epochs is not None and epoch >= self.epochs
+
+    def steps_done(self, step: int) -> bool:
+        return self.steps is not None and step >= self.steps
 
 
 def amp_context(device_type: str, use_amp: bool):
@@ -132,10 +139,138 @@ def optimizer_step(opt, scaler, loss) -> float:
 
 
 def checkpoint_paths(project: Project, arch: str, out: str | Path | None) -> tuple[Path, Path]:
-    """(best, last): `out` and `out`-last, or timestamped files in the project's models folder."""
+    """(best, last): `out` and `out`-last, or timestamped files in the project's models folder.
+
+    Saving replaces these files, so an existing file that is not a segstudio checkpoint (a typo'd
+    --out naming an image, a notes file...) is refused here, before any training time is spent."""
     if out is not None:
         out = Path(out)
-        return out, out.with_name(out.stem + "-last" + (out.suffix or ".pt"))
+        paths = out, out.with_name(out.stem + "-last" + (out.suffix or ".pt"))
+        for p in paths:
+            if p.is_dir():
+                raise TrainingError(f"{p} is a folder: name a checkpoint file to write")
+            if p.exists() and not is_segstudio_checkpoint(p):
+                raise TrainingError(f"{p} exists and is not a segstudio checkpoint: not overwriting it "
+                                    "(choose another file name, or move that file away)")
+        return paths
     stamp = time.strftime("%Y%m%d-%H%M%S")
     d = project.models_dir
     return d / f"{arch}-{stamp}.pt", d / f"{arch}-{stamp}-last.pt"
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """One report from the training loop: after each step ("train") and after each epoch's
+    validation ("val"). `epochs` / `minutes` are the budget, for a progress bar."""
+    phase: Literal["train", "val"]
+    epoch: int  # "train": epochs finished before this step; "val": the epoch just validated (1-based)
+    step: int  # steps done in the whole run
+    loss: float  # "train": this step's loss; "val": the epoch's mean loss
+    elapsed: float  # seconds
+    steps_per_epoch: int
+    epochs: int | None
+    minutes: float | None
+    # "val" only: the history entry's validation figures (val_mean_iou and val_pixel_accuracy,
+    # or val_mask_AP), the score that picks the best checkpoint, and the best score so far
+    val: Mapping[str, float | None] = field(default_factory=dict)
+    score: float | None = None
+    best: float | None = None
+
+
+@dataclass
+class Validation:
+    """What a trainer's validate function found after an epoch."""
+    metrics: dict  # everything measured: becomes best_metrics and goes into the checkpoint
+    score: float  # higher is better; picks the best checkpoint and drives early stopping
+    report: dict  # the val_* figures for the history entry and the progress report
+
+
+@dataclass
+class LoopState:
+    """The loop's counters; a trainer's make-checkpoint function reads them (resume data)."""
+    epoch: int = 0
+    step: int = 0
+    best_score: float = -1.0
+    history: list[dict] = field(default_factory=list)
+    since_best: int = 0
+    best_metrics: dict = field(default_factory=dict)
+    stopped: str = "epochs"
+
+
+def cosine_lr(lr: float, epochs: int | None, minutes: float | None) -> Callable[[float, float], float] | None:
+    """The learning rate along a cosine over the budget (the minutes, else the planned epochs),
+    from `lr` down to 5 % of it, as (epochs done, seconds elapsed) -> lr; None without a budget
+    to fall over (a constant rate)."""
+    if not minutes and not epochs:
+        return None
+
+    def at(epochs_done: float, elapsed: float) -> float:
+        frac = elapsed / (minutes * 60) if minutes else epochs_done / (epochs or 1)
+        return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+    return at
+
+
+def run_training(*, budget: Budget, state: LoopState, steps_per_epoch: int, batches: Callable[[], Iterable[Any]],
+                 loss: Callable[[Any], torch.Tensor], opt, scaler, validate: Callable[[], Validation],
+                 make_checkpoint: Callable[[dict], Checkpoint], best_path: Path, last_path: Path, patience: int,
+                 progress: Callable[[TrainProgress], None] | None = None,
+                 lr_schedule: Callable[[float, float], float] | None = None,
+                 latest_is_best: bool = False) -> LoopState:
+    """The epoch loop both trainers run: `batches()` gives an epoch's batches (drawn lazily, one
+    per step), `loss(batch)` the loss to minimise; each epoch ends with `validate()`, the best
+    checkpoint is saved when the score improves (every epoch with `latest_is_best`), and the
+    loop stops on the budget (epochs, minutes, steps), on cancel, or after `patience` epochs
+    without improvement. The last checkpoint is saved at the end, and the best too when no
+    epoch finished. Returns `state`, whose `stopped` says why it ended."""
+    def report(p: TrainProgress) -> None:
+        if progress is not None:
+            progress(p)
+
+    while True:
+        if budget.epochs_done(state.epoch):
+            state.stopped = "epochs"
+            break
+        losses: list[float] = []
+        epoch_batches = iter(batches())
+        for i in range(steps_per_epoch):
+            if budget.cancelled():
+                state.stopped = "cancelled"
+                break
+            if budget.out_of_time():
+                state.stopped = "time"
+                break
+            if budget.steps_done(state.step):
+                state.stopped = "steps"
+                break
+            if lr_schedule is not None:
+                lr = lr_schedule(state.epoch + i / steps_per_epoch, budget.elapsed)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+            losses.append(optimizer_step(opt, scaler, loss(next(epoch_batches))))
+            state.step += 1
+            report(TrainProgress("train", state.epoch, state.step, losses[-1], budget.elapsed, steps_per_epoch,
+                                 budget.epochs, budget.minutes))
+        if losses:
+            state.epoch += 1
+            v = validate()
+            entry = {"epoch": state.epoch, "step": state.step, "loss": float(np.mean(losses)), **v.report,
+                     "elapsed": budget.elapsed}
+            state.history.append(entry)
+            if v.score > state.best_score or latest_is_best:
+                state.best_score, state.best_metrics, state.since_best = v.score, v.metrics, 0
+                save_checkpoint(make_checkpoint(v.metrics), best_path)
+            else:
+                state.since_best += 1
+            report(TrainProgress("val", state.epoch, state.step, entry["loss"], entry["elapsed"], steps_per_epoch,
+                                 budget.epochs, budget.minutes, dict(v.report), v.score, state.best_score))
+        if state.stopped == "epochs" and budget.steps_done(state.step):
+            state.stopped = "steps"  # the step budget ran out exactly at the end of an epoch
+        if state.stopped != "epochs":
+            break
+        if state.since_best >= patience:
+            state.stopped = "early stopping"
+            break
+    save_checkpoint(make_checkpoint(state.best_metrics), last_path)
+    if not best_path.exists():  # no epoch finished (cancelled early): the last is the best so far
+        save_checkpoint(make_checkpoint(state.best_metrics), best_path)
+    return state

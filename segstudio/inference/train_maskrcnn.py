@@ -8,7 +8,7 @@ mask AP (COCOeval) on the validation images picks the best checkpoint.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -19,15 +19,15 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
 from segstudio.core.project import Project
 from segstudio.core.records import DONE
-from segstudio.inference.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from segstudio.inference.checkpoint import Checkpoint, load_checkpoint
 from segstudio.inference.device import choose_device
 from segstudio.inference.evaluate import instance_metrics
 from segstudio.inference.maskrcnn import (COCO_CATEGORIES, WeightsUnavailable, build_maskrcnn, coco_state_dict,
                                           model_from_checkpoint)
 from segstudio.inference.preprocess import normalize
-from segstudio.inference.train_common import (Budget, TrainingError, TrainResult, checkpoint_paths,
-                                              amp_context, optimizer_step, seed_everything, split_images,
-                                              training_classes)
+from segstudio.inference.train_common import (Budget, LoopState, TrainingError, TrainProgress, TrainResult,
+                                              Validation, amp_context, checkpoint_paths, run_training,
+                                              seed_everything, split_images, training_classes)
 
 
 @dataclass
@@ -56,7 +56,7 @@ def replace_heads(model, num_classes: int) -> None:
     model.roi_heads.mask_predictor = MaskRCNNPredictor(in_ch, 256, num_classes)
 
 
-def start_model(cfg: MaskRCNNTrainConfig, num_classes: int, names: list[str]):
+def start_model(cfg: MaskRCNNTrainConfig, num_classes: int, names: list[str], note: str = "checkpoint"):
     """The model to fine-tune and a note of where its weights came from."""
     kw = {"min_size": cfg.min_size, "max_size": cfg.max_size}
     if cfg.weights:
@@ -64,7 +64,7 @@ def start_model(cfg: MaskRCNNTrainConfig, num_classes: int, names: list[str]):
         model = model_from_checkpoint(ck, **kw)
         if ck.classes != names:
             replace_heads(model, num_classes)
-        return model, f"checkpoint {Path(cfg.weights).name}", ck.config.get("version", "v2")
+        return model, f"{note} {Path(cfg.weights).name}", ck.config.get("version", "v2")
     try:
         sd = coco_state_dict(cfg.version, download=cfg.download, progress=False)
         model = build_maskrcnn(cfg.version, len(COCO_CATEGORIES), **kw)
@@ -96,26 +96,34 @@ def _targets(project: Project, image_id: int, value_of: dict):
 
 
 def train_maskrcnn(project: Project, out: str | Path | None = None, cfg: MaskRCNNTrainConfig | None = None,
-                   progress: Callable[[dict], None] | None = None, cancel: Callable[[], bool] | None = None,
-                   image_ids: Sequence[int] | None = None, val_ids: Sequence[int] | None = None) -> TrainResult:
+                   progress: Callable[[TrainProgress], None] | None = None, cancel: Callable[[], bool] | None = None,
+                   image_ids: Sequence[int] | None = None, val_ids: Sequence[int] | None = None,
+                   init: str | Path | None = None) -> TrainResult:
+    """Fine-tune Mask R-CNN. `init` warm-starts from a checkpoint's weights (what `cfg.weights`
+    does: heads replaced when its classes differ), with a fresh optimizer and epoch count."""
     cfg = cfg or MaskRCNNTrainConfig()
+    start_word = "checkpoint"
+    if init is not None:
+        if cfg.weights and Path(cfg.weights) != Path(init):
+            raise TrainingError("give either init or cfg.weights as the starting checkpoint, not both")
+        cfg, start_word = replace(cfg, weights=str(init)), "warm start from"
     rng = seed_everything(cfg.seed)
     dev = choose_device(cfg.device, cfg.amp)
     names, value_of, k = training_classes(project)
     train_ids, val_ids = split_images(project, cfg.val_fraction, cfg.seed, (DONE,), image_ids, val_ids)
+    best_path, last_path = checkpoint_paths(project, "maskrcnn", out)
     train = [t for t in (_targets(project, i, value_of) for i in train_ids) if t[2]]
     val = [_targets(project, i, value_of) for i in val_ids]
     if not train:
         raise TrainingError("no instance regions on the training images")
-    model, start_note, version = start_model(cfg, k, names)
+    model, start_note, version = start_model(cfg, k, names, start_word)
     model.to(dev.device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=1e-4)
     use_amp = dev.amp and dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    best_path, last_path = checkpoint_paths(project, "maskrcnn", out)
-    budget = Budget(cfg.epochs if cfg.steps is None else None, cfg.minutes, cancel)
-    history: list[dict] = []
+    budget = Budget(cfg.epochs if cfg.steps is None else None, cfg.minutes, cancel, steps=cfg.steps)
+    state = LoopState()
     summary = {"arch": "maskrcnn", "classes": names, "train_images": [t[0] for t in train],
                "val_images": [t[0] for t in val], "config": asdict(cfg), "device": dev.describe(),
                "start": start_note}
@@ -123,7 +131,7 @@ def train_maskrcnn(project: Project, out: str | Path | None = None, cfg: MaskRCN
     def make_ckpt(metrics):
         return Checkpoint("maskrcnn", {"version": version, "num_classes": k}, names,
                           {n: v.detach().cpu() for n, v in model.state_dict().items()}, {"mode": "unit"},
-                          {**summary, "metrics": metrics, "history": history, "seconds": budget.elapsed})
+                          {**summary, "metrics": metrics, "history": state.history, "seconds": budget.elapsed})
 
     def to_dev(item, flip: bool):
         _, x, masks, labels, boxes = item
@@ -138,62 +146,32 @@ def train_maskrcnn(project: Project, out: str | Path | None = None, cfg: MaskRCN
                                    "masks": mt.to(dev.device)}
 
     steps_per_epoch = max(1, len(train) // cfg.batch)
-    epoch, step, best_score, since_best, stopped, best_metrics = 0, 0, -1.0, 0, "epochs", {}
-    while True:
-        if budget.epochs_done(epoch):
-            stopped = "epochs"
-            break
-        losses = []
+
+    def epoch_batches():
+        # a generator: the shuffle and the flips are drawn as the loop asks for each batch
         order = rng.permutation(len(train))
         for s in range(steps_per_epoch):
-            if budget.cancelled():
-                stopped = "cancelled"
-                break
-            if budget.out_of_time():
-                stopped = "time"
-                break
-            if cfg.steps is not None and step >= cfg.steps:
-                stopped = "steps"
-                break
-            batch = [to_dev(train[j], bool(rng.random() < 0.5))
-                     for j in order[s * cfg.batch:(s + 1) * cfg.batch]]
-            with amp_context(dev.type, use_amp):
-                loss_dict = model([b[0] for b in batch], [b[1] for b in batch])
-                loss = sum(loss_dict.values())
-            losses.append(optimizer_step(opt, scaler, loss))
-            step += 1
-            if progress is not None:
-                progress({"phase": "train", "epoch": epoch, "step": step, "loss": losses[-1],
-                          "elapsed": budget.elapsed, "steps_per_epoch": steps_per_epoch, "epochs": cfg.epochs,
-                          "minutes": cfg.minutes})
-        if losses:
-            epoch += 1
-            metrics = _validate(model, val, k)
-            score = metrics.get("mask_AP") or 0.0
-            entry = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)), "val_mask_AP": score,
-                     "elapsed": budget.elapsed}
-            history.append(entry)
-            if score > best_score:
-                best_score, best_metrics, since_best = score, metrics, 0
-                save_checkpoint(make_ckpt(metrics), best_path)
-            else:
-                since_best += 1
-            if progress is not None:
-                progress({"phase": "val", **entry, "best": best_score})
-        if stopped in ("cancelled", "time", "steps") or (cfg.steps is not None and step >= cfg.steps):
-            stopped = stopped if stopped != "epochs" else "steps"
-            break
-        if since_best >= cfg.patience:
-            stopped = "early stopping"
-            break
-    save_checkpoint(make_ckpt(best_metrics), last_path)
-    if not best_path.exists():
-        save_checkpoint(make_ckpt(best_metrics), best_path)
+            yield [to_dev(train[j], bool(rng.random() < 0.5)) for j in order[s * cfg.batch:(s + 1) * cfg.batch]]
+
+    def loss(batch) -> torch.Tensor:
+        with amp_context(dev.type, use_amp):
+            loss_dict = model([b[0] for b in batch], [b[1] for b in batch])
+            return sum(loss_dict.values())
+
+    def validation() -> Validation:
+        metrics = _validate(model, val, k)
+        score = metrics.get("mask_AP") or 0.0
+        return Validation(metrics, score, {"val_mask_AP": score})
+
+    run_training(budget=budget, state=state, steps_per_epoch=steps_per_epoch, batches=epoch_batches, loss=loss,
+                 opt=opt, scaler=scaler, validate=validation, make_checkpoint=make_ckpt, best_path=best_path,
+                 last_path=last_path, patience=cfg.patience, progress=progress)
+    best_metrics = state.best_metrics
     m = {"mask_AP": best_metrics.get("mask_AP")}
     project.store.add_model(str(last_path), "maskrcnn", m)
     project.store.add_model(str(best_path), "maskrcnn", m)
-    return TrainResult("maskrcnn", str(best_path), str(last_path), best_metrics, history, stopped, budget.elapsed,
-                       dev.describe(), summary["train_images"], summary["val_images"], start_note)
+    return TrainResult("maskrcnn", str(best_path), str(last_path), best_metrics, state.history, state.stopped,
+                       budget.elapsed, dev.describe(), summary["train_images"], summary["val_images"], start_note)
 
 
 @torch.inference_mode()

@@ -26,14 +26,14 @@ import torch.nn.functional as F
 from segstudio.core.labelmap import paint_label_map
 from segstudio.core.project import Project
 from segstudio.core.records import DONE
-from segstudio.inference.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from segstudio.inference.checkpoint import Checkpoint, load_checkpoint
 from segstudio.inference.device import choose_device
 from segstudio.inference.evaluate import confusion, semantic_metrics
 from segstudio.inference.preprocess import DEFAULT_NORMALIZATION, normalize
 from segstudio.inference.tiling import predict_tiled
-from segstudio.inference.train_common import (Budget, TrainingError, TrainResult, checkpoint_paths,
-                                              amp_context, optimizer_step, seed_everything, split_images,
-                                              training_classes)
+from segstudio.inference.train_common import (Budget, LoopState, TrainingError, TrainProgress, TrainResult,
+                                              Validation, amp_context, checkpoint_paths, cosine_lr, run_training,
+                                              seed_everything, split_images, training_classes)
 from segstudio.inference.unet import UNet, UNetConfig
 
 IGNORE = 255
@@ -150,31 +150,51 @@ def sample_batch(items: list[_Item], rng: np.random.Generator, batch: int, crop:
 class BatchPrefetcher:
     """Augmented batches made on a thread of their own (OpenCV and numpy let go of the GIL),
     so the device never waits for the CPU. One producer with its own seeded generator keeps the
-    sequence deterministic."""
+    sequence deterministic. An error making a batch is raised again from `next()`: the training
+    loop would otherwise wait forever for a batch that never comes."""
 
     def __init__(self, items, rng: np.random.Generator, batch: int, crop: int, depth: int = 4):
         import threading
         self.q: "queue.Queue" = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
+        self.error: BaseException | None = None
         self.t = threading.Thread(target=self._run, args=(items, rng, batch, crop), daemon=True)
         self.t.start()
 
     def _run(self, items, rng, batch, crop):
         while not self.stop.is_set():
-            b = sample_batch(items, rng, batch, crop)
-            while not self.stop.is_set():
-                try:
-                    self.q.put(b, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
+            try:
+                b = sample_batch(items, rng, batch, crop)
+            except BaseException as e:  # noqa: BLE001 (handed to the training thread, which raises it)
+                self._put(_Failed(e))
+                return
+            self._put(b)
+
+    def _put(self, item) -> None:
+        while not self.stop.is_set():
+            try:
+                self.q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def next(self):
-        return self.q.get()
+        if self.error is not None:
+            raise self.error
+        b = self.q.get()
+        if isinstance(b, _Failed):
+            self.error = b.error
+            raise b.error
+        return b
 
     def close(self) -> None:
         self.stop.set()
         self.t.join(timeout=5)
+
+
+@dataclass
+class _Failed:
+    error: BaseException
 
 
 def class_weights(items: list[_Item], k: int, rare: float = 0.05) -> torch.Tensor:
@@ -237,24 +257,31 @@ def validate(model: UNet, items: list[_Item], device, k: int, amp_ctx) -> dict:
 
 
 def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainConfig | None = None,
-               progress: Callable[[dict], None] | None = None, cancel: Callable[[], bool] | None = None,
+               progress: Callable[[TrainProgress], None] | None = None, cancel: Callable[[], bool] | None = None,
                resume: str | Path | None = None, image_ids: Sequence[int] | None = None,
-               val_ids: Sequence[int] | None = None) -> TrainResult:
+               val_ids: Sequence[int] | None = None, init: str | Path | None = None) -> TrainResult:
+    """Train a UNet. `resume` continues a run from its -last checkpoint (optimizer, epoch count,
+    history); `init` warm-starts a new run from a checkpoint's weights and UNetConfig, with a fresh
+    optimizer and epoch count (the live-learning loop calls this again and again)."""
     cfg = cfg or UNetTrainConfig()
+    if resume is not None and init is not None:
+        raise TrainingError("give either resume (continue a run) or init (warm-start a new run), not both")
     rng = seed_everything(cfg.seed)
     dev = choose_device(cfg.device, cfg.amp)
     names, value_of, k = training_classes(project, ignore_value=IGNORE, background_class=cfg.ignore_unlabelled)
     train_ids, val_ids = split_images(project, cfg.val_fraction, cfg.seed, (DONE,), image_ids, val_ids)
+    best_path, last_path = checkpoint_paths(project, "unet", out)
     start_note = "random initialisation"
-    state = None
-    if resume is not None:
-        ck = load_checkpoint(resume, expect_arch="unet")
-        if ck.classes != names:
-            raise TrainingError(f"cannot resume: the checkpoint's classes {ck.classes} differ from the project's "
-                                f"{names}")
-        ucfg = UNetConfig.from_dict(ck.config)
-        state = ck
-        start_note = f"resumed from {Path(resume).name}"
+    start = None
+    source = resume if resume is not None else init
+    if source is not None:
+        start = load_checkpoint(source, expect_arch="unet")
+        if start.classes != names:
+            verb = "resume" if resume is not None else "warm-start"
+            raise TrainingError(f"cannot {verb}: the checkpoint's classes {start.classes} differ from the "
+                                f"project's {names}")
+        ucfg = UNetConfig.from_dict(start.config)
+        start_note = f"{'resumed from' if resume is not None else 'warm start from'} {Path(source).name}"
     else:
         channels = image_channels(project, train_ids)
         ucfg = UNetConfig.from_dict({**cfg.unet, "in_channels": channels, "num_classes": k})
@@ -267,16 +294,17 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
     crop = max(16, crop - crop % 16)
     model = UNet(ucfg).to(dev.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    epoch, step, best_score, history, since_best = 0, 0, -1.0, [], 0
-    if state is not None:
-        model.load_state_dict(state.state_dict)
-        r = state.resume
+    state = LoopState()
+    if start is not None:
+        model.load_state_dict(start.state_dict)
+    if resume is not None and start is not None:
+        r = start.resume
         if r.get("optimizer"):
             opt.load_state_dict(r["optimizer"])
-        epoch, step = int(r.get("epoch", 0)), int(r.get("step", 0))
-        best_score = float(r.get("best_score", -1.0))
-        history = list(state.training.get("history", []))
-        rng = np.random.default_rng(cfg.seed + 1000 * epoch)
+        state = LoopState(epoch=int(r.get("epoch", 0)), step=int(r.get("step", 0)),
+                          best_score=float(r.get("best_score", -1.0)),
+                          history=list(start.training.get("history", [])))
+        rng = np.random.default_rng(cfg.seed + 1000 * state.epoch)
     weights = class_weights(train_items, k).to(dev.device) if cfg.class_weighting else None
     pixels = sum(it.label.size for it in train_items)
     steps_per_epoch = cfg.steps_per_epoch or max(4, math.ceil(pixels / (crop * crop * cfg.batch)))
@@ -286,7 +314,6 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
     def amp_ctx():
         return amp_context(dev.type, use_amp)
 
-    best_path, last_path = checkpoint_paths(project, "unet", out)
     budget = Budget(cfg.epochs, cfg.minutes, cancel)
     summary = {"arch": "unet", "classes": names, "train_images": [it.path for it in train_items],
                "val_images": [it.path for it in val_items], "config": asdict(cfg), "device": dev.describe(),
@@ -294,75 +321,36 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
 
     def make_ckpt(metrics: dict) -> Checkpoint:
         return Checkpoint("unet", ucfg.to_dict(), names, {k_: v.detach().cpu() for k_, v in model.state_dict().items()},
-                          dict(DEFAULT_NORMALIZATION), {**summary, "metrics": metrics, "history": history,
-                                                        "epoch": epoch, "seconds": budget.elapsed},
-                          resume={"optimizer": opt.state_dict(), "epoch": epoch, "step": step,
-                                  "best_score": best_score})
+                          dict(DEFAULT_NORMALIZATION), {**summary, "metrics": metrics, "history": state.history,
+                                                        "epoch": state.epoch, "seconds": budget.elapsed},
+                          resume={"optimizer": opt.state_dict(), "epoch": state.epoch, "step": state.step,
+                                  "best_score": state.best_score})
 
-    stopped = "epochs"
-    best_metrics: dict = {}
+    def loss(batch) -> torch.Tensor:
+        xb, yb = batch
+        x = torch.from_numpy(xb).to(dev.device, non_blocking=True)
+        y = torch.from_numpy(yb).to(dev.device, non_blocking=True).long()
+        with amp_ctx():
+            return unet_loss(model(x), y, k, weights, cfg.dice_weight)
+
+    def validation() -> Validation:
+        metrics = validate(model, val_items, dev.device, k, amp_ctx)
+        score = metrics["mean_iou"] if metrics["mean_iou"] is not None else 0.0
+        return Validation(metrics, score, {"val_mean_iou": score, "val_pixel_accuracy": metrics["pixel_accuracy"]})
+
     model.train()
     batches = BatchPrefetcher(train_items, rng, cfg.batch, crop)
     try:
-        # the learning rate falls along a cosine over the budget: the planned epochs or the minutes
-        planned = cfg.epochs or 0
-        while True:
-            if budget.epochs_done(epoch):
-                stopped = "epochs"
-                break
-            losses = []
-            for _ in range(steps_per_epoch):
-                if budget.cancelled():
-                    stopped = "cancelled"
-                    break
-                if budget.out_of_time():
-                    stopped = "time"
-                    break
-                if cfg.minutes:
-                    frac = budget.elapsed / (cfg.minutes * 60)
-                elif planned:
-                    frac = (epoch + len(losses) / steps_per_epoch) / planned
-                if cfg.minutes or planned:
-                    for g in opt.param_groups:
-                        g["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
-                xb, yb = batches.next()
-                x = torch.from_numpy(xb).to(dev.device, non_blocking=True)
-                y = torch.from_numpy(yb).to(dev.device, non_blocking=True).long()
-                with amp_ctx():
-                    logits = model(x)
-                    loss = unet_loss(logits, y, k, weights, cfg.dice_weight)
-                losses.append(optimizer_step(opt, scaler, loss))
-                step += 1
-                if progress is not None:
-                    progress({"phase": "train", "epoch": epoch, "step": step, "loss": losses[-1],
-                              "elapsed": budget.elapsed, "steps_per_epoch": steps_per_epoch,
-                              "epochs": cfg.epochs, "minutes": cfg.minutes})
-            if losses:
-                epoch += 1
-                metrics = validate(model, val_items, dev.device, k, amp_ctx)
-                score = metrics["mean_iou"] if metrics["mean_iou"] is not None else 0.0
-                entry = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)), "val_mean_iou": score,
-                         "val_pixel_accuracy": metrics["pixel_accuracy"], "elapsed": budget.elapsed}
-                history.append(entry)
-                if score > best_score or not val_items:  # no validation images: the latest is the best
-                    best_score, best_metrics, since_best = score, metrics, 0
-                    save_checkpoint(make_ckpt(metrics), best_path)
-                else:
-                    since_best += 1
-                if progress is not None:
-                    progress({"phase": "val", **entry, "best": best_score})
-            if stopped in ("cancelled", "time"):
-                break
-            if since_best >= cfg.patience:
-                stopped = "early stopping"
-                break
+        run_training(budget=budget, state=state, steps_per_epoch=steps_per_epoch,
+                     batches=lambda: iter(batches.next, None), loss=loss, opt=opt, scaler=scaler,
+                     validate=validation, make_checkpoint=make_ckpt, best_path=best_path, last_path=last_path,
+                     patience=cfg.patience, progress=progress, lr_schedule=cosine_lr(cfg.lr, cfg.epochs, cfg.minutes),
+                     latest_is_best=not val_items)  # no validation images: the latest is the best
     finally:
         batches.close()
-    save_checkpoint(make_ckpt(best_metrics), last_path)
-    if not best_path.exists():  # cancelled before the first epoch ended: the last is the best so far
-        save_checkpoint(make_ckpt(best_metrics), best_path)
+    best_metrics = state.best_metrics
     store_metrics = {"mean_iou": best_metrics.get("mean_iou"), "pixel_accuracy": best_metrics.get("pixel_accuracy")}
     project.store.add_model(str(last_path), "unet", store_metrics)
     project.store.add_model(str(best_path), "unet", store_metrics)
-    return TrainResult("unet", str(best_path), str(last_path), best_metrics, history, stopped, budget.elapsed,
-                       dev.describe(), summary["train_images"], summary["val_images"], start_note)
+    return TrainResult("unet", str(best_path), str(last_path), best_metrics, state.history, state.stopped,
+                       budget.elapsed, dev.describe(), summary["train_images"], summary["val_images"], start_note)

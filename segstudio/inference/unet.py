@@ -68,7 +68,7 @@ class Up(nn.Module):
     def __init__(self, cin: int, cskip: int, cout: int, mode: str):
         super().__init__()
         if mode == "transpose":
-            self.up = nn.ConvTranspose2d(cin, cin // 2, 2, stride=2)
+            self.up: nn.Module = nn.ConvTranspose2d(cin, cin // 2, 2, stride=2)
             cup = cin // 2
         else:
             self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)

@@ -5,7 +5,8 @@ class), each scored by its mean confidence."""
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from functools import partial
+from typing import Callable, Sequence, cast
 
 import numpy as np
 import torch
@@ -53,6 +54,10 @@ class UNetSegmenter(Segmenter):
         self.in_channels = self.model.config.in_channels
         self.num_classes = self.model.config.num_classes
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's softmax output for a batch (averaged over the four flips with tta)."""
+        return self._forward(x)
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.tta:
             return self._forward_once(x)
@@ -96,7 +101,7 @@ class UNetSegmenter(Segmenter):
             done += len(idx)
             if progress is not None:
                 progress(done, len(items))
-        return out
+        return cast("list[Prediction]", out)  # the groups cover every index
 
     def _finish_batch(self, probs: torch.Tensor) -> list[Prediction]:
         """(N, K, H, W) probabilities -> class maps, confidences and entropies, one copy each to
@@ -119,11 +124,11 @@ class UNetSegmenter(Segmenter):
             done = torch.cuda.Event()
             done.record()
 
-            def finish(p, j, done=done, ent_host=ent_host):
+            def finish(p: Prediction, j: int, done: torch.cuda.Event = done, ent_host: torch.Tensor = ent_host) -> None:
                 done.synchronize()
                 p.uncertainty = float(ent_host[j])
             arr = host.numpy()
-            pending = [lambda p, j=j: finish(p, j) for j in range(n)]
+            pending: list[Callable[[Prediction], None] | None] = [partial(finish, j=j) for j in range(n)]
             ents = [0.0] * n
         else:
             arr = both.cpu().numpy()

@@ -19,7 +19,7 @@ import json
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -210,7 +210,8 @@ def export_coco(project: Project, out: str | Path, statuses: Sequence[str] | Non
     real, value_of, ignore = export_classes(project)
     categories = [{"id": v, "name": c.name, "supercategory": ""} for c, v in
                   ((c, value_of[c.id]) for c in real)]
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     expected: dict[int, tuple] = {}  # annotation id -> (rle, area, bbox, is_polygon)
     spot_checks: dict[int, tuple] = {}  # a sample decoded in full, pixel by pixel
     total = count_export_items(project, statuses)
@@ -227,7 +228,7 @@ def export_coco(project: Project, out: str | Path, statuses: Sequence[str] | Non
             h, w = r.mask.shape
             area = int(np.count_nonzero(r.mask))
             bbox = [float(r.x), float(r.y), float(w), float(h)]  # crops are tight: this is toBbox
-            seg = None
+            seg: list[Any] | dict[str, Any] | None = None
             if polygons and not r.iscrowd:
                 seg = _polygons_for(r, enc, item.height, item.width)
                 if seg is None:
@@ -235,7 +236,7 @@ def export_coco(project: Project, out: str | Path, statuses: Sequence[str] | Non
             if seg is None:
                 seg = {"size": [item.height, item.width], "counts": enc["counts"].decode("ascii")}
             ann_id = len(annotations) + 1
-            attrs = {"source": r.source}
+            attrs: dict[str, Any] = {"source": r.source}
             if r.score is not None:
                 attrs["score"] = float(r.score)
             annotations.append({"id": ann_id, "image_id": image_id, "category_id": value_of[r.class_id],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -170,18 +171,49 @@ def matched_files(matcher: "ImageMatcher", src: Path, files: list[Path], report:
 
 # ----------------------------------------------------------------------------- classes
 class ClassMapper:
-    """Project classes by name, created on first use (colour from the source when it has one)."""
+    """Project classes by name, found or created: the one mapper for importers and model output.
 
-    def __init__(self, project: Project):
+    Names match as the store keeps them: surrounding whitespace stripped, case kept (the store's
+    names are case-sensitive, so `Cat` and `cat` are two classes). A class the project lacks is
+    created on first use (with the source's colour and ignore flag when it has them) unless
+    `create` is False; then `get` returns None and counts the miss in `dropped`.
+
+    `model_classes`: a model's class names, label k being name k - 1; calling the mapper with a
+    label gives the project class id (None for a label out of range, a background or "N/A" slot,
+    or a dropped class). Thread-safe: predict threads share one mapper.
+    """
+
+    MODEL_SKIP = frozenset({"N/A", "__background__"})  # torchvision's placeholder slots
+
+    def __init__(self, project: Project, model_classes: Sequence[str] = (), create: bool = True):
         self.store = project.store
-        self.by_name = {c.name: c for c in self.store.classes()}
+        self.names = list(model_classes)
+        self.create = create
+        self.by_name = {c.name.strip(): c for c in self.store.classes()}
+        self.lock = threading.Lock()
+        self.dropped: dict[str, int] = {}
 
-    def get(self, name: str, color=None, ignore: bool = False) -> LabelClass:
-        c = self.by_name.get(name)
-        if c is None:
-            c = self.store.add_class(name, color, ignore=ignore)
-            self.by_name[name] = c
-        return c
+    def get(self, name: str, color=None, ignore: bool = False) -> LabelClass | None:
+        key = name.strip()
+        with self.lock:
+            c = self.by_name.get(key)
+            if c is None:
+                if not self.create:
+                    self.dropped[key] = self.dropped.get(key, 0) + 1
+                    return None
+                # ensure_class, not add_class: another mapper may have added it since we read
+                c = self.store.ensure_class(key, color, ignore=ignore)
+                self.by_name[key] = c
+            return c
+
+    def __call__(self, label: int) -> int | None:
+        if not 1 <= label <= len(self.names):
+            return None
+        name = self.names[label - 1]
+        if name in self.MODEL_SKIP:
+            return None
+        c = self.get(name)
+        return None if c is None else c.id
 
 
 def export_classes(project: Project) -> tuple[list[LabelClass], dict[int, int], list[LabelClass]]:

@@ -169,14 +169,15 @@ def _fsync_path(p: Path, directory: bool = False) -> None:
 
 def _seal_tree(tmp: Path) -> None:
     """Write the marker with the list of files, give normal permissions, flush everything."""
-    written = []
-    for root, _dirs, files in os.walk(tmp):
+    written: list[str] = []
+    for root, _dirs, found in os.walk(tmp):
         rel_root = Path(root).relative_to(tmp)
-        written.extend((rel_root / f).as_posix() for f in files)
+        written.extend((rel_root / f).as_posix() for f in found)
     written.sort()
     (tmp / EXPORT_MARKER).write_text(_MARKER_TEXT + "".join(f + "\n" for f in written), encoding="utf-8")
     os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp made it owner-only
-    files, dirs = [], []
+    files: list[Path] = []
+    dirs: list[Path] = []
     for root, _d, names in os.walk(tmp, topdown=False):
         files.extend(Path(root) / f for f in names)
         dirs.append(Path(root))
@@ -251,6 +252,7 @@ def atomic_dir(out: str | Path, project: Project) -> Iterator[Path]:
         raise
     _fsync_path(out.parent, directory=True)
     if old is not None:
+        assert manifest is not None  # old is set only when the folder had a manifest
         _remove_old_export(old, manifest)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from segstudio.core import imageio, maskops
-from segstudio.core.classes import BACKGROUND_NAMES, read_class_file
+from segstudio.core.classes import BACKGROUND_NAMES, LabelClass, read_class_file
 from segstudio.core.labelmap import ignore_value, label_dtype, paint_label_map
 from segstudio.core.project import Project
 from segstudio.core.records import DONE
@@ -103,7 +103,7 @@ def read_label_png(path: Path, size: tuple[int, int] | None = None, allow_large:
         raise FormatError(f"cannot read label map: {type(e).__name__}: {e}") from None
 
 
-def _class_values(classes_file: Path, mapper: ClassMapper, report: Report) -> tuple[dict[int, int], object]:
+def _class_values(classes_file: Path, mapper: ClassMapper, report: Report) -> tuple[dict[int, int], LabelClass | None]:
     """{label value: class id} and the ignore class (or None) from a class list.
 
     A list whose first line is a background name is labelme's class_names.txt layout (what
@@ -116,7 +116,7 @@ def _class_values(classes_file: Path, mapper: ClassMapper, report: Report) -> tu
     lines = [ln.strip() for ln in validate.read_text(classes_file).split("\n")]
     lines = [ln for ln in lines if ln]
     if lines and lines[0].lower() in BACKGROUND_NAMES:
-        entries = [(ln, None, False) for ln in lines[1:]]
+        entries: list[tuple[str, tuple[int, int, int] | None, bool]] = [(ln, None, False) for ln in lines[1:]]
     else:
         try:
             entries = [(e.name, e.color, e.ignore) for e in read_class_file(classes_file)]
@@ -132,6 +132,7 @@ def _class_values(classes_file: Path, mapper: ClassMapper, report: Report) -> tu
         if name != raw:
             report.note(f"{Path(classes_file).name}: class {validate.brief(raw)} imported as {name!r}")
         c = mapper.get(name, color, ignore=ignore)
+        assert c is not None  # ClassMapper(project) creates missing classes
         if ignore:
             ignore_cls = c
         else:
@@ -172,11 +173,11 @@ def import_labelmap(project: Project, source: str | Path, classes_file: str | Pa
                 if v == ign and v not in value_class:
                     if ignore_cls is None:
                         ignore_cls = mapper.get("__ignore__", ignore=True)
-                    cid = ignore_cls.id
+                    cid = ignore_cls.id  # type: ignore[union-attr]  # create=True: never None
                 elif v in value_class:
                     cid = value_class[v]
                 else:
-                    cid = mapper.get(f"class_{v}").id
+                    cid = mapper.get(f"class_{v}").id  # type: ignore[union-attr]  # create=True: never None
                     value_class[v] = cid
                     report.note(f"value {v} has no name in the class list; imported as class_{v}")
                 c = maskops.crop_to_content(values == v)

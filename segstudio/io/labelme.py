@@ -18,7 +18,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -241,14 +241,16 @@ def _shapes_to_regions(shapes: list, h: int, w: int, mapper: ClassMapper, name: 
     regions = []
     for key in order:
         parts = groups[key]
-        box = None
+        box: maskops.Box | None = None
         for m, x, y in parts:
             box = maskops.box_union(box, (x, y, x + m.shape[1], y + m.shape[0]))
+        assert box is not None  # every group has at least one part
         union = np.zeros((box[3] - box[1], box[2] - box[0]), dtype=bool)
         for m, x, y in parts:
             union |= maskops.window(m, x, y, box)
         label = key[0]
         cls = mapper.get(label, ignore=label == "__ignore__")
+        assert cls is not None  # ClassMapper(project) creates missing classes
         extra = {"group_id": key[1]} if not isinstance(key[1], tuple) else {}
         regions.append(imported_region(cls.id, union, box[0], box[1], extra=extra))
     return regions, rejected
@@ -322,7 +324,7 @@ def export_labelme(project: Project, out: str | Path, statuses: Sequence[str] | 
                 s, used_mask = region_shapes(r, cls.name, gid)
                 n_mask += used_mask
                 shapes.extend(s)
-            doc = {
+            doc: dict[str, Any] = {
                 "version": LABELME_VERSION,
                 "flags": {},
                 "shapes": shapes,
@@ -352,7 +354,7 @@ def region_shapes(r, label: str, group_id: int) -> tuple[list[dict], bool]:
     faithful = len(polys) == len(contours) and maskops.count_holes(r.mask) == 0
     if faithful:
         # check the polygons give back the pixels when rasterised the labelme way
-        shapes = [{"label": label, "points": [[float(x), float(y)] for x, y in p],
+        shapes: list[dict[str, Any]] = [{"label": label, "points": [[float(x), float(y)] for x, y in p],
                    "group_id": group_id if len(polys) > 1 else None, "description": "",
                    "shape_type": "polygon", "flags": {}, "mask": None} for p in polys]
         h, w = r.mask.shape

@@ -7,6 +7,7 @@ command line's options) costs nothing.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 from segstudio.core.errors import BadValue
 from segstudio.core.records import DONE
@@ -52,8 +53,10 @@ def run_export(fmt: str, project, out, statuses=None, polygons=False, progress=N
     from segstudio.io.yolo import export_yolo
     if fmt == "coco":
         return export_coco(project, out, statuses, polygons, progress, cancel)
-    fn = {"labelmap": export_labelmap, "instancemap": export_instancemap, "labelme": export_labelme,
-          "yolo": export_yolo, "voc": export_voc}.get(fmt)
+    exporters: dict[str, Callable[..., Any]] = {
+        "labelmap": export_labelmap, "instancemap": export_instancemap, "labelme": export_labelme,
+        "yolo": export_yolo, "voc": export_voc}
+    fn = exporters.get(fmt)
     if fn is None:
         raise BadValue(f"unknown export format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
     return fn(project, out, statuses, progress=progress, cancel=cancel)

@@ -136,7 +136,7 @@ def import_yolo(project: Project, source: str | Path, classes_file: str | Path |
     report = Report()
     names = read_names(src, classes_file, report)
     mapper = ClassMapper(project)
-    class_ids = [mapper.get(n).id for n in names]
+    class_ids = [mapper.get(n).id for n in names]  # type: ignore[union-attr]  # create=True: never None
     matcher = ImageMatcher(project)
     writer = RegionWriter(project, status, report)
     skip = {"classes.txt", "obj.names", "README.txt"}

@@ -93,7 +93,7 @@ def test_schema_created_once_by_threads_with_their_own_stores(tmp_path):
         s.close()
 
 
-def test_sync_files_rechecks_inside_the_write_lock(tmp_path):
+def test_sync_files_rechecks_inside_the_write_lock(tmp_path, monkeypatch):
     """A sync whose first look is stale (another store added the paths meanwhile) adds nothing twice."""
     db = tmp_path / "project.db"
     a, b = ProjectStore(db), ProjectStore(db)
@@ -113,9 +113,10 @@ def test_sync_files_rechecks_inside_the_write_lock(tmp_path):
                 return iter(rows)
             return cur
 
-    a._local.conn = Stale()
+    stale, plain = Stale(), ProjectStore.conn
+    monkeypatch.setattr(ProjectStore, "conn", property(lambda s: stale if s is a else plain.fget(s)))
     assert a.sync_files(["x.png", "y.png", "z.png"]) == (1, 0, 0)
-    a._local.conn = real
+    monkeypatch.undo()
     assert sorted(r.path for r in a.images()) == ["x.png", "y.png", "z.png"]
     a.close()
     b.close()

@@ -26,7 +26,7 @@ def test_stroke_is_one_undo_step_and_stores_only_its_box():
         doc.stroke_paint(st, box, True)
     doc.end_stroke()
     assert len(doc.undo_stack) == 1
-    step = doc.undo_stack._done[-1]
+    step = doc.undo_stack.last_step
     assert step.label == "Brush stroke" and len(step.commands) == 1
     cmd = step.commands[0]
     assert cmd.old.shape == cmd.new.shape

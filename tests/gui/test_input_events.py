@@ -241,7 +241,7 @@ def test_eraser_stroke_is_proportional_to_the_brush_not_the_image():
     for p in pts[1:]:
         t.move(Pointer(*p), True)
     t.release(Pointer(*pts[-1]))
-    step = ed.doc.undo_stack._done[-1]
+    step = ed.doc.undo_stack.last_step
     assert step.nbytes < 20_000  # two regions x (old + new) of a ~130 x 12 px window
     assert not ed.doc.regions[1].contains(2050, 2050) and not ed.doc.regions[2].contains(2050, 2050)
     ed.doc.undo()
@@ -324,6 +324,26 @@ def test_model_box_with_a_unet_says_why(window, monkeypatch):
     assert "A UNet labels classes, not boxes" in message(win)
     assert not win.editor.doc.regions and not asked
     assert win.canvas.preview.shapes == {}
+
+
+def test_a_failed_model_request_clears_asking_and_asks_again(window, monkeypatch):
+    win = window
+    monkeypatch.setattr(win.model_dock, "info", {"arch": "maskrcnn", "name": "mrcnn-test", "classes": ["cell"],
+                                                 "device": "cpu"})
+    asked = []
+
+    def fail(image_id, array):  # the worker's failure path, as a model that raises takes it
+        asked.append(image_id)
+        assert message(win) == "Asking the model…"
+        win.model_dock.worker.image_failed.emit(image_id, "out of memory")
+
+    monkeypatch.setattr(win.model_dock.worker, "predict_image", fail)
+    win.set_tool("prompt")
+    click(win, 80, 60)
+    assert len(asked) == 1
+    assert "Asking the model" not in message(win) and "out of memory" in message(win)
+    click(win, 80, 60)  # not left waiting for an answer that never comes: it asks again
+    assert len(asked) == 2 and not win.editor.doc.regions
 
 
 def test_ctrl_shape_with_nothing_selected_says_why(window):

@@ -52,6 +52,7 @@ def test_segment_folder_with_progress(window, qtbot, tmp_path):
     assert "3 images" in window.model_dock.progress_label.text()
 
 
+@pytest.mark.slow  # a real forward pass over a 768x768 image: 4-8 s on 2 CPU cores
 def test_event_loop_keeps_ticking_while_model_runs(window, qtbot, tmp_path):
     ck = tiny_unet_checkpoint(tmp_path / "u.pt", classes=("object",), width=16, depth=3)
     load_unet(window, qtbot, ck)

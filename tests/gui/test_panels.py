@@ -297,3 +297,18 @@ def test_statistics_header_is_not_cut(window, qtbot):
         text = dlg.table.horizontalHeaderItem(col).text()
         assert hh.sectionSize(col) >= fm.horizontalAdvance(text), text
     dlg.close()
+
+
+def test_class_order_buttons_leave_qwidget_move_alone(window, qtbot):
+    """The ▲/▼ slot is move_class: it used to be called `move`, which hid QWidget.move(x, y)."""
+    win, store = window, window.project.store
+    for name in ("first_cls", "second_cls"):
+        if name not in {c.name for c in store.classes()}:
+            store.add_class(name)
+    win.classes_dock.refresh()
+    names = [c.name for c in store.classes()]
+    win.classes_dock.set_current(store.classes()[0].id)
+    win.classes_dock.down.click()
+    assert [c.name for c in store.classes()] == [names[1], names[0], *names[2:]]
+    win.classes_dock.move(3, 4)  # Qt's own move (a TypeError while the slot shadowed it)
+    assert (win.classes_dock.x(), win.classes_dock.y()) == (3, 4)

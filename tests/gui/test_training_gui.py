@@ -53,7 +53,7 @@ def test_train_in_background_with_curve_and_responsive_window(trained_window, qt
     timer.stop()
     res = results[0]
     assert len(res.history) == 3 and res.best_path
-    assert len(panel._losses) > 0 and len(panel._vals) == 3  # the curve got its points
+    assert len(panel.losses) > 0 and len(panel.val_scores) == 3  # the curve got its points
     # training on the GUI thread would stall it for whole epochs; 250 ms leaves room for a busy
     # CI machine (the ~16 ms figure is measured by benchmarks/gui_bench.py, not asserted here)
     assert max(gaps[2:]) <= 250, max(gaps)
@@ -76,7 +76,7 @@ def test_cancel_keeps_best_so_far(trained_window, qtbot):
     results = []
     panel.trained.connect(results.append)
     panel.train()
-    qtbot.waitUntil(lambda: len(panel._vals) >= 1, timeout=120000)
+    qtbot.waitUntil(lambda: len(panel.val_scores) >= 1, timeout=120000)
     dock.worker.cancel()
     qtbot.waitUntil(lambda: bool(results), timeout=60000)
     assert results[0].stopped == "cancelled"

@@ -50,6 +50,23 @@ def test_open_another_folder(window, qtbot, tmp_path, monkeypatch):
     new.close()
 
 
+def test_a_closed_window_is_not_kept(window, qtbot, tmp_path):
+    from PIL import Image
+
+    from segstudio.gui.main_window import open_windows
+    before = open_windows()
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(other / "x.png")
+    new = window.open_folder(str(other))
+    qtbot.addWidget(new)
+    assert any(w is new for w in open_windows())
+    qtbot.waitUntil(lambda: new.editor.doc is not None, timeout=10000)
+    new.close()
+    qtbot.waitUntil(lambda: len(open_windows()) == len(before), timeout=5000)
+    assert all(a is b for a, b in zip(open_windows(), before, strict=True))
+
+
 def test_levels_dialog_changes_the_display(qtbot, tmp_path):
     import tifffile
 

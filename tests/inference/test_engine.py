@@ -113,3 +113,54 @@ def test_post_processing_in_worker_processes_gives_the_same_regions(folder, tmp_
         out.append(sorted((r.path, reg.area, reg.x, reg.y) for r in p.store.images() for reg in p.store.regions(r.id)))
         assert rep.images == 5
     assert out[0] == out[1]
+
+
+def _pipeline_threads():
+    import threading
+    return [t for t in threading.enumerate() if t.name.startswith("segstudio-pipeline")]
+
+
+@pytest.mark.timeout(120)
+def test_a_failing_store_write_is_raised_not_hung(tmp_path, monkeypatch):
+    # more batches than the pipeline's queues hold: a writer that died and left them full would hang
+    d = tmp_path / "many"
+    d.mkdir()
+    for i in range(60):
+        Image.fromarray(blob_image(16, 16, seed=i)).save(d / f"{i}.png")
+    ck = tiny_unet_checkpoint(tmp_path / "u.pt", classes=("blob",))
+    p = Project.open(d)
+    seg = load_segmenter(ModelSpec("unet", str(ck), "cpu"), p)
+
+    def broken(entries, only_statuses=None):
+        raise OSError("disk full")
+    monkeypatch.setattr(p.store, "replace_source_regions_many", broken)
+    with pytest.raises(OSError, match="disk full"):
+        predict_project(p, seg, ("new",), batch=1)
+    assert not _pipeline_threads()
+    assert all(r.status == "new" for r in p.store.images())
+
+
+@pytest.mark.timeout(120)
+def test_a_failing_post_dispatch_is_raised(folder, tmp_path, monkeypatch):
+    import segstudio.inference.engine as engine
+    ck = tiny_unet_checkpoint(tmp_path / "u.pt", classes=("blob",))
+    p = Project.open(folder)
+    seg = load_segmenter(ModelSpec("unet", str(ck), "cpu"), p)
+
+    def broken(pred):
+        raise ValueError("bad prediction")
+    monkeypatch.setattr(engine, "payload", broken)
+    with pytest.raises(ValueError, match="bad prediction"):
+        predict_project(p, seg, ("new",), batch=2)
+    assert not _pipeline_threads()
+
+
+def test_progress_counts_every_image_once(folder, tmp_path):
+    ck = tiny_unet_checkpoint(tmp_path / "u.pt", classes=("blob",))
+    p = Project.open(folder)
+    seg = load_segmenter(ModelSpec("unet", str(ck), "cpu"), p)
+    seen = []
+    rep = predict_project(p, seg, ("new",), batch=2, progress=lambda d, t, path: seen.append((d, t)))
+    assert rep.images == 5 and len(rep.errors) == 1
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and all(t == 6 for _, t in seen)
+    assert len(seen) == 5 and seen[-1][0] >= 5

@@ -83,6 +83,7 @@ def object_share_in_square(project, res) -> float:
     return float((cm[10:38, 10:38] == 1).mean())
 
 
+@pytest.mark.slow  # trains a UNet: 15-25 s on 2 CPU cores
 @pytest.mark.parametrize("ignore", [False, True])
 def test_tiny_training_with_scribbles(tmp_path, ignore):
     """With the option the model learns 'bright = object' from a 12-pixel scribble; without it
@@ -130,6 +131,7 @@ def test_sparse_done_images_are_named(tmp_path):
     assert [path for path, _ in sparse_images(p).sparse] == ["1.png", "2.png"]
 
 
+@pytest.mark.slow  # trains through the CLI: ~5 s
 def test_cli_train_warns_and_takes_the_option(tmp_path, capsys):
     p = square_project(tmp_path)
     folder = p.folder

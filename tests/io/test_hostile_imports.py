@@ -32,6 +32,15 @@ def proj(tmp_path):
     p.close()
 
 
+@pytest.fixture
+def yolo_dir(tmp_path):
+    """A YOLO label folder with its class list (one class, cat); the test writes the labels."""
+    d = tmp_path / "y"
+    d.mkdir()
+    (d / "classes.txt").write_text("cat\n")
+    return d
+
+
 def _valid_rle_string(h=H, w=W):
     m = np.zeros((h, w), np.uint8)
     m[5:9, 40:50] = 1
@@ -228,10 +237,8 @@ HOSTILE_YOLO = {
 
 
 @pytest.mark.parametrize("case", list(HOSTILE_YOLO))
-def test_yolo_hostile_line(proj, tmp_path, case):
-    d = tmp_path / "y"
-    d.mkdir()
-    (d / "classes.txt").write_text("cat\n")
+def test_yolo_hostile_line(proj, yolo_dir, case):
+    d = yolo_dir
     (d / "a.txt").write_text(yolo_good_line() + "\n" + HOSTILE_YOLO[case] + "\n")
     (d / "b.txt").write_text(HOSTILE_YOLO[case] + "\n")
     with traced_peak() as mem:
@@ -243,10 +250,8 @@ def test_yolo_hostile_line(proj, tmp_path, case):
     assert_inside(proj)
 
 
-def test_yolo_polygon_far_outside_is_clipped(proj, tmp_path):
-    d = tmp_path / "y"
-    d.mkdir()
-    (d / "classes.txt").write_text("cat\n")
+def test_yolo_polygon_far_outside_is_clipped(proj, yolo_dir):
+    d = yolo_dir
     (d / "a.txt").write_text("0 -50 -50 50 -50 50 50 -50 50\n0 3 3 4 3 4 4\n")
     with traced_peak() as mem:
         rep = yolo.import_yolo(proj, d)
@@ -255,10 +260,8 @@ def test_yolo_polygon_far_outside_is_clipped(proj, tmp_path):
     assert any("no pixels inside the image" in n for n in rep.notes)
 
 
-def test_yolo_label_file_size_is_bounded(proj, tmp_path, monkeypatch):
-    d = tmp_path / "y"
-    d.mkdir()
-    (d / "classes.txt").write_text("cat\n")
+def test_yolo_label_file_size_is_bounded(proj, yolo_dir, monkeypatch):
+    d = yolo_dir
     (d / "a.txt").write_text(yolo_good_line() + "\n" + "0 0.1 0.1 0.2 0.2 0.3 0.1\n" * 100)
     (d / "b.txt").write_text(yolo_good_line() + "\n")
     monkeypatch.setattr(validate, "MAX_TEXT_BYTES", 1000)

@@ -4,6 +4,7 @@ visibility, hotkeys 1-9, load / save a class list."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
@@ -13,8 +14,13 @@ from PySide6.QtWidgets import (QColorDialog, QFileDialog, QHBoxLayout, QInputDia
 from segstudio.core.classes import read_class_file, write_class_file
 from segstudio.gui.docks.common import guard_inputs, warn
 
+if TYPE_CHECKING:
+    from segstudio.core.classes import LabelClass
+    from segstudio.core.store import ProjectStore
+    from segstudio.gui.editor import EditorState
 
-def color_icon(rgb) -> QIcon:
+
+def color_icon(rgb: tuple[int, int, int]) -> QIcon:
     pm = QPixmap(14, 14)
     pm.fill(QColor(*rgb))
     return QIcon(pm)
@@ -27,7 +33,8 @@ class ClassesDock(QWidget):
     regions_changed = Signal()  # a delete moved or removed regions in the store
     focus_canvas = Signal()  # a button did its job: the keys go back to the canvas
 
-    def __init__(self, store, editor, parent=None, *, flush_edits: Callable[[], object] | None = None):
+    def __init__(self, store: ProjectStore, editor: EditorState, parent: QWidget | None = None, *,
+                 flush_edits: Callable[[], object] | None = None) -> None:
         """`flush_edits` saves the pending edits; it runs before a delete changes the store."""
         super().__init__(parent)
         self.store, self.editor = store, editor
@@ -54,8 +61,8 @@ class ClassesDock(QWidget):
             row2.addWidget(b)
         self.up = QPushButton("▲")
         self.down = QPushButton("▼")
-        self.up.clicked.connect(lambda: self.move(-1))
-        self.down.clicked.connect(lambda: self.move(1))
+        self.up.clicked.connect(lambda: self.move_class(-1))
+        self.down.clicked.connect(lambda: self.move_class(1))
         row2.addWidget(self.up)
         row2.addWidget(self.down)
         lay = QVBoxLayout(self)
@@ -67,7 +74,7 @@ class ClassesDock(QWidget):
         self.wheel_guard = guard_inputs(self, self.focus_canvas.emit)
         self.refresh()
 
-    def classes(self):
+    def classes(self) -> list[LabelClass]:
         return self.store.classes()
 
     def refresh(self) -> None:
@@ -100,14 +107,14 @@ class ClassesDock(QWidget):
                 return True
         return False
 
-    def _current(self, item, _prev=None) -> None:
+    def _current(self, item: QListWidgetItem | None, _prev: Any = None) -> None:
         if self._filling:
             return
         cid = item.data(Qt.ItemDataRole.UserRole) if item else None
         self.editor.current_class_id = cid
         self.current_changed.emit(cid)
 
-    def _item_changed(self, item) -> None:
+    def _item_changed(self, item: QListWidgetItem) -> None:
         if self._filling:
             return
         cid = item.data(Qt.ItemDataRole.UserRole)
@@ -117,7 +124,7 @@ class ClassesDock(QWidget):
             self.editor.hidden_classes.add(cid)
         self.visibility_changed.emit()
 
-    def _selected_class(self):
+    def _selected_class(self) -> LabelClass | None:
         it = self.list.currentItem()
         if it is None:
             return None
@@ -204,7 +211,8 @@ class ClassesDock(QWidget):
         if self._flush_edits is not None:
             self._flush_edits()
 
-    def move(self, step: int) -> None:
+    def move_class(self, step: int) -> None:
+        """Move the current class up (-1) or down (+1) the list. Not `move`: that is QWidget.move(x, y)."""
         c = self._selected_class()
         if c is None:
             return
@@ -224,9 +232,9 @@ class ClassesDock(QWidget):
             warn(self, "Load class list", f"Cannot read {path}: {e}")
             return
         have = {c.name for c in self.store.classes()}
-        for e in entries:
-            if e.name not in have:
-                self.store.add_class(e.name, e.color, ignore=e.ignore)
+        for entry in entries:
+            if entry.name not in have:
+                self.store.add_class(entry.name, entry.color, ignore=entry.ignore)
         self.refresh()
         self.classes_changed.emit()
 

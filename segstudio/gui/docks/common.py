@@ -3,9 +3,14 @@ pointer, buttons that hand the keyboard back to the canvas, and error text shown
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Callable
+
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt
 from PySide6.QtWidgets import (QAbstractButton, QAbstractScrollArea, QAbstractSpinBox, QComboBox, QLabel,
                                QMessageBox, QWidget)
+
+if TYPE_CHECKING:
+    from segstudio.core.store import ProjectStore
 
 
 class WheelGuard(QObject):
@@ -14,7 +19,7 @@ class WheelGuard(QObject):
     the scroll area around the panel gets it and scrolls (without one, the event is ignored and
     Qt offers it to the parents)."""
 
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt's name)
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
         if event.type() != QEvent.Type.Wheel or not isinstance(obj, (QComboBox, QAbstractSpinBox)) \
                 or obj.hasFocus():
             return False
@@ -35,7 +40,7 @@ def _scroll_area(w: QWidget) -> QAbstractScrollArea | None:
     return None
 
 
-def guard_inputs(root: QWidget, give_focus_back=None) -> WheelGuard:
+def guard_inputs(root: QWidget, give_focus_back: Callable[[], object] | None = None) -> WheelGuard:
     """Every combo and spin box under `root` takes the wheel only when focused (StrongFocus: a
     click or Tab gives it the focus, the wheel alone does not). With `give_focus_back`, every
     button under `root` calls it after its own action has run, so after pressing a panel's
@@ -73,7 +78,7 @@ def show_note(label: QLabel, text: str) -> None:
     label.setText(text)
 
 
-def warn(parent, title: str, text: str) -> None:
+def warn(parent: QWidget | None, title: str, text: str) -> None:
     """A warning box whose text is shown as plain text (QMessageBox.warning guesses the format and
     reads a '<…>' in an error as markup)."""
     box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, parent)
@@ -86,7 +91,8 @@ class KeptChoices(QObject):
     last change (a held spin-box arrow makes one write, not thirty), and at once by flush() (the
     panel hides as the window closes)."""
 
-    def __init__(self, store, key: str, choices, parent=None, delay_ms: int = 400):
+    def __init__(self, store: ProjectStore, key: str, choices: Callable[[], dict[str, Any]],
+                 parent: QObject | None = None, delay_ms: int = 400) -> None:
         super().__init__(parent)
         from PySide6.QtCore import QTimer
         self.store, self.key, self.choices = store, key, choices
@@ -97,7 +103,7 @@ class KeptChoices(QObject):
         self.timer.timeout.connect(self.flush)
         self._pending = False
 
-    def changed(self, *_) -> None:
+    def changed(self, *_: Any) -> None:
         if self.paused:
             return
         self._pending = True
@@ -114,7 +120,7 @@ class KeptChoices(QObject):
             import logging
             logging.getLogger(__name__).warning("could not keep the %s choices: %s", self.key, e)
 
-    def load(self) -> dict:
+    def load(self) -> dict[str, Any]:
         try:
             d = self.store.get_setting(self.key) or {}
         except Exception:  # an unreadable setting means the defaults, never a broken panel  # noqa: BLE001

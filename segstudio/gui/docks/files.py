@@ -3,13 +3,19 @@ decoded to list), filters by status and name, counts per status."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
+from typing import TYPE_CHECKING, Any, Sequence
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QTableView, QVBoxLayout, QWidget)
 
 from segstudio.core.records import DONE, IN_PROGRESS, NEW, PREDICTED, SKIPPED, STATUSES, UNFINISHED
 from segstudio.gui.docks.common import guard_inputs
+
+if TYPE_CHECKING:
+    from segstudio.core.records import ImageRecord
+    from segstudio.core.store import ProjectStore
 
 STATUS_COLORS = {NEW: (150, 150, 150), PREDICTED: (80, 150, 240), IN_PROGRESS: (240, 180, 40),
                  DONE: (60, 190, 90), SKIPPED: (110, 110, 110)}
@@ -37,17 +43,17 @@ def status_icon(status: str, error: bool = False) -> QIcon:
     return _ICONS[key]
 
 
-_ICONS: dict = {}
+_ICONS: dict[tuple[str, bool], QIcon] = {}
 
 
 class FilesModel(QAbstractTableModel):
-    def __init__(self, store, parent=None):
+    def __init__(self, store: ProjectStore, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.ids: list[int] = []
         self.row_of: dict[int, int] = {}
-        self.pages: dict[int, dict] = {}
-        self.statuses = None
+        self.pages: dict[int, dict[int, ImageRecord]] = {}
+        self.statuses: Sequence[str] | None = None
         self.name_filter = ""
         self.order = "path"
 
@@ -63,7 +69,7 @@ class FilesModel(QAbstractTableModel):
             self.row_of = {i: r for r, i in enumerate(self.ids)}
         return self.row_of.get(image_id)
 
-    def record(self, row: int):
+    def record(self, row: int) -> ImageRecord | None:
         if not 0 <= row < len(self.ids):
             return None
         page = row // PAGE
@@ -78,18 +84,18 @@ class FilesModel(QAbstractTableModel):
         self.pages.pop(r // PAGE, None)
         self.dataChanged.emit(self.index(r, 0), self.index(r, 1))
 
-    def rowCount(self, parent=_ROOT) -> int:
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(self.ids)
 
-    def columnCount(self, parent=_ROOT) -> int:
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 2
 
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return ("Image", "Status")[section]
         return None
 
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         rec = self.record(index.row())
         if rec is None:
             return None
@@ -117,7 +123,7 @@ class FilesModel(QAbstractTableModel):
 class FilesDock(QWidget):
     activated = Signal(int)  # image id
 
-    def __init__(self, store, parent=None):
+    def __init__(self, store: ProjectStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.model = FilesModel(store, self)
@@ -185,13 +191,13 @@ class FilesDock(QWidget):
         self.model.invalidate(image_id)
         self.update_counts()
 
-    def _filter_changed(self, *_):
+    def _filter_changed(self, *_: Any) -> None:
         self.model.statuses = self.status_combo.currentData()
         self.model.name_filter = self.name_edit.text().strip()
         self.model.order = self.order_combo.currentData()
         self.refresh()
 
-    def _clicked(self, index) -> None:
+    def _clicked(self, index: QModelIndex) -> None:
         rec = self.model.record(index.row())
         if rec is not None:
             self.activated.emit(rec.id)

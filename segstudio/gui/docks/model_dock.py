@@ -7,17 +7,29 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QHideEvent
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from segstudio.core.records import NEW, PREDICTED
 from segstudio.gui.docks.common import KeptChoices, guard_inputs, plain_label, show_error, show_note
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from segstudio.core.project import Project
+    from segstudio.gui.model_worker import ModelWorker
+    from segstudio.inference.engine import PredictReport
+    from segstudio.inference.segmenter import Detection, Prediction
+
 COCO = "COCO weights (torchvision)"
 PROJECT_LATEST = "Project's latest trained UNet"
 SETTINGS_KEY = "model_panel"  # the panel's choices, kept in the project's store
+DEFAULT_SCORE = 0.5  # detections below this score are left out until the user lowers it
+DEFAULT_MASK_THRESHOLD = 0.5  # a pixel belongs to a mask at this probability, as torchvision's
 UNCERTAINTY_TIP = ("Model uncertainty: how unsure the model was about this image, from 0 (sure of every "
                    "pixel or object) to 1 (unsure everywhere). Sort the Files list by it (Most uncertain "
                    "first) to correct the images the model found hardest.")
@@ -39,17 +51,19 @@ class ModelDock(QWidget):
     apply_prediction = Signal(int, object)  # image id, Prediction: put it into the open document
     folder_finished = Signal(object)
     focus_canvas = Signal()  # a button did its job: the keys go back to the canvas
+    candidates_failed = Signal(int, str)  # image id, message: a request_candidates got no answer
 
-    def __init__(self, project, worker, parent=None, *, flush_edits: Callable[[], object] | None = None):
+    def __init__(self, project: Project, worker: ModelWorker, parent: QWidget | None = None, *,
+                 flush_edits: Callable[[], object] | None = None) -> None:
         """`flush_edits` saves the pending edits; it runs before a job reads the store."""
         super().__init__(parent)
         self.project, self.worker = project, worker
         self._flush_edits = flush_edits
-        self.cache: OrderedDict[int, object] = OrderedDict()
-        self.info: dict | None = None
-        self.current_image = None  # (image id, array) of the open image, set by the window
+        self.cache: OrderedDict[int, Prediction] = OrderedDict()
+        self.info: dict[str, Any] | None = None
+        self.current_image: tuple[int, np.ndarray] | None = None  # (image id, array), set by the window
         self._apply_ids: set[int] = set()
-        self._waiting: dict[int, list] = {}
+        self._waiting: dict[int, list[Callable[[], None]]] = {}
 
         self.arch = QComboBox()
         self.arch.addItem("Mask R-CNN v2 (instances)", "maskrcnn")
@@ -73,12 +87,12 @@ class ModelDock(QWidget):
         self.score = QDoubleSpinBox()
         self.score.setRange(0.0, 1.0)
         self.score.setSingleStep(0.05)
-        self.score.setValue(0.5)
+        self.score.setValue(DEFAULT_SCORE)
         self.score.setToolTip("Mask R-CNN: keep instances scoring at least this")
         self.mask_thr = QDoubleSpinBox()
         self.mask_thr.setRange(0.05, 0.95)
         self.mask_thr.setSingleStep(0.05)
-        self.mask_thr.setValue(0.5)
+        self.mask_thr.setValue(DEFAULT_MASK_THRESHOLD)
         self.per_component = QCheckBox("UNet: one region per connected part")
         self.per_component.setChecked(True)
         self.tta = QCheckBox("UNet: average over flips (4x slower, a little better)")
@@ -163,7 +177,7 @@ class ModelDock(QWidget):
         w.loaded.connect(self._loaded)
         w.load_failed.connect(self._load_failed)
         w.image_done.connect(self._image_done)
-        w.image_failed.connect(lambda i, m: self._message(f"Segmenting failed: {m}"))
+        w.image_failed.connect(self._image_failed)
         w.folder_progress.connect(self._folder_progress)
         w.folder_done.connect(self._folder_done)
         w.job_failed.connect(self._job_failed)
@@ -247,7 +261,7 @@ class ModelDock(QWidget):
         finally:
             self.kept.paused = False
 
-    def hideEvent(self, e) -> None:  # noqa: N802 (Qt's name): the window closes, or the tab changes
+    def hideEvent(self, e: QHideEvent) -> None:  # noqa: N802 (Qt's name): the window closes, or the tab changes
         self.kept.flush()
         super().hideEvent(e)
 
@@ -312,7 +326,7 @@ class ModelDock(QWidget):
         self._apply_ids.add(image_id)
         self.worker.predict_image(image_id, array)
 
-    def _image_done(self, image_id: int, pred) -> None:
+    def _image_done(self, image_id: int, pred: Prediction) -> None:
         self.cache[image_id] = pred
         while len(self.cache) > 64:
             self.cache.popitem(last=False)
@@ -325,7 +339,15 @@ class ModelDock(QWidget):
             self._apply_ids.discard(image_id)
             self.apply_prediction.emit(image_id, pred)
 
-    def request_candidates(self, image_id: int, array, then) -> None:
+    def _image_failed(self, image_id: int, msg: str) -> None:
+        self._message(f"Segmenting failed: {msg}")
+        self._apply_ids.discard(image_id)  # a later prompt's prediction must not be applied instead
+        # forget the prompts waiting for this image: the next click asks again rather than waiting
+        # for an answer that will never come, and the window replaces its "Asking the model…"
+        if self._waiting.pop(image_id, None):
+            self.candidates_failed.emit(image_id, msg)
+
+    def request_candidates(self, image_id: int, array: np.ndarray, then: Callable[[], None]) -> None:
         """Predict without writing regions (the prompt tool wants the proposals only)."""
         first = image_id not in self._waiting
         self._waiting.setdefault(image_id, []).append(then)
@@ -347,7 +369,7 @@ class ModelDock(QWidget):
         eta = (total - done) / rate if rate > 0 else 0
         self.progress_label.setText(f"{done}/{total} · {rate:.2f} images/s · ETA {int(eta) // 60}:{int(eta) % 60:02d}")
 
-    def _folder_done(self, rep) -> None:
+    def _folder_done(self, rep: PredictReport) -> None:
         self._end_progress()
         msg = (f"Done: {plural(rep.images, 'image')}, {plural(rep.regions, 'region')}, "
                f"{rep.images_per_second:.2f} images/s")
@@ -366,7 +388,7 @@ class ModelDock(QWidget):
         if self._flush_edits is not None:
             self._flush_edits()
 
-    def candidates(self, image_id: int):
+    def candidates(self, image_id: int) -> list[Detection] | None:
         pred = self.cache.get(image_id)
         return None if pred is None else pred.candidates()
 

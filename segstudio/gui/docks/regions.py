@@ -3,18 +3,24 @@ follows the canvas both ways; a tick hides or shows a region."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Iterable
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
 from segstudio.gui.docks.classes import color_icon
 
+if TYPE_CHECKING:
+    from segstudio.core.classes import LabelClass
+    from segstudio.gui.editor import EditorState
+
 
 class RegionsDock(QWidget):
     selection_changed = Signal(list)
     visibility_changed = Signal()
 
-    def __init__(self, editor, parent=None):
+    def __init__(self, editor: EditorState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.editor = editor
         self.table = QTableWidget(0, 5, self)
@@ -35,9 +41,9 @@ class RegionsDock(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.table)
         self._filling = False
-        self.classes = {}
+        self.classes: dict[int, LabelClass] = {}
 
-    def set_classes(self, classes) -> None:
+    def set_classes(self, classes: Iterable[LabelClass]) -> None:
         self.classes = {c.id: c for c in classes}
 
     def refresh(self) -> None:
@@ -92,7 +98,7 @@ class RegionsDock(QWidget):
                 ids.append(it.data(Qt.ItemDataRole.UserRole))
         self.selection_changed.emit(ids)
 
-    def _item_changed(self, item) -> None:
+    def _item_changed(self, item: QTableWidgetItem) -> None:
         if self._filling or item.column() != 0:
             return
         rid = item.data(Qt.ItemDataRole.UserRole)

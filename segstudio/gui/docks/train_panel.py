@@ -4,6 +4,8 @@ the unfinished images with the new checkpoint, and evaluate into a table."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Signal
@@ -13,7 +15,11 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 
 from segstudio.core.records import NEW, PREDICTED
 from segstudio.gui.docks.common import KeptChoices, plain_label
+from segstudio.gui.plot_style import BACKGROUND, ink_plot
 from segstudio.gui.workers import Background
+
+if TYPE_CHECKING:  # torch is imported on the model thread, when training starts
+    from segstudio.inference.train_common import TrainProgress
 
 SETTINGS_KEY = "train_panel"  # budget and options, kept in the project's store
 
@@ -29,11 +35,11 @@ def _train_job(arch: str, settings: dict):
             res = train_unet(worker.project, None, cfg, progress=worker.train_progress.emit, cancel=cancelled)
         else:
             from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
-            cfg = MaskRCNNTrainConfig(epochs=settings["epochs"], minutes=settings["minutes"],
-                                      device=settings["device"], val_fraction=settings["val_fraction"],
-                                      seed=settings["seed"], weights=settings.get("start_weights"),
-                                      version=settings.get("version", "v2"))
-            res = train_maskrcnn(worker.project, None, cfg, progress=worker.train_progress.emit, cancel=cancelled)
+            mcfg = MaskRCNNTrainConfig(epochs=settings["epochs"], minutes=settings["minutes"],
+                                       device=settings["device"], val_fraction=settings["val_fraction"],
+                                       seed=settings["seed"], weights=settings.get("start_weights"),
+                                       version=settings.get("version", "v2"))
+            res = train_maskrcnn(worker.project, None, mcfg, progress=worker.train_progress.emit, cancel=cancelled)
         worker.train_done.emit(res)
     return run
 
@@ -105,14 +111,18 @@ class TrainPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.status = plain_label("")
-        pg.setConfigOptions(antialias=True, background="w", foreground="k")
+        # styled per plot: pyqtgraph's global options would restyle every plot in the process
         self.plot = pg.GraphicsLayoutWidget()
+        self.plot.setBackground(BACKGROUND)
         self.plot.setMinimumHeight(200)
-        self.loss_plot = self.plot.addPlot(row=0, col=0, title="training loss")
-        self.val_plot = self.plot.addPlot(row=1, col=0, title="validation")
+        self.loss_plot = self.plot.addPlot(row=0, col=0)
+        self.val_plot = self.plot.addPlot(row=1, col=0)
+        for item, title in ((self.loss_plot, "training loss"), (self.val_plot, "validation")):
+            ink_plot(item, title)
         self.val_plot.setXLink(self.loss_plot)
-        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen((200, 80, 20), width=1.5))
-        self.val_curve = self.val_plot.plot(pen=pg.mkPen((30, 140, 30), width=2), symbol="o", symbolSize=5)
+        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen((200, 80, 20), width=1.5), antialias=True)
+        self.val_curve = self.val_plot.plot(pen=pg.mkPen((30, 140, 30), width=2), symbol="o", symbolSize=5,
+                                            antialias=True)
         self.val_plot.setLabel("bottom", "step")
         self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["Metric", "Value"])
@@ -139,7 +149,10 @@ class TrainPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(box)
-        self._steps, self._losses, self._val_steps, self._vals = [], [], [], []
+        self._steps: list[int] = []
+        self._losses: list[float] = []
+        self._val_steps: list[int] = []
+        self._vals: list[float] = []
         self.worker.train_progress.connect(self._progress)
         self.worker.train_done.connect(self._done)
         self.worker.eval_done.connect(self._eval_done)
@@ -152,6 +165,16 @@ class TrainPanel(QWidget):
             sig.connect(self.kept.changed)
         self.dock.arch.currentIndexChanged.connect(lambda _: self._arch_changed())
         self._arch_changed()
+
+    @property
+    def losses(self) -> tuple[float, ...]:
+        """The training loss of each step of the current (or last) run, as the curve has them."""
+        return tuple(self._losses)
+
+    @property
+    def val_scores(self) -> tuple[float, ...]:
+        """The validation score of each finished epoch of the current (or last) run."""
+        return tuple(self._vals)
 
     # ---------------------------------------------------------------- kept with the project
     def choices(self) -> dict:
@@ -226,10 +249,10 @@ class TrainPanel(QWidget):
         if self._again:
             self.check_coverage()
 
-    def _coverage_failed(self, e) -> None:
+    def _coverage_failed(self, f) -> None:
         self._checking = False
         import logging
-        logging.getLogger(__name__).warning("could not check how much of the done images is labelled: %s", e)
+        logging.getLogger(__name__).warning("could not check how much of the done images is labelled: %s", f.error)
 
     def _show_coverage(self, *_) -> None:
         cov = self.coverage
@@ -266,28 +289,28 @@ class TrainPanel(QWidget):
         self.dock.cancel_button.setEnabled(True)
         self.worker.run_job("train", _train_job(arch, self.settings()))
 
-    def _progress(self, d: dict) -> None:
-        if d["phase"] == "train":
-            self._steps.append(d["step"])
-            self._losses.append(d["loss"])
+    def _progress(self, p: TrainProgress) -> None:
+        if p.phase == "train":
+            self._steps.append(p.step)
+            self._losses.append(p.loss)
             if len(self._steps) % 5 == 0 or len(self._steps) < 20:
                 k = max(1, len(self._losses) // 60)
                 ys = np.convolve(self._losses, np.ones(k) / k, mode="valid")
                 self.loss_curve.setData(self._steps[k - 1:], ys)
-            if d.get("minutes"):
-                self.progress.setRange(0, int(d["minutes"] * 60))
-                self.progress.setValue(int(d["elapsed"]))
-            elif d.get("epochs"):
-                total = d["epochs"] * d["steps_per_epoch"]
+            if p.minutes:
+                self.progress.setRange(0, int(p.minutes * 60))
+                self.progress.setValue(int(p.elapsed))
+            elif p.epochs:
+                total = p.epochs * p.steps_per_epoch
                 self.progress.setRange(0, total)
-                self.progress.setValue(d["step"])
+                self.progress.setValue(p.step)
         else:
-            metric = d.get("val_mean_iou", d.get("val_mask_AP")) or 0.0
-            self._val_steps.append(d["step"])
+            metric = p.score or 0.0
+            self._val_steps.append(p.step)
             self._vals.append(metric)
             self.val_curve.setData(self._val_steps, self._vals)
-            self.status.setText(f"epoch {d['epoch']}: loss {d['loss']:.4f}, validation {metric:.4f} "
-                                f"(best {d['best']:.4f}), {d['elapsed']:.0f} s")
+            self.status.setText(f"epoch {p.epoch}: loss {p.loss:.4f}, validation {metric:.4f} "
+                                f"(best {p.best:.4f}), {p.elapsed:.0f} s")
 
     def _done(self, res) -> None:
         self._stop(f"Done ({res.stopped}): best {self._metric_text(res.best_metrics)} in {res.seconds:.0f} s on "
