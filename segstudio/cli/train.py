@@ -12,9 +12,18 @@ from segstudio.core.records import DONE
 def add_parsers(sub) -> None:
     s = add_command(sub, "train", cmd_train, help="train a UNet / fine-tune Mask R-CNN on the done images")
     s.add_argument("--model", required=True, choices=["unet", "maskrcnn"])
-    s.add_argument("--out", required=True, metavar="FILE",
+    s.add_argument("--out", metavar="FILE",
                    help="best checkpoint (the last goes beside, -last); an existing file is replaced only "
-                        "when it is a segstudio checkpoint")
+                        "when it is a segstudio checkpoint (required unless --watch)")
+    w = s.add_argument_group("learning while annotating")
+    w.add_argument("--watch", action="store_true",
+                   help="keep the model current: each time images are marked done (in the window, by "
+                        "another annotator, by an import), update it on all done images and re-predict "
+                        "the next unfinished ones; versions go to the project's models folder. Ctrl+C stops")
+    w.add_argument("--seconds", type=float, default=30.0, help="--watch: training time per update (default 30)")
+    w.add_argument("--ahead", type=int, default=3, help="--watch: unfinished images re-predicted per update")
+    w.add_argument("--poll", type=float, default=5.0, help="--watch: seconds between looks at the project")
+    w.add_argument("--max-updates", type=int, help="--watch: stop after this many updates")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--epochs", type=int)
     g.add_argument("--minutes", type=float, help="time budget instead of epochs")
@@ -61,7 +70,51 @@ def _printer(json_out: bool):
     return progress
 
 
+def cmd_watch(args) -> int:
+    """train --watch: the window's Learn-as-I-annotate loop, headless."""
+    import signal
+    import threading
+
+    from segstudio.inference.live import LiveConfig, LiveLearner, watch
+    if args.seconds <= 0 or args.poll <= 0 or args.ahead < 0:
+        raise CliError("--seconds and --poll must be positive, --ahead zero or more")
+    project = open_project(args)
+    trainer: dict = {}
+    if args.model == "unet":
+        trainer = {k: v for k, v in (("batch", args.batch), ("crop", args.crop)) if v}
+        shape = {k: v for k, v in (("width", args.width), ("depth", args.depth), ("up_mode", args.up)) if v}
+        if shape:
+            trainer["unet"] = {"depth": 4, "width": 16, "up_mode": "bilinear", "dropout": 0.5, **shape}
+    learner = LiveLearner(project, LiveConfig(arch=args.model, seconds=args.seconds, ahead=args.ahead,
+                                              device=args.device, seed=args.seed, trainer=trainer))
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # finish the update's checkpoint, then stop
+
+    def report(v, rep) -> None:
+        score = v.metrics.get("mean_iou", v.metrics.get("mask_AP"))
+        doc = {"version": v.version, "checkpoint": v.path, "done_images": v.done_images, "seconds": v.seconds,
+               "validation": score, "repredicted": list(rep.written) if rep else [],
+               "left_alone": list(rep.skipped) if rep else []}
+        if args.json:
+            print(json.dumps(doc), flush=True)
+        else:
+            val = f"validation {score:.4f}" if isinstance(score, (int, float)) else "no validation yet"
+            print(f"version {v.version}: {v.done_images} done images, {v.seconds:.0f} s, {val}; re-predicted "
+                  f"{len(doc['repredicted'])} images -> {v.path}", flush=True)
+    if not args.json:
+        print(f"watching {project.folder} (Ctrl+C stops)", file=sys.stderr, flush=True)
+    try:
+        watch(learner, poll=args.poll, stop=stop.is_set, on_version=report, max_updates=args.max_updates)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 0
+
+
 def cmd_train(args) -> int:
+    if args.watch:
+        return cmd_watch(args)
+    if args.out is None:
+        raise CliError("give --out FILE (where the checkpoint goes), or --watch")
     if args.ignore_unlabelled and args.model != "unet":
         raise CliError("--ignore-unlabelled is for --model unet (Mask R-CNN learns whole objects)")
     project = open_project(args)

@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, Sequence
 from segstudio.core import rle
 from segstudio.core.classes import LabelClass, default_color, parse_color
 from segstudio.core.errors import BadValue, UserError
-from segstudio.core.records import STATUSES, UNFINISHED, ImageRecord
+from segstudio.core.records import DONE, STATUSES, UNFINISHED, ImageRecord
 from segstudio.core.region import Region
 
 SCHEMA_VERSION = 1
@@ -491,18 +491,29 @@ class ProjectStore:
         return self.conn.execute("SELECT COALESCE(MAX(z), 0) FROM regions WHERE image_id=?",
                                  (image_id,)).fetchone()[0]
 
-    def replace_source_regions_many(self, entries: Iterable[dict]) -> None:
+    def replace_source_regions_many(self, entries: Iterable[dict],
+                                    only_statuses: Sequence[str] | None = None) -> list[int]:
         """Several images' model results in one transaction. Each entry: image_id, source, rows
-        (from region_row), status (or None), uncertainty, width, height (or None)."""
+        (from region_row), status (or None), uncertainty, width, height (or None).
+
+        With `only_statuses`, an image whose status (read inside the transaction, so a person's
+        save cannot slip in between) is not one of them keeps what it has; their ids are returned."""
         now = time.time()
+        skipped: list[int] = []
         with self.transaction() as t:
             for e in entries:
                 iid = e["image_id"]
+                if only_statuses is not None:
+                    row = t.execute("SELECT status FROM images WHERE id=?", (iid,)).fetchone()
+                    if row is None or row[0] not in only_statuses:
+                        skipped.append(iid)
+                        continue
                 t.execute("DELETE FROM regions WHERE image_id=? AND source=?", (iid, e["source"]))
                 t.executemany(INSERT_REGION, [row for row in e["rows"] if row[_ROW_W]])
                 t.execute("UPDATE images SET status=COALESCE(?, status), uncertainty=?, "
                           "width=COALESCE(?, width), height=COALESCE(?, height), error=NULL, updated=? WHERE id=?",
                           (e.get("status"), e.get("uncertainty"), e.get("width"), e.get("height"), now, iid))
+        return skipped
 
     def region_keys(self, image_id: int) -> set[tuple]:
         """(class_id, x, y, w, h, rle) of an image's regions: an import uses it to skip duplicates."""
@@ -542,6 +553,27 @@ class ProjectStore:
         with self.transaction() as t:
             t.execute("INSERT OR REPLACE INTO models(path, kind, created, metrics) VALUES (?,?,?,?)",
                       (path, kind, time.time(), json.dumps(metrics or {})))
+
+    def done_fingerprint(self) -> tuple:
+        """Changes whenever the done images or their regions change (a region added, redrawn or
+        removed, an image marked done or reopened): what a watcher polls to know it must learn."""
+        imgs = self.conn.execute("SELECT COUNT(*), COALESCE(MAX(updated), 0), COALESCE(SUM(id), 0) FROM images "
+                                 "WHERE status=? AND missing=0", (DONE,)).fetchone()
+        regs = self.conn.execute("SELECT COUNT(*), COALESCE(MAX(r.id), 0), COALESCE(SUM(r.area), 0), "
+                                 "COALESCE(SUM(r.class_id * r.x + r.y), 0) FROM regions r JOIN images i "
+                                 "ON r.image_id = i.id WHERE i.status=? AND i.missing=0", (DONE,)).fetchone()
+        return tuple(imgs) + tuple(regs)
+
+    def last_done_path(self) -> str | None:
+        """The image most recently marked done (the annotator's place in the list)."""
+        row = self.conn.execute("SELECT path FROM images WHERE status=? AND missing=0 ORDER BY updated DESC, id DESC "
+                                "LIMIT 1", (DONE,)).fetchone()
+        return row[0] if row else None
+
+    def remove_model(self, path: str) -> None:
+        """Forget a checkpoint (the file is the caller's business)."""
+        with self.transaction() as t:
+            t.execute("DELETE FROM models WHERE path=?", (path,))
 
     def models(self) -> list[dict]:
         rows = self.conn.execute("SELECT path, kind, created, metrics FROM models ORDER BY created DESC")

@@ -284,6 +284,7 @@ class MainWindow(QMainWindow):
         self.session.save_failed.connect(self._save_failed)
         self.session.save_recovered.connect(self._save_recovered)
         self.session.status_changed.connect(self._status_changed)
+        self.model_dock.live_panel.repredicted.connect(self._repredicted)
         self.classes_dock.classes_changed.connect(self.classes_changed)
         self.classes_dock.visibility_changed.connect(self._visibility_changed)
         self.classes_dock.regions_changed.connect(self.session.reload_current)
@@ -338,6 +339,7 @@ class MainWindow(QMainWindow):
         self.regions_dock.refresh()
         self.files.show_current(li.record.id)
         self.model_dock.current_image = (li.record.id, li.array)
+        self.model_dock.live_panel.image_opened(li.record.id, li.record.path)
         self.project.store.set_setting("last_image", li.record.id)
         prev_id, next_id = self.files.neighbours(li.record.id)
         self.session.prefetch([next_id, prev_id])
@@ -381,6 +383,15 @@ class MainWindow(QMainWindow):
 
     def _status_changed(self, image_id: int, status: str) -> None:
         self.files.record_changed(image_id)
+        self.model_dock.live_panel.status_changed(image_id, status)  # a done image teaches the live model
+
+    def _repredicted(self, image_ids: list) -> None:
+        """The live model drew new predictions on these images (never the open one)."""
+        current = self.session.current.record.id if self.session.current is not None else None
+        for i in image_ids:
+            if i != current:
+                self.session.forget(i)  # its prefetched record says 'new'; the store knows better
+            self.files.record_changed(i)
 
     def _files_saved_state(self, saved: bool) -> None:
         li = self.session.current

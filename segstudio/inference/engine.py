@@ -94,6 +94,8 @@ class PredictReport:
                                                  "commit": 0.0})
     device: str = ""
     dropped: dict = field(default_factory=dict)
+    written: list[int] = field(default_factory=list)  # ids of the images that got this model's regions
+    skipped: list[int] = field(default_factory=list)  # predicted but left as they were (see only_statuses)
 
     @property
     def images_per_second(self) -> float:
@@ -128,13 +130,19 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
                     batch: int = 4, create_classes: bool = True, decode_workers: int | None = None,
                     progress: Callable[[int, int, str], None] | None = None,
                     cancel: Callable[[], bool] | None = None, image_ids: Sequence[int] | None = None,
-                    post_processes: bool | None = None) -> PredictReport:
+                    post_processes: bool | None = None, only_statuses: Sequence[str] | None = None,
+                    may_write: Callable[[int], bool] | None = None) -> PredictReport:
     """Run a model over a project's images.
 
     Three stages overlap: decoder threads read and normalise images ahead; this thread feeds the
     model batch after batch; a writer thread has the predictions turned into RLE regions (by
     worker processes on a GPU machine, threads otherwise) and commits them, a batch per
     transaction. An exception in any stage stops the others and is raised here.
+
+    Re-predicting under a person at work (learning while annotating): with `only_statuses`, an
+    image whose status is no longer one of them when its batch commits keeps what it has, and
+    `may_write(image_id)`, asked just before the commit, can refuse an image (the one open in
+    the window). Both land in `report.skipped`.
     """
     store = project.store
     ids = list(image_ids) if image_ids is not None else store.image_ids(statuses=statuses)
@@ -225,14 +233,20 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
             entries = [prediction_entry(project, rec, pred, enc, mapper, segmenter.name)
                        for rec, pred, enc in zip(recs, preds, encoded, strict=True)]
             tc = time.perf_counter()
-            store.replace_source_regions_many(entries)
+            refused = {e["image_id"] for e in entries if may_write is not None and not may_write(e["image_id"])}
+            left = set(store.replace_source_regions_many([e for e in entries if e["image_id"] not in refused],
+                                                         only_statuses=only_statuses)) | refused
             with report_lock:
                 report.timing["post"] += tc - tp
                 report.timing["commit"] += time.perf_counter() - tc
             for rec, e in zip(recs, entries, strict=True):
                 with report_lock:
-                    report.regions += len(e["rows"])
-                    report.images += 1
+                    if rec.id in left:
+                        report.skipped.append(rec.id)
+                    else:
+                        report.regions += len(e["rows"])
+                        report.images += 1
+                        report.written.append(rec.id)
                     written += 1
                     done = written + len(report.errors)
                 if progress is not None:

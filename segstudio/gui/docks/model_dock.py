@@ -150,6 +150,10 @@ class ModelDock(QWidget):
         self.layout_.addWidget(box)
         self.layout_.addWidget(run)
         self.layout_.addWidget(self.train_panel)
+        from segstudio.gui.docks.live_panel import LivePanel
+        self.live_panel = LivePanel(self)
+        self.layout_.addWidget(self.live_panel)
+        self.arch.currentIndexChanged.connect(lambda _: self.live_panel.refresh_versions())
         self.layout_.addStretch(1)
         self.kept = KeptChoices(project.store, SETTINGS_KEY, self.choices, self)
         self._wire()
