@@ -253,6 +253,98 @@ def bench_stall(tmp: Path) -> None:
     win.close()
 
 
+def bench_live(tmp: Path) -> None:
+    """Learn as I annotate: mark an image done and keep painting while the model updates (30 s)
+    and re-predicts the next images on the model thread."""
+    import cv2
+    from PIL import Image
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    from segstudio.core import maskops
+    from segstudio.core.region import Region
+    from segstudio.gui.tools import Pointer
+    folder = tmp / "live"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    masks = {}
+    for i in range(8):
+        img = rng.normal(70, 20, (512, 512))
+        m = np.zeros((512, 512), np.uint8)
+        for _ in range(6):
+            cv2.circle(m, (int(rng.integers(40, 470)), int(rng.integers(40, 470))), int(rng.integers(15, 40)), 1, -1)
+        img[m > 0] += 90
+        Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(folder / f"cells{i}.png")
+        masks[f"cells{i}.png"] = m.astype(bool)
+    (tmp / "live-state").mkdir()
+    # its own window settings: the Model panel it raises must not stay raised for the scenarios after
+    app, win = make_window(folder, tmp / "live-state" / "live.db")
+    p = win.project
+    cls = p.store.add_class("cell")
+    win.classes_changed()
+    for rec in p.store.images()[1:4]:
+        parts = [Region(p.store.new_region_id(), cls.id, pm, x, y) for pm, x, y in maskops.components(masks[rec.path])]
+        p.store.save_regions(rec.id, parts, status="done")
+    win.open_first()
+    wait(app, lambda: win.editor.doc is not None)
+    dock = win.model_dock
+    dock.arch.setCurrentIndex(dock.arch.findData("unet"))
+    dock.device.setCurrentIndex(dock.device.findData("cpu"))
+    panel = dock.live_panel
+    panel.seconds.setValue(30)
+    results = []
+    panel.updated.connect(results.append)
+    panel.update_failed.connect(lambda m: results.append(m))
+    gaps = []
+    clock = QElapsedTimer()
+    clock.start()
+    last = [clock.elapsed()]
+
+    def tick():
+        now = clock.elapsed()
+        gaps.append(now - last[0])
+        last[0] = now
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    tool = win.tools["brush"]
+    win.set_tool("brush")
+    # switching it on loads the trainers on the model thread (imports: once per session)
+    timer.start(5)
+    tw = time.perf_counter()
+    panel.enabled.setChecked(True)
+    wait(app, lambda: not dock.worker.busy, timeout=120)
+    warm_s, warm_worst = time.perf_counter() - tw, max(gaps[2:]) if len(gaps) > 2 else float("nan")
+    gaps.clear()
+    t0 = time.perf_counter()
+    win.set_status("done")  # starts the update
+    strokes = 0
+    while not results and time.perf_counter() - t0 < 300:
+        tool.press(Pointer(100 + strokes * 7 % 300, 100))
+        for j in range(20):
+            tool.move(Pointer(100 + j * 10, 100 + (strokes * 13) % 300), True)
+            t = time.perf_counter()
+            while time.perf_counter() - t < 0.01:
+                app.processEvents()
+        tool.release(Pointer(300, 100))
+        t = time.perf_counter()
+        while time.perf_counter() - t < 0.3:
+            app.processEvents()
+            time.sleep(0.001)
+        strokes += 1
+    timer.stop()
+    took = time.perf_counter() - t0
+    if not results or isinstance(results[0], str):
+        raise RuntimeError(f"live update did not finish: {results[:1]}")
+    version, rep = results[0]
+    worst = max(gaps[5:]) if len(gaps) > 5 else float("nan")
+    report("longest event-loop stall while the live model updates", f"{worst:.0f} ms", "<= 50 ms", worst <= 50)
+    report("  switching it on (trainers imported on the model thread)", f"{warm_s:.1f} s, stall {warm_worst:.0f} ms",
+           "(reported)", None)
+    report("  live update (30 s budget) + re-predict 3 images, 512x512", f"{took:.1f} s", "(reported)", None)
+    report("  strokes painted during it / images re-predicted", f"{strokes} / {len(rep.written) if rep else 0}",
+           "(reported)", None)
+    win.close()
+
+
 MEM_CHILD = r"""
 import os, sys, time, json, resource
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -305,12 +397,12 @@ def bench_memory(tmp: Path) -> None:
 def main() -> int:
     import argparse
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", nargs="*", help="brush switch open_folder stall memory")
+    ap.add_argument("--only", nargs="*", help="brush switch open_folder stall live memory")
     only = ap.parse_args().only
     print("segstudio GUI benchmarks (CPU, offscreen)")
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
-        for fn in (bench_brush, bench_switch, bench_open_folder, bench_stall, bench_memory):
+        for fn in (bench_brush, bench_switch, bench_open_folder, bench_stall, bench_live, bench_memory):
             if only and fn.__name__.removeprefix("bench_") not in only:
                 continue
             try:
