@@ -165,3 +165,23 @@ def test_train_needs_out_or_watch(tmp_path, capsys):
     p = disc_folder(tmp_path, n=2, done=1)
     assert main(["train", str(p.folder), "--model", "unet"]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_maskrcnn_live_updates_warm_start_and_repredict(tmp_path, monkeypatch):
+    """Instances go through the same loop: Mask R-CNN versions warm-start from the last one and
+    re-predict only untouched images."""
+    from segstudio.inference import maskrcnn
+    monkeypatch.setattr(maskrcnn.torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no COCO file here
+    p = disc_folder(tmp_path, n=4, done=2)
+    lr = LiveLearner(p, LiveConfig(arch="maskrcnn", seconds=2, device="cpu",
+                                   trainer={"steps": 2, "batch": 1, "min_size": 64, "max_size": 64,
+                                            "download": False}))
+    v1 = lr.update()
+    assert v1.start.startswith("scratch")
+    v2 = lr.update()
+    assert v2.version == 2 and "live-maskrcnn-0001.pt" in v2.start
+    recs = p.store.images()
+    rep = lr.repredict(lr.next_images(recs[1].path), may_write=lambda iid: iid != recs[3].id)
+    assert rep.skipped == [recs[3].id] and rep.written == [recs[2].id]
+    assert p.store.image(recs[2].id).status == PREDICTED

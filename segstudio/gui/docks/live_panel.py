@@ -5,6 +5,7 @@ their validation score; any earlier one can be rolled back to."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,21 @@ def _live_job(panel: "LivePanel", settings: dict):
         except Exception as e:  # noqa: BLE001 - shown in the panel; the next done image tries again
             panel.update_failed.emit(describe(e))
     return run
+
+
+def _warm_up(worker, cancelled) -> None:
+    """Import the trainers and let torch set up its optimizers once, on the model thread, when
+    the switch goes on: imports hold the interpreter lock for whole seconds, which the window
+    would feel as stalls if they came with the first update, while the person paints."""
+    import torch
+
+    from segstudio.inference import live, train_maskrcnn, train_unet  # noqa: F401
+    p = torch.nn.Parameter(torch.zeros(1))
+    torch.optim.AdamW([p])
+    torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    # the millions of objects those imports made live as long as the process: keep them out of
+    # the cycle collector's full passes (each would stall the window a few hundred ms)
+    gc.freeze()
 
 
 class LivePanel(QWidget):
@@ -101,9 +117,15 @@ class LivePanel(QWidget):
         self.restore_choices()
         for sig in (self.enabled.toggled, self.seconds.valueChanged, self.ahead.valueChanged):
             sig.connect(self.kept.changed)
-        self.enabled.toggled.connect(lambda on: self.status.setText(
-            "On: mark an image done to start an update." if on else "Off."))
+        self.enabled.toggled.connect(self._switched)
         self.refresh_versions()
+        if self.enabled.isChecked():
+            self._switched(True)
+
+    def _switched(self, on: bool) -> None:
+        self.status.setText("On: mark an image done to start an update." if on else "Off.")
+        if on:
+            self.worker.run_job("live warm-up", _warm_up)
 
     # ---------------------------------------------------------------- kept with the project
     def choices(self) -> dict:
