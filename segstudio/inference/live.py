@@ -122,7 +122,7 @@ class LiveLearner:
         out = self.project.models_dir / f"live-{self.cfg.arch}-{version:04d}.pt"
         out.parent.mkdir(parents=True, exist_ok=True)
         res = self._train(out, ids, val_ids or None, start, cancel, progress)
-        # the best epoch of this update is the version; its "-last" twin is not kept
+        # the last epoch of this update is the version; the trainer's "-last" twin is not kept
         if res.last_path and res.last_path != res.best_path:
             _remove_model_file(self.project, res.last_path)
         metrics: dict[str, Any] = {"validation": _plain(res.best_metrics), "done_images": len(ids),
@@ -137,16 +137,18 @@ class LiveLearner:
                cancel, progress) -> "TrainResult":
         minutes = self.cfg.seconds / 60.0
         # validation only on the images held aside (val_fraction 0: with few images, all of them
-        # train); no early stop inside an update: the budget is the limit, patience would only cut it short
+        # train); the version is the update's last epoch (the learning rate has annealed by then;
+        # rollback covers a worse one); no early stop inside an update: the budget is the limit,
+        # patience would only cut it short
         if self.cfg.arch == "unet":
             from segstudio.inference.train_unet import UNetTrainConfig, train_unet
             cfg = replace(UNetTrainConfig(minutes=minutes, device=self.cfg.device, seed=self.cfg.seed,
-                                          patience=10 ** 6, val_fraction=0.0), **self.cfg.trainer)
+                                          patience=10 ** 6, val_fraction=0.0, keep="last"), **self.cfg.trainer)
             return train_unet(self.project, out, cfg, progress=progress, cancel=cancel, image_ids=ids,
                               val_ids=val_ids, init=start)
         from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
         mcfg = replace(MaskRCNNTrainConfig(minutes=minutes, device=self.cfg.device, seed=self.cfg.seed,
-                                           patience=10 ** 6, val_fraction=0.0), **self.cfg.trainer)
+                                           patience=10 ** 6, val_fraction=0.0, keep="last"), **self.cfg.trainer)
         return train_maskrcnn(self.project, out, mcfg, progress=progress, cancel=cancel, image_ids=ids,
                               val_ids=val_ids, init=start)
 

@@ -40,6 +40,7 @@ class MaskRCNNTrainConfig:
     val_fraction: float = 0.2
     seed: int = 0
     patience: int = 8
+    keep: str = "best"  # or "last": the latest epoch is the checkpoint (see UNetTrainConfig.keep)
     device: str = "auto"
     amp: bool | None = None
     version: str = "v2"
@@ -165,7 +166,7 @@ def train_maskrcnn(project: Project, out: str | Path | None = None, cfg: MaskRCN
 
     run_training(budget=budget, state=state, steps_per_epoch=steps_per_epoch, batches=epoch_batches, loss=loss,
                  opt=opt, scaler=scaler, validate=validation, make_checkpoint=make_ckpt, best_path=best_path,
-                 last_path=last_path, patience=cfg.patience, progress=progress)
+                 last_path=last_path, patience=cfg.patience, progress=progress, latest_is_best=cfg.keep == "last")
     best_metrics = state.best_metrics
     m = {"mask_AP": best_metrics.get("mask_AP")}
     project.store.add_model(str(last_path), "maskrcnn", m)

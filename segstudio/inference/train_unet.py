@@ -50,6 +50,10 @@ class UNetTrainConfig:
     val_fraction: float = 0.2
     seed: int = 0
     patience: int = 15  # epochs without a better validation score before stopping
+    # "best": the checkpoint is the epoch that validated best; "last": the latest epoch (learning
+    # while annotating: one or two validation images are too few to pick by, and a score that
+    # stays flat would keep the first epoch of every update)
+    keep: str = "best"
     device: str = "auto"
     amp: bool | None = None
     class_weighting: bool = True
@@ -345,7 +349,7 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
                      batches=lambda: iter(batches.next, None), loss=loss, opt=opt, scaler=scaler,
                      validate=validation, make_checkpoint=make_ckpt, best_path=best_path, last_path=last_path,
                      patience=cfg.patience, progress=progress, lr_schedule=cosine_lr(cfg.lr, cfg.epochs, cfg.minutes),
-                     latest_is_best=not val_items)  # no validation images: the latest is the best
+                     latest_is_best=not val_items or cfg.keep == "last")  # no validation images: the latest
     finally:
         batches.close()
     best_metrics = state.best_metrics

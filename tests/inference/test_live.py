@@ -53,6 +53,11 @@ def test_updates_warm_start_and_register_versions(tmp_path):
     assert sorted(f.name for f in p.models_dir.iterdir()) == ["live-unet-0001.pt", "live-unet-0002.pt"]
     assert {m["path"] for m in p.store.models()} == {v1.path, v2.path}
     assert "mean_iou" in v2.metrics
+    # a version is the update's last epoch, not the one its 1-2 validation images scored best
+    from segstudio.inference.checkpoint import load_checkpoint
+    ck = load_checkpoint(v2.path)
+    assert ck.training["history"] and ck.training["epoch"] == ck.training["history"][-1]["epoch"]
+    assert ck.training["metrics"]["mean_iou"] == pytest.approx(ck.training["history"][-1]["val_mean_iou"])
 
 
 def test_rollback_makes_the_next_update_start_there(tmp_path):
