@@ -239,3 +239,21 @@ def watch(learner: LiveLearner, poll: float = 5.0, stop: Callable[[], bool] = la
             sleep(step)
             waited += step
     return made
+
+
+def warm_up() -> None:
+    """Import the trainers and let torch set up its optimizers once, ahead of the first update.
+
+    Imports hold the interpreter lock for whole seconds, which a window would feel as stalls if
+    they came with the first update while a person paints. The millions of objects they make
+    live as long as the process: freezing them keeps them out of the cycle collector's full
+    passes, each of which would otherwise stall the window a few hundred ms."""
+    import gc
+
+    import torch
+
+    from segstudio.inference import train_maskrcnn, train_unet  # noqa: F401
+    p = torch.nn.Parameter(torch.zeros(1))
+    torch.optim.AdamW([p])
+    torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    gc.freeze()

@@ -190,3 +190,15 @@ def test_maskrcnn_live_updates_warm_start_and_repredict(tmp_path, monkeypatch):
     rep = lr.repredict(lr.next_images(recs[1].path), may_write=lambda iid: iid != recs[3].id)
     assert rep.skipped == [recs[3].id] and rep.written == [recs[2].id]
     assert p.store.image(recs[2].id).status == PREDICTED
+
+
+def test_warm_up_loads_the_trainers_and_freezes_their_objects():
+    import gc
+    import sys
+    before = gc.get_freeze_count()
+    try:
+        live.warm_up()
+        assert "segstudio.inference.train_unet" in sys.modules and "segstudio.inference.train_maskrcnn" in sys.modules
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()

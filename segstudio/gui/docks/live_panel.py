@@ -5,7 +5,6 @@ their validation score; any earlier one can be rolled back to."""
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,18 +46,9 @@ def _live_job(panel: "LivePanel", settings: dict):
 
 
 def _warm_up(worker, cancelled) -> None:
-    """Import the trainers and let torch set up its optimizers once, on the model thread, when
-    the switch goes on: imports hold the interpreter lock for whole seconds, which the window
-    would feel as stalls if they came with the first update, while the person paints."""
-    import torch
-
-    from segstudio.inference import live, train_maskrcnn, train_unet  # noqa: F401
-    p = torch.nn.Parameter(torch.zeros(1))
-    torch.optim.AdamW([p])
-    torch.optim.SGD([p], lr=0.1, momentum=0.9)
-    # the millions of objects those imports made live as long as the process: keep them out of
-    # the cycle collector's full passes (each would stall the window a few hundred ms)
-    gc.freeze()
+    """The model thread loads the trainers when the switch goes on (see inference.live.warm_up)."""
+    from segstudio.inference.live import warm_up
+    warm_up()
 
 
 class LivePanel(QWidget):
