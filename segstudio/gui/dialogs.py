@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QHeaderView, QLineEdit, QPlainTextEdit, QProgressBar, QPushButton,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QHBoxLayout, QHeaderView, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar,
+                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from segstudio.core.records import DONE, SKIPPED, STATUSES
 from segstudio.gui.docks.common import plain_label
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QMenu
 
     from segstudio.core.project import Project
+    from segstudio.gui.session import Session
     from segstudio.gui.workers import Failure
     from segstudio.io.common import CancelCheck, Progress, Report
 
@@ -317,3 +318,27 @@ class ShortcutsDialog(QDialog):
         lay.addWidget(bb)
         self.resize(560, 620)
         self.rows = rows
+
+
+def confirm_unsaved(parent: QWidget, session: Session) -> bool:
+    """Flush the session; while the store refuses, ask Retry / Discard / Cancel. True: nothing
+    unsaved is left (written, or discarded by the person's choice); False: keep working."""
+    while not session.flush():
+        names = session.unsaved_images()
+        if not names:
+            return True
+        reasons = sorted(set(session.save_errors.values())) or ["the writes did not finish"]
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        B = QMessageBox.StandardButton
+        answer = QMessageBox.warning(
+            parent, "Edits not saved",
+            f"The edits to {shown} could not be saved: {'; '.join(reasons)}.\n\n"
+            "Retry to try again (free some disk space or close the other program first), "
+            "Discard to close and lose these edits, Cancel to keep working.",
+            B.Retry | B.Discard | B.Cancel, B.Retry)
+        if answer == B.Discard:
+            session.discard_unsaved()
+            return True
+        if answer != B.Retry:
+            return False
+    return True

@@ -18,7 +18,7 @@ from segstudio import __version__
 from segstudio.core import imageio
 from segstudio.core.records import DONE, SKIPPED
 from segstudio.gui.canvas import Canvas
-from segstudio.gui.dialogs import ExportDialog, ImportDialog, ShortcutsDialog
+from segstudio.gui.dialogs import ExportDialog, ImportDialog, ShortcutsDialog, confirm_unsaved
 from segstudio.gui.docks.classes import ClassesDock
 from segstudio.gui.docks.files import FilesDock
 from segstudio.gui.docks.model_dock import ModelDock
@@ -29,7 +29,8 @@ from segstudio.gui.editor import DEFAULT_BRUSH_RADIUS, DEFAULT_WAND_TOLERANCE
 from segstudio.gui.window_editor import WindowEditor
 from segstudio.gui.session import Session
 from segstudio.gui.settings import app_settings, get_bool, get_float
-from segstudio.gui.tools import TOOLS
+from segstudio.gui.cursor_readout import CursorReadout
+from segstudio.gui.toolbox import TOOLS
 from segstudio.gui.workers import Background
 
 if TYPE_CHECKING:
@@ -235,11 +236,10 @@ class MainWindow(QMainWindow):
             self.addAction(a)
 
     def _build_status(self) -> None:
-        sb = self.statusBar()
-        self.pos_label, self.value_label = QLabel(), QLabel()
-        self.zoom_label, self.region_label = QLabel(), QLabel()
-        for w in (self.region_label, self.value_label, self.pos_label, self.zoom_label):
-            sb.addPermanentWidget(w)
+        def class_name(cid: int) -> str | None:
+            c = self.regions_dock.classes.get(cid)
+            return c.name if c else None
+        self.readout = CursorReadout(self.statusBar(), self.editor, class_name)
 
     def _restore_settings(self) -> None:
         s = self.settings
@@ -304,8 +304,8 @@ class MainWindow(QMainWindow):
         self.session.saved_state.connect(self._files_saved_state)
         self.session.status_changed.connect(lambda *_: self.model_dock.train_panel.labels_changed())
         self.model_dock.folder_finished.connect(lambda _: self.model_dock.train_panel.labels_changed())
-        self.canvas.hovered.connect(self._hovered)
-        self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
+        self.canvas.hovered.connect(self.readout.show_at)
+        self.canvas.zoom_changed.connect(self.readout.show_zoom)
 
     # ================================================================= images
     def open_first(self) -> None:
@@ -588,31 +588,6 @@ class MainWindow(QMainWindow):
         h, w = li.array.shape[:2]
         self.canvas.set_image(li.levels, w, h, keep_view=True)
 
-    def _hovered(self, x: float, y: float) -> None:
-        img = self.editor.image
-        if img is None:
-            return
-        ix, iy = int(np.floor(x)), int(np.floor(y))
-        h, w = img.shape[:2]
-        if not (0 <= ix < w and 0 <= iy < h):
-            self.pos_label.setText("")
-            self.value_label.setText("")
-            self.region_label.setText("")
-            return
-        self.pos_label.setText(f"x {ix}  y {iy}")
-        v = img[iy, ix]
-        if np.ndim(v) == 0:
-            self.value_label.setText(f"value {v:.4g}" if img.dtype.kind == "f" else f"value {int(v)}")
-        else:
-            self.value_label.setText("RGB " + " ".join(str(int(c)) for c in v))
-        r = self.editor.doc.region_at(ix, iy, self.editor.visible) if self.editor.doc is not None else None
-        if r is None:
-            self.region_label.setText("")
-        else:
-            c = self.regions_dock.classes.get(r.class_id)
-            self.region_label.setText(f"{c.name if c else r.class_id} #{r.id}" +
-                                      (f" {r.score:.2f}" if r.score is not None else ""))
-
     def update_title(self, note: str | None = None) -> None:
         saved = self.session.all_saved
         li = self.session.current
@@ -700,26 +675,10 @@ class MainWindow(QMainWindow):
 
     def confirm_close(self) -> bool:
         """Write every edit; when the store refuses, ask before anything is discarded."""
-        while not self.session.flush():
-            names = self.session.unsaved_images()
-            if not names:
-                return True
-            reasons = sorted(set(self.session.save_errors.values())) or ["the writes did not finish"]
-            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-            B = QMessageBox.StandardButton
-            answer = QMessageBox.warning(
-                self, "Edits not saved",
-                f"The edits to {shown} could not be saved: {'; '.join(reasons)}.\n\n"
-                "Retry to try again (free some disk space or close the other program first), "
-                "Discard to close and lose these edits, Cancel to keep working.",
-                B.Retry | B.Discard | B.Cancel, B.Retry)
-            if answer == B.Discard:
-                self.session.discard_unsaved()
-                return True
-            if answer != B.Retry:
-                self.update_title()
-                return False
-        return True
+        if confirm_unsaved(self, self.session):
+            return True
+        self.update_title()
+        return False
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.confirm_close():

@@ -88,7 +88,7 @@ def test_wheel_zoom_keeps_the_pixel_under_the_cursor(window, pixel):
     assert win.canvas.zoom > z0 * 1.3
     assert near(scene_at(win, pos), before), (scene_at(win, pos), before)
     assert image_covers_centre(win)
-    assert win.zoom_label.text() == f"{win.canvas.zoom * 100:.0f}%"
+    assert win.readout.zoom_label.text() == f"{win.canvas.zoom * 100:.0f}%"
     wheel(win, pos, -120)  # and back out about the same pixel
     assert near(scene_at(win, pos), before)
 

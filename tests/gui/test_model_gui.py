@@ -6,7 +6,8 @@ from PySide6.QtCore import QElapsedTimer, QTimer
 
 pytest.importorskip("torch")
 
-from segstudio.gui.tools import Pointer, PromptTool  # noqa: E402
+from segstudio.gui.assist_tools import PromptTool  # noqa: E402
+from segstudio.gui.tools import Pointer  # noqa: E402
 from segstudio.inference.segmenter import Detection  # noqa: E402
 from tests.inference.helpers import tiny_unet_checkpoint  # noqa: E402
 

@@ -8,8 +8,8 @@ import numpy as np
 from segstudio.core.document import Document
 from segstudio.core.region import Region
 from segstudio.gui.editor import EditorState
-from segstudio.gui.tools import (BoxGrabCutTool, BrushTool, ClickGrabCutTool, EraserTool, LassoTool,
-                                 Pointer, PolygonTool, SelectTool, WandTool, WatershedTool)
+from segstudio.gui.assist_tools import BoxGrabCutTool, ClickGrabCutTool, WatershedTool
+from segstudio.gui.tools import BrushTool, EraserTool, LassoTool, Pointer, PolygonTool, SelectTool, WandTool
 
 
 def editor(image=None, regions=()):

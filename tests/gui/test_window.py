@@ -250,7 +250,7 @@ def test_sixteen_bit_pixel_value_in_status(qtbot, tmp_path):
     win.open_first()
     qtbot.waitUntil(lambda: win.editor.doc is not None, timeout=10000)
     win.canvas.hovered.emit(10.5, 5.5)
-    assert win.value_label.text() == f"value {int(a[5, 10])}"
+    assert win.readout.value_label.text() == f"value {int(a[5, 10])}"
     lo, hi = win.editor.window
     win.set_window((lo, (lo + hi) / 2))
     assert win.editor.window[1] == (lo + hi) / 2

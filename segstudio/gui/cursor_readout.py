@@ -1,0 +1,50 @@
+"""The status bar's readout of what is under the cursor: position, pixel value, the region
+there, and the zoom."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+from PySide6.QtWidgets import QLabel, QStatusBar
+
+if TYPE_CHECKING:
+    from segstudio.gui.editor import EditorState
+
+
+class CursorReadout:
+    def __init__(self, bar: QStatusBar, editor: EditorState, class_name: Callable[[int], str | None]):
+        self.editor, self.class_name = editor, class_name
+        self.pos_label, self.value_label = QLabel(), QLabel()
+        self.zoom_label, self.region_label = QLabel(), QLabel()
+        for w in (self.region_label, self.value_label, self.pos_label, self.zoom_label):
+            bar.addPermanentWidget(w)
+
+    def show_zoom(self, zoom: float) -> None:
+        self.zoom_label.setText(f"{zoom * 100:.0f}%")
+
+    def show_at(self, x: float, y: float) -> None:
+        img = self.editor.image
+        if img is None:
+            return
+        ix, iy = int(np.floor(x)), int(np.floor(y))
+        h, w = img.shape[:2]
+        if not (0 <= ix < w and 0 <= iy < h):
+            self.pos_label.setText("")
+            self.value_label.setText("")
+            self.region_label.setText("")
+            return
+        self.pos_label.setText(f"x {ix}  y {iy}")
+        v = img[iy, ix]
+        if np.ndim(v) == 0:
+            self.value_label.setText(f"value {v:.4g}" if img.dtype.kind == "f" else f"value {int(v)}")
+        else:
+            self.value_label.setText("RGB " + " ".join(str(int(c)) for c in v))
+        doc = self.editor.doc
+        r = doc.region_at(ix, iy, self.editor.visible) if doc is not None else None
+        if r is None:
+            self.region_label.setText("")
+        else:
+            name = self.class_name(r.class_id)
+            self.region_label.setText(f"{name if name else r.class_id} #{r.id}" +
+                                      (f" {r.score:.2f}" if r.score is not None else ""))
