@@ -39,6 +39,9 @@ def main() -> int:
     ap.add_argument("--test", type=int, default=5)
     ap.add_argument("--width", type=int)
     ap.add_argument("--batch", type=int)
+    ap.add_argument("--trainer", help="ablation: UNetTrainConfig fields as JSON, e.g. '{\"dice_weight\": 0}' "
+                    "(\"unet\" merges into the network settings)")
+    ap.add_argument("--tag", help="output file names (default isbi_cpu_10min etc.)")
     a = ap.parse_args()
     if not (a.data / "image").is_dir():
         print(f"ISBI data not found at {a.data}")
@@ -52,7 +55,7 @@ def main() -> int:
     import torch
     a.out_dir.mkdir(parents=True, exist_ok=True)
     gpu = a.device.startswith("cuda")
-    tag = f"isbi_{'gpu' if gpu else 'cpu'}_{a.minutes:g}min"
+    tag = a.tag or f"isbi_{'gpu' if gpu else 'cpu'}_{a.minutes:g}min"
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         folder, labels = tmp / "images", tmp / "labels"
@@ -77,6 +80,12 @@ def main() -> int:
                               crop=256, batch=a.batch or (8 if gpu else 4),
                               unet={"depth": 4, "width": a.width or (32 if gpu else 16), "up_mode": "bilinear",
                                     "dropout": 0.5})
+        if a.trainer:
+            from dataclasses import replace
+            over = json.loads(a.trainer)
+            cfg = replace(cfg, **{k: v for k, v in over.items() if k != "unet"},
+                          unet={**cfg.unet, **over.get("unet", {})})
+            print(f"ablation: {over}")
         curve = {"t": [], "loss": [], "val_t": [], "val_miou": []}
 
         def progress(p):  # a TrainProgress
