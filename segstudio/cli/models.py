@@ -7,13 +7,18 @@ import sys
 
 from segstudio.cli.common import CliError, add_command, add_common, open_project, progress_printer
 from segstudio.core.records import NEW
+from segstudio.inference.semantic_spec import SEMANTIC_MODELS
 
 
 def add_parsers(sub) -> None:
     s = add_command(sub, "predict", cmd_predict, help="segment images with a model (pre-labelling)")
-    s.add_argument("--model", required=True, choices=["unet", "maskrcnn"])
-    s.add_argument("--weights", metavar="FILE", help="checkpoint (default: Mask R-CNN COCO weights; "
-                                                    "UNet: the project's latest trained model)")
+    s.add_argument("--model", required=True, choices=[*SEMANTIC_MODELS, "maskrcnn"],
+                   help="unet: a trained checkpoint; fcn / deeplabv3 / deeplabv3_mobilenet: torchvision's "
+                        "COCO-VOC weights (21 classes, no training needed) or a fine-tuned checkpoint; "
+                        "maskrcnn: COCO weights or a checkpoint")
+    s.add_argument("--weights", metavar="FILE", help="checkpoint (default: Mask R-CNN COCO weights, FCN / "
+                                                    "DeepLabV3 COCO-VOC weights; UNet: the project's latest "
+                                                    "trained model)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     s.add_argument("--score", type=float, default=0.5, help="Mask R-CNN score threshold (default 0.5)")
     s.add_argument("--mask-threshold", type=float, default=0.5)

@@ -7,11 +7,15 @@ import sys
 
 from segstudio.cli.common import CliError, add_command, add_common, open_project
 from segstudio.core.records import DONE
+from segstudio.inference.semantic_spec import DEFAULT_UNET, MODEL_NETS, RESNET_ENCODERS, SEMANTIC_MODELS, is_semantic
 
 
 def add_parsers(sub) -> None:
-    s = add_command(sub, "train", cmd_train, help="train a UNet / fine-tune Mask R-CNN on the done images")
-    s.add_argument("--model", required=True, choices=["unet", "maskrcnn"])
+    s = add_command(sub, "train", cmd_train,
+                    help="train a UNet / fine-tune FCN, DeepLabV3 or Mask R-CNN on the done images")
+    s.add_argument("--model", required=True, choices=[*SEMANTIC_MODELS, "maskrcnn"],
+                   help="fcn / deeplabv3 / deeplabv3_mobilenet: torchvision's networks, fine-tuned from their "
+                        "COCO-VOC weights (else the ImageNet backbone) with a head for the project's classes")
     s.add_argument("--out", metavar="FILE",
                    help="best checkpoint (the last goes beside, -last); an existing file is replaced only "
                         "when it is a segstudio checkpoint (required unless --watch)")
@@ -38,11 +42,19 @@ def add_parsers(sub) -> None:
     s.add_argument("--width", type=int, help="UNet: channels at the first level (default 16)")
     s.add_argument("--depth", type=int, help="UNet: downsamplings (default 4)")
     s.add_argument("--up", choices=["bilinear", "transpose"], help="UNet decoder upsampling")
+    s.add_argument("--encoder", choices=["plain", *RESNET_ENCODERS],
+                   help="UNet: plain (default), or a torchvision ResNet encoder started from ImageNet weights")
+    s.add_argument("--no-pretrained", action="store_true",
+                   help="ResNet-UNet, FCN, DeepLabV3: start from random weights, not pretrained ones")
     s.add_argument("--crop", type=int, help="UNet: training crop size (default 256)")
     s.add_argument("--ignore-unlabelled", action="store_true",
                    help="UNet, sparse (scribble) labels: pixels under no region are ignored instead of "
                         "learned as background; paint background with a class named 'background'")
-    s.add_argument("--no-amp", action="store_true")
+    s.add_argument("--no-amp", action="store_true",
+                   help="full precision (default: float16 on CUDA; UNet: bfloat16 on a CPU with AVX512-BF16/AMX)")
+    s.add_argument("--border-weight", type=float, metavar="W0",
+                   help="UNet: the U-Net paper's border weight map, extra weight W0 (paper: 10) on pixels in "
+                        "narrow gaps between objects")
     s.add_argument("--json", action="store_true")
     add_common(s)
 
@@ -80,12 +92,16 @@ def cmd_watch(args) -> int:
         raise CliError("--seconds and --poll must be positive, --ahead zero or more")
     project = open_project(args)
     trainer: dict = {}
-    if args.model == "unet":
+    if is_semantic(args.model):
         trainer = {k: v for k, v in (("batch", args.batch), ("crop", args.crop)) if v}
-        shape = {k: v for k, v in (("width", args.width), ("depth", args.depth), ("up_mode", args.up)) if v}
+        shape = {k: v for k, v in (("width", args.width), ("depth", args.depth), ("up_mode", args.up),
+                                   ("encoder", _encoder(args))) if v}
         if shape:
-            trainer["unet"] = {"depth": 4, "width": 16, "up_mode": "bilinear", "dropout": 0.5, **shape}
-    learner = LiveLearner(project, LiveConfig(arch=args.model, seconds=args.seconds, ahead=args.ahead,
+            trainer["unet"] = {**DEFAULT_UNET, **shape}
+        if args.no_pretrained:
+            trainer["pretrained"] = False
+    arch = "unet" if is_semantic(args.model) else args.model  # every semantic network is a "unet" model
+    learner = LiveLearner(project, LiveConfig(arch=arch, seconds=args.seconds, ahead=args.ahead,
                                               device=args.device, seed=args.seed, trainer=trainer))
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # finish the update's checkpoint, then stop
@@ -110,16 +126,29 @@ def cmd_watch(args) -> int:
     return 0
 
 
+def _encoder(args) -> str | None:
+    """The network `unet["encoder"]` names for --model / --encoder (None: the default)."""
+    if args.model in MODEL_NETS:
+        if args.encoder:
+            raise CliError(f"--encoder is for --model unet; --model {args.model} is {MODEL_NETS[args.model]}")
+        return MODEL_NETS[args.model]
+    return args.encoder
+
+
 def cmd_train(args) -> int:
     if args.watch:
         return cmd_watch(args)
     if args.out is None:
         raise CliError("give --out FILE (where the checkpoint goes), or --watch")
-    if args.ignore_unlabelled and args.model != "unet":
-        raise CliError("--ignore-unlabelled is for --model unet (Mask R-CNN learns whole objects)")
+    if args.border_weight and not is_semantic(args.model):
+        raise CliError("--border-weight is for the class-per-pixel models")
+    if args.ignore_unlabelled and not is_semantic(args.model):
+        raise CliError("--ignore-unlabelled is for --model unet (and fcn, deeplabv3: class-per-pixel models; "
+                       "Mask R-CNN learns whole objects)")
+    encoder = _encoder(args)
     project = open_project(args)
     amp = False if args.no_amp else None
-    if args.model == "unet":
+    if is_semantic(args.model):
         from segstudio.core.coverage import sparse_images
         warning = sparse_images(project).warning(args.ignore_unlabelled, "--ignore-unlabelled", "add")
         if warning:
@@ -132,9 +161,14 @@ def cmd_train(args) -> int:
             cfg.batch = args.batch
         if args.crop:
             cfg.crop = args.crop
-        for key, val in (("width", args.width), ("depth", args.depth), ("up_mode", args.up)):
+        if args.border_weight is not None:
+            if not args.border_weight >= 0:  # NaN too
+                raise CliError("--border-weight must be 0 (off) or more")
+            cfg.border_weight = args.border_weight
+        for key, val in (("width", args.width), ("depth", args.depth), ("up_mode", args.up), ("encoder", encoder)):
             if val is not None:
                 cfg.unet[key] = val
+        cfg.pretrained = not args.no_pretrained
         res = train_unet(project, args.out, cfg, progress=_printer(args.json), resume=args.resume)
     else:
         from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn

@@ -26,14 +26,16 @@ from segstudio.inference.device import choose_device
 from segstudio.inference.classmap import ClassMapper
 from segstudio.inference.postprocess import encode_detections, payload, process_pool
 from segstudio.inference.segmenter import Prediction, Segmenter
+from segstudio.inference.semantic_spec import MODEL_NETS, SEMANTIC_MODELS, is_semantic, model_name
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class ModelSpec:
-    """What to load: the architecture, a checkpoint file (None: Mask R-CNN COCO weights, or the
-    project's best UNet), the device and the thresholds."""
+    """What to load: the architecture ("unet", "fcn", "deeplabv3", "deeplabv3_mobilenet" or
+    "maskrcnn"), a checkpoint file (None: Mask R-CNN COCO weights, FCN / DeepLabV3 COCO-VOC
+    weights, or the project's latest UNet), the device and the thresholds."""
     arch: str = "maskrcnn"
     weights: str | None = None
     device: str = "auto"
@@ -48,21 +50,30 @@ class ModelSpec:
 
 def load_segmenter(spec: ModelSpec, project: Project | None = None) -> Segmenter:
     device = choose_device(spec.device, spec.amp)
-    if spec.arch == "unet":
+    if is_semantic(spec.arch):
+        # every class-per-pixel network is a "unet" checkpoint; FCN and DeepLabV3 with no
+        # checkpoint pre-label the COCO-VOC classes with torchvision's weights
         from segstudio.inference.unet_segmenter import UNetSegmenter
-        path = spec.weights or (latest_model(project, "unet") if project is not None else None)
-        if path is None:
-            raise CheckpointError("a UNet needs a checkpoint: train one first (segstudio train FOLDER --model unet "
-                                  "--out FILE, or Train in the Model panel) or give --weights FILE")
-        ckpt = load_checkpoint(path, expect_arch="unet")
-        return _warm(UNetSegmenter(ckpt, device, per_component=spec.per_component, score_threshold=0.0,
-                                   tta=spec.tta))
+        if spec.weights:
+            ckpt = load_checkpoint(spec.weights, expect_arch="unet")
+        elif spec.arch == "unet":
+            path = latest_model(project, "unet") if project is not None else None
+            if path is None:
+                raise CheckpointError("a UNet needs a checkpoint: train one first (segstudio train FOLDER --model "
+                                      "unet --out FILE, or Train in the Model panel) or give --weights FILE")
+            ckpt = load_checkpoint(path, expect_arch="unet")
+        else:
+            from segstudio.inference.semantic_nets import voc_checkpoint
+            ckpt = voc_checkpoint(MODEL_NETS[spec.arch], spec.download)
+        seg = UNetSegmenter(ckpt, device, per_component=spec.per_component, score_threshold=0.0, tta=spec.tta)
+        seg.name = model_name(str(ckpt.config.get("encoder", "plain")))  # the regions' source
+        return _warm(seg)
     if spec.arch == "maskrcnn":
         from segstudio.inference.maskrcnn import MaskRCNNSegmenter, coco_checkpoint
         ckpt = load_checkpoint(spec.weights, expect_arch="maskrcnn") if spec.weights else \
             coco_checkpoint(spec.version, spec.download)
         return _warm(MaskRCNNSegmenter(ckpt, device, spec.score_threshold, spec.mask_threshold))
-    raise BadValue(f"unknown model {spec.arch!r}; use unet or maskrcnn")
+    raise BadValue(f"unknown model {spec.arch!r}; use {', '.join(SEMANTIC_MODELS)} or maskrcnn")
 
 
 def _warm(seg: Segmenter) -> Segmenter:

@@ -8,6 +8,7 @@ import random
 import time
 import math
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
@@ -123,10 +124,27 @@ class Budget:
 
 
 def amp_context(device_type: str, use_amp: bool):
-    """float16 autocast on CUDA when mixed precision is on; otherwise full precision."""
+    """Mixed precision when it is on: float16 autocast on CUDA, bfloat16 on a CPU (only asked for
+    where the CPU computes bfloat16 natively, see `cpu_bf16_native`); otherwise full precision."""
     if use_amp and device_type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
+    if use_amp and device_type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return torch.autocast("cuda" if device_type == "cuda" else "cpu", enabled=False)
+
+
+@cache
+def cpu_bf16_native() -> bool:
+    """Whether oneDNN runs bfloat16 convolutions in hardware on this CPU (AVX512-BF16 or AMX).
+    There, bfloat16 autocast with channels-last tensors trains a UNet about twice as fast; on
+    other CPUs bfloat16 is emulated and slower than float32."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:  # torch has no public probe; Linux names the instruction sets in /proc/cpuinfo
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:  # macOS, Windows: stay in float32
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def optimizer_step(opt, scaler, loss) -> float:

@@ -2,7 +2,8 @@
 
 Random crops with flips, 90-degree rotations, scale and intensity jitter; the same 16-bit aware
 normalisation as prediction; class weighting from pixel frequencies; cross-entropy + Dice loss;
-a validation split for choosing the best checkpoint and early stopping; mixed precision on CUDA;
+a validation split for choosing the best checkpoint and early stopping; mixed precision on CUDA
+(float16) and on CPUs with bfloat16 in hardware; optionally the U-Net paper's border weight map;
 seeded. Best and last checkpoints are written (the last one can be resumed).
 
 Sparse labels (scribbles): with `ignore_unlabelled` the pixels no region covers get the ignore
@@ -32,9 +33,12 @@ from segstudio.inference.evaluate import confusion, semantic_metrics
 from segstudio.inference.preprocess import DEFAULT_NORMALIZATION, normalize
 from segstudio.inference.tiling import predict_tiled
 from segstudio.inference.train_common import (Budget, LoopState, TrainingError, TrainProgress, TrainResult,
-                                              Validation, amp_context, checkpoint_paths, cosine_lr, run_training,
-                                              seed_everything, split_images, training_classes)
-from segstudio.inference.unet import UNet, UNetConfig
+                                              Validation, amp_context, checkpoint_paths, cosine_lr, cpu_bf16_native,
+                                              run_training, seed_everything, split_images, training_classes)
+from segstudio.inference.semantic_nets import SemanticNet, build_semantic_net, init_pretrained
+from segstudio.inference.semantic_spec import DEFAULT_UNET
+from segstudio.inference.unet import UNetConfig
+from segstudio.inference.weight_maps import border_weight_map
 
 IGNORE = 255
 
@@ -55,14 +59,21 @@ class UNetTrainConfig:
     # stays flat would keep the first epoch of every update)
     keep: str = "best"
     device: str = "auto"
+    # mixed precision: None = float16 on CUDA, bfloat16 on a CPU that computes it natively
     amp: bool | None = None
     class_weighting: bool = True
     dice_weight: float = 0.5
+    # the U-Net paper's border weight map (w0, sigma in pixels): 0 = off
+    border_weight: float = 0.0
+    border_sigma: float = 5.0
     steps_per_epoch: int | None = None
     # sparse (scribble) labels: pixels under no region are ignored instead of learned as background
     ignore_unlabelled: bool = False
-    # dropout at the bottom of the contracting path, as in the U-Net paper (implicit augmentation)
-    unet: dict = field(default_factory=lambda: {"depth": 4, "width": 16, "up_mode": "bilinear", "dropout": 0.5})
+    unet: dict = field(default_factory=lambda: dict(DEFAULT_UNET))
+    # the network is unet["encoder"] ("plain", a ResNet-UNet, FCN or DeepLabV3: semantic_spec);
+    # a fresh one (not resume / init) starts from pretrained weights when there are any
+    pretrained: bool = True
+    download: bool = True  # fetch missing pretrained weights (else only the torch cache is looked in)
 
 
 @dataclass
@@ -70,10 +81,13 @@ class _Item:
     path: str
     image: np.ndarray  # float32 (H, W, C) normalised
     label: np.ndarray  # uint8 (H, W): 0 background, 1..K-1 classes, 255 ignore
+    weight: np.ndarray | None = None  # float32 (H, W) per-pixel loss weights (the border map)
 
 
 def load_items(project: Project, ids: Sequence[int], value_of: dict, channels: int,
-               ignore_unlabelled: bool = False) -> list[_Item]:
+               ignore_unlabelled: bool = False, border: tuple[float, float] | None = None) -> list[_Item]:
+    """The images normalised and their label maps painted; with `border` = (w0, sigma) the
+    border weight map of each label map too."""
     items = []
     for i in ids:
         rec = project.store.image(i)
@@ -91,7 +105,8 @@ def load_items(project: Project, ids: Sequence[int], value_of: dict, channels: i
             x = np.repeat(x, 3, axis=2)
         elif channels == 1 and x.shape[2] == 3:
             x = (0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2])[..., None]
-        items.append(_Item(rec.path, np.ascontiguousarray(x, dtype=np.float32), label))
+        weight = border_weight_map(label, border[0], border[1], IGNORE) if border else None
+        items.append(_Item(rec.path, np.ascontiguousarray(x, dtype=np.float32), label, weight))
     return items
 
 
@@ -118,18 +133,20 @@ def elastic(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, alpha: float
     return (xo if xo.ndim == 3 else xo[:, :, None]), yo
 
 
-def sample_batch(items: list[_Item], rng: np.random.Generator, batch: int, crop: int) -> tuple[np.ndarray, np.ndarray]:
+def sample_batch(items: list[_Item], rng: np.random.Generator, batch: int,
+                 crop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Random crops with flips, rot90, scale 0.8-1.25, elastic deformation and
-    brightness/contrast/gamma jitter."""
-    xs, ys = [], []
+    brightness/contrast/gamma jitter: (images, labels, per-pixel weights or None)."""
+    xs, ys, ws = [], [], []
     for _ in range(batch):
         it = items[rng.integers(len(items))]
+        image = it.image if it.weight is None else np.concatenate([it.image, it.weight[:, :, None]], axis=2)
         s = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
         h, w = it.label.shape
         src = max(8, int(round(crop / s)))
         ch, cw = min(src, h), min(src, w)
         y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        x = it.image[y0:y0 + ch, x0:x0 + cw]
+        x = image[y0:y0 + ch, x0:x0 + cw]  # the weight map rides along as a last channel
         y = it.label[y0:y0 + ch, x0:x0 + cw]
         if (ch, cw) != (crop, crop):
             x = cv2.resize(x, (crop, crop), interpolation=cv2.INTER_LINEAR)
@@ -142,13 +159,16 @@ def sample_batch(items: list[_Item], rng: np.random.Generator, batch: int, crop:
         x, y = np.rot90(x, k), np.rot90(y, k)
         if rng.random() < 0.5:
             x, y = x[:, ::-1], y[:, ::-1]
+        if it.weight is not None:  # geometry done: the weights leave before the intensity jitter
+            ws.append(np.ascontiguousarray(x[:, :, -1], dtype=np.float32))
+            x = x[:, :, :-1]
         gain, bias = rng.uniform(0.8, 1.2), rng.uniform(-0.1, 0.1)
         x = x * gain + bias
         if rng.random() < 0.3:
             x = np.clip(x, 0, None) ** rng.uniform(0.7, 1.4)
         xs.append(np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32))
         ys.append(np.ascontiguousarray(y))
-    return np.stack(xs), np.stack(ys)
+    return np.stack(xs), np.stack(ys), (np.stack(ws) if len(ws) == len(xs) else None)
 
 
 class BatchPrefetcher:
@@ -213,21 +233,24 @@ def class_weights(items: list[_Item], k: int, rare: float = 0.05) -> torch.Tenso
     return torch.tensor(np.minimum(w, 10.0), dtype=torch.float32)
 
 
-def ce_loss(logits: torch.Tensor, target: torch.Tensor, k: int, weights: torch.Tensor | None = None) -> torch.Tensor:
+def ce_loss(logits: torch.Tensor, target: torch.Tensor, k: int, weights: torch.Tensor | None = None,
+            pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy averaged over the pixels that are not ignored (weighted like PyTorch's
-    mean reduction). A crop without one labelled pixel gives 0, not NaN: with sparse labels
-    such crops happen."""
+    mean reduction, by class and by pixel). A crop without one labelled pixel gives 0, not NaN:
+    with sparse labels such crops happen."""
     per = F.cross_entropy(logits.float(), target, weight=weights, ignore_index=IGNORE, reduction="none")
     valid = (target != IGNORE).float()
     if weights is not None:
         valid = valid * weights[target.clamp(max=k - 1)]
+    if pixel_weights is not None:
+        per, valid = per * pixel_weights, valid * pixel_weights
     return per.sum() / valid.sum().clamp(min=1e-6)
 
 
 def unet_loss(logits: torch.Tensor, target: torch.Tensor, k: int, weights: torch.Tensor | None = None,
-              dice_weight: float = 0.5) -> torch.Tensor:
+              dice_weight: float = 0.5, pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
     """What training minimises: cross-entropy plus `dice_weight` x Dice, both blind to IGNORE pixels."""
-    loss = ce_loss(logits, target, k, weights)
+    loss = ce_loss(logits, target, k, weights, pixel_weights)
     if dice_weight:
         loss = loss + dice_weight * dice_loss(logits, target, k)
     return loss
@@ -244,7 +267,7 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tenso
 
 
 @torch.inference_mode()
-def validate(model: UNet, items: list[_Item], device, k: int, amp_ctx) -> dict:
+def validate(model: SemanticNet, items: list[_Item], device, k: int, amp_ctx) -> dict:
     model.eval()
     conf = np.zeros((k, k), np.int64)
     for it in items:
@@ -289,14 +312,23 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
     else:
         channels = image_channels(project, train_ids)
         ucfg = UNetConfig.from_dict({**cfg.unet, "in_channels": channels, "num_classes": k})
-    train_items = load_items(project, train_ids, value_of, ucfg.in_channels, cfg.ignore_unlabelled)
+    border = (cfg.border_weight, cfg.border_sigma) if cfg.border_weight > 0 else None
+    train_items = load_items(project, train_ids, value_of, ucfg.in_channels, cfg.ignore_unlabelled, border)
     val_items = load_items(project, val_ids, value_of, ucfg.in_channels, cfg.ignore_unlabelled)
     if cfg.ignore_unlabelled and not any((it.label != IGNORE).any() for it in train_items):
         raise TrainingError("no labelled pixels to learn from: every pixel of the training images is "
                             "unlabelled or of an ignore class")
     crop = min(cfg.crop, *(min(it.label.shape) for it in train_items))
     crop = max(16, crop - crop % 16)
-    model = UNet(ucfg).to(dev.device)
+    model = build_semantic_net(ucfg)
+    if start is None and cfg.pretrained:  # ImageNet / COCO-VOC weights, or the note saying why not
+        start_note = init_pretrained(model, cfg.download)
+    model = model.to(dev.device)
+    # float16 on CUDA (with the gradient scaler); bfloat16 on a CPU that has it in hardware (no
+    # scaler needed: bfloat16 has float32's range)
+    use_amp = (dev.type == "cuda" and dev.amp) or (dev.type == "cpu" and cfg.amp is not False and cpu_bf16_native())
+    if use_amp:  # both run convolutions fastest on channels-last tensors
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = LoopState()
     if start is not None:
@@ -312,15 +344,15 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
     weights = class_weights(train_items, k).to(dev.device) if cfg.class_weighting else None
     pixels = sum(it.label.size for it in train_items)
     steps_per_epoch = cfg.steps_per_epoch or max(4, math.ceil(pixels / (crop * crop * cfg.batch)))
-    use_amp = dev.amp and dev.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and dev.type == "cuda")
 
     def amp_ctx():
         return amp_context(dev.type, use_amp)
 
     budget = Budget(cfg.epochs, cfg.minutes, cancel)
     summary = {"arch": "unet", "classes": names, "train_images": [it.path for it in train_items],
-               "val_images": [it.path for it in val_items], "config": asdict(cfg), "device": dev.describe(),
+               "val_images": [it.path for it in val_items], "config": asdict(cfg),
+               "device": dev.describe() + (" (bfloat16 mixed precision)" if use_amp and dev.type == "cpu" else ""),
                "start": start_note, "crop": crop, "steps_per_epoch": steps_per_epoch}
 
     def make_ckpt(metrics: dict) -> Checkpoint:
@@ -331,11 +363,14 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
                                   "best_score": state.best_score})
 
     def loss(batch) -> torch.Tensor:
-        xb, yb = batch
+        xb, yb, wb = batch
         x = torch.from_numpy(xb).to(dev.device, non_blocking=True)
+        if use_amp:
+            x = x.contiguous(memory_format=torch.channels_last)
         y = torch.from_numpy(yb).to(dev.device, non_blocking=True).long()
+        w = torch.from_numpy(wb).to(dev.device, non_blocking=True) if wb is not None else None
         with amp_ctx():
-            return unet_loss(model(x), y, k, weights, cfg.dice_weight)
+            return unet_loss(model(x), y, k, weights, cfg.dice_weight, w)
 
     def validation() -> Validation:
         metrics = validate(model, val_items, dev.device, k, amp_ctx)
@@ -357,4 +392,4 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
     project.store.add_model(str(last_path), "unet", store_metrics)
     project.store.add_model(str(best_path), "unet", store_metrics)
     return TrainResult("unet", str(best_path), str(last_path), best_metrics, state.history, state.stopped,
-                       budget.elapsed, dev.describe(), summary["train_images"], summary["val_images"], start_note)
+                       budget.elapsed, summary["device"], summary["train_images"], summary["val_images"], start_note)

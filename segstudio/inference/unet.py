@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segstudio.core.errors import BadValue
+from segstudio.inference.semantic_spec import ENCODERS
 
 
 @dataclass
@@ -27,8 +28,12 @@ class UNetConfig:
     up_mode: str = "bilinear"  # "bilinear" | "transpose"
     down_mode: str = "pool"  # "pool" | "strided"
     dropout: float = 0.0
+    # "plain": this module's UNet; a ResNet name, FCN or DeepLabV3: see semantic_spec / semantic_nets
+    encoder: str = "plain"
 
     def __post_init__(self):
+        if self.encoder not in ENCODERS:
+            raise BadValue(f"encoder must be one of {', '.join(ENCODERS)}, not {self.encoder!r}")
         if self.up_mode not in ("bilinear", "transpose"):
             raise BadValue(f"up_mode must be 'bilinear' or 'transpose', not {self.up_mode!r}")
         if self.down_mode not in ("pool", "strided"):

@@ -16,10 +16,13 @@ from segstudio.inference.device import DeviceInfo, autocast
 from segstudio.inference.preprocess import Prepared, prepare, to_device
 from segstudio.inference.segmenter import Prediction, Segmenter
 from segstudio.inference.tiling import predict_tiled
-from segstudio.inference.unet import UNet, UNetConfig
+from segstudio.inference.semantic_nets import SemanticNet, build_semantic_net
+from segstudio.inference.unet import UNetConfig
 
 
-def build_unet(ckpt: Checkpoint) -> UNet:
+def build_unet(ckpt: Checkpoint) -> SemanticNet:
+    """The semantic network a "unet" checkpoint holds (the plain UNet, a ResNet-UNet, FCN or
+    DeepLabV3, as `config["encoder"]` says), with the checkpoint's weights: nothing downloaded."""
     try:
         config = UNetConfig.from_dict(ckpt.config)
     except (TypeError, ValueError) as e:
@@ -27,7 +30,10 @@ def build_unet(ckpt: Checkpoint) -> UNet:
     if config.num_classes != len(ckpt.classes) + 1:
         raise CheckpointError(f"{ckpt.path}: the model has {config.num_classes - 1} classes but the "
                               f"checkpoint lists {len(ckpt.classes)}")
-    model = UNet(config)
+    try:
+        model = build_semantic_net(config)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{ckpt.path}: bad UNet settings: {e}") from None
     try:
         model.load_state_dict(ckpt.state_dict, strict=True)
     except RuntimeError as e:

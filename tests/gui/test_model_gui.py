@@ -178,3 +178,30 @@ def test_segment_image_leaves_the_image_predicted_until_a_person_edits_it(window
     drag(qtbot, window, [(20, 20), (40, 20)])
     window.session.flush()
     assert store.image(doc.image_id).status == "in_progress"
+
+
+def test_fcn_and_deeplab_are_offered_and_offline_prelabelling_says_which_file(window, qtbot, tmp_path,
+                                                                               monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no cached weights
+
+    def refuse(url, dst, *a, **k):
+        raise OSError("no network in the tests")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    dock = window.model_dock
+    for kind in ("fcn", "deeplabv3", "deeplabv3_mobilenet"):
+        assert dock.arch.findData(kind) >= 0
+    ck = tiny_unet_checkpoint(tmp_path / "u.pt", classes=("object",))
+    window.project.store.add_model(str(ck), "unet", {})
+    dock.arch.setCurrentIndex(dock.arch.findData("fcn"))
+    dock.device.setCurrentIndex(dock.device.findData("cpu"))
+    items = [dock.weights.itemData(i) for i in range(dock.weights.count())]
+    assert items == [None, str(ck)]  # the COCO-VOC weights first, then the project's semantic checkpoints
+    assert dock.train_panel.ignore_unlabelled.isEnabled()  # a class-per-pixel model
+    dock.weights.setCurrentIndex(0)
+    dock.load()
+    qtbot.waitUntil(lambda: "Cannot load" in dock.model_label.text(), timeout=60000)
+    text = dock.model_label.text()
+    assert "fcn_resnet50_coco-1167a1af.pth" in text and str(tmp_path / "hub" / "checkpoints") in text, text
+    assert dock.info is None

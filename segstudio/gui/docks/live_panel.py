@@ -17,6 +17,7 @@ from segstudio.core.errors import describe
 from segstudio.core.records import DONE
 from segstudio.gui.docks.common import KeptChoices, plain_label
 from segstudio.gui.plot_style import BACKGROUND, ink_plot
+from segstudio.inference.semantic_spec import MODEL_NETS, is_semantic
 
 if TYPE_CHECKING:
     from segstudio.gui.docks.model_dock import ModelDock
@@ -32,7 +33,8 @@ def _live_job(panel: "LivePanel", settings: dict):
         from segstudio.inference.live import LiveConfig, LiveLearner
         try:
             learner = LiveLearner(worker.project, LiveConfig(arch=settings["arch"], seconds=settings["seconds"],
-                                                             ahead=settings["ahead"], device=settings["device"]))
+                                                             ahead=settings["ahead"], device=settings["device"],
+                                                             trainer=settings.get("trainer", {})))
             learner.current = settings["start"]
             version = learner.update(cancel=cancelled)
             ids = [] if cancelled() else learner.next_images(panel.open_path)
@@ -139,7 +141,7 @@ class LivePanel(QWidget):
 
     # ---------------------------------------------------------------- updates
     def arch(self) -> str:
-        return "unet" if self.dock.arch_name() == "unet" else "maskrcnn"
+        return "unet" if is_semantic(self.dock.arch_name()) else "maskrcnn"  # FCN, DeepLabV3 are "unet" models
 
     def request_update(self) -> None:
         """Start an update, or one more after the running one (marks made meanwhile are coalesced)."""
@@ -150,6 +152,8 @@ class LivePanel(QWidget):
         self.dock.flush_edits()  # the image just marked done is in the store before training reads it
         settings = {"arch": self.arch(), "seconds": float(self.seconds.value()), "ahead": self.ahead.value(),
                     "device": self.dock.device.currentData(), "start": self._start}
+        if self.dock.arch_name() in MODEL_NETS:  # the first version fine-tunes FCN / DeepLabV3
+            settings["trainer"] = {"unet": {"encoder": MODEL_NETS[self.dock.arch_name()]}}
         self.status.setText(f"Updating the {settings['arch']} model for {self.seconds.value()} s…"
                             + (" (after the model's current task)" if self.worker.busy else ""))
         self.worker.run_job("live update", _live_job(self, settings))
@@ -183,7 +187,7 @@ class LivePanel(QWidget):
 
     def _use(self, path: str) -> None:
         """Predictions (the Model click, Segment image) come from this version from now on."""
-        if self.dock.arch_name() == self.arch():
+        if is_semantic(self.dock.arch_name()) == (self.arch() == "unet"):
             self.dock.add_weights(path)
             self.dock.load()
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 
 from segstudio.core.records import NEW, PREDICTED
 from segstudio.gui.docks.common import KeptChoices, guard_inputs, plain_label, show_error, show_note
+from segstudio.inference.semantic_spec import MODEL_NETS, is_semantic
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from segstudio.inference.segmenter import Detection, Prediction
 
 COCO = "COCO weights (torchvision)"
+VOC = "COCO-VOC weights, 20 classes (torchvision)"
 PROJECT_LATEST = "Project's latest trained UNet"
 SETTINGS_KEY = "model_panel"  # the panel's choices, kept in the project's store
 DEFAULT_SCORE = 0.5  # detections below this score are left out until the user lowers it
@@ -69,6 +71,9 @@ class ModelDock(QWidget):
         self.arch.addItem("Mask R-CNN v2 (instances)", "maskrcnn")
         self.arch.addItem("Mask R-CNN v1 (instances)", "maskrcnn-v1")
         self.arch.addItem("UNet (class per pixel)", "unet")
+        self.arch.addItem("FCN ResNet-50 (class per pixel)", "fcn")
+        self.arch.addItem("DeepLabV3 ResNet-50 (class per pixel)", "deeplabv3")
+        self.arch.addItem("DeepLabV3 MobileNetV3 (class per pixel, light)", "deeplabv3_mobilenet")
         self.arch.currentIndexChanged.connect(self._fill_weights)
         self.weights = QComboBox()
         self.weights.setEditable(False)
@@ -207,8 +212,11 @@ class ModelDock(QWidget):
         arch = self.arch_name()
         if arch == "maskrcnn":
             self.weights.addItem(COCO, None)
+        elif arch in MODEL_NETS:  # pre-labels the VOC classes with no training
+            self.weights.addItem(VOC, None)
+        kind = "unet" if is_semantic(arch) else arch  # every class-per-pixel checkpoint is a "unet" one
         for m in self.project.store.models():
-            if m["kind"] == arch and Path(m["path"]).exists():
+            if m["kind"] == kind and Path(m["path"]).exists():
                 metric = ", ".join(f"{k} {v:.3f}" for k, v in (m["metrics"] or {}).items()
                                    if isinstance(v, (int, float)))[:60]
                 self.weights.addItem(f"{Path(m['path']).name}  {metric}", m["path"])

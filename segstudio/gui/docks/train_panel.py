@@ -17,6 +17,7 @@ from segstudio.core.records import NEW, PREDICTED
 from segstudio.gui.docks.common import KeptChoices, plain_label
 from segstudio.gui.plot_style import BACKGROUND, ink_plot
 from segstudio.gui.workers import Background
+from segstudio.inference.semantic_spec import MODEL_NETS, is_semantic
 
 if TYPE_CHECKING:  # torch is imported on the model thread, when training starts
     from segstudio.inference.train_common import TrainProgress
@@ -27,11 +28,13 @@ SETTINGS_KEY = "train_panel"  # budget and options, kept in the project's store
 def _train_job(arch: str, settings: dict):
     """The function the model thread runs (torch is imported there, not here)."""
     def run(worker, cancelled):
-        if arch == "unet":
+        if is_semantic(arch):
             from segstudio.inference.train_unet import UNetTrainConfig, train_unet
             cfg = UNetTrainConfig(epochs=settings["epochs"], minutes=settings["minutes"], device=settings["device"],
                                   val_fraction=settings["val_fraction"], seed=settings["seed"],
                                   ignore_unlabelled=settings.get("ignore_unlabelled", False))
+            if arch in MODEL_NETS:  # FCN / DeepLabV3: fine-tuned from their pretrained weights
+                cfg.unet = {**cfg.unet, "encoder": MODEL_NETS[arch]}
             res = train_unet(worker.project, None, cfg, progress=worker.train_progress.emit, cancel=cancelled)
         else:
             from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
@@ -201,7 +204,7 @@ class TrainPanel(QWidget):
 
     # ---------------------------------------------------------------- how completely the done images are labelled
     def _arch_changed(self) -> None:
-        unet = self.dock.arch_name() == "unet"
+        unet = is_semantic(self.dock.arch_name())
         self.ignore_unlabelled.setEnabled(unet)
         self._show_coverage()
         if unet:
@@ -227,7 +230,7 @@ class TrainPanel(QWidget):
         """Look (on a thread) for done images whose regions cover little of the image; the panel
         then says so before training learns their unlabelled pixels as background (a UNet's
         concern: Mask R-CNN learns the objects drawn)."""
-        if self.dock.arch_name() != "unet":
+        if not is_semantic(self.dock.arch_name()):
             self._stale = True  # looked at when a UNet is chosen
             return
         self._stale = False
@@ -257,7 +260,7 @@ class TrainPanel(QWidget):
     def _show_coverage(self, *_) -> None:
         cov = self.coverage
         text = cov.warning(self.ignore_unlabelled.isChecked()) if cov is not None else ""
-        if self.dock.arch_name() != "unet":
+        if not is_semantic(self.dock.arch_name()):
             text = ""  # Mask R-CNN learns the objects drawn, not a class for every pixel
         self.coverage_label.setText(text)
         self.coverage_label.setVisible(bool(text))
@@ -269,7 +272,7 @@ class TrainPanel(QWidget):
                 "device": self.dock.device.currentData(), "val_fraction": self.val_fraction.value(),
                 "seed": self.seed.value(), "start_weights": self.dock.weights.currentData() or None,
                 "version": self.dock.arch_version(),
-                "ignore_unlabelled": self.ignore_unlabelled.isChecked() and self.dock.arch_name() == "unet"}
+                "ignore_unlabelled": self.ignore_unlabelled.isChecked() and is_semantic(self.dock.arch_name())}
 
     def train(self) -> None:
         if self.training:
@@ -280,7 +283,7 @@ class TrainPanel(QWidget):
         self._steps, self._losses, self._val_steps, self._vals = [], [], [], []
         self.loss_curve.setData([], [])
         self.val_curve.setData([], [])
-        self.val_plot.setTitle("validation mean IoU" if arch == "unet" else "validation mask AP")
+        self.val_plot.setTitle("validation mean IoU" if is_semantic(arch) else "validation mask AP")
         self.training = True
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
