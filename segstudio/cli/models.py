@@ -7,18 +7,32 @@ import sys
 
 from segstudio.cli.common import CliError, add_command, add_common, open_project, progress_printer
 from segstudio.core.records import NEW
+from segstudio.inference.sam_spec import DEFAULT_MODEL as SAM_DEFAULT
+from segstudio.inference.sam_spec import MODELS as SAM_MODELS
+from segstudio.inference.sam_spec import PROMPT_MODES
 from segstudio.inference.semantic_spec import SEMANTIC_MODELS
 
 
 def add_parsers(sub) -> None:
     s = add_command(sub, "predict", cmd_predict, help="segment images with a model (pre-labelling)")
-    s.add_argument("--model", required=True, choices=[*SEMANTIC_MODELS, "maskrcnn"],
+    s.add_argument("--model", required=True, choices=[*SEMANTIC_MODELS, "maskrcnn", "sam"],
                    help="unet: a trained checkpoint; fcn / deeplabv3 / deeplabv3_mobilenet: torchvision's "
                         "COCO-VOC weights (21 classes, no training needed) or a fine-tuned checkpoint; "
-                        "maskrcnn: COCO weights or a checkpoint")
+                        "maskrcnn: COCO weights or a checkpoint; sam: Segment Anything (needs "
+                        "`pip install segstudio[sam]`)")
     s.add_argument("--weights", metavar="FILE", help="checkpoint (default: Mask R-CNN COCO weights, FCN / "
                                                     "DeepLabV3 COCO-VOC weights; UNet: the project's latest "
-                                                    "trained model)")
+                                                    "trained model; SAM: the model's official file in the "
+                                                    "torch hub cache, downloaded when missing)")
+    s.add_argument("--sam-model", choices=list(SAM_MODELS), default=None,
+                   help=f"SAM: which model (default {SAM_DEFAULT}, a TinyViT fast on a CPU; with --weights: "
+                        "guessed from the file)")
+    s.add_argument("--prompts", choices=PROMPT_MODES, default=None,
+                   help="SAM: everything (default): a grid of points over each image, class-less regions of "
+                        "class 'object' to rename; boxes: each region already on an image (e.g. imported "
+                        "boxes) becomes a mask of the same class (pick the images with --status)")
+    s.add_argument("--points-per-side", type=int, default=None, metavar="N",
+                   help="SAM everything: grid of N x N point prompts (default 16 on a CPU, 32 on a GPU)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     s.add_argument("--score", type=float, default=0.5, help="Mask R-CNN score threshold (default 0.5)")
     s.add_argument("--mask-threshold", type=float, default=0.5)
@@ -41,10 +55,18 @@ def cmd_predict(args) -> int:
     statuses = parse_statuses(args.status)
     if args.batch < 1:
         raise CliError("--batch must be 1 or more")
+    sam_only = {"--sam-model": args.sam_model, "--prompts": args.prompts, "--points-per-side": args.points_per_side}
+    if args.model != "sam" and any(v is not None for v in sam_only.values()):
+        raise CliError(f"{', '.join(k for k, v in sam_only.items() if v is not None)}: only with --model sam")
+    if args.points_per_side is not None and not 1 <= args.points_per_side <= 128:
+        raise CliError("--points-per-side must be 1 to 128")
+    if args.prompts == "boxes" and args.points_per_side is not None:
+        raise CliError("--points-per-side is for --prompts everything")
     project = open_project(args)
     spec = ModelSpec(args.model, args.weights, args.device, args.score, args.mask_threshold,
                      per_component=not args.per_class, amp=False if args.no_amp else None, tta=args.tta,
-                     version=args.maskrcnn_version)
+                     version=args.maskrcnn_version, sam_model=args.sam_model, prompts=args.prompts or "everything",
+                     points_per_side=args.points_per_side)
     seg = load_segmenter(spec, project)
     print(f"model: {seg.name} ({len(seg.classes)} classes) on {seg.device.describe()}", file=sys.stderr)
     prog = progress_printer("predict")

@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ModelSpec:
-    """What to load: the architecture ("unet", "fcn", "deeplabv3", "deeplabv3_mobilenet" or
-    "maskrcnn"), a checkpoint file (None: Mask R-CNN COCO weights, FCN / DeepLabV3 COCO-VOC
+    """What to load: the architecture ("unet", "fcn", "deeplabv3", "deeplabv3_mobilenet",
+    "maskrcnn" or "sam"), a checkpoint file (None: Mask R-CNN COCO weights, FCN / DeepLabV3 COCO-VOC
     weights, or the project's latest UNet), the device and the thresholds."""
     arch: str = "maskrcnn"
     weights: str | None = None
@@ -46,6 +46,14 @@ class ModelSpec:
     version: str = "v2"
     download: bool = True
     tta: bool = False  # UNet: average over flips
+    # Segment Anything (arch "sam"): the model (sam_spec.MODELS; None: guessed from the weights file,
+    # else the CPU default), "everything" or "boxes" prompts, and the automatic generator's grid and
+    # quality filters (random test weights need both thresholds at 0 to give any mask)
+    sam_model: str | None = None
+    prompts: str = "everything"
+    points_per_side: int | None = None
+    pred_iou_thresh: float = 0.88
+    stability_score_thresh: float = 0.95
 
 
 def load_segmenter(spec: ModelSpec, project: Project | None = None) -> Segmenter:
@@ -73,7 +81,10 @@ def load_segmenter(spec: ModelSpec, project: Project | None = None) -> Segmenter
         ckpt = load_checkpoint(spec.weights, expect_arch="maskrcnn") if spec.weights else \
             coco_checkpoint(spec.version, spec.download)
         return _warm(MaskRCNNSegmenter(ckpt, device, spec.score_threshold, spec.mask_threshold))
-    raise BadValue(f"unknown model {spec.arch!r}; use {', '.join(SEMANTIC_MODELS)} or maskrcnn")
+    if spec.arch == "sam":
+        from segstudio.inference.sam import sam_segmenter  # the SAM packages are imported only here
+        return sam_segmenter(spec, device, project)
+    raise BadValue(f"unknown model {spec.arch!r}; use {', '.join(SEMANTIC_MODELS)}, maskrcnn or sam")
 
 
 def _warm(seg: Segmenter) -> Segmenter:
@@ -171,7 +182,7 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
         # written to the store from these threads (they would queue on its write lock)
         rec = records[image_id]
         try:
-            return rec, segmenter.prepare(project.load_image(rec, record=False)), None
+            return rec, segmenter.prepare_record(project.load_image(rec, record=False), project, rec), None
         except ImageDecodeError as e:
             return rec, None, str(e)
 

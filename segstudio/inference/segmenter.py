@@ -16,6 +16,8 @@ import numpy as np
 from segstudio.core import maskops
 
 if TYPE_CHECKING:  # this module stays torch-free: the window reads Predictions
+    from segstudio.core.project import Project
+    from segstudio.core.records import ImageRecord
     from segstudio.inference.device import DeviceInfo
 
 
@@ -119,6 +121,12 @@ class Segmenter:
     def prepare(self, image: np.ndarray):
         """The CPU half of the input (normalise, lay out, pin): thread-safe, runs on decoder threads."""
         raise NotImplementedError
+
+    def prepare_record(self, image: np.ndarray, project: "Project", record: "ImageRecord"):
+        """prepare() for an image of a project (engine.predict_project calls this, on decoder
+        threads: read the store, never write it). A model prompted by what the project already
+        holds on the image overrides it: SAM's box prompts come from the image's regions."""
+        return self.prepare(image)
 
     def predict_prepared(self, items: Sequence, progress: Callable | None = None,
                          cancel: Callable[[], bool] | None = None) -> list[Prediction]:
