@@ -82,7 +82,7 @@ def load_segmenter(spec: ModelSpec, project: Project | None = None) -> Segmenter
             coco_checkpoint(spec.version, spec.download)
         return _warm(MaskRCNNSegmenter(ckpt, device, spec.score_threshold, spec.mask_threshold))
     if spec.arch == "sam":
-        from segstudio.inference.sam import sam_segmenter  # the SAM packages are imported only here
+        from segstudio.inference.sam_segmenter import sam_segmenter  # the SAM packages are imported only here
         return sam_segmenter(spec, device, project)
     raise BadValue(f"unknown model {spec.arch!r}; use {', '.join(SEMANTIC_MODELS)}, maskrcnn or sam")
 

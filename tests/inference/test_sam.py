@@ -27,11 +27,14 @@ from segstudio.cli import main  # noqa: E402
 from segstudio.core.errors import BadValue, UserError  # noqa: E402
 from segstudio.core.project import Project  # noqa: E402
 from segstudio.core.region import IMPORTED, Region  # noqa: E402
-from segstudio.inference import sam as sam_mod  # noqa: E402
+from segstudio.inference import sam_segmenter as sam_segmenter_mod  # noqa: E402
 from segstudio.inference import sam_spec  # noqa: E402
+from segstudio.inference import sam_weights  # noqa: E402
 from segstudio.inference.checkpoint import CheckpointError  # noqa: E402
-from segstudio.inference.sam import (Embedding, EmbeddingCache, SamSegmenter, WeightsUnavailable,  # noqa: E402
-                                     check_prompts, check_rgb, guess_model, load_sam)
+from segstudio.inference.sam import check_prompts, check_rgb, load_sam  # noqa: E402
+from segstudio.inference.sam_cache import Embedding, EmbeddingCache  # noqa: E402
+from segstudio.inference.sam_segmenter import SamSegmenter  # noqa: E402
+from segstudio.inference.sam_weights import WeightsUnavailable, guess_model  # noqa: E402
 from segstudio.inference.sam_spec import SamUnavailable, embedding_dir, to_sam_rgb, weights_file  # noqa: E402
 
 H, W = 64, 96
@@ -202,7 +205,7 @@ def test_missing_packages_say_what_to_install(monkeypatch):
         if name.startswith("segment_anything"):
             raise ImportError(f"No module named {name!r}")
         return real(name, *a, **k)
-    monkeypatch.setattr(sam_mod, "_modules", {})
+    monkeypatch.setattr(sam_weights, "_modules", {})
     monkeypatch.setattr(importlib, "import_module", no_sam)
     with pytest.raises(SamUnavailable, match=r"pip install segstudio\[sam\]"):
         load_sam("sam_hq_vit_tiny", None, "cpu", random_weights=True)
@@ -247,6 +250,24 @@ def test_decode_from_the_embedding_without_the_encoder(tiny, emb, monkeypatch):
     assert refined.masks.shape[1:] == (H, W)
     assert len(tiny.decode(emb, box=(20, 16, 60, 40), multimask=True)) == 3
     assert calls == []  # no prompt ran the image encoder
+
+
+def test_embed_matches_the_package_predictor_and_leaves_it_alone(tiny, emb):
+    """embed() runs the package's own steps (transform, preprocess, encoder) outside the lock:
+    the same features as SamPredictor.set_image, and the predictor keeps the image it holds."""
+    rgb = blob(1)
+    held = tiny.predictor.features
+    mine = tiny.embed(rgb)
+    assert tiny.predictor.features is held
+    with torch.no_grad():
+        tiny.predictor.set_image(rgb)
+        theirs = tiny.predictor.features.to("cpu", torch.float16)
+    assert mine.input_size == tuple(tiny.predictor.input_size) and mine.original_size == rgb.shape[:2]
+    assert torch.equal(mine.features, theirs)
+    tiny._current = None  # the predictor was changed behind the model's back above
+    a = tiny.decode(mine, points=[(40, 30, True)])
+    b = tiny.decode(emb, points=[(40, 30, True)])
+    assert a.masks.shape == b.masks.shape  # switching embeddings restores each one
 
 
 def test_embed_checks_its_input(tiny):
@@ -479,11 +500,11 @@ def two_images(tmp_path):
 
 @pytest.mark.slow
 def test_cli_predict_everything(two_images, tiny_file, monkeypatch, capsys):
-    real = sam_mod.sam_segmenter
+    real = sam_segmenter_mod.sam_segmenter
 
     def permissive(spec, device, project=None):  # random weights: nothing passes the real quality filters
         return real(dataclasses.replace(spec, pred_iou_thresh=0.0, stability_score_thresh=0.0), device, project)
-    monkeypatch.setattr(sam_mod, "sam_segmenter", permissive)
+    monkeypatch.setattr(sam_segmenter_mod, "sam_segmenter", permissive)
     code = main(["predict", str(two_images), "--model", "sam", "--weights", str(tiny_file), "--prompts", "everything",
                  "--points-per-side", "4", "--device", "cpu", "--json"])
     out = capsys.readouterr()
