@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from segstudio.core import maskops
 from segstudio.gui.editor import EditorState
+from segstudio.gui.sam_tool import SamPrompts
 from segstudio.gui.tools import Pointer, Tool, combine
 from segstudio.inference import classical
 
@@ -239,28 +240,44 @@ class WatershedTool(Tool):
 class PromptTool(Tool):
     name, label, shortcut = "prompt", "Model click / box", "I"
     tip = ("Click an object: the model's instance (Mask R-CNN) or class area (UNet) under the cursor "
-           "becomes a region. Drag a box: the best instance inside it. With no model, GrabCut answers")
+           "becomes a region. Drag a box: the best instance inside it. With no model, GrabCut answers. "
+           "Segment Anything: left click +, right click −, drag a box, Tab, Enter")
     hint = ("Model: click an object to take the model's region there · drag a box for the best instance "
-            "inside it (Mask R-CNN) · with no model loaded, GrabCut answers")
+            "inside it (Mask R-CNN) · Segment Anything: left click adds, right click removes, drag a box, "
+            "Tab cycles, Enter accepts · with no model loaded, GrabCut answers")
 
     def __init__(self, editor: EditorState) -> None:
         super().__init__(editor)
         self.start: tuple[float, float] | None = None
         self.end: tuple[float, float] | None = None
         self.fallback_box = BoxGrabCutTool(editor)
+        self.sam = SamPrompts(editor)
+
+    def _promptable(self) -> bool:
+        return self.ed.model_kind() == "sam"
+
+    def key(self, key: str) -> bool:
+        return self._promptable() and self.sam.key(key)
 
     def press(self, p: Pointer) -> None:
-        if p.button == "left":
+        if self._promptable():
+            self.sam.press(p)
+        elif p.button == "left":
             self.start = self.end = (p.x, p.y)
         else:
             self.unused_button(p)
 
     def move(self, p: Pointer, dragging: bool) -> None:
-        if self.start is not None and dragging:
+        if self._promptable():
+            self.sam.move(p, dragging)
+        elif self.start is not None and dragging:
             self.end = (p.x, p.y)
             self.ed.preview_changed()
 
     def release(self, p: Pointer) -> None:
+        if self._promptable():
+            self.sam.release(p)
+            return
         if self.start is None:
             return
         start, end = self.start, (p.x, p.y)
@@ -329,11 +346,15 @@ class PromptTool(Tool):
         combine(self.ed, crop, p, label)
 
     def cancel(self) -> None:
+        if self.sam.active or self.sam.cands is not None:
+            self.sam.cancel()
         if self.start is not None:
             self.start = self.end = None
             self.ed.preview_changed()
 
     def preview(self) -> dict[str, Any]:
+        if self._promptable():
+            return self.sam.preview()
         if self.start is None or self.end is None:
             return {}
         (x0, y0), (x1, y1) = self.start, self.end

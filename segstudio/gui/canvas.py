@@ -125,6 +125,17 @@ class SelectionItem(QGraphicsItem):
         painter.drawPath(self.path)
 
 
+PREVIEW_TINT = (0, 200, 255, 110)  # RGBA of a proposed mask: cyan, see-through
+
+
+def mask_image(mask: np.ndarray) -> QImage:
+    """A bool mask as a tinted, transparent QImage (the copy owns its pixels)."""
+    h, w = mask.shape
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[mask] = PREVIEW_TINT
+    return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+
+
 class PreviewItem(QGraphicsItem):
     """What the current tool is drawing: brush circle, polygon in progress, box, seed points."""
 
@@ -158,6 +169,10 @@ class PreviewItem(QGraphicsItem):
         for x, y, _ in s.get("points", []):
             xs.append(x)
             ys.append(y)
+        if "mask" in s:
+            m, mx, my = s["mask"]
+            xs += [mx, mx + m.shape[1]]
+            ys += [my, my + m.shape[0]]
         if not xs:
             return QRectF()
         pad = 40.0  # room for cosmetic pens and markers at any zoom out to 1/8
@@ -168,6 +183,9 @@ class PreviewItem(QGraphicsItem):
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         s = self.shapes
+        if "mask" in s:  # a proposed mask (Segment Anything's candidate), tinted, under the markers
+            m, mx, my = s["mask"]
+            painter.drawImage(QPointF(mx, my), mask_image(m))
         pen = QPen(QColor(255, 255, 0), 1.5)
         pen.setCosmetic(True)
         painter.setPen(pen)
@@ -400,10 +418,20 @@ class Canvas(QGraphicsView):
                 return
         name = {Qt.Key.Key_Return: "Return", Qt.Key.Key_Enter: "Enter", Qt.Key.Key_Escape: "Escape",
                 Qt.Key.Key_Backspace: "Backspace"}.get(key)  # type: ignore[call-overload]  # int key() finds IntEnum keys
+        if name in ("Return", "Enter") and event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            name = "Shift+" + name
         if name and self.tool is not None and self.tool.key(name):
             self.update_preview()
             return
         super().keyPressEvent(event)
+
+    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802, A002 (Qt's names)
+        """Tab goes to the tool first (Segment Anything cycles its candidates with it); only a
+        tool that has no use for it lets Qt move the focus."""
+        if self.tool is not None and self.has_image and self.tool.key("Tab"):
+            self.update_preview()
+            return True
+        return super().focusNextPrevChild(next)
 
     def keyReleaseEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():

@@ -4,7 +4,7 @@ the main window subclasses it to connect Qt signals."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 
@@ -54,7 +54,7 @@ class EditorState:
         return False
 
     def model_kind(self) -> str | None:
-        """"unet" or "maskrcnn" for the loaded model; None when none is loaded."""
+        """"unet", "maskrcnn" or "sam" for the loaded model; None when none is loaded."""
         return None
 
     def model_candidates(self) -> list[Detection] | None:
@@ -67,6 +67,13 @@ class EditorState:
     def accept_detection(self, det: Detection) -> int | None:
         """Put a model proposal into the document as a region; returns its id."""
         return None
+
+    def prompt_model(self, points: list[tuple[float, float, bool]], box: tuple[int, int, int, int] | None,
+                     done: Callable[[Any], None]) -> None:
+        """A promptable model's candidate masks (inference.sam.Candidates) for these prompts on
+        the open image, to `done` (None when it failed: the message says why)."""
+        self.message("No promptable model loaded")
+        done(None)
 
     # -- tools
     def add_tool(self, tool: Tool) -> None:

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import Callable
 
@@ -38,6 +38,10 @@ class ModelWorker(QObject):
     train_progress = Signal(object)  # inference.train_common.TrainProgress: phase, epoch, step, loss, ...
     train_done = Signal(object)
     eval_done = Signal(object)
+    # a promptable model (Segment Anything): the open image's embedding, candidates per prompt
+    sam_ready = Signal(int)  # image id whose embedding is computed (or came from the cache)
+    sam_candidates = Signal(int, int, object)  # image id, prompt number, inference.sam.Candidates
+    sam_failed = Signal(int, str)  # image id, message
 
     def __init__(self, project, parent=None):
         super().__init__(parent)
@@ -48,6 +52,13 @@ class ModelWorker(QObject):
         # one thread for the worker's life: the model and its CUDA context stay on it
         self._executor = Background(1, "segstudio-model", self)
         self._futures: list[Future] = []  # requests not known to be done (pruned on the GUI thread)
+        # SAM: the image the window shows and the newest prompt on it, written by the GUI thread
+        # and read by the model thread, which skips requests nobody waits for any more
+        self._sam_image: int | None = None
+        self._sam_prompt = 0
+        self._sam_cache = None  # inference.sam_cache.EmbeddingCache, made on the model thread
+        self._sam_cache_model: str | None = None
+        self._prefetch = ThreadPoolExecutor(1, thread_name_prefix="segstudio-sam-ahead")
 
     # ---------------------------------------------------------------- requests (GUI thread)
     def probe(self) -> None:
@@ -71,6 +82,26 @@ class ModelWorker(QObject):
         self._cancel.clear()
         self._request(name, lambda: fn(self, self._cancel.is_set))
 
+    def sam_open(self, image_id: int, path: str, array, window, next_path: str | None = None) -> None:
+        """The window shows this image: compute its embedding (cached in memory and in the
+        project's store area), then the next image's, so it is ready when the user gets there.
+        Queued requests for the image shown before are skipped when their turn comes."""
+        self._sam_image = image_id
+        self._request("sam-embed", lambda: self._do_sam_embed(image_id, path, array, window, next_path),
+                      lambda done: self.sam_ready.emit(image_id) if done else None,
+                      lambda msg: self.sam_failed.emit(image_id, msg))
+
+    def sam_prompt(self, image_id: int, path: str, array, window, points, box, mask_input=None) -> int:
+        """Candidate masks for the prompts on the open image; returns the prompt's number (the
+        answer to an older prompt is dropped: only the newest one is decoded)."""
+        self._sam_prompt += 1
+        n = self._sam_prompt
+        self._request("sam-prompt", lambda: self._do_sam_prompt(image_id, n, path, array, window, points, box,
+                                                                mask_input),
+                      lambda cands: self.sam_candidates.emit(image_id, n, cands) if cands is not None else None,
+                      lambda msg: self.sam_failed.emit(image_id, msg))
+        return n
+
     def cancel(self) -> None:
         self._cancel.set()
 
@@ -85,6 +116,8 @@ class ModelWorker(QObject):
     def shutdown(self, wait: float = 5.0) -> None:
         self._cancel.set()
         self._executor.shutdown(wait=False)  # drops queued requests; the running one sees cancel
+        self._sam_image = None  # an embedding ahead that has not started is skipped
+        self._prefetch.shutdown(wait=False, cancel_futures=True)
         wait_futures(self._futures, timeout=wait)
 
     # ---------------------------------------------------------------- plumbing (GUI thread)
@@ -133,6 +166,48 @@ class ModelWorker(QObject):
         pred.candidates()  # components / crops computed here, not on the GUI thread
         pred.detections()
         return pred
+
+    def _sam_model(self):
+        """The loaded SamModel and the embedding cache of this project (made on first use)."""
+        model = getattr(self._need_model(), "model", None)
+        if model is None or not hasattr(model, "embedding_for"):
+            raise RuntimeError("the loaded model takes no prompts: load Segment Anything in the Model panel")
+        if self._sam_cache is None or self._sam_cache_model != model.name:
+            from segstudio.inference.sam_cache import EmbeddingCache
+            from segstudio.inference.sam_spec import embedding_dir
+            self._sam_cache = EmbeddingCache(embedding_dir(self.project, model.name))
+            self._sam_cache_model = model.name
+        return model, self._sam_cache
+
+    def _do_sam_embed(self, image_id: int, path: str, array, window, next_path: str | None) -> bool:
+        if image_id != self._sam_image:
+            return False  # the user moved on before this started
+        model, cache = self._sam_model()
+        model.embedding_for(array, path, cache, window, cancel=lambda: image_id != self._sam_image)
+        if next_path:
+            # on a thread of its own: prompts on this image are decoded meanwhile (the encoder
+            # does not hold the model's lock); a failure only means no head start
+            self._prefetch.submit(self._do_sam_prefetch, image_id, next_path, model, cache)
+        return True
+
+    def _do_sam_prefetch(self, image_id: int, path: str, model, cache) -> None:
+        if image_id != self._sam_image:
+            return
+        from segstudio.core.imageio import auto_window, decode_image
+        try:
+            image = decode_image(path, allow_large=self.project.allow_large)
+            # the window the display will first show it with (session.load_image): the same key
+            window = None if image.dtype.name == "uint8" else auto_window(image)
+            model.embedding_for(image, path, cache, window, cancel=lambda: image_id != self._sam_image)
+        except Exception as e:  # noqa: BLE001 (the next image is embedded when it is shown instead)
+            log.info("SAM: embedding %s ahead failed: %s", path, describe(e))
+
+    def _do_sam_prompt(self, image_id: int, n: int, path: str, array, window, points, box, mask_input):
+        if image_id != self._sam_image or n != self._sam_prompt:
+            return None  # another image, or a newer prompt: nobody waits for this answer
+        model, cache = self._sam_model()
+        emb = model.embedding_for(array, path, cache, window, cancel=lambda: image_id != self._sam_image)
+        return model.decode(emb, points, box, mask_input)
 
     def _do_folder(self, statuses, create_classes: bool, batch: int):
         from segstudio.inference.engine import predict_project

@@ -3,7 +3,7 @@ assist workers, the model's candidates) answered by the window and its docks."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from segstudio.gui import status_times
 from segstudio.gui.editor import EditorState, T
@@ -48,3 +48,9 @@ class WindowEditor(EditorState):
 
     def accept_detection(self, det: Detection) -> int | None:
         return self.w.accept_detection(det)
+
+    def prompt_model(self, points, box, done: Callable[[Any], None]) -> None:
+        if self.doc is None or self.image is None:
+            done(None)
+            return
+        self.w.model_dock.prompt(self.doc.image_id, self.image, self.window, points, box, done)

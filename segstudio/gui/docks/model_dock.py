@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 
 from segstudio.core.records import NEW, PREDICTED
 from segstudio.gui.docks.common import KeptChoices, guard_inputs, plain_label, show_error, show_note
+from segstudio.inference import sam_spec
 from segstudio.inference.semantic_spec import MODEL_NETS, is_semantic
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 COCO = "COCO weights (torchvision)"
 VOC = "COCO-VOC weights, 20 classes (torchvision)"
+SAM_PREFIX = "sam:"  # weights combo data of an official Segment Anything file: "sam:<model name>"
 PROJECT_LATEST = "Project's latest trained UNet"
 SETTINGS_KEY = "model_panel"  # the panel's choices, kept in the project's store
 DEFAULT_SCORE = 0.5  # detections below this score are left out until the user lowers it
@@ -74,6 +76,10 @@ class ModelDock(QWidget):
         self.arch.addItem("FCN ResNet-50 (class per pixel)", "fcn")
         self.arch.addItem("DeepLabV3 ResNet-50 (class per pixel)", "deeplabv3")
         self.arch.addItem("DeepLabV3 MobileNetV3 (class per pixel, light)", "deeplabv3_mobilenet")
+        self.arch.addItem("Segment Anything (click any object)", "sam")
+        # the open image and the next one (set by the window) and the prompt tool's callbacks
+        self._sam_open: tuple[int, str, np.ndarray, Any, str | None] | None = None
+        self._sam_waiting: dict[int, Callable[[Any], None]] = {}
         self.arch.currentIndexChanged.connect(self._fill_weights)
         self.weights = QComboBox()
         self.weights.setEditable(False)
@@ -186,6 +192,8 @@ class ModelDock(QWidget):
         w.loaded.connect(self._loaded)
         w.load_failed.connect(self._load_failed)
         w.image_done.connect(self._image_done)
+        w.sam_candidates.connect(self._sam_candidates)
+        w.sam_failed.connect(self._sam_failed)
         w.image_failed.connect(self._image_failed)
         w.folder_progress.connect(self._folder_progress)
         w.folder_done.connect(self._folder_done)
@@ -214,6 +222,11 @@ class ModelDock(QWidget):
             self.weights.addItem(COCO, None)
         elif arch in MODEL_NETS:  # pre-labels the VOC classes with no training
             self.weights.addItem(VOC, None)
+        elif arch == "sam":  # the official files, from the torch cache or downloaded; or a file (…)
+            for name, info in sam_spec.MODELS.items():
+                there = "in the cache" if sam_spec.weights_file(name).exists() else "downloaded when loaded"
+                self.weights.addItem(f"{info.title} — {there}", SAM_PREFIX + name)
+            return
         kind = "unet" if is_semantic(arch) else arch  # every class-per-pixel checkpoint is a "unet" one
         for m in self.project.store.models():
             if m["kind"] == kind and Path(m["path"]).exists():
@@ -283,6 +296,10 @@ class ModelDock(QWidget):
 
     def spec(self) -> dict:
         w = self.weights.currentData()
+        if self.arch_name() == "sam":
+            official = isinstance(w, str) and w.startswith(SAM_PREFIX)
+            return {"arch": "sam", "weights": None if official else (w or None),
+                    "sam_model": w[len(SAM_PREFIX):] if official else None, "device": self.device.currentData()}
         return {"arch": self.arch_name(), "version": self.arch_version(), "weights": w or None,
                 "device": self.device.currentData(),
                 "score_threshold": self.score.value(), "mask_threshold": self.mask_thr.value(),
@@ -302,6 +319,7 @@ class ModelDock(QWidget):
         self.info = info
         self._show_loaded(info)
         self.update_buttons()
+        self._sam_embed()  # a promptable model: the open image's embedding right away
 
     def _show_loaded(self, info: dict) -> None:
         name = Path(info["checkpoint"]).name if info.get("checkpoint") else info.get("name", "")
@@ -399,6 +417,38 @@ class ModelDock(QWidget):
         """Save pending edits (the callback given at construction) before a job reads the store."""
         if self._flush_edits is not None:
             self._flush_edits()
+
+    # ---------------------------------------------------------------- promptable model (SAM)
+    def image_shown(self, image_id: int, path: str, array: np.ndarray, window, next_path: str | None) -> None:
+        """The window shows another image: with Segment Anything loaded, its embedding is
+        computed now (then the next image's), so the first click answers quickly."""
+        self._sam_open = (image_id, path, array, window, next_path)
+        self._sam_waiting.clear()  # prompts on the image before are gone with it
+        self._sam_embed()
+
+    def _sam_embed(self) -> None:
+        if self.info is not None and self.info.get("arch") == "sam" and self._sam_open is not None:
+            self.worker.sam_open(*self._sam_open)
+
+    def prompt(self, image_id: int, array: np.ndarray, window, points, box, done: Callable[[Any], None]) -> None:
+        """Candidate masks for prompts on the open image, to `done` (None on failure)."""
+        if self.info is None or self.info.get("arch") != "sam" or self._sam_open is None \
+                or self._sam_open[0] != image_id:
+            done(None)
+            return
+        n = self.worker.sam_prompt(image_id, self._sam_open[1], array, window, points, box)
+        self._sam_waiting = {n: done}  # only the newest prompt is answered
+
+    def _sam_candidates(self, image_id: int, n: int, cands: Any) -> None:
+        done = self._sam_waiting.pop(n, None)
+        if done is not None and self._sam_open is not None and self._sam_open[0] == image_id:
+            done(cands)
+
+    def _sam_failed(self, image_id: int, msg: str) -> None:
+        self._message(f"Segment Anything: {msg}")
+        for done in self._sam_waiting.values():
+            done(None)
+        self._sam_waiting.clear()
 
     def candidates(self, image_id: int) -> list[Detection] | None:
         pred = self.cache.get(image_id)
