@@ -52,7 +52,8 @@ def maskrcnn_checkpoint(path: Path, seed: int = 0) -> Path:
     import torch
 
     from segstudio.inference.checkpoint import Checkpoint, save_checkpoint
-    from segstudio.inference.maskrcnn import COCO_CATEGORIES, WeightsUnavailable, build_maskrcnn, coco_state_dict
+    from segstudio.inference.maskrcnn import COCO_CATEGORIES, build_maskrcnn, coco_state_dict
+    from segstudio.inference.pretrained import WeightsUnavailable
     try:
         sd, note = coco_state_dict("v2", download=False), "COCO weights"
     except WeightsUnavailable:

@@ -343,9 +343,7 @@ class MainWindow(QMainWindow):
         self.project.store.set_setting("last_image", li.record.id)
         prev_id, next_id = self.files.neighbours(li.record.id)
         self.session.prefetch([next_id, prev_id])
-        next_path = str(self.project.abspath(self.project.store.image(next_id))) if next_id is not None else None
-        self.model_dock.image_shown(li.record.id, str(self.project.abspath(li.record)), li.array, li.window,
-                                    next_path)
+        self.model_dock.image_shown(li.record, li.array, li.window, next_id)
         self.statusBar().showMessage(f"{li.record.path}  {w} x {h}  {li.array.dtype}", status_times.INFO_MS)
         self.update_title()
 

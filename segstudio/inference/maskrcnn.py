@@ -8,25 +8,19 @@ torchvision Mask R-CNN state dict).
 
 from __future__ import annotations
 
-import pickle
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torchvision
 
-from segstudio.core.errors import UserError
 from segstudio.inference.checkpoint import Checkpoint, CheckpointError
 from segstudio.inference.device import DeviceInfo, autocast
 from segstudio.inference.maskrcnn_spec import COCO_CATEGORIES, VERSIONS, weights_file
 from segstudio.inference.maskrcnn_spec import guess_version  # noqa: F401  (re-exported: callers find it here)
+from segstudio.inference.pretrained import read_torchvision_weights
 from segstudio.inference.preprocess import Prepared, prepare, to_device
 from segstudio.inference.segmenter import Detection, Prediction, Segmenter
-
-
-class WeightsUnavailable(UserError):
-    """Pretrained weights are neither cached nor downloadable; the message says what to do."""
 
 
 def build_maskrcnn(version: str = "v2", num_classes: int = 91, **kw) -> torch.nn.Module:
@@ -40,38 +34,9 @@ def coco_state_dict(version: str = "v2", download: bool = True, progress: bool =
     """The COCO state dict, read with `weights_only=True` like every checkpoint: a cached file
     that holds anything but tensors and plain containers (a pickle that would run code) is
     refused with a CheckpointError that names it, never executed."""
-    weights = VERSIONS[version][1]
-    path = weights_file(version)
-    if not path.exists() and not download:
-        raise WeightsUnavailable(_missing(version))
-    try:
-        # torchvision's load_state_dict_from_url defaults to weights_only=False: say it
-        sd = weights.get_state_dict(progress=progress, check_hash=True, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as e:
-        blocked = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln]
-        if blocked:
-            raise CheckpointError(
-                f"refused to load {path}: it holds Python objects besides tensors ({blocked[0][:160]}), and "
-                "loading it could run code. segstudio reads weights with weights_only=True. Delete the file "
-                "to download the COCO weights again, or choose a checkpoint file") from None
-        raise WeightsUnavailable(_unreadable(path, e)) from None
-    except Exception as e:  # a failed download or a bad file, whatever raised it: WeightsUnavailable  # noqa: BLE001
-        if path.exists():
-            raise WeightsUnavailable(_unreadable(path, e)) from None
-        raise WeightsUnavailable(_missing(version) + f" (download failed: {str(e).splitlines()[0][:120]})") from None
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CheckpointError(f"{path} is not a state dict (a mapping of names to tensors): delete it to "
-                              "download the COCO weights again, or choose a checkpoint file")
-    return sd
-
-
-def _unreadable(path: Path, e: BaseException) -> str:
-    # torch's messages wrap the reason in advice about weights_only=False: keep just the reason
-    noise = ("Weights only load failed", "Please file an issue", "Check the documentation")
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.strip().startswith(noise)]
-    reason = lines[0][:120] if lines else type(e).__name__
-    return (f"{path} cannot be read as weights (corrupt or truncated? {reason}): "
-            "delete it to download it again, or choose a checkpoint file")
+    return read_torchvision_weights(VERSIONS[version][1], weights_file(version), _missing(version),
+                                    "Delete it to download the COCO weights again, or choose a checkpoint file",
+                                    download, progress)
 
 
 def _missing(version: str) -> str:

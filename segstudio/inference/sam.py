@@ -34,9 +34,9 @@ from segstudio.inference.checkpoint import CheckpointError
 from segstudio.inference.device import DeviceInfo, choose_device
 from segstudio.inference.sam_cache import Embedding, EmbeddingCache
 from segstudio.inference.sam_spec import MODELS, SamModelInfo, model_info, to_sam_rgb, weights_file
-from segstudio.inference.sam_weights import (WeightsUnavailable, build_model, download_weights, first_line,
-                                             guess_model, import_package, missing_message, official_for,
-                                             read_state_dict, verify_official)
+from segstudio.inference.pretrained import WeightsUnavailable, first_line
+from segstudio.inference.sam_weights import (build_model, download_weights, guess_model, import_package,
+                                             missing_message, official_for, read_state_dict, verify_official)
 
 MAX_POINTS = 256  # point prompts per decode; SAM was trained with far fewer
 LOW_RES = 256  # side of SAM's low-resolution mask logits (the mask_input it takes back)

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import torch
 
-from segstudio.inference.sam_weights import first_line
+from segstudio.inference.pretrained import first_line
 
 log = logging.getLogger(__name__)
 

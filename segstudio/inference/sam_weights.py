@@ -21,16 +21,12 @@ from types import ModuleType
 
 import torch
 
-from segstudio.core.errors import UserError
 from segstudio.inference.checkpoint import CheckpointError
+from segstudio.inference.pretrained import unreadable
 from segstudio.inference.sam_spec import (DEFAULT_MODEL, INSTALL_HINT, MODELS, SamModelInfo, SamUnavailable,
                                           weights_file)
 
 log = logging.getLogger(__name__)
-
-
-class WeightsUnavailable(UserError):
-    """The model's weights are neither cached nor downloadable; the message names file and folder."""
 
 
 # ----------------------------------------------------------------------------- packages
@@ -115,18 +111,6 @@ def download_weights(info: SamModelInfo, progress: bool = True) -> Path:
     return dst
 
 
-def first_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return lines[0][:120] if lines else type(e).__name__
-
-
-def _unreadable(path: Path, e: BaseException) -> str:
-    noise = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch 2.6")
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.strip().startswith(noise)]
-    reason = lines[0][:120] if lines else type(e).__name__
-    return f"{path} cannot be read as weights (corrupt or truncated? {reason})"
-
-
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """torch.load(weights_only=True) onto the CPU, then: a mapping of names to tensors, or a
     CheckpointError that says what the file is instead."""
@@ -144,9 +128,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"refused to load {path}: it holds Python objects besides tensors "
                                   f"({blocked[0][:160]}), and loading it could run code. segstudio reads "
                                   "weights with weights_only=True") from None
-        raise CheckpointError(_unreadable(path, e)) from None
+        raise CheckpointError(unreadable(path, e)) from None
     except Exception as e:  # torch raises assorted errors on corrupt files  # noqa: BLE001
-        raise CheckpointError(_unreadable(path, e)) from None
+        raise CheckpointError(unreadable(path, e)) from None
     if isinstance(sd, dict):
         for wrapper in ("state_dict", "model"):  # training scripts' {"model": sd, ...} / {"state_dict": sd}
             inner = sd.get(wrapper)

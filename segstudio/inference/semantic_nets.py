@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Union
 
@@ -36,11 +35,11 @@ from torchvision import models as tvm
 from torchvision.models import segmentation as tvs
 
 from segstudio.core.errors import BadValue
-from segstudio.inference.checkpoint import Checkpoint, CheckpointError
-from segstudio.inference.maskrcnn import WeightsUnavailable
+from segstudio.inference.checkpoint import Checkpoint
+from segstudio.inference.pretrained import WeightsUnavailable, read_torchvision_weights
 from segstudio.inference.preprocess import DEFAULT_NORMALIZATION
 from segstudio.inference.semantic_spec import RESNET_ENCODERS, TORCHVISION_NETS
-from segstudio.inference.unet import DoubleConv, UNet, UNetConfig
+from segstudio.inference.unet import UNet, UNetConfig, Up
 
 log = logging.getLogger(__name__)
 
@@ -102,25 +101,6 @@ class ImageNetNorm(nn.Module):
         return (x - self.mean) / self.std
 
 
-class _UpBlock(nn.Module):
-    """Double the resolution (bilinear, or a learned transposed convolution), join the skip
-    features of that resolution (if any), two 3x3 convolutions."""
-
-    def __init__(self, cin: int, cskip: int, cout: int, mode: str):
-        super().__init__()
-        if mode == "transpose":
-            self.up: nn.Module = nn.ConvTranspose2d(cin, cin // 2, 2, stride=2)
-            cup = cin // 2
-        else:
-            self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
-            cup = cin
-        self.conv = DoubleConv(cup + cskip, cout)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.up(x)
-        return self.conv(x if skip is None else torch.cat([skip, x], dim=1))
-
-
 class ResNetUNet(nn.Module):
     """UNet with a torchvision ResNet encoder. Decoder widths: 16, 8, 4, 2 and 1 x `width`
     (width 16, the trainer's default, gives the usual 256-128-64-32-16)."""
@@ -144,11 +124,11 @@ class ResNetUNet(nn.Module):
         self.dropout = nn.Dropout2d(c.dropout) if c.dropout else nn.Identity()
         s0, s1, s2, s3, s4 = spec.channels
         d = [c.width * m for m in (16, 8, 4, 2, 1)]
-        self.ups = nn.ModuleList([_UpBlock(s4, s3, d[0], c.up_mode),  # 1/32 -> 1/16, with layer3
-                                  _UpBlock(d[0], s2, d[1], c.up_mode),  # -> 1/8, layer2
-                                  _UpBlock(d[1], s1, d[2], c.up_mode),  # -> 1/4, layer1
-                                  _UpBlock(d[2], s0, d[3], c.up_mode),  # -> 1/2, the stem
-                                  _UpBlock(d[3], 0, d[4], c.up_mode)])  # -> full resolution
+        self.ups = nn.ModuleList([Up(s4, s3, d[0], c.up_mode),  # 1/32 -> 1/16, with layer3
+                                  Up(d[0], s2, d[1], c.up_mode),  # -> 1/8, layer2
+                                  Up(d[1], s1, d[2], c.up_mode),  # -> 1/4, layer1
+                                  Up(d[2], s0, d[3], c.up_mode),  # -> 1/2, the stem
+                                  Up(d[3], 0, d[4], c.up_mode)])  # -> full resolution
         self.head = nn.Conv2d(d[4], c.num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -217,38 +197,12 @@ def _missing(weights: Any, what: str) -> str:
     return f"{what} not available: put {p.name} in {p.parent} (from {weights.url})"
 
 
-def _unreadable(path: Path, e: BaseException) -> str:
-    noise = ("Weights only load failed", "Please file an issue", "Check the documentation")
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.strip().startswith(noise)]
-    reason = lines[0][:120] if lines else type(e).__name__
-    return f"{path} cannot be read as weights (corrupt or truncated? {reason}): delete it to download it again"
-
-
 def pretrained_state_dict(weights: Any, what: str, download: bool = True) -> dict:
     """torchvision weights from the cache, else downloaded (`download`), read with
     `weights_only=True`. WeightsUnavailable (the message names the file and the folder) when
     they are neither; CheckpointError for a cached file that holds more than tensors."""
-    path = weights_file(weights)
-    if not path.exists() and not download:
-        raise WeightsUnavailable(_missing(weights, what))
-    try:
-        sd = weights.get_state_dict(progress=False, check_hash=True, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as e:
-        blocked = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln]
-        if blocked:
-            raise CheckpointError(
-                f"refused to load {path}: it holds Python objects besides tensors ({blocked[0][:160]}), and "
-                "loading it could run code. segstudio reads weights with weights_only=True. Delete the file "
-                "to download it again") from None
-        raise WeightsUnavailable(_unreadable(path, e)) from None
-    except Exception as e:  # a failed download or a bad file, whatever raised it  # noqa: BLE001
-        if path.exists():
-            raise WeightsUnavailable(_unreadable(path, e)) from None
-        raise WeightsUnavailable(_missing(weights, what) + f" (download failed: {str(e).splitlines()[0][:120]})") \
-            from None
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CheckpointError(f"{path} is not a state dict (a mapping of names to tensors): delete it")
-    return sd
+    return read_torchvision_weights(weights, weights_file(weights), _missing(weights, what),
+                                    "Delete it to download it again", download, progress=False)
 
 
 def _load_strict(module: nn.Module, sd: dict, path: Path) -> None:

@@ -21,8 +21,9 @@ from segstudio.core.project import Project
 from segstudio.core.records import DONE
 from segstudio.inference.checkpoint import Checkpoint, load_checkpoint
 from segstudio.inference.device import choose_device
+from segstudio.inference.pretrained import WeightsUnavailable
 from segstudio.inference.evaluate import instance_metrics
-from segstudio.inference.maskrcnn import (COCO_CATEGORIES, WeightsUnavailable, build_maskrcnn, coco_state_dict,
+from segstudio.inference.maskrcnn import (COCO_CATEGORIES, build_maskrcnn, coco_state_dict,
                                           model_from_checkpoint)
 from segstudio.inference.preprocess import normalize
 from segstudio.inference.train_common import (Budget, LoopState, TrainingError, TrainProgress, TrainResult,

@@ -80,9 +80,9 @@ class Up(nn.Module):
             cup = cin
         self.conv = DoubleConv(cup + cskip, cout)
 
-    def forward(self, x, skip):
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         x = self.up(x)
-        return self.conv(torch.cat([skip, x], dim=1))
+        return self.conv(x if skip is None else torch.cat([skip, x], dim=1))
 
 
 class UNet(nn.Module):

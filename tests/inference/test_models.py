@@ -6,6 +6,7 @@ import torch
 
 from segstudio.inference.checkpoint import CheckpointError, load_checkpoint
 from segstudio.inference.device import DeviceError, choose_device
+from segstudio.inference.pretrained import WeightsUnavailable
 from segstudio.inference.tiling import blend_window, predict_tiled, tile_starts
 from segstudio.inference.unet import UNet, UNetConfig
 from tests.inference.helpers import blob_image, tiny_maskrcnn_checkpoint, tiny_unet_checkpoint
@@ -145,7 +146,7 @@ def test_torchvision_state_dict_accepted(tmp_path):
 def test_coco_weights_missing_message(monkeypatch, tmp_path):
     from segstudio.inference import maskrcnn
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with pytest.raises(maskrcnn.WeightsUnavailable) as e:
+    with pytest.raises(WeightsUnavailable) as e:
         maskrcnn.coco_state_dict("v2", download=False)
     msg = str(e.value)
     assert "maskrcnn_resnet50_fpn_v2_coco" in msg and str(tmp_path / "hub" / "checkpoints") in msg

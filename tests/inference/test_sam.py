@@ -34,7 +34,8 @@ from segstudio.inference.checkpoint import CheckpointError  # noqa: E402
 from segstudio.inference.sam import check_prompts, check_rgb, load_sam  # noqa: E402
 from segstudio.inference.sam_cache import Embedding, EmbeddingCache  # noqa: E402
 from segstudio.inference.sam_segmenter import SamSegmenter  # noqa: E402
-from segstudio.inference.sam_weights import WeightsUnavailable, guess_model  # noqa: E402
+from segstudio.inference.pretrained import WeightsUnavailable  # noqa: E402
+from segstudio.inference.sam_weights import guess_model  # noqa: E402
 from segstudio.inference.sam_spec import SamUnavailable, embedding_dir, to_sam_rgb, weights_file  # noqa: E402
 
 H, W = 64, 96

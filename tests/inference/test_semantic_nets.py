@@ -17,7 +17,7 @@ from segstudio.inference import semantic_nets as sn
 from segstudio.inference.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from segstudio.inference.device import choose_device
 from segstudio.inference.engine import ModelSpec, load_segmenter
-from segstudio.inference.maskrcnn import WeightsUnavailable
+from segstudio.inference.pretrained import WeightsUnavailable
 from segstudio.inference.unet import UNet, UNetConfig
 from segstudio.inference.unet_segmenter import UNetSegmenter, build_unet
 from tests.inference.helpers import blob_image, tiny_unet_checkpoint

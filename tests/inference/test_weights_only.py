@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 
 from segstudio.inference import maskrcnn  # noqa: E402
 from segstudio.inference.checkpoint import CheckpointError  # noqa: E402
+from segstudio.inference.pretrained import WeightsUnavailable  # noqa: E402
 
 
 class RunsCode:
@@ -95,7 +96,7 @@ def test_corrupt_cached_file_says_so(torch_home, monkeypatch):
     path = maskrcnn.weights_file("v2")
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a torch file " * 20)
-    with pytest.raises(maskrcnn.WeightsUnavailable) as e:
+    with pytest.raises(WeightsUnavailable) as e:
         maskrcnn.coco_state_dict("v2", download=False)
     msg = str(e.value)
     assert str(path) in msg and "cannot be read" in msg and "download failed" not in msg

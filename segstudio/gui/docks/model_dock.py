@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from segstudio.core.project import Project
+    from segstudio.core.records import ImageRecord
     from segstudio.gui.model_worker import ModelWorker
     from segstudio.inference.engine import PredictReport
     from segstudio.inference.segmenter import Detection, Prediction
@@ -419,10 +420,12 @@ class ModelDock(QWidget):
             self._flush_edits()
 
     # ---------------------------------------------------------------- promptable model (SAM)
-    def image_shown(self, image_id: int, path: str, array: np.ndarray, window, next_path: str | None) -> None:
+    def image_shown(self, record: ImageRecord, array: np.ndarray, window, next_id: int | None) -> None:
         """The window shows another image: with Segment Anything loaded, its embedding is
-        computed now (then the next image's), so the first click answers quickly."""
-        self._sam_open = (image_id, path, array, window, next_path)
+        computed now (then the next image's in the file list), so the first click answers quickly."""
+        ab = self.project.abspath
+        next_path = str(ab(self.project.store.image(next_id))) if next_id is not None else None
+        self._sam_open = (record.id, str(ab(record)), array, window, next_path)
         self._sam_waiting.clear()  # prompts on the image before are gone with it
         self._sam_embed()
 
