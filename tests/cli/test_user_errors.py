@@ -18,12 +18,13 @@ USER_ERRORS = [
     ("segstudio.io.common", "FormatError"),
     ("segstudio.io.export_target", "ExportTargetError"),
     ("segstudio.cli.common", "CliError"),
+    ("segstudio.inference.sam_spec", "SamUnavailable"),
 ]
 TORCH_ERRORS = [
     ("segstudio.inference.checkpoint", "CheckpointError"),
     ("segstudio.inference.device", "DeviceError"),
     ("segstudio.inference.train_common", "TrainingError"),
-    ("segstudio.inference.maskrcnn", "WeightsUnavailable"),
+    ("segstudio.inference.pretrained", "WeightsUnavailable"),
 ]
 
 
