@@ -38,7 +38,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--mask-threshold", type=float, default=0.5)
     s.add_argument("--status", default=NEW, help="images with these statuses (default new)")
     s.add_argument("--batch", type=int, default=4)
-    s.add_argument("--no-amp", action="store_true", help="full precision on CUDA")
+    s.add_argument("--no-amp", action="store_true",
+                   help="full precision (default: float16 on CUDA; Segment Anything: bfloat16 where native)")
     s.add_argument("--maskrcnn-version", choices=["v2", "v1"], default="v2",
                    help="torchvision Mask R-CNN R50-FPN version for COCO weights (default v2)")
     s.add_argument("--no-create-classes", action="store_true",

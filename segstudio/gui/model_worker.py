@@ -183,7 +183,12 @@ class ModelWorker(QObject):
         if image_id != self._sam_image:
             return False  # the user moved on before this started
         model, cache = self._sam_model()
-        model.embedding_for(array, path, cache, window, cancel=lambda: image_id != self._sam_image)
+        from segstudio.inference.device import cpu_cores, cpu_threads
+        try:
+            with cpu_threads(cpu_cores()):  # the user waits for this one: all cores, not just the model's share
+                model.embedding_for(array, path, cache, window, cancel=lambda: image_id != self._sam_image)
+        except InterruptedError:
+            return False  # the user moved on while it ran: stopped between the encoder's layers
         if next_path:
             # on a thread of its own: prompts on this image are decoded meanwhile (the encoder
             # does not hold the model's lock); a failure only means no head start
@@ -194,11 +199,14 @@ class ModelWorker(QObject):
         if image_id != self._sam_image:
             return
         from segstudio.core.imageio import auto_window, decode_image
+        from segstudio.inference.device import cpu_cores, cpu_threads
         try:
             image = decode_image(path, allow_large=self.project.allow_large)
             # the window the display will first show it with (session.load_image): the same key
             window = None if image.dtype.name == "uint8" else auto_window(image)
-            model.embedding_for(image, path, cache, window, cancel=lambda: image_id != self._sam_image)
+            # in the background: a core left to the window; it pauses while a prompt is decoded
+            with cpu_threads(max(1, cpu_cores() - 1)):
+                model.embedding_for(image, path, cache, window, cancel=lambda: image_id != self._sam_image)
         except Exception as e:  # noqa: BLE001 (the next image is embedded when it is shown instead)
             log.info("SAM: embedding %s ahead failed: %s", path, describe(e))
 
@@ -206,8 +214,13 @@ class ModelWorker(QObject):
         if image_id != self._sam_image or n != self._sam_prompt:
             return None  # another image, or a newer prompt: nobody waits for this answer
         model, cache = self._sam_model()
-        emb = model.embedding_for(array, path, cache, window, cancel=lambda: image_id != self._sam_image)
-        return model.decode(emb, points, box, mask_input)
+        from segstudio.inference.device import cpu_cores, cpu_threads
+        try:
+            with cpu_threads(cpu_cores()):  # tens of ms the user waits on: all cores (the embedding ahead pauses)
+                emb = model.embedding_for(array, path, cache, window, cancel=lambda: image_id != self._sam_image)
+                return model.decode(emb, points, box, mask_input)
+        except InterruptedError:
+            return None  # the user moved on to another image
 
     def _do_folder(self, statuses, create_classes: bool, batch: int):
         from segstudio.inference.engine import predict_project

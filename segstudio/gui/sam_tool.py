@@ -123,7 +123,7 @@ class SamPrompts:
         if self.cands is None or len(self.cands) == 0:
             self.ed.message(f"{LABEL}: no mask yet — wait for the preview, or add a prompt")
             return None
-        crop = maskops.crop_to_content(self.cands.masks[self.index])
+        crop = maskops.crop_to_content(self.cands.mask(self.index))
         if crop is None:
             self.ed.message(f"{LABEL}: this candidate is empty; Tab to another")
             return None
@@ -153,7 +153,7 @@ class SamPrompts:
         elif self.box is not None:
             shapes["rect"] = self.box
         if self.cands is not None and len(self.cands):
-            crop = maskops.crop_to_content(self.cands.masks[self.index])
+            crop = maskops.crop_to_content(self.cands.mask(self.index))
             if crop is not None:
                 shapes["mask"] = crop
         return shapes

@@ -4,7 +4,9 @@ fell back to the CPU and why (no silent fallback)."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 
@@ -102,6 +104,18 @@ class _Null:
 
     def __exit__(self, *a):
         return False
+
+
+@contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """torch's CPU threads for this thread's work inside the block (OpenMP's count is per calling
+    thread; torch's default for threads started later is set here too, so it is put back)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def probe(threads: int | None = None) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -33,7 +32,9 @@ from segstudio.core.errors import BadValue
 from segstudio.inference.checkpoint import CheckpointError
 from segstudio.inference.device import DeviceInfo, choose_device
 from segstudio.inference.sam_cache import Embedding, EmbeddingCache
-from segstudio.inference.sam_spec import MODELS, SamModelInfo, model_info, to_sam_rgb, weights_file
+from segstudio.inference.sam_runtime import PromptsFirst, constant_dense_pe, decoder_in, low_res_only, resolve_precision
+from segstudio.inference.sam_spec import (MODELS, SamModelInfo, full_size_mask, model_info, to_sam_rgb,
+                                          weights_file)
 from segstudio.inference.pretrained import WeightsUnavailable, first_line
 from segstudio.inference.sam_weights import (build_model, download_weights, guess_model, import_package,
                                              missing_message, official_for, read_state_dict, verify_official)
@@ -43,7 +44,8 @@ LOW_RES = 256  # side of SAM's low-resolution mask logits (the mask_input it tak
 
 
 def load_sam(name: str | None = None, weights: str | Path | None = None, device: DeviceInfo | str = "auto",
-             download: bool = True, *, random_weights: bool = False, progress: bool = True) -> "SamModel":
+             download: bool = True, *, random_weights: bool = False, progress: bool = True,
+             precision: str | None = "auto") -> "SamModel":
     """A ready SamModel.
 
     name: a sam_spec.MODELS key (None: guessed from `weights`' keys, else the default model).
@@ -52,6 +54,7 @@ def load_sam(name: str | None = None, weights: str | Path | None = None, device:
     and `download`, size- and sha256-checked where those are known.
     random_weights: tests only, and only with weights=None: random initialisation, said so in
     `SamModel.cache_id`. Never the fallback for missing weights.
+    precision: auto | float32 | bfloat16 (`sam_runtime.resolve_precision`).
     """
     dev = device if isinstance(device, DeviceInfo) else choose_device(device)
     info: SamModelInfo | None
@@ -59,7 +62,8 @@ def load_sam(name: str | None = None, weights: str | Path | None = None, device:
         if weights is not None:
             raise BadValue("random_weights and a weights file exclude each other")
         info = model_info(name)
-        return SamModel(build_model(info).to(dev.device).eval().requires_grad_(False), info, dev, None)
+        return SamModel(build_model(info).to(dev.device).eval().requires_grad_(False), info, dev, None,
+                        precision=precision)
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.exists():
@@ -96,25 +100,43 @@ def load_sam(name: str | None = None, weights: str | Path | None = None, device:
                               "they were made for "
                               f"(--sam-model {' | '.join(MODELS)})") from None
     del sd
-    return SamModel(net.to(dev.device).eval().requires_grad_(False), info, dev, path)
+    return SamModel(net.to(dev.device).eval().requires_grad_(False), info, dev, path, precision=precision)
 
 
 
 # ----------------------------------------------------------------------------- prompts
-@dataclass
 class Candidates:
-    """A prompt's answer, best first: full-size masks and the model's predicted IoU for each.
-    Feed `low_res_logits[k][None]` back as `mask_input` to refine candidate k."""
-    masks: np.ndarray  # (C, H, W) bool, at the image's full size
-    scores: np.ndarray  # (C,) float32, descending
-    low_res_logits: np.ndarray  # (C, 256, 256) float32
+    """A prompt's answer, best first: the model's predicted IoU and low-resolution logits for each
+    candidate; `mask(k)` is candidate k at the image's full size, made when first asked for (the
+    first one by `SamModel.decode`, before the answer is shown). Feed `low_res_logits[k]` back as
+    `mask_input` to refine candidate k. Torch-free: the window cycles candidates with it."""
+
+    def __init__(self, scores: np.ndarray, low_res_logits: np.ndarray, input_size: tuple[int, int],
+                 original_size: tuple[int, int], threshold: float = 0.0):
+        self.scores = np.asarray(scores, np.float32)  # (C,), descending
+        self.low_res_logits = np.asarray(low_res_logits, np.float32)  # (C, 256, 256)
+        self.input_size, self.original_size, self.threshold = input_size, original_size, threshold
+        self._full: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.scores)
 
+    def mask(self, k: int) -> np.ndarray:
+        """Candidate k as an (H, W) bool mask at the image's size."""
+        m = self._full.get(k)
+        if m is None:
+            m = self._full[k] = full_size_mask(self.low_res_logits[k], self.input_size, self.original_size,
+                                               self.threshold)
+        return m
+
+    @property
+    def masks(self) -> np.ndarray:
+        """All candidates at full size, (C, H, W) bool."""
+        return np.stack([self.mask(k) for k in range(len(self))])
+
     @property
     def best(self) -> np.ndarray:
-        return self.masks[0]
+        return self.mask(0)
 
 
 def _number(v: Any, what: str) -> float:
@@ -201,20 +223,31 @@ class SamModel:
     """A loaded promptable model: embed an image once, decode prompts from the embedding."""
 
     def __init__(self, net: torch.nn.Module, info: SamModelInfo, device: DeviceInfo, weights: Path | None,
-                 store_dtype: torch.dtype = torch.float16):
+                 store_dtype: torch.dtype = torch.float16, precision: str | None = "auto"):
         self.net, self.info, self.device = net, info, device
         self.name = info.name
         self.weights = weights
         self.store_dtype = store_dtype
+        self.dtype = resolve_precision(precision, device)  # what the encoder and decoder compute in
         self.package = import_package(info.package)
+        n: Any = net  # the package's Sam
+        if self.dtype != torch.float32:
+            decoder_in(n.mask_decoder, self.dtype)
+        constant_dense_pe(n.prompt_encoder, self.dtype)
+        self.channels_last = device.type == "cpu"
+        if self.channels_last:
+            n.image_encoder.to(memory_format=torch.channels_last)
+        self.priority = PromptsFirst()
+        self.priority.attach(n.image_encoder)
         self.predictor = self.package.SamPredictor(net)
         self.lock = threading.RLock()
         self._current: Embedding | None = None  # the embedding the predictor holds now
+        bf16 = "-bf16" if self.dtype == torch.bfloat16 else ""  # embeddings differ by a little: kept apart
         if weights is None:
-            self.cache_id = f"{info.name}-random-{id(net):x}"
+            self.cache_id = f"{info.name}-random-{id(net):x}{bf16}"
         else:
             st = weights.stat()
-            self.cache_id = f"{info.name}-{weights.name}-{st.st_size}-{st.st_mtime_ns}"
+            self.cache_id = f"{info.name}-{weights.name}-{st.st_size}-{st.st_mtime_ns}{bf16}"
         self._decode_kw = {"hq_token_only": False} if info.package == "segment_anything_hq" else {}
 
     def __repr__(self) -> str:
@@ -232,11 +265,15 @@ class SamModel:
         if cancel is not None and cancel():
             raise InterruptedError("cancelled")
         p = self.predictor
-        with torch.inference_mode():
+        with torch.inference_mode(), self.priority.encoding(cancel):
             resized = p.transform.apply_image(rgb)
             x = torch.as_tensor(resized, device=self.device.device).permute(2, 0, 1).contiguous()[None]
             net: Any = self.net  # the package's Sam: image_encoder and preprocess are its own
-            out = net.image_encoder(net.preprocess(x))
+            x = net.preprocess(x)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+                out = net.image_encoder(x)
             # HQ-SAM's encoders also return their intermediate ViT maps; its decoder uses the first
             features, interm = out if isinstance(out, tuple) else (out, None)
             keep = interm[0].to("cpu", self.store_dtype) if self.info.hq_decoder and interm is not None else None
@@ -259,23 +296,30 @@ class SamModel:
             return compute()
         return cache.get_or_compute(key, compute, cancel)
 
-    def _restore(self, emb: Embedding) -> None:
-        """Put a (cached) embedding back into the predictor without running the encoder."""
-        if self._current is emb:
+    def _restore(self, emb: Embedding, predictor: Any = None) -> None:
+        """Put a (cached) embedding into the predictor (default: this model's own) without running
+        the encoder."""
+        if predictor is None and self._current is emb:
             return
         if emb.model != self.cache_id:
             raise BadValue(f"this embedding was made by another model ({emb.model}), not {self.cache_id}")
         if self.info.hq_decoder and emb.interm is None:
             raise BadValue("the HQ decoder needs an embedding with intermediate features")
-        p, dev = self.predictor, self.device.device
+        p, dev = predictor or self.predictor, self.device.device
         p.reset_image()
-        p.features = emb.features.to(dev, torch.float32)
+        p.features = emb.features.to(dev, self.dtype)  # the predictor hands them to the decoder only
         if self.info.package == "segment_anything_hq":
-            p.interm_features = [emb.interm.to(dev, torch.float32)] if emb.interm is not None else None
+            p.interm_features = [emb.interm.to(dev, self.dtype)] if emb.interm is not None else None
         p.original_size = emb.original_size
         p.input_size = emb.input_size
         p.is_image_set = True
-        self._current = emb
+        if predictor is None:
+            self._current = emb
+
+    def set_image(self, predictor: Any, rgb: np.ndarray, cancel: Callable[[], bool] | None = None) -> None:
+        """What the package's SamPredictor.set_image does, through `embed` (this model's precision,
+        layout and cancel): for the package's automatic mask generator, which sets each crop."""
+        self._restore(self.embed(rgb, cancel), predictor)
 
     def decode(self, emb: Embedding, points: Iterable[tuple[float, float, bool]] | None = None,
                box: Sequence[float] | None = None, mask_input: np.ndarray | None = None,
@@ -290,13 +334,15 @@ class SamModel:
         coords, labels, box_a, mask_a = check_prompts(points, box, mask_input, emb.width, emb.height)
         if multimask is None:
             multimask = coords is not None and len(coords) == 1 and box_a is None and mask_a is None
-        with self.lock, torch.no_grad():
+        with self.priority.decoding(), self.lock, torch.no_grad(), low_res_only(self.net):
             self._restore(emb)
-            masks, scores, low = self.predictor.predict(coords, labels, box_a, mask_a, multimask_output=multimask,
-                                                        **self._decode_kw)
+            _, scores, low = self.predictor.predict(coords, labels, box_a, mask_a, multimask_output=multimask,
+                                                    **self._decode_kw)
         order = np.argsort(-scores, kind="stable")
-        return Candidates(np.ascontiguousarray(masks[order]), scores[order].astype(np.float32),
-                          low[order].astype(np.float32))
+        cands = Candidates(scores[order], low[order], emb.input_size, emb.original_size,
+                           float(getattr(self.net, "mask_threshold", 0.0)))
+        cands.mask(0)  # the one shown first, made here on the model's thread
+        return cands
 
     def decode_boxes(self, emb: Embedding, boxes: np.ndarray, chunk: int = 16
                      ) -> list[tuple[np.ndarray, int, int, float] | None]:
@@ -304,7 +350,7 @@ class SamModel:
         mask. Boxes are checked and clipped like decode's."""
         checked = [check_box(b, emb.width, emb.height) for b in np.asarray(boxes, np.float64).reshape(-1, 4)]
         out: list[tuple[np.ndarray, int, int, float] | None] = []
-        with self.lock, torch.no_grad():
+        with self.priority.decoding(), self.lock, torch.no_grad():
             self._restore(emb)
             p = self.predictor
             for at in range(0, len(checked), chunk):

@@ -142,11 +142,13 @@ class SamSegmenter(Segmenter):
                 raise InterruptedError("cancelled")
             return run(gen.predictor, *a, **kw)
         gen.predictor.predict_torch = predict_torch
+        # the generator sets each crop's image itself: through SamModel.embed (precision, layout, cancel)
+        gen.predictor.set_image = lambda image, image_format="RGB": self.model.set_image(gen.predictor, image, cancel)
         try:
-            with self.model.lock, torch.no_grad():
+            with self.model.lock, torch.no_grad():  # not priority.decoding(): it embeds, too
                 anns = gen.generate(item.rgb)
         finally:
-            del gen.predictor.predict_torch
+            del gen.predictor.predict_torch, gen.predictor.set_image
         dets = []
         for a in anns:
             seg = a["segmentation"]
@@ -168,6 +170,8 @@ def sam_segmenter(spec, device: DeviceInfo, project=None) -> SamSegmenter:
         if project is None:
             raise BadValue("box prompts come from a project's regions: open a project")
         classes = [(c.id, c.name) for c in project.store.classes()]
-    model = load_sam(spec.sam_model, spec.weights, device, spec.download)
+    # --no-amp: float32 everywhere; otherwise bfloat16 where the hardware has it (sam_runtime)
+    model = load_sam(spec.sam_model, spec.weights, device, spec.download,
+                     precision="float32" if spec.amp is False else "auto")
     return SamSegmenter(model, mode, spec.points_per_side, spec.pred_iou_thresh, spec.stability_score_thresh,
                         classes=classes)

@@ -24,6 +24,9 @@ class Cands:  # the shape of inference.sam.Candidates the tool reads
     def __len__(self):
         return len(self.masks)
 
+    def mask(self, k):
+        return self.masks[k]
+
 
 def disc(cx, cy, r):
     yy, xx = np.mgrid[:H, :W]

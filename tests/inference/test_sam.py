@@ -253,9 +253,24 @@ def test_decode_from_the_embedding_without_the_encoder(tiny, emb, monkeypatch):
     assert calls == []  # no prompt ran the image encoder
 
 
-def test_embed_matches_the_package_predictor_and_leaves_it_alone(tiny, emb):
+@pytest.fixture(scope="module")
+def tiny32(tiny):
+    """`tiny`'s weights in float32 whatever the CPU (the `tiny` fixture takes bfloat16 where the CPU
+    computes it natively)."""
+    torch.manual_seed(0)
+    m = load_sam("sam_hq_vit_tiny", None, "cpu", random_weights=True, precision="float32")
+    a, b = tiny.net.state_dict(), m.net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    return m
+
+
+def test_embed_matches_the_package_predictor_and_leaves_it_alone(tiny32):
     """embed() runs the package's own steps (transform, preprocess, encoder) outside the lock:
-    the same features as SamPredictor.set_image, and the predictor keeps the image it holds."""
+    the features of SamPredictor.set_image (but for channels-last summation order), and the
+    predictor keeps the image it holds."""
+    tiny = tiny32
+    emb = tiny.embed(blob())
+    tiny.decode(emb, points=[(40, 30, True)])
     rgb = blob(1)
     held = tiny.predictor.features
     mine = tiny.embed(rgb)
@@ -264,11 +279,63 @@ def test_embed_matches_the_package_predictor_and_leaves_it_alone(tiny, emb):
         tiny.predictor.set_image(rgb)
         theirs = tiny.predictor.features.to("cpu", torch.float16)
     assert mine.input_size == tuple(tiny.predictor.input_size) and mine.original_size == rgb.shape[:2]
-    assert torch.equal(mine.features, theirs)
+    torch.testing.assert_close(mine.features.float(), theirs.float(), rtol=2e-3, atol=2e-3)
     tiny._current = None  # the predictor was changed behind the model's back above
     a = tiny.decode(mine, points=[(40, 30, True)])
     b = tiny.decode(emb, points=[(40, 30, True)])
     assert a.masks.shape == b.masks.shape  # switching embeddings restores each one
+
+
+def test_bfloat16_agrees_with_float32(tiny32):
+    """The bfloat16 path (encoder under autocast, decoder's weights in bfloat16) gives float32's
+    masks but for a few boundary pixels; the network's own weights stay float32."""
+    torch.manual_seed(0)
+    bf = load_sam("sam_hq_vit_tiny", None, "cpu", random_weights=True, precision="bfloat16")
+    assert bf.dtype == torch.bfloat16 and tiny32.dtype == torch.float32
+    assert all(v.dtype == torch.float32 for v in bf.net.state_dict().values() if v.is_floating_point())
+    assert bf.cache_id.endswith("-bf16") and not tiny32.cache_id.endswith("-bf16")
+    rgb = blob(2, 4 * H, 4 * W)  # the encoder sees 1024 px whatever the size; more mask pixels to compare
+    e32, e16 = tiny32.embed(rgb), bf.embed(rgb)
+    f32, f16 = e32.features.float(), e16.features.float()
+    assert float((f32 - f16).norm() / f32.norm()) < 0.05
+    ious = []
+    for pts, box in [([(160, 120, True)], None), ([(80, 80, True), (240, 160, False)], None),
+                     ([(160, 120, True)], (80, 64, 240, 160)), ([], (20, 20, 280, 200))]:
+        a, b = tiny32.decode(e32, pts, box), bf.decode(e16, pts, box)
+        assert len(a) == len(b)
+        for x in a.masks:  # each float32 candidate has a bfloat16 twin
+            ious.append(max(np.logical_and(x, y).sum() / max(1, np.logical_or(x, y).sum()) for y in b.masks))
+    assert min(ious) >= 0.95 and float(np.mean(ious)) >= 0.98, ious
+
+
+def test_encoder_stops_between_layers_when_cancelled(tiny32):
+    """A cancel that turns true while the encoder runs stops it at its next layer, not at the end."""
+    steps = []
+
+    def cancel():
+        steps.append(1)
+        return len(steps) > 5  # false for the check before the encoder and its first layers
+    with pytest.raises(InterruptedError):
+        tiny32.embed(blob(3), cancel)
+    n_modules = sum(1 for _ in tiny32.net.image_encoder.modules())
+    assert 5 < len(steps) < n_modules
+
+
+def test_encoder_waits_while_another_thread_decodes(tiny32):
+    """Prompts first: an embedding on another thread pauses between layers while a prompt is
+    decoded, and goes on after it."""
+    import threading
+    import time
+    emb = tiny32.embed(blob())
+    order = []
+    with tiny32.priority.decoding():
+        t = threading.Thread(target=lambda: (tiny32.embed(blob(4)), order.append("embedded")))
+        t.start()
+        time.sleep(0.3)
+        order.append("decoded")  # the encoder has not got past its first layer meanwhile
+    t.join(60)
+    assert order == ["decoded", "embedded"]
+    assert len(tiny32.decode(emb, points=[(40, 30, True)])) == 3  # this thread's own decodes never wait
 
 
 def test_embed_checks_its_input(tiny):
@@ -580,3 +647,32 @@ def test_segmenter_checks_its_settings(tiny):
         SamSegmenter(tiny, "everything", pred_iou_thresh=float("nan"))
     seg = SamSegmenter(tiny, "everything")
     assert seg.points_per_side == 16 and seg.classes == ["object"] and seg.name == "sam"
+
+
+@pytest.mark.parametrize("input_size, original_size", [((768, 1024), (768, 1024)), ((768, 1024), (1512, 2016)),
+                                                       ((1024, 683), (1500, 1000)), ((1024, 1024), (300, 300)),
+                                                       ((7, 1024), (20, 3000))])
+def test_full_size_mask_is_the_packages_post_processing(tiny32, input_size, original_size):
+    """Candidates are made full-size one at a time with OpenCV: the same masks as the package's
+    Sam.postprocess_masks (torch, all candidates at once), but for pixels at exactly the threshold."""
+    from segstudio.inference.sam_spec import full_size_mask
+    rng = np.random.default_rng(0)
+    low = np.stack([cv2_blur(rng.standard_normal((256, 256)).astype(np.float32)) for _ in range(2)])
+    with torch.no_grad():
+        theirs = tiny32.net.postprocess_masks(torch.from_numpy(low)[None], input_size, original_size)[0] > 0
+    for k in range(2):
+        mine = full_size_mask(low[k], input_size, original_size)
+        assert mine.shape == original_size and mine.dtype == bool
+        assert int((mine != theirs[k].numpy()).sum()) <= max(2, mine.size // 100_000)
+
+
+def cv2_blur(a):
+    import cv2
+    return cv2.GaussianBlur(a, (0, 0), 4) * 30
+
+
+def test_decode_makes_only_the_shown_candidate_full_size(tiny, emb):
+    c = tiny.decode(emb, points=[(40, 30, True)])
+    assert len(c) == 3 and set(c._full) == {0}  # the others when Tab asks for them
+    assert c.mask(2).shape == (H, W) and set(c._full) == {0, 2}
+    assert c.masks.shape == (3, H, W) and c.best is c.mask(0)

@@ -448,6 +448,8 @@ class ModelDock(QWidget):
             done(cands)
 
     def _sam_failed(self, image_id: int, msg: str) -> None:
+        if self._sam_open is None or self._sam_open[0] != image_id:
+            return  # an image the user has left: its prompts were dropped with it
         self._message(f"Segment Anything: {msg}")
         for done in self._sam_waiting.values():
             done(None)
