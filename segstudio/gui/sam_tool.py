@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from segstudio.core import maskops
 from segstudio.gui.tools import Pointer, combine
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from segstudio.core.maskops import Box
     from segstudio.gui.editor import EditorState
 
@@ -123,7 +124,7 @@ class SamPrompts:
         if self.cands is None or len(self.cands) == 0:
             self.ed.message(f"{LABEL}: no mask yet — wait for the preview, or add a prompt")
             return None
-        crop = maskops.crop_to_content(self.cands.mask(self.index))
+        crop: tuple[np.ndarray, int, int] | None = self.cands.crop(self.index)
         if crop is None:
             self.ed.message(f"{LABEL}: this candidate is empty; Tab to another")
             return None
@@ -153,7 +154,7 @@ class SamPrompts:
         elif self.box is not None:
             shapes["rect"] = self.box
         if self.cands is not None and len(self.cands):
-            crop = maskops.crop_to_content(self.cands.mask(self.index))
+            crop = self.cands.crop(self.index)
             if crop is not None:
                 shapes["mask"] = crop
         return shapes

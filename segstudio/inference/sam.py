@@ -32,7 +32,8 @@ from segstudio.core.errors import BadValue
 from segstudio.inference.checkpoint import CheckpointError
 from segstudio.inference.device import DeviceInfo, choose_device
 from segstudio.inference.sam_cache import Embedding, EmbeddingCache
-from segstudio.inference.sam_runtime import PromptsFirst, constant_dense_pe, decoder_in, low_res_only, resolve_precision
+from segstudio.inference.sam_runtime import (PromptsFirst, constant_dense_pe, contiguous_tokens, decoder_in,
+                                            low_res_only, resolve_precision)
 from segstudio.inference.sam_spec import (MODELS, SamModelInfo, full_size_mask, model_info, to_sam_rgb,
                                           weights_file)
 from segstudio.inference.pretrained import WeightsUnavailable, first_line
@@ -107,8 +108,9 @@ def load_sam(name: str | None = None, weights: str | Path | None = None, device:
 # ----------------------------------------------------------------------------- prompts
 class Candidates:
     """A prompt's answer, best first: the model's predicted IoU and low-resolution logits for each
-    candidate; `mask(k)` is candidate k at the image's full size, made when first asked for (the
-    first one by `SamModel.decode`, before the answer is shown). Feed `low_res_logits[k]` back as
+    candidate; `mask(k)` is candidate k at the image's full size and `crop(k)` the same cropped to
+    its content, each made when first asked for (the first one by `SamModel.decode`, before the
+    answer is shown). Feed `low_res_logits[k]` back as
     `mask_input` to refine candidate k. Torch-free: the window cycles candidates with it."""
 
     def __init__(self, scores: np.ndarray, low_res_logits: np.ndarray, input_size: tuple[int, int],
@@ -117,6 +119,7 @@ class Candidates:
         self.low_res_logits = np.asarray(low_res_logits, np.float32)  # (C, 256, 256)
         self.input_size, self.original_size, self.threshold = input_size, original_size, threshold
         self._full: dict[int, np.ndarray] = {}
+        self._crops: dict[int, tuple[np.ndarray, int, int] | None] = {}
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -128,6 +131,13 @@ class Candidates:
             m = self._full[k] = full_size_mask(self.low_res_logits[k], self.input_size, self.original_size,
                                                self.threshold)
         return m
+
+    def crop(self, k: int) -> tuple[np.ndarray, int, int] | None:
+        """Candidate k cropped to its content, (mask, x, y), None when empty; made once (the window
+        draws the preview from it on every repaint)."""
+        if k not in self._crops:
+            self._crops[k] = maskops.crop_to_content(self.mask(k))
+        return self._crops[k]
 
     @property
     def masks(self) -> np.ndarray:
@@ -231,8 +241,8 @@ class SamModel:
         self.dtype = resolve_precision(precision, device)  # what the encoder and decoder compute in
         self.package = import_package(info.package)
         n: Any = net  # the package's Sam
-        if self.dtype != torch.float32:
-            decoder_in(n.mask_decoder, self.dtype)
+        runs: Any = decoder_in(n.mask_decoder, self.dtype) if self.dtype != torch.float32 else n.mask_decoder
+        contiguous_tokens(runs.transformer)
         constant_dense_pe(n.prompt_encoder, self.dtype)
         self.channels_last = device.type == "cpu"
         if self.channels_last:
@@ -341,7 +351,7 @@ class SamModel:
         order = np.argsort(-scores, kind="stable")
         cands = Candidates(scores[order], low[order], emb.input_size, emb.original_size,
                            float(getattr(self.net, "mask_threshold", 0.0)))
-        cands.mask(0)  # the one shown first, made here on the model's thread
+        cands.crop(0)  # the one shown first, made here on the model's thread
         return cands
 
     def decode_boxes(self, emb: Embedding, boxes: np.ndarray, chunk: int = 16

@@ -52,7 +52,7 @@ def _cast(v: Any, dtype: torch.dtype) -> Any:
     return v
 
 
-def decoder_in(decoder: torch.nn.Module, dtype: torch.dtype) -> None:
+def decoder_in(decoder: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     """Run the package's mask decoder in `dtype`: its forward becomes a copy's with weights in
     `dtype`, float inputs cast to it and float outputs back to float32, so the package's predictor
     and mask generator (which call `net.mask_decoder(...)` and post-process in float32) run
@@ -62,7 +62,22 @@ def decoder_in(decoder: torch.nn.Module, dtype: torch.dtype) -> None:
     def forward(*args: Any, **kw: Any) -> Any:
         out = inner(*(_cast(a, dtype) for a in args), **{k: _cast(v, dtype) for k, v in kw.items()})
         return _cast(out, torch.float32)
-    setattr(decoder, "forward", forward)  # an instance attribute: the package's class stays as it is
+    d: Any = decoder
+    d.forward = forward  # an instance attribute: the package's class stays as it is
+    return inner
+
+
+def contiguous_tokens(transformer: torch.nn.Module) -> None:
+    """The package's two-way transformer flattens the (B, C, 64, 64) image embedding and its
+    positional encoding into (B, 4096, C) token views that are transposed in memory, so every
+    add between them and the attention's (contiguous) outputs takes a slow strided path. Handing
+    it channels-last maps makes those views contiguous: the same arithmetic, ~10 % off a prompt's
+    time on 2 CPU cores (interleaved A/B, float32 and bfloat16 alike)."""
+    def channels_last(module: torch.nn.Module, args: tuple) -> tuple:
+        image, pe, *rest = args
+        return (image.contiguous(memory_format=torch.channels_last),
+                pe.contiguous(memory_format=torch.channels_last), *rest)
+    transformer.register_forward_pre_hook(channels_last)
 
 
 class PromptsFirst:
@@ -124,8 +139,9 @@ def constant_dense_pe(prompt_encoder: torch.nn.Module, dtype: torch.dtype) -> No
     predictor recomputes it (sines and cosines over 64x64x128) for every prompt: compute it
     once, in the decoder's dtype (the predictor only hands it to the decoder)."""
     with torch.no_grad():
-        pe = prompt_encoder.get_dense_pe().to(dtype)  # type: ignore[operator]
-    setattr(prompt_encoder, "get_dense_pe", lambda: pe)
+        enc: Any = prompt_encoder
+        pe = enc.get_dense_pe().to(dtype)
+    enc.get_dense_pe = lambda: pe
 
 
 @contextmanager
@@ -134,12 +150,13 @@ def low_res_only(net: torch.nn.Module) -> Iterator[None]:
     stay at 256x256; the logits and scores are unchanged): `sam.Candidates` makes each candidate
     full-size when asked, with `sam_spec.full_size_mask`, the same steps. Take the model's lock
     around it: the network is shared."""
-    mine = net.__dict__.get("postprocess_masks")  # someone's own wrapper (a benchmark's timer): put back
-    setattr(net, "postprocess_masks", lambda masks, input_size, original_size: masks)
+    n: Any = net
+    mine = n.__dict__.get("postprocess_masks")  # someone's own wrapper (a benchmark's timer): put back
+    n.postprocess_masks = lambda masks, input_size, original_size: masks
     try:
         yield
     finally:
         if mine is None:
-            del net.postprocess_masks
+            del n.postprocess_masks
         else:
-            setattr(net, "postprocess_masks", mine)
+            n.postprocess_masks = mine

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from segstudio.core import maskops
 from segstudio.core.document import Document
 from segstudio.core.region import Region
 from segstudio.gui.assist_tools import PromptTool
@@ -26,6 +27,9 @@ class Cands:  # the shape of inference.sam.Candidates the tool reads
 
     def mask(self, k):
         return self.masks[k]
+
+    def crop(self, k):
+        return maskops.crop_to_content(self.masks[k])
 
 
 def disc(cx, cy, r):
