@@ -62,9 +62,10 @@ def run_gui(args) -> int:
     return code
 
 
-def open_samples(project_path=None):
+def open_samples(project_path=None, folder: Path | None = None):
     """The bundled samples, with their store in the user's data folder (the package stays
-    read-only); the sample annotations are imported the first time."""
+    read-only); the sample annotations are imported the first time. `folder`: a copy of the
+    samples to open instead (the self-test's)."""
     from PySide6.QtCore import QStandardPaths
 
     from segstudio.core.project import Project
@@ -73,7 +74,7 @@ def open_samples(project_path=None):
     if project_path is None:
         base = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
         project_path = base / "samples" / "project.db"
-    project = Project.open(SAMPLES, project_path)
+    project = Project.open(SAMPLES if folder is None else folder, project_path)
     if not project.store.get_setting("samples_imported", False):
         ann = RESOURCES / "sample_annotations" / "nuclei.coco.json"
         if ann.exists():

@@ -20,6 +20,7 @@ segstudio.io.registry.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from segstudio import __version__
@@ -52,6 +53,9 @@ def _gui_parser() -> argparse.ArgumentParser:
     gp.add_argument("folder", nargs="?", help="image folder (default: the bundled samples)")
     gp.add_argument("--screenshot", metavar="PNG", help="render the window to PNG and exit")
     gp.add_argument("--image", metavar="NAME", help="with --screenshot: the image to show")
+    gp.add_argument("--self-test", action="store_true",
+                    help="check this install offscreen on a copy of the samples (window, brush and undo, "
+                         "GrabCut, UNet training and prediction, COCO export); exit 0 when all pass")
     add_common(gp, top=True)
     return gp
 
@@ -60,8 +64,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, commands = _build()
     if _first_positional(argv) not in commands:
-        args = _gui_parser().parse_args(argv)
+        gp = _gui_parser()
+        args = gp.parse_args(argv)
         setup_logging(args.verbose)
+        if args.self_test:
+            if args.folder or args.screenshot or args.image or args.project:
+                gp.error("--self-test takes no folder, --project, --screenshot or --image")
+            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt starts: runs on a headless machine
+            from segstudio.selftest import run as self_test
+            try:
+                return self_test(verbose=args.verbose)
+            except ImportError as e:
+                print(f"segstudio: error: the self-test needs PySide6 ({e})", file=sys.stderr)
+                return 2
         try:
             from segstudio.app import run_gui
         except ImportError as e:
