@@ -24,12 +24,12 @@ import os
 import sys
 
 from segstudio import __version__
-from segstudio.cli import dataset, models, project, train
+from segstudio.cli import dataset, models, project, train, weights
 from segstudio.cli.common import CliError, add_common, one_line, setup_logging
 
 __all__ = ["CliError", "build_parser", "main"]
 
-_GROUPS = (project, dataset, models, train)  # the order of the commands in --help
+_GROUPS = (project, dataset, models, train, weights)  # the order of the commands in --help
 
 
 def build_parser() -> argparse.ArgumentParser:

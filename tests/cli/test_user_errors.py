@@ -19,6 +19,7 @@ USER_ERRORS = [
     ("segstudio.io.export_target", "ExportTargetError"),
     ("segstudio.cli.common", "CliError"),
     ("segstudio.inference.sam_spec", "SamUnavailable"),
+    ("segstudio.inference.weights_catalog", "WeightsFileError"),
 ]
 TORCH_ERRORS = [
     ("segstudio.inference.checkpoint", "CheckpointError"),
@@ -55,7 +56,8 @@ def test_bad_value_is_still_a_value_error():
 def test_every_command_runs_through_its_registered_function():
     p = build_parser()
     sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    assert list(sub.choices) == ["info", "check", "import", "export", "predict", "train", "evaluate"]
+    assert list(sub.choices) == ["info", "check", "import", "export", "predict", "train", "evaluate",
+                                 "weights"]
     for name, sp in sub.choices.items():
         func = sp.get_default("func")
         assert callable(func) and inspect.getmodule(func).__name__.startswith("segstudio.cli."), name

@@ -92,6 +92,10 @@ class ModelDock(QWidget):
         wrow = QHBoxLayout()
         wrow.addWidget(self.weights, 1)
         wrow.addWidget(self.browse)
+        self.get_weights = QPushButton("Get weights…")
+        self.get_weights.setToolTip("Pretrained files: which are in the torch cache, download one, or add one "
+                                    "brought from elsewhere")
+        self.get_weights.clicked.connect(self._get_weights)
         self.device = QComboBox()
         for d in ("auto", "cuda", "cpu", "mps"):
             self.device.addItem(d, d)
@@ -120,6 +124,7 @@ class ModelDock(QWidget):
         form = QFormLayout(box)
         form.addRow("Kind", self.arch)
         form.addRow("Weights", wrow)
+        form.addRow("", self.get_weights)
         form.addRow("Device", self.device)
         form.addRow("", self.detected)
         form.addRow("Score ≥", self.score)
@@ -241,6 +246,20 @@ class ModelDock(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Model checkpoint", "", "Checkpoints (*.pt *.pth);;All files (*)")
         if path:
             self.add_weights(path)
+
+    def _get_weights(self) -> None:
+        """The weights manager (gui/weights_dialog.py); afterwards the Segment Anything entries
+        say again which files are in the cache."""
+        from segstudio.gui.weights_dialog import open_weights_dialog
+
+        def closed() -> None:
+            if self.arch_name() == "sam":  # "in the cache" / "downloaded when loaded" may have changed
+                w = self.weights.currentData()
+                self._fill_weights()
+                if w and self.weights.findData(w) < 0:
+                    self.add_weights(w)  # a file chosen with …
+                self.weights.setCurrentIndex(max(self.weights.findData(w), 0))
+        self.weights_dialog = open_weights_dialog(self.window(), closed)
 
     def add_weights(self, path: str) -> None:
         i = self.weights.findData(path)
