@@ -41,6 +41,10 @@ def run_gui(args) -> int:
     app.setApplicationName("segstudio")
     app.setOrganizationName("segstudio")
     folder = Path(args.folder) if args.folder else SAMPLES
+    shown = None
+    if args.folder and folder.is_file():  # an image (a file manager's "Open with", the .desktop file's %f)
+        folder, shown = folder.parent, folder.name
+        args.folder = str(folder)
     try:
         project = open_samples(args.project) if not args.folder else Project.open(folder, args.project)
     except (ProjectError, StoreError, OSError) as e:
@@ -55,8 +59,12 @@ def run_gui(args) -> int:
     win.show()
     if args.screenshot:
         from segstudio.gui.screenshot import take
-        return take(app, win, args.screenshot, args.image)
-    win.open_first()
+        return take(app, win, args.screenshot, args.image or shown)
+    record = next((r for r in project.store.images() if r.path == shown), None) if shown else None
+    if record is not None:
+        win.open_image(record.id)
+    else:
+        win.open_first()
     code = app.exec()
     project.close()
     return code

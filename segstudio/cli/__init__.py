@@ -50,7 +50,8 @@ def _build() -> tuple[argparse.ArgumentParser, tuple[str, ...]]:
 def _gui_parser() -> argparse.ArgumentParser:
     gp = argparse.ArgumentParser(prog="segstudio", description="Open the annotation window.")
     gp.add_argument("--version", action="version", version=f"segstudio {__version__}")
-    gp.add_argument("folder", nargs="?", help="image folder (default: the bundled samples)")
+    gp.add_argument("folder", nargs="?", help="image folder, or an image (its folder opens on it); default: the "
+                                              "bundled samples")
     gp.add_argument("--screenshot", metavar="PNG", help="render the window to PNG and exit")
     gp.add_argument("--image", metavar="NAME", help="with --screenshot: the image to show")
     gp.add_argument("--self-test", action="store_true",

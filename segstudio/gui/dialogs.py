@@ -114,14 +114,20 @@ class _JobDialog(QDialog):
         self._show_report(report_text(rep, self.verb))
 
     def _failed(self, failure: Failure) -> None:
+        from segstudio.core.errors import describe
         from segstudio.io.common import Cancelled
         e = failure.error
         if isinstance(e, Cancelled):
             self._show_report("Cancelled. " + self.cancelled_note)
-        else:
-            self._show_report(f"Failed: {e}")
+            return
+        self._show_report(f"Failed: {describe(e)}\n\n{self.failed_note}")
+        # the form is still there: change what the message points at and run again
+        self.run_button.setText("Run again")
+        self.run_button.setEnabled(True)
+        self.run_button.setVisible(True)
 
     cancelled_note = ""
+    failed_note = "Fix what the message above names and run again."
 
     def _show_report(self, text: str) -> None:
         self.report.setVisible(True)
@@ -146,6 +152,8 @@ class _JobDialog(QDialog):
 class ImportDialog(_JobDialog):
     verb = "Imported"
     cancelled_note = "Images imported before the cancel keep their annotations."
+    failed_note = ("What to do: check that the source is in the format chosen above (and the class list, "
+                   "if one is given), then Run again. Images imported before the failure keep their annotations.")
 
     def __init__(self, parent: QWidget | None, project: Project) -> None:
         super().__init__(parent, "Import annotations")
@@ -205,6 +213,9 @@ class ImportDialog(_JobDialog):
 class ExportDialog(_JobDialog):
     verb = "Exported"
     cancelled_note = "Nothing was written."
+    failed_note = ("What to do: choose another output, or fix the cause named above (a folder you may not write "
+                   "to, a full disk, a file another program holds open), then Run again. The export writes to a "
+                   "temporary file first: an earlier export at the output is left as it was.")
 
     def __init__(self, parent: QWidget | None, project: Project) -> None:
         super().__init__(parent, "Export dataset")

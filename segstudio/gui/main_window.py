@@ -6,13 +6,15 @@ history, the Session loads and saves, the tools edit. The window wires them toge
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QLabel, QMainWindow, QMessageBox, QSlider,
-                               QSpinBox, QToolBar, QWidget)
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (QAbstractButton, QDockWidget, QDoubleSpinBox, QFrame, QHBoxLayout, QLabel,
+                               QMainWindow, QMessageBox, QSlider, QSpinBox, QToolBar, QToolButton, QVBoxLayout,
+                               QWidget)
 
 from segstudio import __version__
 from segstudio.core import imageio
@@ -30,7 +32,7 @@ from segstudio.gui.window_editor import WindowEditor
 from segstudio.gui.session import Session
 from segstudio.gui.settings import app_settings, get_bool, get_float
 from segstudio.gui.cursor_readout import CursorReadout
-from segstudio.gui.toolbox import TOOLS
+from segstudio.gui.toolbox import TOOL_ICONS, TOOLS, app_icon, icon, icons_dir
 from segstudio.gui.workers import Background
 
 if TYPE_CHECKING:
@@ -65,6 +67,62 @@ def _forget_window(win: MainWindow) -> None:
     _WINDOWS[:] = [w for w in _WINDOWS if w is not win]
 
 
+GETTING_STARTED_KEY = "help/getting_started_dismissed"  # QSettings: the strip was closed once, for good
+GETTING_STARTED = (
+    "<b>Getting started</b> &nbsp;"
+    "<b>1.</b> Open a folder of images: <b>Ctrl+O</b>{samples}. &nbsp;"
+    "<b>2.</b> Pick a class: keys <b>1</b>–<b>9</b>, or click it in <i>Classes</i>. &nbsp;"
+    "<b>3.</b> Click an object with the magic wand (<b>W</b>) or paint it with the brush (<b>B</b>); "
+    "with a model loaded, <i>Model click / box</i> (<b>I</b>) segments what you click. &nbsp;"
+    "<b>4.</b> <b>Ctrl+Enter</b> marks the image done and opens the next unfinished one. &nbsp;"
+    "<b>F1</b> lists every shortcut.")
+NOTICE_COLOURS = {  # background, border, text: fixed and light, so the text and the black icons read on any theme
+    "info": ("#e7f0fb", "#9dbfe4", "#14283c"),
+    "error": ("#fcebea", "#e3a5a1", "#4d1410"),
+}
+
+
+class NoticeBar(QFrame):
+    """A strip above the canvas: an icon, a few lines of text, a button that closes it."""
+
+    dismissed = Signal()
+
+    def __init__(self, name: str, icon_name: str, kind: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(name)
+        bg, border, fg = NOTICE_COLOURS[kind]
+        self.setStyleSheet(f"QFrame#{name} {{ background: {bg}; border: 1px solid {border}; border-radius: 4px; }}"
+                           f" QFrame#{name} QLabel {{ background: transparent; border: none; color: {fg}; }}")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(8, 4, 4, 4)
+        badge = QLabel()
+        badge.setPixmap(icon(icon_name, black=True).pixmap(20, 20))
+        badge.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.text = QLabel()
+        self.text.setObjectName(name + "_text")
+        self.text.setWordWrap(True)
+        self.text.setTextFormat(Qt.TextFormat.RichText)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.close_button = QToolButton()
+        self.close_button.setObjectName(name + "_close")
+        self.close_button.setIcon(icon("x", black=True))
+        self.close_button.setAutoRaise(True)
+        self.close_button.setToolTip("Close")
+        self.close_button.clicked.connect(self.dismiss)
+        lay.addWidget(badge)
+        lay.addWidget(self.text, 1)
+        lay.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.hide()
+
+    def show_text(self, text: str) -> None:
+        self.text.setText(text)
+        self.show()
+
+    def dismiss(self) -> None:
+        self.hide()
+        self.dismissed.emit()
+
+
 class MainWindow(QMainWindow):
     def __init__(self, project: Project, settings: QSettings | None = None) -> None:
         super().__init__()
@@ -76,7 +134,24 @@ class MainWindow(QMainWindow):
         self.session = Session(project, parent=self)
         self.assists = Background(1, "segstudio-assist", self)
         self.canvas = Canvas(self)
-        self.setCentralWidget(self.canvas)
+        # above the canvas: the getting-started strip (bundled samples, first run) and the notice
+        # of an image that cannot be opened
+        self.getting_started = NoticeBar("getting_started", "lightbulb", "info")
+        self.getting_started.close_button.setToolTip("Close; Help › Getting started shows it again")
+        self.getting_started.dismissed.connect(self._getting_started_dismissed)
+        self.image_notice = NoticeBar("image_notice", "triangle-alert", "error")
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addWidget(self.getting_started)
+        lay.addWidget(self.image_notice)
+        lay.addWidget(self.canvas, 1)
+        self.setCentralWidget(central)
+        self.setWindowIcon(app_icon())
+        app = QGuiApplication.instance()
+        if isinstance(app, QGuiApplication) and app.windowIcon().isNull():
+            app.setWindowIcon(self.windowIcon())  # dialogs and the task bar too
         self.tools = {cls.name: cls(self.editor) for cls in TOOLS}
         self.extra_shortcuts = [("Canvas", "Zoom about the cursor", "Mouse wheel, trackpad pinch"),
                                 ("Canvas", "Pan", "Middle drag, Space + drag"),
@@ -96,6 +171,7 @@ class MainWindow(QMainWindow):
         self.files.refresh()
         self.update_title()
         self.error_label = None
+        self._show_getting_started_if_new()
 
     # ================================================================= construction
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -127,8 +203,10 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.files_dw, self.classes_dw], [260, 380], Qt.Orientation.Horizontal)
 
     def _act(self, menu: QMenu, text: str, slot: Callable[..., object], keys: str | Sequence[str] = (), tip: str = "",
-             checkable: bool = False) -> QAction:
+             checkable: bool = False, icon_name: str = "") -> QAction:
         a = QAction(text, self)
+        if icon_name:
+            a.setIcon(icon(icon_name))
         if keys:
             a.setShortcuts([QKeySequence(k) for k in ([keys] if isinstance(keys, str) else keys)])
         if tip:
@@ -143,57 +221,76 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         mb = self.menuBar()
+        tb = QToolBar("Tools", self)
+        tb.setObjectName("tools_toolbar")
+        self.toolbar = tb
+        self.addToolBar(tb)
         f = mb.addMenu("&File")
-        self._act(f, "&Open folder…", lambda: self.open_folder(), "Ctrl+O")
+        self.open_action = self._act(f, "&Open folder…", lambda: self.open_folder(), "Ctrl+O",
+                                     "Open a folder of images", icon_name="folder-open")
         last = self.settings.value("last_folder")
         if last and last != str(self.project.folder):
-            self._act(f, f"Open last folder ({last[-40:]})", lambda: self.open_folder(last))
+            self._act(f, f"Open last folder ({last[-40:]})", lambda: self.open_folder(last), icon_name="folder-clock")
         f.addSeparator()
-        self._act(f, "&Import annotations…", self.import_dialog, "Ctrl+I")
-        self._act(f, "&Export dataset…", self.export_dialog, "Ctrl+E")
+        self._act(f, "&Import annotations…", self.import_dialog, "Ctrl+I", icon_name="file-input")
+        self.export_action = self._act(f, "&Export dataset…", self.export_dialog, "Ctrl+E",
+                                       "COCO, PNG label maps, instance maps, labelme, YOLO-seg or VOC",
+                                       icon_name="file-output")
         f.addSeparator()
-        self._act(f, "&Save now", self.save_now, "Ctrl+S", "Edits are saved automatically; this forces it")
-        self._act(f, "&Quit", self.close, "Ctrl+Q")
+        self.save_action = self._act(f, "&Save now", self.save_now, "Ctrl+S",
+                                     "Edits are saved automatically; this forces it", icon_name="save")
+        self._act(f, "&Quit", self.close, "Ctrl+Q", icon_name="log-out")
         e = mb.addMenu("&Edit")
-        self.undo_action = self._act(e, "&Undo", self.undo, ["Ctrl+Z"])
-        self.redo_action = self._act(e, "&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+        self.undo_action = self._act(e, "&Undo", self.undo, ["Ctrl+Z"], "Undo the last edit", icon_name="undo-2")
+        self.redo_action = self._act(e, "&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "Redo what was undone",
+                                     icon_name="redo-2")
         e.addSeparator()
-        self._act(e, "&Delete region", self.delete_selected, ["Del"])
-        self._act(e, "&Merge selected regions", self.merge_selected, "M", "Shift+click regions to select several")
-        self._act(e, "&Split into connected parts", self.split_selected, "K")
-        self._act(e, "&Fill holes", self.fill_holes, "H")
-        self._act(e, "&Change class to current", self.change_class, "C")
-        self._act(e, "&Raise region", lambda: self.raise_selected(True), "Ctrl+]")
-        self._act(e, "&Lower region", lambda: self.raise_selected(False), "Ctrl+[")
-        self._act(e, "Cancel shape / select &none", self.escape, "Esc")
+        self._act(e, "&Delete region", self.delete_selected, ["Del"], icon_name="trash-2")
+        self._act(e, "&Merge selected regions", self.merge_selected, "M", "Shift+click regions to select several",
+                  icon_name="merge")
+        self._act(e, "&Split into connected parts", self.split_selected, "K", icon_name="ungroup")
+        self._act(e, "&Fill holes", self.fill_holes, "H", icon_name="paint-bucket")
+        self._act(e, "&Change class to current", self.change_class, "C", icon_name="tag")
+        self._act(e, "&Raise region", lambda: self.raise_selected(True), "Ctrl+]", icon_name="bring-to-front")
+        self._act(e, "&Lower region", lambda: self.raise_selected(False), "Ctrl+[", icon_name="send-to-back")
+        self._act(e, "Cancel shape / select &none", self.escape, "Esc", icon_name="x")
         v = mb.addMenu("&View")
-        self._act(v, "&Fit image", self.canvas.fit, "Ctrl+0")
-        self._act(v, "&Actual pixels (1:1)", self.canvas.actual_size, "Ctrl+1")
+        self._act(v, "&Fit image", self.canvas.fit, "Ctrl+0", icon_name="maximize")
+        self._act(v, "&Actual pixels (1:1)", self.canvas.actual_size, "Ctrl+1", icon_name="scan")
         # about the view centre (the wheel and a pinch zoom about the cursor); plain + and - work
         # wherever the focus is, except in a box that takes typed text
-        self._act(v, "Zoom &in", lambda: self.canvas.zoom_by(1.25), ("+", "=", "Ctrl+="))
-        self._act(v, "Zoom &out", lambda: self.canvas.zoom_by(0.8), ("-", "Ctrl+-"))
+        self._act(v, "Zoom &in", lambda: self.canvas.zoom_by(1.25), ("+", "=", "Ctrl+="), icon_name="zoom-in")
+        self._act(v, "Zoom &out", lambda: self.canvas.zoom_by(0.8), ("-", "Ctrl+-"), icon_name="zoom-out")
         v.addSeparator()
-        self.hide_action = self._act(v, "&Hide regions", self.toggle_overlay, "T", checkable=True)
-        self.outline_action = self._act(v, "&Outlines only", self.toggle_outline, "O", checkable=True)
-        self._act(v, "Auto &window/level (16-bit)", self.auto_window, "Ctrl+L")
-        self._act(v, "Window/&level…", self.levels_dialog, "Ctrl+Shift+L")
-        self._act(v, "Dataset &statistics…", self.show_stats, "Ctrl+Shift+I")
+        self.hide_action = self._act(v, "&Hide regions", self.toggle_overlay, "T", checkable=True, icon_name="eye-off")
+        self.outline_action = self._act(v, "&Outlines only", self.toggle_outline, "O", checkable=True,
+                                        icon_name="square-dashed")
+        self.instances_action = self._act(
+            v, "Colour &instances apart", self.toggle_instances,
+            tip="Touching regions of one class in different shades of its colour, to see where one ends",
+            checkable=True, icon_name="blend")
+        self._act(v, "Auto &window/level (16-bit)", self.auto_window, "Ctrl+L", icon_name="contrast")
+        self._act(v, "Window/&level…", self.levels_dialog, "Ctrl+Shift+L", icon_name="sliders-horizontal")
+        self._act(v, "Dataset &statistics…", self.show_stats, "Ctrl+Shift+I", icon_name="chart-column")
         i = mb.addMenu("&Image")
-        self._act(i, "&Next image", lambda: self.step_image(1), ["D", "PgDown"])
-        self._act(i, "&Previous image", lambda: self.step_image(-1), ["A", "PgUp"])
-        self._act(i, "Next &unfinished image", self.next_unfinished, "N")
-        self._act(i, "Mark &done and go to next", self.mark_done_next, ["Ctrl+Return", "Ctrl+Enter"])
-        self._act(i, "Mark &skipped", lambda: self.set_status(SKIPPED), "Ctrl+K")
+        self._act(i, "&Next image", lambda: self.step_image(1), ["D", "PgDown"], icon_name="chevron-right")
+        self._act(i, "&Previous image", lambda: self.step_image(-1), ["A", "PgUp"], icon_name="chevron-left")
+        self._act(i, "Next &unfinished image", self.next_unfinished, "N", icon_name="skip-forward")
+        self._act(i, "Mark &done and go to next", self.mark_done_next, ["Ctrl+Return", "Ctrl+Enter"],
+                  icon_name="circle-check")
+        self._act(i, "Mark &skipped", lambda: self.set_status(SKIPPED), "Ctrl+K", icon_name="ban")
+        for a in (self.open_action, self.export_action, self.save_action):
+            tb.addAction(a)
+        tb.addSeparator()
+        tb.addAction(self.undo_action)
+        tb.addAction(self.redo_action)
+        tb.addSeparator()
         t = mb.addMenu("&Tools")
         self.tool_group = QActionGroup(self)
         self.tool_actions = {}
-        tb = QToolBar("Tools", self)
-        tb.setObjectName("tools_toolbar")
-        self.addToolBar(tb)
         for name, tool in self.tools.items():
             a = self._act(t, tool.label, lambda _=False, n=name: self.set_tool(n), tool.shortcut, tool.tip,
-                          checkable=True)
+                          checkable=True, icon_name=TOOL_ICONS.get(name, ""))
             self.tool_group.addAction(a)
             self.tool_actions[name] = a
             tb.addAction(a)
@@ -221,19 +318,37 @@ class MainWindow(QMainWindow):
         self.opacity.valueChanged.connect(lambda v: self.canvas.overlay.set_opacity(v / 100))
         tb.addWidget(self.opacity)
         tb.addSeparator()
-        done = QAction("✓ Done → next", self)
+        done = QAction(icon("circle-check"), "Done → next", self)
         done.setToolTip("Mark this image done and open the next unfinished one (Ctrl+Enter)")
         done.triggered.connect(self.mark_done_next)
         tb.addAction(done)
+        done_button = tb.widgetForAction(done)
+        if isinstance(done_button, QToolButton):
+            done_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         h = mb.addMenu("&Help")
-        self._act(h, "&Keyboard shortcuts", self.show_shortcuts, "F1")
-        self._act(h, "&About segstudio", self.about)
+        self._act(h, "&Keyboard shortcuts", self.show_shortcuts, "F1", icon_name="keyboard")
+        self._act(h, "&Getting started", self.show_getting_started, icon_name="lightbulb")
+        self._act(h, "&About segstudio", self.about, icon_name="info")
+        self._panel_icons()
         self.menus = [f, e, v, i, t, h]
         for k in range(1, 10):  # class hotkeys
             a = QAction(self)
             a.setShortcut(QKeySequence(str(k)))
             a.triggered.connect(lambda _=False, key=str(k): self.classes_dock.select_hotkey(key))
             self.addAction(a)
+
+    def _panel_icons(self) -> None:
+        """Icons on the Model panel's buttons (looked up by name: the panel works without them)."""
+        buttons: list[tuple[object, str, str]] = [
+            (self.model_dock, "load_button", "brain"), (self.model_dock, "seg_image", "play"),
+            (self.model_dock, "seg_folder", "images"), (self.model_dock, "cancel_button", "circle-x")]
+        train = getattr(self.model_dock, "train_panel", None)
+        buttons += [(train, "train_button", "graduation-cap"), (train, "repredict", "refresh-cw"),
+                    (train, "evaluate_button", "list-checks")]
+        for owner, attr, name in buttons:
+            b = getattr(owner, attr, None)
+            if isinstance(b, QAbstractButton):
+                b.setIcon(icon(name))
 
     def _build_status(self) -> None:
         def class_name(cid: int) -> str | None:
@@ -258,6 +373,9 @@ class MainWindow(QMainWindow):
         if get_bool(s, "view/outline", False):
             self.outline_action.setChecked(True)
             self.canvas.overlay.set_outline(True)
+        if get_bool(s, "view/instance_colours", False):
+            self.instances_action.setChecked(True)
+            self.canvas.overlay.set_instances(True)
 
     def save_settings(self) -> None:
         s = self.settings
@@ -265,6 +383,7 @@ class MainWindow(QMainWindow):
         s.setValue("window/state", self.saveState())
         s.setValue("view/opacity", self.opacity.value() / 100)
         s.setValue("view/outline", self.outline_action.isChecked())
+        s.setValue("view/instance_colours", self.instances_action.isChecked())
         s.setValue("tools/brush_radius", self.brush_spin.value())
         s.setValue("tools/wand_tolerance", self.tol_spin.value())
         s.setValue("last_folder", str(self.project.folder))
@@ -345,6 +464,7 @@ class MainWindow(QMainWindow):
         self.session.prefetch([next_id, prev_id])
         self.model_dock.image_shown(li.record, li.array, li.window, next_id)
         self.statusBar().showMessage(f"{li.record.path}  {w} x {h}  {li.array.dtype}", status_times.INFO_MS)
+        self.image_notice.hide()
         self.update_title()
 
     def _image_failed(self, rec: ImageRecord, message: str) -> None:
@@ -356,6 +476,13 @@ class MainWindow(QMainWindow):
         self.regions_dock.refresh()
         self.files.model.invalidate(rec.id)
         self.statusBar().showMessage(f"Cannot open {rec.path}: {message}", status_times.ERROR_MS)
+        # stays above the canvas until another image opens: the status bar's message times out
+        self.image_notice.show_text(
+            f"<b>Cannot open {html.escape(rec.path)}</b>: {html.escape(message)}<br>"
+            "The rest of the folder works: go on with the next image (<b>D</b>) or the next unfinished one "
+            "(<b>N</b>). The file is marked in the Files list; replace it with a readable copy and open it "
+            f"again. <code>segstudio check {html.escape(str(self.project.folder))}</code> lists every file "
+            "that cannot be read.")
         self.update_title(f"cannot open {rec.path}")
 
     def step_image(self, step: int) -> None:
@@ -562,6 +689,37 @@ class MainWindow(QMainWindow):
 
     def toggle_outline(self) -> None:
         self.canvas.overlay.set_outline(self.outline_action.isChecked())
+
+    def toggle_instances(self) -> None:
+        on = self.instances_action.isChecked()
+        self.canvas.overlay.set_instances(on)
+        self.settings.setValue("view/instance_colours", on)  # kept even if the window never closes cleanly
+
+    # ================================================================= getting started
+    def is_samples(self) -> bool:
+        """This window shows the bundled sample images (segstudio started with no folder)."""
+        if self.project.store.get_setting("samples_imported", False):
+            return True  # set only on the samples' store (segstudio.app.open_samples)
+        try:
+            return self.project.folder.resolve() == (icons_dir().parent / "samples").resolve()
+        except OSError:
+            return False
+
+    def _show_getting_started_if_new(self) -> None:
+        """The getting-started strip: on the bundled samples and on a first run, until it is closed once."""
+        s = self.settings
+        if get_bool(s, GETTING_STARTED_KEY, False):
+            return
+        if self.is_samples() or s.value("last_folder") is None:
+            self.show_getting_started()
+
+    def show_getting_started(self) -> None:
+        samples = " (this window shows the bundled samples)" if self.is_samples() else ""
+        self.getting_started.show_text(GETTING_STARTED.format(samples=samples))
+
+    def _getting_started_dismissed(self) -> None:
+        self.settings.setValue(GETTING_STARTED_KEY, True)
+        self.settings.sync()
 
     def auto_window(self) -> None:
         li = self.session.current

@@ -42,7 +42,8 @@ def coco_state_dict(version: str = "v2", download: bool = True, progress: bool =
 def _missing(version: str) -> str:
     p = weights_file(version)
     return (f"COCO weights for Mask R-CNN {version} are not available: put {p.name} in {p.parent} "
-            f"(from {VERSIONS[version][1].url}), or choose a checkpoint file")
+            f"(from {VERSIONS[version][1].url}; offline: `segstudio weights add FILE` with a copy from elsewhere), "
+            "or choose a checkpoint file")
 
 
 def coco_checkpoint(version: str = "v2", download: bool = True) -> Checkpoint:

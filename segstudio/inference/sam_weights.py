@@ -96,7 +96,8 @@ def verify_official(path: Path, info: SamModelInfo) -> None:
 def missing_message(info: SamModelInfo) -> str:
     p = weights_file(info.name)
     return (f"Segment Anything weights for {info.name} are not available: put {p.name} in {p.parent} "
-            f"(from {info.url}), or choose a weights file (--weights FILE)")
+            f"(from {info.url}; offline: `segstudio weights add FILE` with a copy from elsewhere), or choose a "
+            "weights file (--weights FILE)")
 
 
 def download_weights(info: SamModelInfo, progress: bool = True) -> Path:

@@ -194,7 +194,8 @@ def weights_file(weights: Any) -> Path:
 
 def _missing(weights: Any, what: str) -> str:
     p = weights_file(weights)
-    return f"{what} not available: put {p.name} in {p.parent} (from {weights.url})"
+    return (f"{what} not available: put {p.name} in {p.parent} (from {weights.url}; offline: "
+            "`segstudio weights add FILE` with a copy from elsewhere)")
 
 
 def pretrained_state_dict(weights: Any, what: str, download: bool = True) -> dict:

@@ -1,0 +1,30 @@
+"""`segstudio IMAGE` (a file manager's "Open with", the .desktop file's %f) opens the image's
+folder on that image."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+from segstudio import app as app_mod
+from segstudio.gui import screenshot
+
+SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+
+
+def test_an_image_path_opens_its_folder_on_it(qapp, tmp_path, monkeypatch):
+    folder = tmp_path / "imgs"
+    shutil.copytree(SAMPLES, folder)
+    seen = {}
+
+    def fake_take(app, win, out, image_name=None):
+        seen["folder"] = Path(win.project.folder)
+        seen["image"] = image_name
+        return 0
+    monkeypatch.setattr(screenshot, "take", fake_take)
+    args = SimpleNamespace(folder=str(folder / "hopper.jpg"), project=None, allow_large=False,
+                           screenshot=str(tmp_path / "x.png"), image=None)
+    assert app_mod.run_gui(args) == 0
+    assert seen == {"folder": folder, "image": "hopper.jpg"}
+    assert not (SAMPLES / ".segstudio").exists()  # the bundled samples were not opened
