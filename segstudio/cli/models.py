@@ -46,6 +46,14 @@ def add_parsers(sub) -> None:
                    help="drop detections of classes the project does not have")
     s.add_argument("--per-class", action="store_true", help="UNet: one region per class, not per component")
     s.add_argument("--tta", action="store_true", help="UNet: average over flipped copies (4x slower)")
+    s.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="predict on a Ray cluster (pip install -e \".[cluster]\"): no ADDRESS starts a local "
+                        "runtime; auto joins the cluster of this machine; ray://host:port through Ray Client. "
+                        "The images must be on a path every worker sees")
+    s.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="--ray: model workers, each loading the model once (default: 1 per CPU of a local runtime)")
+    s.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
+                   help="--ray: GPUs per worker (0: CPU; 0.5: two workers share a GPU)")
     s.add_argument("--json", action="store_true")
     add_common(s)
 
@@ -63,18 +71,33 @@ def cmd_predict(args) -> int:
         raise CliError("--points-per-side must be 1 to 128")
     if args.prompts == "boxes" and args.points_per_side is not None:
         raise CliError("--points-per-side is for --prompts everything")
+    if args.ray is None and (args.workers is not None or args.gpus_per_worker):
+        raise CliError("--workers and --gpus-per-worker: only with --ray")
+    if args.ray is not None and args.model == "sam":
+        raise CliError("--ray: not for Segment Anything yet (use unet, fcn, deeplabv3 or maskrcnn)")
     project = open_project(args)
     spec = ModelSpec(args.model, args.weights, args.device, args.score, args.mask_threshold,
                      per_component=not args.per_class, amp=False if args.no_amp else None, tta=args.tta,
                      version=args.maskrcnn_version, sam_model=args.sam_model, prompts=args.prompts or "everything",
                      points_per_side=args.points_per_side)
-    seg = load_segmenter(spec, project)
-    print(f"model: {seg.name} ({len(seg.classes)} classes) on {seg.device.describe()}", file=sys.stderr)
     prog = progress_printer("predict")
-    try:
-        rep = predict_project(project, seg, statuses, args.batch, not args.no_create_classes, progress=prog)
-    finally:
-        prog.close()
+    if args.ray is not None:
+        import os
+
+        from segstudio.inference.ray_predict import predict_on_ray
+        workers = args.workers or (os.cpu_count() or 1)
+        try:
+            rep = predict_on_ray(project, spec, statuses, args.ray, workers, args.gpus_per_worker, args.batch,
+                                 not args.no_create_classes, progress=prog)
+        finally:
+            prog.close()
+    else:
+        seg = load_segmenter(spec, project)
+        print(f"model: {seg.name} ({len(seg.classes)} classes) on {seg.device.describe()}", file=sys.stderr)
+        try:
+            rep = predict_project(project, seg, statuses, args.batch, not args.no_create_classes, progress=prog)
+        finally:
+            prog.close()
     d = {"images": rep.images, "regions": rep.regions, "seconds": round(rep.seconds, 3),
          "images_per_second": round(rep.images_per_second, 3), "device": rep.device,
          "model_seconds": round(rep.model_seconds, 3), "timing": {k: round(v, 3) for k, v in rep.timing.items()},

@@ -535,6 +535,10 @@ class ProjectStore:
     def sources(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT source, COUNT(*) FROM regions GROUP BY source"))
 
+    def image_ids_with_source(self, source: str) -> list[int]:
+        """The images that carry regions from this source (a model's name)."""
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT image_id FROM regions WHERE source=?", (source,))]
+
     # ------------------------------------------------------------------ settings and models
     def get_setting(self, key: str, default=None):
         row = self.conn.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()

@@ -1,0 +1,204 @@
+"""Pre-label a project on a Ray cluster: `segstudio predict FOLDER --model ... --ray [ADDRESS]`.
+
+Ray Data does the distribution: the driver (this process, which owns the project's SQLite store)
+makes a dataset of the images to predict (id and absolute path), `map_batches` runs
+`ImagePredictor` on a pool of actors, each of which loads the model once and decodes, predicts
+and RLE-encodes with the same code as local predict (`engine.load_segmenter`,
+`Segmenter.predict_prepared`, `postprocess.encode_detections`), and only the compact encoded
+regions come back. The driver commits them through the store exactly as local predict does
+(`engine.prediction_entry`, `Store.replace_source_regions_many`: the same regions, statuses and
+source), a batch per transaction, as they stream in.
+
+Exactly once: an image's regions from this model are replaced, never added to, and the driver
+keeps the ids it committed in this run, so an image that Ray computes twice (a task retried after
+a lost worker) is committed once. Resuming: images that already carry this model's regions are
+left out of the next run (and with the default `--status new`, every predicted image is).
+
+The workers read the images by path: the folder must be on a path every node sees (a shared
+filesystem, mounted at the same place). A path a worker cannot read is that image's error (in
+the store and the report), never a hung job. Ray is optional: `pip install -e ".[cluster]"`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from segstudio.core.errors import UserError
+from segstudio.core.project import Project
+from segstudio.core.records import NEW
+from segstudio.inference.engine import ModelSpec, PredictReport, latest_model, load_segmenter, prediction_entry
+from segstudio.inference.classmap import ClassMapper
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = 'pip install -e ".[cluster]"'
+
+
+class RayUnavailable(UserError):
+    """Ray is not installed, or the cluster cannot be reached."""
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as e:
+        raise RayUnavailable(f"--ray needs Ray (Data and Train): {INSTALL_HINT} ({e})") from None
+    return ray
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> Any:
+    """Ray, initialised: None or "local" starts a runtime on this machine (num_cpus of its cores);
+    "auto" joins the cluster this machine belongs to (`ray start` ran here); "ray://host:port"
+    goes through Ray Client."""
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray
+    local = address in (None, "", "local")
+    kw: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
+                          "log_to_driver": False}
+    if local:
+        kw["num_cpus"] = num_cpus or os.cpu_count() or 1
+    else:
+        kw["address"] = address
+    try:
+        ray.init(**kw)
+    except Exception as e:  # a wrong address, no cluster there: one line  # noqa: BLE001
+        raise RayUnavailable(f"cannot start or reach Ray at {address or 'a local runtime'}: "
+                             f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
+    return ray
+
+
+@dataclass
+class _Prediction:
+    """What prediction_entry reads of a Prediction (its encoded regions travel apart)."""
+    width: int
+    height: int
+    uncertainty: float
+
+
+class ImagePredictor:
+    """The Ray Data UDF: one per actor. Loads the model once; for each batch of {image_id, path}
+    rows decodes, predicts and encodes, and returns per image its size, uncertainty, the pickled
+    encoded regions (label, x, y, w, h, RLE counts, area, score), or its error."""
+
+    def __init__(self, spec: dict, threads: int = 1, allow_large: bool = False):
+        import torch
+        torch.set_num_threads(max(1, threads))  # the actor's share of its node's cores
+        self.seg = load_segmenter(ModelSpec(**spec))
+        self.allow_large = allow_large
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from segstudio.core import imageio
+        from segstudio.core.imageio import ImageDecodeError
+        from segstudio.inference.postprocess import encode_detections, payload
+        ids = [int(i) for i in batch["image_id"]]
+        rows: dict[int, dict[str, Any]] = {}
+        arrays, kept = [], []
+        for image_id, path in zip(ids, batch["path"], strict=True):
+            try:
+                image = imageio.decode_image(str(path), allow_large=self.allow_large)
+                arrays.append(self.seg.prepare(image))  # no project here: not for models prompted by its regions
+                kept.append(image_id)
+            except (ImageDecodeError, OSError) as e:  # a path this worker cannot read: that image's error
+                rows[image_id] = {"error": f"{e} (on {os.uname().nodename})", "width": 0, "height": 0,
+                                  "uncertainty": 0.0, "regions": b""}
+        if arrays:
+            for image_id, pred in zip(kept, self.seg.predict_prepared(arrays), strict=True):
+                enc = encode_detections(payload(pred))
+                rows[image_id] = {"error": "", "width": pred.width, "height": pred.height,
+                                  "uncertainty": float(pred.uncertainty), "regions": pickle.dumps(enc)}
+        out = [rows[i] for i in ids]
+        return {"image_id": np.asarray(ids, np.int64),
+                "width": np.asarray([r["width"] for r in out], np.int64),
+                "height": np.asarray([r["height"] for r in out], np.int64),
+                "uncertainty": np.asarray([r["uncertainty"] for r in out], np.float64),
+                "regions": np.asarray([r["regions"] for r in out], dtype=object),
+                "error": np.asarray([r["error"] for r in out], dtype=object)}
+
+
+def images_to_predict(project: Project, statuses, source: str) -> list[int]:
+    """The images of those statuses, less those that already carry this model's regions (a run
+    stopped half-way resumes where it stopped)."""
+    ids = project.store.image_ids(statuses=statuses)
+    done = set(project.store.image_ids_with_source(source))
+    return [i for i in ids if i not in done]
+
+
+def predict_on_ray(project: Project, spec: ModelSpec, statuses=(NEW,), address: str | None = None,
+                   workers: int = 1, gpus_per_worker: float = 0.0, batch: int = 4, create_classes: bool = True,
+                   progress: Callable[[int, int, str], None] | None = None, commit_every: int = 64,
+                   predictor_cls: type = ImagePredictor, cpus_per_worker: float = 1.0) -> PredictReport:
+    """Predict the project's images on Ray and commit them here. `workers` actors, each with
+    `cpus_per_worker` CPUs and `gpus_per_worker` GPUs (fractions share a GPU)."""
+    if workers < 1:
+        raise UserError("--workers must be 1 or more")
+    if spec.arch == "unet" and spec.weights is None:  # the workers have no project: name the file
+        spec = ModelSpec(**{**asdict(spec), "weights": latest_model(project, "unet")})
+    # the driver loads the model too (on its CPU): its name and classes, and a bad file fails here, once
+    driver_seg = load_segmenter(ModelSpec(**{**asdict(spec), "device": "cpu"}), project)
+    source, classes = driver_seg.name, driver_seg.classes
+    del driver_seg
+    ids = images_to_predict(project, statuses, source)
+    report = PredictReport(device=f"Ray: {workers} worker(s), {cpus_per_worker:g} CPU"
+                                  + (f" + {gpus_per_worker:g} GPU" if gpus_per_worker else "") + " each")
+    if not ids:
+        return report
+    records = project.store.images_by_ids(ids)
+    ray = connect(address, num_cpus=None)
+    worker_spec = asdict(ModelSpec(**{**asdict(spec), "device": "cuda" if gpus_per_worker else "cpu"}))
+    rows = [{"image_id": i, "path": str(project.abspath(records[i]))} for i in ids]
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # the driver's own bar says images/s and ETA
+    ctx.print_on_execution_start = False
+    ds = ray.data.from_items(rows).map_batches(
+        predictor_cls, batch_size=batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=cpus_per_worker, num_gpus=gpus_per_worker or None,
+        fn_constructor_kwargs={"spec": worker_spec, "threads": max(1, int(cpus_per_worker)),
+                               "allow_large": project.allow_large})
+    mapper = ClassMapper(project, classes, create_classes)
+    committed: set[int] = set()
+    pending: list[dict] = []
+    t0 = time.perf_counter()
+
+    def commit() -> None:
+        if pending:
+            tc = time.perf_counter()
+            project.store.replace_source_regions_many(pending)
+            report.timing["commit"] += time.perf_counter() - tc
+            pending.clear()
+
+    for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for k, image_id in enumerate(out["image_id"]):
+            image_id = int(image_id)
+            if image_id in committed or image_id not in records:
+                continue  # computed twice (a retried task): committed once
+            committed.add(image_id)
+            rec = records[image_id]
+            err = str(out["error"][k])
+            if err:
+                project.store.set_error(image_id, err)
+                report.errors.append((rec.path, err))
+            else:
+                enc = pickle.loads(out["regions"][k])
+                pred = _Prediction(int(out["width"][k]), int(out["height"][k]), float(out["uncertainty"][k]))
+                entry = prediction_entry(project, rec, pred, enc, mapper, source)  # type: ignore[arg-type]
+                pending.append(entry)
+                report.images += 1
+                report.regions += len(entry["rows"])
+                report.written.append(image_id)
+            if len(pending) >= commit_every:
+                commit()
+            if progress is not None:
+                progress(len(committed), len(ids), rec.path)
+    commit()
+    report.seconds = time.perf_counter() - t0
+    report.dropped = dict(mapper.dropped)
+    return report
