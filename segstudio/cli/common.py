@@ -63,6 +63,7 @@ def progress_printer(label: str):
                 state["bar"] = False
                 return
             state["bar"] = ProgressBar(total, label)
+            state["bar"].n0 = done  # the first answer came before the bar: its time is not the bar's
         if state["bar"]:
             state["bar"].n = done
             state["bar"].update(0)

@@ -13,6 +13,7 @@ class ProgressBar:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.n = 0
+        self.n0 = 0  # done before the bar started: not counted in the rate
         self.t0 = time.perf_counter()
         self._last = 0.0
 
@@ -26,7 +27,7 @@ class ProgressBar:
 
     def _draw(self, note: str = "") -> None:
         el = time.perf_counter() - self.t0
-        rate = self.n / el if el > 0 else 0.0
+        rate = (self.n - self.n0) / el if el > 0 else 0.0
         eta = (self.total - self.n) / rate if rate > 0 and self.total else 0.0
         frac = self.n / self.total if self.total else 1.0
         fill = int(frac * self.width)

@@ -26,6 +26,7 @@ import os
 import pickle
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -58,14 +59,18 @@ def connect(address: str | None, num_cpus: int | None = None) -> Any:
     """Ray, initialised: None or "local" starts a runtime on this machine (num_cpus of its cores);
     "auto" joins the cluster this machine belongs to (`ray start` ran here); "ray://host:port"
     goes through Ray Client."""
+    local = address in (None, "", "local")
+    if not local and (Path.home() / ".ray" / "auth_token").exists():
+        # Ray >= 2.5x clusters use token authentication, and a driver given an explicit address
+        # reads the token `ray start` saved only when told to (before ray is imported)
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     ray = import_ray()
     if ray.is_initialized():
         return ray
-    local = address in (None, "", "local")
     kw: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
                           "log_to_driver": False}
-    if local:
-        kw["num_cpus"] = num_cpus or os.cpu_count() or 1
+    if local:  # "local": a runtime of its own even when a `ray start` cluster runs on this machine
+        kw.update(address="local", num_cpus=num_cpus or os.cpu_count() or 1)
     else:
         kw["address"] = address
     try:
@@ -176,6 +181,8 @@ def predict_on_ray(project: Project, spec: ModelSpec, statuses=(NEW,), address: 
             pending.clear()
 
     for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        if "startup" not in report.timing:  # actors started and loaded their models: the first answer
+            report.timing["startup"] = time.perf_counter() - t0
         for k, image_id in enumerate(out["image_id"]):
             image_id = int(image_id)
             if image_id in committed or image_id not in records:
