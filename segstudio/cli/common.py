@@ -62,8 +62,9 @@ def progress_printer(label: str):
             if total < 20:
                 state["bar"] = False
                 return
-            state["bar"] = ProgressBar(total, label)
-            state["bar"].n0 = done  # the first answer came before the bar: its time is not the bar's
+            bar = ProgressBar(total, label)
+            bar.n0 = done  # the first answer came before the bar: its time is not the bar's
+            state["bar"] = bar
         if state["bar"]:
             state["bar"].n = done
             state["bar"].update(0)

@@ -96,7 +96,7 @@ def _samples_window(qtbot, tmp_path):
 def test_getting_started_shows_with_no_folder_hides_on_close_and_stays_hidden(qtbot, tmp_path):
     from PySide6.QtCore import Qt
 
-    from segstudio.gui.main_window import GETTING_STARTED_KEY
+    from segstudio.gui.notices import GETTING_STARTED_KEY
     from segstudio.gui.settings import app_settings, get_bool
     win = _samples_window(qtbot, tmp_path)
     strip = win.getting_started
