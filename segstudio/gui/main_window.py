@@ -7,18 +7,17 @@ history, the Session loads and saves, the tools edit. The window wires them toge
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import (QAbstractButton, QDockWidget, QDoubleSpinBox, QLabel,
-                               QMainWindow, QMessageBox, QSlider, QSpinBox, QToolBar, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication
+from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QLabel, QMainWindow, QMenu, QMessageBox, QSlider,
+                               QSpinBox, QToolBar, QVBoxLayout, QWidget)
 
 from segstudio import __version__
 from segstudio.core import imageio
-from segstudio.core.records import DONE, SKIPPED
+from segstudio.core.records import DONE
 from segstudio.gui.canvas import Canvas
 from segstudio.gui.dialogs import ExportDialog, ImportDialog, ShortcutsDialog, confirm_unsaved
 from segstudio.gui.docks.classes import ClassesDock
@@ -33,12 +32,11 @@ from segstudio.gui.session import Session
 from segstudio.gui.settings import app_settings, get_bool, get_float
 from segstudio.gui.cursor_readout import CursorReadout
 from segstudio.gui.notices import GETTING_STARTED, GETTING_STARTED_KEY, NoticeBar
-from segstudio.gui.toolbox import TOOL_ICONS, TOOLS, app_icon, icon, icons_dir
+from segstudio.gui.window_menus import build_actions
+from segstudio.gui.toolbox import TOOLS, app_icon, icons_dir
 from segstudio.gui.workers import Background
 
 if TYPE_CHECKING:
-    from PySide6.QtWidgets import QMenu
-
     from segstudio.core.document import Change, Document
     from segstudio.core.project import Project
     from segstudio.core.records import ImageRecord
@@ -50,8 +48,6 @@ if TYPE_CHECKING:
     from segstudio.inference.segmenter import Detection, Prediction
 
 
-BRUSH_STEP = 1.25  # ] grows the brush radius by this factor, [ shrinks it by its inverse
-MAX_BRUSH_RADIUS = 500  # px
 DEFAULT_OPACITY = 0.45  # of the region overlay: the image stays readable under it
 REGIONS_REFRESH_MS = 150  # the regions list follows edits this long after the last one
 PROBE_DELAY_MS = 300  # docks report visible during the first layout: probe the model after it
@@ -69,6 +65,23 @@ def _forget_window(win: MainWindow) -> None:
 
 
 class MainWindow(QMainWindow):
+    # made by window_menus.build_actions
+    toolbar: QToolBar
+    open_action: QAction
+    export_action: QAction
+    save_action: QAction
+    undo_action: QAction
+    redo_action: QAction
+    hide_action: QAction
+    outline_action: QAction
+    instances_action: QAction
+    tool_group: QActionGroup
+    tool_actions: dict[str, QAction]
+    brush_spin: QSpinBox
+    tol_spin: QDoubleSpinBox
+    opacity: QSlider
+    menus: list[QMenu]
+
     def __init__(self, project: Project, settings: QSettings | None = None) -> None:
         super().__init__()
         gc_guard.acquire()  # collect cycles on this thread only, never on a worker's
@@ -103,7 +116,7 @@ class MainWindow(QMainWindow):
                                 ("Canvas", "Close polygon", "Enter, double-click"),
                                 ("Canvas", "Cancel shape", "Esc"), ("Classes", "Current class", "1 … 9")]
         self._build_docks()
-        self._build_actions()
+        build_actions(self)
         self._build_status()
         self._restore_settings()
         self._wire()
@@ -146,154 +159,6 @@ class MainWindow(QMainWindow):
         self.regions_dw.raise_()
         self.resizeDocks([self.classes_dw, self.regions_dw], [220, 520], Qt.Orientation.Vertical)
         self.resizeDocks([self.files_dw, self.classes_dw], [260, 380], Qt.Orientation.Horizontal)
-
-    def _act(self, menu: QMenu, text: str, slot: Callable[..., object], keys: str | Sequence[str] = (), tip: str = "",
-             checkable: bool = False, icon_name: str = "") -> QAction:
-        a = QAction(text, self)
-        if icon_name:
-            a.setIcon(icon(icon_name))
-        if keys:
-            a.setShortcuts([QKeySequence(k) for k in ([keys] if isinstance(keys, str) else keys)])
-        if tip:
-            a.setStatusTip(tip)
-            a.setToolTip(f"{text.replace('&', '')} ({', '.join(keys) if not isinstance(keys, str) else keys})"
-                         f"\n{tip}" if keys else tip)
-        a.setCheckable(checkable)
-        a.triggered.connect(slot)
-        menu.addAction(a)
-        self.addAction(a)
-        return a
-
-    def _build_actions(self) -> None:
-        mb = self.menuBar()
-        tb = QToolBar("Tools", self)
-        tb.setObjectName("tools_toolbar")
-        self.toolbar = tb
-        self.addToolBar(tb)
-        f = mb.addMenu("&File")
-        self.open_action = self._act(f, "&Open folder…", lambda: self.open_folder(), "Ctrl+O",
-                                     "Open a folder of images", icon_name="folder-open")
-        last = self.settings.value("last_folder")
-        if last and last != str(self.project.folder):
-            self._act(f, f"Open last folder ({last[-40:]})", lambda: self.open_folder(last), icon_name="folder-clock")
-        f.addSeparator()
-        self._act(f, "&Import annotations…", self.import_dialog, "Ctrl+I", icon_name="file-input")
-        self.export_action = self._act(f, "&Export dataset…", self.export_dialog, "Ctrl+E",
-                                       "COCO, PNG label maps, instance maps, labelme, YOLO-seg or VOC",
-                                       icon_name="file-output")
-        f.addSeparator()
-        self.save_action = self._act(f, "&Save now", self.save_now, "Ctrl+S",
-                                     "Edits are saved automatically; this forces it", icon_name="save")
-        self._act(f, "&Quit", self.close, "Ctrl+Q", icon_name="log-out")
-        e = mb.addMenu("&Edit")
-        self.undo_action = self._act(e, "&Undo", self.undo, ["Ctrl+Z"], "Undo the last edit", icon_name="undo-2")
-        self.redo_action = self._act(e, "&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "Redo what was undone",
-                                     icon_name="redo-2")
-        e.addSeparator()
-        self._act(e, "&Delete region", self.delete_selected, ["Del"], icon_name="trash-2")
-        self._act(e, "&Merge selected regions", self.merge_selected, "M", "Shift+click regions to select several",
-                  icon_name="merge")
-        self._act(e, "&Split into connected parts", self.split_selected, "K", icon_name="ungroup")
-        self._act(e, "&Fill holes", self.fill_holes, "H", icon_name="paint-bucket")
-        self._act(e, "&Change class to current", self.change_class, "C", icon_name="tag")
-        self._act(e, "&Raise region", lambda: self.raise_selected(True), "Ctrl+]", icon_name="bring-to-front")
-        self._act(e, "&Lower region", lambda: self.raise_selected(False), "Ctrl+[", icon_name="send-to-back")
-        self._act(e, "Cancel shape / select &none", self.escape, "Esc", icon_name="x")
-        v = mb.addMenu("&View")
-        self._act(v, "&Fit image", self.canvas.fit, "Ctrl+0", icon_name="maximize")
-        self._act(v, "&Actual pixels (1:1)", self.canvas.actual_size, "Ctrl+1", icon_name="scan")
-        # about the view centre (the wheel and a pinch zoom about the cursor); plain + and - work
-        # wherever the focus is, except in a box that takes typed text
-        self._act(v, "Zoom &in", lambda: self.canvas.zoom_by(1.25), ("+", "=", "Ctrl+="), icon_name="zoom-in")
-        self._act(v, "Zoom &out", lambda: self.canvas.zoom_by(0.8), ("-", "Ctrl+-"), icon_name="zoom-out")
-        v.addSeparator()
-        self.hide_action = self._act(v, "&Hide regions", self.toggle_overlay, "T", checkable=True, icon_name="eye-off")
-        self.outline_action = self._act(v, "&Outlines only", self.toggle_outline, "O", checkable=True,
-                                        icon_name="square-dashed")
-        self.instances_action = self._act(
-            v, "Colour &instances apart", self.toggle_instances,
-            tip="Touching regions of one class in different shades of its colour, to see where one ends",
-            checkable=True, icon_name="blend")
-        self._act(v, "Auto &window/level (16-bit)", self.auto_window, "Ctrl+L", icon_name="contrast")
-        self._act(v, "Window/&level…", self.levels_dialog, "Ctrl+Shift+L", icon_name="sliders-horizontal")
-        self._act(v, "Dataset &statistics…", self.show_stats, "Ctrl+Shift+I", icon_name="chart-column")
-        i = mb.addMenu("&Image")
-        self._act(i, "&Next image", lambda: self.step_image(1), ["D", "PgDown"], icon_name="chevron-right")
-        self._act(i, "&Previous image", lambda: self.step_image(-1), ["A", "PgUp"], icon_name="chevron-left")
-        self._act(i, "Next &unfinished image", self.next_unfinished, "N", icon_name="skip-forward")
-        self._act(i, "Mark &done and go to next", self.mark_done_next, ["Ctrl+Return", "Ctrl+Enter"],
-                  icon_name="circle-check")
-        self._act(i, "Mark &skipped", lambda: self.set_status(SKIPPED), "Ctrl+K", icon_name="ban")
-        for a in (self.open_action, self.export_action, self.save_action):
-            tb.addAction(a)
-        tb.addSeparator()
-        tb.addAction(self.undo_action)
-        tb.addAction(self.redo_action)
-        tb.addSeparator()
-        t = mb.addMenu("&Tools")
-        self.tool_group = QActionGroup(self)
-        self.tool_actions = {}
-        for name, tool in self.tools.items():
-            a = self._act(t, tool.label, lambda _=False, n=name: self.set_tool(n), tool.shortcut, tool.tip,
-                          checkable=True, icon_name=TOOL_ICONS.get(name, ""))
-            self.tool_group.addAction(a)
-            self.tool_actions[name] = a
-            tb.addAction(a)
-        tb.addSeparator()
-        self._act(t, "Bigger brush", lambda: self.brush_size(BRUSH_STEP), "]")
-        self._act(t, "Smaller brush", lambda: self.brush_size(1 / BRUSH_STEP), "[")
-        tb.addWidget(QLabel(" Brush "))
-        self.brush_spin = QSpinBox()
-        self.brush_spin.setRange(1, MAX_BRUSH_RADIUS)
-        self.brush_spin.setSuffix(" px")
-        self.brush_spin.setToolTip("Brush radius ([ and ])")
-        self.brush_spin.valueChanged.connect(lambda v: setattr(self.editor, "brush_radius", float(v)))
-        tb.addWidget(self.brush_spin)
-        tb.addWidget(QLabel(" Wand "))
-        self.tol_spin = QDoubleSpinBox()
-        self.tol_spin.setRange(0, 100)
-        self.tol_spin.setSuffix(" %")
-        self.tol_spin.setToolTip("Magic wand tolerance, percent of the display range (16-bit aware)")
-        self.tol_spin.valueChanged.connect(lambda v: setattr(self.editor, "wand_tolerance", float(v)))
-        tb.addWidget(self.tol_spin)
-        tb.addWidget(QLabel(" Opacity "))
-        self.opacity = QSlider(Qt.Orientation.Horizontal)
-        self.opacity.setRange(0, 100)
-        self.opacity.setFixedWidth(90)
-        self.opacity.valueChanged.connect(lambda v: self.canvas.overlay.set_opacity(v / 100))
-        tb.addWidget(self.opacity)
-        tb.addSeparator()
-        done = QAction(icon("circle-check"), "Done → next", self)
-        done.setToolTip("Mark this image done and open the next unfinished one (Ctrl+Enter)")
-        done.triggered.connect(self.mark_done_next)
-        tb.addAction(done)
-        done_button = tb.widgetForAction(done)
-        if isinstance(done_button, QToolButton):
-            done_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        h = mb.addMenu("&Help")
-        self._act(h, "&Keyboard shortcuts", self.show_shortcuts, "F1", icon_name="keyboard")
-        self._act(h, "&Getting started", self.show_getting_started, icon_name="lightbulb")
-        self._act(h, "&About segstudio", self.about, icon_name="info")
-        self._panel_icons()
-        self.menus = [f, e, v, i, t, h]
-        for k in range(1, 10):  # class hotkeys
-            a = QAction(self)
-            a.setShortcut(QKeySequence(str(k)))
-            a.triggered.connect(lambda _=False, key=str(k): self.classes_dock.select_hotkey(key))
-            self.addAction(a)
-
-    def _panel_icons(self) -> None:
-        """Icons on the Model panel's buttons (looked up by name: the panel works without them)."""
-        buttons: list[tuple[object, str, str]] = [
-            (self.model_dock, "load_button", "brain"), (self.model_dock, "seg_image", "play"),
-            (self.model_dock, "seg_folder", "images"), (self.model_dock, "cancel_button", "circle-x")]
-        train = getattr(self.model_dock, "train_panel", None)
-        buttons += [(train, "train_button", "graduation-cap"), (train, "repredict", "refresh-cw"),
-                    (train, "evaluate_button", "list-checks")]
-        for owner, attr, name in buttons:
-            b = getattr(owner, attr, None)
-            if isinstance(b, QAbstractButton):
-                b.setIcon(icon(name))
 
     def _build_status(self) -> None:
         def class_name(cid: int) -> str | None:

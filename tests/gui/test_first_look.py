@@ -24,7 +24,8 @@ def test_every_icon_the_window_uses_is_there_and_renders(window):
     from PySide6.QtWidgets import QToolButton
 
     from segstudio.gui.toolbox import TOOL_ICONS, app_icon, icon, icons_dir
-    src = (ROOT / "segstudio" / "gui" / "main_window.py").read_text()
+    src = "".join((ROOT / "segstudio" / "gui" / f).read_text()
+                  for f in ("main_window.py", "window_menus.py", "notices.py"))
     names = set(re.findall(r'icon_name="([a-z0-9-]+)"', src)) | set(re.findall(r'icon\("([a-z0-9-]+)"', src))
     names |= set(TOOL_ICONS.values())
     assert len(names) > 30
