@@ -55,6 +55,12 @@ def add_parsers(sub) -> None:
     s.add_argument("--border-weight", type=float, metavar="W0",
                    help="UNet: the U-Net paper's border weight map, extra weight W0 (paper: 10) on pixels in "
                         "narrow gaps between objects")
+    s.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="UNet: train with Ray Train (DistributedDataParallel) on a cluster (pip install -e "
+                        "\".[cluster]\"): no ADDRESS starts a local runtime, auto joins this machine's cluster; "
+                        "needs --epochs; the folder must be on a path every worker sees")
+    s.add_argument("--workers", type=int, default=2, metavar="N", help="--ray: training workers (default 2)")
+    s.add_argument("--gpus", action="store_true", help="--ray: one GPU per worker")
     s.add_argument("--json", action="store_true")
     add_common(s)
 
@@ -145,6 +151,10 @@ def cmd_train(args) -> int:
     if args.ignore_unlabelled and not is_semantic(args.model):
         raise CliError("--ignore-unlabelled is for --model unet (and fcn, deeplabv3: class-per-pixel models; "
                        "Mask R-CNN learns whole objects)")
+    if args.ray is not None and args.model != "unet":
+        raise CliError("--ray trains --model unet (Mask R-CNN and the torchvision nets on Ray: not yet)")
+    if args.ray is not None and args.resume:
+        raise CliError("--ray starts a run; --resume continues a local one")
     encoder = _encoder(args)
     project = open_project(args)
     amp = False if args.no_amp else None
@@ -169,6 +179,8 @@ def cmd_train(args) -> int:
             if val is not None:
                 cfg.unet[key] = val
         cfg.pretrained = not args.no_pretrained
+        if args.ray is not None:
+            return _train_on_ray(args, project, cfg)
         res = train_unet(project, args.out, cfg, progress=_printer(args.json), resume=args.resume)
     else:
         from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
@@ -192,6 +204,21 @@ def cmd_train(args) -> int:
             if isinstance(v, float):
                 print(f"  best {k}: {v:.4f}")
         print(f"  best checkpoint: {res.best_path}\n  last checkpoint: {res.last_path}")
+    return 0
+
+
+def _train_on_ray(args, project, cfg) -> int:
+    from segstudio.inference.ray_train import train_on_ray
+    res = train_on_ray(project, cfg, args.out, args.ray, args.workers, args.gpus)
+    d = {k: res[k] for k in ("best", "last", "metrics", "epochs", "workers", "seconds")}
+    if args.json:
+        print(json.dumps(d, indent=2, default=str))
+    else:
+        print(f"trained unet on Ray with {res['workers']} workers: {res['epochs']} epochs, {res['seconds'] or 0:.0f} s")
+        for k, v in res["metrics"].items():
+            if isinstance(v, float):
+                print(f"  best {k}: {v:.4f}")
+        print(f"  best checkpoint: {res['best']}\n  last checkpoint: {res['last']}")
     return 0
 
 

@@ -286,10 +286,16 @@ def validate(model: SemanticNet, items: list[_Item], device, k: int, amp_ctx) ->
 def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainConfig | None = None,
                progress: Callable[[TrainProgress], None] | None = None, cancel: Callable[[], bool] | None = None,
                resume: str | Path | None = None, image_ids: Sequence[int] | None = None,
-               val_ids: Sequence[int] | None = None, init: str | Path | None = None) -> TrainResult:
+               val_ids: Sequence[int] | None = None, init: str | Path | None = None, *,
+               wrap_model: Callable[[torch.nn.Module], torch.nn.Module] | None = None, rank: int = 0,
+               register: bool = True) -> TrainResult:
     """Train a UNet. `resume` continues a run from its -last checkpoint (optimizer, epoch count,
     history); `init` warm-starts a new run from a checkpoint's weights and UNetConfig, with a fresh
-    optimizer and epoch count (the live-learning loop calls this again and again)."""
+    optimizer and epoch count (the live-learning loop calls this again and again).
+
+    Data-parallel training (ray_train): `wrap_model` wraps the network for the training steps
+    (DistributedDataParallel), `rank` gives each worker its own random crops (the weights start
+    the same everywhere), and `register=False` leaves the project's model list to the caller."""
     cfg = cfg or UNetTrainConfig()
     if resume is not None and init is not None:
         raise TrainingError("give either resume (continue a run) or init (warm-start a new run), not both")
@@ -370,14 +376,17 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
         y = torch.from_numpy(yb).to(dev.device, non_blocking=True).long()
         w = torch.from_numpy(wb).to(dev.device, non_blocking=True) if wb is not None else None
         with amp_ctx():
-            return unet_loss(model(x), y, k, weights, cfg.dice_weight, w)
+            return unet_loss(net(x), y, k, weights, cfg.dice_weight, w)
 
     def validation() -> Validation:
         metrics = validate(model, val_items, dev.device, k, amp_ctx)
         score = metrics["mean_iou"] if metrics["mean_iou"] is not None else 0.0
         return Validation(metrics, score, {"val_mean_iou": score, "val_pixel_accuracy": metrics["pixel_accuracy"]})
 
+    net = wrap_model(model) if wrap_model is not None else model  # trains; `model` validates and is saved
     model.train()
+    if rank:
+        rng = np.random.default_rng(cfg.seed + 7919 * rank + 1000 * state.epoch)
     batches = BatchPrefetcher(train_items, rng, cfg.batch, crop)
     try:
         run_training(budget=budget, state=state, steps_per_epoch=steps_per_epoch,
@@ -389,7 +398,8 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
         batches.close()
     best_metrics = state.best_metrics
     store_metrics = {"mean_iou": best_metrics.get("mean_iou"), "pixel_accuracy": best_metrics.get("pixel_accuracy")}
-    project.store.add_model(str(last_path), "unet", store_metrics)
-    project.store.add_model(str(best_path), "unet", store_metrics)
+    if register:
+        project.store.add_model(str(last_path), "unet", store_metrics)
+        project.store.add_model(str(best_path), "unet", store_metrics)
     return TrainResult("unet", str(best_path), str(last_path), best_metrics, state.history, state.stopped,
                        budget.elapsed, summary["device"], summary["train_images"], summary["val_images"], start_note)
