@@ -56,7 +56,7 @@ def add_parsers(sub) -> None:
                    help="UNet: the U-Net paper's border weight map, extra weight W0 (paper: 10) on pixels in "
                         "narrow gaps between objects")
     s.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="UNet: train with Ray Train (DistributedDataParallel) on a cluster (pip install -e "
+                   help="train with Ray Train (DistributedDataParallel) on a cluster (pip install -e "
                         "\".[cluster]\"): no ADDRESS starts a local runtime, auto joins this machine's cluster; "
                         "needs --epochs; the folder must be on a path every worker sees")
     s.add_argument("--workers", type=int, default=2, metavar="N", help="--ray: training workers (default 2)")
@@ -151,8 +151,6 @@ def cmd_train(args) -> int:
     if args.ignore_unlabelled and not is_semantic(args.model):
         raise CliError("--ignore-unlabelled is for --model unet (and fcn, deeplabv3: class-per-pixel models; "
                        "Mask R-CNN learns whole objects)")
-    if args.ray is not None and args.model != "unet":
-        raise CliError("--ray trains --model unet (Mask R-CNN and the torchvision nets on Ray: not yet)")
     if args.ray is not None and args.resume:
         raise CliError("--ray starts a run; --resume continues a local one")
     encoder = _encoder(args)
@@ -189,6 +187,8 @@ def cmd_train(args) -> int:
                                    version=args.maskrcnn_version)
         if args.batch:
             mcfg.batch = args.batch
+        if args.ray is not None:
+            return _train_on_ray(args, project, mcfg)
         res = train_maskrcnn(project, args.out, mcfg, progress=_printer(args.json))
     d = {"best": res.best_path, "last": res.last_path, "metrics": res.best_metrics, "stopped": res.stopped,
          "seconds": round(res.seconds, 1), "device": res.device, "start": res.start,
@@ -210,11 +210,12 @@ def cmd_train(args) -> int:
 def _train_on_ray(args, project, cfg) -> int:
     from segstudio.inference.ray_train import train_on_ray
     res = train_on_ray(project, cfg, args.out, args.ray, args.workers, args.gpus)
-    d = {k: res[k] for k in ("best", "last", "metrics", "epochs", "workers", "seconds")}
+    d = {k: res[k] for k in ("arch", "best", "last", "metrics", "epochs", "workers", "seconds")}
     if args.json:
         print(json.dumps(d, indent=2, default=str))
     else:
-        print(f"trained unet on Ray with {res['workers']} workers: {res['epochs']} epochs, {res['seconds'] or 0:.0f} s")
+        print(f"trained {res['arch']} on Ray with {res['workers']} workers: {res['epochs']} epochs, "
+              f"{res['seconds'] or 0:.0f} s")
         for k, v in res["metrics"].items():
             if isinstance(v, float):
                 print(f"  best {k}: {v:.4f}")

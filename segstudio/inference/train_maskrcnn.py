@@ -100,9 +100,12 @@ def _targets(project: Project, image_id: int, value_of: dict):
 def train_maskrcnn(project: Project, out: str | Path | None = None, cfg: MaskRCNNTrainConfig | None = None,
                    progress: Callable[[TrainProgress], None] | None = None, cancel: Callable[[], bool] | None = None,
                    image_ids: Sequence[int] | None = None, val_ids: Sequence[int] | None = None,
-                   init: str | Path | None = None) -> TrainResult:
+                   init: str | Path | None = None, *,
+                   wrap_model: Callable[[torch.nn.Module], torch.nn.Module] | None = None, rank: int = 0,
+                   register: bool = True) -> TrainResult:
     """Fine-tune Mask R-CNN. `init` warm-starts from a checkpoint's weights (what `cfg.weights`
-    does: heads replaced when its classes differ), with a fresh optimizer and epoch count."""
+    does: heads replaced when its classes differ), with a fresh optimizer and epoch count.
+    `wrap_model`, `rank`, `register`: data-parallel training, as for train_unet (ray_train)."""
     cfg = cfg or MaskRCNNTrainConfig()
     start_word = "checkpoint"
     if init is not None:
@@ -120,6 +123,9 @@ def train_maskrcnn(project: Project, out: str | Path | None = None, cfg: MaskRCN
         raise TrainingError("no instance regions on the training images")
     model, start_note, version = start_model(cfg, k, names, start_word)
     model.to(dev.device).train()
+    net = wrap_model(model) if wrap_model is not None else model  # trains; `model` validates and is saved
+    if rank:  # each worker its own shuffles and flips
+        rng = np.random.default_rng(cfg.seed + 7919 * rank)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=1e-4)
     use_amp = dev.amp and dev.type == "cuda"
@@ -157,7 +163,7 @@ def train_maskrcnn(project: Project, out: str | Path | None = None, cfg: MaskRCN
 
     def loss(batch) -> torch.Tensor:
         with amp_context(dev.type, use_amp):
-            loss_dict = model([b[0] for b in batch], [b[1] for b in batch])
+            loss_dict = net([b[0] for b in batch], [b[1] for b in batch])
             return sum(loss_dict.values())
 
     def validation() -> Validation:
@@ -170,8 +176,9 @@ def train_maskrcnn(project: Project, out: str | Path | None = None, cfg: MaskRCN
                  last_path=last_path, patience=cfg.patience, progress=progress, latest_is_best=cfg.keep == "last")
     best_metrics = state.best_metrics
     m = {"mask_AP": best_metrics.get("mask_AP")}
-    project.store.add_model(str(last_path), "maskrcnn", m)
-    project.store.add_model(str(best_path), "maskrcnn", m)
+    if register:
+        project.store.add_model(str(last_path), "maskrcnn", m)
+        project.store.add_model(str(best_path), "maskrcnn", m)
     return TrainResult("maskrcnn", str(best_path), str(last_path), best_metrics, state.history, state.stopped,
                        budget.elapsed, dev.describe(), summary["train_images"], summary["val_images"], start_note)
 

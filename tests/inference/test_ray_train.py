@@ -79,4 +79,26 @@ def test_cli_train_ray(tmp_path, capsys):
     assert code == 0
     d = json.loads(capsys.readouterr().out)
     assert d["workers"] == 2 and d["epochs"] == 2 and out.is_file()
-    assert main(["train", str(tmp_path / "imgs"), "--model", "maskrcnn", "--out", str(out), "--ray"]) == 2
+    assert main(["train", str(tmp_path / "imgs"), "--model", "unet", "--out", str(out), "--ray", "--minutes", "1"]) == 2
+
+
+def test_two_workers_fine_tune_mask_rcnn(tmp_path, monkeypatch):
+    from segstudio.inference import maskrcnn
+    from segstudio.inference.ray_train import train_on_ray
+    from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig
+    from tests.inference.helpers import tiny_maskrcnn_checkpoint
+    monkeypatch.setattr(maskrcnn.torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no COCO file here
+    p = disc_project(tmp_path / "imgs")
+    start = tiny_maskrcnn_checkpoint(tmp_path / "start.pt", classes=("disc",))
+    cfg = MaskRCNNTrainConfig(epochs=2, batch=1, device="cpu", min_size=64, max_size=64, download=False,
+                              val_fraction=0.25, weights=str(start))
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        res = train_on_ray(p, cfg, tmp_path / "mr.pt", None, workers=2)
+    finally:
+        ray.shutdown()
+    ck = load_checkpoint(res["best"], expect_arch="maskrcnn")
+    assert res["arch"] == "maskrcnn" and ck.classes == ["disc"] and len(res["history"]) == 2
+    assert {m["path"] for m in p.store.models()} >= {res["best"], res["last"]}
+    seg = load_segmenter(ModelSpec("maskrcnn", res["best"], "cpu", score_threshold=0.0), p)
+    assert predict_project(p, seg, ("new",), batch=1).images == 2
