@@ -159,7 +159,7 @@ def predict_on_ray(project: Project, spec: ModelSpec, statuses=(NEW,), address: 
     records = project.store.images_by_ids(ids)
     ray = connect(address, num_cpus=None)
     worker_spec = asdict(ModelSpec(**{**asdict(spec), "device": "cuda" if gpus_per_worker else "cpu"}))
-    rows = [{"image_id": i, "path": str(project.abspath(records[i]))} for i in ids]
+    rows = [{"image_id": i, "path": str(project.abspath(records[i]).resolve())} for i in ids]  # workers' cwd differs
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the driver's own bar says images/s and ETA
     ctx.print_on_execution_start = False

@@ -74,7 +74,9 @@ def train_on_ray(project: Project, cfg: Any, out: str | Path | None, address: st
     storage.mkdir(parents=True, exist_ok=True)
     trainer = TorchTrainer(
         _worker_loop,
-        train_loop_config={"arch": arch, "folder": str(project.folder), "db": str(project.store.db_path),
+        # absolute: the workers do not run in this process's folder
+        train_loop_config={"arch": arch, "folder": str(Path(project.folder).resolve()),
+                           "db": str(project.store.db_path.resolve()),
                            "cfg": asdict(cfg),
                            "use_gpu": use_gpu, "out": str(best_path), "image_ids": list(train_ids),
                            "val_ids": list(vids)},
