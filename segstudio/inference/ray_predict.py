@@ -180,32 +180,34 @@ def predict_on_ray(project: Project, spec: ModelSpec, statuses=(NEW,), address: 
             report.timing["commit"] += time.perf_counter() - tc
             pending.clear()
 
-    for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
-        if "startup" not in report.timing:  # actors started and loaded their models: the first answer
-            report.timing["startup"] = time.perf_counter() - t0
-        for k, image_id in enumerate(out["image_id"]):
-            image_id = int(image_id)
-            if image_id in committed or image_id not in records:
-                continue  # computed twice (a retried task): committed once
-            committed.add(image_id)
-            rec = records[image_id]
-            err = str(out["error"][k])
-            if err:
-                project.store.set_error(image_id, err)
-                report.errors.append((rec.path, err))
-            else:
-                enc = pickle.loads(out["regions"][k])
-                pred = _Prediction(int(out["width"][k]), int(out["height"][k]), float(out["uncertainty"][k]))
-                entry = prediction_entry(project, rec, pred, enc, mapper, source)  # type: ignore[arg-type]
-                pending.append(entry)
-                report.images += 1
-                report.regions += len(entry["rows"])
-                report.written.append(image_id)
-            if len(pending) >= commit_every:
-                commit()
-            if progress is not None:
-                progress(len(committed), len(ids), rec.path)
-    commit()
+    try:
+        for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            if "startup" not in report.timing:  # actors started and loaded their models: the first answer
+                report.timing["startup"] = time.perf_counter() - t0
+            for k, image_id in enumerate(out["image_id"]):
+                image_id = int(image_id)
+                if image_id in committed or image_id not in records:
+                    continue  # computed twice (a retried task): committed once
+                committed.add(image_id)
+                rec = records[image_id]
+                err = str(out["error"][k])
+                if err:
+                    project.store.set_error(image_id, err)
+                    report.errors.append((rec.path, err))
+                else:
+                    enc = pickle.loads(out["regions"][k])
+                    pred = _Prediction(int(out["width"][k]), int(out["height"][k]), float(out["uncertainty"][k]))
+                    entry = prediction_entry(project, rec, pred, enc, mapper, source)  # type: ignore[arg-type]
+                    pending.append(entry)
+                    report.images += 1
+                    report.regions += len(entry["rows"])
+                    report.written.append(image_id)
+                if len(pending) >= commit_every:
+                    commit()
+                if progress is not None:
+                    progress(len(committed), len(ids), rec.path)
+    finally:  # Ctrl+C or a failed run: what came back is kept (the next run leaves it out)
+        commit()
     report.seconds = time.perf_counter() - t0
     report.dropped = dict(mapper.dropped)
     return report
