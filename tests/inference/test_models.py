@@ -9,7 +9,8 @@ from segstudio.inference.device import DeviceError, choose_device
 from segstudio.inference.pretrained import WeightsUnavailable
 from segstudio.inference.tiling import blend_window, predict_tiled, tile_starts
 from segstudio.inference.unet import UNet, UNetConfig
-from tests.inference.helpers import blob_image, tiny_maskrcnn_checkpoint, tiny_unet_checkpoint
+from tests.inference.helpers import (blob_image, discs_image, tiny_maskrcnn_checkpoint, tiny_unet_checkpoint,
+                                     trained_disc_unet)
 
 
 @pytest.mark.parametrize("up", ["bilinear", "transpose"])
@@ -49,15 +50,25 @@ def test_tiling_seams_blend_to_the_untiled_result():
 
 
 def test_tiled_unet_has_no_seams(tmp_path):
+    """A trained model on an image with objects everywhere: the whole-image map has structure
+    across every tile border, so tiles that were misplaced, mis-blended or cut without context
+    would disagree with it."""
     from segstudio.inference.device import choose_device
+    from segstudio.inference.tiling import tile_starts
     from segstudio.inference.unet_segmenter import UNetSegmenter
-    ck = load_checkpoint(tiny_unet_checkpoint(tmp_path / "u.pt"))
+    ck = load_checkpoint(trained_disc_unet(tmp_path / "u.pt"))
     dev = choose_device("cpu")
-    img = blob_image(150, 170)
-    whole = UNetSegmenter(ck, dev, tile=512).predict(img)
-    tiled = UNetSegmenter(ck, dev, tile=64, overlap=24).predict(img)
-    agree = (whole.class_map == tiled.class_map).mean()
-    assert agree > 0.97  # BatchNorm in eval mode; border context differs only near tile edges
+    img, truth = discs_image(150, 170, seed=7)
+    whole = UNetSegmenter(ck, dev, tile=512).predict(img).class_map.astype(bool)
+    assert (whole == truth).mean() > 0.95  # the model found the discs: the map is not all one class
+    starts = tile_starts(170, 64, 24)[1:] + tile_starts(150, 64, 24)[1:]
+    assert sum(whole[:, s].sum() for s in tile_starts(170, 64, 24)[1:]) > 20 and len(starts) >= 4
+    for shift in (1, 2):  # a paste one or two pixels off would be caught
+        assert (whole == np.roll(whole, shift, axis=1)).mean() < 0.985
+    tiled = UNetSegmenter(ck, dev, tile=64, overlap=24).predict(img).class_map.astype(bool)
+    assert (whole == tiled).mean() > 0.999
+    cut = UNetSegmenter(ck, dev, tile=64, overlap=0).predict(img).class_map.astype(bool)
+    assert (whole != cut).sum() >= (whole != tiled).sum()  # context across borders is what overlap buys
 
 
 def test_unet_segmenter_regions_and_uncertainty(tmp_path):
