@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -96,6 +97,20 @@ def _warm(seg: Segmenter) -> Segmenter:
     return seg
 
 
+def lower_thread_priority() -> None:
+    """Make the calling thread nicer than the model's (Linux: a thread has its own nice value).
+    torch's CPU threads meet at a barrier after every operation, so a decoder or post-processing
+    thread that takes a core from one of them stalls all of them; at a lower priority the
+    helpers run in the gaps between operations instead. Elsewhere, or when refused: no change."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 10))
+    except OSError:
+        pass
+
+
 def latest_model(project: Project, arch: str) -> str | None:
     """The project's newest checkpoint of that architecture that still exists (best before last)."""
     for m in project.store.models():
@@ -174,7 +189,9 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
     if not ids:
         return report
     n_dec = decode_workers or max(2, min(8, (os.cpu_count() or 2) - 2))
-    pool = ThreadPoolExecutor(n_dec, thread_name_prefix="segstudio-decode")
+    # on a CPU the model's own threads use every core: the helpers yield to them (see below)
+    helper_init = lower_thread_priority if segmenter.device.type == "cpu" else None
+    pool = ThreadPoolExecutor(n_dec, thread_name_prefix="segstudio-decode", initializer=helper_init)
     records = store.images_by_ids(ids)
 
     def decode(image_id):
@@ -216,7 +233,8 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
     n_post = max(2, min(8, (os.cpu_count() or 2) // 2))
     if post_processes is None:  # a fast GPU would wait on the interpreter lock held by this work
         post_processes = segmenter.device.type == "cuda" and (os.cpu_count() or 1) >= 4
-    post = process_pool(n_post) if post_processes else ThreadPoolExecutor(n_post, thread_name_prefix="segstudio-post")
+    post = process_pool(n_post) if post_processes else \
+        ThreadPoolExecutor(n_post, thread_name_prefix="segstudio-post", initializer=helper_init)
     for _ in range(n_post):  # start the workers now, while the first images decode
         post.submit(int)
     encoding: queue.Queue = queue.Queue(maxsize=16)

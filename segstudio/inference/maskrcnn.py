@@ -8,19 +8,24 @@ torchvision Mask R-CNN state dict).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision
+from torchvision.models.detection.roi_heads import expand_boxes
+from torchvision.models.detection.transform import resize_boxes
 
 from segstudio.inference.checkpoint import Checkpoint, CheckpointError
 from segstudio.inference.device import DeviceInfo, autocast
+from segstudio.inference.instance_masks import LowResMasks
 from segstudio.inference.maskrcnn_spec import COCO_CATEGORIES, VERSIONS, weights_file
 from segstudio.inference.maskrcnn_spec import guess_version  # noqa: F401  (re-exported: callers find it here)
 from segstudio.inference.pretrained import read_torchvision_weights
 from segstudio.inference.preprocess import Prepared, prepare, to_device
-from segstudio.inference.segmenter import Detection, Prediction, Segmenter
+from segstudio.inference.segmenter import Prediction, Segmenter
 
 
 def build_maskrcnn(version: str = "v2", num_classes: int = 91, **kw) -> torch.nn.Module:
@@ -79,52 +84,85 @@ class MaskRCNNSegmenter(Segmenter):
         self.candidate_threshold = candidate_threshold
         self.model = model_from_checkpoint(ckpt, box_score_thresh=candidate_threshold,
                                            box_detections_per_img=max_detections).to(device.device).eval()
+        keep_low_res_masks(self.model)
         self.norm = ckpt.normalization if ckpt.normalization.get("mode") != "unit" else None
 
     def prepare(self, image: np.ndarray) -> Prepared:
         return prepare(image, 3, self.norm, pin=self.device.type == "cuda")
+
+    def forward(self, xs: list[torch.Tensor]) -> list[dict]:
+        """The network and its box post-processing, masks left at their 28x28 (see instance_masks)."""
+        with autocast(self.device):
+            return self.model(xs)
 
     @torch.inference_mode()
     def predict_prepared(self, items: Sequence[Prepared], progress: Callable | None = None,
                          cancel: Callable[[], bool] | None = None) -> list[Prediction]:
         if cancel is not None and cancel():
             raise InterruptedError("cancelled")
-        xs = to_device(list(items), self.device.device, 3)
-        with autocast(self.device):
-            outs = self.model(xs)
-        preds = [self._finish(o, p.width, p.height) for o, p in zip(outs, items, strict=True)]
+        outs = self.forward(to_device(list(items), self.device.device, 3))
+        preds = self._finish(outs, [(p.width, p.height) for p in items])
         if progress is not None:
             progress(len(items), len(items))
         return preds
 
-    def _finish(self, out: dict, width: int, height: int) -> Prediction:
-        scores = out["scores"].float()
-        keep = scores >= self.candidate_threshold
-        masks = out["masks"][keep, 0] > self.mask_threshold  # thresholded on the device
-        # boxes, scores and labels cross to the CPU in one copy
-        meta_t = torch.cat([out["boxes"][keep].float(), scores[keep, None], out["labels"][keep, None].float()], 1)
-        meta = meta_t.cpu().numpy()
-        boxes = np.round(meta[:, :4]).astype(np.int64)
-        found: list[tuple[int, int, int, int, int] | None] = []
-        for k in range(len(meta)):
-            x0, y0 = max(0, int(boxes[k, 0])), max(0, int(boxes[k, 1]))
-            x1, y1 = min(width, int(boxes[k, 2]) + 1), min(height, int(boxes[k, 3]) + 1)
-            found.append((k, x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None)
-        spans = [sp for sp in found if sp is not None]
-        # each mask cropped to its box on the device, all crops in one copy to the CPU
-        if spans:
-            flat = torch.cat([masks[k, y0:y1, x0:x1].reshape(-1) for k, x0, y0, x1, y1 in spans]).cpu().numpy()
-        dets, at = [], 0
-        for k, x0, y0, x1, y1 in spans:
-            n = (y1 - y0) * (x1 - x0)
-            crop = flat[at:at + n].reshape(y1 - y0, x1 - x0)
+    def _finish(self, outs: list[dict], sizes: list[tuple[int, int]]) -> list[Prediction]:
+        """The batch's small masks, expanded boxes, scores and labels cross to the host in two
+        copies (on CUDA without blocking: this thread goes on to the next batch, the first reader
+        of a prediction waits for its copy)."""
+        masks, metas = [], []
+        for o in outs:  # the model already dropped scores under candidate_threshold (box_score_thresh)
+            m = o["masks"]  # (n, 1, M, M) probabilities
+            eb = expand_boxes(o["boxes"].float(), (m.shape[-1] + 2) / m.shape[-1]).to(torch.int64)
+            masks.append(F.pad(m[:, 0], (1, 1, 1, 1)))  # torchvision pads by one before pasting
+            metas.append(torch.cat([eb.float(), o["scores"].float()[:, None], o["labels"][:, None].float()], 1))
+        mask_t, meta_t = torch.cat(masks), torch.cat(metas)
+        if self.device.type == "cuda":
+            mask_t = mask_t.half()  # probabilities: half precision is plenty, and half the copy
+            mask_h = torch.empty(mask_t.shape, dtype=torch.float16, pin_memory=True)
+            mask_h.copy_(mask_t, non_blocking=True)
+            meta_h = torch.empty(meta_t.shape, dtype=torch.float32, pin_memory=True)
+            meta_h.copy_(meta_t, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+        else:
+            mask_h, meta_h, done = mask_t.float(), meta_t, None
+        n_per = [int(x.shape[0]) for x in metas]  # shapes are known without a sync
+        preds, at = [], 0
+        for (w, h), n in zip(sizes, n_per, strict=True):
+            p = Prediction(w, h, 0.0, score_threshold=self.score_threshold)
+            finish = partial(self._arrive, masks=mask_h, meta=meta_h, at=at, n=n, done=done)
+            if done is None:
+                finish(p)
+            else:
+                p._pending = finish
+            preds.append(p)
             at += n
-            if crop.any():
-                dets.append(Detection(int(meta[k, 5]), crop, x0, y0, float(meta[k, 4])))
-        unc = float(np.mean([_binary_entropy(d.score) for d in dets])) if dets else 0.0
-        kept = [d for d in dets if d.score >= self.score_threshold]
-        return Prediction(width, height, unc, _detections=kept, _candidates=dets,
-                          score_threshold=self.score_threshold)
+        return preds
+
+    def _arrive(self, p: Prediction, masks: torch.Tensor, meta: torch.Tensor, at: int, n: int,
+                done: "torch.cuda.Event | None") -> None:
+        if done is not None:
+            done.synchronize()
+        mt = meta[at:at + n].numpy()
+        p.low_res = LowResMasks(masks[at:at + n].numpy(), mt[:, :4].astype(np.int64), mt[:, 5].astype(np.int64),
+                                mt[:, 4].astype(np.float32), self.mask_threshold)
+        p.uncertainty = float(np.mean([_binary_entropy(float(s)) for s in mt[:, 4]])) if n else 0.0
+
+
+def keep_low_res_masks(model: torch.nn.Module) -> None:
+    """In inference, the model's transform scales the boxes back to the image but leaves each
+    mask at its 28x28: instance_masks pastes them where and when they are needed."""
+    transform = model.transform
+    assert isinstance(transform, torch.nn.Module)  # torchvision's GeneralizedRCNNTransform
+
+    def postprocess(result, image_shapes, original_image_sizes):
+        if transform.training:
+            return result
+        for pred, im_s, o_im_s in zip(result, image_shapes, original_image_sizes, strict=True):
+            pred["boxes"] = resize_boxes(pred["boxes"], im_s, o_im_s)
+        return result
+    transform.__dict__["postprocess"] = postprocess  # an instance attribute: this model's alone
 
 
 def _binary_entropy(p: float) -> float:

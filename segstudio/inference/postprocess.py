@@ -21,6 +21,8 @@ def payload(pred: Prediction) -> tuple:
     if pred.class_map is not None and pred._detections is None:
         return ("semantic", pred.class_map, pred.confidence, pred.per_component, pred.min_area,
                 pred.score_threshold, pred.width, pred.height)
+    if pred.low_res is not None and pred._detections is None:  # the worker pastes the masks
+        return ("low_res", pred.low_res, pred.width, pred.height, pred.score_threshold)
     return ("instances", [(d.label, d.mask, d.x, d.y, d.score) for d in pred.detections()])
 
 
@@ -29,6 +31,9 @@ def encode_detections(p: tuple) -> list[Encoded]:
         _, cm, conf, per_comp, min_area, thr, w, h = p
         dets = Prediction(w, h, 0.0, class_map=cm, confidence=conf, per_component=per_comp, min_area=min_area,
                           score_threshold=thr).detections()
+    elif p[0] == "low_res":
+        _, low, w, h, thr = p
+        dets = low.detections(w, h, thr)
     else:
         dets = [Detection(*d) for d in p[1]]
     out = []

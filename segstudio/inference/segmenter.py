@@ -17,6 +17,7 @@ from segstudio.core import maskops
 
 if TYPE_CHECKING:  # this module stays torch-free: the window reads Predictions
     from segstudio.core.project import Project
+    from segstudio.inference.instance_masks import LowResMasks
     from segstudio.core.records import ImageRecord
     from segstudio.inference.device import DeviceInfo
 
@@ -54,6 +55,7 @@ class Prediction:
     min_area: int = 4
     score_threshold: float = 0.5
     extra: dict = field(default_factory=dict)
+    low_res: "LowResMasks | None" = None  # Mask R-CNN: small masks, pasted when first read
     _pending: Callable[[Prediction], None] | None = None  # a device-to-host copy still in flight (see wait)
 
     def wait(self) -> "Prediction":
@@ -67,13 +69,19 @@ class Prediction:
 
     def detections(self) -> list[Detection]:
         if self._detections is None:
-            self._detections = [d for d in self.candidates() if d.score >= self.score_threshold]
+            self.wait()
+            if self._candidates is None and self.low_res is not None:  # paste only the kept ones
+                self._detections = self.low_res.detections(self.width, self.height, self.score_threshold)
+            else:
+                self._detections = [d for d in self.candidates() if d.score >= self.score_threshold]
         return self._detections
 
     def candidates(self) -> list[Detection]:
         self.wait()
         if self._candidates is None:
-            if self.class_map is None:
+            if self.low_res is not None:
+                self._candidates = self.low_res.detections(self.width, self.height)
+            elif self.class_map is None:
                 self._candidates = []
             else:
                 assert self.confidence is not None  # a UNet prediction has both arrays

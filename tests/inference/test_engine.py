@@ -1,4 +1,5 @@
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -164,3 +165,23 @@ def test_progress_counts_every_image_once(folder, tmp_path):
     assert rep.images == 5 and len(rep.errors) == 1
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and all(t == 6 for _, t in seen)
     assert len(seen) == 5 and seen[-1][0] >= 5
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_helper_threads_yield_to_the_model():
+    import os
+    import threading
+
+    from segstudio.inference.engine import lower_thread_priority
+    seen = {}
+
+    def helper():
+        tid = threading.get_native_id()
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        lower_thread_priority()
+        seen["after"], seen["before"] = os.getpriority(os.PRIO_PROCESS, tid), before
+    t = threading.Thread(target=helper)
+    t.start()
+    t.join()
+    assert seen["after"] == min(19, seen["before"] + 10)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == seen["before"]  # only that thread
