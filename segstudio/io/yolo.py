@@ -253,8 +253,12 @@ def write_class_files(folder: Path, names: list[str], report: Report) -> None:
             report.note(f"class {i} {validate.brief(n)} written as {s!r} (control characters escaped)")
     (folder / "classes.txt").write_text("\n".join(safe) + "\n", encoding="utf-8")
     yaml_names = "\n".join(f"  {i}: {_yaml_quote(n)}" for i, n in enumerate(safe))
+    # no `path:` key: Ultralytics then takes train/val relative to this file's folder, wherever
+    # the export is moved; a relative `path` it resolves against the working directory or its
+    # own datasets folder, an absolute one breaks when the folder moves
     (folder / "data.yaml").write_text(
-        f"path: .\ntrain: images\nval: images\nnames:\n{yaml_names}\n", encoding="utf-8")
+        "# train and val are relative to this file's folder (no `path:` key, so the dataset can move)\n"
+        f"train: images\nval: images\nnc: {len(safe)}\nnames:\n{yaml_names}\n", encoding="utf-8")
 
 
 _YAML_WORDS = {"y", "n", "yes", "no", "true", "false", "on", "off", "null", "~"}
