@@ -12,7 +12,8 @@ from segstudio.io.registry import EXPORT_FORMATS, IMPORT_FORMATS, check_export_t
 def add_parsers(sub) -> None:
     s = add_command(sub, "import", cmd_import, help="import annotations from a dataset")
     s.add_argument("--format", required=True, choices=list(IMPORT_FORMATS))
-    s.add_argument("source", help="COCO JSON, or a folder of labelme JSONs / label-map PNGs / YOLO txt")
+    s.add_argument("source", help="COCO JSON, or a folder of labelme JSONs / label-map PNGs / YOLO txt, or a "
+                   "dataset folder in one of datumaro's formats (cvat, cityscapes, ade20k, ...; the [formats] extra)")
     s.add_argument("--classes", metavar="FILE", help="class names (label maps, YOLO)")
     s.add_argument("--status", default=DONE, help="status of the images that receive annotations (default done)")
     add_common(s)

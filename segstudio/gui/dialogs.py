@@ -15,7 +15,8 @@ from segstudio.core.records import DONE, SKIPPED, STATUSES
 from segstudio.gui.docks.common import plain_label
 from segstudio.gui.workers import Job
 from segstudio.io.export_target import ExportTargetError
-from segstudio.io.registry import EXPORT_FORMATS, IMPORT_FORMATS, check_export_target, run_export, run_import
+from segstudio.io.registry import (IMPORT_FORMATS, check_export_target, offered_export_formats, offered_import_formats,
+                                  run_export, run_import)
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QMenu
@@ -159,7 +160,7 @@ class ImportDialog(_JobDialog):
         super().__init__(parent, "Import annotations")
         self.project = project
         self.fmt = QComboBox()
-        for k, (label, _) in IMPORT_FORMATS.items():
+        for k, (label, _) in offered_import_formats().items():  # datumaro's formats when it is installed
             self.fmt.addItem(label, k)
         self.source = QLineEdit()
         self.classes = QLineEdit()
@@ -221,7 +222,7 @@ class ExportDialog(_JobDialog):
         super().__init__(parent, "Export dataset")
         self.project = project
         self.fmt = QComboBox()
-        for k, label in EXPORT_FORMATS.items():
+        for k, label in offered_export_formats().items():
             self.fmt.addItem(label, k)
         self.out = QLineEdit()
         self.polygons = QCheckBox("Polygons where faithful (else RLE)")

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from segstudio.core.errors import BadValue
 from segstudio.core.records import DONE
+from segstudio.io.bridge_formats import BRIDGE_EXPORT, BRIDGE_IMPORT, bridge_available
 
 IMPORT_FORMATS = {
     "coco": ("COCO instances JSON (polygons or RLE)", "file"),
@@ -26,6 +27,20 @@ EXPORT_FORMATS = {
     "yolo": "YOLO segmentation dataset",
     "voc": "PASCAL VOC folder layout",
 }
+NATIVE_IMPORT, NATIVE_EXPORT = tuple(IMPORT_FORMATS), tuple(EXPORT_FORMATS)
+# the rest through datumaro (an optional extra): always accepted by name, so that without the
+# extra the user hears which one to install; offered in the dialogs only when it is there
+IMPORT_FORMATS.update({k: (f"{d} [datumaro]", "folder") for k, (_, d) in BRIDGE_IMPORT.items()})
+EXPORT_FORMATS.update({k: f"{d} [datumaro]" for k, (_, d) in BRIDGE_EXPORT.items() if k not in EXPORT_FORMATS})
+
+
+def offered_import_formats() -> dict:
+    """The import formats a dialog lists: the native ones, and datumaro's when it is installed."""
+    return {k: v for k, v in IMPORT_FORMATS.items() if k in NATIVE_IMPORT or bridge_available()}
+
+
+def offered_export_formats() -> dict:
+    return {k: v for k, v in EXPORT_FORMATS.items() if k in NATIVE_EXPORT or bridge_available()}
 
 
 def run_import(fmt: str, project, source, classes_file=None, status=DONE, progress=None, cancel=None):
@@ -41,6 +56,9 @@ def run_import(fmt: str, project, source, classes_file=None, status=DONE, progre
         return import_labelmap(project, source, classes_file, status, progress, cancel)
     if fmt == "yolo":
         return import_yolo(project, source, classes_file, status, progress, cancel)
+    if fmt in BRIDGE_IMPORT:
+        from segstudio.io.datumaro_bridge import import_via_datumaro
+        return import_via_datumaro(fmt, project, source, status, progress, cancel)
     raise BadValue(f"unknown import format {fmt!r}; use {', '.join(IMPORT_FORMATS)}")
 
 
@@ -57,6 +75,9 @@ def run_export(fmt: str, project, out, statuses=None, polygons=False, progress=N
         "labelmap": export_labelmap, "instancemap": export_instancemap, "labelme": export_labelme,
         "yolo": export_yolo, "voc": export_voc}
     fn = exporters.get(fmt)
+    if fn is None and fmt in BRIDGE_EXPORT:
+        from segstudio.io.datumaro_bridge import export_via_datumaro
+        return export_via_datumaro(fmt, project, out, statuses, progress, cancel)
     if fn is None:
         raise BadValue(f"unknown export format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
     return fn(project, out, statuses, progress=progress, cancel=cancel)

@@ -195,6 +195,20 @@ def test_import_dialog_says_what_label_map_values_mean(window, qtbot):
     dlg.reject()
 
 
+def test_dialogs_list_datumaro_formats_only_when_it_is_installed(window, qtbot, monkeypatch):
+    from segstudio.io import registry
+    for available in (True, False):
+        monkeypatch.setattr(registry, "bridge_available", lambda a=available: a)
+        imp, exp = window.import_dialog(), window.export_dialog()
+        qtbot.addWidget(imp)
+        qtbot.addWidget(exp)
+        assert imp.fmt.findData("coco") >= 0 and exp.fmt.findData("yolo") >= 0  # native: always
+        assert (imp.fmt.findData("cityscapes") >= 0) is available and (imp.fmt.findData("cvat") >= 0) is available
+        assert (exp.fmt.findData("cvat") >= 0) is available
+        imp.reject()
+        exp.reject()
+
+
 # ------------------------------------------------------------------ kept with the project
 def test_model_choices_and_budget_survive_a_restart(qtbot, gui_folder, tmp_path):
     pytest.importorskip("torch")

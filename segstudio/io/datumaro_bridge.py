@@ -1,0 +1,394 @@
+"""Every other segmentation format, through datumaro: one mapping between datumaro's dataset
+model and segstudio's regions, not a module per format (bridge_formats names them).
+
+Import: datumaro parses the source; each item is matched to a project image (path, then name
+without extension, as the native importers match); each mask or polygon becomes a region after
+the same checks as the native importers (a mask must be the image's size, polygon coordinates
+finite and near the image, rasterised clipped to it), one bad annotation an error in the report,
+never the file. Boxes, points, lines and captions are not segmentation and are counted, not
+imported. An item without any mask or polygon leaves its image as it was (never marked done).
+
+Export: each region is one datumaro `Mask` (lazily made full-size, so memory follows one image),
+classes as label categories with an `is_crowd` attribute, images copied in by datumaro; the
+result lands atomically like every export (export_target). Formats whose label maps reserve 0
+for the background get a "background" label first.
+
+Cityscapes: datumaro 1.13 reads and writes its label PNGs only (instances merged per class).
+segstudio writes `*_gtFine_instanceIds.png` the Cityscapes way (class id x 1000 + instance; the
+class id alone for crowd), and splits each class mask by that file on import, so instances and
+crowd survive a round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from functools import partial
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from segstudio.core import maskops
+from segstudio.core.classes import BACKGROUND_NAMES
+from segstudio.core.labelmap import z_sorted
+from segstudio.core.project import Project
+from segstudio.core.records import DONE
+from segstudio.core.region import Region
+from segstudio.io import validate
+from segstudio.io.bridge_formats import BRIDGE_EXPORT, BRIDGE_IMPORT, EXTRA
+from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress, RegionWriter,
+                                 Report, atomic_dir, count_export_items, export_classes, export_items,
+                                 imported_region, relative_stem, step)
+
+log = logging.getLogger(__name__)
+
+BACKGROUND_FIRST = {"cityscapes", "camvid", "kitti_segmentation"}  # label 0 is the background there
+SPACE_SPLIT = {"cityscapes", "camvid", "kitti_segmentation"}  # label files of "r g b name" lines
+NO_CLASS = "object"  # what a class-less source (SA-1B) imports as
+
+
+def datumaro(fmt: str):
+    """The datumaro package, or one clear line saying which extra brings it."""
+    try:
+        import datumaro as dm
+    except ImportError:
+        raise FormatError(f"the {fmt} format needs datumaro: {EXTRA}") from None
+    logging.getLogger("datumaro").setLevel(logging.ERROR)  # it warns through the root logger
+    return dm
+
+
+# ============================================================================= import
+def import_via_datumaro(fmt: str, project: Project, source: str | Path, status: str | None = DONE,
+                        progress: Progress | None = None, cancel: CancelCheck | None = None) -> Report:
+    if fmt not in BRIDGE_IMPORT:
+        raise FormatError(f"unknown format {fmt!r}")
+    dm = datumaro(fmt)
+    from datumaro.components.annotation import AnnotationType
+    src = Path(source)
+    dm_fmt = BRIDGE_IMPORT[fmt][0]
+    kwargs: dict[str, Any] = {}
+    if dm_fmt == "open_images":  # its masks need the image sizes, which its files may not hold
+        kwargs["image_meta"] = _image_meta(project)
+    with tempfile.TemporaryDirectory(prefix="segstudio-cvat-") as staging:
+        read_from = src
+        if dm_fmt == "cvat" and not (src if src.is_dir() else src.parent).joinpath("images").is_dir():
+            # datumaro's CVAT reader wants the images in images/ beside the XML, as CVAT exports
+            # them; an "annotations only" export has none: the XML is read beside a link to
+            # the project's own folder instead (nothing is written to either)
+            read_from = _cvat_staging(src, project, Path(staging))
+        try:
+            ds = dm.Dataset.import_from(str(read_from), dm_fmt, **kwargs)
+            items = list(ds)
+            labels = ds.categories().get(AnnotationType.label)
+        except Exception as e:  # noqa: BLE001  (datumaro raises its own error types for every kind of bad source)
+            raise FormatError(f"cannot read {src} as {fmt}: {_brief_error(e)}") from None
+        names = [c.name for c in labels] if labels is not None else []
+        return _import_items(project, items, names, read_from, dm_fmt, status, progress, cancel)
+
+
+def _import_items(project: Project, items: list, names: list[str], src: Path, dm_fmt: str, status: str | None,
+                  progress: Progress | None, cancel: CancelCheck | None) -> Report:
+    """Each datumaro item onto its project image (while the source can still be read)."""
+    from datumaro.components.annotation import AnnotationType
+    report = Report()
+    mapper = ClassMapper(project)
+    matcher = ImageMatcher(project)
+    writer = RegionWriter(project, status, report)
+    other_kinds: dict[str, int] = {}
+    empty = 0
+    for k, item in enumerate(items):
+        name = f"{item.subset}/{item.id}" if item.subset and item.subset != "default" else item.id
+        step(progress, cancel, k, len(items), name)
+        rec = _match(matcher, item, src)
+        if rec is None:
+            report.unmatched.append(name)
+            continue
+        try:
+            w, h = project.image_size(rec)
+            if dm_fmt == "cityscapes":
+                regions, rejected = _cityscapes_regions(src, item, names, w, h, mapper, report, name), 0
+            else:
+                regions, rejected = _item_regions(item, names, w, h, mapper, name, report, other_kinds,
+                                                  AnnotationType)
+        except Exception as e:  # noqa: BLE001  (a broken item, e.g. an unreadable mask file: that item's error)
+            report.error(name, _brief_error(e))
+            continue
+        if not regions and not rejected:
+            empty += 1
+            continue
+        writer.add(rec, regions, rejected=rejected, size=(w, h))
+    step(progress, None, len(items), len(items))
+    if other_kinds:
+        report.note("not segmentation, not imported: " + ", ".join(f"{n} {k}" for k, n in sorted(other_kinds.items())))
+    if empty:
+        report.note(f"{empty} images had no mask or polygon in the source; left as they were")
+    return report
+
+
+def _brief_error(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:300] if text else ''}"
+
+
+def _image_meta(project: Project) -> dict[str, tuple[int, int]]:
+    """{image id (file name without extension): (height, width)} for the project's images."""
+    meta = {}
+    for rec in project.store.images(include_missing=False):
+        try:
+            w, h = (rec.width, rec.height) if rec.width and rec.height else project.image_size(rec)
+        except Exception:  # noqa: BLE001  (an unreadable image: its items are unmatched or fail alone)
+            continue
+        meta[Path(rec.path).stem] = (h, w)
+    return meta
+
+
+def _cvat_staging(src: Path, project: Project, staging: Path) -> Path:
+    xmls = [src] if src.is_file() else sorted(src.glob("*.xml"))
+    if not xmls:
+        raise FormatError(f"no CVAT XML file in {src}")
+    for x in xmls:
+        (staging / x.name).symlink_to(x.resolve())
+    (staging / "images").symlink_to(project.folder.resolve(), target_is_directory=True)
+    return staging
+
+
+def _match(matcher: ImageMatcher, item, src: Path):
+    path = getattr(item.media, "path", None) if item.media is not None else None
+    if path:
+        p = Path(path)
+        try:
+            rec = matcher.match(p.resolve().relative_to(src.resolve()).as_posix())
+        except (ValueError, OSError):
+            rec = None
+        if rec is None:
+            rec = matcher.match(p.name)
+        if rec is not None:
+            return rec
+    return matcher.match_stem(item.id)
+
+
+def _item_regions(item, names: list[str], w: int, h: int, mapper: ClassMapper, name: str, report: Report,
+                  other_kinds: dict[str, int], AT) -> tuple[list[Region], int]:
+    anns = list(item.annotations)
+    from datumaro.components.annotation import ExtractedMask
+    # ADE20K gives class-level masks beside the instance masks, and polygons for some masked
+    # instances: the instances (and the masks) win
+    declared = _declared_size(item)
+    if declared is not None and declared != (h, w) and any(a.type == AT.mask for a in anns):
+        # a mask is decoded at the size the source declares: refuse before a pixel is made
+        n = sum(a.type == AT.mask for a in anns)
+        report.error(name, f"the source says the image is {declared[1]}x{declared[0]}, it is {w}x{h}: "
+                           f"{n} masks refused")
+        anns = [a for a in anns if a.type != AT.mask]
+        rejected_early = n
+    else:
+        rejected_early = 0
+    has_instances = any(a.type == AT.mask and not isinstance(a, ExtractedMask) for a in anns)
+    masked_groups = {a.group for a in anns if a.type == AT.mask and a.group}
+    out: list[tuple[int, int, Region]] = []
+    rejected = rejected_early
+    for i, a in enumerate(anns):
+        if a.type not in (AT.mask, AT.polygon):
+            other_kinds[a.type.name] = other_kinds.get(a.type.name, 0) + 1
+            continue
+        if a.type == AT.mask and isinstance(a, ExtractedMask) and has_instances:
+            continue
+        if a.type == AT.polygon and a.group and a.group in masked_groups:
+            continue
+        try:
+            cls_name = _class_name(a.label, names)
+            if cls_name is None:
+                continue  # the background of a label map
+            crop = _mask_crop(a, w, h) if a.type == AT.mask else _polygon_crop(a.points, w, h)
+        except validate.BAD_INPUT as e:
+            report.error(name, f"annotation {i} ({a.type.name}): {e}")
+            rejected += 1
+            continue
+        if crop is None:
+            continue
+        m, x, y = crop
+        cls = mapper.get(cls_name)
+        if cls is None:
+            continue
+        crowd = bool((a.attributes or {}).get("is_crowd", False))
+        out.append((int(getattr(a, "z_order", 0) or 0), i, imported_region(cls.id, m, x, y, iscrowd=crowd)))
+    out.sort(key=lambda t: (t[0], t[1]))  # datumaro's z_order is the painting order
+    return [r for _, _, r in out], rejected
+
+
+def _declared_size(item) -> tuple[int, int] | None:
+    """(height, width) the source gives for the item's image, when it gives one."""
+    try:
+        size = item.media.size if item.media is not None else None
+    except Exception:  # noqa: BLE001  (a size datumaro cannot read: none declared)
+        return None
+    if not size or len(size) != 2 or not all(isinstance(v, (int, np.integer)) for v in size):
+        return None
+    return int(size[0]), int(size[1])
+
+
+def _class_name(label, names: list[str]) -> str | None:
+    if label is None:
+        return NO_CLASS
+    if not isinstance(label, (int, np.integer)) or not 0 <= int(label) < len(names):
+        raise ValueError(f"label {validate.brief(label)} is not one of the {len(names)} classes")
+    n = validate.clean_class_name(names[int(label)])
+    return None if n.lower() in BACKGROUND_NAMES else n
+
+
+def _mask_crop(a, w: int, h: int) -> tuple[np.ndarray, int, int] | None:
+    m = np.asarray(a.image)
+    if m.ndim != 2:
+        raise ValueError(f"a mask must be one channel, not shape {m.shape}")
+    if m.shape != (h, w):
+        raise ValueError(f"mask is {m.shape[1]}x{m.shape[0]}, the image {w}x{h}")
+    return maskops.crop_to_content(m.astype(bool, copy=False))
+
+
+def _polygon_crop(points, w: int, h: int) -> tuple[np.ndarray, int, int] | None:
+    pts = maskops.finite_points(list(points), maskops.coord_limit(w, h), "polygon")
+    if pts.size % 2:
+        raise ValueError("a polygon needs x, y pairs")
+    res = maskops.polygon_mask(pts.reshape(-1, 2), clip=(0, 0, w, h))
+    if res is None:
+        return None
+    m, box = res
+    return maskops.crop_to_content(m, box[0], box[1])
+
+
+def _cityscapes_png(src: Path, item, kind: str, w: int, h: int) -> np.ndarray | None:
+    """gtFine/<subset>/<id>_gtFine_<kind>.png as integers, or None when absent; its header is
+    checked against the image first, so a hostile file is never decoded beyond the image's size."""
+    p = src / "gtFine" / (item.subset or "default") / f"{item.id}_gtFine_{kind}.png"
+    if not p.is_file():
+        return None
+    with Image.open(p) as im:
+        if im.size != (w, h):
+            raise ValueError(f"{p.name} is {im.size[0]}x{im.size[1]}, the image {w}x{h}")
+        return np.asarray(im).astype(np.int64)
+
+
+def _cityscapes_regions(src: Path, item, names: list[str], w: int, h: int, mapper: ClassMapper, report: Report,
+                        name: str) -> list[Region]:
+    """Cityscapes read from its PNGs (datumaro 1.13 takes every pixel of the instance file for a
+    class id, so instances are lost): the class of each pixel from labelIds (or, without it,
+    from instanceIds: the id below 1000, id // 1000 above), each class split by instanceIds
+    (>= 1000 one instance each; the rest of a class that has instances is crowd). Class 0 is
+    'unlabeled' in Cityscapes and ours: the background."""
+    ids = _cityscapes_png(src, item, "instanceIds", w, h)
+    labels = _cityscapes_png(src, item, "labelIds", w, h)
+    if labels is None:
+        if ids is None:
+            return []
+        labels = np.where(ids >= 1000, ids // 1000, ids)
+    out = []
+    for v in np.flatnonzero(np.bincount(labels.ravel().clip(0))):
+        if v == 0:
+            continue
+        cls_name = _class_name(int(v), names)
+        cls = mapper.get(cls_name) if cls_name is not None else None
+        if cls is None:
+            continue
+        m = labels == v
+        inst = ids[m] if ids is not None else np.zeros(0, np.int64)
+        if not (inst >= 1000).any():
+            c = maskops.crop_to_content(m)
+            if c is not None:
+                out.append(imported_region(cls.id, *c))
+            continue
+        for iv in np.unique(inst):
+            c = maskops.crop_to_content(m & (ids == iv))
+            if c is not None:
+                out.append(imported_region(cls.id, *c, iscrowd=bool(iv < 1000)))
+    return out
+
+
+# ============================================================================= export
+def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: Sequence[str] | None = None,
+                        progress: Progress | None = None, cancel: CancelCheck | None = None) -> Report:
+    if fmt not in BRIDGE_EXPORT:
+        raise FormatError(f"unknown format {fmt!r}")
+    dm = datumaro(fmt)
+    from datumaro.components.annotation import AnnotationType, LabelCategories
+    dm_fmt = BRIDGE_EXPORT[fmt][0]
+    report = Report(out=str(out))
+    real, value_of, ignore = export_classes(project)
+    offset = 1 if dm_fmt in BACKGROUND_FIRST else 0
+    names = [c.name for c in real]
+    if dm_fmt in SPACE_SPLIT:  # their label files are "r g b name" lines, read back split at spaces
+        spaced = [n for n in names if any(ch.isspace() for ch in n)]
+        names = ["_".join(n.split()) for n in names]
+        if spaced:
+            report.note(f"{fmt} label files cannot hold spaces in class names: {len(spaced)} written with "
+                        f"underscores ({', '.join(spaced[:5])}{', ...' if len(spaced) > 5 else ''})")
+    label_names = (["background"] if offset else []) + names
+    categories = LabelCategories.from_iterable([(n, "", ["is_crowd"]) for n in label_names])
+    total = count_export_items(project, statuses)
+    items, layouts = [], []
+    for k, it in enumerate(export_items(project, statuses, report)):
+        step(progress, cancel, k, total, it.record.path)
+        regions = [r for r in z_sorted(it.regions) if r.class_id in value_of]
+        anns = [dm.Mask(image=partial(_full_mask, r, it.width, it.height), label=value_of[r.class_id] - 1 + offset,
+                        id=z + 1, group=z + 1, z_order=z, attributes={"is_crowd": bool(r.iscrowd)})
+                for z, r in enumerate(regions)]
+        item_id = relative_stem(it.record)
+        items.append(dm.DatasetItem(id=item_id, media=dm.Image.from_file(path=str(project.abspath(it.record)),
+                                                                       size=(it.height, it.width)),
+                                    annotations=anns))
+        layouts.append((item_id, it.width, it.height, [(r, value_of[r.class_id] + offset - 1) for r in regions]))
+        report.images += 1
+        report.regions += len(regions)
+    ds = dm.Dataset.from_iterable(items, categories={AnnotationType.label: categories})
+    step(progress, cancel, total, total, f"writing {fmt}")
+    with atomic_dir(out, project) as tmp:
+        try:
+            ds.export(str(tmp), dm_fmt, save_media=True)
+        except Exception as e:  # noqa: BLE001  (whatever datumaro raises: one line; the output is left as it was)
+            raise FormatError(f"datumaro could not write {fmt}: {_brief_error(e)}") from None
+        if dm_fmt == "cityscapes":
+            merged = 0
+            for item_id, w, h, placed in layouts:
+                merged += _write_cityscapes_ids(tmp / "gtFine" / "default" / f"{item_id}_gtFine_instanceIds.png",
+                                                w, h, placed)
+            if merged:
+                report.note(f"Cityscapes instance ids are 16-bit (class x 1000 + instance): {merged} regions of "
+                            f"classes after the {CITYSCAPES_MAX_LABEL}th are written as their class only "
+                            "(instances of one such class merge)")
+    if ignore:
+        report.note(f"ignore classes not exported: {', '.join(c.name for c in ignore)}")
+    if dm_fmt in ("segment_anything",):
+        report.note("SA-1B files hold no classes: every region is written, its class is not")
+    elif dm_fmt in ("camvid",):
+        report.note("CamVid holds one class per pixel: instances of a class are merged")
+    return report
+
+
+def _full_mask(r: Region, w: int, h: int) -> np.ndarray:
+    return maskops.uncrop(r.mask, r.x, r.y, w, h)
+
+
+CITYSCAPES_MAX_LABEL = 65  # 65 x 1000 + 999 is the largest instance id a 16-bit PNG holds
+
+
+def _write_cityscapes_ids(path: Path, w: int, h: int, placed: list[tuple[Region, int]]) -> int:
+    """The Cityscapes instance-id PNG (16-bit, as Cityscapes' own): label x 1000 + instance
+    number (per class, from 0) for regions, the label alone for crowd regions and for labels
+    past CITYSCAPES_MAX_LABEL, 0 elsewhere; later regions over earlier ones. Returns how many
+    regions could not keep an instance id."""
+    ids = np.zeros((h, w), np.uint16)
+    count: dict[int, int] = {}
+    merged = 0
+    for r, label in placed:
+        if r.iscrowd or label > CITYSCAPES_MAX_LABEL or count.get(label, 0) > 999:
+            v = label
+            merged += not r.iscrowd
+        else:
+            v = label * 1000 + count.get(label, 0)
+            count[label] = count.get(label, 0) + 1
+        win = ids[r.y:r.y + r.mask.shape[0], r.x:r.x + r.mask.shape[1]]
+        win[r.mask[:win.shape[0], :win.shape[1]]] = v
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(ids).save(path)
+    return merged
