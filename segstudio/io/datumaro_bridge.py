@@ -315,6 +315,14 @@ def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: S
     dm_fmt = BRIDGE_EXPORT[fmt][0]
     report = Report(out=str(out))
     real, value_of, ignore = export_classes(project)
+    total = count_export_items(project, statuses)
+    exported = []
+    for k, it in enumerate(export_items(project, statuses, report)):
+        step(progress, cancel, k, total, it.record.path)
+        exported.append((it, [r for r in z_sorted(it.regions) if r.class_id in value_of]))
+    if dm_fmt == "cityscapes":
+        real = _instance_classes_first(real, exported)
+        value_of = {c.id: i for i, c in enumerate(real, start=1)}
     offset = 1 if dm_fmt in BACKGROUND_FIRST else 0
     names = [c.name for c in real]
     if dm_fmt in SPACE_SPLIT:  # their label files are "r g b name" lines, read back split at spaces
@@ -325,11 +333,8 @@ def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: S
                         f"underscores ({', '.join(spaced[:5])}{', ...' if len(spaced) > 5 else ''})")
     label_names = (["background"] if offset else []) + names
     categories = LabelCategories.from_iterable([(n, "", ["is_crowd"]) for n in label_names])
-    total = count_export_items(project, statuses)
     items, layouts = [], []
-    for k, it in enumerate(export_items(project, statuses, report)):
-        step(progress, cancel, k, total, it.record.path)
-        regions = [r for r in z_sorted(it.regions) if r.class_id in value_of]
+    for it, regions in exported:
         anns = [dm.Mask(image=partial(_full_mask, r, it.width, it.height), label=value_of[r.class_id] - 1 + offset,
                         id=z + 1, group=z + 1, z_order=z, attributes={"is_crowd": bool(r.iscrowd)})
                 for z, r in enumerate(regions)]
@@ -353,9 +358,9 @@ def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: S
                 merged += _write_cityscapes_ids(tmp / "gtFine" / "default" / f"{item_id}_gtFine_instanceIds.png",
                                                 w, h, placed)
             if merged:
-                report.note(f"Cityscapes instance ids are 16-bit (class x 1000 + instance): {merged} regions of "
-                            f"classes after the {CITYSCAPES_MAX_LABEL}th are written as their class only "
-                            "(instances of one such class merge)")
+                report.note(f"Cityscapes instance ids are 16-bit (class x 1000 + instance, {CITYSCAPES_MAX_LABEL} "
+                            f"classes): {merged} regions of later classes share their image with another of "
+                            "their class and merge with it")
     if ignore:
         report.note(f"ignore classes not exported: {', '.join(c.name for c in ignore)}")
     if dm_fmt in ("segment_anything",):
@@ -372,18 +377,35 @@ def _full_mask(r: Region, w: int, h: int) -> np.ndarray:
 CITYSCAPES_MAX_LABEL = 65  # 65 x 1000 + 999 is the largest instance id a 16-bit PNG holds
 
 
+def _instance_classes_first(real: list, exported: list) -> list:
+    """Classes reordered for Cityscapes' 16-bit instance ids: those with two regions or more in
+    one image need an instance id each, so they take the first CITYSCAPES_MAX_LABEL labels; a
+    class with one region per image is exact as its class alone."""
+    several: set[int] = set()
+    for _, regions in exported:
+        seen: set[int] = set()
+        for r in regions:
+            if not r.iscrowd:
+                (several if r.class_id in seen else seen).add(r.class_id)
+    return [c for c in real if c.id in several] + [c for c in real if c.id not in several]
+
+
 def _write_cityscapes_ids(path: Path, w: int, h: int, placed: list[tuple[Region, int]]) -> int:
     """The Cityscapes instance-id PNG (16-bit, as Cityscapes' own): label x 1000 + instance
     number (per class, from 0) for regions, the label alone for crowd regions and for labels
     past CITYSCAPES_MAX_LABEL, 0 elsewhere; later regions over earlier ones. Returns how many
-    regions could not keep an instance id."""
+    regions merged with another of their class (a label past the limit, twice in the image)."""
     ids = np.zeros((h, w), np.uint16)
     count: dict[int, int] = {}
     merged = 0
+    singles: dict[int, int] = {}
+    for r, label in placed:
+        if label > CITYSCAPES_MAX_LABEL and not r.iscrowd:
+            singles[label] = singles.get(label, 0) + 1
     for r, label in placed:
         if r.iscrowd or label > CITYSCAPES_MAX_LABEL or count.get(label, 0) > 999:
             v = label
-            merged += not r.iscrowd
+            merged += (not r.iscrowd) and (label <= CITYSCAPES_MAX_LABEL or singles.get(label, 0) > 1)
         else:
             v = label * 1000 + count.get(label, 0)
             count[label] = count.get(label, 0) + 1
