@@ -190,7 +190,10 @@ def test_cvat_hostile_polygons_are_rejected_one_by_one(tmp_path):
     src.mkdir()
     (src / "annotations.xml").write_text(_cvat_xml([
         "10,10;40,10;40,30", "nan,1;5,5;9,9", "1e300,0;0,1e300;5,5", "inf,inf;1,1;2,2", "-5,-5;500,-5;500,500"]))
-    rep = run_import("cvat", p, src)
+    before = (tmp_path / "imgs" / "a.png").read_bytes()
+    rep = run_import("cvat", p, src)  # no images/ beside the XML: read against the project's folder
+    assert (tmp_path / "imgs" / "a.png").read_bytes() == before  # the staging links went, the images stay
+    assert sorted(x.name for x in (tmp_path / "imgs").iterdir()) == ["a.png"]
     rec = p.store.images()[0]
     assert p.store.image(rec.id).status == IN_PROGRESS  # some of its annotations were refused
     assert rep.rejected == 3 and len(rep.errors) == 3
