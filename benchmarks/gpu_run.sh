@@ -22,7 +22,7 @@ for part in $PARTS; do
           --json "$OUT/sam_$model.json" 2>&1 | tee "$OUT/sam_$model.log"
       done ;;
     gpu_check)
-      timeout 300 python3 benchmarks/gpu_check.py --out "$OUT/gpu_check.json" 2>&1 | tee "$OUT/gpu_check.log" ;;
+      timeout 420 python3 benchmarks/gpu_check.py --out "$OUT/gpu_check.json" 2>&1 | tee "$OUT/gpu_check.log" ;;
     isbi)
       timeout 200 python3 benchmarks/isbi_unet.py --minutes 1 --device cuda --data bench-data/isbi2012-membrane \
         --out-dir "$OUT" 2>&1 | tee "$OUT/isbi.log" ;;
