@@ -45,6 +45,7 @@ def _path_row(edit: QLineEdit, pick: Callable[[], None]) -> QWidget:
     return w
 
 
+CLASS_LIST_FORMATS = ("labelmap", "yolo")
 IMPORT_HINTS = {
     "labelmap": ("One PNG per image, named like the image. Pixel values: 0 = background (no region), "
                  "1…N = the classes, line k of the class list naming value k (a class_names.txt beside the "
@@ -173,7 +174,8 @@ class ImportDialog(_JobDialog):
         self.form.addRow("Format", self.fmt)
         self.form.addRow("", self.hint)
         self.form.addRow("Source", _path_row(self.source, self._pick_source))
-        self.form.addRow("Class list", _path_row(self.classes, self._pick_classes))
+        self.class_row = _path_row(self.classes, self._pick_classes)
+        self.form.addRow("Class list", self.class_row)
         self.form.addRow("Mark images", self.status)
         self.fmt.currentIndexChanged.connect(self._show_hint)
         self._show_hint()
@@ -181,6 +183,8 @@ class ImportDialog(_JobDialog):
     def _show_hint(self, *_: Any) -> None:
         self.hint.setText(IMPORT_HINTS.get(self.fmt.currentData(), ""))
         self.hint.setVisible(bool(self.hint.text()))
+        # only label maps and YOLO labels need a class list; the other formats name their classes
+        self.form.setRowVisible(self.class_row, self.fmt.currentData() in CLASS_LIST_FORMATS)
 
     def _pick_source(self) -> None:
         kind = IMPORT_FORMATS[self.fmt.currentData()][1]

@@ -205,6 +205,9 @@ def test_dialogs_list_datumaro_formats_only_when_it_is_installed(window, qtbot, 
         assert imp.fmt.findData("coco") >= 0 and exp.fmt.findData("yolo") >= 0  # native: always
         assert (imp.fmt.findData("cityscapes") >= 0) is available and (imp.fmt.findData("cvat") >= 0) is available
         assert (exp.fmt.findData("cvat") >= 0) is available
+        for fmt, needs_list in (("yolo", True), ("labelmap", True), ("coco", False)):
+            imp.fmt.setCurrentIndex(imp.fmt.findData(fmt))
+            assert imp.class_row.isVisibleTo(imp) is needs_list
         imp.reject()
         exp.reject()
 
