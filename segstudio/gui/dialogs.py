@@ -17,6 +17,7 @@ from segstudio.gui.workers import Job
 from segstudio.io.export_target import ExportTargetError
 from segstudio.io.registry import (IMPORT_FORMATS, check_export_target, offered_export_formats, offered_import_formats,
                                   run_export, run_import)
+from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QMenu
@@ -40,7 +41,7 @@ def _path_row(edit: QLineEdit, pick: Callable[[], None]) -> QWidget:
     lay.setContentsMargins(0, 0, 0, 0)
     lay.addWidget(edit)
     b = QPushButton("Browse…")
-    b.clicked.connect(pick)
+    connect_plain(b.clicked, pick)
     lay.addWidget(b)
     return w
 
@@ -77,9 +78,9 @@ class _JobDialog(QDialog):
         self.cancel_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
         self.close_button = self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
         self.close_button.setVisible(False)
-        self.run_button.clicked.connect(self.run)
-        self.cancel_button.clicked.connect(self._cancel)
-        self.close_button.clicked.connect(self.accept)
+        connect_plain(self.run_button.clicked, self.run)
+        connect_plain(self.cancel_button.clicked, self._cancel)
+        connect_plain(self.close_button.clicked, self.accept)
         lay = QVBoxLayout(self)
         lay.addLayout(self.form)
         lay.addWidget(self.progress)
@@ -330,7 +331,7 @@ class ShortcutsDialog(QDialog):
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         bb.rejected.connect(self.reject)
         bb.accepted.connect(self.accept)
-        bb.button(QDialogButtonBox.StandardButton.Close).clicked.connect(self.accept)
+        connect_plain(bb.button(QDialogButtonBox.StandardButton.Close).clicked, self.accept)
         lay.addWidget(bb)
         self.resize(560, 620)
         self.rows = rows

@@ -9,6 +9,7 @@ import numpy as np
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QPushButton, QWidget
 
 from segstudio.core import imageio
+from segstudio.gui.signals import connect_plain
 
 
 class LevelsDialog(QDialog):
@@ -28,14 +29,14 @@ class LevelsDialog(QDialog):
             box.setValue(v)
             box.valueChanged.connect(self._changed)
         auto = QPushButton("Auto (0.5–99.5 percentiles)")
-        auto.clicked.connect(self.auto)
+        connect_plain(auto.clicked, self.auto)
         form = QFormLayout(self)
         form.addRow("Black at", self.low)
         form.addRow("White at", self.high)
         form.addRow(auto)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         bb.rejected.connect(self.reject)
-        bb.button(QDialogButtonBox.StandardButton.Close).clicked.connect(self.accept)
+        connect_plain(bb.button(QDialogButtonBox.StandardButton.Close).clicked, self.accept)
         form.addRow(bb)
 
     def auto(self) -> None:

@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
 
 from segstudio.gui.toolbox import icon
+from segstudio.gui.signals import connect_plain
 
 GETTING_STARTED_KEY = "help/getting_started_dismissed"  # QSettings: the strip was closed once, for good
 GETTING_STARTED = (
@@ -49,7 +50,7 @@ class NoticeBar(QFrame):
         self.close_button.setIcon(icon("x", black=True))
         self.close_button.setAutoRaise(True)
         self.close_button.setToolTip("Close")
-        self.close_button.clicked.connect(self.dismiss)
+        connect_plain(self.close_button.clicked, self.dismiss)
         lay.addWidget(badge)
         lay.addWidget(self.text, 1)
         lay.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)

@@ -17,6 +17,7 @@ from segstudio.core.errors import describe
 from segstudio.gui.docks.common import plain_label, show_error, show_note
 from segstudio.gui.workers import Job
 from segstudio.inference import weights_catalog as wc
+from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:
     from segstudio.gui.workers import Failure
@@ -58,18 +59,18 @@ class WeightsDialog(QDialog):
         self.download_button = QPushButton("Download")
         self.download_button.setToolTip("Download the selected file into the weights folder; its hash is checked "
                                         "before it gets its final name")
-        self.download_button.clicked.connect(lambda: self.download(self.selected()))
+        connect_plain(self.download_button.clicked, lambda: self.download(self.selected()))
         self.add_button = QPushButton("Add file…")
         self.add_button.setToolTip("A weights file brought from elsewhere (a USB stick): identified, verified and "
                                    "copied into the weights folder (your file is left where it is)")
-        self.add_button.clicked.connect(self._choose_file)
+        connect_plain(self.add_button.clicked, self._choose_file)
         self.refresh_button = QPushButton("Check again")
         self.refresh_button.setToolTip("Look at the folder again and check every file's hash")
-        self.refresh_button.clicked.connect(lambda: self.refresh(deep=True))
+        connect_plain(self.refresh_button.clicked, lambda: self.refresh(deep=True))
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel)
+        connect_plain(self.cancel_button.clicked, self.cancel)
         self.close_button = QPushButton("Close")
-        self.close_button.clicked.connect(self.accept)
+        connect_plain(self.close_button.clicked, self.accept)
         row = QHBoxLayout()
         for b in (self.download_button, self.add_button, self.refresh_button):
             row.addWidget(b)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QAbstractButton, QDoubleSpinBox, QLabel, QSlider, 
 
 from segstudio.core.records import SKIPPED
 from segstudio.gui.toolbox import TOOL_ICONS, icon
+from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QMenu
@@ -35,7 +36,7 @@ def add_action(win: MainWindow, menu: QMenu, text: str, slot: Callable[..., obje
         a.setToolTip(f"{text.replace('&', '')} ({', '.join(keys) if not isinstance(keys, str) else keys})"
                      f"\n{tip}" if keys else tip)
     a.setCheckable(checkable)
-    a.triggered.connect(slot)
+    connect_plain(a.triggered, slot)
     menu.addAction(a)
     win.addAction(a)
     return a
@@ -112,7 +113,7 @@ def build_actions(win: MainWindow) -> None:
     win.tool_group = QActionGroup(win)
     win.tool_actions = {}
     for name, tool in win.tools.items():
-        a = add_action(win, t, tool.label, lambda _=False, n=name: win.set_tool(n), tool.shortcut, tool.tip,
+        a = add_action(win, t, tool.label, lambda n=name: win.set_tool(n), tool.shortcut, tool.tip,
                       checkable=True, icon_name=TOOL_ICONS.get(name, ""))
         win.tool_group.addAction(a)
         win.tool_actions[name] = a
@@ -143,7 +144,7 @@ def build_actions(win: MainWindow) -> None:
     tb.addSeparator()
     done = QAction(icon("circle-check"), "Done → next", win)
     done.setToolTip("Mark this image done and open the next unfinished one (Ctrl+Enter)")
-    done.triggered.connect(win.mark_done_next)
+    connect_plain(done.triggered, win.mark_done_next)
     tb.addAction(done)
     done_button = tb.widgetForAction(done)
     if isinstance(done_button, QToolButton):
@@ -157,7 +158,7 @@ def build_actions(win: MainWindow) -> None:
     for k in range(1, 10):  # class hotkeys
         a = QAction(win)
         a.setShortcut(QKeySequence(str(k)))
-        a.triggered.connect(lambda _=False, key=str(k): win.classes_dock.select_hotkey(key))
+        connect_plain(a.triggered, lambda key=str(k): win.classes_dock.select_hotkey(key))
         win.addAction(a)
 
 

@@ -18,6 +18,7 @@ from segstudio.core.records import DONE
 from segstudio.gui.docks.common import KeptChoices, plain_label
 from segstudio.gui.plot_style import BACKGROUND, ink_plot
 from segstudio.inference.semantic_spec import MODEL_NETS, is_semantic
+from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:
     from segstudio.gui.docks.model_dock import ModelDock
@@ -88,7 +89,7 @@ class LivePanel(QWidget):
         self.versions = QComboBox()
         self.rollback_button = QPushButton("Roll back")
         self.rollback_button.setToolTip("Use this version: it predicts from now on and the next update starts from it")
-        self.rollback_button.clicked.connect(self.rollback)
+        connect_plain(self.rollback_button.clicked, self.rollback)
         box = QGroupBox("Learn as I annotate")
         form = QFormLayout(box)
         form.addRow(self.enabled)

@@ -18,6 +18,7 @@ from segstudio.core.records import NEW, PREDICTED
 from segstudio.gui.docks.common import KeptChoices, guard_inputs, plain_label, show_error, show_note
 from segstudio.inference import sam_spec
 from segstudio.inference.semantic_spec import MODEL_NETS, is_semantic
+from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:
     import numpy as np
@@ -88,14 +89,14 @@ class ModelDock(QWidget):
         self.weights.currentIndexChanged.connect(lambda _: self._kind_changed())
         self.browse = QPushButton("…")
         self.browse.setToolTip("Choose a checkpoint file")
-        self.browse.clicked.connect(self._browse)
+        connect_plain(self.browse.clicked, self._browse)
         wrow = QHBoxLayout()
         wrow.addWidget(self.weights, 1)
         wrow.addWidget(self.browse)
         self.get_weights = QPushButton("Get weights…")
         self.get_weights.setToolTip("Pretrained files: which are in the torch cache, download one, or add one "
                                     "brought from elsewhere")
-        self.get_weights.clicked.connect(self._get_weights)
+        connect_plain(self.get_weights.clicked, self._get_weights)
         self.device = QComboBox()
         for d in ("auto", "cuda", "cpu", "mps"):
             self.device.addItem(d, d)
@@ -117,7 +118,7 @@ class ModelDock(QWidget):
         self.auto_load = QCheckBox("Load this model when the project opens")
         self.auto_load.setToolTip("Kind, weights and this choice are kept with the project")
         self.load_button = QPushButton("Load model")
-        self.load_button.clicked.connect(self.load)
+        connect_plain(self.load_button.clicked, self.load)
         self.model_label = plain_label("No model loaded.")
 
         box = QGroupBox("Model")
@@ -137,15 +138,15 @@ class ModelDock(QWidget):
         form.addRow(self.model_label)
 
         self.seg_image = QPushButton("Segment image")
-        self.seg_image.clicked.connect(self.segment_image)
+        connect_plain(self.seg_image.clicked, self.segment_image)
         self.scope = QComboBox()
         self.scope.addItem("Unlabelled images (new, predicted)", (NEW, PREDICTED))
         self.scope.addItem("New images only", (NEW,))
         self.scope.addItem("All images (manual regions are kept)", None)
         self.seg_folder = QPushButton("Segment folder")
-        self.seg_folder.clicked.connect(self.segment_folder)
+        connect_plain(self.seg_folder.clicked, self.segment_folder)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.worker.cancel)
+        connect_plain(self.cancel_button.clicked, self.worker.cancel)
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setVisible(False)

@@ -18,6 +18,7 @@ from segstudio.gui.docks.common import KeptChoices, plain_label
 from segstudio.gui.plot_style import BACKGROUND, ink_plot
 from segstudio.gui.workers import Background
 from segstudio.inference.semantic_spec import MODEL_NETS, is_semantic
+from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:  # torch is imported on the model thread, when training starts
     from segstudio.inference.train_common import TrainProgress
@@ -102,15 +103,15 @@ class TrainPanel(QWidget):
         self._recheck.setInterval(500)
         self._recheck.timeout.connect(self.check_coverage)
         self.train_button = QPushButton("Train on done images")
-        self.train_button.clicked.connect(self.train)
+        connect_plain(self.train_button.clicked, self.train)
         self.repredict = QPushButton("Re-predict unfinished images")
         self.repredict.setToolTip("Segment the new and predicted images again with the newest checkpoint")
-        self.repredict.clicked.connect(self.re_predict)
+        connect_plain(self.repredict.clicked, self.re_predict)
         self.repredict.setEnabled(False)
         self.evaluate_button = QPushButton("Evaluate")
         self.evaluate_button.setToolTip("Score the chosen checkpoint on its validation images "
                                         "(or on all done images when it records none)")
-        self.evaluate_button.clicked.connect(self.evaluate)
+        connect_plain(self.evaluate_button.clicked, self.evaluate)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.status = plain_label("")
