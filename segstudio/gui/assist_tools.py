@@ -1,6 +1,6 @@
 """The assisted tools: GrabCut from a box or from clicks, watershed split, and the model prompt
-(click or box on what the model proposed, GrabCut where it proposed nothing). Each runs its
-heavy part through `EditorState.run_assist`, off the GUI thread."""
+(click or box on what the model proposed; a box where it proposed nothing goes to GrabCut, said
+so). Each runs its heavy part through `EditorState.run_assist`, off the GUI thread."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from segstudio.inference.segmenter import Detection
 
 MIN_SEED_RADIUS = 2  # px: GrabCut-click seeds are half the brush radius, never thinner than this
+# The Model click tool with no model loaded says so and adds nothing: it used to run GrabCut in
+# silence, so after a model failed to load a click put a GrabCut region on the image (a done one
+# too) that the user took for the model's. GrabCut has its own tools (G, R).
+NO_MODEL = ("Model click: no model is loaded: load one in the Model panel (Load model), "
+            "or use Box → GrabCut (G) or Clicks → GrabCut (R)")
 PICK_BOX_COVER = 0.8  # a dragged box picks the model proposals it covers at least this part of
 MIN_PROMPT_BOX = 4  # px each way: a shorter prompt-tool drag is a click, not a box
 
@@ -240,11 +245,11 @@ class WatershedTool(Tool):
 class PromptTool(Tool):
     name, label, shortcut = "prompt", "Model click / box", "I"
     tip = ("Click an object: the model's instance (Mask R-CNN) or class area (UNet) under the cursor "
-           "becomes a region. Drag a box: the best instance inside it. With no model, GrabCut answers. "
+           "becomes a region. Drag a box: the best instance inside it. Needs a model loaded (Model panel). "
            "Segment Anything: left click +, right click −, drag a box, Tab, Enter")
     hint = ("Model: click an object to take the model's region there · drag a box for the best instance "
             "inside it (Mask R-CNN) · Segment Anything: left click adds, right click removes, drag a box, "
-            "Tab cycles, Enter accepts · with no model loaded, GrabCut answers")
+            "Tab cycles, Enter accepts · needs a model loaded in the Model panel")
 
     def __init__(self, editor: EditorState) -> None:
         super().__init__(editor)
@@ -291,7 +296,7 @@ class PromptTool(Tool):
     def answer(self, box: Box | None, p: Pointer) -> None:
         ed = self.ed
         if not ed.model_loaded():
-            self._fallback(box, p)
+            ed.message(NO_MODEL)
             return
         if box is not None and ed.model_kind() == "unet":
             ed.message("A UNet labels classes, not boxes: click inside an area instead, or load a Mask R-CNN")
@@ -341,7 +346,7 @@ class PromptTool(Tool):
 
     def _fallback_done(self, crop: Crop | None, p: Pointer | None, label: str, where: str) -> None:
         if crop is None:
-            self.ed.message(f"No model loaded, and GrabCut found no object {where}")
+            self.ed.message(f"The model proposes nothing there, and GrabCut found no object {where}")
             return
         combine(self.ed, crop, p, label)
 

@@ -149,7 +149,8 @@ class ModelWorker(QObject):
 
     def _do_load(self, spec: dict) -> dict:
         from segstudio.inference.engine import ModelSpec, load_segmenter
-        self.segmenter = None
+        # the model in use stays until the new one has loaded: a load that fails (a bad file,
+        # out of memory) leaves the user with the working model, not with none
         seg = load_segmenter(ModelSpec(**spec), self.project)
         self.segmenter = seg
         return {"arch": seg.arch, "name": seg.name, "classes": list(seg.classes),

@@ -333,23 +333,28 @@ class ModelDock(QWidget):
             show_error(self.model_label, "A UNet needs a checkpoint: train one (Train below) or choose a file with …")
             return
         show_note(self.model_label, "Loading…")
-        self.cache.clear()
         self.worker.load(spec)
 
     def _loaded(self, info: dict) -> None:
         self.info = info
+        self.cache.clear()  # the proposals of the model before
         self._show_loaded(info)
         self.update_buttons()
         self._sam_embed()  # a promptable model: the open image's embedding right away
 
     def _show_loaded(self, info: dict) -> None:
+        show_note(self.model_label, f"Loaded: {self._loaded_text(info)}\non {info['device']}")
+
+    @staticmethod
+    def _loaded_text(info: dict) -> str:
         name = Path(info["checkpoint"]).name if info.get("checkpoint") else info.get("name", "")
-        show_note(self.model_label, f"Loaded: {info['arch']}, {plural(len(info['classes']), 'class')}"
-                                    + (f" ({name})" if name else "") + f"\non {info['device']}")
+        return f"{info['arch']}, {plural(len(info['classes']), 'class')}" + (f" ({name})" if name else "")
 
     def _load_failed(self, msg: str) -> None:
-        self.info = None
-        show_error(self.model_label, f"Cannot load: {msg}")
+        """The model that was loaded stays loaded (the worker keeps it): say that the load failed
+        and which model still answers, so a click is never answered by something unexpected."""
+        still = f"\nStill loaded: {self._loaded_text(self.info)}" if self.info is not None else "\nNo model loaded."
+        show_error(self.model_label, f"Cannot load {self.arch.currentText()}: {msg}{still}")
         self.update_buttons()
 
     def _job_failed(self, msg: str) -> None:

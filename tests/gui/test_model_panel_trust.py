@@ -1,0 +1,97 @@
+"""The Model panel and the model tools keep the user's trust: a failed load keeps the working
+model and says so, the Model click never answers with GrabCut in silence, Segment Anything's Tab
+stays on the canvas, and the panel neither clips nor widens."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QFileDialog
+
+from segstudio.core.records import DONE
+from tests.gui.test_input_events import click, message
+
+
+def _choose_file_and_load(win, qtbot, monkeypatch, path) -> None:
+    """The panel's … button picks `path` (the file dialog answers it), then Load model is clicked."""
+    dock = win.model_dock
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(path), "")))
+    win.model_dw.raise_()
+    QTest.mouseClick(dock.browse, Qt.MouseButton.LeftButton)
+    assert dock.weights.currentData() == str(path)
+    before = dock.model_label.text()
+    QTest.mouseClick(dock.load_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dock.model_label.text() not in (before, "Loading…"), timeout=60000)
+
+
+def _hostile_checkpoint(tmp_path):
+    bad = tmp_path / "half_copied.pt"
+    bad.write_bytes(b"PK\x03\x04 not a checkpoint: the copy stopped here")
+    return bad
+
+
+def _done_image(win):
+    doc = win.editor.doc
+    win.project.store.set_status(doc.image_id, DONE)
+    return doc.image_id
+
+
+@pytest.mark.slow  # loads a tiny UNet on the model thread (torch import: 3-6 s on 2 CPU cores)
+def test_a_failed_load_keeps_the_loaded_model_and_says_so(window, qtbot, monkeypatch, tmp_path):
+    pytest.importorskip("torch")
+    from tests.inference.helpers import tiny_unet_checkpoint
+    win, dock = window, window.model_dock
+    dock.arch.setCurrentIndex(dock.arch.findData("unet"))
+    dock.device.setCurrentIndex(dock.device.findData("cpu"))
+    good = tiny_unet_checkpoint(tmp_path / "good.pt", classes=("object",), width=4, seed=3)
+    _choose_file_and_load(win, qtbot, monkeypatch, good)
+    assert dock.info is not None and "good.pt" in dock.model_label.text()
+    _choose_file_and_load(win, qtbot, monkeypatch, _hostile_checkpoint(tmp_path))
+    text = dock.model_label.text()
+    assert "Cannot load" in text and "Still loaded" in text and "good.pt" in text, text
+    assert dock.info is not None and "good.pt" in str(dock.info.get("checkpoint"))
+    assert win.worker.segmenter is not None  # the worker kept it too
+    assert dock.seg_image.isEnabled()
+    # the Model click is answered by the kept model (a UNet: no GrabCut fallback; "unet" source)
+    image_id = _done_image(win)
+    win.set_tool("prompt")
+    click(win, 80, 60)
+    qtbot.waitUntil(lambda: "Asking the model" not in message(win), timeout=30000)
+    assert "no model is loaded" not in message(win)
+    assert all("grabcut" not in r.source.lower() for r in win.editor.doc.regions.values())
+
+
+def test_model_click_with_no_model_says_so_and_adds_nothing(window, qtbot):
+    win = window
+    image_id = _done_image(win)
+    win.session.reload_current()
+    qtbot.waitUntil(lambda: win.editor.doc is not None and win.editor.doc.image_id == image_id, timeout=5000)
+    assert win.model_dock.info is None
+    win.set_tool("prompt")
+    for _ in range(2):  # a click, then a box
+        click(win, 80, 60)
+        QTest.qWait(300)  # an assist (GrabCut) would be back by now
+    from tests.gui.test_input_events import drag
+    drag(win, [(50.5, 35.5), (90.5, 60.5), (110.5, 85.5)])
+    QTest.qWait(500)
+    assert not win.editor.doc.regions
+    assert "no model is loaded" in message(win) and "Model panel" in message(win)
+    win.session.flush()
+    assert win.project.store.image(image_id).status == DONE
+    assert win.project.store.region_count(image_id) == 0
+
+
+def test_a_failed_first_load_says_no_model_is_loaded(window, qtbot, monkeypatch, tmp_path):
+    pytest.importorskip("torch")
+    win, dock = window, window.model_dock
+    dock.arch.setCurrentIndex(dock.arch.findData("unet"))
+    dock.device.setCurrentIndex(dock.device.findData("cpu"))
+    _choose_file_and_load(win, qtbot, monkeypatch, _hostile_checkpoint(tmp_path))
+    text = dock.model_label.text()
+    assert "Cannot load" in text and "half_copied.pt" in text and "No model loaded" in text, text
+    assert dock.info is None and not dock.seg_image.isEnabled()
+
+
+_ = (np, QApplication)
