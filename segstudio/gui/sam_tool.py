@@ -1,8 +1,9 @@
 """Click to segment anything: the Model click / box tool while a promptable model (Segment
 Anything) is loaded. Left click adds a positive point, right click a negative one, a drag gives
 the box; every prompt asks the model thread for candidate masks and the preview shows the
-current one. Tab cycles the candidates, Enter accepts one as a region of the current class (one
-undo step), Shift+Enter adds it to the selected region, Esc clears. A first click on a region
+current one. Tab cycles the candidates (and never moves the keyboard focus off the canvas),
+Enter accepts one as a region of the current class (one undo step), Shift+Enter adds it to the
+selected region, Esc clears. A first click on a region
 already there refines that region: its box joins the prompts and Enter replaces its pixels.
 
 Plain Python over EditorState (no Qt, no torch): the window answers `prompt_model` through its
@@ -107,10 +108,17 @@ class SamPrompts:
 
     # ---------------------------------------------------------------- keys
     def key(self, key: str) -> bool:
-        if key == "Tab" and self.cands is not None and len(self.cands) > 1:
-            self.index = (self.index + 1) % len(self.cands)
-            self._say()
-            self.ed.preview_changed()
+        if key == "Tab":
+            # always taken while this tool is active: Tab left to Qt would move the keyboard focus
+            # off the canvas, and Enter would then no longer accept the candidate
+            if self.cands is not None and len(self.cands) > 1:
+                self.index = (self.index + 1) % len(self.cands)
+                self._say()
+                self.ed.preview_changed()
+            elif self.cands is not None and len(self.cands) == 1:
+                self.ed.message(f"{LABEL}: this is the only candidate · Enter accept · Esc clear")
+            else:
+                self.ed.message(f"{LABEL}: Tab cycles the candidates once a click or a box has some")
             return True
         if key in ("Return", "Enter", "Shift+Return", "Shift+Enter") and self.active:
             self.accept(add=key.startswith("Shift"))

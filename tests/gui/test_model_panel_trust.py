@@ -94,4 +94,43 @@ def test_a_failed_first_load_says_no_model_is_loaded(window, qtbot, monkeypatch,
     assert dock.info is None and not dock.seg_image.isEnabled()
 
 
-_ = (np, QApplication)
+class _OneCandidate:  # the shape of inference.sam.Candidates the prompt tool reads
+    def __init__(self, h, w):
+        m = np.zeros((1, h, w), bool)
+        m[0, 40:80, 60:100] = True
+        self.masks, self.scores = m, np.array([0.9], np.float32)
+
+    def __len__(self):
+        return 1
+
+    def mask(self, k):
+        return self.masks[k]
+
+    def crop(self, k):
+        from segstudio.core import maskops
+        return maskops.crop_to_content(self.masks[k])
+
+
+def test_segment_anything_tab_with_one_candidate_keeps_the_focus_and_enter_accepts(window, qtbot, monkeypatch):
+    """Segment Anything stood in by its answer (one candidate): the keys are real key events sent
+    where the keyboard focus is."""
+    win, dock = window, window.model_dock
+    monkeypatch.setattr(dock, "info", {"arch": "sam", "name": "sam-test", "classes": [], "device": "cpu"})
+    h, w = win.editor.image.shape[:2]
+    monkeypatch.setattr(dock, "prompt", lambda image_id, array, window_, points, box, done: done(_OneCandidate(h, w)))
+    win.set_tool("prompt")
+    win.activateWindow()
+    win.canvas.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is win.canvas, timeout=3000)
+    click(win, 80, 60)
+    assert "candidate 1/1" in message(win)
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is win.canvas, QApplication.focusWidget()
+    assert "only candidate" in message(win)
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Backtab, Qt.KeyboardModifier.ShiftModifier)
+    assert QApplication.focusWidget() is win.canvas
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+    regions = list(win.editor.doc.regions.values())
+    assert len(regions) == 1 and regions[0].area == 40 * 40
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)  # no prompt now: still the canvas's
+    assert QApplication.focusWidget() is win.canvas
