@@ -8,7 +8,7 @@ layout labelme writes). Overlapping regions: the higher z wins.
 
 Import reads palette PNGs as indices (never as colours), 8- and 16-bit grayscale as values,
 each through the decompression-bomb guard and checked against its image's size from the header.
-Names with control characters are written escaped, so no name can shift the lines below it.
+A class name with a line break or control character is refused at export, naming it.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def export_labelmap(project: Project, out: str | Path, statuses: Sequence[str] |
     value_of.update({c.id: ign for c in ignore})
     colors = [c.color for c in real]
     total = count_export_items(project, statuses)
+    validate.check_listable([c.name for c in real], "label maps")  # before a file is written
     with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)
@@ -63,14 +64,12 @@ def export_labelmap(project: Project, out: str | Path, statuses: Sequence[str] |
 
 
 def write_class_names(path: Path, names: list[str], report: Report | None = None) -> None:
-    """`_background_` then the class names, line k = value k. Control characters and line
-    breaks in a name are escaped (validate.line_safe_name), so no name can add or shift a line."""
-    safe = [validate.line_safe_name(n) or f"class_{i}" for i, n in enumerate(names, start=1)]
-    if report is not None:
-        for i, (n, s) in enumerate(zip(names, safe, strict=True), start=1):
-            if n != s:
-                report.note(f"class {i} {validate.brief(n)} written as {s!r} (control characters escaped)")
-    path.write_text("\n".join(["_background_"] + safe) + "\n", encoding="utf-8")
+    """`_background_` then the class names, line k = value k, read back by import_labelmap as
+    they were. A name with a line break or control character is refused (FormatError naming
+    it, validate.check_listable): it would add or shift a line, and an escape would read back
+    as another name."""
+    validate.check_listable(names, "label maps")
+    path.write_text("\n".join(["_background_"] + names) + "\n", encoding="utf-8")
 
 
 MAX_UNNAMED_VALUES = 1024  # more values without a class name: an image or instance map, not labels

@@ -310,6 +310,7 @@ def export_labelme(project: Project, out: str | Path, statuses: Sequence[str] | 
     by_id = {c.id: c for c in project.store.classes()}
     total = count_export_items(project, statuses)
     n_mask = 0
+    validate.check_listable([c.name for c in export_classes(project)[0]], "labelme")  # labels.txt
     with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)
@@ -340,7 +341,7 @@ def export_labelme(project: Project, out: str | Path, statuses: Sequence[str] | 
             report.regions += len(item.regions)
         (tmp / "labels.txt").write_text(
             "\n".join(["__ignore__", "_background_"]
-                      + [validate.line_safe_name(c.name) for c in export_classes(project)[0]]) + "\n",
+                      + [c.name for c in export_classes(project)[0]]) + "\n",
             encoding="utf-8")
     if n_mask:
         report.notes.append(f"{n_mask} regions written as labelme mask shapes (holes or very small parts)")

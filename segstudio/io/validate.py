@@ -10,8 +10,10 @@ Every importer reads files made elsewhere, some of them broken or hostile. The r
 - Coordinates beyond maskops.coord_limit (100 image sizes) are refused; the rest are clipped
   to the image by the rasterisers, so memory follows the image, never the numbers.
 - COCO RLE is decoded by core.rle, which checks every count before a pixel is written.
-- Class names have their control characters escaped (a newline becomes the two characters
-  backslash and n), so a name can never break a line-based class list.
+- Class names read from a dataset have their control characters escaped (a newline becomes
+  the two characters backslash and n), so a name can never break a line-based class list.
+- An export refuses (check_listable) a class name that still holds one, naming the class:
+  a list file cannot hold it, and an escape would come back as another name.
 - BAD_INPUT is what an importer catches around one file or one annotation: it becomes an
   error in the report, and the rest of the dataset imports.
 """
@@ -128,6 +130,28 @@ def line_safe_name(name: str) -> str:
     """A class name that fits on one line of a class list: control characters and line
     breaks written as visible escapes (\\n, \\x07, \\u2028), outer spaces stripped."""
     return _UNSAFE.sub(_escape, name).strip()
+
+
+def unlistable(name: str) -> str | None:
+    """Why a class name cannot be one line of a class list (its first line break or control
+    character, as U+XXXX), or None when it can."""
+    m = _UNSAFE.search(name)
+    return None if m is None else f"U+{ord(m.group()):04X}"
+
+
+def check_listable(names: list[str], fmt: str) -> None:
+    """FormatError naming each class whose name holds a line break or control character
+    (including those str.splitlines() breaks at: \v \f \x1c-\x1e \x85 \u2028 \u2029): the
+    class lists `fmt` writes are one name a line, so such a name would split or shift them.
+    Refused before anything is written; the class is to be renamed."""
+    bad = [(n, why) for n in names if (why := unlistable(n))]
+    if not bad:
+        return
+    listed = ", ".join(f"{n!r} (holds {why})" for n, why in bad[:5])
+    if len(bad) > 5:
+        listed += f" and {len(bad) - 5} more"
+    raise FormatError(f"cannot export to {fmt}: class names with a line break or control character cannot be "
+                      f"written to its class list: {listed}; rename the class and export again")
 
 
 def clean_class_name(value) -> str:

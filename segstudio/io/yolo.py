@@ -217,6 +217,7 @@ def export_yolo(project: Project, out: str | Path, statuses: Sequence[str] | Non
     real, value_of, ignore = export_classes(project)
     total = count_export_items(project, statuses)
     holes = 0
+    validate.check_listable([c.name for c in real], "YOLO")  # classes.txt, data.yaml: before a file is written
     with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)
@@ -244,13 +245,11 @@ def export_yolo(project: Project, out: str | Path, statuses: Sequence[str] | Non
 
 
 def write_class_files(folder: Path, names: list[str], report: Report) -> None:
-    """classes.txt (one name a line) and data.yaml (names as a YAML map). A name with control
-    characters or line breaks is written with them escaped (validate.line_safe_name), the same
-    in both files, and the report says so: it can never add, split or shift a line."""
-    safe = [validate.line_safe_name(n) or f"class_{i}" for i, n in enumerate(names)]
-    for i, (n, s) in enumerate(zip(names, safe, strict=True)):
-        if n != s:
-            report.note(f"class {i} {validate.brief(n)} written as {s!r} (control characters escaped)")
+    """classes.txt (one name a line) and data.yaml (names as a YAML map), both read back by
+    read_names as they were. A name with a line break or control character is refused
+    (FormatError naming it, validate.check_listable): it would add, split or shift a line."""
+    validate.check_listable(names, "YOLO")
+    safe = names
     (folder / "classes.txt").write_text("\n".join(safe) + "\n", encoding="utf-8")
     yaml_names = "\n".join(f"  {i}: {_yaml_quote(n)}" for i, n in enumerate(safe))
     # no `path:` key: Ultralytics then takes train/val relative to this file's folder, wherever

@@ -441,60 +441,8 @@ def test_labelmap_hostile_file_beside_good_one(proj, tmp_path, case):
 
 
 # ----------------------------------------------------------------------------- class names
-HOSTILE_NAMES = ["new\nline", "back\\", "tab\there", "bell\x07", "bg", "# hash", 'quo"te', "yes", "123",
-                 "sep\u2028line", "cr\rlf", "ünï cödé", "trailing\\n literal"]
-
-
-def _named_project(tmp_path):
-    from segstudio.core.region import Region
-    p = make_project(tmp_path / "src")
-    rec = p.store.image_by_path("a.png")
-    regs = []
-    for i, n in enumerate(HOSTILE_NAMES):
-        c = p.store.add_class(n)
-        m = np.zeros((1, 1), bool)
-        m[0, 0] = True
-        regs.append(Region(0, c.id, m, 2 * i, 2 * i))
-    for r, rid in zip(regs, p.store.reserve_region_ids(len(regs))):
-        r.id = rid
-    p.store.save_regions(rec.id, regs, status="done")
-    return p
-
-
-def _pixel_names(p, name="a.png"):
-    by_id = {c.id: c.name for c in p.store.classes()}
-    return sorted((r.x, r.y, by_id[r.class_id]) for r in regions_of(p, name))
-
-
-def test_class_names_roundtrip_through_labelmap(tmp_path):
-    src = _named_project(tmp_path)
-    rep = labelmap.export_labelmap(src, tmp_path / "out", statuses=("done",))
-    lines = (tmp_path / "out" / "class_names.txt").read_text(encoding="utf-8").split("\n")
-    assert len(lines) == len(HOSTILE_NAMES) + 2 and lines[-1] == ""  # background, names, final newline
-    assert sum("escaped" in n for n in rep.notes) == 5
-    dst = make_project(tmp_path / "dst")
-    rep2 = labelmap.import_labelmap(dst, tmp_path / "out")
-    assert not rep2.errors
-    want = [(x, y, validate.line_safe_name(n)) for x, y, n in _pixel_names(src)]
-    assert _pixel_names(dst) == sorted(want)
-
-
-def test_class_names_roundtrip_through_yolo(tmp_path):
-    src = _named_project(tmp_path)
-    yolo.export_yolo(src, tmp_path / "out", statuses=("done",))
-    out = tmp_path / "out"
-    lines = (out / "classes.txt").read_text(encoding="utf-8").split("\n")
-    assert len(lines) == len(HOSTILE_NAMES) + 1
-    safe = [validate.line_safe_name(n) for n in HOSTILE_NAMES]
-    assert yolo.read_names(out, out / "classes.txt") == safe
-    assert yolo.read_names(out, out / "data.yaml") == safe
-    for classes in ("classes.txt", "data.yaml"):
-        dst = make_project(tmp_path / f"dst-{classes}")
-        rep = yolo.import_yolo(dst, out / "labels", out / classes)
-        assert not rep.errors and rep.regions == len(HOSTILE_NAMES)
-        got = {n for _, _, n in _pixel_names(dst)}
-        assert got == set(safe)
-        dst.close()
+# Exports refuse a class name holding a line break or control character, naming it, and every
+# other name round-trips exactly: tests/io/test_list_file_names.py.
 
 
 def test_class_names_from_datasets_are_cleaned(proj, tmp_path):
