@@ -150,11 +150,7 @@ class MainWindow(QMainWindow):
         self.files_dw = self._dock("Files", self.files, L)
         self.classes_dw = self._dock("Classes", self.classes_dock, R)
         self.regions_dw = self._dock("Regions", self.regions_dock, R)
-        from PySide6.QtWidgets import QScrollArea
-        scroll = QScrollArea()
-        scroll.setWidget(self.model_dock)
-        scroll.setWidgetResizable(True)
-        self.model_dw = self._dock("Model", scroll, R)
+        self.model_dw = self._dock("Model", self.model_dock.in_scroll_area(), R)
         self.tabifyDockWidget(self.regions_dw, self.model_dw)
         self.regions_dw.raise_()
         self.resizeDocks([self.classes_dw, self.regions_dw], [220, 520], Qt.Orientation.Vertical)

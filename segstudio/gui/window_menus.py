@@ -3,6 +3,7 @@ by MainWindow.__init__, onto the window's attributes)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from PySide6.QtCore import Qt
@@ -158,7 +159,7 @@ def build_actions(win: MainWindow) -> None:
     for k in range(1, 10):  # class hotkeys
         a = QAction(win)
         a.setShortcut(QKeySequence(str(k)))
-        connect_plain(a.triggered, lambda key=str(k): win.classes_dock.select_hotkey(key))
+        connect_plain(a.triggered, partial(win.classes_dock.select_hotkey, str(k)))
         win.addAction(a)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QFileDialog
+from PySide6.QtWidgets import QApplication, QFileDialog, QWidget
 
 from segstudio.core.records import DONE
 from tests.gui.test_input_events import click, message
@@ -134,3 +134,99 @@ def test_segment_anything_tab_with_one_candidate_keeps_the_focus_and_enter_accep
     assert len(regions) == 1 and regions[0].area == 40 * 40
     QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)  # no prompt now: still the canvas's
     assert QApplication.focusWidget() is win.canvas
+
+
+# ------------------------------------------------------------------ the panel's width and wheel
+def _panel(win):
+    win.model_dw.raise_()
+    scroll = win.model_dw.widget()
+    QApplication.processEvents()
+    return win.model_dock, scroll
+
+
+def _fits(dock, scroll) -> list[str]:
+    """What sticks out past the right edge of the scroll area's viewport (nothing, when it fits)."""
+    right = scroll.viewport().width()
+    out = []
+    if scroll.horizontalScrollBar().maximum() > 0:
+        out.append(f"horizontal scroll of {scroll.horizontalScrollBar().maximum()} px")
+    for w in dock.findChildren(QWidget):
+        if w.isVisible() and w.mapTo(scroll.viewport(), w.rect().topRight()).x() > right:
+            out.append(f"{type(w).__name__} {getattr(w, 'text', lambda: '')()!r:.40}")
+    return out
+
+
+def test_the_model_panel_fits_and_shows_a_live_versions_metrics_as_words(qtbot, gui_folder, tmp_path):
+    from segstudio.core.project import Project
+    from tests.gui.conftest import open_window
+    project = Project.open(gui_folder)
+    version = tmp_path / "unet_live_version_0011_of_a_project_with_a_rather_long_name.pt"
+    version.write_bytes(b"stands in for a checkpoint: only listed")
+    project.store.add_model(str(version), "unet", {"validation": {"mean_iou": 0.8123}, "done_images": 11,
+                                                    "seconds": 30.391, "start": None, "held_aside": []})
+    project.close()
+    win = open_window(qtbot, gui_folder, size=(1200, 800))
+    dock, scroll = _panel(win)
+    width = scroll.viewport().width()
+    assert _fits(dock, scroll) == []
+    dock.arch.setCurrentIndex(dock.arch.findData("unet"))
+    QApplication.processEvents()
+    entry = dock.weights.itemText(dock.weights.findData(str(version)))
+    assert "done_images" not in entry and "seconds" not in entry, entry
+    assert "11 images" in entry and "30 s" in entry and "IoU 0.812" in entry, entry
+    # a long error (a path with no spaces) wraps in the panel: the panel neither widens nor clips
+    dock._load_failed(f"{tmp_path}/{'very_long_directory_name_' * 4}/x.pt is not a model checkpoint (44 bytes)")
+    QApplication.processEvents()
+    assert _fits(dock, scroll) == [] and scroll.viewport().width() == width
+    win.model_dw.grab().save(str(tmp_path / "model_panel.png"))  # looked at by hand when this test changes
+
+
+def _wheel_at(widget, dy=-120):
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    pos = widget.rect().center()
+    ev = QWheelEvent(QPointF(pos), QPointF(widget.mapToGlobal(pos)), QPoint(0, 0), QPoint(0, dy),
+                     Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, ev)
+
+
+def test_the_wheel_over_an_empty_loss_plot_scrolls_the_panel(window, qtbot):
+    win = window
+    dock, scroll = _panel(win)
+    plot = dock.train_panel.plot
+    bar = scroll.verticalScrollBar()
+    assert bar.maximum() > 0  # the panel is taller than the dock
+    bar.setValue(0)
+    scroll.ensureWidgetVisible(plot, 0, 0)
+    start = bar.value()
+    view = dock.train_panel.loss_plot.getViewBox()
+    before = view.viewRange()
+    _wheel_at(plot.viewport())
+    QApplication.processEvents()
+    assert view.viewRange() == before, "the empty plot zoomed"
+    assert bar.value() > start, "the panel did not scroll"
+    # the live panel's chart too
+    live = dock.live_panel.plot
+    scroll.ensureWidgetVisible(live, 0, 0)
+    start, lbefore = bar.value(), live.getPlotItem().getViewBox().viewRange()
+    _wheel_at(live.viewport(), dy=120)
+    QApplication.processEvents()
+    assert live.getPlotItem().getViewBox().viewRange() == lbefore and bar.value() < start
+
+
+def test_the_wheel_zooms_a_plot_with_data_once_it_is_clicked(window, qtbot):
+    win = window
+    dock, scroll = _panel(win)
+    tp = dock.train_panel
+    tp.loss_curve.setData([0, 1, 2, 3], [1.0, 0.7, 0.5, 0.4])
+    scroll.ensureWidgetVisible(tp.plot, 0, 0)
+    view = tp.loss_plot.getViewBox()
+    before = view.viewRange()
+    bar = scroll.verticalScrollBar()
+    start = bar.value()
+    win.activateWindow()
+    QTest.mouseClick(tp.plot.viewport(), Qt.MouseButton.LeftButton, pos=tp.plot.viewport().rect().center())
+    qtbot.waitUntil(tp.plot.hasFocus, timeout=2000)
+    _wheel_at(tp.plot.viewport())
+    QApplication.processEvents()
+    assert view.viewRange() != before and bar.value() == start

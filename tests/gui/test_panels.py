@@ -140,7 +140,8 @@ def test_load_error_keeps_its_cause_and_goes_when_the_kind_changes(window, qtbot
     assert dock.model_label.textFormat() == Qt.TextFormat.PlainText
     assert "<urlopen error [Errno -3] Temporary failure in name resolution>" in dock.model_label.text()
     # what a person sees: the label's rendering shows the whole cause, so its plain text is all of it
-    assert dock.model_label.text().endswith("resolution>)")
+    # (its first line; the second says what is loaded now: no model)
+    assert dock.model_label.text().endswith("resolution>)\nNo model loaded.")
     dock.worker.job_failed.emit("RuntimeError: <bad> thing")
     qtbot.waitUntil(lambda: "<bad> thing" in dock.progress_label.text(), timeout=3000)
     assert dock.progress_label.textFormat() == Qt.TextFormat.PlainText

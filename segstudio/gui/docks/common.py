@@ -55,10 +55,39 @@ def guard_inputs(root: QWidget, give_focus_back: Callable[[], object] | None = N
     return guard
 
 
+BREAK_AFTER = "/\\_-.,:;=&?"  # a long word (a path, a file name) may wrap after these
+LONG_WORD = 16  # characters: a shorter word is never broken
+ZWSP = "\u200b"  # zero-width space: a place to wrap that shows nothing
+
+
+def breakable(text: str) -> str:
+    """`text` with a zero-width space after the separators of each long word, so a wrapped label
+    breaks a long path or file name instead of growing as wide as it."""
+    def one(word: str) -> str:
+        if len(word) < LONG_WORD:
+            return word
+        parts = "".join(c + ZWSP if c in BREAK_AFTER else c for c in word).split(ZWSP)
+        # a run with no separator (a hash) may still wrap every LONG_WORD characters
+        return ZWSP.join(ZWSP.join(p[i:i + LONG_WORD] for i in range(0, len(p), LONG_WORD)) or p for p in parts)
+    return "\n".join(" ".join(one(w) for w in line.split(" ")) for line in text.split("\n"))
+
+
+class WrappingLabel(QLabel):
+    """A word-wrapped label that never widens its panel: a long word wraps at its separators (the
+    label shows `breakable(text)`); text() gives the text back as it was set."""
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        self._plain = text
+        super().setText(breakable(text) if self.wordWrap() else text)
+
+    def text(self) -> str:
+        return getattr(self, "_plain", super().text())
+
+
 def plain_label(text: str = "", word_wrap: bool = True) -> QLabel:
     """A label that shows its text as it is: an error such as '<urlopen error …>' is not read as
-    an HTML tag and dropped."""
-    label = QLabel()
+    an HTML tag and dropped. Long paths in it wrap (WrappingLabel)."""
+    label = WrappingLabel()
     label.setTextFormat(Qt.TextFormat.PlainText)
     label.setWordWrap(word_wrap)
     label.setText(text)

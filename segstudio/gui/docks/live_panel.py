@@ -17,6 +17,7 @@ from segstudio.core.errors import describe
 from segstudio.core.records import DONE
 from segstudio.gui.docks.common import KeptChoices, plain_label
 from segstudio.gui.plot_style import BACKGROUND, ink_plot
+from segstudio.gui.plot_wheel import guard_plot_wheel
 from segstudio.inference.semantic_spec import MODEL_NETS, is_semantic
 from segstudio.gui.signals import connect_plain
 
@@ -85,6 +86,7 @@ class LivePanel(QWidget):
         self.plot.setMinimumHeight(140)
         ink_plot(self.plot.getPlotItem(), "validation score per version")
         self.plot.setLabel("bottom", "version")
+        self.plot_wheel = guard_plot_wheel(self.plot)  # the wheel scrolls the panel until the chart is clicked
         self.curve = self.plot.plot(pen=pg.mkPen((30, 140, 30), width=2), symbol="o", symbolSize=6, antialias=True)
         self.versions = QComboBox()
         self.rollback_button = QPushButton("Roll back")

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QHideEvent
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGroupBox,
+                               QHBoxLayout, QProgressBar, QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
 from segstudio.core.records import NEW, PREDICTED
 from segstudio.gui.docks.common import KeptChoices, guard_inputs, plain_label, show_error, show_note
@@ -46,6 +47,32 @@ def plural(n: int, word: str) -> str:
     if n == 1:
         return f"{n} {word}"
     return f"{n} {word}" + ("es" if word.endswith(("s", "x", "ch", "sh")) else "s")
+
+
+# a stored model's metrics as the weights list shows them (the first of each group found)
+SCORES = (("mean_iou", "IoU"), ("mask_AP", "mask AP"), ("mask_ap", "mask AP"), ("pixel_accuracy", "pixel accuracy"))
+COMBO_CHARS = 10  # a combo box is this many characters wide at least, whatever its longest entry
+
+
+def metrics_text(metrics: dict | None) -> str:
+    """'11 images, 30 s, IoU 0.812' from a stored model's metrics (a live version's
+    {"done_images": 11, "seconds": 30.391, "validation": {"mean_iou": 0.812}}, a trained one's
+    {"mean_iou": 0.8}); keys it does not know are left out, never shown raw."""
+    m = metrics if isinstance(metrics, dict) else {}
+    parts = []
+    n = m.get("done_images")
+    if isinstance(n, (int, float)) and not isinstance(n, bool):
+        parts.append(plural(int(n), "image"))
+    secs = m.get("seconds")
+    if isinstance(secs, (int, float)) and not isinstance(secs, bool):
+        parts.append(f"{secs:.0f} s" if secs < 120 else f"{secs / 60:.0f} min")
+    scores = {**m, **(m["validation"] if isinstance(m.get("validation"), dict) else {})}
+    for key, label in SCORES:
+        v = scores.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            parts.append(f"{label} {v:.3f}")
+            break
+    return ", ".join(parts)
 
 
 def uncertainty_text(u: float) -> str:
@@ -89,6 +116,7 @@ class ModelDock(QWidget):
         self.weights.currentIndexChanged.connect(lambda _: self._kind_changed())
         self.browse = QPushButton("…")
         self.browse.setToolTip("Choose a checkpoint file")
+        self.browse.setFixedWidth(self.browse.fontMetrics().horizontalAdvance("…") + 24)  # not a 80 px button
         connect_plain(self.browse.clicked, self._browse)
         wrow = QHBoxLayout()
         wrow.addWidget(self.weights, 1)
@@ -112,7 +140,8 @@ class ModelDock(QWidget):
         self.mask_thr.setValue(DEFAULT_MASK_THRESHOLD)
         self.per_component = QCheckBox("UNet: one region per connected part")
         self.per_component.setChecked(True)
-        self.tta = QCheckBox("UNet: average over flips (4x slower, a little better)")
+        self.tta = QCheckBox("UNet: average over flips")
+        self.tta.setToolTip("Predict each image flipped four ways and average: 4x slower, a little better")
         self.create_classes = QCheckBox("Create classes the project lacks")
         self.create_classes.setChecked(True)
         self.auto_load = QCheckBox("Load this model when the project opens")
@@ -179,6 +208,10 @@ class ModelDock(QWidget):
         self.update_buttons()
         self._probed = False  # torch is imported when this panel is first looked at, not at start-up
         self.wheel_guard = guard_inputs(self, self.focus_canvas.emit)
+        for combo in self.findChildren(QComboBox):  # a long entry (a file name) never widens the panel
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(COMBO_CHARS)
+            combo.currentIndexChanged.connect(lambda _, c=combo: c.setToolTip(c.currentText()))
         self.restore_choices()
         for sig in (self.arch.currentIndexChanged, self.weights.currentIndexChanged, self.device.currentIndexChanged,
                     self.score.valueChanged, self.mask_thr.valueChanged, self.per_component.toggled,
@@ -186,6 +219,18 @@ class ModelDock(QWidget):
             sig.connect(self.kept.changed)
         if self.auto_load.isChecked():
             QTimer.singleShot(0, self._auto_load)
+
+    def in_scroll_area(self) -> QScrollArea:
+        """The panel in a vertical scroll area, as the window docks it: never a horizontal scroll
+        bar or a clipped right edge (the area is at least as wide as the panel's narrowest layout,
+        which long texts do not widen: they wrap, combo boxes elide)."""
+        scroll = QScrollArea()
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(self)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        return scroll
 
     def ensure_probed(self) -> None:
         """Detect the device (imports torch on the model thread) once the user looks at the panel."""
@@ -237,9 +282,9 @@ class ModelDock(QWidget):
         kind = "unet" if is_semantic(arch) else arch  # every class-per-pixel checkpoint is a "unet" one
         for m in self.project.store.models():
             if m["kind"] == kind and Path(m["path"]).exists():
-                metric = ", ".join(f"{k} {v:.3f}" for k, v in (m["metrics"] or {}).items()
-                                   if isinstance(v, (int, float)))[:60]
-                self.weights.addItem(f"{Path(m['path']).name}  {metric}", m["path"])
+                metric = metrics_text(m["metrics"])
+                self.weights.addItem(f"{Path(m['path']).name}" + (f" · {metric}" if metric else ""), m["path"])
+                self.weights.setItemData(self.weights.count() - 1, m["path"], Qt.ItemDataRole.ToolTipRole)
         if self.weights.count() == 0:
             self.weights.addItem("(none yet: train one, or choose a file …)", "")
 

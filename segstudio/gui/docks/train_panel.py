@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 
 from segstudio.core.records import NEW, PREDICTED
 from segstudio.gui.docks.common import KeptChoices, plain_label
+from segstudio.gui.plot_wheel import guard_plot_wheel
 from segstudio.gui.plot_style import BACKGROUND, ink_plot
 from segstudio.gui.workers import Background
 from segstudio.inference.semantic_spec import MODEL_NETS, is_semantic
@@ -85,9 +86,10 @@ class TrainPanel(QWidget):
         self.val_fraction.setValue(0.2)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2 ** 31 - 1)
-        self.ignore_unlabelled = QCheckBox("Ignore unlabelled pixels (sparse / scribble labels)")
+        self.ignore_unlabelled = QCheckBox("Ignore unlabelled pixels (scribbles)")
         self.ignore_unlabelled.setToolTip(
-            "UNet: learn only from the pixels you painted. Without it, every pixel no region covers is "
+            "Sparse or scribble labels. UNet: learn only from the pixels you painted. Without it, every "
+            "pixel no region covers is "
             "learned as background, right for complete labels, wrong for scribbles. With it, paint "
             "background with a class named “background”.")
         self.ignore_unlabelled.toggled.connect(self._show_coverage)
@@ -124,6 +126,7 @@ class TrainPanel(QWidget):
         for item, title in ((self.loss_plot, "training loss"), (self.val_plot, "validation")):
             ink_plot(item, title)
         self.val_plot.setXLink(self.loss_plot)
+        self.plot_wheel = guard_plot_wheel(self.plot)  # the wheel scrolls the panel until the chart is clicked
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen((200, 80, 20), width=1.5), antialias=True)
         self.val_curve = self.val_plot.plot(pen=pg.mkPen((30, 140, 30), width=2), symbol="o", symbolSize=5,
                                             antialias=True)
