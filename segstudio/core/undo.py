@@ -51,6 +51,7 @@ class UndoStack:
         self._undone: list = []
         self._bytes = 0
         self._groups: list[GroupCommand] = []
+        self._dropped = False  # the oldest steps went to keep within max_bytes: the start is out of reach
 
     # -- recording
     def push(self, cmd) -> None:
@@ -105,6 +106,11 @@ class UndoStack:
         return bool(self._done) and not self._groups
 
     @property
+    def at_start(self) -> bool:
+        """Back where the history began: every step undone and none of them dropped."""
+        return not self._done and not self._groups and not self._dropped
+
+    @property
     def can_redo(self) -> bool:
         return bool(self._undone) and not self._groups
 
@@ -132,8 +138,10 @@ class UndoStack:
         self._done.clear()
         self._undone.clear()
         self._bytes = 0
+        self._dropped = False
 
     def _trim(self) -> None:
         while self._bytes + sum(c.nbytes for c in self._undone) > self.max_bytes and len(self._done) > 1:
             old = self._done.popleft()
             self._bytes -= old.nbytes
+            self._dropped = True

@@ -57,6 +57,7 @@ def load_image(project: Project, rec: ImageRecord, window: tuple[float, float] |
 class Session(QObject):
     image_shown = Signal(object, object)  # LoadedImage, Document
     image_failed = Signal(object, str)  # ImageRecord, message
+    unreadable = Signal(int)  # image id: decoding it failed (shown or read ahead); the store has the error
     saved_state = Signal(bool)  # True when everything is in the store
     save_failed = Signal(str)  # "Could not save <image>: <reason>; retrying"
     save_recovered = Signal(str)  # the writes that failed went through after all
@@ -88,6 +89,8 @@ class Session(QObject):
         self.timer.start()
         self.load_started_at = 0.0
         self.histories: OrderedDict = OrderedDict()  # image id -> UndoStack
+        # image id -> its status when its undo history began: undoing back to there restores it
+        self.base_status: dict[int, str] = {}
         self.history_bytes = HISTORY_BYTES
 
     # ---------------------------------------------------------------- images
@@ -135,6 +138,7 @@ class Session(QObject):
 
     def _failed(self, rec: ImageRecord, e: BaseException) -> None:
         self.pending.pop(rec.id, None)
+        self.unreadable.emit(rec.id)
         if rec.id == self.requested:
             if self.doc is not None:
                 self._hold(self.doc)
@@ -178,6 +182,8 @@ class Session(QObject):
         history = self.histories.pop(rec.id, None)
         if history is not None:
             self.doc.undo_stack = history
+        else:
+            self.base_status[rec.id] = rec.status
         self.histories[rec.id] = self.doc.undo_stack
         self._trim_histories()
         self.image_shown.emit(li, self.doc)
@@ -185,16 +191,20 @@ class Session(QObject):
     def _trim_histories(self) -> None:
         total = sum(h.nbytes for h in self.histories.values())
         while total > self.history_bytes and len(self.histories) > 1:
-            _, h = self.histories.popitem(last=False)
+            k, h = self.histories.popitem(last=False)
+            self.base_status.pop(k, None)
             total -= h.nbytes
 
     def forget_histories(self) -> None:
         """Regions changed outside the editor (an import, a folder prediction): old undo steps
         would no longer fit them."""
         self.histories.clear()
+        self.base_status.clear()
         if self.doc is not None:
             self.doc.undo_stack.clear()
             self.histories[self.doc.image_id] = self.doc.undo_stack
+            if self.current is not None:
+                self.base_status[self.doc.image_id] = self.project.store.image(self.doc.image_id).status
 
     def set_window(self, window: tuple[float, float]) -> None:
         """New display window for the current (16-bit/float) image."""
@@ -248,10 +258,10 @@ class Session(QObject):
         ups, dels = doc.take_dirty()
         status = self._pending_status.pop(doc.image_id, None)
         li = self.current
-        if status is None and doc is self.doc and doc.user_edited and li is not None and \
-                li.record.id == doc.image_id and li.record.status in (NEW, PREDICTED):
-            status = IN_PROGRESS
-            li.record = replace(li.record, status=status)
+        if status is None and doc is self.doc and li is not None and li.record.id == doc.image_id:
+            status = self._edit_status(doc, li.record.status)
+            if status is not None:
+                li.record = replace(li.record, status=status)
         job = _SaveJob(doc, ups, dels, status)
         store, image_id = self.project.store, doc.image_id
 
@@ -265,6 +275,23 @@ class Session(QObject):
         self._jobs.append(job)
         job.future = self.saver.submit(save, self._settle)
         return job
+
+    def _edit_status(self, doc: Document, status: str) -> str | None:
+        """The status the shown image's edits give it (None: it stays as it is).
+
+        A person's edit makes a new or predicted image in progress. Undoing back to where the
+        image's history began (nothing left to undo, nothing dropped from the history) gives it
+        back the status it had then, when that was new or predicted and the edits alone changed
+        it (in progress, or predicted by Segment image). Done and skipped are a person's word and
+        stay; so does an image opened in progress."""
+        base = self.base_status.get(doc.image_id)
+        if doc.undo_stack.at_start and base in (NEW, PREDICTED) and status in (PREDICTED, IN_PROGRESS) \
+                and status != base:
+            doc.user_edited = False  # a redo is an edit again
+            return base
+        if doc.user_edited and status in (NEW, PREDICTED) and not doc.undo_stack.at_start:
+            return IN_PROGRESS
+        return None
 
     def _settle(self, job: _SaveJob) -> None:
         """A save finished (GUI thread). Runs once per job, from flush() or the worker's signal."""
