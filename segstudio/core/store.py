@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from segstudio.core import rle
+from segstudio.core.class_delete import RemovedClass
 from segstudio.core.classes import LabelClass, default_color, parse_color
 from segstudio.core.errors import BadValue, UserError
-from segstudio.core.records import DONE, STATUSES, UNFINISHED, ImageRecord
+from segstudio.core.records import DONE, IN_PROGRESS, STATUSES, UNFINISHED, ImageRecord
 from segstudio.core.region import Region
 
 SCHEMA_VERSION = 1
@@ -418,13 +419,80 @@ class ProjectStore:
 
     def delete_class(self, class_id: int, reassign_to: int | None = None) -> int:
         """Delete a class; its regions move to `reassign_to` or are deleted. Returns how many."""
+        return self.remove_class(class_id, reassign_to).regions
+
+    def class_usage(self, class_id: int) -> tuple[int, int, int]:
+        """(regions, images, done images) of a class: what a delete would take."""
+        n, imgs = self.conn.execute("SELECT COUNT(*), COUNT(DISTINCT image_id) FROM regions WHERE class_id=?",
+                                    (class_id,)).fetchone()
+        done = self.conn.execute("SELECT COUNT(*) FROM images WHERE status=? AND id IN "
+                                 "(SELECT image_id FROM regions WHERE class_id=?)", (DONE, class_id)).fetchone()[0]
+        return n, imgs, done
+
+    def remove_class(self, class_id: int, reassign_to: int | None = None) -> RemovedClass:
+        """Delete a class in one transaction; its regions move to `reassign_to` or are deleted.
+
+        A done image that loses regions goes back to in_progress: it no longer holds what a
+        person checked. Returns what was taken, for restore_class (the undo of a delete).
+        """
         with self.transaction() as t:
+            row = t.execute("SELECT id, name, color, hotkey, ignore, position FROM classes WHERE id=?",
+                            (class_id,)).fetchone()
+            if row is None:
+                raise BadValue(f"no class with id {class_id}")
+            cls = LabelClass(row[0], row[1], parse_color(row[2]), row[3], bool(row[4]))
+            removed = RemovedClass(cls, row[5], moved_to=reassign_to)
             if reassign_to is not None:
-                n = t.execute("UPDATE regions SET class_id=? WHERE class_id=?", (reassign_to, class_id)).rowcount
+                if reassign_to == class_id or not t.execute("SELECT 1 FROM classes WHERE id=?",
+                                                             (reassign_to,)).fetchone():
+                    raise BadValue(f"cannot move the regions of {cls.name!r} to class id {reassign_to}")
+                removed.moved = [r[0] for r in t.execute("SELECT id FROM regions WHERE class_id=?", (class_id,))]
+                t.execute("UPDATE regions SET class_id=? WHERE class_id=?", (reassign_to, class_id))
             else:
-                n = t.execute("DELETE FROM regions WHERE class_id=?", (class_id,)).rowcount
+                removed.deleted = list(t.execute(f"SELECT {', '.join(REGION_COLUMNS)} FROM regions WHERE class_id=?",
+                                                 (class_id,)))
+                removed.reopened = dict(t.execute(
+                    "SELECT id, status FROM images WHERE status=? AND id IN "
+                    "(SELECT image_id FROM regions WHERE class_id=?)", (DONE, class_id)).fetchall())
+                t.executemany("UPDATE images SET status=?, updated=? WHERE id=?",
+                              [(IN_PROGRESS, time.time(), i) for i in removed.reopened])
+                t.execute("DELETE FROM regions WHERE class_id=?", (class_id,))
             t.execute("DELETE FROM classes WHERE id=?", (class_id,))
-        return n
+        return removed
+
+    def restore_class(self, removed: RemovedClass) -> LabelClass:
+        """Put back what remove_class took, in one transaction: the class at its place in the
+        list, its regions (or the ones moved away, if still in the class they went to), and the
+        statuses it changed (if still in_progress). A name or id taken since gets a fresh one;
+        regions of images removed since stay gone."""
+        c = removed.cls
+        with self.transaction() as t:
+            cid = c.id
+            if t.execute("SELECT 1 FROM classes WHERE id=?", (cid,)).fetchone():
+                cid = t.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM classes").fetchone()[0]
+            name, k = c.name, 1
+            while t.execute("SELECT 1 FROM classes WHERE name=?", (name,)).fetchone():
+                k += 1
+                name = f"{c.name} (restored{'' if k == 2 else f' {k - 1}'})"
+            hotkey = c.hotkey
+            if hotkey and t.execute("SELECT 1 FROM classes WHERE hotkey=?", (hotkey,)).fetchone():
+                hotkey = ""
+            back = LabelClass(cid, name, c.color, hotkey, c.ignore)
+            t.execute("UPDATE classes SET position=position+1 WHERE position>=?", (removed.position,))
+            t.execute("INSERT INTO classes(id, name, color, hotkey, ignore, position) VALUES (?,?,?,?,?,?)",
+                      (back.id, back.name, back.hex_color, back.hotkey, int(back.ignore), removed.position))
+            if removed.moved_to is not None:
+                t.executemany("UPDATE regions SET class_id=? WHERE id=? AND class_id=?",
+                              [(cid, rid, removed.moved_to) for rid in removed.moved])
+            images = {r[0] for r in t.execute("SELECT id FROM images")} if removed.deleted else set()
+            cls_at = REGION_COLUMNS.index("class_id")
+            rows = [row[:cls_at] + (cid,) + row[cls_at + 1:] for row in removed.deleted if row[1] in images]
+            insert = (f"INSERT OR IGNORE INTO regions({', '.join(REGION_COLUMNS)}) "
+                      f"VALUES ({','.join('?' * len(REGION_COLUMNS))})")
+            t.executemany(insert, rows)
+            t.executemany("UPDATE images SET status=?, updated=? WHERE id=? AND status=?",
+                          [(old, time.time(), i, IN_PROGRESS) for i, old in removed.reopened.items()])
+        return back
 
     def move_class(self, class_id: int, new_index: int) -> None:
         ids = [c.id for c in self.classes()]
