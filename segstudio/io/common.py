@@ -33,6 +33,11 @@ class FormatError(UserError):
     """The source cannot be read as the format asked for; the message says why."""
 
 
+class ClassClash(FormatError):
+    """A source class and the project's class of the same name differ in being an ignore class:
+    taking one for the other would turn a class's pixels into ignore, or ignore into a class."""
+
+
 @dataclass
 class Report:
     """What an import or export did, for the CLI's summary and the GUI's dialog."""
@@ -52,10 +57,20 @@ class Report:
     rejected: int = 0
     incomplete: list[str] = field(default_factory=list)
     dropped_messages: int = 0
+    # import: what a person should check (how a source was read), and the pixels that became
+    # ignore (training skips them, exports leave them out): never silent
+    warnings: list[str] = field(default_factory=list)
+    ignore_pixels: int = 0
 
     def error(self, item: str, message: str) -> None:
         if len(self.errors) < MAX_MESSAGES:
             self.errors.append((item, message))
+        else:
+            self.dropped_messages += 1
+
+    def warn(self, message: str) -> None:
+        if len(self.warnings) < MAX_MESSAGES:
+            self.warnings.append(message)
         else:
             self.dropped_messages += 1
 
@@ -69,6 +84,10 @@ class Report:
         parts = [f"{self.images} images", f"{self.regions} regions"]
         if self.skipped_duplicates:
             parts.append(f"{self.skipped_duplicates} duplicate regions skipped")
+        if self.ignore_pixels:
+            parts.append(f"{self.ignore_pixels:,} pixels imported as ignore")
+        if self.warnings:
+            parts.append(f"{len(self.warnings)} warning{'s' * (len(self.warnings) > 1)}")
         if self.unmatched:
             parts.append(f"{len(self.unmatched)} unmatched")
         if self.errors:
@@ -94,6 +113,7 @@ class Report:
             if len(texts) > limit:
                 out.append(f"... and {len(texts) - limit} more {more}")
 
+        add([f"warning: {w}" for w in self.warnings], "warnings")
         add([f"note: {n}" for n in self.notes], "notes")
         add([f"error: {f}: {e}" for f, e in self.errors], "errors")
         add([f"not marked done (annotations rejected): {f}" for f in self.incomplete], "images not marked done")
@@ -176,7 +196,9 @@ class ClassMapper:
     Names match as the store keeps them: surrounding whitespace stripped, case kept (the store's
     names are case-sensitive, so `Cat` and `cat` are two classes). A class the project lacks is
     created on first use (with the source's colour and ignore flag when it has them) unless
-    `create` is False; then `get` returns None and counts the miss in `dropped`.
+    `create` is False; then `get` returns None and counts the miss in `dropped`. A name that
+    is an ignore class on one side and a real class on the other is never merged: `get` raises
+    ClassClash, whose message says how to settle it.
 
     `model_classes`: a model's class names, label k being name k - 1; calling the mapper with a
     label gives the project class id (None for a label out of range, a background or "N/A" slot,
@@ -193,16 +215,22 @@ class ClassMapper:
         self.lock = threading.Lock()
         self.dropped: dict[str, int] = {}
 
-    def get(self, name: str, color=None, ignore: bool = False) -> LabelClass | None:
+    def get(self, name: str, color=None, ignore: bool | None = False) -> LabelClass | None:
+        """The project class `name` (created when missing). `ignore`: whether the source means
+        an ignore class; None takes the project's class as it is (a model's output)."""
         key = name.strip()
         with self.lock:
             c = self.by_name.get(key)
+            if c is not None and ignore is not None and c.ignore != ignore:
+                raise ClassClash(_clash_message(key, project_ignores=c.ignore))
             if c is None:
                 if not self.create:
                     self.dropped[key] = self.dropped.get(key, 0) + 1
                     return None
                 # ensure_class, not add_class: another mapper may have added it since we read
-                c = self.store.ensure_class(key, color, ignore=ignore)
+                c = self.store.ensure_class(key, color, ignore=bool(ignore))
+                if ignore is not None and c.ignore != ignore:  # made by someone else meanwhile
+                    raise ClassClash(_clash_message(key, project_ignores=c.ignore))
                 self.by_name[key] = c
             return c
 
@@ -212,8 +240,18 @@ class ClassMapper:
         name = self.names[label - 1]
         if name in self.MODEL_SKIP:
             return None
-        c = self.get(name)
+        c = self.get(name, ignore=None)
         return None if c is None else c.id
+
+
+def _clash_message(name: str, project_ignores: bool) -> str:
+    if project_ignores:
+        return (f"the project's class {name!r} is an ignore class (training skips its pixels, exports leave "
+                f"them out) and the source's {name!r} is a real class: they are not merged. Switch "
+                f"“ignore” off for {name!r} in the Classes panel (or rename it), then import again")
+    return (f"the source's {name!r} marks ignore pixels and the project's class {name!r} is a real class: "
+            f"they are not merged. Rename the project's class (or switch “ignore” on for it in the "
+            f"Classes panel), then import again")
 
 
 def export_classes(project: Project) -> tuple[list[LabelClass], dict[int, int], list[LabelClass]]:

@@ -43,7 +43,9 @@ def offered_export_formats() -> dict:
     return {k: v for k, v in EXPORT_FORMATS.items() if k in NATIVE_EXPORT or bridge_available()}
 
 
-def run_import(fmt: str, project, source, classes_file=None, status=DONE, progress=None, cancel=None):
+def run_import(fmt: str, project, source, classes_file=None, status=DONE, progress=None, cancel=None,
+               binary_class=None):
+    """`binary_class`: label maps only, what 255 becomes in 0/255 masks (io.labelmap.import_labelmap)."""
     from segstudio.io.coco import import_coco
     from segstudio.io.labelmap import import_labelmap
     from segstudio.io.labelme import import_labelme
@@ -53,7 +55,7 @@ def run_import(fmt: str, project, source, classes_file=None, status=DONE, progre
     if fmt == "labelme":
         return import_labelme(project, source, status, progress, cancel)
     if fmt == "labelmap":
-        return import_labelmap(project, source, classes_file, status, progress, cancel)
+        return import_labelmap(project, source, classes_file, status, progress, cancel, binary_class)
     if fmt == "yolo":
         return import_yolo(project, source, classes_file, status, progress, cancel)
     if fmt in BRIDGE_IMPORT:
