@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from segstudio.core.records import DONE, SKIPPED, STATUSES
+from segstudio.gui.class_questions import BinaryQuestion
 from segstudio.gui.docks.common import plain_label
 from segstudio.gui.workers import Job
 from segstudio.io.export_target import ExportTargetError
@@ -52,7 +53,8 @@ IMPORT_HINTS = {
                  "1…N = the classes, line k of the class list naming value k (a class_names.txt beside the "
                  "PNGs is read when no list is given; unnamed values become class_<value>), "
                  "255 (65535 in 16-bit maps) = ignore: imported as an “__ignore__” class that training "
-                 "skips and exports leave out."),
+                 "skips and exports leave out. Binary masks (only 0 and 255): 255 is a class, named by a "
+                 "one-line class list, or you are asked."),
     "yolo": "Class numbers count from 0, line 0 of the class names file naming class 0.",
     "coco": "Categories become classes by name; a “background” category is left out.",
 }
@@ -161,6 +163,7 @@ class ImportDialog(_JobDialog):
     def __init__(self, parent: QWidget | None, project: Project) -> None:
         super().__init__(parent, "Import annotations")
         self.project = project
+        self.binary_question = BinaryQuestion(self, project.store)
         self.fmt = QComboBox()
         for k, (label, _) in offered_import_formats().items():  # datumaro's formats when it is installed
             self.fmt.addItem(label, k)
@@ -209,7 +212,8 @@ class ImportDialog(_JobDialog):
         fmt, status = self.fmt.currentData(), self.status.currentData()
         classes = self.classes.text().strip() or None
         project = self.project
-        return lambda progress, cancelled: run_import(fmt, project, src, classes, status, progress, cancelled)
+        ask = self.binary_question if fmt == "labelmap" else None  # what 255 of 0/255 masks is
+        return lambda progress, cancelled: run_import(fmt, project, src, classes, status, progress, cancelled, ask)
 
     def _show_error(self, text: str) -> None:
         self.report.setVisible(True)

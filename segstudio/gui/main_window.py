@@ -212,7 +212,9 @@ class MainWindow(QMainWindow):
         self.model_dock.live_panel.repredicted.connect(self._repredicted)
         self.classes_dock.classes_changed.connect(self.classes_changed)
         self.classes_dock.visibility_changed.connect(self._visibility_changed)
-        self.classes_dock.regions_changed.connect(self.session.reload_current)
+        # a class delete or its undo: classes, regions and statuses changed in the store
+        self.classes_dock.regions_changed.connect(self._after_import)
+        self.classes_dock.regions_changed.connect(self.session.forget_histories)
         self.regions_dock.selection_changed.connect(self.editor.select)
         self.regions_dock.visibility_changed.connect(self._visibility_changed)
         # docks report visible while the window is first laid out: look again a moment later
@@ -366,6 +368,13 @@ class MainWindow(QMainWindow):
         self.editor.select([])
 
     def undo(self) -> None:
+        doc = self.editor.doc
+        if (doc is None or not doc.undo_stack.can_undo) and self.classes_dock.can_undo:
+            # a class delete is a project-level step; it forgot every image's history, so when the
+            # open image has nothing to undo, the delete is the newest step
+            label = self.classes_dock.undo()
+            self.statusBar().showMessage(f"Undo: {label}" if label else "Nothing to undo", status_times.BRIEF_MS)
+            return
         if self.editor.doc is not None:
             label = self.editor.undo()  # tools drop their seeds and previews first
             self.canvas.reset_tool()

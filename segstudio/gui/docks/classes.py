@@ -1,5 +1,9 @@
-"""Classes dock: add, rename, recolour, delete (asking what becomes of the regions), reorder,
-visibility, hotkeys 1-9, load / save a class list."""
+"""Classes dock: add, rename, recolour, delete (asking what becomes of the regions; one undo
+step), reorder, visibility, the "ignore" switch, hotkeys 1-9, load / save a class list.
+
+Buttons connect through connect_plain: Qt's `clicked(bool)` would hand `checked=False` to the
+first optional parameter (a path, an answer) and skip the dialog that should ask for it.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import (QColorDialog, QFileDialog, QHBoxLayout, QInputDialog, QListWidget, QListWidgetItem,
-                               QMessageBox, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QColorDialog, QDialog, QFileDialog, QHBoxLayout, QInputDialog, QListWidget,
+                               QListWidgetItem, QMessageBox, QPushButton, QVBoxLayout, QWidget)
 
-from segstudio.core.classes import read_class_file, write_class_file
+from segstudio.core.class_delete import ClassDeletion, ProjectHistory
+from segstudio.core.classes import IGNORE_NAMES, read_class_file, write_class_file
+from segstudio.core.errors import UserError
+from segstudio.gui.class_questions import DeleteClassDialog
 from segstudio.gui.docks.common import guard_inputs, warn
+from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:
     from segstudio.core.classes import LabelClass
@@ -30,7 +38,7 @@ class ClassesDock(QWidget):
     current_changed = Signal(object)  # class id or None
     classes_changed = Signal()  # names, colours, order, membership
     visibility_changed = Signal()
-    regions_changed = Signal()  # a delete moved or removed regions in the store
+    regions_changed = Signal()  # a delete (or its undo) moved, removed or restored regions and statuses
     focus_canvas = Signal()  # a button did its job: the keys go back to the canvas
 
     def __init__(self, store: ProjectStore, editor: EditorState, parent: QWidget | None = None, *,
@@ -39,10 +47,11 @@ class ClassesDock(QWidget):
         super().__init__(parent)
         self.store, self.editor = store, editor
         self._flush_edits = flush_edits
+        self.history = ProjectHistory()  # class deletes: Edit > Undo reaches them through undo()
         self.list = QListWidget(self)
         self.list.currentItemChanged.connect(self._current)
         self.list.itemChanged.connect(self._item_changed)
-        self.list.itemDoubleClicked.connect(lambda _: self.rename())
+        connect_plain(self.list.itemDoubleClicked, self.rename)
         self.list.setToolTip("Tick to show, untick to hide a class. Double-click to rename.")
         buttons = []
         for text, slot, tip in [("Add", self.add, "Add a class"), ("Rename", self.rename, ""),
@@ -50,10 +59,19 @@ class ClassesDock(QWidget):
                                 ("Load…", self.load, "Load a class list (one name per line)"),
                                 ("Save…", self.save, "Save the class list")]:
             b = QPushButton(text)
-            b.clicked.connect(slot)
+            connect_plain(b.clicked, slot)
             if tip:
                 b.setToolTip(tip)
             buttons.append(b)
+        self.add_button, self.rename_button, self.colour_button, self.delete_button, self.load_button, \
+            self.save_button = buttons
+        self.ignore_button = QPushButton("Ignore")
+        self.ignore_button.setCheckable(True)
+        self.ignore_button.setToolTip("An ignore class marks pixels no model learns from: training skips them, "
+                                      "label-map exports write them as 255, COCO and YOLO exports leave them out. "
+                                      "Click to switch it on or off for the selected class.")
+        connect_plain(self.ignore_button.clicked, self.toggle_ignore)
+        buttons.append(self.ignore_button)
         row1, row2 = QHBoxLayout(), QHBoxLayout()
         for b in buttons[:4]:
             row1.addWidget(b)
@@ -61,8 +79,8 @@ class ClassesDock(QWidget):
             row2.addWidget(b)
         self.up = QPushButton("▲")
         self.down = QPushButton("▼")
-        self.up.clicked.connect(lambda: self.move_class(-1))
-        self.down.clicked.connect(lambda: self.move_class(1))
+        connect_plain(self.up.clicked, lambda: self.move_class(-1))
+        connect_plain(self.down.clicked, lambda: self.move_class(1))
         row2.addWidget(self.up)
         row2.addWidget(self.down)
         lay = QVBoxLayout(self)
@@ -93,6 +111,13 @@ class ClassesDock(QWidget):
         self._filling = False
         if cur is None and self.list.count():
             self.list.setCurrentRow(0)
+        self._show_ignore()
+
+    def _show_ignore(self) -> None:
+        """The Ignore button shows the selected class's flag."""
+        c = self._selected_class()
+        self.ignore_button.setEnabled(c is not None)
+        self.ignore_button.setChecked(bool(c is not None and c.ignore))
 
     def set_current(self, class_id: int | None) -> None:
         for i in range(self.list.count()):
@@ -112,6 +137,7 @@ class ClassesDock(QWidget):
             return
         cid = item.data(Qt.ItemDataRole.UserRole) if item else None
         self.editor.current_class_id = cid
+        self._show_ignore()
         self.current_changed.emit(cid)
 
     def _item_changed(self, item: QListWidgetItem) -> None:
@@ -152,8 +178,16 @@ class ClassesDock(QWidget):
             return
         name, ok = QInputDialog.getText(self, "Rename class", "New name:", text=c.name)
         if ok and name.strip() and name.strip() != c.name:
+            new = c.with_(name=name.strip())
+            if c.ignore and new.name.lower() not in IGNORE_NAMES:
+                # "__ignore__" renamed to "cell" is most likely meant as a class now: ask, never assume
+                keep = QMessageBox.question(
+                    self, "Rename class", f"“{c.name}” is an ignore class: training skips its pixels and exports "
+                    f"leave them out. Keep “{new.name}” an ignore class?",
+                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+                new = new.with_(ignore=keep == QMessageBox.StandardButton.Yes)
             try:
-                self.store.update_class(c.with_(name=name.strip()))
+                self.store.update_class(new)
             except ValueError as e:
                 warn(self, "Rename class", str(e))
                 return
@@ -170,46 +204,76 @@ class ClassesDock(QWidget):
             self.refresh()
             self.classes_changed.emit()
 
-    def delete(self, answer: str | None = None, reassign_to: int | None = None) -> None:
-        """Delete the current class. Its regions are deleted or moved to another class: the user is asked."""
+    def toggle_ignore(self) -> None:
+        """Switch "ignore" for the selected class to what the (checkable) Ignore button shows."""
+        c = self._selected_class()
+        if c is None:
+            return
+        want = self.ignore_button.isChecked()
+        if want != c.ignore:
+            self.store.update_class(c.with_(ignore=want))
+            self.refresh()
+            self.classes_changed.emit()
+
+    def delete(self) -> None:
+        """Delete the selected class, asking what becomes of its regions (delete them, move them
+        to another class, or cancel)."""
         c = self._selected_class()
         if c is None:
             return
         others = [o for o in self.store.classes() if o.id != c.id]
-        n = self.store.regions_per_class().get(c.id, 0)
-        if answer is None:
-            box = QMessageBox(self)
-            box.setWindowTitle("Delete class")
-            box.setTextFormat(Qt.TextFormat.PlainText)  # a class name is text, never markup
-            box.setText(f"Delete class “{c.name}”? It has {n} region{'' if n == 1 else 's'} in this project.")
-            b_del = box.addButton("Delete its regions", QMessageBox.ButtonRole.DestructiveRole)
-            b_move = box.addButton("Move them to another class…", QMessageBox.ButtonRole.AcceptRole) if others else None
-            box.addButton(QMessageBox.StandardButton.Cancel)
-            box.exec()
-            clicked = box.clickedButton()
-            if clicked is b_del:
-                answer = "delete"
-            elif b_move is not None and clicked is b_move:
-                names = [o.name for o in others]
-                name, ok = QInputDialog.getItem(self, "Move regions", f"Move the regions of “{c.name}” to:",
-                                                names, 0, False)
-                if not ok:
-                    return
-                answer, reassign_to = "move", others[names.index(name)].id
-            else:
-                return
-        self.flush_edits()
-        self.store.delete_class(c.id, reassign_to if answer == "move" else None)
-        if self.editor.current_class_id == c.id:
-            self.editor.current_class_id = others[0].id if others else None
+        dlg = DeleteClassDialog(self, c, self.store.class_usage(c.id), others)
+        if dlg.exec() != QDialog.DialogCode.Accepted:
+            return
+        self.remove_class(c.id, dlg.reassign_to())
+
+    def remove_class(self, class_id: int, reassign_to: int | None = None) -> bool:
+        """Delete a class as the dialog's answer says, as one undo step (Edit > Undo). Done images
+        that lose regions go back to in progress. False when the pending edits could not be saved
+        first (the store would then get them after the delete)."""
+        if self.flush_edits() is False:
+            warn(self, "Delete class", "The latest edits are not saved yet (see the status bar); "
+                 "the class is kept. Try again once they are saved.")
+            return False
+        try:
+            removed = self.store.remove_class(class_id, reassign_to)
+        except UserError as e:
+            warn(self, "Delete class", str(e))
+            return False
+        self.history.push(ClassDeletion(removed))
+        if self.editor.current_class_id == class_id:
+            rest = self.store.classes()
+            self.editor.current_class_id = reassign_to or (rest[0].id if rest else None)
+        self.editor.hidden_classes.discard(class_id)
+        self._changed()
+        return True
+
+    @property
+    def can_undo(self) -> bool:
+        return self.history.can_undo
+
+    def undo(self) -> str | None:
+        """Undo the newest class delete: the class, its regions and the statuses come back.
+        Returns the step's label (None: nothing to undo, or the pending edits are not saved)."""
+        if not self.history.can_undo or self.flush_edits() is False:
+            return None
+        step = self.history.undo(self.store)
+        if step is None:
+            return None
+        if step.restored is not None and self.editor.current_class_id is None:
+            self.editor.current_class_id = step.restored.id
+        self._changed()
+        return step.label
+
+    def _changed(self) -> None:
         self.refresh()
         self.classes_changed.emit()
         self.regions_changed.emit()
 
-    def flush_edits(self) -> None:
-        """Save pending edits (the callback given at construction) before the store changes underneath."""
-        if self._flush_edits is not None:
-            self._flush_edits()
+    def flush_edits(self) -> object:
+        """Save pending edits (the callback given at construction) before the store changes
+        underneath; returns what it returns (the session's flush: False when a save failed)."""
+        return self._flush_edits() if self._flush_edits is not None else True
 
     def move_class(self, step: int) -> None:
         """Move the current class up (-1) or down (+1) the list. Not `move`: that is QWidget.move(x, y)."""
@@ -222,6 +286,7 @@ class ClassesDock(QWidget):
         self.classes_changed.emit()
 
     def load(self, path: str | None = None) -> None:
+        """Add the classes of a class list the project lacks (asked for with a file dialog)."""
         if path is None:
             path, _ = QFileDialog.getOpenFileName(self, "Load class list", "", "Text files (*.txt);;All files (*)")
             if not path:
@@ -234,13 +299,24 @@ class ClassesDock(QWidget):
         have = {c.name for c in self.store.classes()}
         for entry in entries:
             if entry.name not in have:
-                self.store.add_class(entry.name, entry.color, ignore=entry.ignore)
+                try:
+                    self.store.add_class(entry.name, entry.color, ignore=entry.ignore)
+                except ValueError as e:
+                    warn(self, "Load class list", f"{path}: class {entry.name!r}: {e}")
+                    continue
+                have.add(entry.name)
         self.refresh()
         self.classes_changed.emit()
+        if not entries:
+            warn(self, "Load class list", f"{path} names no class (one name per line)")
 
     def save(self, path: str | None = None) -> None:
+        """Write the class list, one name and colour a line, to a file (asked for with a file dialog)."""
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, "Save class list", "classes.txt", "Text files (*.txt)")
             if not path:
                 return
-        write_class_file(path, self.store.classes())
+        try:
+            write_class_file(path, self.store.classes())
+        except OSError as e:
+            warn(self, "Save class list", f"Cannot write {path}: {e}")
