@@ -19,6 +19,7 @@ from typing import Callable
 from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.errors import describe
+from segstudio.gui.window_words import window_words
 from segstudio.gui.workers import Background, Failure, Task
 
 log = logging.getLogger("segstudio")
@@ -133,9 +134,10 @@ class ModelWorker(QObject):
         self._futures = [f for f in self._futures if not f.done()] + [self._executor.start(task)]
 
     def _failed(self, what: str, failure: Failure, report: Callable[[str], None]) -> None:
-        # every failure reaches the window as a message: a UserError's alone, anything else with its type
+        # every failure reaches the window as a message: a UserError's alone, anything else with its
+        # type; its command-line remedies (--weights FILE) in the window's words (the panel's controls)
         log.warning("model request %s failed\n%s", what, failure.traceback_text)
-        report(describe(failure.error))
+        report(window_words(describe(failure.error)))
 
     def _finished(self) -> None:
         self._busy -= 1

@@ -230,3 +230,56 @@ def test_the_wheel_zooms_a_plot_with_data_once_it_is_clicked(window, qtbot):
     _wheel_at(tp.plot.viewport())
     QApplication.processEvents()
     assert view.viewRange() != before and bar.value() == start
+
+
+# ------------------------------------------------------------------ window words, not flags
+CLI_WORDS = ("--weights", "segstudio weights", "segstudio train", "--model", "--out FILE")
+
+
+def _missing_weights_messages():
+    """The model layer's real 'not available' messages (the ones a Load shows in the window)."""
+    from segstudio.inference import maskrcnn, sam_spec, sam_weights
+    msgs = [sam_weights.missing_message(info) for info in sam_spec.MODELS.values()]
+    msgs.append(maskrcnn._missing("v2"))
+    from segstudio.inference import semantic_nets
+    msgs += [semantic_nets._missing(w, "COCO-VOC weights") for w in _voc_weights()]
+    return msgs
+
+
+def _voc_weights():
+    pytest.importorskip("torchvision")
+    from torchvision.models.segmentation import DeepLabV3_ResNet50_Weights, FCN_ResNet50_Weights
+    return [FCN_ResNet50_Weights.DEFAULT, DeepLabV3_ResNet50_Weights.DEFAULT]
+
+
+def test_model_layer_remedies_read_in_window_words():
+    from segstudio.gui.window_words import window_words
+    unet = ("a UNet needs a checkpoint: train one first (segstudio train FOLDER --model unet --out FILE, or Train "
+            "in the Model panel) or give --weights FILE")
+    unknown = ("x.pth is none of the weights files segstudio knows: no known file is named so and its sha256 (ab…) "
+               "matches none of the known ones (`segstudio weights` lists them; to use this file as it is, choose "
+               "it with --weights FILE or the Model panel's …); nothing was copied")
+    offline = ("cannot download a.pth from https://x/a.pth: no network. Offline: get the file on another machine "
+               "and run `segstudio weights add FILE`")
+    for msg in [*_missing_weights_messages(), unet, unknown, offline]:
+        shown = window_words(msg)
+        assert not any(w in shown for w in CLI_WORDS), shown
+        assert "Model panel" in shown, shown
+
+
+def test_a_load_that_finds_no_weights_tells_the_window_user_what_to_click(window, qtbot, monkeypatch):
+    from segstudio.inference import engine, sam_spec, sam_weights
+    from segstudio.inference.checkpoint import CheckpointError
+    info = next(iter(sam_spec.MODELS.values()))
+
+    def no_weights(spec, project=None):  # what load_segmenter raises where the file is not there
+        raise CheckpointError(sam_weights.missing_message(info))
+    monkeypatch.setattr(engine, "load_segmenter", no_weights)
+    win, dock = window, window.model_dock
+    win.model_dw.raise_()
+    dock.arch.setCurrentIndex(dock.arch.findData("sam"))
+    QTest.mouseClick(dock.load_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Cannot load" in dock.model_label.text(), timeout=30000)
+    text = dock.model_label.text()
+    assert not any(w in text for w in CLI_WORDS), text
+    assert "Get weights…" in text and "…" in text, text
