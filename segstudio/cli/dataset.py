@@ -14,7 +14,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--format", required=True, choices=list(IMPORT_FORMATS))
     s.add_argument("source", help="COCO JSON, or a folder of labelme JSONs / label-map PNGs / YOLO txt, or a "
                    "dataset folder in one of datumaro's formats (cvat, cityscapes, ade20k, ...; the [formats] extra)")
-    s.add_argument("--classes", metavar="FILE", help="class names (label maps, YOLO)")
+    s.add_argument("--classes", metavar="FILE", help="class names (label maps, YOLO); for binary masks (label "
+                   "maps of only 0 and 255) a list of one name names the class of 255")
     s.add_argument("--status", default=DONE, help="status of the images that receive annotations (default done)")
     add_common(s)
 
