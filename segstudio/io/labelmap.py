@@ -16,6 +16,7 @@ A class name with a line break or control character is refused at export, naming
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -176,9 +177,12 @@ class _Binary:
     """
 
     def __init__(self, files: list[Path], classes: _ClassList, choice: str | BinaryClass | None,
-                 mapper: ClassMapper, report: Report, allow_large: bool, cancel: CancelCheck | None):
+                 mapper: ClassMapper, report: Report, peek: Callable[[Path], "np.ndarray | None"],
+                 cancel: CancelCheck | None):
+        """`peek(f)`: the values of map `f` read as the import reads them (matched to its image,
+        its header checked against the image's size first), or None for a map the import skips."""
         self.files, self.classes, self.choice = files, classes, choice
-        self.mapper, self.report, self.allow_large, self.cancel = mapper, report, allow_large, cancel
+        self.mapper, self.report, self.peek, self.cancel = mapper, report, peek, cancel
         self.other_values_seen = False
         self.read: set[Path] = set()  # maps whose values the import has seen
         self.folder_binary: bool | None = None
@@ -191,7 +195,7 @@ class _Binary:
         if any(v != ign for v in found):
             self.other_values_seen = True
 
-    def applies(self, found: list[int], ign: int, index: int) -> bool:
+    def applies(self, found: list[int], ign: int, rel: str) -> bool:
         """Whether this map's `ign` value is a binary mask's class (not ignore)."""
         if found != [ign] or ign in self.classes.values or self.classes.ignore is not None:
             return False
@@ -200,7 +204,7 @@ class _Binary:
         if self.folder_binary is None:
             self.folder_binary = not self.other_values_seen and not self._other_maps_hold_other_values()
             if self.folder_binary:
-                self._decide(index)
+                self._decide(rel)
         return self.folder_binary and self.cls is not None
 
     def _other_maps_hold_other_values(self) -> bool:
@@ -210,16 +214,17 @@ class _Binary:
             if self.cancel is not None and self.cancel():
                 raise Cancelled()
             try:
-                values = read_label_png(f, None, self.allow_large)
-            except FormatError:
+                values = self.peek(f)
+            except (FormatError, imageio.ImageDecodeError, *validate.BAD_INPUT):
                 continue  # its own error comes when the import reaches it
+            if values is None:
+                continue
             ign = 255 if values.dtype == np.uint8 else 65535
             if any(int(v) not in (0, ign) for v in np.unique(values)):
                 return True
         return False
 
-    def _decide(self, index: int) -> None:
-        rel = self.files[index].name
+    def _decide(self, rel: str) -> None:
         name: str | None
         if isinstance(self.choice, str):
             name, self.why = self.choice, "as chosen"
@@ -281,8 +286,12 @@ def import_labelmap(project: Project, source: str | Path, classes_file: str | Pa
     matcher = ImageMatcher(project)
     writer = RegionWriter(project, status, report)
     files = sorted(p for p in src.rglob("*.png") if not p.name.startswith("."))
-    binary = _Binary(files, classes, binary_class, mapper, report, project.allow_large, cancel)
-    index = {f: k for k, f in enumerate(files)}
+
+    def peek(f: Path) -> np.ndarray | None:
+        rec = matcher.match_stem(os.path.splitext(f.relative_to(src).as_posix())[0])
+        return None if rec is None else read_label_png(f, project.image_size(rec), project.allow_large)
+
+    binary = _Binary(files, classes, binary_class, mapper, report, peek, cancel)
     for rel, f, rec in matched_files(matcher, src, files, report, progress, cancel):
         try:
             w, h = project.image_size(rec)
@@ -294,7 +303,7 @@ def import_labelmap(project: Project, source: str | Path, classes_file: str | Pa
             if len(unnamed) > MAX_UNNAMED_VALUES:
                 raise FormatError(f"{len(unnamed)} different values without a class name: a photo or an "
                                   "instance map rather than a label map? (give the class list)")
-            as_class = binary.applies(found, ign, index[f])
+            as_class = binary.applies(found, ign, rel)
             regions = []
             n_ignored = 0
             for v in found:

@@ -214,3 +214,20 @@ def test_a_name_that_cannot_be_a_class_stops_the_import(proj, tmp_path, name):
     with pytest.raises(labelmap.BadBinaryClass):
         labelmap.import_labelmap(proj, tmp_path / "lm", binary_class=name)
     assert proj.store.region_count() == 0 and proj.store.classes() == []
+
+
+def test_reading_ahead_checks_each_maps_size_before_decoding_it(proj, tmp_path):
+    """Deciding whether the folder holds binary masks reads the other maps first: a map whose
+    header does not match its image (here 8000x8000, 64 Mpx under the bomb guard) is refused from
+    the header there too, never decoded."""
+    from tests.io.hostile import traced_peak
+    counts = _masks(tmp_path / "lm", n=1)
+    big = np.zeros((8000, 8000), np.uint8)
+    big[0, 0] = 7  # a value other than 0 and 255: decoded, it would make the folder a label map
+    Image.fromarray(big).save(tmp_path / "lm" / "im1.png")
+    del big
+    with traced_peak() as mem:
+        rep = labelmap.import_labelmap(proj, tmp_path / "lm")
+    assert mem["peak"] < 20_000_000
+    assert [f for f, _ in rep.errors] == ["im1.png"] and "8000x8000" in rep.errors[0][1]
+    assert _by_class(proj) == {(DEFAULT, False): counts}
