@@ -1,5 +1,7 @@
 """The status bar's readout of what is under the cursor: position, pixel value, the region
-there, and the zoom."""
+there, and the zoom. It is read again when the regions change (an undo, a redo, a stroke) and
+when the image changes, and emptied while no image is displayed, so it never names a region or
+a pixel that is no longer there."""
 
 from __future__ import annotations
 
@@ -19,20 +21,37 @@ class CursorReadout:
         self.zoom_label, self.region_label = QLabel(), QLabel()
         for w in (self.region_label, self.value_label, self.pos_label, self.zoom_label):
             bar.addPermanentWidget(w)
+        self.last: tuple[float, float] | None = None  # the cursor's last place, in image pixels
 
     def show_zoom(self, zoom: float) -> None:
-        self.zoom_label.setText(f"{zoom * 100:.0f}%")
+        self.zoom_label.setText(f"{zoom * 100:.0f}%" if self.editor.image is not None else "")
+
+    def refresh(self) -> None:
+        """Read the place under the cursor again (the regions or the image changed under it)."""
+        if self.editor.image is None:
+            self.clear()
+        elif self.last is not None:
+            self.show_at(*self.last)
+
+    def clear(self) -> None:
+        """No image displayed: nothing to read out, the zoom included."""
+        self._clear_place()
+        self.zoom_label.setText("")
+
+    def _clear_place(self) -> None:
+        for label in (self.pos_label, self.value_label, self.region_label):
+            label.setText("")
 
     def show_at(self, x: float, y: float) -> None:
+        self.last = (x, y)
         img = self.editor.image
         if img is None:
+            self.clear()
             return
         ix, iy = int(np.floor(x)), int(np.floor(y))
         h, w = img.shape[:2]
         if not (0 <= ix < w and 0 <= iy < h):
-            self.pos_label.setText("")
-            self.value_label.setText("")
-            self.region_label.setText("")
+            self._clear_place()
             return
         self.pos_label.setText(f"x {ix}  y {iy}")
         v = img[iy, ix]

@@ -29,7 +29,7 @@ from segstudio.gui.docks.regions import RegionsDock
 from segstudio.gui.editor import DEFAULT_BRUSH_RADIUS, DEFAULT_WAND_TOLERANCE
 from segstudio.gui.window_editor import WindowEditor
 from segstudio.gui.session import Session
-from segstudio.gui.settings import app_settings, get_bool, get_float
+from segstudio.gui.settings import app_settings, get_bool, get_float, open_folder_start
 from segstudio.gui.cursor_readout import CursorReadout
 from segstudio.gui.notices import GETTING_STARTED, GETTING_STARTED_KEY, NoticeBar
 from segstudio.gui.window_menus import build_actions
@@ -192,13 +192,15 @@ class MainWindow(QMainWindow):
         s.setValue("view/instance_colours", self.instances_action.isChecked())
         s.setValue("tools/brush_radius", self.brush_spin.value())
         s.setValue("tools/wand_tolerance", self.tol_spin.value())
-        s.setValue("last_folder", str(self.project.folder))
+        if not self.is_samples():  # the samples live in the install: not a folder to go back to
+            s.setValue("last_folder", str(self.project.folder))
         s.sync()
 
     def _wire(self) -> None:
         self.files.activated.connect(self.open_image)
         self.session.image_shown.connect(self._image_shown)
         self.session.image_failed.connect(self._image_failed)
+        self.session.unreadable.connect(self.files.record_changed)  # counted apart, passed by N
         self.session.saved_state.connect(lambda _: self.update_title())
         # a failed save stays in the status bar (a permanent label) until the retry succeeds
         self.save_label = QLabel("")
@@ -232,6 +234,7 @@ class MainWindow(QMainWindow):
         self.session.status_changed.connect(lambda *_: self.model_dock.train_panel.labels_changed())
         self.model_dock.folder_finished.connect(lambda _: self.model_dock.train_panel.labels_changed())
         self.canvas.hovered.connect(self.readout.show_at)
+        self.failed_record: ImageRecord | None = None  # the image that could not be opened, while it is the one shown
         self.canvas.zoom_changed.connect(self.readout.show_zoom)
 
     # ================================================================= images
@@ -273,6 +276,12 @@ class MainWindow(QMainWindow):
         self.model_dock.image_shown(li.record, li.array, li.window, next_id)
         self.statusBar().showMessage(f"{li.record.path}  {w} x {h}  {li.array.dtype}", status_times.INFO_MS)
         self.image_notice.hide()
+        self.failed_record = None
+        self.readout.refresh()  # the pixel under the cursor belongs to this image now
+        row = self.files.model.row(li.record.id)
+        listed = self.files.model.record(row) if row is not None else None
+        if listed is not None and listed.error != li.record.error:  # a replaced file reads again
+            self.files.record_changed(li.record.id)
         self.update_title()
 
     def _image_failed(self, rec: ImageRecord, message: str) -> None:
@@ -282,7 +291,9 @@ class MainWindow(QMainWindow):
         self.canvas.clear_image()
         self.canvas.overlay.doc = None
         self.regions_dock.refresh()
-        self.files.model.invalidate(rec.id)
+        self.files.record_changed(rec.id)
+        self.failed_record = rec
+        self.readout.clear()  # nothing is displayed: no position, value, region or zoom
         self.statusBar().showMessage(f"Cannot open {rec.path}: {message}", status_times.ERROR_MS)
         # stays above the canvas until another image opens: the status bar's message times out
         self.image_notice.show_text(
@@ -309,13 +320,27 @@ class MainWindow(QMainWindow):
             self.open_image(nxt)
 
     def set_status(self, status: str) -> None:
+        if self.session.current is None:
+            self._cannot_mark(status)
+            return
         self.session.set_status(status)
 
     def mark_done_next(self) -> None:
         if self.session.current is None:
+            self._cannot_mark(DONE)
             return
         self.set_status(DONE)
         self.next_unfinished()
+
+    def _cannot_mark(self, status: str) -> None:
+        """Ctrl+Enter or Ctrl+K with no image shown: say why nothing happened."""
+        rec, word = self.failed_record, status.replace("_", " ")
+        if rec is not None:
+            text = (f"{rec.path} cannot be marked {word}: it cannot be opened ({rec.error or 'unreadable'}). "
+                    "Replace it with a readable copy, or go on with the next unfinished image (N)")
+        else:
+            text = f"No image is open to mark {word}"
+        self.statusBar().showMessage(text, status_times.ERROR_MS)
 
     def _status_changed(self, image_id: int, status: str) -> None:
         self.files.record_changed(image_id)
@@ -337,6 +362,7 @@ class MainWindow(QMainWindow):
     # ================================================================= editing
     def _doc_changed(self, change: Change) -> None:
         self.canvas.overlay.refresh(change.box)
+        self.readout.refresh()  # an undone or new region under the cursor
         if set(change.region_ids) & set(self.editor.selected) or change.kind == "removed":
             doc = self.editor.doc
             assert doc is not None  # the change comes from the open document
@@ -628,7 +654,9 @@ class MainWindow(QMainWindow):
         from segstudio.core.project import Project, ProjectError
         from segstudio.core.store import StoreError
         if folder is None:
-            folder = QFileDialog.getExistingDirectory(self, "Open image folder", str(self.project.folder.parent))
+            start = open_folder_start(self.settings, None if self.is_samples() else self.project.folder,
+                                      icons_dir().parent / "samples")
+            folder = QFileDialog.getExistingDirectory(self, "Open image folder", start)
             if not folder:
                 return None
         try:
