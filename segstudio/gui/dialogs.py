@@ -1,5 +1,8 @@
 """Import and export dialogs (a worker thread, a progress bar, cancel, a report at the end) and
-the keyboard-shortcut reference, generated from the window's actions."""
+the keyboard-shortcut reference, generated from the window's actions.
+
+The import and export dialogs keep their choices (format, path, options) in the project's store
+and open with them; after a run the form stays usable: change it and Run again, or Close."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from segstudio.core.records import DONE, SKIPPED, STATUSES
 from segstudio.gui.class_questions import BinaryQuestion
-from segstudio.gui.docks.common import plain_label
+from segstudio.gui.docks.common import KeptChoices, plain_label
 from segstudio.gui.workers import Job
 from segstudio.io.export_target import ExportTargetError
 from segstudio.io.registry import (IMPORT_FORMATS, check_export_target, offered_export_formats, offered_import_formats,
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QMenu
 
     from segstudio.core.project import Project
+    from segstudio.core.store import ProjectStore
     from segstudio.gui.session import Session
     from segstudio.gui.workers import Failure
     from segstudio.io.common import CancelCheck, Progress, Report
@@ -34,6 +38,18 @@ if TYPE_CHECKING:
 def report_text(rep: Report, verb: str) -> str:
     head = f"{verb}: {rep.summary()}" + (f"\n→ {rep.out}" if rep.out else "")
     return "\n".join([head, *rep.lines(200)])
+
+
+def start_dir(text: str) -> str:
+    """Where a Browse… dialog opens: the folder of the path typed or remembered (else the default)."""
+    t = text.strip()
+    if not t:
+        return ""
+    p = Path(t).expanduser()
+    for d in (p, p.parent):
+        if d.is_dir():
+            return str(d)
+    return ""
 
 
 def _path_row(edit: QLineEdit, pick: Callable[[], None]) -> QWidget:
@@ -60,6 +76,13 @@ IMPORT_HINTS = {
 }
 
 
+def _select(combo: QComboBox, data: Any) -> None:
+    """Choose the entry whose data is `data` (a remembered choice no longer offered is left alone)."""
+    k = combo.findData(data) if data is not None else -1
+    if k >= 0:
+        combo.setCurrentIndex(k)
+
+
 class _JobDialog(QDialog):
     """Shared body: a form, Run/Cancel/Close, a progress bar and a report box."""
 
@@ -69,7 +92,9 @@ class _JobDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle(title)
         self.setMinimumWidth(560)
-        self.form = QFormLayout()
+        self.form_box = QWidget()  # the choices: disabled while a run goes on, usable again after it
+        self.form = QFormLayout(self.form_box)
+        self.form.setContentsMargins(0, 0, 0, 0)
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.report = QPlainTextEdit()
@@ -84,21 +109,45 @@ class _JobDialog(QDialog):
         connect_plain(self.cancel_button.clicked, self._cancel)
         connect_plain(self.close_button.clicked, self.accept)
         lay = QVBoxLayout(self)
-        lay.addLayout(self.form)
+        lay.addWidget(self.form_box)
         lay.addWidget(self.progress)
         lay.addWidget(self.report)
         lay.addWidget(self.buttons)
         self.job: Job | None = None
+        self.kept: KeptChoices | None = None
         self.result = None  # type: ignore[method-assign,assignment]  # the Report once run (tests read it); QDialog.result() unused
 
     def work(self) -> WorkFn | None:  # None: nothing to run (the reason is shown)
         raise NotImplementedError
 
+    # the choices kept in the project's store (subclasses name the key and the fields)
+    kept_key = ""
+
+    def choices(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, kept: dict[str, Any]) -> None:
+        pass
+
+    def _keep_choices(self, store: ProjectStore) -> None:
+        """Open with the choices of the last run on this project (called once the form is built)."""
+        self.kept = KeptChoices(store, self.kept_key, self.choices, self)
+        self.restore(self.kept.load())
+
+    def ready(self) -> bool:
+        """Whether Run can be pressed now (the export needs an image to export)."""
+        return True
+
     def run(self) -> None:
         fn = self.work()
         if fn is None:
             return
+        if self.kept is not None:  # a run's choices are the ones to open with next time
+            self.kept.changed()
+            self.kept.flush()
         self.run_button.setEnabled(False)
+        self.form_box.setEnabled(False)
+        self.report.setVisible(False)
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.job = Job(fn, self)
@@ -126,20 +175,20 @@ class _JobDialog(QDialog):
             self._show_report("Cancelled. " + self.cancelled_note)
             return
         self._show_report(f"Failed: {describe(e)}\n\n{self.failed_note}")
-        # the form is still there: change what the message points at and run again
-        self.run_button.setText("Run again")
-        self.run_button.setEnabled(True)
-        self.run_button.setVisible(True)
 
     cancelled_note = ""
     failed_note = "Fix what the message above names and run again."
 
     def _show_report(self, text: str) -> None:
+        """The run is over: its report, and the form usable again (change it and Run again, or Close)."""
         self.report.setVisible(True)
         self.report.setPlainText(text)
         self.cancel_button.setVisible(False)
         self.close_button.setVisible(True)
-        self.run_button.setVisible(False)
+        self.form_box.setEnabled(True)
+        self.run_button.setText("Run again")
+        self.run_button.setVisible(True)
+        self.run_button.setEnabled(self.ready())
 
     def _cancel(self) -> None:
         if self.job is not None and self.job.running():
@@ -182,7 +231,21 @@ class ImportDialog(_JobDialog):
         self.form.addRow("Class list", self.class_row)
         self.form.addRow("Mark images", self.status)
         self.fmt.currentIndexChanged.connect(self._show_hint)
+        self._keep_choices(project.store)
         self._show_hint()
+
+    kept_key = "dialog/import"
+
+    def choices(self) -> dict[str, Any]:
+        return {"format": self.fmt.currentData(), "source": self.source.text().strip(),
+                "classes": self.classes.text().strip(), "status": self.status.currentData()}
+
+    def restore(self, kept: dict[str, Any]) -> None:
+        _select(self.fmt, kept.get("format"))
+        _select(self.status, kept.get("status"))
+        for edit, key in ((self.source, "source"), (self.classes, "classes")):
+            if isinstance(kept.get(key), str):
+                edit.setText(kept[key])
 
     def _show_hint(self, *_: Any) -> None:
         self.hint.setText(IMPORT_HINTS.get(self.fmt.currentData(), ""))
@@ -193,14 +256,16 @@ class ImportDialog(_JobDialog):
     def _pick_source(self) -> None:
         kind = IMPORT_FORMATS[self.fmt.currentData()][1]
         if kind == "file":
-            p, _ = QFileDialog.getOpenFileName(self, "COCO JSON", "", "JSON (*.json);;All files (*)")
+            p, _ = QFileDialog.getOpenFileName(self, "COCO JSON", start_dir(self.source.text()),
+                                               "JSON (*.json);;All files (*)")
         else:
-            p = QFileDialog.getExistingDirectory(self, "Source folder")
+            p = QFileDialog.getExistingDirectory(self, "Source folder", start_dir(self.source.text()))
         if p:
             self.source.setText(p)
 
     def _pick_classes(self) -> None:
-        p, _ = QFileDialog.getOpenFileName(self, "Class names", "", "Text (*.txt *.names *.yaml);;All files (*)")
+        p, _ = QFileDialog.getOpenFileName(self, "Class names", start_dir(self.classes.text() or self.source.text()),
+                                           "Text (*.txt *.names *.yaml);;All files (*)")
         if p:
             self.classes.setText(p)
 
@@ -255,8 +320,33 @@ class ExportDialog(_JobDialog):
         self.form.addRow("COCO", self.polygons)
         self.form.addRow("Images", sw)
         self.form.addRow("", self.summary)
-        self.fmt.currentIndexChanged.connect(lambda _: self.polygons.setEnabled(self.fmt.currentData() == "coco"))
+        self.fmt.currentIndexChanged.connect(self._format_changed)
+        self._keep_choices(project.store)
+        self._format_changed()
         self._update_summary()
+
+    kept_key = "dialog/export"
+
+    def choices(self) -> dict[str, Any]:
+        return {"format": self.fmt.currentData(), "out": self.out.text().strip(),
+                "polygons": self.polygons.isChecked(), "statuses": list(self.statuses())}
+
+    def restore(self, kept: dict[str, Any]) -> None:
+        _select(self.fmt, kept.get("format"))
+        if isinstance(kept.get("out"), str):
+            self.out.setText(kept["out"])
+        if isinstance(kept.get("polygons"), bool):
+            self.polygons.setChecked(kept["polygons"])
+        statuses = kept.get("statuses")
+        if isinstance(statuses, list) and statuses:
+            for s, cb in self.status_boxes.items():
+                cb.setChecked(s in statuses)
+
+    def _format_changed(self, *_: Any) -> None:
+        self.polygons.setEnabled(self.fmt.currentData() == "coco")
+
+    def ready(self) -> bool:
+        return any(self.counts.get(s, 0) for s in self.statuses())
 
     def statuses(self) -> tuple[str, ...]:
         return tuple(s for s, cb in self.status_boxes.items() if cb.isChecked())
@@ -281,11 +371,14 @@ class ExportDialog(_JobDialog):
     def _pick_out(self) -> None:
         if self.fmt.currentData() == "coco":
             # segstudio decides what may be replaced (only its own files): no "replace?" prompt here
-            p, _ = QFileDialog.getSaveFileName(self, "COCO JSON", "annotations.json", "JSON (*.json)",
+            start = self.out.text().strip()
+            if not start.lower().endswith(".json"):
+                start = str(Path(start_dir(start) or ".") / "annotations.json")
+            p, _ = QFileDialog.getSaveFileName(self, "COCO JSON", start, "JSON (*.json)",
                                                options=QFileDialog.Option.DontConfirmOverwrite)
         else:
             p = QFileDialog.getExistingDirectory(
-                self, "Output folder (new, empty, or an earlier segstudio export)")
+                self, "Output folder (new, empty, or an earlier segstudio export)", start_dir(self.out.text()))
         if p:
             self.out.setText(p)
 
