@@ -93,6 +93,7 @@ class ModelDock(QWidget):
         self.project, self.worker = project, worker
         self._flush_edits = flush_edits
         self.cache: OrderedDict[int, Prediction] = OrderedDict()
+        self._folder_total = 0  # images the running Segment folder goes through
         self.info: dict[str, Any] | None = None
         self.current_image: tuple[int, np.ndarray] | None = None  # (image id, array), set by the window
         self._apply_ids: set[int] = set()
@@ -461,7 +462,9 @@ class ModelDock(QWidget):
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self._message("Starting…")
-        self.worker.predict_folder(self.scope.currentData(), self.create_classes.isChecked())
+        scope = self.scope.currentData()
+        self._folder_total = len(self.project.store.image_ids(statuses=scope))  # what the run goes through
+        self.worker.predict_folder(scope, self.create_classes.isChecked())
         self.update_buttons()
 
     def _folder_progress(self, done: int, total: int, rate: float, path: str) -> None:
@@ -472,8 +475,14 @@ class ModelDock(QWidget):
 
     def _folder_done(self, rep: PredictReport) -> None:
         self._end_progress()
-        msg = (f"Done: {plural(rep.images, 'image')}, {plural(rep.regions, 'region')}, "
-               f"{rep.images_per_second:.2f} images/s")
+        total = self._folder_total
+        seen = rep.images + len(rep.errors) + len(rep.skipped)
+        if self.worker.cancelled and seen < total:  # stopped by Cancel: not "Done"
+            msg = (f"Cancelled after {seen} of {plural(total, 'image')}: {plural(rep.regions, 'region')} written "
+                   f"on {plural(rep.images, 'image')}")
+        else:
+            msg = (f"Done: {plural(rep.images, 'image')}, {plural(rep.regions, 'region')}, "
+                   f"{rep.images_per_second:.2f} images/s")
         if rep.errors:
             msg += f"; {len(rep.errors)} could not be read"
         self._message(msg)
