@@ -88,5 +88,15 @@ def open_samples(project_path=None, folder: Path | None = None):
         if ann.exists():
             import_coco(project, ann, status=DONE)
         project.store.set_setting("samples_imported", True)
+    if project.store.get_setting("last_image") is None:
+        first_sample_shown(project)
     return project
 
+
+def first_sample_shown(project) -> None:
+    """The first start shows the sample the README's screenshot shows: the one with the bundled
+    annotations (the most regions), not whichever sorts first by name."""
+    store = project.store
+    counts = [(store.region_count(i), i) for i in store.image_ids()]
+    if counts and max(counts)[0] > 0:
+        store.set_setting("last_image", max(counts)[1])

@@ -128,7 +128,8 @@ class WeightsDialog(QDialog):
         if wrong:
             msg += "; wrong: " + "; ".join(f"{s.entry.name} ({s.status}: {s.detail})" for s in wrong)
         else:
-            msg += ". Download needs the internet; offline, bring the file and use Add file…."
+            # one full stop: "Add file…" ends in its own ellipsis
+            msg += ". Download needs the internet; offline, bring the file here with “Add file…”"
         msg = f"{result}\n{msg}" if result else msg
         (show_error if wrong else show_note)(self.note, msg)
         return msg
