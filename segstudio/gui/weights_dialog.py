@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLay
 
 from segstudio.core.errors import describe
 from segstudio.gui.docks.common import plain_label, show_error, show_note
+from segstudio.gui.window_words import window_words
 from segstudio.gui.workers import Job
 from segstudio.inference import weights_catalog as wc
 from segstudio.gui.signals import connect_plain
@@ -218,7 +219,8 @@ class WeightsDialog(QDialog):
             return
         self.job = None
         self.progress.setVisible(False)
-        msg = "Cancelled; nothing was written." if isinstance(failure.error, Cancelled) else describe(failure.error)
+        msg = ("Cancelled; nothing was written." if isinstance(failure.error, Cancelled)
+               else window_words(describe(failure.error)))  # Add file…, not `segstudio weights add FILE`
         show_error(self.note, msg)
         self._update_buttons()
         self.job_done.emit(msg)

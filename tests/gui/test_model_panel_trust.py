@@ -283,3 +283,21 @@ def test_a_load_that_finds_no_weights_tells_the_window_user_what_to_click(window
     text = dock.model_label.text()
     assert not any(w in text for w in CLI_WORDS), text
     assert "Get weights…" in text and "…" in text, text
+
+
+@pytest.mark.slow  # the dialog checks the catalogue's files first (imports torch): 10-25 s on 2 CPU cores
+def test_get_weights_add_file_of_an_unknown_file_says_what_to_click(window, qtbot, monkeypatch, tmp_path):
+    mystery = tmp_path / "mystery.pth"
+    mystery.write_bytes(np.random.default_rng(0).bytes(4096))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(mystery), "")))
+    win, dock = window, window.model_dock
+    win.model_dw.raise_()
+    QTest.mouseClick(dock.get_weights, Qt.MouseButton.LeftButton)
+    dlg = dock.weights_dialog
+    qtbot.waitUntil(lambda: dlg.isVisible() and dlg.add_button.isEnabled(), timeout=30000)  # its hash check ran
+    QTest.mouseClick(dlg.add_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "mystery.pth" in dlg.note.text() and dlg.add_button.isEnabled(), timeout=30000)
+    text = dlg.note.text()
+    assert not any(w in text for w in CLI_WORDS), text
+    assert "Model panel" in text, text
+    dlg.reject()
