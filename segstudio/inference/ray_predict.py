@@ -26,7 +26,6 @@ import os
 import pickle
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -36,49 +35,11 @@ from segstudio.core.project import Project
 from segstudio.core.records import NEW
 from segstudio.inference.engine import ModelSpec, PredictReport, latest_model, load_segmenter, prediction_entry
 from segstudio.inference.classmap import ClassMapper
+from segstudio.inference.ray_connect import INSTALL_HINT, RayUnavailable, check_address, connect, import_ray
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = 'pip install -e ".[cluster]"'
-
-
-class RayUnavailable(UserError):
-    """Ray is not installed, or the cluster cannot be reached."""
-
-
-def import_ray() -> Any:
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError as e:
-        raise RayUnavailable(f"--ray needs Ray (Data and Train): {INSTALL_HINT} ({e})") from None
-    return ray
-
-
-def connect(address: str | None, num_cpus: int | None = None) -> Any:
-    """Ray, initialised: None or "local" starts a runtime on this machine (num_cpus of its cores);
-    "auto" joins the cluster this machine belongs to (`ray start` ran here); "ray://host:port"
-    goes through Ray Client."""
-    local = address in (None, "", "local")
-    if not local and (Path.home() / ".ray" / "auth_token").exists():
-        # Ray >= 2.5x clusters use token authentication, and a driver given an explicit address
-        # reads the token `ray start` saved only when told to (before ray is imported)
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
-    ray = import_ray()
-    if ray.is_initialized():
-        return ray
-    kw: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
-                          "log_to_driver": False}
-    if local:  # "local": a runtime of its own even when a `ray start` cluster runs on this machine
-        kw.update(address="local", num_cpus=num_cpus or os.cpu_count() or 1)
-    else:
-        kw["address"] = address
-    try:
-        ray.init(**kw)
-    except Exception as e:  # a wrong address, no cluster there: one line  # noqa: BLE001
-        raise RayUnavailable(f"cannot start or reach Ray at {address or 'a local runtime'}: "
-                             f"{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}") from None
-    return ray
+__all__ = ["INSTALL_HINT", "ImagePredictor", "RayUnavailable", "connect", "import_ray", "predict_on_ray"]
 
 
 @dataclass
@@ -145,6 +106,7 @@ def predict_on_ray(project: Project, spec: ModelSpec, statuses=(NEW,), address: 
     `cpus_per_worker` CPUs and `gpus_per_worker` GPUs (fractions share a GPU)."""
     if workers < 1:
         raise UserError("--workers must be 1 or more")
+    check_address(address)  # a wrong address is said before the model loads
     if spec.arch == "unet" and spec.weights is None:  # the workers have no project: name the file
         spec = ModelSpec(**{**asdict(spec), "weights": latest_model(project, "unet")})
     # the driver loads the model too (on its CPU): its name and classes, and a bad file fails here, once
@@ -176,8 +138,14 @@ def predict_on_ray(project: Project, spec: ModelSpec, statuses=(NEW,), address: 
     def commit() -> None:
         if pending:
             tc = time.perf_counter()
-            project.store.replace_source_regions_many(pending)
+            left = set(project.store.replace_source_regions_many(pending))
             report.timing["commit"] += time.perf_counter() - tc
+            for e in pending:  # open in a window (a claim in the store): the person's, left alone
+                if e["image_id"] in left:
+                    report.images -= 1
+                    report.regions -= len(e["rows"])
+                    report.written.remove(e["image_id"])
+                    report.skipped.append(e["image_id"])
             pending.clear()
 
     try:

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from segstudio.core.errors import UserError
 from segstudio.core.project import Project
-from segstudio.inference.ray_predict import connect
+from segstudio.inference.ray_connect import check_address, connect
 
 
 def _worker_loop(config: dict) -> None:
@@ -62,6 +62,7 @@ def train_on_ray(project: Project, cfg: Any, out: str | Path | None, address: st
     from segstudio.inference.train_common import checkpoint_paths, split_images
     if workers < 1:
         raise UserError("--workers must be 1 or more")
+    check_address(address)  # a wrong address is said in seconds, before anything starts
     if (cfg.epochs is None and getattr(cfg, "steps", None) is None) or cfg.minutes is not None:
         raise UserError("training on Ray takes an epoch budget (--epochs N), not minutes: the workers must stop "
                         "at the same epoch")
