@@ -9,8 +9,10 @@
      "segstudio_version": "0.1.0",
      "state_dict": {...}}
 
-Files are read with `torch.load(weights_only=True)`: a checkpoint cannot run code. A plain
-torchvision Mask R-CNN state dict (e.g. the COCO weights file) is accepted too.
+Files are read with `torch.load(weights_only=True)`: a checkpoint cannot run code; and the sizes
+its archive declares are checked before anything is inflated (`torch_archive`): a compressed bomb
+is refused before it costs memory. A plain torchvision Mask R-CNN state dict (e.g. the COCO
+weights file) is accepted too.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 
 from segstudio import __version__
 from segstudio.core.errors import UserError
+from segstudio.inference.torch_archive import MAX_WEIGHTS_BYTES, archive_problem, size_text
 
 FORMAT = "segstudio-checkpoint"
 FORMAT_VERSION = 1
@@ -99,13 +102,22 @@ def load_checkpoint(path: str | Path, expect_arch: str | None = None) -> Checkpo
     if p.is_dir():
         raise CheckpointError(f"{p} is a folder, not a checkpoint file")
     try:
+        if not p.is_file():
+            raise CheckpointError(f"{p} is not a regular file, not a checkpoint")
+        if p.stat().st_size > MAX_WEIGHTS_BYTES:
+            raise CheckpointError(f"{p} is {size_text(p.stat().st_size)}: larger than any checkpoint "
+                                  f"({size_text(MAX_WEIGHTS_BYTES)} at most); not read")
         raw = p.read_bytes()
     except OSError as e:
         raise CheckpointError(f"cannot read {p}: {e.strerror or e}") from None
     if len(raw) < 64:
         raise CheckpointError(f"{p.name} is not a model checkpoint ({len(raw)} bytes)")
+    buf = io.BytesIO(raw)
+    problem = archive_problem(buf)  # the bytes torch will read, before it inflates any of them
+    if problem:
+        raise CheckpointError(f"{p} cannot be a model checkpoint: {problem}")
     try:
-        d = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        d = torch.load(buf, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises assorted errors on corrupt files: all are CheckpointError  # noqa: BLE001
         msg = str(e).splitlines()[0][:200]
         raise CheckpointError(f"{p.name} is not a readable PyTorch checkpoint (corrupt or truncated?): {msg}") from None

@@ -2,7 +2,8 @@
 else a download with its hash checked), always with `weights_only=True` — a cached file that holds
 anything but tensors and plain containers (a pickle that would run code) is refused, never run.
 Mask R-CNN's COCO weights, the ImageNet encoders, FCN / DeepLabV3 and Segment Anything's files
-all come through here, with one set of messages."""
+all come through here, with one set of messages. A cached file's declared sizes are checked
+before it is read (a compressed bomb is refused before it costs memory)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 
 from segstudio.core.errors import UserError
 from segstudio.inference.checkpoint import CheckpointError
+from segstudio.inference.torch_archive import archive_problem
 
 # torch wraps the reason a file failed to load in advice about weights_only=False: keep the reason
 _NOISE = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch 2.6")
@@ -45,6 +47,11 @@ def read_torchvision_weights(weights: Any, path: Path, missing: str, again: str,
     than tensors."""
     if not path.exists() and not download:
         raise WeightsUnavailable(missing)
+    # torchvision checks the hash of a download, not of a file already in the cache: its sizes are
+    # checked here before torch inflates anything (`torch_archive`)
+    problem = archive_problem(path) if path.exists() else None
+    if problem:
+        raise CheckpointError(f"refused to load {path}: {problem}. {again}")
     try:
         # torchvision's load_state_dict_from_url defaults to weights_only=False: say it
         sd = weights.get_state_dict(progress=progress, check_hash=True, weights_only=True, map_location="cpu")

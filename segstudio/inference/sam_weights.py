@@ -23,6 +23,7 @@ import torch
 
 from segstudio.inference.checkpoint import CheckpointError
 from segstudio.inference.pretrained import unreadable
+from segstudio.inference.torch_archive import archive_problem
 from segstudio.inference.sam_spec import (DEFAULT_MODEL, INSTALL_HINT, MODELS, SamModelInfo, SamUnavailable,
                                           weights_file)
 
@@ -121,8 +122,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
     if size < 1024:  # a git-LFS pointer or an error page saved under the weights' name
         raise CheckpointError(f"{path} is not a weights file ({size} bytes: a git-LFS pointer or a web page?)")
+    if not path.is_file():
+        raise CheckpointError(f"{path} is not a regular file, not a weights file")
     try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as f:  # one open file: the archive checked is the one read
+            problem = archive_problem(f)
+            if problem:
+                raise CheckpointError(f"{path} cannot be a weights file: {problem}")
+            sd = torch.load(f, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except pickle.UnpicklingError as e:
         blocked = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln]
         if blocked:

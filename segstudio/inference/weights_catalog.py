@@ -42,6 +42,7 @@ from typing import Any, BinaryIO, Callable
 
 from segstudio.core.errors import UserError
 from segstudio.inference import sam_spec
+from segstudio.inference.torch_archive import archive_problem
 from segstudio.io.common import Cancelled
 
 log = logging.getLogger(__name__)
@@ -557,6 +558,9 @@ def add(file: str | os.PathLike, name: str | None = None, progress: Progress | N
         raise WeightsFileError(f"cannot read {src}: {e.strerror or e}") from None
     if not src.is_file():
         raise WeightsFileError(f"{src} is not a file")
+    problem = archive_problem(src)  # before a byte is copied: a compressed bomb is refused from its sizes
+    if problem:
+        raise WeightsFileError(f"{src} cannot be a weights file: {problem}; nothing was copied")
     target = find(name) if name is not None else next((e for e in entries() if e.file == src.name), None)
     if target is not None:
         problem = target.size_problem(st.st_size)
