@@ -37,6 +37,7 @@ def info_dict(project) -> dict:
         "regions": s.region_count(),
         "sources": s.sources(),
         "errors": [{"path": p, "error": e} for p, e in s.errors()],
+        "skipped_folders": list(project.skipped_folders),
     }
 
 
@@ -59,6 +60,12 @@ def cmd_info(args) -> int:
         print(f"  {c['name']:<{w}}  {c['regions']:>7} regions  {100 * c['pixel_share']:5.1f}% of labelled pixels{flag}")
     print(f"regions: {d['regions']}" + (f"  ({', '.join(f'{k} {v}' for k, v in d['sources'].items())})"
                                         if d["sources"] else ""))
+    if d["skipped_folders"]:
+        print(f"skipped folders (segstudio exports, their images are not listed): {len(d['skipped_folders'])}")
+        for f in d["skipped_folders"][:50]:
+            print(f"  {f}/")
+        if len(d["skipped_folders"]) > 50:
+            print(f"  ... and {len(d['skipped_folders']) - 50} more (--json lists all)")
     print(f"errors: {len(d['errors'])}")
     for e in d["errors"][:50]:
         print(f"  {e['path']}: {e['error']}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -17,18 +18,40 @@ from segstudio.core.store import ProjectStore, default_db_path
 log = logging.getLogger(__name__)
 
 # Every export folder gets this marker, so a dataset written inside the image folder is
-# never registered as more images on the next scan.
+# never registered as more images on the next scan. Its first line starts with the head; a file
+# of that name that does not (a stray or foreign file) hides nothing.
 EXPORT_MARKER = ".segstudio-export"
+MARKER_HEAD = "written by segstudio"
 STORE_DIR = ".segstudio"
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)  # never a link, never wait on a FIFO
 
 
 class ProjectError(UserError):
     """The folder or project cannot be opened; the message says why."""
 
 
-def scan_folder(root: Path) -> list[str]:
+def is_export_marker(path: str | os.PathLike) -> bool:
+    """True when `path` is a regular file (not a link) whose first line starts with the marker
+    head. Reads a few bytes; a FIFO or device of that name is not opened for reading."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        return os.read(fd, len(MARKER_HEAD)) == MARKER_HEAD.encode()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def scan_folder(root: Path, skipped: list[str] | None = None) -> list[str]:
     """Image files under root as relative '/' paths. Reads directory entries only (no stat, no
-    decoding: 100,000 files list in well under a second)."""
+    decoding: 100,000 files list in well under a second). Subfolders that are segstudio exports
+    (their marker reads as one) are not listed; their '/' paths go to `skipped`."""
     found: list[str] = []
     stack = [(str(root), "")]
     is_image = imageio.is_image_name
@@ -42,7 +65,12 @@ def scan_folder(root: Path) -> list[str]:
             log.warning("cannot list %s: %s", d, exc)
             continue
         if prefix and any(e.name == EXPORT_MARKER for e in entries):
-            continue
+            if is_export_marker(os.path.join(d, EXPORT_MARKER)):
+                if skipped is not None:
+                    skipped.append(prefix.rstrip("/"))
+                continue
+            log.warning("%s is not a segstudio export marker; the folder's images are listed",
+                        os.path.join(d, EXPORT_MARKER))
         for e in entries:
             name = e.name
             if name[0] == ".":
@@ -67,6 +95,7 @@ class Project:
         self.folder = Path(folder)
         self.store = store
         self.allow_large = bool(store.get_setting("allow_large_images", False))
+        self.skipped_folders: list[str] = []  # export folders the last scan did not list
 
     @classmethod
     def open(cls, folder: str | Path, project_path: str | Path | None = None, scan: bool = True) -> "Project":
@@ -93,7 +122,10 @@ class Project:
 
     def scan(self) -> tuple[int, int, int]:
         """Register new files, mark vanished ones missing. Returns (added, missing, restored)."""
-        return self.store.sync_files(scan_folder(self.folder))
+        skipped: list[str] = []
+        found = scan_folder(self.folder, skipped)
+        self.skipped_folders = sorted(skipped)
+        return self.store.sync_files(found)
 
     @property
     def models_dir(self) -> Path:

@@ -124,7 +124,7 @@ def test_open_errors(tmp_path):
 def test_export_folders_inside_the_image_folder_are_not_scanned(image_folder):
     out = image_folder / "export"
     out.mkdir()
-    (out / EXPORT_MARKER).write_text("")
+    (out / EXPORT_MARKER).write_text("written by segstudio; image scans skip this folder\n")
     make_image(out / "label.png")
     p = Project.open(image_folder)
     assert p.store.image_by_path("export/label.png") is None
