@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.errors import describe
 from segstudio.gui.window_words import window_words
+from segstudio.inference.torch_once import import_torch
 from segstudio.gui.workers import Background, Failure, Task
 
 log = logging.getLogger("segstudio")
@@ -124,7 +125,7 @@ class ModelWorker(QObject):
     # ---------------------------------------------------------------- plumbing (GUI thread)
     def _request(self, what: str, fn: Callable[[], object], on_done: Callable[[object], None] | None = None,
                  on_failed: Callable[[str], None] | None = None) -> None:
-        task = Task(fn)
+        task = Task(lambda: (import_torch(), fn())[1])  # never two threads inside torch's import
         task.started.connect(lambda: self.busy_changed.emit(True))
         if on_done is not None:
             task.returned.connect(on_done)

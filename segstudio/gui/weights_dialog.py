@@ -18,6 +18,7 @@ from segstudio.gui.docks.common import plain_label, show_error, show_note
 from segstudio.gui.window_words import window_words
 from segstudio.gui.workers import Job
 from segstudio.inference import weights_catalog as wc
+from segstudio.inference.torch_once import import_torch
 from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:
@@ -184,7 +185,10 @@ class WeightsDialog(QDialog):
         self.progress.setFormat("%p%")
         if text:
             show_note(self.note, text)
-        job = Job(fn, self)
+        def run(progress, cancelled):
+            import_torch()  # not at the same moment as the model thread (inference/torch_once.py)
+            return fn(progress, cancelled)
+        job = Job(run, self)
         self.job = job
         job.progress.connect(self._progress)
         job.returned.connect(lambda value: self._returned(job, then, value))
