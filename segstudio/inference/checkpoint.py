@@ -33,6 +33,7 @@ from segstudio.inference.torch_archive import MAX_WEIGHTS_BYTES, archive_problem
 FORMAT = "segstudio-checkpoint"
 FORMAT_VERSION = 1
 ARCHS = ("unet", "maskrcnn")
+MAX_PICKLE_BYTES = 64 << 20  # a checkpoint's pickle holds names and metadata (the tensors are records apart)
 
 
 class CheckpointError(UserError):
@@ -84,8 +85,8 @@ def is_segstudio_checkpoint(path: str | Path) -> bool:
     checkpoint is hundreds of MB). Used before a file is overwritten."""
     try:
         with zipfile.ZipFile(path) as z:
-            pickles = [n for n in z.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
-            if len(pickles) != 1:
+            pickles = [i for i in z.infolist() if i.filename == "data.pkl" or i.filename.endswith("/data.pkl")]
+            if len(pickles) != 1 or pickles[0].file_size > MAX_PICKLE_BYTES:  # a bomb is no checkpoint of ours
                 return False
             data = z.read(pickles[0])
     except (OSError, zipfile.BadZipFile):

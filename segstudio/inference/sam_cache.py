@@ -365,7 +365,7 @@ class EmbeddingCache:
         except Exception as e:  # any damage (truncated, foreign, not a pickle): compute it again  # noqa: BLE001
             self.stats["corrupt"] += 1
             log.warning("embedding cache entry %s is unusable (%s): deleting it; the embedding is computed again",
-                        path, first_line(e))
+                        path, str(e).splitlines()[0][:300] if str(e).strip() else first_line(e))
             self._delete(path)
             return None
 

@@ -220,3 +220,25 @@ def test_peak_memory_of_a_1_gib_bomb(tmp_path):
     got = json.loads(p.stdout.strip().splitlines()[-1])
     assert "inflate to 1.0 GiB" in got["what"], got
     assert got["grew_mib"] < 64, got
+
+
+def test_a_pickle_bomb_at_the_out_path_is_not_inflated(tmp_path, monkeypatch):
+    """Before training overwrites --out it asks whether the file there is a segstudio checkpoint
+    (from the pickle's format marker): a pickle record that inflates to 256 MiB is not read."""
+    from segstudio.inference.checkpoint import is_segstudio_checkpoint
+    path = tmp_path / "model.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        record = zipfile.ZipInfo("archive/data.pkl")
+        record.compress_type = zipfile.ZIP_DEFLATED
+        with z.open(record, "w", force_zip64=True) as f:
+            for _ in range(256):
+                f.write(bytes(MIB))
+    opened: list = []
+    real = zipfile.ZipFile.open
+
+    def spy(self, name, *a, **kw):
+        opened.append(getattr(name, "filename", name))
+        return real(self, name, *a, **kw)
+    monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    assert is_segstudio_checkpoint(path) is False and opened == []
+    assert is_segstudio_checkpoint(tiny_unet_checkpoint(tmp_path / "u.pt")) is True
