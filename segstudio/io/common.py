@@ -3,6 +3,7 @@ progress and cancel, reports."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import threading
@@ -379,6 +380,9 @@ def count_export_items(project: Project, statuses: Sequence[str] | None) -> int:
     return len(project.store.image_ids(statuses=statuses))
 
 
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
 def copy_image(project: Project, rec: ImageRecord, dst: Path, report: Report) -> bool:
     """Copy an image file into an export; False (and the image left out, its error stored)
     when the file cannot be read any more."""
@@ -386,6 +390,8 @@ def copy_image(project: Project, rec: ImageRecord, dst: Path, report: Report) ->
     try:
         shutil.copyfile(project.abspath(rec), dst)
     except OSError as e:
+        if e.errno in _WRITE_ERRNOS or (e.filename and os.fsdecode(e.filename) == str(dst)):
+            raise  # the export's disk failed, not the image: the export stops and says so
         msg = f"cannot read file: {e.strerror or e}"
         project.store.set_error(rec.id, msg)
         report.left_out.append((rec.path, msg))

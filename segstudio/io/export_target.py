@@ -1,28 +1,35 @@
 """Where an export may write, and how it lands there without ever losing a user's file.
 
-Rules (checked before any work and again just before the final rename):
+Rules (checked before any work and again under the swap), all on the output path with its
+links followed (a link to a folder is judged, and replaced, as the folder it leads to):
 
 - The output is never the image folder, a folder inside it, or a folder above it; the same for
   the folder that holds the project store (`--project` elsewhere).
 - A folder output that exists and is not empty is replaced only when it is a previous segstudio
-  export: it holds the marker file, and every file in it is one that export wrote (the marker
-  lists them). A folder that holds anything else is refused; nothing is renamed or deleted.
+  export: its marker (export_marker: hostile input, checked line by line) lists every entry
+  in it, and every listed entry is a plain file inside it, not a link or reached through one.
+  A marker without a list licenses nothing. Anything else is refused, named; nothing is renamed
+  or deleted.
 - A single-file output (COCO JSON) replaces a file only when segstudio wrote that file (or it
   is empty); it never replaces a folder.
 - What is written is complete before it becomes visible: files and folders are flushed
   (fsync) and the finished temporary folder or file is renamed onto the output in one step.
-  When an old export is swapped out, only the files its marker lists are removed.
+  The previous export is renamed aside and checked again there (a file that appeared since is
+  seen: the folder goes back, the export is refused); then only the plain files its marker
+  lists are deleted, never through a link.
+- A killed export leaves recognisable names beside the output; the next export to it recovers
+  them first (export_leftovers). A write that fails (a full disk) leaves the previous export
+  as it was and says so (ExportWriteError).
 - Output gets the permissions of any file the user creates (umask), not the owner-only mode
   of a temporary folder.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
-import secrets
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,17 +37,21 @@ from typing import Iterator
 
 from segstudio.core.errors import UserError
 from segstudio.core.project import EXPORT_MARKER, Project
+from segstudio.io import export_leftovers as leftovers
+from segstudio.io.export_marker import ExportTargetError, Manifest, audit_folder, marker_bytes, read_manifest, shown
+
+__all__ = ["ExportTargetError", "ExportWriteError", "atomic_dir", "atomic_file", "check_dir_target",
+           "check_file_target", "check_placement", "read_manifest", "real_path"]
 
 log = logging.getLogger(__name__)
 
-MARKER_HEAD = "written by segstudio"
-_MARKER_TEXT = (f"{MARKER_HEAD}; image scans skip this folder. A later export to this folder "
-                "replaces only the files listed below.\n")
 COCO_HEAD = b'{"info":{"description":"exported by segstudio'
 
 
-class ExportTargetError(UserError):
-    """The export output would replace or sit among files segstudio did not write."""
+class ExportWriteError(UserError, OSError):
+    """Writing the export failed (a full disk, a read-only folder); what was there is unchanged.
+
+    Still an OSError, so callers that catch OSError keep working."""
 
 
 def _umask() -> int:
@@ -52,108 +63,163 @@ def _umask() -> int:
 _UMASK = _umask()
 
 
-def _resolved(p: Path) -> Path:
+def real_path(out: str | Path) -> Path:
+    """`out` with every link in it followed: the place the rules are checked on and the export
+    lands. A loop of links is refused."""
+    out = Path(out).expanduser()
     try:
-        return p.expanduser().resolve()
-    except (OSError, RuntimeError):  # a link loop: compare as written
-        return Path(os.path.abspath(p.expanduser()))
+        return out.resolve()
+    except (OSError, RuntimeError):
+        raise ExportTargetError(f"{out} leads into a loop of links; give a plain path") from None
+
+
+def _named(out: Path, real: Path) -> str:
+    """The path as the user gave it, and where it leads when a link made it differ."""
+    given = Path(os.path.abspath(out.expanduser()))
+    return str(out) if given == real else f"{out} (which leads to {real})"
 
 
 def check_placement(out: Path, project: Project) -> None:
-    target = _resolved(out)
-    images = _resolved(project.folder)
+    target = real_path(out)
+    name = _named(Path(out), target)
+    images = real_path(project.folder)
     if target == images:
-        raise ExportTargetError(f"{out} is the image folder; export to a folder outside it")
+        raise ExportTargetError(f"{name} is the image folder; export to a folder outside it")
     if images in target.parents:
-        raise ExportTargetError(f"{out} is inside the image folder ({images}); export to a folder outside it")
+        raise ExportTargetError(f"{name} is inside the image folder ({images}); export to a folder outside it")
     if target in images.parents:
-        raise ExportTargetError(f"{out} contains the image folder ({images}); replacing it would delete "
+        raise ExportTargetError(f"{name} contains the image folder ({images}); replacing it would delete "
                                 "your images and annotations; choose an empty or new folder")
     # a store kept elsewhere (--project): never replace it or a folder holding it
-    db = _resolved(project.store.db_path)
+    db = real_path(project.store.db_path)
     if target == db or target in db.parents:
-        raise ExportTargetError(f"{out} holds the project store ({db}); choose an empty or new folder")
+        raise ExportTargetError(f"{name} holds the project store ({db}); choose an empty or new folder")
 
 
-def read_manifest(folder: Path) -> set[str] | None:
-    """Relative paths a segstudio export wrote into `folder`; None when it is not an export.
+def _more(count: int, shown_items: list[str]) -> str:
+    return f" and {count - len(shown_items)} more" if count > len(shown_items) else ""
 
-    A marker without a list (segstudio before 0.2) claims the whole folder.
-    """
-    marker = folder / EXPORT_MARKER
-    if marker.is_symlink() or not marker.is_file():
-        return None
+
+def _refusal(name: str, manifest: Manifest | None, folder: Path) -> str | None:
+    """Why a non-empty folder may not be replaced; None when it is a segstudio export that holds
+    only plain files its marker lists."""
+    if manifest is None:
+        return (f"{name} is not empty and is not a segstudio export; choose an empty or new folder "
+                "(segstudio replaces only folders it wrote)")
+    if manifest.bad:
+        more = _more(len(manifest.bad), manifest.bad[:3])
+        return (f"{name} has a segstudio marker that cannot be trusted: {'; '.join(manifest.bad[:3])}{more}; "
+                "nothing was replaced (move the folder away or choose another)")
     try:
-        with open(marker, encoding="utf-8", errors="replace") as f:
-            lines = f.read(64 << 20).splitlines()
-    except OSError:
-        return None
-    if not lines or not lines[0].startswith(MARKER_HEAD):
-        return None
-    files = {ln for ln in lines[1:] if ln and not ln.startswith("#")}
-    return files if len(lines) > 1 else {"*"}
+        audit = audit_folder(folder, manifest)
+    except OSError as e:
+        return f"cannot read {name}: {e.strerror or e} ({shown(str(e.filename or ''))}); nothing was replaced"
+    if audit.unsafe_count:
+        more = _more(audit.unsafe_count, audit.unsafe)
+        return (f"{name} has a segstudio marker that lists what an export never writes: "
+                f"{'; '.join(audit.unsafe)}{more}; nothing was replaced (move the folder away or choose another)")
+    if audit.foreign_count:
+        more = _more(audit.foreign_count, audit.foreign)
+        what = ("its marker lists no files (an older or hand-made marker), so these are not known to be "
+                "segstudio's" if not manifest.files else "it also holds files it did not write")
+        return (f"{name} is a segstudio export but {what}: {', '.join(audit.foreign)}{more}; "
+                "move them or choose another folder")
+    return None
 
 
-def _foreign_files(folder: Path, manifest: set[str]) -> list[str]:
-    """Files (and links) in folder that the export's marker does not list."""
-    if manifest == {"*"}:
-        return []
-    foreign = []
-    for root, dirs, files in os.walk(folder):  # never follows links into other folders
-        rel_root = Path(root).relative_to(folder)
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            rel = (rel_root / name).as_posix()
-            if rel != EXPORT_MARKER and rel not in manifest:
-                foreign.append(rel)
-                if len(foreign) >= 3:
-                    return foreign
-    return foreign
+def _parent_is_folder(out: Path, real: Path) -> None:
+    """The nearest existing folder above `real` must be a folder (it is created up to there)."""
+    for up in real.parents:
+        if os.path.lexists(up):
+            if not up.is_dir():
+                raise ExportTargetError(f"{_named(out, real)} is under {up}, which is a file, not a folder")
+            return
+
+
+def _check_dir(out: Path, real: Path, project: Project) -> Manifest | None:
+    """check_dir_target on the resolved path; returns the marker of an export to replace."""
+    name = _named(out, real)
+    check_placement(real, project)
+    _parent_is_folder(out, real)
+    if not os.path.lexists(real):
+        return None
+    if not real.is_dir():
+        raise ExportTargetError(f"{name} exists and is a file, not a folder; choose a folder")
+    try:
+        empty = next(os.scandir(real), None) is None
+    except OSError as e:
+        raise ExportTargetError(f"cannot read {name}: {e.strerror or e}") from None
+    if empty:
+        return None
+    manifest = read_manifest(real)
+    why = _refusal(name, manifest, real)
+    if why:
+        raise ExportTargetError(why)
+    return manifest
 
 
 def check_dir_target(out: str | Path, project: Project) -> None:
-    """Raise ExportTargetError unless a folder export may write (or replace) `out`."""
+    """Raise ExportTargetError unless a folder export may write (or replace) `out`.
+
+    Every rule is checked on the path with its links followed."""
     out = Path(out)
-    check_placement(out, project)
-    if out.is_symlink():
-        raise ExportTargetError(f"{out} is a link; give the folder it points to, or a new folder")
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise ExportTargetError(f"{out} exists and is a file, not a folder; choose a folder")
-    try:
-        empty = next(os.scandir(out), None) is None
-    except OSError as e:
-        raise ExportTargetError(f"cannot read {out}: {e.strerror or e}") from None
-    if empty:
-        return
-    manifest = read_manifest(out)
-    if manifest is None:
-        raise ExportTargetError(f"{out} is not empty and is not a segstudio export; choose an empty or "
-                                "new folder (segstudio replaces only folders it wrote)")
-    foreign = _foreign_files(out, manifest)
-    if foreign:
-        raise ExportTargetError(f"{out} is a segstudio export but also holds files it did not write "
-                                f"({', '.join(foreign)}); move them or choose another folder")
+    _check_dir(out, real_path(out), project)
 
 
 def check_file_target(out: str | Path, project: Project) -> None:
     """Raise ExportTargetError unless a single-file export may write (or replace) `out`."""
     out = Path(out)
-    check_placement(out, project)
-    if out.is_symlink():
-        raise ExportTargetError(f"{out} is a link; give a new file name")
-    if not out.exists():
+    _check_file(out, real_path(out), project)
+
+
+def _check_file(out: Path, real: Path, project: Project) -> None:
+    name = _named(out, real)
+    check_placement(real, project)
+    _parent_is_folder(out, real)
+    if not os.path.lexists(real):
         return
-    if out.is_dir():
-        raise ExportTargetError(f"{out} is a folder; give a file name")
+    if real.is_dir():
+        raise ExportTargetError(f"{name} is a folder; give a file name")
+    if not real.is_file():
+        raise ExportTargetError(f"{name} is not a plain file; give a new file name")
+    if not _coco_file_is_ours(real):
+        raise ExportTargetError(f"{name} exists and was not written by segstudio; choose a new file name "
+                                "(segstudio replaces only files it wrote)")
+
+
+def _coco_file_is_ours(p: Path) -> bool:
+    """A file segstudio's COCO export wrote (or an empty one); raises ExportTargetError if unreadable."""
     try:
-        with open(out, "rb") as f:
+        with open(p, "rb") as f:
             head = f.read(len(COCO_HEAD))
     except OSError as e:
-        raise ExportTargetError(f"cannot read {out}: {e.strerror or e}") from None
-    if head and head != COCO_HEAD:
-        raise ExportTargetError(f"{out} exists and was not written by segstudio; choose a new file name "
-                                "(segstudio replaces only files it wrote)")
+        raise ExportTargetError(f"cannot read {p}: {e.strerror or e}") from None
+    return not head or head == COCO_HEAD
+
+
+def _partial_coco_is_ours(p: Path) -> bool:
+    """For a killed COCO export's temporary file: empty, or begun with segstudio's head."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(len(COCO_HEAD))
+    except OSError:
+        return False
+    return COCO_HEAD.startswith(head) or head == COCO_HEAD
+
+
+def _write_failed(e: OSError, out: Path, tmp: Path, had_previous: bool) -> ExportWriteError:
+    """The user's message for a write that failed: what, where, and that nothing was replaced."""
+    why = "the disk is full" if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) else (e.strerror or str(e))
+    where = ""
+    if e.filename:
+        try:
+            where = f" (writing {Path(os.fsdecode(e.filename)).relative_to(tmp).as_posix()})"
+        except ValueError:
+            where = f" ({shown(os.fsdecode(e.filename))})"
+    kept = (f"the previous export in {out} is unchanged" if had_previous else f"nothing was written to {out}")
+    err = ExportWriteError(f"could not write the export: {why}{where}; {kept}")
+    err.errno = e.errno
+    return err
 
 
 # ----------------------------------------------------------------------------- flushing
@@ -172,10 +238,14 @@ def _seal_tree(tmp: Path) -> None:
     written: list[str] = []
     for root, _dirs, found in os.walk(tmp):
         rel_root = Path(root).relative_to(tmp)
-        written.extend((rel_root / f).as_posix() for f in found)
+        written.extend(r for r in ((rel_root / f).as_posix() for f in found) if r != EXPORT_MARKER)
     written.sort()
-    (tmp / EXPORT_MARKER).write_text(_MARKER_TEXT + "".join(f + "\n" for f in written), encoding="utf-8")
-    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp made it owner-only
+    new = tmp / (EXPORT_MARKER + ".new")
+    with open(new, "wb") as f:
+        f.write(marker_bytes(written))
+    os.chmod(new, 0o666 & ~_UMASK)
+    os.replace(new, tmp / EXPORT_MARKER)  # the "in progress" stamp is never missing, even if killed here
+    os.chmod(tmp, 0o777 & ~_UMASK)  # made owner-only
     files: list[Path] = []
     dirs: list[Path] = []
     for root, _d, names in os.walk(tmp, topdown=False):
@@ -188,32 +258,40 @@ def _seal_tree(tmp: Path) -> None:
         _fsync_path(d, directory=True)
 
 
-def _unique_beside(out: Path, tag: str) -> Path:
-    while True:
-        p = out.parent / f".{out.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}"
-        if not os.path.lexists(p):
-            return p
+def _swap_in(tmp: Path, out: Path, real: Path, project: Project) -> tuple[Path, Manifest] | None:
+    """Put the finished `tmp` in place of `real`. Returns the previous export, moved aside, to delete.
 
-
-def _remove_old_export(old: Path, manifest: set[str]) -> None:
-    """Delete a swapped-out export: the files its marker lists, then folders left empty."""
-    if manifest == {"*"}:  # an older segstudio's export, checked whole before the swap
-        shutil.rmtree(old, ignore_errors=True)
-        return
-    for rel in sorted(manifest | {EXPORT_MARKER}):
-        p = old.joinpath(*rel.split("/"))
-        if p.is_file() or p.is_symlink():
+    The previous export is renamed aside first and checked again there: once it no longer has
+    its name, nothing written by path can join it, so a file that appeared since the last check
+    is seen, the folder goes back, and the export is refused with the file named.
+    """
+    manifest = _check_dir(out, real, project)  # the folder may have changed while we wrote
+    old = None
+    if os.path.lexists(real):
+        if manifest is None:  # checked empty just above; rmdir refuses anything else
             try:
-                p.unlink()
+                os.rmdir(real)
             except OSError:
-                pass
-    for root, _dirs, _files in os.walk(old, topdown=False):
-        try:
-            os.rmdir(root)
-        except OSError:
-            pass
-    if old.exists():
-        log.warning("kept %s: it holds files the previous export did not write", old)
+                raise ExportTargetError(f"{_named(out, real)} is no longer empty; nothing was replaced") from None
+        else:
+            old = leftovers.leftover_path(real, "old")
+            os.rename(real, old)
+            try:
+                manifest = read_manifest(old)
+                why = _refusal(_named(out, real), manifest, old)
+            except BaseException:
+                os.rename(old, real)
+                raise
+            if why or manifest is None:
+                os.rename(old, real)  # nothing was lost: the folder goes back as it was
+                raise ExportTargetError(f"{why} (files appeared while exporting)")
+    try:
+        os.rename(tmp, real)
+    except BaseException:
+        if old is not None and not os.path.lexists(real):
+            os.rename(old, real)  # put the previous export back
+        raise
+    return (old, manifest) if old is not None and manifest is not None else None
 
 
 # ----------------------------------------------------------------------------- atomic output
@@ -221,57 +299,65 @@ def _remove_old_export(old: Path, manifest: set[str]) -> None:
 def atomic_dir(out: str | Path, project: Project) -> Iterator[Path]:
     """Yield a temporary folder beside `out`; on success it replaces `out` in one rename.
 
-    `out` is checked first (check_dir_target). On any error (or cancel) the temporary folder
-    is removed and `out` is left as it was.
+    Links in `out` are followed first: the rules hold on the real folder and the export lands
+    there. What killed exports to it left is recovered first (export_leftovers). `out` is checked
+    (check_dir_target) before any work and again under the swap. On any error (or cancel) the
+    temporary folder is removed and `out` is left as it was; a write that fails (a full disk)
+    raises ExportWriteError saying so.
     """
     out = Path(out)
-    check_dir_target(out, project)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    real = real_path(out)
+    check_placement(real, project)  # before recovery touches anything beside it
+    leftovers.recover(real, _partial_coco_is_ours)
+    _check_dir(out, real, project)
+    had_previous = os.path.lexists(real)
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True)
+        tmp = leftovers.make_tmp_dir(real)
+    except OSError as e:
+        raise _write_failed(e, out, real.parent, had_previous) from e
     try:
         yield tmp
         _seal_tree(tmp)
-        check_dir_target(out, project)  # the folder may have changed while we wrote
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # made by mkdtemp above: ours alone
+        previous = _swap_in(tmp, out, real, project)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)  # made empty by make_tmp_dir: ours alone
+        if isinstance(e, OSError) and not isinstance(e, UserError):
+            raise _write_failed(e, out, tmp, had_previous) from e
         raise
-    old, manifest = None, None
-    try:
-        if out.exists():
-            manifest = read_manifest(out)
-            if manifest is not None:  # a previous export; an empty folder has none and is just replaced
-                old = _unique_beside(out, "old")
-                os.replace(out, old)
-            else:
-                os.rmdir(out)  # checked empty just above; rmdir refuses anything else
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None and not os.path.lexists(out):
-            os.replace(old, out)  # put the previous export back
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _fsync_path(out.parent, directory=True)
-    if old is not None:
-        assert manifest is not None  # old is set only when the folder had a manifest
-        _remove_old_export(old, manifest)
+    _fsync_path(real.parent, directory=True)
+    if previous is not None:
+        old, manifest = previous
+        left = leftovers.remove_listed(old, manifest.files)
+        if left:  # written into the old folder after it was checked under the swap: kept, named
+            log.warning("kept %s: it holds files the previous export did not write (%s)", old, ", ".join(left))
 
 
 @contextmanager
 def atomic_file(out: str | Path, project: Project) -> Iterator[Path]:
-    """Yield a temporary file path beside `out`; flushed and renamed onto `out` on success."""
+    """Yield a temporary file path beside `out`; flushed and renamed onto `out` on success.
+
+    Links in `out` are followed: the file they lead to is checked and replaced."""
     out = Path(out)
-    check_file_target(out, project)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.tmp-", dir=out.parent)
-    os.close(fd)
-    tmp = Path(name)
+    real = real_path(out)
+    check_placement(real, project)
+    leftovers.recover(real, _partial_coco_is_ours)
+    _check_file(out, real, project)
+    had_previous = os.path.lexists(real)
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True)
+        tmp = leftovers.make_tmp_file(real)
+    except OSError as e:
+        raise _write_failed(e, out, real.parent, had_previous) from e
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp made it owner-only
+        os.chmod(tmp, 0o666 & ~_UMASK)  # made owner-only
         _fsync_path(tmp)
-        check_file_target(out, project)
-    except BaseException:
+        _check_file(out, real, project)
+        os.replace(tmp, real)
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, UserError):
+            raise _write_failed(e, out, tmp.parent, had_previous) from e
         raise
-    os.replace(tmp, out)
-    _fsync_path(out.parent, directory=True)
+    _fsync_path(real.parent, directory=True)

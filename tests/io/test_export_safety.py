@@ -102,14 +102,14 @@ def test_a_store_kept_elsewhere_is_never_replaced(tmp_path):
 def test_re_export_to_the_same_folder_replaces_the_previous_export(proj, tmp_path, fmt):
     out = tmp_path / "out"
     r1 = run_export(fmt, proj, out)
-    manifest = read_manifest(out)
+    manifest = read_manifest(out).files
     assert manifest and all((out / f).is_file() for f in manifest)
     # fewer images the second time: files of the first export that are not written again go
     proj.store.set_status([proj.store.images()[0].id], "skipped")
     r2 = run_export(fmt, proj, out, statuses=("done",))
     assert r2.images == r1.images - 1
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    assert files == read_manifest(out) | {EXPORT_MARKER}
+    assert files == read_manifest(out).files | {EXPORT_MARKER}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # old copy removed
 
 
@@ -122,13 +122,19 @@ def test_an_export_with_a_users_file_added_is_refused(proj, tmp_path):
     assert (out / "my_training_log.txt").read_text() == "mine"
 
 
-def test_an_older_segstudio_export_without_a_file_list_is_replaced(proj, tmp_path):
+def test_a_marker_without_a_file_list_licenses_nothing(proj, tmp_path):
+    """An older or hand-made marker (its head line alone) does not claim the folder's files: the
+    export is refused and names them; a folder holding that marker alone is replaced."""
     out = tmp_path / "out"
     out.mkdir()
     (out / EXPORT_MARKER).write_text("written by segstudio; image scans skip this folder\n")
     (out / "old.png").write_bytes(b"x")
+    with pytest.raises(ExportTargetError, match="lists no files.*old.png"):
+        run_export("labelmap", proj, out)
+    assert (out / "old.png").read_bytes() == b"x"
+    (out / "old.png").unlink()
     run_export("labelmap", proj, out)
-    assert not (out / "old.png").exists() and (out / "class_names.txt").exists()
+    assert (out / "class_names.txt").exists()
 
 
 def test_a_marker_that_is_a_folder_or_foreign_text_does_not_count(proj, tmp_path):
@@ -189,13 +195,15 @@ def test_exported_files_get_normal_permissions(proj, tmp_path):
 @pytest.mark.parametrize("fmt", ["labelme", "coco"])
 def test_everything_is_flushed_before_the_final_rename(proj, tmp_path, monkeypatch, fmt):
     synced, events = set(), []
-    real_fsync, real_replace = os.fsync, os.replace
+    real_fsync, real_replace, real_rename = os.fsync, os.replace, os.rename
 
     def fsync(fd):
         synced.add(os.path.realpath(os.readlink(f"/proc/self/fd/{fd}")))
         return real_fsync(fd)
 
     def replace(a, b):
+        if os.path.basename(b) == EXPORT_MARKER:  # the marker put in place inside the temporary folder
+            return real_replace(a, b)
         a = os.path.realpath(a)
         if os.path.isdir(a):
             files = [os.path.join(r, f) for r, _d, fs in os.walk(a) for f in fs]
@@ -203,12 +211,13 @@ def test_everything_is_flushed_before_the_final_rename(proj, tmp_path, monkeypat
             events.append(("replace", a, [f for f in files + dirs if f not in synced]))
         else:
             events.append(("replace", a, [] if a in synced else [a]))
-        return real_replace(a, b)
+        return (real_replace if os.path.isfile(a) else real_rename)(a, b)
 
     if not os.path.isdir("/proc/self/fd"):
         pytest.skip("needs /proc to name a file descriptor")
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "rename", replace)
     out = tmp_path / ("c.json" if fmt == "coco" else "out")
     run_export(fmt, proj, out)
     assert events and all(not unsynced for _, _, unsynced in events), events
@@ -224,7 +233,7 @@ def test_a_failed_export_leaves_the_previous_one(proj, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(lm, "write_png", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="disk is full.*previous export in .*out is unchanged"):
         run_export("labelmap", proj, out)
     assert snapshot(out) == before
     assert [p.name for p in tmp_path.iterdir()] == ["work", "out"] or \
