@@ -222,6 +222,7 @@ def test_failed_export_says_what_to_do_and_can_run_again(window, qtbot, monkeypa
 
     monkeypatch.setattr(dialogs, "run_export", boom)
     dlg = window.export_dialog()
+    dlg.status_boxes["new"].setChecked(True)  # images to export: Run again stays enabled only then
     dlg.out.setText(str(tmp_path / "out" / "annotations.json"))
     dlg.run()
     qtbot.waitUntil(lambda: dlg.report.toPlainText().startswith("Failed"), timeout=10000)

@@ -67,8 +67,8 @@ def status_text(win, path: str) -> str:
 
 def wait_status(qtbot, win, path: str, status: str) -> None:
     rec = lambda: win.project.store.image_by_path(path)  # noqa: E731
-    qtbot.waitUntil(lambda: rec().status == status, timeout=5000)
-    qtbot.waitUntil(lambda: status_text(win, path) == status.replace("_", " "), timeout=5000)
+    qtbot.waitUntil(lambda: rec().status == status, timeout=15000)  # 2 shared cores: generous
+    qtbot.waitUntil(lambda: status_text(win, path) == status.replace("_", " "), timeout=15000)
 
 
 def trigger(win, text: str) -> None:
@@ -415,7 +415,7 @@ def test_undoing_every_edit_gives_back_the_status_the_image_was_opened_with(qtbo
     assert shown(win) == "photo0.png"
     stroke(win, [(30, 30), (60, 40)])
     wait_status(qtbot, win, "photo0.png", edited)
-    qtbot.waitUntil(lambda: win.session.all_saved, timeout=5000)
+    qtbot.waitUntil(lambda: win.session.all_saved, timeout=15000)
     key(win, Qt.Key.Key_Z, CTRL)
     assert not win.editor.doc.regions
     wait_status(qtbot, win, "photo0.png", opened)
@@ -434,7 +434,7 @@ def test_undo_after_coming_back_restores_the_first_status(window, qtbot):
     key(win, Qt.Key.Key_A)
     qtbot.waitUntil(lambda: shown(win) == "photo0.png", timeout=10000)
     key(win, Qt.Key.Key_Z, CTRL)
-    qtbot.waitUntil(lambda: win.session.all_saved, timeout=5000)
+    qtbot.waitUntil(lambda: win.session.all_saved, timeout=15000)
     assert win.project.store.image_by_path("photo0.png").status == "in_progress"  # one edit is left
     key(win, Qt.Key.Key_Z, CTRL)
     wait_status(qtbot, win, "photo0.png", "new")
@@ -451,5 +451,5 @@ def test_a_dropped_history_start_keeps_in_progress(window, qtbot):
     wait_status(qtbot, win, "photo0.png", "in_progress")
     key(win, Qt.Key.Key_Z, CTRL)
     assert len(win.editor.doc.regions) == 1
-    qtbot.waitUntil(lambda: win.session.all_saved, timeout=5000)
+    qtbot.waitUntil(lambda: win.session.all_saved, timeout=15000)
     assert win.project.store.image_by_path("photo0.png").status == "in_progress"
