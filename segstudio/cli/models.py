@@ -101,7 +101,8 @@ def cmd_predict(args) -> int:
     d = {"images": rep.images, "regions": rep.regions, "seconds": round(rep.seconds, 3),
          "images_per_second": round(rep.images_per_second, 3), "device": rep.device,
          "model_seconds": round(rep.model_seconds, 3), "timing": {k: round(v, 3) for k, v in rep.timing.items()},
-         "errors": [{"path": p, "error": e} for p, e in rep.errors], "dropped_classes": rep.dropped}
+         "errors": [{"path": p, "error": e} for p, e in rep.errors], "dropped_classes": rep.dropped,
+         "left_alone": list(rep.skipped)}
     if args.json:
         print(json.dumps(d, indent=2))
     else:
@@ -109,6 +110,9 @@ def cmd_predict(args) -> int:
               f"({rep.images_per_second:.2f} images/s) on {rep.device}")
         for p, e in rep.errors[:50]:
             print(f"  error: {p}: {e}")
+        if rep.skipped:  # open in a window meanwhile (its claim in the store): a person works on it
+            print(f"  left alone: {len(rep.skipped)} images open in a window (predict them again when they "
+                  "are closed): " + ", ".join(r.path for r in project.store.images_by_ids(rep.skipped[:10]).values()))
         if rep.dropped:
             print("  dropped (class not in project): " + ", ".join(f"{k} {v}" for k, v in rep.dropped.items()))
     return 0

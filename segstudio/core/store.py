@@ -24,7 +24,7 @@ from segstudio.core.errors import BadValue, UserError
 from segstudio.core.records import DONE, IN_PROGRESS, STATUSES, UNFINISHED, ImageRecord
 from segstudio.core.region import Region
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -77,7 +77,20 @@ INSERT INTO counters VALUES ('region', 1);
 """
 
 # Migrations from version N to N+1, applied in order inside one transaction each.
-_MIGRATIONS: dict[int, str] = {}
+_MIGRATIONS: dict[int, str] = {
+    # 2: claims on open images (a window holds the image a person works on; a predictor in any
+    # process leaves a claimed image alone). One row per image and holder; a claim lapses at
+    # `expires` unless its holder renews it, so a crashed window does not lock an image forever.
+    1: """
+CREATE TABLE claims(
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY(image_id, owner)
+);
+CREATE INDEX claims_owner ON claims(owner);
+""",
+}
 
 
 class StoreError(UserError):
@@ -205,7 +218,7 @@ class ProjectStore:
                 if not self._tables(t):  # nobody created it while we waited for the lock
                     for stmt in _split_sql(_SCHEMA_V1):
                         t.execute(stmt)
-                    t.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                    t.execute("INSERT INTO meta VALUES ('schema_version', '1')")  # the migrations follow
                     t.execute("INSERT INTO meta VALUES ('created', ?)", (str(time.time()),))
             tables = self._tables(c)
         if "meta" not in tables:
@@ -560,12 +573,16 @@ class ProjectStore:
                                  (image_id,)).fetchone()[0]
 
     def replace_source_regions_many(self, entries: Iterable[dict],
-                                    only_statuses: Sequence[str] | None = None) -> list[int]:
+                                    only_statuses: Sequence[str] | None = None,
+                                    claim_owner: str | None = None) -> list[int]:
         """Several images' model results in one transaction. Each entry: image_id, source, rows
         (from region_row), status (or None), uncertainty, width, height (or None).
 
         With `only_statuses`, an image whose status (read inside the transaction, so a person's
-        save cannot slip in between) is not one of them keeps what it has; their ids are returned."""
+        save cannot slip in between) is not one of them keeps what it has; their ids are returned.
+        So does an image open in a window (a live claim, see `claim_image`) of any holder but
+        `claim_owner`: read in the same transaction, so a window that claims an image before it
+        reads its regions never gets model regions written under it."""
         now = time.time()
         skipped: list[int] = []
         with self.transaction() as t:
@@ -574,6 +591,10 @@ class ProjectStore:
                 if only_statuses is not None:
                     row = t.execute("SELECT status FROM images WHERE id=?", (iid,)).fetchone()
                     if row is None or row[0] not in only_statuses:
+                if t.execute("SELECT 1 FROM claims WHERE image_id=? AND owner IS NOT ? AND expires>? LIMIT 1",
+                             (iid, claim_owner, now)).fetchone():
+                    skipped.append(iid)
+                    continue
                         skipped.append(iid)
                         continue
                 t.execute("DELETE FROM regions WHERE image_id=? AND source=?", (iid, e["source"]))
@@ -654,6 +675,52 @@ class ProjectStore:
 
 def _wal(c: sqlite3.Connection, wait_s: float = 30.0) -> None:
     """Put the database in WAL mode. Turning a new database to WAL needs an exclusive lock and
+    def take_number(self, name: str, floor: int = 1) -> int:
+        """The next number of the counter `name` (at least `floor`), never handed out twice, to
+        any process: read and advanced under the write lock (a live model's version numbers)."""
+        with self.transaction() as t:
+            row = t.execute("SELECT next FROM counters WHERE name=?", (name,)).fetchone()
+            n = max(int(row[0]) if row else 1, floor)
+            t.execute("INSERT OR REPLACE INTO counters(name, next) VALUES (?, ?)", (name, n + 1))
+        return n
+
+    # ------------------------------------------------------------------ claims on open images
+    def claim_image(self, image_id: int, owner: str, ttl: float) -> list[str]:
+        """`owner` holds this image (open in its window) for `ttl` seconds unless renewed: any
+        predictor of another holder leaves it alone meanwhile. Lapsed claims are dropped here.
+        Returns the other holders that have it open too."""
+        now = time.time()
+        with self.transaction() as t:
+            t.execute("DELETE FROM claims WHERE expires<=?", (now,))
+            t.execute("INSERT OR REPLACE INTO claims(image_id, owner, expires) VALUES (?,?,?)",
+                      (image_id, owner, now + ttl))
+            return [r[0] for r in t.execute("SELECT owner FROM claims WHERE image_id=? AND owner<>? ORDER BY owner",
+                                            (image_id, owner))]
+
+    def release_image(self, image_id: int | None, owner: str) -> None:
+        """Drop `owner`'s claim on an image (None: on every image)."""
+        with self.transaction() as t:
+            if image_id is None:
+                t.execute("DELETE FROM claims WHERE owner=?", (owner,))
+            else:
+                t.execute("DELETE FROM claims WHERE image_id=? AND owner=?", (image_id, owner))
+
+    def renew_claims(self, owner: str, ttl: float) -> int:
+        """Push back the expiry of `owner`'s claims (its heartbeat). Returns how many it holds."""
+        with self.transaction() as t:
+            return t.execute("UPDATE claims SET expires=? WHERE owner=?", (time.time() + ttl, owner)).rowcount
+
+    def claimed_images(self, image_ids: Iterable[int] | None = None, except_owner: str | None = None) -> dict[int, str]:
+        """Image id -> a holder, for the live claims (of holders other than `except_owner`)."""
+        rows = self.conn.execute("SELECT image_id, owner FROM claims WHERE expires>? AND owner IS NOT ? "
+                                 "ORDER BY owner", (time.time(), except_owner))
+        wanted = None if image_ids is None else set(image_ids)
+        out: dict[int, str] = {}
+        for iid, owner in rows:
+            if wanted is None or iid in wanted:
+                out.setdefault(iid, owner)
+        return out
+
     SQLite answers "database is locked" at once, without waiting, when another process is
     doing the same: try again for a while."""
     deadline = time.monotonic() + wait_s

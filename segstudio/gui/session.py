@@ -17,6 +17,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from segstudio.core import imageio
+from segstudio.core.claims import OpenImageClaim
 from segstudio.core.document import Document
 from segstudio.core.errors import describe
 from segstudio.core.project import Project
@@ -92,6 +93,8 @@ class Session(QObject):
         # image id -> its status when its undo history began: undoing back to there restores it
         self.base_status: dict[int, str] = {}
         self.history_bytes = HISTORY_BYTES
+        # the shown image is held in the store: no predictor, in any process, writes under it
+        self.claim = OpenImageClaim(project.store)
 
     # ---------------------------------------------------------------- images
     def open(self, image_id: int) -> None:
@@ -105,6 +108,7 @@ class Session(QObject):
                     doc.end_stroke()
             else:
                 self.flush(docs=[doc])
+        self.claim.hold(image_id)  # before its regions are read (_show)
         self.requested = image_id
         self.load_started_at = time.perf_counter()
         if image_id in self.cache:
@@ -413,6 +417,7 @@ class Session(QObject):
         self.timer.stop()
         if not self.flush():
             log.error("closing with edits the store does not have: %s", ", ".join(self.unsaved_images()))
+        self.claim.release()
         self.loader.shutdown(wait=False)
         self.saver.shutdown(wait=True)
 

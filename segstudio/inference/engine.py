@@ -168,7 +168,8 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
                     progress: Callable[[int, int, str], None] | None = None,
                     cancel: Callable[[], bool] | None = None, image_ids: Sequence[int] | None = None,
                     post_processes: bool | None = None, only_statuses: Sequence[str] | None = None,
-                    may_write: Callable[[int], bool] | None = None) -> PredictReport:
+                    may_write: Callable[[int], bool] | None = None,
+                    claim_owner: str | None = None) -> PredictReport:
     """Run a model over a project's images.
 
     Three stages overlap: decoder threads read and normalise images ahead; this thread feeds the
@@ -179,7 +180,9 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
     Re-predicting under a person at work (learning while annotating): with `only_statuses`, an
     image whose status is no longer one of them when its batch commits keeps what it has, and
     `may_write(image_id)`, asked just before the commit, can refuse an image (the one open in
-    the window). Both land in `report.skipped`.
+    the window). Both land in `report.skipped`, and so does an image open in a window, in this
+    process or another (a claim in the store, see core.claims), unless `claim_owner` holds it
+    (the window's own Segment folder writes the image it shows, then reloads it).
     """
     store = project.store
     ids = list(image_ids) if image_ids is not None else store.image_ids(statuses=statuses)
@@ -275,7 +278,8 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
             tc = time.perf_counter()
             refused = {e["image_id"] for e in entries if may_write is not None and not may_write(e["image_id"])}
             left = set(store.replace_source_regions_many([e for e in entries if e["image_id"] not in refused],
-                                                         only_statuses=only_statuses)) | refused
+                                                         only_statuses=only_statuses,
+                                                         claim_owner=claim_owner)) | refused
             with report_lock:
                 report.timing["post"] += tc - tp
                 report.timing["commit"] += time.perf_counter() - tc
