@@ -588,13 +588,13 @@ class ProjectStore:
         with self.transaction() as t:
             for e in entries:
                 iid = e["image_id"]
-                if only_statuses is not None:
-                    row = t.execute("SELECT status FROM images WHERE id=?", (iid,)).fetchone()
-                    if row is None or row[0] not in only_statuses:
                 if t.execute("SELECT 1 FROM claims WHERE image_id=? AND owner IS NOT ? AND expires>? LIMIT 1",
                              (iid, claim_owner, now)).fetchone():
                     skipped.append(iid)
                     continue
+                if only_statuses is not None:
+                    row = t.execute("SELECT status FROM images WHERE id=?", (iid,)).fetchone()
+                    if row is None or row[0] not in only_statuses:
                         skipped.append(iid)
                         continue
                 t.execute("DELETE FROM regions WHERE image_id=? AND source=?", (iid, e["source"]))
@@ -672,9 +672,6 @@ class ProjectStore:
         rows = self.conn.execute("SELECT path, kind, created, metrics FROM models ORDER BY created DESC")
         return [{"path": p, "kind": k, "created": c, "metrics": json.loads(m or "{}")} for p, k, c, m in rows]
 
-
-def _wal(c: sqlite3.Connection, wait_s: float = 30.0) -> None:
-    """Put the database in WAL mode. Turning a new database to WAL needs an exclusive lock and
     def take_number(self, name: str, floor: int = 1) -> int:
         """The next number of the counter `name` (at least `floor`), never handed out twice, to
         any process: read and advanced under the write lock (a live model's version numbers)."""
@@ -721,6 +718,9 @@ def _wal(c: sqlite3.Connection, wait_s: float = 30.0) -> None:
                 out.setdefault(iid, owner)
         return out
 
+
+def _wal(c: sqlite3.Connection, wait_s: float = 30.0) -> None:
+    """Put the database in WAL mode. Turning a new database to WAL needs an exclusive lock and
     SQLite answers "database is locked" at once, without waiting, when another process is
     doing the same: try again for a while."""
     deadline = time.monotonic() + wait_s
