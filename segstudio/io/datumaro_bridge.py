@@ -5,8 +5,12 @@ Import: datumaro parses the source; each item is matched to a project image (pat
 without extension, as the native importers match); each mask or polygon becomes a region after
 the same checks as the native importers (a mask must be the image's size, polygon coordinates
 finite and near the image, rasterised clipped to it), one bad annotation an error in the report,
-never the file. Boxes, points, lines and captions are not segmentation and are counted, not
-imported. An item without any mask or polygon leaves its image as it was (never marked done).
+never the file. The gates datumaro's own reading goes through: the source holds regular files
+only, and no image larger than the project's is decoded (bridge_source.py); RLE masks are
+decoded by segstudio's checked decoder, never by datumaro (bridge_masks.py); SA-1B is read by
+segstudio itself (bridge_sa1b.py); an item's image path must stay inside the dataset folder.
+Boxes, points, lines and captions are not segmentation and are counted, not imported. An item
+without any mask or polygon leaves its image as it was (never marked done).
 
 Export: each region is one datumaro `Mask` (lazily made full-size, so memory follows one image),
 classes as label categories with an `is_crowd` attribute, images copied in by datumaro; the
@@ -22,6 +26,8 @@ crowd survive a round trip.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import tempfile
 from functools import partial
 from pathlib import Path
@@ -30,13 +36,13 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from segstudio.core import maskops
+from segstudio.core import imageio, maskops
 from segstudio.core.classes import BACKGROUND_NAMES
 from segstudio.core.labelmap import z_sorted
 from segstudio.core.project import Project
 from segstudio.core.records import DONE
 from segstudio.core.region import Region
-from segstudio.io import validate
+from segstudio.io import bridge_masks, bridge_sa1b, bridge_source, validate
 from segstudio.io.bridge_formats import BRIDGE_EXPORT, BRIDGE_IMPORT, EXTRA
 from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress, RegionWriter,
                                  Report, atomic_dir, count_export_items, export_classes, export_items,
@@ -46,7 +52,7 @@ log = logging.getLogger(__name__)
 
 BACKGROUND_FIRST = {"cityscapes", "camvid", "kitti_segmentation"}  # label 0 is the background there
 SPACE_SPLIT = {"cityscapes", "camvid", "kitti_segmentation"}  # label files of "r g b name" lines
-NO_CLASS = "object"  # what a class-less source (SA-1B) imports as
+NO_CLASS = bridge_sa1b.NO_CLASS  # what a class-less source (SA-1B) imports as
 
 
 def datumaro(fmt: str):
@@ -71,7 +77,11 @@ def import_via_datumaro(fmt: str, project: Project, source: str | Path, status: 
     kwargs: dict[str, Any] = {}
     if dm_fmt == "open_images":  # its masks need the image sizes, which its files may not hold
         kwargs["image_meta"] = _image_meta(project)
-    with tempfile.TemporaryDirectory(prefix="segstudio-cvat-") as staging:
+    bridge_source.source_files_checked(src, dm_fmt)  # a FIFO would hang datumaro
+    if dm_fmt == "segment_anything":  # read here: datumaro hands its RLE to pycocotools unchecked
+        return bridge_sa1b.import_sa1b(project, src, status, progress, cancel)
+    limit = bridge_source.image_limit(project)
+    with tempfile.TemporaryDirectory(prefix="segstudio-cvat-") as staging, bridge_source.guarded_decoding(limit):
         read_from = src
         if dm_fmt == "cvat" and not (src if src.is_dir() else src.parent).joinpath("images").is_dir():
             # datumaro's CVAT reader wants the images in images/ beside the XML, as CVAT exports
@@ -101,7 +111,11 @@ def _import_items(project: Project, items: list, names: list[str], src: Path, dm
     for k, item in enumerate(items):
         name = f"{item.subset}/{item.id}" if item.subset and item.subset != "default" else item.id
         step(progress, cancel, k, len(items), name)
-        rec = _match(matcher, item, src)
+        try:
+            rec = _match(matcher, item, src if src.is_dir() else src.parent)
+        except ValueError as e:  # a path outside the dataset, or not a regular file
+            report.error(name, str(e))
+            continue
         if rec is None:
             report.unmatched.append(name)
             continue
@@ -114,6 +128,8 @@ def _import_items(project: Project, items: list, names: list[str], src: Path, dm
                                                   AnnotationType)
         except Exception as e:  # noqa: BLE001  (a broken item, e.g. an unreadable mask file: that item's error)
             report.error(name, _brief_error(e))
+            if _has_masks(item):
+                writer.add(rec, [], rejected=1)  # counted as refused; its status stays as it was
             continue
         if not regions and not rejected:
             empty += 1
@@ -128,8 +144,18 @@ def _import_items(project: Project, items: list, names: list[str], src: Path, dm
 
 
 def _brief_error(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:300] if text else ''}"
+    """One line: the error and what caused it (datumaro wraps the reason in two layers)."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    err: BaseException | None = e
+    while err is not None and id(err) not in seen and len(parts) < 4:
+        seen.add(id(err))
+        text = str(err).strip().splitlines()
+        line = text[0][:300] if text else ""
+        if line and not any(line in p for p in parts):
+            parts.append(line)
+        err = err.__cause__ or err.__context__
+    return f"{type(e).__name__}: {' <- '.join(parts)}"
 
 
 def _image_meta(project: Project) -> dict[str, tuple[int, int]]:
@@ -154,19 +180,35 @@ def _cvat_staging(src: Path, project: Project, staging: Path) -> Path:
     return staging
 
 
-def _match(matcher: ImageMatcher, item, src: Path):
+def _match(matcher: ImageMatcher, item, root: Path):
+    """The project image of an item: by its media path inside the dataset (a path that leaves
+    the dataset folder, or names something other than a regular file, is refused: ValueError),
+    then by file name, then by id."""
     path = getattr(item.media, "path", None) if item.media is not None else None
     if path:
-        p = Path(path)
+        rel = os.path.relpath(os.path.normpath(os.path.join(root, path)), root)
+        if rel == ".." or rel.startswith(".." + os.sep):
+            raise ValueError(f"image name {validate.brief(path, 120)} is outside the dataset folder; refused")
         try:
-            rec = matcher.match(p.resolve().relative_to(src.resolve()).as_posix())
-        except (ValueError, OSError):
-            rec = None
+            mode = os.stat(path).st_mode
+        except OSError:
+            mode = None  # not there: matched by name, as an annotations-only export is
+        if mode is not None and not stat.S_ISREG(mode):
+            raise ValueError(f"image {validate.brief(rel, 120)} is not a regular file; refused")
+        p = Path(rel)
+        rec = matcher.match(p.as_posix())  # images/train/a.jpg: tried with its prefixes dropped too
         if rec is None:
             rec = matcher.match(p.name)
         if rec is not None:
             return rec
     return matcher.match_stem(item.id)
+
+
+def _has_masks(item) -> bool:
+    try:
+        return any(a.type.name in ("mask", "polygon") for a in item.annotations)
+    except Exception:  # noqa: BLE001
+        return True
 
 
 def _item_regions(item, names: list[str], w: int, h: int, mapper: ClassMapper, name: str, report: Report,
@@ -201,7 +243,7 @@ def _item_regions(item, names: list[str], w: int, h: int, mapper: ClassMapper, n
             cls_name = _class_name(a.label, names)
             if cls_name is None:
                 continue  # the background of a label map
-            crop = _mask_crop(a, w, h) if a.type == AT.mask else _polygon_crop(a.points, w, h)
+            crop = bridge_masks.mask_crop(a, w, h) if a.type == AT.mask else _polygon_crop(a.points, w, h)
         except validate.BAD_INPUT as e:
             report.error(name, f"annotation {i} ({a.type.name}): {e}")
             rejected += 1
@@ -219,9 +261,10 @@ def _item_regions(item, names: list[str], w: int, h: int, mapper: ClassMapper, n
 
 
 def _declared_size(item) -> tuple[int, int] | None:
-    """(height, width) the source gives for the item's image, when it gives one."""
+    """(height, width) the source gives for the item's image, when it gives one (never read
+    from the file: datumaro would open it, and it may be a FIFO or a bomb)."""
     try:
-        size = item.media.size if item.media is not None else None
+        size = item.media.size if item.media is not None and item.media.has_size else None
     except Exception:  # noqa: BLE001  (a size datumaro cannot read: none declared)
         return None
     if not size or len(size) != 2 or not all(isinstance(v, (int, np.integer)) for v in size):
@@ -236,15 +279,6 @@ def _class_name(label, names: list[str]) -> str | None:
         raise ValueError(f"label {validate.brief(label)} is not one of the {len(names)} classes")
     n = validate.clean_class_name(names[int(label)])
     return None if n.lower() in BACKGROUND_NAMES else n
-
-
-def _mask_crop(a, w: int, h: int) -> tuple[np.ndarray, int, int] | None:
-    m = np.asarray(a.image)
-    if m.ndim != 2:
-        raise ValueError(f"a mask must be one channel, not shape {m.shape}")
-    if m.shape != (h, w):
-        raise ValueError(f"mask is {m.shape[1]}x{m.shape[0]}, the image {w}x{h}")
-    return maskops.crop_to_content(m.astype(bool, copy=False))
 
 
 def _polygon_crop(points, w: int, h: int) -> tuple[np.ndarray, int, int] | None:
@@ -264,7 +298,10 @@ def _cityscapes_png(src: Path, item, kind: str, w: int, h: int) -> np.ndarray | 
     p = src / "gtFine" / (item.subset or "default") / f"{item.id}_gtFine_{kind}.png"
     if not p.is_file():
         return None
-    with Image.open(p) as im:
+    size = bridge_source.file_header_size(p)
+    if size is not None and size != (w, h):
+        raise ValueError(f"{p.name} is {size[0]}x{size[1]} (from its header), the image {w}x{h}; not decoded")
+    with imageio.open_guarded(imageio.read_bytes(p)) as im:  # segstudio's formats only: never PostScript
         if im.size != (w, h):
             raise ValueError(f"{p.name} is {im.size[0]}x{im.size[1]}, the image {w}x{h}")
         return np.asarray(im).astype(np.int64)
@@ -315,6 +352,12 @@ def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: S
     dm_fmt = BRIDGE_EXPORT[fmt][0]
     report = Report(out=str(out))
     real, value_of, ignore = export_classes(project)
+    if dm_fmt != "segment_anything":  # every other format writes its classes as a list (text or XML)
+        validate.check_listable([c.name for c in real], fmt)  # before anything is read or written
+    if dm_fmt in SPACE_SPLIT and (hashed := [c.name for c in real if c.name.startswith("#")]):
+        raise FormatError(f"cannot export to {fmt}: its label file reads a line starting with '#' as a comment, "
+                          f"so these classes would vanish: {', '.join(map(repr, hashed[:5]))}; rename them and "
+                          "export again")
     total = count_export_items(project, statuses)
     exported = []
     for k, it in enumerate(export_items(project, statuses, report)):

@@ -1,0 +1,153 @@
+"""Gates on the source datumaro reads: its folder holds regular files only, and datumaro
+decodes no image larger than the project's images.
+
+datumaro opens what it finds: it would read a FIFO until it ends (never), and it decodes label
+PNGs eagerly while listing a dataset (a 25000x25000 Cityscapes or CamVid PNG of 1.5 MB is
+2.5 GB decoded before segstudio sees it). So, before datumaro is called:
+
+- the source folder is walked (without opening anything) and refused, naming them, when it
+  holds anything that is not a regular file (FIFOs, devices, sockets);
+- while the import runs, every image datumaro decodes has its header read first (without
+  decoding) and is refused when it is larger than every image in the project: it cannot be
+  any image's mask. The check wraps datumaro's one decoder (datumaro.util.image.decode_image,
+  which every loader calls) and applies only inside `guarded_decoding` in this thread, so
+  nothing else in the process changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import io
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from segstudio.core.project import Project
+from segstudio.io.common import FormatError
+
+@dataclass
+class Limit:
+    side: int
+    area: int
+
+
+def image_limit(project: Project) -> Limit:
+    """The largest side and area among the project's images: no mask can be larger."""
+    side = area = 0
+    for rec in project.store.images(include_missing=False):
+        try:
+            w, h = (rec.width, rec.height) if rec.width and rec.height else project.image_size(rec)
+        except Exception:  # noqa: BLE001  (an unreadable image bounds nothing)
+            continue
+        side, area = max(side, w, h), max(area, w * h)
+    return Limit(side, area)
+
+
+def source_files_checked(src: Path, dm_fmt: str) -> None:
+    """FormatError naming the special files (FIFOs, devices, sockets) in what datumaro will read:
+    the source folder; for a file, the file and its folder (a CVAT XML: the XML and its images/)."""
+    if not src.exists():
+        raise FormatError(f"not found: {src}")
+    bad: list[str] = []
+    if src.is_dir():
+        _walk(src, src, bad)
+    else:
+        _check_file(src, src.parent, bad)
+        if dm_fmt == "cvat":
+            if (src.parent / "images").is_dir():
+                _walk(src.parent / "images", src.parent, bad)
+        else:
+            _walk(src.parent, src.parent, bad)
+    if bad:
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise FormatError(f"{src} holds files that are not regular files: {'; '.join(bad[:5])}{more}; "
+                          "nothing was read (remove them, or import from a copy without them)")
+
+
+def _walk(top: Path, base: Path, bad: list[str]) -> None:
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, files in os.walk(top, followlinks=True):
+        try:
+            s = os.stat(folder)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (s.st_dev, s.st_ino) in seen:  # a link back up the tree
+            dirs[:] = []
+            continue
+        seen.add((s.st_dev, s.st_ino))
+        for name in files:
+            _check_file(Path(folder) / name, base, bad)
+
+
+def _check_file(path: Path, base: Path, bad: list[str]) -> None:
+    try:
+        mode = os.stat(path).st_mode  # through links: where it leads is what would be read
+    except OSError:
+        return  # a broken link: nothing to read, datumaro says so if it needs it
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        bad.append(f"{os.path.relpath(path, base)} is {_kind(mode)}")
+
+
+_LIMIT: contextvars.ContextVar[Limit | None] = contextvars.ContextVar("segstudio_datumaro_limit", default=None)
+
+
+@contextlib.contextmanager
+def guarded_decoding(limit: Limit) -> Iterator[None]:
+    """Inside the block (this thread only), datumaro decodes no image larger than `limit`."""
+    _install()
+    token = _LIMIT.set(limit)
+    try:
+        yield
+    finally:
+        _LIMIT.reset(token)
+
+
+def _install() -> None:
+    from datumaro.util import image as dm_image
+    original = dm_image.decode_image
+    if getattr(original, "_segstudio_guard", False):
+        return
+
+    def decode_image(image_bytes, *args, **kwargs):
+        limit = _LIMIT.get()
+        if limit is not None:
+            check_header(bytes(image_bytes[:1 << 16]) if len(image_bytes) > 1 << 16 else image_bytes, limit)
+        return original(image_bytes, *args, **kwargs)
+
+    decode_image._segstudio_guard = True  # type: ignore[attr-defined]
+    dm_image.decode_image = decode_image
+
+
+def file_header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from an image file's header, read without decoding; None if unknown."""
+    with open(path, "rb") as f:  # a regular file: source_files_checked ran first
+        return _header_size(f.read(1 << 16))
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    import imagesize  # type: ignore[import-untyped]  # datumaro's own header reader (the [formats] extra)
+    w, h = imagesize.get(io.BytesIO(data), exif_rotation=False)
+    return (int(w), int(h)) if w > 0 and h > 0 else None
+
+
+def check_header(data: bytes, limit: Limit) -> None:
+    """ValueError unless the image's header gives a size no larger than the project's images."""
+    size = _header_size(data)
+    if size is None:
+        raise ValueError("an image whose size cannot be read from its header; not decoded")
+    w, h = size
+    if max(w, h) > limit.side or w * h > limit.area:
+        raise ValueError(f"an image of {w}x{h} (from its header), larger than every image in the project "
+                         f"(at most {limit.side} on a side); not decoded")
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a plain file"
