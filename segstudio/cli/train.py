@@ -121,8 +121,9 @@ def cmd_watch(args) -> int:
             print(json.dumps(doc), flush=True)
         else:
             val = f"validation {score:.4f}" if isinstance(score, (int, float)) else "no validation yet"
+            left = f" ({len(doc['left_alone'])} left alone: edited, or open in a window)" if doc["left_alone"] else ""
             print(f"version {v.version}: {v.done_images} done images, {v.seconds:.0f} s, {val}; re-predicted "
-                  f"{len(doc['repredicted'])} images -> {v.path}", flush=True)
+                  f"{len(doc['repredicted'])} images{left} -> {v.path}", flush=True)
     if not args.json:
         print(f"watching {project.folder} (Ctrl+C stops)", file=sys.stderr, flush=True)
     try:

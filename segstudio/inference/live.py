@@ -5,12 +5,18 @@ images are re-predicted so the one the person opens next shows the improved mode
 One update is `LiveLearner.update()`; the window runs it on its model thread, `segstudio train
 --watch` in a loop, and `benchmarks/annotation_effort.py` between simulated images: the same code
 in all three. Nothing here overwrites a person's work: only images still `new` or `predicted`
-are re-predicted (checked inside the commit's transaction), and never one the caller says is open.
+are re-predicted (checked inside the commit's transaction), never one open in a window of any
+process (its claim in the store, core.claims) nor one the caller says is open.
+
+Several learners may run on one project at once (the window's panel and a `train --watch`):
+version numbers come from a counter in the store and each version's file is created exclusively,
+so no two processes report the same version or write over each other's checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -117,14 +123,20 @@ class LiveLearner:
         val_ids = [r.id for r in done if r.path in val_paths]
         ids = [r.id for r in done]
         start = self.start_checkpoint()
-        vs = self.versions()
-        version = (vs[-1].version + 1) if vs else 1
-        out = self.project.models_dir / f"live-{self.cfg.arch}-{version:04d}.pt"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        res = self._train(out, ids, val_ids or None, start, cancel, progress)
-        # the last epoch of this update is the version; the trainer's "-last" twin is not kept
-        if res.last_path and res.last_path != res.best_path:
-            _remove_model_file(self.project, res.last_path)
+        version, out = self._reserve_version()
+        # the trainer writes its epochs to a file of this process's own, published under the
+        # reserved name at the end: nobody else's checkpoint is ever overwritten
+        staging = out.with_name(f".{out.stem}.training-{os.getpid()}.pt")
+        try:
+            res = self._train(staging, ids, val_ids or None, start, cancel, progress)
+            os.replace(staging, out)  # the trainer's best (= last) epoch, over the empty file that reserved the name
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+        finally:
+            # the last epoch of this update is the version; the trainer's "-last" twin is not kept
+            staging.unlink(missing_ok=True)
+            staging.with_name(f"{staging.stem}-last.pt").unlink(missing_ok=True)
         metrics: dict[str, Any] = {"validation": _plain(res.best_metrics), "done_images": len(ids),
                                    "seconds": res.seconds, "start": res.start, "stopped": res.stopped,
                                    "held_aside": sorted(val_paths)}
@@ -132,6 +144,26 @@ class LiveLearner:
         self.current = str(out)
         self._prune()
         return LiveVersion(version, str(out), metrics["validation"], len(ids), res.seconds, res.start)
+
+    def _reserve_version(self) -> tuple[int, Path]:
+        """The next version number, unique across every process on this project (a counter in the
+        store, taken under its write lock), and its checkpoint name, reserved by creating the
+        file exclusively. A number whose file exists already (left by a crashed update, or by a
+        process writing through another store) is passed over: a version file is never replaced."""
+        vs = self.versions()
+        floor = (vs[-1].version + 1) if vs else 1  # versions made before the counter existed
+        d = self.project.models_dir
+        d.mkdir(parents=True, exist_ok=True)
+        for _ in range(1000):
+            version = self.project.store.take_number(f"live-{self.cfg.arch}-version", floor)
+            out = d / f"live-{self.cfg.arch}-{version:04d}.pt"
+            try:
+                os.close(os.open(out, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            except FileExistsError:
+                floor = version + 1
+                continue
+            return version, out
+        raise LiveError(f"no free live version name in {d}: 1000 taken in a row (remove stale live-* files)")
 
     def _train(self, out: Path, ids: list[int], val_ids: list[int] | None, start: str | None,
                cancel, progress) -> "TrainResult":
@@ -145,12 +177,12 @@ class LiveLearner:
             cfg = replace(UNetTrainConfig(minutes=minutes, device=self.cfg.device, seed=self.cfg.seed,
                                           patience=10 ** 6, val_fraction=0.0, keep="last"), **self.cfg.trainer)
             return train_unet(self.project, out, cfg, progress=progress, cancel=cancel, image_ids=ids,
-                              val_ids=val_ids, init=start)
+                              val_ids=val_ids, init=start, register=False)
         from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
         mcfg = replace(MaskRCNNTrainConfig(minutes=minutes, device=self.cfg.device, seed=self.cfg.seed,
                                            patience=10 ** 6, val_fraction=0.0, keep="last"), **self.cfg.trainer)
         return train_maskrcnn(self.project, out, mcfg, progress=progress, cancel=cancel, image_ids=ids,
-                              val_ids=val_ids, init=start)
+                              val_ids=val_ids, init=start, register=False)
 
     def _prune(self) -> None:
         vs = self.versions()
@@ -189,6 +221,13 @@ class LiveLearner:
         return predict_project(self.project, segmenter, statuses=None, image_ids=list(image_ids),
                                create_classes=False, cancel=cancel, only_statuses=REPREDICT_STATUSES,
                                may_write=may_write)
+
+
+def version_arch(path: str) -> str | None:
+    """The live model kind ("unet", "maskrcnn") a version file is, from its name; None when it
+    is not a live version."""
+    hit = _VERSION_RE.match(Path(path).name)
+    return hit.group(1) if hit else None
 
 
 def _plain(metrics: dict) -> dict:

@@ -112,3 +112,94 @@ def test_the_open_image_is_left_alone_and_rollback(live_window, qtbot):
     with qtbot.waitSignal(panel.updated, timeout=180000) as got:
         panel.request_update()
     assert "live-unet-0001.pt" in got.args[0][0].start
+
+
+def _mark_done_with_keys(win):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    QTest.keyClick(win.canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+
+
+def test_with_segment_anything_chosen_nothing_is_trained_or_loaded_over_it(live_window, qtbot):
+    """The learner trains UNet-family models and Mask R-CNN: with Segment Anything chosen it
+    used to train a Mask R-CNN and load it into the Segment Anything slot."""
+    win, _ = live_window
+    dock, panel = win.model_dock, win.model_dock.live_panel
+    dock.arch.setCurrentIndex(dock.arch.findData("sam"))
+    sam_choice = dock.weights.currentData()
+    first = win.session.current.record.id
+    _mark_done_with_keys(win)
+    assert win.project.store.image(first).status == "done"
+    qtbot.waitUntil(lambda: not panel.running, timeout=180000)
+    assert "Nothing learnt: Segment Anything" in panel.status.text()
+    assert dock.weights.currentData() == sam_choice and dock.info is None
+    assert not list(win.project.models_dir.glob("live-*"))
+    assert panel.versions.count() == 0 and not panel.rollback_button.isEnabled()
+
+
+@pytest.mark.slow
+def test_a_version_is_not_loaded_over_a_model_of_another_kind(live_window, qtbot):
+    """The kind chosen in the Model panel changes while an update runs: the new version is kept,
+    not loaded over the Segment Anything choice, and the panel says so."""
+    win, _ = live_window
+    dock, panel = win.model_dock, win.model_dock.live_panel
+    with qtbot.waitSignal(panel.updated, timeout=180000) as got:
+        _mark_done_with_keys(win)
+        assert panel.running
+        dock.arch.setCurrentIndex(dock.arch.findData("sam"))
+    version, _ = got.args[0]
+    assert version.path.endswith("live-unet-0001.pt")
+    assert "live-unet-0001.pt is kept but not loaded" in panel.status.text()
+    assert "Segment Anything" in panel.status.text()
+    assert dock.weights.findData(version.path) < 0 and dock.info is None
+    qtbot.wait(200)
+    assert dock.info is None  # nothing was loading either
+    dock.arch.setCurrentIndex(dock.arch.findData("unet"))  # back to UNet: the version is there
+    assert panel.versions.count() == 1
+
+
+@pytest.mark.slow
+def test_a_watcher_in_another_process_leaves_the_image_open_in_the_window_alone(live_window, qtbot):
+    """A separate `train --watch` re-predicts the predicted images but not the one open in the
+    window: the person's edits never mix with a model's regions drawn under them."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from segstudio.core.records import PREDICTED
+    from segstudio.core.region import Region
+    from segstudio.core.store import region_row
+    win, masks = live_window
+    p = win.project
+    win.model_dock.live_panel.enabled.setChecked(False)  # the window's own learner stays out of it
+    recs = p.store.images()
+    # an earlier version predicted the last three images (a UNet's regions: source "unet")
+    cls = p.store.classes()[0]
+    for rec in recs[3:]:
+        r = Region(p.store.new_region_id(), cls.id, masks[rec.path], 0, 0, source="unet", score=0.9)
+        p.store.replace_source_regions_many([{"image_id": rec.id, "source": "unet", "rows": [region_row(rec.id, r)],
+                                              "status": PREDICTED, "uncertainty": 0.1}])
+    assert p.store.image(recs[4].id).status == PREDICTED
+    from PySide6.QtGui import QAction
+    [next_image] = [a for a in win.findChildren(QAction) if a.text() == "&Next image"]
+    for rec in recs[1:5]:  # the person goes on to im4 (Image › Next image)
+        next_image.trigger()
+        qtbot.waitUntil(lambda rec=rec: win.editor.doc is not None and win.editor.doc.image_id == rec.id,
+                        timeout=10000)
+    shown = sorted((r.id, r.area) for r in win.editor.doc.regions.values())
+    assert shown  # the model's regions, as the window shows them
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-m", "segstudio", "train", str(p.folder), "--model", "unet", "--watch", "--seconds", "2",
+         "--poll", "0.1", "--max-updates", "1", "--ahead", "10", "--device", "cpu", "--width", "4", "--depth", "1",
+         "--crop", "32", "--json"],
+        capture_output=True, text=True, cwd=root, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    [doc] = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
+    assert recs[4].id in doc["left_alone"] and recs[4].id not in doc["repredicted"]
+    assert recs[5].id in doc["repredicted"]
+    # the store still holds exactly what the window shows
+    assert sorted((r.id, r.area) for r in p.store.regions(recs[4].id)) == shown

@@ -18,6 +18,7 @@ from segstudio.core.records import DONE
 from segstudio.gui.docks.common import KeptChoices, plain_label
 from segstudio.gui.plot_style import BACKGROUND, ink_plot
 from segstudio.gui.plot_wheel import guard_plot_wheel
+from segstudio.inference.live import LIVE_ARCHS, version_arch
 from segstudio.inference.semantic_spec import MODEL_NETS, is_semantic
 from segstudio.gui.signals import connect_plain
 
@@ -143,13 +144,23 @@ class LivePanel(QWidget):
             self.request_update()
 
     # ---------------------------------------------------------------- updates
-    def arch(self) -> str:
-        return "unet" if is_semantic(self.dock.arch_name()) else "maskrcnn"  # FCN, DeepLabV3 are "unet" models
+    def arch(self) -> str | None:
+        """The live model kind the Model panel's choice trains (FCN, DeepLabV3 are "unet" models);
+        None for one the learner cannot train (Segment Anything)."""
+        name = self.dock.arch_name()
+        if is_semantic(name):
+            return "unet"
+        return name if name in LIVE_ARCHS else None
 
     def request_update(self) -> None:
         """Start an update, or one more after the running one (marks made meanwhile are coalesced)."""
         if self.running:
             self._again = True
+            return
+        if self.arch() is None:
+            self.status.setText(f"Nothing learnt: {self.dock.arch.currentText()} is chosen in the Model panel, "
+                                "and the live learner trains UNet, FCN, DeepLabV3 or Mask R-CNN. Choose one of "
+                                "those to learn as you annotate.")
             return
         self.running, self._again = True, False
         self.dock.flush_edits()  # the image just marked done is in the store before training reads it
@@ -174,9 +185,9 @@ class LivePanel(QWidget):
             text += f"; re-predicted {len(ids)} images"
             if rep.skipped:
                 text += f" ({len(rep.skipped)} left alone: edited or open)"
-        self.status.setText(text + ".")
+        not_loaded = self._use(version.path)
+        self.status.setText(text + "." + (f" {not_loaded}" if not_loaded else ""))
         self.refresh_versions()
-        self._use(version.path)
         if ids:
             self.repredicted.emit(ids)
         if self._again and self.enabled.isChecked():
@@ -188,16 +199,24 @@ class LivePanel(QWidget):
         if self._again and self.enabled.isChecked():
             self.request_update()
 
-    def _use(self, path: str) -> None:
-        """Predictions (the Model click, Segment image) come from this version from now on."""
-        if is_semantic(self.dock.arch_name()) == (self.arch() == "unet"):
-            self.dock.add_weights(path)
-            self.dock.load()
+    def _use(self, path: str) -> str | None:
+        """Predictions (the Model click, Segment image) come from this version from now on, when
+        the Model panel has a model of its kind chosen; else nothing is loaded over the chosen
+        model (Segment Anything, or a kind switched to during the update), and the returned text
+        says so."""
+        kind = version_arch(path)
+        if kind is None or kind != self.arch():
+            return (f"{Path(path).name} is kept but not loaded: the Model panel has "
+                    f"{self.dock.arch.currentText()} chosen.")
+        self.dock.add_weights(path)
+        self.dock.load()
+        return None
 
     # ---------------------------------------------------------------- versions
     def refresh_versions(self) -> None:
         from segstudio.inference.live import LiveConfig, LiveLearner  # no torch: listing reads the store
-        vs = LiveLearner(self.project, LiveConfig(arch=self.arch())).versions()
+        arch = self.arch()
+        vs = LiveLearner(self.project, LiveConfig(arch=arch)).versions() if arch is not None else []
         self.versions.clear()
         for v in reversed(vs):
             s = _score(v.metrics)
@@ -217,8 +236,9 @@ class LivePanel(QWidget):
         if not path:
             return
         self._start = path
-        self._use(path)
-        self.status.setText(f"Rolled back to {Path(path).name}: it predicts now, and the next update starts from it.")
+        not_loaded = self._use(path)
+        self.status.setText(f"Rolled back to {Path(path).name}: the next update starts from it"
+                            + (f". {not_loaded}" if not_loaded else ", and it predicts now."))
 
 
 def _score(metrics: dict) -> float | None:
