@@ -51,7 +51,14 @@ def is_export_marker(path: str | os.PathLike) -> bool:
 def scan_folder(root: Path, skipped: list[str] | None = None) -> list[str]:
     """Image files under root as relative '/' paths. Reads directory entries only (no stat, no
     decoding: 100,000 files list in well under a second). Subfolders that are segstudio exports
-    (their marker reads as one) are not listed; their '/' paths go to `skipped`."""
+    (their marker reads as one) are not listed; their '/' paths go to `skipped`.
+
+    Only regular files are listed: a FIFO, device or socket with an image's name never is (the
+    entry's type comes with the listing; only a link costs a stat). A link is judged by what it
+    points to, and links are followed wherever they point: a folder assembled from links to a
+    dataset elsewhere is an ordinary layout, the app only reads through them, and every read
+    checks again that what it opened is a regular file (imageio.open_regular). Writes never go
+    through the image folder's links (exports write only under their own folder)."""
     found: list[str] = []
     stack = [(str(root), "")]
     is_image = imageio.is_image_name
@@ -84,7 +91,11 @@ def scan_folder(root: Path, skipped: list[str] | None = None) -> list[str]:
                         seen_links.add(real)
                     stack.append((e.path, prefix + name + "/"))
                 elif is_image(name):
-                    found.append(prefix + name)
+                    if e.is_file():  # regular files only (a link: what it points to)
+                        found.append(prefix + name)
+                    else:
+                        log.warning("%s is not a regular file (a FIFO, device, socket or broken link); "
+                                    "not listed", e.path)
             except OSError:
                 continue
     return found
@@ -139,10 +150,10 @@ class Project:
         """Decode an image; its size and hash go to the store, or its error when it fails."""
         path = self.abspath(rec)
         try:
-            data = imageio.read_bytes(path)
-            arr = imageio.decode_image(path, allow_large=self.allow_large, data=data)
+            arr, data = imageio.load(path, allow_large=self.allow_large)  # within the shared memory budget
         except ImageDecodeError as e:
-            if record and rec.error != str(e):
+            # too little memory is this machine's state, not the file's: never stored on it
+            if record and rec.error != str(e) and not imageio.is_transient(e):
                 self.store.set_error(rec.id, str(e))
             raise
         h, w = arr.shape[:2]

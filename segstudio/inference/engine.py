@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from segstudio.core.errors import BadValue
-from segstudio.core.imageio import ImageDecodeError
+from segstudio.core.imageio import ImageDecodeError, is_transient
 from segstudio.core.project import Project
 from segstudio.core.records import NEW, PREDICTED, ImageRecord
 from segstudio.core.store import encoded_region_row
@@ -204,7 +204,11 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
         try:
             return rec, segmenter.prepare_record(project.load_image(rec, record=False), project, rec), None
         except ImageDecodeError as e:
+            if is_transient(e):  # too little memory now: reported, never stored on the image
+                transient.add(rec.id)
             return rec, None, str(e)
+
+    transient: set[int] = set()
 
     ahead = max(batch * 3, n_dec * 2)
     futures: list[Future | None] = [pool.submit(decode, i) for i in ids[:ahead]]
@@ -321,7 +325,8 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
                     if err is not None:
                         report.errors.append((rec.path, err))
                 if err is not None:
-                    store.set_error(rec.id, err)
+                    if rec.id not in transient:
+                        store.set_error(rec.id, err)
                     continue
                 recs.append(rec)
                 arrays.append(arr)

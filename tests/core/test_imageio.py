@@ -185,3 +185,93 @@ def test_pillows_own_guard_stays_on_and_a_real_bomb_is_refused_from_its_header(t
         im.close()
     assert "overridden" in caplog.text
     assert Image.MAX_IMAGE_PIXELS is not None
+
+
+def test_headers_are_read_without_lifting_pillows_guard_for_anyone(tmp_path, monkeypatch):
+    """Reading an oversized header never switches Pillow's process-wide limit off: every size
+    check Pillow makes meanwhile still sees its limit, and plain Image.open calls on other
+    threads keep refusing the bomb while the decoder reads its header again and again."""
+    import threading
+    from tests.io.hostile import png_bomb
+    data = png_bomb(20000, 20000)
+    (tmp_path / "bomb.png").write_bytes(data)
+    limits_seen = []
+    real_check = Image._decompression_bomb_check
+
+    def spy(size):
+        limits_seen.append(Image.MAX_IMAGE_PIXELS)
+        return real_check(size)
+
+    monkeypatch.setattr(Image, "_decompression_bomb_check", spy)
+    assert imageio.read_image_info(tmp_path / "bomb.png") == imageio.ImageInfo(20000, 20000)
+    with pytest.raises(ImageDecodeError, match="decompression-bomb"):
+        decode_image(tmp_path / "bomb.png")
+    imageio.open_guarded(data, allow_large=True).close()
+    assert None not in limits_seen
+
+    stop = threading.Event()
+    opened = []
+
+    def plain_opens():
+        while not stop.is_set():
+            try:
+                Image.open(io.BytesIO(data)).close()
+                opened.append(1)  # the guard was off for this thread
+            except Image.DecompressionBombError:
+                pass
+
+    threads = [threading.Thread(target=plain_opens) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(300):
+            imageio.read_image_info(tmp_path / "bomb.png")
+            imageio.open_guarded(data, allow_large=True).close()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert opened == [], f"{len(opened)} plain Image.open calls got past Pillow's guard"
+
+
+def test_declared_size_reads_only_the_header(tmp_path, monkeypatch):
+    """declared_size: (width, height) as stored, from a path, bytes or an open file, without
+    decoding (ImageFile.load is never called) and whatever the size."""
+    from PIL import ImageFile
+    from tests.io.hostile import png_bomb
+    data = png_bomb(25000, 25000)
+    (tmp_path / "mask.png").write_bytes(data)
+    Image.fromarray(np.zeros((30, 40), np.uint16)).save(tmp_path / "m16.png")
+    import tifffile
+    tifffile.imwrite(tmp_path / "t.tif", np.zeros((20, 10, 8), np.uint16), photometric="minisblack",
+                     planarconfig="contig")
+
+    def no_decoding(self, *a, **k):
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    assert imageio.declared_size(tmp_path / "mask.png") == (25000, 25000)
+    assert imageio.declared_size(data) == (25000, 25000)
+    with open(tmp_path / "m16.png", "rb") as f:
+        assert imageio.declared_size(f) == (40, 30)
+    head = imageio.read_header(tmp_path / "t.tif")
+    assert (head.width, head.height, head.samples, head.bits) == (10, 20, 8, 16)
+
+
+def test_a_late_exif_orientation_is_read_without_decoding_a_png(tmp_path):
+    """A PNG's eXIf chunk after its pixels: the orientation is found by walking the chunks, so
+    the header and the fast decoder agree with Pillow without decoding the image twice."""
+    import struct
+    import zlib
+    a = np.arange(12 * 20, dtype=np.uint8).reshape(12, 20)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "PNG")
+    png = buf.getvalue()
+    ex = Image.Exif()
+    ex[0x0112] = 6
+    raw = ex.tobytes()
+    chunk = struct.pack(">I", len(raw)) + b"eXIf" + raw + struct.pack(">I", zlib.crc32(b"eXIf" + raw))
+    iend = png.rindex(b"IEND") - 4
+    (tmp_path / "late.png").write_bytes(png[:iend] + chunk + png[iend:])
+    assert imageio.read_image_info(tmp_path / "late.png") == imageio.ImageInfo(12, 20)
+    assert np.array_equal(decode_image(tmp_path / "late.png"), np.rot90(a, -1))
