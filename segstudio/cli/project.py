@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from segstudio.cli.common import add_command, add_common, open_project, progress_printer
+from segstudio.cli.common import CliError, add_command, add_common, open_project, progress_printer
 
 
 def add_parsers(sub) -> None:
@@ -16,6 +16,9 @@ def add_parsers(sub) -> None:
                     help="decode every image in full; list (and remember) the unreadable ones")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--workers", type=int, default=None, metavar="N", help="decoding threads (default: cores)")
+    s.add_argument("--memory", default=None, metavar="SIZE",
+                   help="memory the decoding threads may hold at once, e.g. 2G or 500M "
+                        "(default: half of the memory available); a worker waits for room")
     add_common(s)
 
 
@@ -76,19 +79,27 @@ def cmd_info(args) -> int:
 
 def cmd_check(args) -> int:
     from segstudio.core.check import check_images
+    from segstudio.core.memory import parse_bytes
+    try:
+        memory = parse_bytes(args.memory) if args.memory else None
+    except ValueError as bad:
+        raise CliError(f"--memory: {bad}") from None
     project = open_project(args)
     prog = progress_printer("check")
     try:
-        rep = check_images(project, prog, args.workers)
+        rep = check_images(project, prog, args.workers, memory=memory)
     finally:
         prog.close()
     if args.json:
         print(json.dumps(rep.as_dict(), indent=2))
     else:
         print(f"checked: {rep.images} images, {rep.readable} readable, {len(rep.unreadable)} unreadable"
+              + (f", {len(rep.not_checked)} not checked" if rep.not_checked else "")
               + (f", {len(rep.missing)} missing" if rep.missing else ""))
-        for p, e in rep.unreadable:
-            print(f"  unreadable: {p}: {e}")
+        for p, why in rep.unreadable:
+            print(f"  unreadable: {p}: {why}")
+        for p, why in rep.not_checked:
+            print(f"  not checked (not enough memory here; the file may be fine, nothing stored): {p}: {why}")
         for p in rep.missing[:50]:
             print(f"  missing: {p}")
-    return 1 if rep.unreadable else 0
+    return 1 if rep.unreadable or rep.not_checked else 0
