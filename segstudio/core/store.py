@@ -9,7 +9,9 @@ the GUI read while the autosaver writes).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 import sys
 import threading
 import time
@@ -149,6 +151,7 @@ class ProjectStore:
         self._conns_lock = threading.Lock()
         self._id_lock = threading.Lock()
         self._id_pool: list[int] = []
+        _refuse_foreign(self.db_path)  # before anything writes to it (WAL mode, the schema)
         self._migrate()
 
     # ------------------------------------------------------------------ connections
@@ -734,6 +737,58 @@ def _wal(c: sqlite3.Connection, wait_s: float = 30.0) -> None:
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_OWN_TABLES = frozenset({"meta", "images", "classes", "regions", "settings"})
+
+
+def _refuse_foreign(path: Path) -> None:
+    """Refuse an existing file that is not a segstudio project while it is still untouched.
+
+    Opening it for real would change it (WAL mode rewrites its header and adds -wal/-shm files;
+    an empty schema would be filled in), so this looks first: the file's type and first bytes,
+    then its tables through a read-only connection. An empty file or an empty database is a new
+    project; one with segstudio's tables goes on to the version check and migrations.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise StoreError(f"cannot open the project database {path}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            return  # sqlite3 says what is wrong with a folder
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"{path} is not a regular file (a FIFO, device or socket), not a project database")
+        head = os.read(fd, len(_SQLITE_MAGIC)) if st.st_size else b""
+    finally:
+        os.close(fd)
+    if not head:
+        return
+    if head != _SQLITE_MAGIC:
+        raise StoreError(f"{path} is not an SQLite database, so not a segstudio project; it was not changed")
+    try:
+        c = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot read the project database {path}: {e}") from None
+    try:
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            return
+        if not _OWN_TABLES <= tables:
+            shown = ", ".join(sorted(tables)[:8]) + (", ..." if len(tables) > 8 else "")
+            raise StoreError(f"{path} is an SQLite database of another application (tables: {shown}), "
+                             "not a segstudio project; it was not changed")
+        if c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() is None:
+            raise StoreError(f"{path} has segstudio's table names but no schema version: not a segstudio "
+                             "project; it was not changed")
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"{path} is not a usable SQLite database: {e}") from None
+    finally:
+        c.close()
 
 
 def _split_sql(script: str) -> list[str]:
