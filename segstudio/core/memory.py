@@ -103,6 +103,14 @@ class MemoryBudget:
                 self._cond.notify_all()
 
 
+    def grow_to(self, total: int) -> None:
+        """Raise the budget (never lower it: what is held stays valid); waiters look again."""
+        with self._cond:
+            if total > self.total:
+                self.total = int(total)
+                self._cond.notify_all()
+
+
 def budget_for(share: float = DEFAULT_SHARE) -> MemoryBudget:
     """A budget of `share` of the memory available now (at least MIN_BUDGET)."""
     avail = available_memory() or FALLBACK_AVAILABLE
@@ -114,9 +122,13 @@ _default_lock = threading.Lock()
 
 
 def default_budget() -> MemoryBudget:
-    """The process's shared budget (made on first use): every decoder that is not given its own."""
+    """The process's shared budget: every decoder that is not given its own. Made on first use
+    and raised whenever more memory has come free since (a busy moment at start-up does not
+    hold the app to a small budget for good)."""
     global _default
     with _default_lock:
         if _default is None:
             _default = budget_for()
+        else:
+            _default.grow_to(int((available_memory() or 0) * DEFAULT_SHARE))
         return _default

@@ -161,3 +161,12 @@ def test_an_export_that_decodes_a_broken_file_stores_it_and_leaves_it_out(tmp_pa
         assert not list((tmp_path / "voc" / "JPEGImages").glob("cut*"))
     finally:
         p.close()
+
+
+def test_check_reports_its_memory_budget_and_refuses_a_bad_one(folder, capsys):
+    code, out, _ = run(capsys, "check", folder, "--json", "--memory", "300M", "--workers", "4")
+    d = json.loads(out)
+    assert code == 1 and d["memory_budget_bytes"] == 300 << 20 and d["not_checked"] == []
+    assert 0 < d["memory_peak_reserved_bytes"] <= d["memory_budget_bytes"]
+    code, _, err = run(capsys, "check", folder, "--memory", "lots")
+    assert code == 2 and "--memory" in err and "not a size" in err

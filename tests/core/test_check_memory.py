@@ -187,3 +187,15 @@ def test_decode_cost_bounds_what_decoding_really_holds(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     for path, (peak, cost) in json.loads(r.stdout).items():
         assert peak <= cost, f"{Path(path).name}: decoding held {peak / 1e6:.1f} MB, estimated {cost / 1e6:.1f} MB"
+
+
+def test_the_shared_budget_grows_when_memory_comes_free(monkeypatch):
+    from segstudio.core import memory
+    monkeypatch.setattr(memory, "_default", None)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 30)
+    b = memory.default_budget()
+    assert b.total == 512 << 20
+    monkeypatch.setattr(memory, "available_memory", lambda: 4 << 30)
+    assert memory.default_budget() is b and b.total == 2 << 30
+    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 20)
+    assert memory.default_budget().total == 2 << 30  # never lowered under what may be held
