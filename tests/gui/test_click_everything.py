@@ -10,11 +10,13 @@ import logging
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from shiboken6 import isValid
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QColor
+from PySide6.QtWidgets import QWidgetAction
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import (QAbstractButton, QApplication, QColorDialog, QDialog, QFileDialog, QInputDialog,
-                               QDockWidget, QMessageBox, QToolBar)
+                               QDockWidget, QMessageBox, QToolBar, QWidget)
 
 from tests.gui.conftest import open_window
 
@@ -23,6 +25,9 @@ GUI = Path(__file__).resolve().parents[2] / "segstudio" / "gui"
 # Controls not clicked, each with its reason (everything else is clicked or triggered).
 SKIPPED_ACTIONS = {
     "Quit": "closes the window and ends the app",
+}
+SKIPPED_DIALOG_BUTTONS = {  # by text, in the dialogs the actions open
+    "Download": "Get weights…: downloads from the internet",
 }
 SKIPPED_BUTTONS = {  # attribute paths from the window
     "model_dock.load_button": "loads a model on the model thread (torch, weights: long model work)",
@@ -46,7 +51,7 @@ def _attr(win, path):
 def _label(w) -> str:
     if isinstance(w, QAction):
         text = w.text().replace("&", "")
-        return text or f"shortcut {w.shortcut().toString()}"
+        return text or f"shortcut {w.shortcut().toString()} {w.objectName()} {w.parent().__class__.__name__}"
     name = type(w).__name__
     return f"{name} {w.text() or w.toolTip() or w.objectName()!r}"
 
@@ -94,24 +99,34 @@ def answered_modals(monkeypatch, tmp_path):
     monkeypatch.setattr(QDialog, "exec", exec_)
     monkeypatch.setattr(QMessageBox, "exec", exec_)
     # anything modal that still opens (a dialog made another way) is closed by this timer
+    # (not the dialogs the test is clicking through: `spare`)
+    spare: list[QWidget] = []
     timer = QTimer()
     timer.setInterval(100)
 
+    seen: list[QWidget] = []  # the modal of the last tick: closed when it is still there at the next
+
     def close_modal():
         m = QApplication.activeModalWidget()
-        if m is not None:
+        if m is not None and not any(m is w for w in spare) and any(m is w for w in seen):
             asked.append(f"closed modal: {m.windowTitle()}")
             m.close()
+        seen[:] = [m] if m is not None else []
     timer.timeout.connect(close_modal)
     timer.start()
-    yield asked, saved
+    yield asked, saved, spare
     timer.stop()
 
 
+def _open_dialogs() -> list[QDialog]:
+    """Dialogs opened with open() (window-modal, not blocking)."""
+    return [w for w in QApplication.topLevelWidgets() if isinstance(w, QDialog) and isValid(w) and w.isVisible()]
+
+
 def _close_dialogs(win) -> None:
-    """Dialogs opened with open() (window-modal, not blocking): rejected before the next click."""
-    for w in QApplication.topLevelWidgets():
-        if isinstance(w, QDialog) and w.isVisible():
+    """Rejected before the next click."""
+    for w in _open_dialogs():
+        if isValid(w):
             w.reject()
 
 
@@ -136,17 +151,23 @@ def _actions(win) -> list[QAction]:
         add(a)
     for dw in win.findChildren(QDockWidget):
         add(dw.toggleViewAction())
-    return [a for a in seen.values() if a.menu() is None and a.text().replace("&", "") not in SKIPPED_ACTIONS]
+    return [a for a in seen.values() if a.menu() is None and not isinstance(a, QWidgetAction)  # a toolbar's box
+            and a.text().replace("&", "") not in SKIPPED_ACTIONS]
+
+
+DOCK_TITLE_BUTTONS = ("qt_dockwidget_floatbutton", "qt_dockwidget_closebutton")  # Qt's own, on each dock's
+# title bar: not clicked (closing a dock would hide the buttons still to click); each dock's show /
+# hide is triggered through its toggle action below
 
 
 def _buttons(win) -> list[QAbstractButton]:
     """Every button the user can see in the window and its docks (the toolbar's too)."""
-    return [b for b in win.findChildren(QAbstractButton) if b.isVisible()]
+    return [b for b in win.findChildren(QAbstractButton) if b.isVisible() and b.objectName() not in DOCK_TITLE_BUTTONS]
 
 
 @pytest.mark.slow  # the window, ~40 buttons and ~60 actions: 5-10 s on 2 CPU cores
 def test_every_button_and_action_runs_without_an_exception(qtbot, gui_folder, answered_modals, capfd, caplog):
-    asked, saved = answered_modals
+    asked, saved, spare = answered_modals
     win = open_window(qtbot, gui_folder)
     qtbot.waitUntil(lambda: win.editor.doc is not None, timeout=10000)
     win.model_dw.raise_()  # the Model panel's buttons are shown (tabified with Regions)
@@ -154,10 +175,25 @@ def test_every_button_and_action_runs_without_an_exception(qtbot, gui_folder, an
     failures: list[str] = []
     done: list[str] = []
 
-    def run(label, fn) -> None:
+    def run(label, fn, inside_dialogs=True) -> None:
         with qtbot.capture_exceptions() as errors:
             fn()
             QTest.qWait(30)  # queued slots and timers run
+            if inside_dialogs:  # the dialog it opened: every button in it too
+                spare[:] = _open_dialogs()
+                for dlg in list(spare):
+                    for b in [b for b in dlg.findChildren(QAbstractButton) if b.isVisible()]:
+                        if not isValid(dlg) or not dlg.isVisible() or not isValid(b):
+                            break  # a Close (or Run) closed it
+                        if b.text().replace("&", "") in SKIPPED_DIALOG_BUTTONS:
+                            continue
+                        done.append(f"{label} › {_label(b)}")
+                        QTest.mouseClick(b, Qt.MouseButton.LeftButton, pos=b.rect().center())
+                        QTest.qWait(30)
+                        for job in dlg.findChildren(QObject) if isValid(dlg) else []:  # its job ends first
+                            if hasattr(job, "running") and callable(job.running):
+                                qtbot.waitUntil(lambda j=job: not j.running(), timeout=30000)
+            spare.clear()
             _close_dialogs(win)
             QTest.qWait(10)
         failures.extend(f"{label}: {e[0].__name__}: {e[1]}" for e in errors)
