@@ -248,6 +248,8 @@ def _open_pillow(fp: IO[bytes]) -> ImageFile.ImageFile:
             return factory(fp, "")
         except (SyntaxError, IndexError, TypeError, struct.error):
             continue  # this plugin declines the file, as in Image.open: the next may take it
+        except Image.DecompressionBombError as e:  # a GIF frame checked while its header is read
+            raise ImageDecodeError(f"over the decompression-bomb limit: {e}") from None
     raise _unsupported(prefix)
 
 
@@ -314,6 +316,8 @@ def _tiff_header(fp: IO[bytes]) -> ImageHeader | None:
         if "Y" not in axes or "X" not in axes:
             return None
         w, h = int(shape[axes.index("X")]), int(shape[axes.index("Y")])
+        if w <= 0 or h <= 0:
+            return None  # an empty page: Pillow's verdict
         samples = max(1, int(np.prod(shape, dtype=np.int64)) // max(1, w * h))
     except Exception:  # tifffile cannot read it: Pillow tries, as in decode_image  # noqa: BLE001
         return None

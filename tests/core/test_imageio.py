@@ -2,6 +2,8 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from segstudio.core import imageio
@@ -275,3 +277,41 @@ def test_a_late_exif_orientation_is_read_without_decoding_a_png(tmp_path):
     (tmp_path / "late.png").write_bytes(png[:iend] + chunk + png[iend:])
     assert imageio.read_image_info(tmp_path / "late.png") == imageio.ImageInfo(12, 20)
     assert np.array_equal(decode_image(tmp_path / "late.png"), np.rot90(a, -1))
+
+
+def _small_files() -> list[bytes]:
+    out = []
+    a = np.random.default_rng(5).integers(0, 255, (12, 10, 3), np.uint8)
+    for fmt in ("PNG", "JPEG", "TIFF", "BMP", "GIF", "WEBP", "PPM"):
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, fmt)
+        out.append(buf.getvalue())
+    return out
+
+
+_SMALL = _small_files()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(which=st.integers(0, len(_SMALL) - 1), edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)),
+                                                             max_size=8), cut=st.integers(0, 10**6))
+def test_hostile_headers_give_an_image_decode_error_or_a_size(which, edits, cut):
+    """Mutated and cut files of every supported format: read_header answers with a size or
+    ImageDecodeError, never another exception, and open_guarded / decode_image agree in kind."""
+    data = bytearray(_SMALL[which])
+    for pos, value in edits:
+        data[pos % len(data)] = value
+    data = bytes(data[: max(1, cut % (len(data) + 1))])
+    try:
+        head = imageio.read_header(data)
+        assert head.width > 0 and head.height > 0 and head.bytes_per_pixel > 0
+    except ImageDecodeError:
+        pass
+    try:
+        imageio.open_guarded(data).close()
+    except ImageDecodeError:
+        pass
+    try:
+        decode_image("x.bin", data=data)
+    except ImageDecodeError:
+        pass
