@@ -224,7 +224,7 @@ class WeightsDialog(QDialog):
         self.job = None
         self.progress.setVisible(False)
         msg = ("Cancelled; nothing was written." if isinstance(failure.error, Cancelled)
-               else window_words(describe(failure.error)))  # Add file…, not `segstudio weights add FILE`
+               else window_words(describe(failure.error), in_weights_dialog=True))  # not `segstudio weights add`
         show_error(self.note, msg)
         self._update_buttons()
         self.job_done.emit(msg)

@@ -12,25 +12,33 @@ import re
 
 CHOOSE_FILE = "the Model panel's … button"
 GET_WEIGHTS = "Get weights… › Add file… in the Model panel"
-
-# (pattern, window words): the most specific first
-RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), w) for p, w in (
-    (r"choose it with --weights FILE or the Model panel's …", f"choose it with {CHOOSE_FILE}"),
-    (r"choose a weights file \(--weights FILE\)", f"choose a weights file with {CHOOSE_FILE}"),
-    (r"segstudio train FOLDER --model \S+ --out FILE, or Train in the Model panel", "Train in the Model panel"),
-    (r"\(?segstudio train [^)]*\)?", "Train in the Model panel"),
-    (r"give --weights FILE", f"choose a file with {CHOOSE_FILE}"),
-    (r"--weights FILE", CHOOSE_FILE),
-    (r"offline: `segstudio weights add FILE` with a copy from elsewhere",
-     f"offline: add a copy from elsewhere with {GET_WEIGHTS}"),
-    (r"run `segstudio weights add FILE`", f"add it with {GET_WEIGHTS}"),
-    (r"`segstudio weights add FILE`", GET_WEIGHTS),
-    (r"`segstudio weights` lists them", "Get weights… lists them"),
-))
+ADD_FILE_HERE = "“Add file…” here"  # in the Get weights… dialog itself
 
 
-def window_words(message: str) -> str:
-    """`message` with every command-line remedy replaced by the window's control for it."""
-    for pattern, words in RULES:
+def _rules(get_weights: str, catalogue: str) -> tuple[tuple[re.Pattern[str], str], ...]:
+    """(pattern, window words), the most specific first."""
+    return tuple((re.compile(p), w) for p, w in (
+        (r"choose it with --weights FILE or the Model panel's …", f"choose it with {CHOOSE_FILE}"),
+        (r"choose a weights file \(--weights FILE\)", f"choose a weights file with {CHOOSE_FILE}"),
+        (r"segstudio train FOLDER --model \S+ --out FILE, or Train in the Model panel", "Train in the Model panel"),
+        (r"\(?segstudio train [^)]*\)?", "Train in the Model panel"),
+        (r"give --weights FILE", f"choose a file with {CHOOSE_FILE}"),
+        (r"--weights FILE", CHOOSE_FILE),
+        (r"offline: `segstudio weights add FILE` with a copy from elsewhere",
+         f"offline: add a copy from elsewhere with {get_weights}"),
+        (r"run `segstudio weights add FILE`", f"add it with {get_weights}"),
+        (r"`segstudio weights add FILE`", get_weights),
+        (r"`segstudio weights` lists them", f"{catalogue} lists them"),
+    ))
+
+
+PANEL_RULES = _rules(GET_WEIGHTS, "Get weights…")
+DIALOG_RULES = _rules(ADD_FILE_HERE, "the list above")
+
+
+def window_words(message: str, in_weights_dialog: bool = False) -> str:
+    """`message` with every command-line remedy replaced by the window's control for it (in the
+    Get weights… dialog, its own Add file… button)."""
+    for pattern, words in DIALOG_RULES if in_weights_dialog else PANEL_RULES:
         message = pattern.sub(words, message)
     return message
