@@ -5,6 +5,7 @@ answered by a monkeypatched static, so nothing waits for a person."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,20 @@ def test_ctrl_enter_on_an_unreadable_image_says_why(qtbot, broken_window):
     assert win.project.store.image_by_path("photo0_broken.png").status == "new"  # nothing was marked
     key(win, Qt.Key.Key_K, CTRL)  # Mark skipped: the same answer, not silence
     assert "cannot be marked skipped" in win.statusBar().currentMessage()
+
+
+def test_a_replaced_unreadable_file_counts_again_once_opened(qtbot, broken_window, gui_folder):
+    win = broken_window
+    open_broken(qtbot, win)
+    qtbot.waitUntil(lambda: "unreadable 1" in win.files.counts.text(), timeout=5000)
+    shutil.copy(gui_folder / "photo1.png", gui_folder / "photo0_broken.png")  # a readable copy
+    click_row(win, "photo0.png")
+    qtbot.waitUntil(lambda: shown(win) == "photo0.png", timeout=10000)
+    click_row(win, "photo0_broken.png")
+    qtbot.waitUntil(lambda: shown(win) == "photo0_broken.png", timeout=10000)
+    qtbot.waitUntil(lambda: "unreadable" not in win.files.counts.text(), timeout=5000)
+    assert "new 4" in win.files.counts.text()
+    assert status_text(win, "photo0_broken.png") == "new"
 
 
 def _reddish(img, rect) -> int:

@@ -76,7 +76,8 @@ class FilesModel(QAbstractTableModel):
         self.name_filter = ""
         self.order = "path"
         self._rank: dict[int, int] = {}  # image id -> place in natural name order
-        self._paths: dict[int, str] = {}
+        self.paths: dict[int, str] = {}  # image id -> path, of the ids listed so far (paths never change)
+        self.id_of: dict[str, int] = {}  # and back
 
     def refresh(self) -> None:
         self.beginResetModel()
@@ -94,8 +95,9 @@ class FilesModel(QAbstractTableModel):
         new = [i for i in self.ids if i not in self._rank]
         if new:
             recs = self.store.images_by_ids(new)
-            self._paths.update((i, r.path) for i, r in recs.items())
-            order = sorted(self._paths, key=lambda i: natural_key(self._paths[i]))
+            self.paths.update((i, r.path) for i, r in recs.items())
+            self.id_of.update((r.path, i) for i, r in recs.items())
+            order = sorted(self.paths, key=lambda i: natural_key(self.paths[i]))
             self._rank = {i: k for k, i in enumerate(order)}
         self.ids.sort(key=lambda i: self._rank.get(i, len(self._rank)))
 
@@ -237,11 +239,18 @@ class FilesDock(QWidget):
         self.counts.setText(" · ".join(parts))
 
     def _unreadable_by_status(self) -> dict[str, int]:
-        """Status -> how many images of it cannot be read (few: one look-up each)."""
+        """Status -> how many images of it cannot be read. Read from the store each time (the list
+        keeps no status of its own): the error paths, their ids from the list's path cache where
+        it has them (one query per 900 then), else one look-up each."""
+        ids_of = self.model.id_of
+        paths = [path for path, _ in self.store.errors()]
+        if not paths:
+            return {}
+        recs = list(self.store.images_by_ids([ids_of[p] for p in paths if p in ids_of]).values())
+        recs += [r for r in (self.store.image_by_path(p) for p in paths if p not in ids_of) if r is not None]
         out: dict[str, int] = {}
-        for path, _ in self.store.errors():
-            rec = self.store.image_by_path(path)
-            if rec is not None:
+        for rec in recs:
+            if rec.error:
                 out[rec.status] = out.get(rec.status, 0) + 1
         return out
 
