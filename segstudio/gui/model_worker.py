@@ -125,7 +125,10 @@ class ModelWorker(QObject):
     # ---------------------------------------------------------------- plumbing (GUI thread)
     def _request(self, what: str, fn: Callable[[], object], on_done: Callable[[object], None] | None = None,
                  on_failed: Callable[[str], None] | None = None) -> None:
-        task = Task(lambda: (import_torch(), fn())[1])  # never two threads inside torch's import
+        def run() -> object:
+            import_torch()  # never two threads inside torch's import (inference/torch_once.py)
+            return fn()
+        task = Task(run)
         task.started.connect(lambda: self.busy_changed.emit(True))
         if on_done is not None:
             task.returned.connect(on_done)
