@@ -468,3 +468,19 @@ def test_a_dropped_history_start_keeps_in_progress(window, qtbot):
     assert len(win.editor.doc.regions) == 1
     qtbot.waitUntil(lambda: win.session.all_saved, timeout=15000)
     assert win.project.store.image_by_path("photo0.png").status == "in_progress"
+
+
+def test_undo_after_marking_done_keeps_done(window, qtbot):
+    """Done is a person's word: undoing the edits made before it does not take it back."""
+    win = window
+    stroke(win, [(30, 30), (60, 40)])
+    wait_status(qtbot, win, "photo0.png", "in_progress")
+    key(win, Qt.Key.Key_Return, CTRL)  # done, and on to the next unfinished image
+    qtbot.waitUntil(lambda: shown(win) == "photo1.png", timeout=10000)
+    key(win, Qt.Key.Key_A)
+    qtbot.waitUntil(lambda: shown(win) == "photo0.png", timeout=10000)
+    key(win, Qt.Key.Key_Z, CTRL)
+    assert not win.editor.doc.regions
+    qtbot.waitUntil(lambda: win.session.all_saved, timeout=15000)
+    assert win.project.store.image_by_path("photo0.png").status == "done"
+    assert status_text(win, "photo0.png") == "done"
