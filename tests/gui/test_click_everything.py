@@ -255,6 +255,29 @@ def _bare_connections(path: Path) -> list[str]:
     return out
 
 
+OPTIONAL_OK = {  # a slot with a defaulted parameter that the signal fills as the slot means it
+    "self.list.currentItemChanged.connect(self._current)": "currentItemChanged(current, previous): both items",
+}
+
+
+def _optional_slots(path: Path) -> list[str]:
+    """`.connect(self.method)` where the method has a parameter with a default: whatever signal it
+    is, PySide fills that parameter from the signal's arguments (the Classes Load…/Save… bug)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    defaulted = {d.name for d in ast.walk(tree) if isinstance(d, ast.FunctionDef)
+                 and (d.args.defaults or any(k is not None for k in d.args.kw_defaults))}
+    return [f"{path.name}:{n.lineno}: {ast.unparse(n)}" for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "connect"
+            and n.args and isinstance(n.args[0], ast.Attribute) and n.args[0].attr in defaulted
+            and ast.unparse(n) not in OPTIONAL_OK]
+
+
+def test_no_signal_fills_a_slots_optional_parameter():
+    found = [line for p in sorted(GUI.rglob("*.py")) for line in _optional_slots(p)]
+    assert not found, "connect these through connect_plain (or a lambda that passes what is meant):\n" \
+        + "\n".join(found)
+
+
 def test_buttons_and_actions_connect_through_connect_plain():
     bare = [line for p in sorted(GUI.rglob("*.py")) for line in _bare_connections(p)]
     assert not bare, "connect these with segstudio.gui.signals.connect_plain:\n" + "\n".join(bare)
