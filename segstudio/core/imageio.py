@@ -71,6 +71,21 @@ except ImportError:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+
+def _no_outside_programs() -> None:
+    """Pillow's EPS plugin runs Ghostscript (an outside program, and a PostScript interpreter)
+    on any file it identifies. segstudio never reads EPS; besides identifying files with its own
+    plugins only, it takes EPS out of Pillow's registry and tells the plugin there is no
+    Ghostscript, so that no Image.open in this process (a library's included) can start it."""
+    from PIL import EpsImagePlugin
+    EpsImagePlugin.gs_binary = False  # has_ghostscript() is False (on Windows too); Ghostscript() refuses
+    Image.OPEN.pop("EPS", None)
+    if "EPS" in Image.ID:
+        Image.ID.remove("EPS")
+
+
+_no_outside_programs()
+
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif",
     ".pgm", ".ppm", ".pbm", ".pnm",

@@ -205,3 +205,19 @@ def test_only_the_supported_plugins_are_asked(tmp_path):
         Image.fromarray(rgb).save(tmp_path / f"ok.{ext}", format=fmt)
         assert imageio.decode_image(tmp_path / f"ok.{ext}").shape[:2] == (32, 32), fmt
         assert imageio.read_header(tmp_path / f"ok.{ext}").format == ("TIFF" if fmt == "TIFF" else fmt)
+
+
+def test_no_image_open_in_the_process_reaches_ghostscript(tmp_path, monkeypatch):
+    """Even a plain Image.open elsewhere in segstudio's process (a library's) cannot identify
+    EPS, and Pillow's EPS plugin believes there is no Ghostscript."""
+    import io
+    called = []
+    for name in ("Popen", "run", "call", "check_call", "check_output"):
+        monkeypatch.setattr(subprocess, name, lambda *a, _n=name, **k: called.append(_n))
+    from PIL import UnidentifiedImageError
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(io.BytesIO(EPS_TEXT))
+    Image.init()  # loading every plugin does not bring it back
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(io.BytesIO(eps_binary()))
+    assert not EpsImagePlugin.has_ghostscript() and called == []
