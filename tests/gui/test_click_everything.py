@@ -10,13 +10,12 @@ import logging
 from pathlib import Path
 
 import pytest
-from shiboken6 import isValid
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QColor
-from PySide6.QtWidgets import QWidgetAction
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import (QAbstractButton, QApplication, QColorDialog, QDialog, QFileDialog, QInputDialog,
-                               QDockWidget, QMessageBox, QToolBar, QWidget)
+from PySide6.QtWidgets import (QAbstractButton, QApplication, QColorDialog, QDialog, QDockWidget, QFileDialog,
+                               QInputDialog, QMessageBox, QToolBar, QWidget, QWidgetAction)
+from shiboken6 import isValid
 
 from tests.gui.conftest import open_window
 
@@ -51,7 +50,7 @@ def _attr(win, path):
 def _label(w) -> str:
     if isinstance(w, QAction):
         text = w.text().replace("&", "")
-        return text or f"shortcut {w.shortcut().toString()} {w.objectName()} {w.parent().__class__.__name__}"
+        return text or f"shortcut {w.shortcut().toString()}"
     name = type(w).__name__
     return f"{name} {w.text() or w.toolTip() or w.objectName()!r}"
 
