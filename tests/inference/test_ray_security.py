@@ -41,8 +41,16 @@ def run(args: list[str], timeout: float, env: dict | None = None,
 
 
 # ----------------------------------------------------------------------------- nothing there
+@pytest.fixture
+def no_runtime():
+    """connect() returns a runtime this process already joined: none here."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
 @pytest.mark.parametrize("form", ["{h}:{p}", "ray://{h}:{p}"])
-def test_no_cluster_there_is_said_in_seconds(form):
+def test_no_cluster_there_is_said_in_seconds(form, no_runtime):
     from segstudio.inference.ray_connect import RayUnavailable, connect
     address = form.format(h="127.0.0.1", p=free_port())
     t0 = time.monotonic()
@@ -52,7 +60,7 @@ def test_no_cluster_there_is_said_in_seconds(form):
     assert f"no Ray cluster answers at {address}" in str(e.value) and "connection refused" in str(e.value)
 
 
-def test_a_malformed_address_is_named():
+def test_a_malformed_address_is_named(no_runtime):
     from segstudio.inference.ray_connect import RayUnavailable, connect
     for bad in ("127.0.0.1", "ray://host:port", "host:99999"):
         with pytest.raises(RayUnavailable, match="not a Ray address"):
