@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from segstudio.core.project import EXPORT_MARKER, MARKER_HEAD, is_export_marker
-from segstudio.io.export_marker import audit_folder, read_manifest, shown
+from segstudio.io.export_marker import audit_folder, shown
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,28 @@ def make_tmp_dir(out: Path) -> Path:
     finally:
         os.close(fd)
     return p
+
+
+def remove_tmp_dir(tmp: Path) -> None:
+    """Delete a temporary export folder, its stamp last: killed half-way, what is left is still
+    recognisable as ours. shutil.rmtree never follows links (fd-based where the OS allows)."""
+    try:
+        names = os.listdir(tmp)
+    except OSError:
+        return
+    for name in names:
+        if name == EXPORT_MARKER:
+            continue
+        p = tmp / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    (tmp / EXPORT_MARKER).unlink(missing_ok=True)
+    try:
+        os.rmdir(tmp)
+    except OSError:
+        pass
 
 
 def make_tmp_file(out: Path) -> Path:
@@ -269,16 +291,13 @@ def _only_empty_folders(root: Path) -> bool:
 
 
 # ----------------------------------------------------------------------------- recovery
-def _clean_export(folder: Path) -> frozenset[str] | None:
+def _clean_export(folder: Path) -> set[str] | None:
     """The files a finished export folder lists, when every entry in it is one of them; else None."""
-    manifest = read_manifest(folder)
-    if manifest is None or manifest.bad:
-        return None
     try:
-        audit = audit_folder(folder, manifest)
+        audit = audit_folder(folder)
     except OSError:
         return None
-    return None if audit.foreign_count or audit.unsafe_count else manifest.files
+    return audit.files if audit.clean else None
 
 
 def _remove_old(old: Path, notes: list[str]) -> None:
@@ -313,7 +332,7 @@ def _remove_tmp(t: Leftover, file_is_ours: Callable[[Path], bool], notes: list[s
                          "do not need it")
         return
     if is_export_marker(t.path / EXPORT_MARKER):  # made empty and stamped by us: all of it is ours
-        shutil.rmtree(t.path, ignore_errors=True)  # never follows links (fd-based where the OS allows)
+        remove_tmp_dir(t.path)
     elif _only_empty_folders(t.path) or _only_an_empty_stamp(t.path):  # killed while it was made
         remove_listed(t.path, [])
     else:

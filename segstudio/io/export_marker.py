@@ -14,9 +14,11 @@ folder is not only ours, and an export refuses it and names the entries. Nothing
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from segstudio.core.errors import UserError
 from segstudio.core.project import EXPORT_MARKER, MARKER_HEAD
@@ -45,11 +47,8 @@ def marker_bytes(files: list[str]) -> bytes:
     return MARKER_TEXT.encode() + b"".join(os.fsencode(f) + b"\n" for f in files)
 
 
-@dataclass
-class Manifest:
-    """What a marker claims. `files`: the well-formed lines; `bad`: why the rest cannot be trusted."""
-    files: frozenset[str]
-    bad: list[str] = field(default_factory=list)
+# any of the problems _line_problem names, found in one C-level search (most lines have none)
+_SUSPECT = re.compile(rb"\x00|^/|(?:^|/)\.\.?(?:/|$)|//|/$" + (rb"|^[A-Za-z]:|\\" if os.name == "nt" else b""))
 
 
 def _line_problem(line: str) -> str | None:
@@ -57,7 +56,7 @@ def _line_problem(line: str) -> str | None:
         return "holds a NUL byte"
     if len(os.fsencode(line)) > PATH_LIMIT:
         return f"is longer than any path ({len(line)} characters)"
-    if line.startswith(("/", "\\")) or (len(line) > 1 and line[1] == ":"):
+    if line.startswith("/") or (os.name == "nt" and (line.startswith("\\") or line[1:2] == ":")):
         return "is an absolute path"
     parts = line.split("/")
     if ".." in parts:
@@ -70,98 +69,157 @@ def _line_problem(line: str) -> str | None:
     return None
 
 
-def read_manifest(folder: Path) -> Manifest | None:
-    """The marker in `folder`, parsed; None when there is none (no entry of that name, or a file
-    whose first line is not the marker's head: a user's file, not segstudio's)."""
+@dataclass
+class Audit:
+    """A folder checked against its marker.
+
+    is_export: the folder holds a marker whose first line is segstudio's head. problem: why that
+    marker cannot be read as one (a link, not a plain file, too large, unreadable). bad: lines that
+    are not plain relative paths. foreign: entries the marker does not list. unsafe: listed
+    entries that are links, special files, or reached through a link. files: the listed plain
+    files that are there, the only ones a replacing export deletes. Lists keep a few, counts all.
+    """
+    is_export: bool = False
+    problem: str | None = None
+    listed: int = 0
+    files: set[str] = field(default_factory=set)
+    bad: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+    unsafe: list[str] = field(default_factory=list)
+    bad_count: int = 0
+    foreign_count: int = 0
+    unsafe_count: int = 0
+
+    def add(self, kind: str, text: str) -> None:
+        items = getattr(self, kind)
+        if len(items) < _SHOWN:
+            items.append(text)
+        setattr(self, f"{kind}_count", getattr(self, f"{kind}_count") + 1)
+
+    @property
+    def clean(self) -> bool:
+        """A segstudio export that holds only plain files its marker lists."""
+        return (self.is_export and self.problem is None
+                and not (self.bad_count or self.foreign_count or self.unsafe_count))
+
+
+def _entries(folder: Path) -> tuple[dict[bytes, int], set[bytes]]:
+    """Every entry under folder that is not a folder ('/' path as bytes -> lstat mode), and the links.
+
+    os.walk never follows a link into a folder; a folder it cannot list raises OSError (what
+    it holds would be unknown)."""
+    entries: dict[bytes, int] = {}
+    links: set[bytes] = set()
+
+    def fail(e: OSError) -> None:
+        raise e
+
+    for root, dirs, files in os.walk(folder, onerror=fail):
+        rel_root = Path(root).relative_to(folder)
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            rel = os.fsencode((rel_root / name).as_posix())
+            try:
+                mode = os.lstat(os.path.join(root, name)).st_mode
+            except FileNotFoundError:
+                continue
+            entries[rel] = mode
+            if stat.S_ISLNK(mode):
+                links.add(rel)
+    entries.pop(os.fsencode(EXPORT_MARKER), None)
+    return entries, links
+
+
+def _decode(raw: bytes) -> str:
+    return os.fsdecode(raw) if os.name != "nt" else raw.decode("utf-8", "replace")
+
+
+def _lines(f) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) of each line after the first, read in 1 MB chunks; None for a line
+    over PATH_LIMIT, which is skipped without being held whole."""
+    n, rest, skipping = 1, b"", False
+    while chunk := f.read(1 << 20):
+        parts = (rest + chunk).split(b"\n")
+        rest = parts.pop()
+        for part in parts:
+            n += 1
+            yield n, (None if skipping else part)
+            skipping = False
+        if skipping or len(rest) > PATH_LIMIT:
+            skipping, rest = True, b""
+    if rest or skipping:
+        yield n + 1, (None if skipping else rest)
+
+
+def _open_marker(folder: Path, audit: Audit):
+    """The marker opened for reading (never through a link, never a FIFO), or None with audit set."""
     marker = folder / EXPORT_MARKER
     try:
         st = os.lstat(marker)
     except FileNotFoundError:
         return None
     except OSError as e:
-        return Manifest(frozenset(), [f"its marker {EXPORT_MARKER} cannot be read ({e.strerror or e})"])
-    if stat.S_ISLNK(st.st_mode):
-        return Manifest(frozenset(), [f"its marker {EXPORT_MARKER} is a link"])
-    if not stat.S_ISREG(st.st_mode):
-        return Manifest(frozenset(), [f"its marker {EXPORT_MARKER} is not a plain file"])
-    try:
-        fd = os.open(marker, _OPEN_FLAGS)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the lstat
-                return Manifest(frozenset(), [f"its marker {EXPORT_MARKER} is not a plain file"])
-            with os.fdopen(os.dup(fd), "rb") as f:
-                data = f.read(MARKER_LIMIT + 1)
-        finally:
-            os.close(fd)
-    except OSError as e:
-        return Manifest(frozenset(), [f"its marker {EXPORT_MARKER} cannot be read ({e.strerror or e})"])
-    if not data.startswith(MARKER_HEAD.encode()):
+        audit.is_export, audit.problem = True, f"its marker {EXPORT_MARKER} cannot be read ({e.strerror or e})"
         return None
-    if len(data) > MARKER_LIMIT:
-        return Manifest(frozenset(), [f"its marker {EXPORT_MARKER} is over {MARKER_LIMIT >> 20} MB"])
-    files: set[str] = set()
-    bad: list[str] = []
-    for n, raw in enumerate(data.split(b"\n")[1:], start=2):
-        if not raw:
-            continue
-        line = os.fsdecode(raw) if os.name != "nt" else raw.decode("utf-8", "replace")
-        why = _line_problem(line)
-        if why is None:
-            files.add(line)
-        else:
-            bad.append(f"line {n} '{shown(line)}' {why}")
-    return Manifest(frozenset(files), bad)
+    what = "a link" if stat.S_ISLNK(st.st_mode) else None if stat.S_ISREG(st.st_mode) else "not a plain file"
+    if what is None:
+        try:
+            fd = os.open(marker, _OPEN_FLAGS)
+            if stat.S_ISREG(os.fstat(fd).st_mode):  # not swapped since the lstat
+                return os.fdopen(fd, "rb")
+            os.close(fd)
+            what = "not a plain file"
+        except OSError as e:
+            what = f"unreadable ({e.strerror or e})"
+    audit.is_export, audit.problem = True, f"its marker {EXPORT_MARKER} is {what}"
+    return None
 
 
-@dataclass
-class Audit:
-    """The folder checked against its marker: entries it does not list, and listed entries that
-    are not plain files in plain folders (links, paths through links, FIFOs, devices)."""
-    foreign: list[str] = field(default_factory=list)
-    unsafe: list[str] = field(default_factory=list)
-    foreign_count: int = 0
-    unsafe_count: int = 0
+def audit_folder(folder: Path) -> Audit:
+    """Compare every entry under `folder` with its marker, reading the marker line by line.
 
-    def add(self, kind: str, text: str) -> None:
-        items = self.foreign if kind == "foreign" else self.unsafe
-        if len(items) < _SHOWN:
-            items.append(text)
-        if kind == "foreign":
-            self.foreign_count += 1
-        else:
-            self.unsafe_count += 1
-
-
-def audit_folder(folder: Path, manifest: Manifest) -> Audit:
-    """Walk `folder` without following links and compare every entry with the marker.
-
-    Raises OSError when a folder inside cannot be listed (what it holds is then unknown).
-    """
+    Memory is bounded by the entries really there, whatever the marker says. Raises OSError
+    when a folder inside cannot be listed."""
     audit = Audit()
-    links: list[str] = []
-
-    def fail(e: OSError) -> None:
-        raise e
-
-    for root, dirs, files in os.walk(folder, onerror=fail):  # os.walk never follows links into folders
-        rel_root = Path(root).relative_to(folder)
-        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(root, d))]):
-            rel = (rel_root / name).as_posix()
-            if rel == EXPORT_MARKER:
+    f = _open_marker(folder, audit)
+    if f is None:
+        return audit
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.readline(len(MARKER_TEXT) + 2)
+        if not head.startswith(MARKER_HEAD.encode()):
+            return audit  # a user's file of that name: not an export
+        audit.is_export = True
+        if size > MARKER_LIMIT:
+            audit.problem = f"its marker {EXPORT_MARKER} is over {MARKER_LIMIT >> 20} MB"
+            return audit
+        while head and not head.endswith(b"\n"):
+            head = f.readline(1 << 16)
+        entries, links = _entries(folder)
+        seen: set[bytes] = set()
+        for n, raw in _lines(f):
+            if raw is None:
+                audit.add("bad", f"line {n} is longer than any path")
                 continue
-            try:
-                mode = os.lstat(os.path.join(root, name)).st_mode
-            except FileNotFoundError:
+            if not raw:
                 continue
-            if stat.S_ISLNK(mode):
-                links.append(rel)
-            if rel not in manifest.files:
-                audit.add("foreign", shown(rel) + (" (a link)" if stat.S_ISLNK(mode) else ""))
-            elif not stat.S_ISREG(mode):
-                audit.add("unsafe", f"'{shown(rel)}' is " + ("a link" if stat.S_ISLNK(mode) else "not a plain file"))
-    if links:  # a listed path that goes through a link reaches outside the folder
-        prefixes = tuple(p + "/" for p in links)
-        for rel in sorted(manifest.files):
-            if rel.startswith(prefixes):
-                audit.add("unsafe", f"'{shown(rel)}' goes through a link")
+            if len(raw) > PATH_LIMIT or _SUSPECT.search(raw):
+                line = _decode(raw)
+                audit.add("bad", f"line {n} '{shown(line)}' {_line_problem(line) or 'is not a plain relative path'}")
+                continue
+            audit.listed += 1
+            if raw in entries:
+                seen.add(raw)
+            elif links and b"/" in raw:  # through a link: reaches outside the folder
+                parts = raw.split(b"/")
+                if any(b"/".join(parts[:i]) in links for i in range(1, len(parts))):
+                    audit.add("unsafe", f"'{shown(_decode(raw))}' goes through a link")
+    for rel in sorted(entries):
+        mode = entries[rel]
+        name = _decode(rel)
+        if rel not in seen:
+            audit.add("foreign", shown(name) + (" (a link)" if stat.S_ISLNK(mode) else ""))
+        elif not stat.S_ISREG(mode):
+            audit.add("unsafe", f"'{shown(name)}' is " + ("a link" if stat.S_ISLNK(mode) else "not a plain file"))
+        else:
+            audit.files.add(name)
     return audit

@@ -29,7 +29,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,10 +37,10 @@ from typing import Iterator
 from segstudio.core.errors import UserError
 from segstudio.core.project import EXPORT_MARKER, Project
 from segstudio.io import export_leftovers as leftovers
-from segstudio.io.export_marker import ExportTargetError, Manifest, audit_folder, marker_bytes, read_manifest, shown
+from segstudio.io.export_marker import Audit, ExportTargetError, audit_folder, marker_bytes, shown
 
-__all__ = ["ExportTargetError", "ExportWriteError", "atomic_dir", "atomic_file", "check_dir_target",
-           "check_file_target", "check_placement", "read_manifest", "real_path"]
+__all__ = ["ExportTargetError", "ExportWriteError", "atomic_dir", "atomic_file", "audit_folder", "check_dir_target",
+           "check_file_target", "check_placement", "real_path"]
 
 log = logging.getLogger(__name__)
 
@@ -100,30 +99,34 @@ def _more(count: int, shown_items: list[str]) -> str:
     return f" and {count - len(shown_items)} more" if count > len(shown_items) else ""
 
 
-def _refusal(name: str, manifest: Manifest | None, folder: Path) -> str | None:
+def _audit(name: str, folder: Path) -> Audit:
+    try:
+        return audit_folder(folder)
+    except OSError as e:
+        raise ExportTargetError(f"cannot read {name}: {e.strerror or e} ({shown(os.fsdecode(e.filename or ''))}); "
+                                "nothing was replaced") from None
+
+
+def _refusal(name: str, audit: Audit) -> str | None:
     """Why a non-empty folder may not be replaced; None when it is a segstudio export that holds
     only plain files its marker lists."""
-    if manifest is None:
+    if not audit.is_export:
         return (f"{name} is not empty and is not a segstudio export; choose an empty or new folder "
                 "(segstudio replaces only folders it wrote)")
-    if manifest.bad:
-        more = _more(len(manifest.bad), manifest.bad[:3])
-        return (f"{name} has a segstudio marker that cannot be trusted: {'; '.join(manifest.bad[:3])}{more}; "
-                "nothing was replaced (move the folder away or choose another)")
-    try:
-        audit = audit_folder(folder, manifest)
-    except OSError as e:
-        return f"cannot read {name}: {e.strerror or e} ({shown(str(e.filename or ''))}); nothing was replaced"
+    untrusted = f"{name} has a segstudio marker that cannot be trusted"
+    keep = "nothing was replaced (move the folder away or choose another)"
+    if audit.problem:
+        return f"{untrusted}: {audit.problem}; {keep}"
+    if audit.bad_count:
+        return f"{untrusted}: {'; '.join(audit.bad)}{_more(audit.bad_count, audit.bad)}; {keep}"
     if audit.unsafe_count:
-        more = _more(audit.unsafe_count, audit.unsafe)
         return (f"{name} has a segstudio marker that lists what an export never writes: "
-                f"{'; '.join(audit.unsafe)}{more}; nothing was replaced (move the folder away or choose another)")
+                f"{'; '.join(audit.unsafe)}{_more(audit.unsafe_count, audit.unsafe)}; {keep}")
     if audit.foreign_count:
-        more = _more(audit.foreign_count, audit.foreign)
         what = ("its marker lists no files (an older or hand-made marker), so these are not known to be "
-                "segstudio's" if not manifest.files else "it also holds files it did not write")
-        return (f"{name} is a segstudio export but {what}: {', '.join(audit.foreign)}{more}; "
-                "move them or choose another folder")
+                "segstudio's" if not audit.listed else "it also holds files it did not write")
+        return (f"{name} is a segstudio export but {what}: {', '.join(audit.foreign)}"
+                f"{_more(audit.foreign_count, audit.foreign)}; move them or choose another folder")
     return None
 
 
@@ -136,8 +139,8 @@ def _parent_is_folder(out: Path, real: Path) -> None:
             return
 
 
-def _check_dir(out: Path, real: Path, project: Project) -> Manifest | None:
-    """check_dir_target on the resolved path; returns the marker of an export to replace."""
+def _check_dir(out: Path, real: Path, project: Project) -> Audit | None:
+    """check_dir_target on the resolved path; returns the audit of an export to replace."""
     name = _named(out, real)
     check_placement(real, project)
     _parent_is_folder(out, real)
@@ -151,11 +154,11 @@ def _check_dir(out: Path, real: Path, project: Project) -> Manifest | None:
         raise ExportTargetError(f"cannot read {name}: {e.strerror or e}") from None
     if empty:
         return None
-    manifest = read_manifest(real)
-    why = _refusal(name, manifest, real)
+    audit = _audit(name, real)
+    why = _refusal(name, audit)
     if why:
         raise ExportTargetError(why)
-    return manifest
+    return audit
 
 
 def check_dir_target(out: str | Path, project: Project) -> None:
@@ -258,17 +261,18 @@ def _seal_tree(tmp: Path) -> None:
         _fsync_path(d, directory=True)
 
 
-def _swap_in(tmp: Path, out: Path, real: Path, project: Project) -> tuple[Path, Manifest] | None:
-    """Put the finished `tmp` in place of `real`. Returns the previous export, moved aside, to delete.
+def _swap_in(tmp: Path, out: Path, real: Path, project: Project) -> tuple[Path, set[str]] | None:
+    """Put the finished `tmp` in place of `real`. Returns the previous export, moved aside, and
+    the files of it to delete.
 
     The previous export is renamed aside first and checked again there: once it no longer has
     its name, nothing written by path can join it, so a file that appeared since the last check
     is seen, the folder goes back, and the export is refused with the file named.
     """
-    manifest = _check_dir(out, real, project)  # the folder may have changed while we wrote
+    audit = _check_dir(out, real, project)  # the folder may have changed while we wrote
     old = None
     if os.path.lexists(real):
-        if manifest is None:  # checked empty just above; rmdir refuses anything else
+        if audit is None:  # checked empty just above; rmdir refuses anything else
             try:
                 os.rmdir(real)
             except OSError:
@@ -277,21 +281,21 @@ def _swap_in(tmp: Path, out: Path, real: Path, project: Project) -> tuple[Path, 
             old = leftovers.leftover_path(real, "old")
             os.rename(real, old)
             try:
-                manifest = read_manifest(old)
-                why = _refusal(_named(out, real), manifest, old)
+                audit = _audit(_named(out, real), old)
+                why = _refusal(_named(out, real), audit)
             except BaseException:
                 os.rename(old, real)
                 raise
-            if why or manifest is None:
+            if why:
                 os.rename(old, real)  # nothing was lost: the folder goes back as it was
-                raise ExportTargetError(f"{why} (files appeared while exporting)")
+                raise ExportTargetError(f"{why} (it changed while exporting)")
     try:
         os.rename(tmp, real)
     except BaseException:
         if old is not None and not os.path.lexists(real):
             os.rename(old, real)  # put the previous export back
         raise
-    return (old, manifest) if old is not None and manifest is not None else None
+    return (old, audit.files) if old is not None and audit is not None else None
 
 
 # ----------------------------------------------------------------------------- atomic output
@@ -321,14 +325,14 @@ def atomic_dir(out: str | Path, project: Project) -> Iterator[Path]:
         _seal_tree(tmp)
         previous = _swap_in(tmp, out, real, project)
     except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)  # made empty by make_tmp_dir: ours alone
+        leftovers.remove_tmp_dir(tmp)  # made empty by make_tmp_dir: ours alone
         if isinstance(e, OSError) and not isinstance(e, UserError):
             raise _write_failed(e, out, tmp, had_previous) from e
         raise
     _fsync_path(real.parent, directory=True)
     if previous is not None:
-        old, manifest = previous
-        left = leftovers.remove_listed(old, manifest.files)
+        old, files = previous
+        left = leftovers.remove_listed(old, files)
         if left:  # written into the old folder after it was checked under the swap: kept, named
             log.warning("kept %s: it holds files the previous export did not write (%s)", old, ", ".join(left))
 

@@ -472,6 +472,14 @@ if mode == "writing":
     PIL.Image.Image.save = save
 if mode == "sealed":
     os.fsync = lambda fd: kill()
+if mode == "recovering":  # killed while it deletes what an earlier killed export left
+    real_unlink = os.unlink
+    def unlink(*a, **k):
+        state["saves"] += 1
+        if state["saves"] == 2:
+            kill()
+        return real_unlink(*a, **k)
+    os.unlink = os.remove = unlink
 p = Project.open(folder)
 if mode == "loop":
     print("ready", flush=True)
@@ -510,6 +518,18 @@ def test_an_export_killed_at_each_step_is_recovered_by_the_next(kill_setup, mode
     assert c.returncode == -signal.SIGKILL, err
     if mode in ("writing", "sealed"):
         assert tree(out) == ref  # killed before the swap: the previous export is untouched
+    run_export("labelme", p, out)
+    _exported_whole(out, ref)
+
+
+def test_an_export_killed_while_it_cleans_up_after_a_killed_one_is_recovered_too(kill_setup):
+    p, out, ref = kill_setup
+    run_export("labelme", p, out)
+    for mode in ("writing", "recovering"):
+        c = _child(p.folder, out, mode)
+        _, err = c.communicate(timeout=120)
+        assert c.returncode == -signal.SIGKILL, err
+        assert leftovers(out)  # a temporary folder, partly deleted the second time
     run_export("labelme", p, out)
     _exported_whole(out, ref)
 

@@ -10,7 +10,7 @@ import pytest
 from segstudio.cli import main
 from segstudio.core.project import EXPORT_MARKER, Project
 from segstudio.io import coco
-from segstudio.io.export_target import ExportTargetError, read_manifest
+from segstudio.io.export_target import ExportTargetError, audit_folder
 from segstudio.io.registry import EXPORT_FORMATS, run_export
 from tests.io.helpers import annotated_project
 
@@ -102,14 +102,14 @@ def test_a_store_kept_elsewhere_is_never_replaced(tmp_path):
 def test_re_export_to_the_same_folder_replaces_the_previous_export(proj, tmp_path, fmt):
     out = tmp_path / "out"
     r1 = run_export(fmt, proj, out)
-    manifest = read_manifest(out).files
+    manifest = audit_folder(out).files
     assert manifest and all((out / f).is_file() for f in manifest)
     # fewer images the second time: files of the first export that are not written again go
     proj.store.set_status([proj.store.images()[0].id], "skipped")
     r2 = run_export(fmt, proj, out, statuses=("done",))
     assert r2.images == r1.images - 1
     files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    assert files == read_manifest(out).files | {EXPORT_MARKER}
+    assert files == audit_folder(out).files | {EXPORT_MARKER}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # old copy removed
 
 
