@@ -136,7 +136,7 @@ def test_a_failing_store_write_is_raised_not_hung(tmp_path, monkeypatch):
     p = Project.open(d)
     seg = load_segmenter(ModelSpec("unet", str(ck), "cpu"), p)
 
-    def broken(entries, only_statuses=None):
+    def broken(entries, only_statuses=None, claim_owner=None):
         raise OSError("disk full")
     monkeypatch.setattr(p.store, "replace_source_regions_many", broken)
     with pytest.raises(OSError, match="disk full"):
