@@ -391,7 +391,8 @@ def copy_image(project: Project, rec: ImageRecord, dst: Path, report: Report) ->
         shutil.copyfile(project.abspath(rec), dst)
     except OSError as e:
         if e.errno in _WRITE_ERRNOS or (e.filename and os.fsdecode(e.filename) == str(dst)):
-            raise  # the export's disk failed, not the image: the export stops and says so
+            # the export's disk failed, not the image: the export stops and says so, naming the file
+            raise OSError(e.errno, e.strerror or str(e), str(dst)) from e
         msg = f"cannot read file: {e.strerror or e}"
         project.store.set_error(rec.id, msg)
         report.left_out.append((rec.path, msg))
