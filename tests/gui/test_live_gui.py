@@ -203,3 +203,26 @@ def test_a_watcher_in_another_process_leaves_the_image_open_in_the_window_alone(
     assert recs[5].id in doc["repredicted"]
     # the store still holds exactly what the window shows
     assert sorted((r.id, r.area) for r in p.store.regions(recs[4].id)) == shown
+
+
+def test_segment_folder_leaves_an_image_open_in_another_window_alone(window, qtbot, tmp_path):
+    """The window's own Segment folder writes the image it shows (and reloads it) but not one
+    another window holds (a claim in the store by another holder)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from tests.gui.test_model_gui import load_unet
+    from tests.inference.helpers import tiny_unet_checkpoint
+    p, dock = window.project, window.model_dock
+    recs = p.store.images()
+    assert window.session.current.record.id == recs[0].id
+    p.store.claim_image(recs[2].id, "another-host:4242:feedbeef", 60)  # open in another process's window
+    load_unet(window, qtbot, tiny_unet_checkpoint(tmp_path / "u.pt", classes=("object",)))
+    done = []
+    dock.folder_finished.connect(done.append)
+    dock.scope.setCurrentIndex(dock.scope.findData(None))
+    QTest.mouseClick(dock.seg_folder, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(done), timeout=60000)
+    assert done[0].skipped == [recs[2].id] and sorted(done[0].written) == sorted([recs[0].id, recs[1].id])
+    assert p.store.image(recs[2].id).status == "new" and p.store.image(recs[0].id).status == "predicted"
+    assert "1 image left alone (open in another window)" in dock.progress_label.text()

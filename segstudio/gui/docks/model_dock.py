@@ -485,6 +485,8 @@ class ModelDock(QWidget):
                    f"{rep.images_per_second:.2f} images/s")
         if rep.errors:
             msg += f"; {len(rep.errors)} could not be read"
+        if rep.skipped:  # held by a window of another process (core.claims): a person works on them
+            msg += f"; {plural(len(rep.skipped), 'image')} left alone (open in another window)"
         self._message(msg)
         self.cache.clear()
         self.folder_finished.emit(rep)
