@@ -28,6 +28,11 @@ from typing import Iterator
 from segstudio.core.project import Project
 from segstudio.io.common import FormatError
 
+# what datumaro decodes as images (datumaro.util.image.IMAGE_EXTENSIONS, the raster ones)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jp2", ".png", ".bmp", ".dib", ".tif", ".tiff", ".tga", ".webp",
+                  ".pbm", ".pgm", ".ppm", ".pxm", ".pnm", ".gif", ".exr", ".hdr", ".pic", ".sr", ".ras"}
+
+
 @dataclass
 class Limit:
     side: int
@@ -134,15 +139,47 @@ def _header_size(data: bytes) -> tuple[int, int] | None:
     return (int(w), int(h)) if w > 0 and h > 0 else None
 
 
+class ImageRefused(ValueError):
+    """An image datumaro was about to decode, refused from its header."""
+
+
 def check_header(data: bytes, limit: Limit) -> None:
-    """ValueError unless the image's header gives a size no larger than the project's images."""
+    """ImageRefused unless the image's header gives a size no larger than the project's images."""
     size = _header_size(data)
     if size is None:
-        raise ValueError("an image whose size cannot be read from its header; not decoded")
-    w, h = size
-    if max(w, h) > limit.side or w * h > limit.area:
-        raise ValueError(f"an image of {w}x{h} (from its header), larger than every image in the project "
-                         f"(at most {limit.side} on a side); not decoded")
+        raise ImageRefused("an image whose size cannot be read from its header; not decoded")
+    if too_large(size, limit):
+        raise ImageRefused(f"an image of {size[0]}x{size[1]} (from its header), larger than every image in the "
+                           f"project (at most {limit.side} on a side); not decoded")
+
+
+def too_large(size: tuple[int, int], limit: Limit) -> bool:
+    return max(size) > limit.side or size[0] * size[1] > limit.area
+
+
+def refused_images(err: BaseException | None, src: Path, limit: Limit, most: int = 5) -> list[str]:
+    """When `err` comes from an image check_header refused: the image files in `src` (a folder,
+    or a file's folder) whose headers are too large or unreadable, named for the message."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen and not isinstance(err, ImageRefused):
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    if not isinstance(err, ImageRefused):
+        return []
+    top = src if src.is_dir() else src.parent
+    out: list[str] = []
+    for folder, _, files in os.walk(top):
+        for name in files:
+            p = Path(folder) / name
+            if p.suffix.lower() not in IMAGE_SUFFIXES or not p.is_file():
+                continue
+            size = file_header_size(p)
+            if size is None or too_large(size, limit):
+                what = "unreadable header" if size is None else f"{size[0]}x{size[1]}"
+                out.append(f"{p.relative_to(top).as_posix()} ({what})")
+                if len(out) >= most:
+                    return out
+    return out
 
 
 def _kind(mode: int) -> str:

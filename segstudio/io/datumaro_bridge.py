@@ -93,7 +93,9 @@ def import_via_datumaro(fmt: str, project: Project, source: str | Path, status: 
             items = list(ds)
             labels = ds.categories().get(AnnotationType.label)
         except Exception as e:  # noqa: BLE001  (datumaro raises its own error types for every kind of bad source)
-            raise FormatError(f"cannot read {src} as {fmt}: {_brief_error(e)}") from None
+            refused = bridge_source.refused_images(e, src, limit)
+            named = f" (refused: {', '.join(refused)})" if refused else ""
+            raise FormatError(f"cannot read {src} as {fmt}: {_brief_error(e)}{named}") from None
         names = [c.name for c in labels] if labels is not None else []
         return _import_items(project, items, names, read_from, dm_fmt, status, progress, cancel)
 

@@ -274,7 +274,7 @@ def test_giant_label_png_is_refused_from_its_header(tmp_path, fmt, png):
         except FormatError as e:
             text = str(e)
     assert mem["peak"] < PEAK_LIMIT, mem
-    assert "6000x6000" in text and "not decoded" in text, text
+    assert "6000x6000" in text and "not decoded" in text and png.rsplit("/", 1)[-1] in text, text
     assert status_of(p, "a.png") != "done" and regions_of(p, "a.png") == []
 
 
