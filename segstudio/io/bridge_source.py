@@ -72,15 +72,20 @@ def source_files_checked(src: Path, dm_fmt: str) -> None:
                           "nothing was read (remove them, or import from a copy without them)")
 
 
+MAX_DEPTH = 12  # datumaro walks 10 levels down (datumaro.util.os_util.DEFAULT_MAX_DEPTH), through links
+
+
 def _walk(top: Path, base: Path, bad: list[str]) -> None:
+    """Every file datumaro could reach from `top`: through links (as it goes), as deep as it goes."""
     seen: set[tuple[int, int]] = set()
+    level = str(top).count(os.sep)
     for folder, dirs, files in os.walk(top, followlinks=True):
         try:
             s = os.stat(folder)
         except OSError:
             dirs[:] = []
             continue
-        if (s.st_dev, s.st_ino) in seen:  # a link back up the tree
+        if (s.st_dev, s.st_ino) in seen or folder.count(os.sep) - level >= MAX_DEPTH:  # a loop, or deeper
             dirs[:] = []
             continue
         seen.add((s.st_dev, s.st_ino))
