@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib.util
 import io
 import os
 import stat
@@ -107,13 +108,30 @@ _LIMIT: contextvars.ContextVar[Limit | None] = contextvars.ContextVar("segstudio
 
 @contextlib.contextmanager
 def guarded_decoding(limit: Limit) -> Iterator[None]:
-    """Inside the block (this thread only), datumaro decodes no image larger than `limit`."""
+    """Inside the block (this thread only), datumaro decodes no image larger than `limit`.
+
+    Also gives this thread datumaro's image backend: datumaro sets that context variable only in
+    the thread that first imported it, so in any other (the window's import worker) every label
+    PNG failed to load with a bare LookupError."""
     _install()
+    from datumaro.util import image as dm_image
+    backend = None
+    try:
+        dm_image.IMAGE_BACKEND.get()
+    except LookupError:
+        backend = dm_image.IMAGE_BACKEND.set(_default_backend(dm_image))
     token = _LIMIT.set(limit)
     try:
         yield
     finally:
         _LIMIT.reset(token)
+        if backend is not None:
+            dm_image.IMAGE_BACKEND.reset(backend)
+
+
+def _default_backend(dm_image):
+    """What datumaro picks at import: OpenCV when it is there, else Pillow."""
+    return dm_image.ImageBackend.cv2 if importlib.util.find_spec("cv2") else dm_image.ImageBackend.PIL
 
 
 def _install() -> None:

@@ -614,3 +614,48 @@ def test_fuzz_datumaro_json_masks(fuzz_root, data, size):
         assert not isinstance(seg["counts"], str) or not seg["counts"].isascii() or _reference_coco(seg) is None
     _check(p, _reference_coco(seg), rep, raised)
     p.close()
+
+
+def test_the_decode_guard_holds_only_inside_the_import_thread():
+    """datumaro's decoder is checked only inside guarded_decoding in the importing thread:
+    another thread, and the same thread afterwards, decode as datumaro always did."""
+    from datumaro.util import image as dm_image
+
+    from segstudio.io import bridge_source
+    from tests.io.hostile import png_bytes
+    data = png_bytes(np.zeros((100, 120), np.uint8))
+    other: list = []
+    with bridge_source.guarded_decoding(bridge_source.Limit(side=64, area=64 * 48)):
+        with pytest.raises(bridge_source.ImageRefused, match="120x100"):
+            dm_image.decode_image(data)
+        backend, channel = dm_image.IMAGE_BACKEND.get(), dm_image.IMAGE_COLOR_CHANNEL.get()
+
+        def decode_elsewhere():  # a new thread starts with datumaro's context variables unset
+            dm_image.IMAGE_BACKEND.set(backend)
+            dm_image.IMAGE_COLOR_CHANNEL.set(channel)
+            other.append(dm_image.decode_image(data).shape)
+        t = threading.Thread(target=decode_elsewhere)
+        t.start()
+        t.join()
+    assert other == [(100, 120)]
+    assert dm_image.decode_image(data).shape == (100, 120)
+
+
+@pytest.mark.parametrize("fmt", ["camvid", "cityscapes"])
+def test_label_png_formats_import_in_a_worker_thread(tmp_path, fmt):
+    """The window imports in a worker thread, where datumaro's image backend (a context
+    variable set only in the thread that imported datumaro) was unset: every label PNG failed."""
+    src = _exported(tmp_path, fmt)
+    p = make_project(tmp_path / "src", db=tmp_path / "dst.db")
+    out: list = []
+
+    def work():
+        try:
+            out.append(run_import(fmt, p, src))
+        except Exception as e:  # noqa: BLE001  (handed to the test thread)
+            out.append(e)
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert not isinstance(out[0], Exception), out[0]
+    assert out[0].regions == 3 and not out[0].errors
