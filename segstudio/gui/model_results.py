@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from segstudio.core.claims import process_owner
 from segstudio.core.records import NEW, PREDICTED
+from segstudio.core.store import region_row
 from segstudio.inference.classmap import ClassMapper, prediction_regions
 
 if TYPE_CHECKING:
@@ -45,13 +47,15 @@ def apply_prediction(doc: Document | None, store: ProjectStore, mapper: ClassMap
         store.set_uncertainty({image_id: pred.uncertainty})
         if open_status() == NEW:
             set_status(PREDICTED)
-    else:
+    else:  # the window moved on before the answer came: into the store, unless another window holds it
         regions = prediction_regions(pred, mapper, source, z0=store.max_z(image_id) + 1)
         for r, i in zip(regions, store.reserve_region_ids(len(regions)), strict=True):
             r.id = i
         rec = store.image(image_id)
-        store.replace_source_regions(image_id, source, regions, uncertainty=pred.uncertainty,
-                                     status=PREDICTED if rec.status == NEW else None)
+        store.replace_source_regions_many(
+            [{"image_id": image_id, "source": source, "rows": [region_row(image_id, r) for r in regions if r.mask.size],
+              "status": PREDICTED if rec.status == NEW else None, "uncertainty": pred.uncertainty}],
+            claim_owner=process_owner())
     if len(store.classes()) != n_classes:
         classes_added()
 

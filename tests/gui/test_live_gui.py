@@ -226,3 +226,30 @@ def test_segment_folder_leaves_an_image_open_in_another_window_alone(window, qtb
     assert done[0].skipped == [recs[2].id] and sorted(done[0].written) == sorted([recs[0].id, recs[1].id])
     assert p.store.image(recs[2].id).status == "new" and p.store.image(recs[0].id).status == "predicted"
     assert "1 image left alone (open in another window)" in dock.progress_label.text()
+
+
+def test_segment_image_answer_after_moving_on_leaves_an_image_held_elsewhere_alone(tmp_path):
+    """Segment image's answer for an image the window no longer shows goes into the store, but
+    not under another process's window that has it open."""
+    from PIL import Image
+
+    from segstudio.core.project import Project
+    from segstudio.gui.model_results import apply_prediction
+    from segstudio.inference.classmap import ClassMapper
+    from segstudio.inference.segmenter import Prediction
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(2):
+        Image.fromarray(np.zeros((16, 16), np.uint8)).save(d / f"im{i}.png")
+    p = Project.open(d)
+    p.store.add_class("thing")
+    a, b = p.store.images()
+    cmap = np.zeros((16, 16), np.uint8)
+    cmap[4:10, 4:10] = 1
+    pred = Prediction(16, 16, 0.2, class_map=cmap, confidence=np.full((16, 16), 255, np.uint8))
+    p.store.claim_image(b.id, "another-host:4242:feedbeef", 60)
+    for rec in (a, b):
+        apply_prediction(None, p.store, ClassMapper(p, ["thing"], False), "unet", rec.id, pred,
+                         open_status=lambda: "new", set_status=lambda s: None, classes_added=lambda: None)
+    assert p.store.region_count(a.id) == 1 and p.store.image(a.id).status == "predicted"
+    assert p.store.region_count(b.id) == 0 and p.store.image(b.id).status == "new"
