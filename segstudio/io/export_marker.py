@@ -103,28 +103,28 @@ class Audit:
                 and not (self.bad_count or self.foreign_count or self.unsafe_count))
 
 
-def _entries(folder: Path) -> tuple[dict[bytes, int], set[bytes]]:
-    """Every entry under folder that is not a folder ('/' path as bytes -> lstat mode), and the links.
+_FILE, _LINK, _SPECIAL = 0, 1, 2
 
-    os.walk never follows a link into a folder; a folder it cannot list raises OSError (what
-    it holds would be unknown)."""
+
+def _entries(folder: Path) -> tuple[dict[bytes, int], set[bytes]]:
+    """Every entry under folder that is not a folder ('/' path as bytes -> _FILE, _LINK or
+    _SPECIAL), and the links. Never follows a link; the entry types come with the listing (no stat
+    per file). A folder that cannot be listed raises OSError (what it holds would be unknown)."""
     entries: dict[bytes, int] = {}
     links: set[bytes] = set()
-
-    def fail(e: OSError) -> None:
-        raise e
-
-    for root, dirs, files in os.walk(folder, onerror=fail):
-        rel_root = Path(root).relative_to(folder)
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            rel = os.fsencode((rel_root / name).as_posix())
-            try:
-                mode = os.lstat(os.path.join(root, name)).st_mode
-            except FileNotFoundError:
-                continue
-            entries[rel] = mode
-            if stat.S_ISLNK(mode):
-                links.add(rel)
+    stack = [(os.fsencode(folder), b"")]
+    while stack:
+        d, prefix = stack.pop()
+        with os.scandir(d) as it:
+            for e in it:
+                rel = prefix + e.name
+                if e.is_symlink():
+                    entries[rel] = _LINK
+                    links.add(rel)
+                elif e.is_dir(follow_symlinks=False):
+                    stack.append((e.path, rel + b"/"))
+                else:
+                    entries[rel] = _FILE if e.is_file(follow_symlinks=False) else _SPECIAL
     entries.pop(os.fsencode(EXPORT_MARKER), None)
     return entries, links
 
@@ -214,12 +214,12 @@ def audit_folder(folder: Path) -> Audit:
                 if any(b"/".join(parts[:i]) in links for i in range(1, len(parts))):
                     audit.add("unsafe", f"'{shown(_decode(raw))}' goes through a link")
     for rel in sorted(entries):
-        mode = entries[rel]
+        kind = entries[rel]
         name = _decode(rel)
         if rel not in seen:
-            audit.add("foreign", shown(name) + (" (a link)" if stat.S_ISLNK(mode) else ""))
-        elif not stat.S_ISREG(mode):
-            audit.add("unsafe", f"'{shown(name)}' is " + ("a link" if stat.S_ISLNK(mode) else "not a plain file"))
+            audit.add("foreign", shown(name) + (" (a link)" if kind == _LINK else ""))
+        elif kind != _FILE:
+            audit.add("unsafe", f"'{shown(name)}' is " + ("a link" if kind == _LINK else "not a plain file"))
         else:
             audit.files.add(name)
     return audit
