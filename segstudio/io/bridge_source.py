@@ -22,7 +22,6 @@ import importlib.util
 import io
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -34,22 +33,39 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jp2", ".png", ".bmp", ".dib", ".tif
                   ".pbm", ".pgm", ".ppm", ".pxm", ".pnm", ".gif", ".exr", ".hdr", ".pic", ".sr", ".ras"}
 
 
-@dataclass
 class Limit:
-    side: int
-    area: int
+    """The largest side and area among the project's images: no mask can be larger. Given
+    outright, or read from the project on first use (a source whose images datumaro never
+    decodes costs no look at the project's images)."""
+
+    def __init__(self, side: int = 0, area: int = 0, project: Project | None = None):
+        self._project = project
+        self._side, self._area = side, area
+
+    @property
+    def side(self) -> int:
+        self._read()
+        return self._side
+
+    @property
+    def area(self) -> int:
+        self._read()
+        return self._area
+
+    def _read(self) -> None:
+        if self._project is None:
+            return
+        project, self._project = self._project, None
+        for rec in project.store.images(include_missing=False):
+            try:
+                w, h = (rec.width, rec.height) if rec.width and rec.height else project.image_size(rec)
+            except Exception:  # noqa: BLE001  (an unreadable image bounds nothing)
+                continue
+            self._side, self._area = max(self._side, w, h), max(self._area, w * h)
 
 
 def image_limit(project: Project) -> Limit:
-    """The largest side and area among the project's images: no mask can be larger."""
-    side = area = 0
-    for rec in project.store.images(include_missing=False):
-        try:
-            w, h = (rec.width, rec.height) if rec.width and rec.height else project.image_size(rec)
-        except Exception:  # noqa: BLE001  (an unreadable image bounds nothing)
-            continue
-        side, area = max(side, w, h), max(area, w * h)
-    return Limit(side, area)
+    return Limit(project=project)
 
 
 def source_files_checked(src: Path, dm_fmt: str) -> None:
