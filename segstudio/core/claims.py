@@ -64,7 +64,7 @@ class OpenImageClaim:
                 if previous is not None and previous != image_id:
                     self.store.release_image(previous, self.owner)
                 others = self.store.claim_image(image_id, self.owner, self.ttl)
-            except sqlite3.Error as e:
+            except (sqlite3.Error, OSError) as e:
                 log.warning("could not hold image %s open in the project store: %s", image_id, e)
                 others = []
         if self._thread is None:
@@ -83,7 +83,7 @@ class OpenImageClaim:
             self.image_id = None
             try:
                 self.store.release_image(None, self.owner)
-            except sqlite3.Error as e:  # it lapses after ttl anyway
+            except (sqlite3.Error, OSError) as e:  # it lapses after ttl anyway
                 log.warning("could not release the open image's claim: %s", e)
 
     def _renew(self) -> None:
@@ -92,5 +92,5 @@ class OpenImageClaim:
                 try:
                     if self.store.renew_claims(self.owner, self.ttl) == 0 and self.image_id is not None:
                         self.store.claim_image(self.image_id, self.owner, self.ttl)  # lapsed (a long sleep)
-                except sqlite3.Error as e:  # a busy or failing store: the next beat tries again
+                except (sqlite3.Error, OSError) as e:  # a busy or failing store: the next beat tries again
                     log.warning("could not renew the open image's claim: %s", e)
