@@ -111,8 +111,12 @@ def cmd_predict(args) -> int:
         for p, e in rep.errors[:50]:
             print(f"  error: {p}: {e}")
         if rep.skipped:  # open in a window meanwhile (its claim in the store): a person works on it
+            from segstudio.core.claims import describe_owner
+            holders = project.store.claimed_images(rep.skipped)
+            recs = project.store.images_by_ids(rep.skipped[:10])
             print(f"  left alone: {len(rep.skipped)} images open in a window (predict them again when they "
-                  "are closed): " + ", ".join(r.path for r in project.store.images_by_ids(rep.skipped[:10]).values()))
+                  "are closed): " + ", ".join(
+                      recs[i].path + (f" ({describe_owner(holders[i])})" if i in holders else "") for i in recs))
         if rep.dropped:
             print("  dropped (class not in project): " + ", ".join(f"{k} {v}" for k, v in rep.dropped.items()))
     return 0

@@ -166,6 +166,7 @@ def test_segstudio_predict_in_another_process_leaves_the_open_image_alone(tmp_pa
     finally:
         claim.release()
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "left alone: 1 images open in a window" in out.stdout and recs[1].path in out.stdout
+    assert "left alone: 1 images open in a window" in out.stdout
+    assert f"{recs[1].path} (process {os.getpid()} on " in out.stdout  # who holds it
     assert p.store.image(recs[1].id).status == "new"
     assert [p.store.image(r.id).status for r in (recs[0], recs[2], recs[3])] == [PREDICTED] * 3
