@@ -490,6 +490,9 @@ print("finished")
 """
 
 
+posix_kill = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX")
+
+
 def _child(folder, out, mode):
     return subprocess.Popen([sys.executable, "-c", CHILD, str(folder), str(out), mode], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -509,6 +512,7 @@ def _exported_whole(out, ref_tree):
     assert leftovers(out) == []
 
 
+@posix_kill
 @pytest.mark.parametrize("mode", ["between", "deleting", "writing", "sealed"])
 def test_an_export_killed_at_each_step_is_recovered_by_the_next(kill_setup, mode):
     p, out, ref = kill_setup
@@ -522,6 +526,7 @@ def test_an_export_killed_at_each_step_is_recovered_by_the_next(kill_setup, mode
     _exported_whole(out, ref)
 
 
+@posix_kill
 def test_an_export_killed_while_it_cleans_up_after_a_killed_one_is_recovered_too(kill_setup):
     p, out, ref = kill_setup
     run_export("labelme", p, out)
@@ -534,6 +539,7 @@ def test_an_export_killed_while_it_cleans_up_after_a_killed_one_is_recovered_too
     _exported_whole(out, ref)
 
 
+@posix_kill
 def test_an_export_killed_between_the_renames_gets_the_previous_one_back(kill_setup, monkeypatch):
     """The next export restores the previous one first: when that next export fails too (a full
     disk), the previous export is back in place, whole."""
@@ -552,6 +558,7 @@ def test_an_export_killed_between_the_renames_gets_the_previous_one_back(kill_se
     _exported_whole(out, ref)
 
 
+@posix_kill
 @pytest.mark.slow
 def test_exports_killed_at_random_moments_leave_nothing_behind(kill_setup):
     p, out, ref = kill_setup
