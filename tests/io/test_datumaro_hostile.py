@@ -376,12 +376,12 @@ print(json.dumps({"base_mb": base, "peak_mb": rss(), "seconds": round(time.time(
 
 
 def test_peak_rss_of_the_50000_square_cvat_mask_in_a_fresh_process(tmp_path):
-    """The worst case of the issue, in a process capped at 4 GiB of address space: the peak
+    """The worst case of the issue, in a process capped at 8 GiB of address space: the peak
     resident size stays near the interpreter's own (it was 2.5 GB)."""
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     cap = textwrap.dedent("""
         import resource, sys
-        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+        resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
         exec(sys.stdin.read())
     """)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
