@@ -25,6 +25,8 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from segstudio.core.project import Project
 from segstudio.io.common import FormatError
 
@@ -120,11 +122,15 @@ def _check_file(path: Path, base: Path, bad: list[str]) -> None:
 
 
 _LIMIT: contextvars.ContextVar[Limit | None] = contextvars.ContextVar("segstudio_datumaro_limit", default=None)
+_SKIP: contextvars.ContextVar[bool] = contextvars.ContextVar("segstudio_datumaro_skip", default=False)
 
 
 @contextlib.contextmanager
-def guarded_decoding(limit: Limit) -> Iterator[None]:
+def guarded_decoding(limit: Limit, skip: bool = False) -> Iterator[None]:
     """Inside the block (this thread only), datumaro decodes no image larger than `limit`.
+    With `skip`, it decodes nothing: every image is a 1x1 placeholder, for a format whose
+    pixels segstudio reads itself (Cityscapes: datumaro decodes each instance PNG while it lists
+    the dataset, only to name the classes in it, which segstudio does not use).
 
     Also gives this thread datumaro's image backend: datumaro sets that context variable only in
     the thread that first imported it, so in any other (the window's import worker) every label
@@ -136,11 +142,12 @@ def guarded_decoding(limit: Limit) -> Iterator[None]:
         dm_image.IMAGE_BACKEND.get()
     except LookupError:
         backend = dm_image.IMAGE_BACKEND.set(_default_backend(dm_image))
-    token = _LIMIT.set(limit)
+    token, skipping = _LIMIT.set(limit), _SKIP.set(skip)
     try:
         yield
     finally:
         _LIMIT.reset(token)
+        _SKIP.reset(skipping)
         if backend is not None:
             dm_image.IMAGE_BACKEND.reset(backend)
 
@@ -157,6 +164,8 @@ def _install() -> None:
         return
 
     def decode_image(image_bytes, *args, **kwargs):
+        if _SKIP.get():
+            return np.zeros((1, 1), dtype=kwargs.get("dtype", args[0] if args else np.uint8))
         limit = _LIMIT.get()
         if limit is not None:
             check_header(bytes(image_bytes[:1 << 16]) if len(image_bytes) > 1 << 16 else image_bytes, limit)

@@ -81,7 +81,10 @@ def import_via_datumaro(fmt: str, project: Project, source: str | Path, status: 
     if dm_fmt == "segment_anything":  # read here: datumaro hands its RLE to pycocotools unchecked
         return bridge_sa1b.import_sa1b(project, src, status, progress, cancel)
     limit = bridge_source.image_limit(project)
-    with tempfile.TemporaryDirectory(prefix="segstudio-cvat-") as staging, bridge_source.guarded_decoding(limit):
+    # Cityscapes' PNGs are read by segstudio (_cityscapes_regions), each checked against its
+    # image: datumaro need not decode them, and a bad one is that image's error, not the import's
+    with tempfile.TemporaryDirectory(prefix="segstudio-cvat-") as staging, \
+            bridge_source.guarded_decoding(limit, skip=dm_fmt == "cityscapes"):
         read_from = src
         if dm_fmt == "cvat" and not (src if src.is_dir() else src.parent).joinpath("images").is_dir():
             # datumaro's CVAT reader wants the images in images/ beside the XML, as CVAT exports
@@ -130,7 +133,7 @@ def _import_items(project: Project, items: list, names: list[str], src: Path, dm
                                                   AnnotationType)
         except Exception as e:  # noqa: BLE001  (a broken item, e.g. an unreadable mask file: that item's error)
             report.error(name, _brief_error(e))
-            if _has_masks(item):
+            if dm_fmt == "cityscapes" or _has_masks(item):
                 writer.add(rec, [], rejected=1)  # counted as refused; its status stays as it was
             continue
         if not regions and not rejected:
