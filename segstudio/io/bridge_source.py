@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib.util
-import io
 import os
 import stat
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
+from segstudio.core import imageio
 from segstudio.core.project import Project
 from segstudio.io.common import FormatError
 
@@ -168,7 +168,7 @@ def _install() -> None:
             return np.zeros((1, 1), dtype=kwargs.get("dtype", args[0] if args else np.uint8))
         limit = _LIMIT.get()
         if limit is not None:
-            check_header(bytes(image_bytes[:1 << 16]) if len(image_bytes) > 1 << 16 else image_bytes, limit)
+            check_header(bytes(image_bytes), limit)
         return original(image_bytes, *args, **kwargs)
 
     decode_image._segstudio_guard = True  # type: ignore[attr-defined]
@@ -177,14 +177,15 @@ def _install() -> None:
 
 def file_header_size(path: Path) -> tuple[int, int] | None:
     """(width, height) from an image file's header, read without decoding; None if unknown."""
-    with open(path, "rb") as f:  # a regular file: source_files_checked ran first
-        return _header_size(f.read(1 << 16))
+    return _header_size(path)
 
 
-def _header_size(data: bytes) -> tuple[int, int] | None:
-    import imagesize  # type: ignore[import-untyped]  # datumaro's own header reader (the [formats] extra)
-    w, h = imagesize.get(io.BytesIO(data), exif_rotation=False)
-    return (int(w), int(h)) if w > 0 and h > 0 else None
+def _header_size(source: Path | bytes) -> tuple[int, int] | None:
+    """core/imageio's header reader: regular files only, Pillow's global guard left alone."""
+    try:
+        return imageio.declared_size(source)
+    except imageio.ImageDecodeError:  # not an image segstudio reads, or a broken header
+        return None
 
 
 class ImageRefused(ValueError):
