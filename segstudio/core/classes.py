@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -103,7 +104,25 @@ def read_class_file(path: str | Path) -> list[ClassListEntry]:
     return entries
 
 
+# control characters (C0, DEL, C1), the Unicode line and paragraph separators and the BOM:
+# str.splitlines() breaks lines at several of these, readers of class lists at others
+UNLISTABLE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+
+
+def unlistable(name: str) -> str | None:
+    """Why a class name cannot be one line of a class list (its first line break or control
+    character, as U+XXXX), or None when it can."""
+    m = UNLISTABLE_CHARS.search(name)
+    return None if m is None else f"U+{ord(m.group()):04X}"
+
+
 def write_class_file(path: str | Path, classes: list[LabelClass]) -> None:
+    """One name and colour a line. ValueError (nothing written) when a name holds a line break or
+    control character: it would split over lines and read back as other classes."""
+    bad = [f"{c.name!r} (holds {why})" for c in classes if (why := unlistable(c.name))]
+    if bad:
+        raise ValueError("class names with a line break or control character cannot be written to a class "
+                         f"list: {', '.join(bad[:5])}{' and more' if len(bad) > 5 else ''}; rename the class")
     # a name starting with # or \ would read back as a comment or lose its backslash: escape it
     text = "\n".join(f"{_escape(c.name)} {c.hex_color}" for c in classes) + "\n"
     Path(path).write_text(text, encoding="utf-8")

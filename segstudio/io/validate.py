@@ -26,6 +26,7 @@ import re
 import stat
 from pathlib import Path
 
+from segstudio.core.classes import UNLISTABLE_CHARS, unlistable
 from segstudio.io.common import FormatError
 
 MAX_JSON_BYTES = 2 << 30  # COCO train2017 instances is 0.45 GB, LVIS 1.1 GB
@@ -115,9 +116,7 @@ def as_size(value, what: str) -> int:
     return int(value)
 
 
-# control characters (C0, DEL, C1), the Unicode line and paragraph separators and the BOM:
-# str.splitlines() breaks lines at several of these, readers of class lists at others
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+_UNSAFE = UNLISTABLE_CHARS  # one definition, in core (Classes > Save... writes class lists too)
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -130,13 +129,6 @@ def line_safe_name(name: str) -> str:
     """A class name that fits on one line of a class list: control characters and line
     breaks written as visible escapes (\\n, \\x07, \\u2028), outer spaces stripped."""
     return _UNSAFE.sub(_escape, name).strip()
-
-
-def unlistable(name: str) -> str | None:
-    """Why a class name cannot be one line of a class list (its first line break or control
-    character, as U+XXXX), or None when it can."""
-    m = _UNSAFE.search(name)
-    return None if m is None else f"U+{ord(m.group()):04X}"
 
 
 def check_listable(names: list[str], fmt: str) -> None:

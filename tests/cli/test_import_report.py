@@ -39,7 +39,7 @@ def test_cli_names_images_whose_annotations_were_rejected(tmp_path, capsys):
         p.close()
 
 
-def test_labelme_labels_txt_keeps_one_class_per_line(tmp_path, capsys):
+def test_labelme_export_refuses_a_class_name_that_would_split_labels_txt(tmp_path, capsys):
     d = tmp_path / "imgs"
     make_image(d / "a.png", 40, 30)
     p = Project.open(d)
@@ -49,6 +49,7 @@ def test_labelme_labels_txt_keeps_one_class_per_line(tmp_path, capsys):
         p.store.save_regions(p.store.images()[0].id, [r], status="done")
     finally:
         p.close()
-    assert main(["export", str(d), "--format", "labelme", "--out", str(tmp_path / "lm")]) == 0
-    lines = (tmp_path / "lm" / "labels.txt").read_text().splitlines()
-    assert lines == ["__ignore__", "_background_", "two\\nlines\\"]
+    assert main(["export", str(d), "--format", "labelme", "--out", str(tmp_path / "lm")]) == 2
+    err = capsys.readouterr().err
+    assert "'two\\nlines\\\\'" in err and "rename the class" in err
+    assert not (tmp_path / "lm").exists()

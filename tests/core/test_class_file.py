@@ -18,3 +18,14 @@ def test_written_names_starting_with_hash_or_backslash_read_back(tmp_path):
                LabelClass(3, "\\x", (7, 8, 9)), LabelClass(4, "a#b", (10, 11, 12))]
     write_class_file(f, classes)
     assert [(e.name, e.color) for e in read_class_file(f)] == [(c.name, c.color) for c in classes]
+
+
+def test_a_name_with_a_line_break_is_refused_and_nothing_is_written(tmp_path):
+    import pytest
+
+    f = tmp_path / "classes.txt"
+    for name in ["two\nlines", "road\u2028side", "a\x85b", "a\vb", "a\x1cb"]:
+        with pytest.raises(ValueError, match="line break or control character") as e:
+            write_class_file(f, [LabelClass(1, "cell", (1, 2, 3)), LabelClass(2, name, (4, 5, 6))])
+        assert repr(name) in str(e.value)
+        assert not f.exists()

@@ -200,6 +200,18 @@ def test_load_and_save_buttons_open_their_file_dialogs(win, tmp_path, monkeypatc
     assert any(t.startswith("nucleus") for t in texts)
 
 
+def test_save_refuses_a_name_that_would_split_over_lines_and_says_so(win, tmp_path, monkeypatch):
+    win.project.store.add_class("road\u2028side")
+    win.classes_dock.refresh()
+    out = tmp_path / "saved.txt"
+    said = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "")))
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: said.append(box.text()) or 0)
+    _click(_button(win, "Save…"))
+    assert not out.exists()
+    assert len(said) == 1 and r"'road\u2028side'" in said[0] and "U+2028" in said[0]
+
+
 def test_ignore_switch_turns_ignore_off_and_on(win):
     dock, store = win.classes_dock, win.project.store
     _select(win, "cell")

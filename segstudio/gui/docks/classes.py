@@ -318,5 +318,7 @@ class ClassesDock(QWidget):
                 return
         try:
             write_class_file(path, self.store.classes())
+        except ValueError as e:
+            warn(self, "Save class list", f"Nothing written to {path}: {e}")
         except OSError as e:
             warn(self, "Save class list", f"Cannot write {path}: {e}")
