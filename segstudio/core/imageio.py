@@ -539,13 +539,20 @@ def _decode_opencv(data: bytes, im: Image.Image, orientation: int) -> np.ndarray
         flags = cv2.IMREAD_GRAYSCALE if im.mode == "L" else cv2.IMREAD_COLOR
     else:
         flags = cv2.IMREAD_UNCHANGED
-    a = cv2.imdecode(np.frombuffer(data, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
-    if a is None:
-        return None
-    if a.ndim == 3 and a.shape[2] == 3:
-        cv2.cvtColor(a, cv2.COLOR_BGR2RGB, dst=a)  # in place
-    elif a.ndim == 3 and a.shape[2] == 4:
-        a = cv2.cvtColor(a, cv2.COLOR_BGRA2RGB)
+    try:
+        a = cv2.imdecode(np.frombuffer(data, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
+        if a is None:
+            return None
+        if a.ndim == 3 and a.shape[2] == 3:
+            cv2.cvtColor(a, cv2.COLOR_BGR2RGB, dst=a)  # in place
+        elif a.ndim == 3 and a.shape[2] == 4:
+            a = cv2.cvtColor(a, cv2.COLOR_BGRA2RGB)
+    except cv2.error as e:
+        # OpenCV reports a failed allocation as cv2.error (code -4, StsNoMem), not MemoryError:
+        # that is this machine's memory, not the file, and must never be stored as "corrupt"
+        if getattr(e, "code", None) == cv2.Error.StsNoMem or "Insufficient memory" in str(e):
+            raise NotEnoughMemory("not enough memory to decode this image") from None
+        return None  # anything else OpenCV could not read: Pillow decodes it (or says why it cannot)
     return apply_orientation(a, orientation)
 
 

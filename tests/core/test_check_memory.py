@@ -199,3 +199,45 @@ def test_the_shared_budget_grows_when_memory_comes_free(monkeypatch):
     assert memory.default_budget() is b and b.total == 2 << 30
     monkeypatch.setattr(memory, "available_memory", lambda: 1 << 20)
     assert memory.default_budget().total == 2 << 30  # never lowered under what may be held
+
+
+_REAL_OOM = r"""
+import json, os, resource, sys
+import numpy as np
+from PIL import Image
+from segstudio.core import imageio
+from segstudio.core.check import check_images
+from segstudio.core.project import Project
+folder = sys.argv[1]
+# a valid PNG, small on disk, 72 MB decoded (OpenCV's fast path)
+ramp = np.broadcast_to(np.arange(6000, dtype=np.uint8)[None, :, None], (4000, 6000, 3))
+os.makedirs(folder, exist_ok=True)
+Image.fromarray(np.ascontiguousarray(ramp)).save(os.path.join(folder, "big.png"))
+del ramp
+p = Project.open(folder)
+data = open(os.path.join(folder, "big.png"), "rb").read()
+pages = int(open(f"/proc/{os.getpid()}/statm").read().split()[0])
+resource.setrlimit(resource.RLIMIT_AS, (pages * os.sysconf("SC_PAGE_SIZE") + 40 * 2**20, resource.RLIM_INFINITY))
+try:
+    imageio.decode_image(os.path.join(folder, "big.png"), data=data)
+    direct = "decoded"
+except imageio.ImageDecodeError as e:
+    direct = [type(e).__name__, imageio.is_transient(e)]
+rep = check_images(p, workers=1)
+errors = [r.error for r in p.store.images()]
+resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+print(json.dumps({"direct": direct, "unreadable": [x for x, _ in rep.unreadable],
+                  "not_checked": [x for x, _ in rep.not_checked], "errors": errors}))
+p.close()
+"""
+
+
+def test_opencv_running_out_of_memory_is_not_a_corrupt_file(tmp_path):
+    """Real OpenCV, really short of memory (an address-space cap): it raises cv2.error
+    'Insufficient memory', not MemoryError; that must read as not enough memory, never 'corrupt'."""
+    out = subprocess.run([sys.executable, "-c", _REAL_OOM, str(tmp_path / "imgs")], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["direct"] == ["NotEnoughMemory", True]
+    assert got["unreadable"] == [] and got["not_checked"] == ["big.png"] and got["errors"] == [None]
