@@ -16,7 +16,9 @@ left out of the next run (and with the default `--status new`, every predicted i
 
 The workers read the images by path: the folder must be on a path every node sees (a shared
 filesystem, mounted at the same place). A path a worker cannot read is that image's error (in
-the store and the report), never a hung job. Ray is optional: `pip install -e ".[cluster]"`.
+the store and the report) when the driver cannot read it either, never a hung job; a worker short
+of memory, or one that cannot reach a path the driver reads, is reported and nothing is stored.
+Ray is optional: `pip install -e ".[cluster]"`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import stat
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -74,20 +77,24 @@ class ImagePredictor:
                 arrays.append(self.seg.prepare(image))  # no project here: not for models prompted by its regions
                 kept.append(image_id)
             except (ImageDecodeError, OSError) as e:  # a path this worker cannot read: that image's error
+                # what the failure says about the file: nothing when this node is short of memory or
+                # cannot reach the path (the driver decides); a decode error is the file's own
+                kind = "memory" if imageio.is_transient(e) else "file" if isinstance(e, ImageDecodeError) else "io"
                 rows[image_id] = {"error": f"{e} (on {os.uname().nodename})", "width": 0, "height": 0,
-                                  "uncertainty": 0.0, "regions": b""}
+                                  "uncertainty": 0.0, "regions": b"", "kind": kind}
         if arrays:
             for image_id, pred in zip(kept, self.seg.predict_prepared(arrays), strict=True):
                 enc = encode_detections(payload(pred))
                 rows[image_id] = {"error": "", "width": pred.width, "height": pred.height,
-                                  "uncertainty": float(pred.uncertainty), "regions": pickle.dumps(enc)}
+                                  "uncertainty": float(pred.uncertainty), "regions": pickle.dumps(enc), "kind": ""}
         out = [rows[i] for i in ids]
         return {"image_id": np.asarray(ids, np.int64),
                 "width": np.asarray([r["width"] for r in out], np.int64),
                 "height": np.asarray([r["height"] for r in out], np.int64),
                 "uncertainty": np.asarray([r["uncertainty"] for r in out], np.float64),
                 "regions": np.asarray([r["regions"] for r in out], dtype=object),
-                "error": np.asarray([r["error"] for r in out], dtype=object)}
+                "error": np.asarray([r["error"] for r in out], dtype=object),
+                "kind": np.asarray([r["kind"] for r in out], dtype=object)}
 
 
 def images_to_predict(project: Project, statuses, source: str) -> list[int]:
@@ -160,7 +167,10 @@ def predict_on_ray(project: Project, spec: ModelSpec, statuses=(NEW,), address: 
                 rec = records[image_id]
                 err = str(out["error"][k])
                 if err:
-                    project.store.set_error(image_id, err)
+                    if _says_something_about_the_file(project, rec, str(out["kind"][k])):
+                        project.store.set_error(image_id, err)
+                    else:  # reported, not stored: the next run tries the image again
+                        err += " (not stored on the image: not a fault of the file)"
                     report.errors.append((rec.path, err))
                 else:
                     enc = pickle.loads(out["regions"][k])
@@ -179,3 +189,17 @@ def predict_on_ray(project: Project, spec: ModelSpec, statuses=(NEW,), address: 
     report.seconds = time.perf_counter() - t0
     report.dropped = dict(mapper.dropped)
     return report
+
+
+def _says_something_about_the_file(project, rec, kind: str) -> bool:
+    """Whether a worker's failure is the image's own error, to store: a decode error is; a worker
+    short of memory is not; a path the worker could not read is only when the driver cannot read
+    it either (a share missing on one node says nothing about the file)."""
+    if kind == "memory":
+        return False
+    if kind == "io":
+        try:
+            return not stat.S_ISREG(os.stat(project.abspath(rec)).st_mode)
+        except OSError:
+            return True
+    return True

@@ -180,3 +180,35 @@ def test_cli_predict_ray(runtime, checkpoint, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["images"] == 4 and out["regions"] > 0 and out["device"].startswith("Ray: 2 worker(s)")
     assert main(["predict", str(folder), "--model", "unet", "--workers", "2"]) == 2  # --workers without --ray
+
+
+def test_a_worker_short_of_memory_or_of_a_path_stores_nothing_on_the_image(checkpoint, tmp_path, monkeypatch):
+    """The UDF alone: a worker that runs out of memory says so ('memory'), a path it cannot read is
+    'io'; the driver stores neither when it can read the file itself (only a decode error, or a path
+    gone for the driver too, is the image's own error)."""
+    from segstudio.core import imageio
+    from segstudio.inference import ray_predict
+    folder = make_folder(tmp_path / "imgs", n=2)
+    p = Project.open(folder)
+    try:
+        recs = p.store.images()
+        udf = ImagePredictor({"arch": "unet", "weights": str(checkpoint), "device": "cpu"})
+        real = imageio.decode_image
+
+        def short(path, **kw):
+            if path.endswith("00.png"):
+                raise imageio.NotEnoughMemory("not enough memory to decode this image")
+            if path.endswith("01.png"):
+                raise PermissionError(13, "Permission denied", path)
+            return real(path, **kw)
+        monkeypatch.setattr(imageio, "decode_image", short)
+        paths = np.array([str(p.abspath(r)) for r in recs], dtype=object)
+        out = udf({"image_id": np.array([r.id for r in recs]), "path": paths})
+        assert list(out["kind"]) == ["memory", "io"] and all(out["error"])
+        assert not ray_predict._says_something_about_the_file(p, recs[0], "memory")
+        assert not ray_predict._says_something_about_the_file(p, recs[1], "io")  # the driver reads it
+        assert ray_predict._says_something_about_the_file(p, recs[1], "file")
+        os.remove(p.abspath(recs[1]))
+        assert ray_predict._says_something_about_the_file(p, recs[1], "io")  # gone for the driver too
+    finally:
+        p.close()
