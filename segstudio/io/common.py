@@ -3,13 +3,11 @@ progress and cancel, reports."""
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import IO, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -380,24 +378,59 @@ def count_export_items(project: Project, statuses: Sequence[str] | None) -> int:
     return len(project.store.image_ids(statuses=statuses))
 
 
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
-
-
 def copy_image(project: Project, rec: ImageRecord, dst: Path, report: Report) -> bool:
     """Copy an image file into an export; False (and the image left out, its error stored)
-    when the file cannot be read any more."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    when the file cannot be read any more.
+
+    The source is opened by core/imageio's regular-file opener: a FIFO (which would hang the
+    export) or a device such as /dev/zero (which would fill the disk), put where an image was,
+    is refused for what it is. At most the size fstat gave is copied. A write that fails (a
+    full disk) stops the export, naming the file it was writing."""
     try:
-        shutil.copyfile(project.abspath(rec), dst)
-    except OSError as e:
-        if e.errno in _WRITE_ERRNOS or (e.filename and os.fsdecode(e.filename) == str(dst)):
-            # the export's disk failed, not the image: the export stops and says so, naming the file
+        src = imageio.open_regular(project.abspath(rec))
+    except imageio.ImageDecodeError as e:
+        return _left_out(project, rec, str(e), report)
+    with src:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            copy_bytes(src, dst)
+        except _ReadFailed as e:
+            dst.unlink(missing_ok=True)  # a part of an image is not exported
+            return _left_out(project, rec, f"cannot read file: {e.reason.strerror or e.reason}", report)
+        except OSError as e:
             raise OSError(e.errno, e.strerror or str(e), str(dst)) from e
-        msg = f"cannot read file: {e.strerror or e}"
-        project.store.set_error(rec.id, msg)
-        report.left_out.append((rec.path, msg))
-        return False
     return True
+
+
+COPY_CHUNK = 1 << 20
+
+
+class _ReadFailed(Exception):
+    def __init__(self, reason: OSError):
+        super().__init__(str(reason))
+        self.reason = reason
+
+
+def copy_bytes(src: IO[bytes], dst: Path) -> None:
+    """Write the opened file `src` (at most its size now) to `dst`; a read error is _ReadFailed,
+    a write error an OSError."""
+    with open(dst, "wb") as out:
+        left = os.fstat(src.fileno()).st_size
+        while left > 0:
+            try:
+                chunk = src.read(min(left, COPY_CHUNK))
+            except OSError as e:
+                raise _ReadFailed(e) from e
+            if not chunk:  # shrank meanwhile: what is there is copied
+                break
+            out.write(chunk)
+            left -= len(chunk)
+
+
+def _left_out(project: Project, rec: ImageRecord, msg: str, report: Report) -> bool:
+    project.store.set_error(rec.id, msg)
+    report.left_out.append((rec.path, msg))
+    return False
 
 
 def write_png(path: Path, image) -> None:
