@@ -17,13 +17,15 @@ Files in torch's legacy format (not a zip) are stored as they are: reading them 
 from __future__ import annotations
 
 import os
+import stat
 import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
 GIB = 1 << 30
 MIB = 1 << 20
-MAX_RATIO = 16  # declared bytes per byte of file; torch.save's own archives are ~1
+MAX_RATIO = 4  # declared bytes per byte of file; torch.save's own archives are ~1, and float weights
+# deflate to ~0.9 at best, so 4 leaves room for any real file and still stops a 500 MB file declaring 8 GB
 SMALL = 64 * MIB  # up to this much, any ratio (a small archive inflating cannot hurt)
 MAX_WEIGHTS_BYTES = 8 * GIB  # the default bound: Segment Anything ViT-H is 2.4 GiB, a Mask R-CNN checkpoint
 # with its optimizer state under 1 GiB
@@ -41,11 +43,14 @@ def archive_problem(source: str | os.PathLike | BinaryIO, max_bytes: int = MAX_W
             file_size = Path(source).stat().st_size
         except OSError:
             return None  # the loader says what is wrong with a missing file
-        opened: BinaryIO | None = None
-        try:
-            opened = open(source, "rb")  # noqa: SIM115  # closed below
+        try:  # non-blocking: a FIFO named like weights must not hang the check
+            fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except OSError:
             return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return "it is not a regular file (a pipe, device or folder)"
+        opened = os.fdopen(fd, "rb")
         try:
             return _problem(opened, file_size, max_bytes)
         finally:

@@ -242,3 +242,29 @@ def test_a_pickle_bomb_at_the_out_path_is_not_inflated(tmp_path, monkeypatch):
     monkeypatch.setattr(zipfile.ZipFile, "open", spy)
     assert is_segstudio_checkpoint(path) is False and opened == []
     assert is_segstudio_checkpoint(tiny_unet_checkpoint(tmp_path / "u.pt")) is True
+
+
+def test_a_file_inflating_four_times_over_is_refused_and_a_fifo_does_not_hang(tmp_path):
+    """The ratio is tight enough that a large file cannot declare many times its size (real weights
+    deflate to ~0.9 at best), and a FIFO named like weights is refused without blocking."""
+    import os
+    import threading
+
+    from segstudio.inference.torch_archive import archive_problem
+    import numpy as np
+    path = tmp_path / "x8.pt"  # 80 MiB declared, ~8:1 deflated (an eighth of each MiB random): past 4, under 16
+    rng = np.random.default_rng(0)
+    record = zipfile.ZipInfo("archive/data/0")
+    record.compress_type = zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w") as z, z.open(record, "w", force_zip64=True) as f:
+        for _ in range(80):
+            f.write(rng.bytes(MIB // 8) + bytes(MIB - MIB // 8))
+    assert 4 < 80 * MIB / path.stat().st_size < 16
+    assert "compressed bomb" in (archive_problem(path) or "")
+    fifo = tmp_path / "w.pth"
+    os.mkfifo(fifo)
+    got = []
+    t = threading.Thread(target=lambda: got.append(archive_problem(fifo)), daemon=True)
+    t.start()
+    t.join(10)
+    assert got == ["it is not a regular file (a pipe, device or folder)"]
