@@ -140,7 +140,12 @@ def content_digest(path: Path, st: os.stat_result) -> str:
     if not stat.S_ISREG(st.st_mode):  # a FIFO or a device: nothing to key a cache on (and open could hang)
         raise OSError(f"{path} is not a regular file")
     h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
+    # non-blocking, and the opened file checked again: a FIFO swapped in after the stat cannot hang it
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    with os.fdopen(fd, "rb") as f:
         if st.st_size <= FULL_HASH_MAX:
             h.update(f.read(FULL_HASH_MAX + 1))
         else:

@@ -197,3 +197,27 @@ def test_a_write_in_progress_is_not_pruned(tmp_path, monkeypatch):
     release.set()
     t.join(10)
     assert [p.name for p in folder.iterdir()] == ["b" * 40 + ".pt"]
+
+
+def test_a_fifo_swapped_in_after_the_stat_does_not_hang_the_digest(tmp_path):
+    """The stat said regular file; by the time the digest opens it, it is a FIFO."""
+    import os
+    import threading
+
+    from segstudio.inference.sam_cache import content_digest
+    f = tmp_path / "a.png"
+    f.write_bytes(b"x" * 100)
+    st = os.stat(f)
+    f.unlink()
+    os.mkfifo(f)
+    got: list = []
+
+    def run():
+        try:
+            content_digest(f, st)
+        except OSError as e:
+            got.append(str(e))
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(10)
+    assert got and "not a regular file" in got[0]
