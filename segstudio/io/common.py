@@ -427,6 +427,17 @@ def copy_bytes(src: IO[bytes], dst: Path) -> None:
             left -= len(chunk)
 
 
+def is_regular(project: Project, rec: ImageRecord, report: Report) -> bool:
+    """Whether the image's file is still a regular file, for a writer that hands paths to another
+    library (datumaro opens them with plain open(): a FIFO would hang it). If not, the image is
+    left out, its error stored and named in the report."""
+    try:
+        imageio.open_regular(project.abspath(rec)).close()
+    except imageio.ImageDecodeError as e:
+        return _left_out(project, rec, str(e), report)
+    return True
+
+
 def _left_out(project: Project, rec: ImageRecord, msg: str, report: Report) -> bool:
     project.store.set_error(rec.id, msg)
     report.left_out.append((rec.path, msg))

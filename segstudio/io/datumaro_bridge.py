@@ -29,7 +29,7 @@ import logging
 import os
 import stat
 import tempfile
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -46,7 +46,7 @@ from segstudio.io import bridge_masks, bridge_sa1b, bridge_source, validate
 from segstudio.io.bridge_formats import BRIDGE_EXPORT, BRIDGE_IMPORT, EXTRA
 from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress, RegionWriter,
                                  Report, atomic_dir, count_export_items, export_classes, export_items,
-                                 imported_region, relative_stem, step)
+                                 copy_bytes, imported_region, is_regular, relative_stem, step)
 
 log = logging.getLogger(__name__)
 
@@ -367,6 +367,8 @@ def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: S
     exported = []
     for k, it in enumerate(export_items(project, statuses, report)):
         step(progress, cancel, k, total, it.record.path)
+        if not is_regular(project, it.record, report):  # datumaro copies it with plain open()
+            continue
         exported.append((it, [r for r in z_sorted(it.regions) if r.class_id in value_of]))
     if dm_fmt == "cityscapes":
         real = _instance_classes_first(real, exported)
@@ -387,8 +389,8 @@ def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: S
                         id=z + 1, group=z + 1, z_order=z, attributes={"is_crowd": bool(r.iscrowd)})
                 for z, r in enumerate(regions)]
         item_id = relative_stem(it.record)
-        items.append(dm.DatasetItem(id=item_id, media=dm.Image.from_file(path=str(project.abspath(it.record)),
-                                                                       size=(it.height, it.width)),
+        items.append(dm.DatasetItem(id=item_id, media=_regular_image()(path=str(project.abspath(it.record)),
+                                                                      size=(it.height, it.width)),
                                     annotations=anns))
         layouts.append((item_id, it.width, it.height, [(r, value_of[r.class_id] + offset - 1) for r in regions]))
         report.images += 1
@@ -416,6 +418,29 @@ def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: S
     elif dm_fmt in ("camvid",):
         report.note("CamVid holds one class per pixel: instances of a class are merged")
     return report
+
+
+@cache
+def _regular_image() -> type:
+    """datumaro's file-backed image, copied into the export through core/imageio's regular-file
+    opener: a file swapped for a FIFO after is_regular checked it fails the export at once
+    (datumaro's own copy would open it with plain open() and wait for a writer)."""
+    from datumaro.components.media import ImageFromFile
+
+    class RegularImage(ImageFromFile):
+        def save(self, fp, ext=None):
+            if isinstance(fp, str) and os.path.splitext(fp)[1].lower() == (self.ext or "").lower():
+                os.makedirs(os.path.dirname(fp), exist_ok=True)
+                try:
+                    src = imageio.open_regular(self.path)
+                except imageio.ImageDecodeError as e:
+                    raise imageio.ImageDecodeError(f"{self.path}: {e}") from None
+                with src:
+                    copy_bytes(src, Path(fp))
+                return
+            super().save(fp, ext)  # another format: datumaro decodes and writes it
+
+    return RegularImage
 
 
 def _full_mask(r: Region, w: int, h: int) -> np.ndarray:

@@ -28,6 +28,9 @@ from segstudio.io.registry import run_export
 from tests.io.hostile import make_project
 
 root, fmt = Path(sys.argv[1]), sys.argv[2]
+if sys.argv[3:] == ["late"]:  # the file becomes a FIFO after the bridge checked it
+    import segstudio.io.datumaro_bridge as bridge
+    bridge.is_regular = lambda *a: True
 p = make_project(root, names=("a.png", "fifo.png", "zero.png"))
 cls = p.store.add_class("thing")
 for rec in p.store.images():
@@ -52,13 +55,17 @@ def _limits():
     resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
 
 
-def _export(tmp_path, fmt):
+def _run(tmp_path, fmt, *extra):
     env = dict(os.environ, PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="offscreen")
     try:
-        done = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path), fmt], cwd=ROOT, env=env,
+        return subprocess.run([sys.executable, "-c", CHILD, str(tmp_path), fmt, *extra], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=60, preexec_fn=_limits)
     except subprocess.TimeoutExpired:
         pytest.fail(f"{fmt} export hung on a FIFO or /dev/zero image")
+
+
+def _export(tmp_path, fmt):
+    done = _run(tmp_path, fmt)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -83,3 +90,12 @@ def test_native_export_leaves_out_a_fifo_and_a_device_naming_them(tmp_path, fmt)
 def test_datumaro_export_leaves_out_a_fifo_and_a_device_naming_them(tmp_path, fmt):
     pytest.importorskip("datumaro")
     _check(_export(tmp_path, fmt))
+
+
+def test_a_fifo_swapped_in_after_the_bridge_checked_it_fails_the_export_at_once(tmp_path):
+    pytest.importorskip("datumaro")
+    done = _run(tmp_path, "camvid", "late")
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert "FormatError" in last and "fifo.png" in last and "FIFO" in last, last
+    assert not (tmp_path / "out").exists()
