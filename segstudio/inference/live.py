@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -33,6 +34,11 @@ LIVE_ARCHS = ("unet", "maskrcnn")
 KEEP_VERSIONS = 10  # older live checkpoints are removed (rollback reaches this far back)
 REPREDICT_STATUSES = (NEW, PREDICTED)  # images nobody has touched since the model drew them
 _VERSION_RE = re.compile(r"^live-(unet|maskrcnn)-(\d{4,})\.pt$")
+# what a killed update leaves: its reservation (a version name holding only this stamp) and its
+# staging file (.live-unet-0003.training-PID.pt, and its -last twin)
+_RESERVED = "segstudio live reservation pid={pid} host={host}\n"
+_RESERVED_RE = re.compile(r"^segstudio live reservation pid=(\d+) host=(.+)\n$")
+_STAGING_RE = re.compile(r"^\.live-(?:unet|maskrcnn)-\d{4,}\.training-(\d+)(?:-last)?\.pt$")
 
 
 class LiveError(UserError):
@@ -154,14 +160,17 @@ class LiveLearner:
         floor = (vs[-1].version + 1) if vs else 1  # versions made before the counter existed
         d = self.project.models_dir
         d.mkdir(parents=True, exist_ok=True)
+        remove_killed_updates(d)
         for _ in range(1000):
             version = self.project.store.take_number(f"live-{self.cfg.arch}-version", floor)
             out = d / f"live-{self.cfg.arch}-{version:04d}.pt"
             try:
-                os.close(os.open(out, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                fd = os.open(out, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 floor = version + 1
                 continue
+            with os.fdopen(fd, "w") as f:  # whose reservation it is, for the cleanup after a killed update
+                f.write(_RESERVED.format(pid=os.getpid(), host=socket.gethostname()))
             return version, out
         raise LiveError(f"no free live version name in {d}: 1000 taken in a row (remove stale live-* files)")
 
@@ -237,6 +246,49 @@ def _plain(metrics: dict) -> dict:
         if isinstance(v, (int, float, str)) or v is None:
             out[k] = v
     return out
+
+
+def remove_killed_updates(models_dir: Path) -> list[str]:
+    """Remove what updates killed on this machine left in `models_dir`: reservations (a version
+    name holding only its stamp) and staging files of processes that are gone. Nothing else: a
+    reservation or staging file of a process still running, or of another machine, stays."""
+    host = socket.gethostname()
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(models_dir))
+    except OSError:
+        return removed
+    for e in entries:
+        try:
+            if not e.is_file(follow_symlinks=False):
+                continue
+            pid = None
+            hit = _STAGING_RE.match(e.name)
+            if hit is not None:
+                pid = int(hit.group(1))
+            elif _VERSION_RE.match(e.name) and e.stat(follow_symlinks=False).st_size < 256:
+                with open(e.path, "rb") as f:
+                    stamp = _RESERVED_RE.match(f.read(256).decode("utf-8", "replace"))
+                if stamp is None or stamp.group(2) != host:
+                    continue
+                pid = int(stamp.group(1))
+            if pid is None or _alive(pid):
+                continue
+            os.unlink(e.path)
+            removed.append(e.name)
+        except OSError:
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process, or not ours to signal: alive
+        return True
+    return True
 
 
 def _remove_model_file(project: Project, path: str) -> None:

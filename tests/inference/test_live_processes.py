@@ -170,3 +170,41 @@ def test_segstudio_predict_in_another_process_leaves_the_open_image_alone(tmp_pa
     assert f"{recs[1].path} (process {os.getpid()} on " in out.stdout  # who holds it
     assert p.store.image(recs[1].id).status == "new"
     assert [p.store.image(r.id).status for r in (recs[0], recs[2], recs[3])] == [PREDICTED] * 3
+
+
+def test_what_a_killed_update_left_is_removed_and_nothing_else(tmp_path):
+    """A reservation and a staging file of a process that is gone are removed by the next update's
+    reservation; a running process's, another machine's, a user's file and a link stay."""
+    import socket
+
+    from segstudio.core.project import Project
+    from segstudio.inference.live import LiveConfig, LiveLearner, remove_killed_updates
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    d = tmp_path / "models"
+    d.mkdir()
+    stamp = "segstudio live reservation pid={} host={}\n"
+    (d / "live-unet-0001.pt").write_text(stamp.format(dead.pid, host))
+    (d / f".live-unet-0001.training-{dead.pid}.pt").write_bytes(b"half an epoch")
+    (d / f".live-unet-0001.training-{dead.pid}-last.pt").write_bytes(b"half an epoch")
+    keep = {"live-unet-0002.pt": stamp.format(os.getpid(), host),  # an update running now
+            "live-unet-0003.pt": stamp.format(dead.pid, "another-machine"),
+            "live-unet-0004.pt": "someone's own small file\n",
+            f".live-unet-0002.training-{os.getpid()}.pt": "in progress"}
+    for name, text in keep.items():
+        (d / name).write_text(text)
+    (d / "outside.txt").write_text("not ours")
+    os.symlink(d / "outside.txt", d / f".live-unet-0005.training-{dead.pid}.pt")
+    assert sorted(remove_killed_updates(d)) == sorted([
+        "live-unet-0001.pt", f".live-unet-0001.training-{dead.pid}.pt", f".live-unet-0001.training-{dead.pid}-last.pt"])
+    assert {n: (d / n).read_text() for n in keep} == keep
+    assert (d / "outside.txt").read_text() == "not ours" and (d / f".live-unet-0005.training-{dead.pid}.pt").is_symlink()
+    # and through the learner: its reservation removes a dead one and is itself stamped
+    (d / "live-unet-0001.pt").write_text(stamp.format(dead.pid, host))
+    p = disc_folder(tmp_path / "proj", n=2, done=1)
+    p.models_dir.mkdir(parents=True, exist_ok=True)
+    (p.models_dir / "live-unet-0007.pt").write_text(stamp.format(dead.pid, host))
+    version, out = LiveLearner(Project.open(p.folder, scan=False), LiveConfig(arch="unet"))._reserve_version()
+    assert not (p.models_dir / "live-unet-0007.pt").exists()
+    assert out.read_text() == stamp.format(os.getpid(), host)
