@@ -25,6 +25,7 @@ crowd survive a round trip.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -146,6 +147,22 @@ def _import_items(project: Project, items: list, names: list[str], src: Path, dm
     if empty:
         report.note(f"{empty} images had no mask or polygon in the source; left as they were")
     return report
+
+
+_DISK_ERRNOS = {errno.ENOSPC, errno.EIO, errno.EROFS, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _disk_error(e: BaseException) -> OSError | None:
+    """The failed write (a full disk, an I/O error) behind what datumaro raised, found through
+    the causes it wraps it in; None when the failure is something else."""
+    seen: set[int] = set()
+    err: BaseException | None = e
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _DISK_ERRNOS:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def _brief_error(e: BaseException) -> str:
@@ -401,6 +418,8 @@ def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: S
         try:
             ds.export(str(tmp), dm_fmt, save_media=True)
         except Exception as e:  # noqa: BLE001  (whatever datumaro raises: one line; the output is left as it was)
+            if (disk := _disk_error(e)) is not None:
+                raise disk  # atomic_dir says the disk failed and the previous export is unchanged
             raise FormatError(f"datumaro could not write {fmt}: {_brief_error(e)}") from None
         if dm_fmt == "cityscapes":
             merged = 0

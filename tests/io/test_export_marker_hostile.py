@@ -397,6 +397,32 @@ def test_a_full_disk_leaves_the_previous_export_and_says_so(proj, tmp_path, monk
     assert tree(out) == before and leftovers(out) == []
 
 
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])
+def test_a_full_disk_during_a_datumaro_export_leaves_the_previous_export_and_says_so(proj, tmp_path,
+                                                                                     monkeypatch, code):
+    pytest.importorskip("datumaro")
+    from datumaro.plugins.data_formats import camvid
+    out = tmp_path / "out"
+    run_export("camvid", proj, out)
+    before = tree(out)
+    real = camvid.save_image
+    calls = []
+
+    def save_image(path, *a, **k):  # datumaro's own write of a label PNG, the second one failing
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(code, os.strerror(code), str(path))
+        return real(path, *a, **k)
+    monkeypatch.setattr(camvid, "save_image", save_image)
+    with pytest.raises(OSError) as e:
+        run_export("camvid", proj, out)
+    assert len(calls) == 2
+    if code == errno.ENOSPC:
+        assert "disk is full" in str(e.value)
+    assert "previous export" in str(e.value) and "unchanged" in str(e.value), str(e.value)
+    assert tree(out) == before and leftovers(out) == []
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 1 MB tmpfs (needs root and mount; skipped where not permitted)."""
