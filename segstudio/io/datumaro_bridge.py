@@ -419,7 +419,8 @@ def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: S
             ds.export(str(tmp), dm_fmt, save_media=True)
         except Exception as e:  # noqa: BLE001  (whatever datumaro raises: one line; the output is left as it was)
             if (disk := _disk_error(e)) is not None:
-                raise disk  # atomic_dir says the disk failed and the previous export is unchanged
+                # atomic_dir says the disk failed and the previous export is unchanged
+                raise disk from (None if disk is e else e)
             raise FormatError(f"datumaro could not write {fmt}: {_brief_error(e)}") from None
         if dm_fmt == "cityscapes":
             merged = 0
