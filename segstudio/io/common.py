@@ -374,6 +374,12 @@ def export_items(project: Project, statuses: Sequence[str] | None, report: Repor
     report.missing.extend(store.missing_with_regions(statuses))
 
 
+def export_paths(project: Project, statuses: Sequence[str] | None) -> list[str]:
+    """The paths of the images an export may write (known-unreadable ones are left out), for a
+    check before anything is read or written."""
+    return [r.path for r in project.store.images(statuses=statuses) if not r.error]
+
+
 def count_export_items(project: Project, statuses: Sequence[str] | None) -> int:
     return len(project.store.image_ids(statuses=statuses))
 

@@ -46,8 +46,8 @@ from segstudio.core.region import Region
 from segstudio.io import bridge_masks, bridge_sa1b, bridge_source, validate
 from segstudio.io.bridge_formats import BRIDGE_EXPORT, BRIDGE_IMPORT, EXTRA
 from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress, RegionWriter,
-                                 Report, atomic_dir, count_export_items, export_classes, export_items,
-                                 copy_bytes, imported_region, is_regular, relative_stem, step)
+                                 Report, atomic_dir, copy_bytes, count_export_items, export_classes, export_items,
+                                 export_paths, imported_region, is_regular, relative_stem, step)
 
 log = logging.getLogger(__name__)
 
@@ -365,6 +365,11 @@ def _cityscapes_regions(src: Path, item, names: list[str], w: int, h: int, mappe
 
 
 # ============================================================================= export
+# formats that list their images one a line: the list, and characters its reader takes apart
+# (CamVid reads '"' as the quotes around a name with spaces)
+IMAGE_LISTS = {"camvid": ("default.txt", '"')}
+
+
 def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: Sequence[str] | None = None,
                         progress: Progress | None = None, cancel: CancelCheck | None = None) -> Report:
     if fmt not in BRIDGE_EXPORT:
@@ -380,6 +385,8 @@ def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: S
         raise FormatError(f"cannot export to {fmt}: its label file reads a line starting with '#' as a comment, "
                           f"so these classes would vanish: {', '.join(map(repr, hashed[:5]))}; rename them and "
                           "export again")
+    if dm_fmt in IMAGE_LISTS:  # before anything is read or written
+        validate.check_listable_images(export_paths(project, statuses), fmt, *IMAGE_LISTS[dm_fmt])
     total = count_export_items(project, statuses)
     exported = []
     for k, it in enumerate(export_items(project, statuses, report)):

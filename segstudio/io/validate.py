@@ -25,6 +25,7 @@ import os
 import re
 import stat
 from pathlib import Path
+from typing import Iterable
 
 from segstudio.core.classes import UNLISTABLE_CHARS, unlistable
 from segstudio.io.common import FormatError
@@ -144,6 +145,23 @@ def check_listable(names: list[str], fmt: str) -> None:
         listed += f" and {len(bad) - 5} more"
     raise FormatError(f"cannot export to {fmt}: class names with a line break or control character cannot be "
                       f"written to its class list: {listed}; rename the class and export again")
+
+
+def check_listable_images(paths: Iterable[str], fmt: str, lists: str, also: str = "") -> None:
+    """FormatError naming each image whose path (relative to the image folder) holds a line
+    break or control character, or one of `also` (characters the list's reader takes apart):
+    `fmt` lists images one a line (`lists`), so such a name would split its line and read back
+    as other images. Refused before anything is written, rather than leaving the image out of
+    the dataset unseen; the file is to be renamed."""
+    bad = [(p, why) for p in paths if (why := unlistable(p) or next((repr(c) for c in also if c in p), None))]
+    if not bad:
+        return
+    listed = ", ".join(f"{p!r} (holds {why})" for p, why in bad[:5])
+    if len(bad) > 5:
+        listed += f" and {len(bad) - 5} more"
+    extra = f" or {' '.join(map(repr, also))}" if also else ""
+    raise FormatError(f"cannot export to {fmt}: image names with a line break or control character{extra} cannot "
+                      f"be written to its image list ({lists}): {listed}; rename the file and export again")
 
 
 def clean_class_name(value) -> str:

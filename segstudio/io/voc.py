@@ -24,7 +24,7 @@ from segstudio.core.labelmap import ignore_value, label_dtype, paint_label_map
 from segstudio.core.project import Project
 from segstudio.io import validate
 from segstudio.io.common import (CancelCheck, Progress, Report, atomic_dir, copy_image, count_export_items,
-                                 export_classes, export_items, step, write_png)
+                                 export_classes, export_items, export_paths, step, write_png)
 from segstudio.io.instancemap import instance_map, instance_png
 from segstudio.io.labelmap import label_map_image, write_class_names
 
@@ -51,6 +51,7 @@ def export_voc(project: Project, out: str | Path, statuses: Sequence[str] | None
     splits: dict[str, list[str]] = {"train": [], "val": []}
     total = count_export_items(project, statuses)
     validate.check_listable([c.name for c in real], "VOC")  # class_names.txt: before a file is written
+    validate.check_listable_images(export_paths(project, statuses), "VOC", "ImageSets/Segmentation/*.txt")
     with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)

@@ -144,3 +144,45 @@ def test_eleven_classes_round_trip_through_the_bridge(tmp_path, fmt):
     assert not back.errors, back.errors
     got = {n for _, _, n in _names_on(dst)}
     assert got == set(names)
+
+
+# ----------------------------------------------------------------------------- image names in list files
+# VOC's ImageSets/Segmentation/*.txt and CamVid's default.txt list images one a line: an image
+# file named with a line break (legal on Linux) would split its line and read back as two images.
+# The export refuses, naming the image, before it writes anything (leaving it out silently would
+# make a dataset that lacks it).
+IMAGE_LIST_FORMATS = ["voc"] + (["camvid"] if bridge_available() else [])
+
+
+@pytest.mark.parametrize("fmt", IMAGE_LIST_FORMATS)
+@pytest.mark.parametrize("ch", ["\u2028", "\n", "\x85"])
+def test_export_refuses_an_image_name_that_would_split_its_list_line(tmp_path, fmt, ch):
+    bad = f"a{ch}b.png"
+    p = make_project(tmp_path, names=("ok.png", bad))
+    c = p.store.add_class("thing")
+    for rec in p.store.images():
+        r = Region(0, c.id, np.ones((4, 4), bool), 2, 2)
+        r.id = p.store.reserve_region_ids(1)[0]
+        p.store.save_regions(rec.id, [r], status="done")
+    out = tmp_path / "out"
+    with pytest.raises(FormatError) as e:
+        run_export(fmt, p, out)
+    msg = str(e.value)
+    assert repr(bad) in msg and "U+%04X" % ord(ch) in msg and "rename" in msg, msg
+    assert not out.exists()  # nothing written
+
+
+def test_an_image_name_with_a_line_separator_exports_where_no_list_holds_it(tmp_path):
+    # YOLO names images only by their file names: the image is exported as it is
+    p = make_project(tmp_path, names=("a\u2028b.png",))
+    rep = run_export("yolo", p, tmp_path / "out")
+    assert rep.images == 1 and (tmp_path / "out" / "images" / "a\u2028b.png").is_file()
+
+
+def test_camvid_refuses_an_image_name_with_a_quote_its_reader_takes_apart(tmp_path):
+    # CamVid's default.txt quotes names with spaces; a '"' in a name made the export unreadable
+    pytest.importorskip("datumaro")
+    p = make_project(tmp_path, names=("ok.png", 'a"b.png'))
+    with pytest.raises(FormatError, match="'a\"b.png'.*rename"):
+        run_export("camvid", p, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
