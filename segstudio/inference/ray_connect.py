@@ -164,7 +164,7 @@ def _check_local_runtime(ray: Any) -> None:
                     "listening on 127.0.0.1 alone", getattr(ray, "__version__", "?"))
 
 
-def connect(address: str | None, num_cpus: int | None = None) -> Any:
+def connect(address: str | None, num_cpus: int | None = None, runtime_env: dict | None = None) -> Any:
     """Ray, initialised: None or "local" starts a runtime on this machine (num_cpus of its cores),
     on loopback with token authentication; "auto" joins the cluster this machine belongs to
     (`ray start` ran here); "HOST:PORT" a given head; "ray://HOST:PORT" goes through Ray Client.
@@ -191,6 +191,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> Any:
                           "log_to_driver": False}
     if local:  # "local": a runtime of its own even when a `ray start` cluster runs on this machine
         kw.update(address="local", num_cpus=num_cpus or os.cpu_count() or 1, _node_ip_address="127.0.0.1")
+        if runtime_env is not None:
+            kw["runtime_env"] = runtime_env
     else:
         kw["address"] = address
     try:

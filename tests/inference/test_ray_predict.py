@@ -29,8 +29,9 @@ def runtime():
     import ray.cloudpickle
     # the workers cannot import this test module: its fault-injecting predictor travels by value
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    from segstudio.inference.ray_connect import connect
+    # segstudio's own local runtime: on 127.0.0.1 with a token, as users get it (not one on every interface)
+    connect(None, num_cpus=2, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     yield ray
     ray.shutdown()
 

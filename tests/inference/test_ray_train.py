@@ -15,6 +15,7 @@ from segstudio.core.records import DONE  # noqa: E402
 from segstudio.core.region import Region  # noqa: E402
 from segstudio.inference.checkpoint import load_checkpoint  # noqa: E402
 from segstudio.inference.engine import ModelSpec, load_segmenter, predict_project  # noqa: E402
+from segstudio.inference.ray_connect import connect  # noqa: E402
 from segstudio.inference.train_unet import UNetTrainConfig  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -39,7 +40,7 @@ def disc_project(root, n=6):
 
 def test_two_workers_train_a_checkpoint_that_predicts(tmp_path):
     from segstudio.inference.ray_train import train_on_ray
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    connect(None, num_cpus=2)  # segstudio's local runtime: loopback, token
     try:
         p = disc_project(tmp_path / "imgs")
         cfg = UNetTrainConfig(epochs=3, steps_per_epoch=4, batch=2, crop=64, val_fraction=0.25, pretrained=False,
@@ -92,7 +93,7 @@ def test_two_workers_fine_tune_mask_rcnn(tmp_path, monkeypatch):
     start = tiny_maskrcnn_checkpoint(tmp_path / "start.pt", classes=("disc",))
     cfg = MaskRCNNTrainConfig(epochs=2, batch=1, device="cpu", min_size=64, max_size=64, download=False,
                               val_fraction=0.25, weights=str(start))
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    connect(None, num_cpus=2)  # segstudio's local runtime: loopback, token
     try:
         res = train_on_ray(p, cfg, tmp_path / "mr.pt", None, workers=2)
     finally:
