@@ -301,8 +301,14 @@ class ProjectStore:
         return [_image(r) for r in self.conn.execute(q, args)]
 
     def image_ids(self, statuses: Sequence[str] | None = None, name_contains: str | None = None,
-                  include_missing: bool = False, order: str = "path") -> list[int]:
+                  include_missing: bool = False, order: str = "path",
+                  unreadable: bool | None = None) -> list[int]:
+        """Ids of the images that match; unreadable: True only those whose file could not be
+        read (an error stored), False only the others, None both."""
         where, args = self._filter(statuses, name_contains, include_missing)
+        if unreadable is not None:
+            cond = "error IS NOT NULL" if unreadable else "error IS NULL"
+            where = f"{where} AND {cond}" if where else f"WHERE {cond}"
         order_sql = {"path": "path", "uncertainty": "uncertainty IS NULL, uncertainty DESC, path"}[order]
         return [r[0] for r in self.conn.execute(f"SELECT id FROM images {where} ORDER BY {order_sql}", args)]
 

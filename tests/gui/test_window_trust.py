@@ -490,3 +490,54 @@ def test_undo_after_marking_done_keeps_done(window, qtbot):
     qtbot.waitUntil(lambda: win.session.all_saved, timeout=15000)
     assert win.project.store.image_by_path("photo0.png").status == "done"
     assert status_text(win, "photo0.png") == "done"
+
+
+# ------------------------------------------------------------------ unreadable files and the status filters
+def choose_filter(win, text: str) -> None:
+    """Pick a Files status filter with the keyboard, as a person does on the focused combo."""
+    combo = win.files.status_combo
+    combo.setFocus()
+    QTest.keyClick(combo, Qt.Key.Key_Home)
+    for _ in range(combo.count()):
+        if combo.currentText() == text:
+            return
+        QTest.keyClick(combo, Qt.Key.Key_Down)
+    assert combo.currentText() == text, f"no status filter {text!r}"
+
+
+@pytest.mark.parametrize("name", ["New", "Unfinished"])
+def test_status_filters_leave_unreadable_images_out(qtbot, broken_window, name):
+    win = broken_window
+    open_broken(qtbot, win)
+    choose_filter(win, name)
+    assert listed_paths(win) == ["photo0.png", "photo1.png", "photo2.png"]
+
+
+def test_all_and_unreadable_filters_list_the_unreadable_image(qtbot, broken_window):
+    win = broken_window
+    open_broken(qtbot, win)
+    choose_filter(win, "New")
+    choose_filter(win, "All")
+    assert "photo0_broken.png" in listed_paths(win)
+    choose_filter(win, "Unreadable")
+    assert listed_paths(win) == ["photo0_broken.png"]
+
+
+def test_clicking_the_unreadable_count_lists_them(qtbot, broken_window):
+    win = broken_window
+    open_broken(qtbot, win)
+    choose_filter(win, "New")
+    label = win.files.counts
+    qtbot.waitUntil(lambda: "unreadable 1" in label.text(), timeout=5000)
+    # click along the counts line until the link is hit (clicks on plain text do nothing)
+    for y in range(2, label.height(), 4):
+        for x in range(2, label.width(), 6):
+            QTest.mouseClick(label, Qt.MouseButton.LeftButton, NO, QPoint(x, y))
+            if win.files.status_combo.currentText() != "New":
+                break
+        else:
+            continue
+        break
+    assert win.files.status_combo.currentText() == "Unreadable"
+    assert listed_paths(win) == ["photo0_broken.png"]
+

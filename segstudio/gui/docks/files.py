@@ -1,6 +1,7 @@
 """Files dock: a virtual list over the store (rows are fetched a page at a time, nothing is
 decoded to list), filters by status and name, counts per status. An image that cannot be read
-is counted apart ("unreadable"), not among its status, and the next-unfinished key passes it by."""
+is counted apart ("unreadable"), not among its status: the status filters leave it out, the
+Unreadable filter (or a click on its count) lists it, and the next-unfinished key passes it by."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ PAGE = 256
 _ROOT = QModelIndex()  # the invalid index: a model's root, the default parent
 _DIGITS = re.compile(r"\d+")
 UNCERTAINTY_COLUMN = 2  # shown only while the list is sorted by it
+UNREADABLE = "unreadable"  # the status filter's entry for images whose file could not be read
 
 
 def natural_key(path: str) -> tuple[str, str]:
@@ -73,6 +75,9 @@ class FilesModel(QAbstractTableModel):
         self.row_of: dict[int, int] = {}
         self.pages: dict[int, dict[int, ImageRecord]] = {}
         self.statuses: Sequence[str] | None = None
+        # None: readable or not; False: readable only (a status filter: an image nobody can open
+        # is counted apart, not as work of its status); True: only the unreadable ones
+        self.unreadable: bool | None = None
         self.name_filter = ""
         self.order = "path"
         self._rank: dict[int, int] = {}  # image id -> place in natural name order
@@ -81,7 +86,8 @@ class FilesModel(QAbstractTableModel):
 
     def refresh(self) -> None:
         self.beginResetModel()
-        self.ids = self.store.image_ids(self.statuses, self.name_filter or None, order=self.order)
+        self.ids = self.store.image_ids(self.statuses, self.name_filter or None, order=self.order,
+                                        unreadable=self.unreadable)
         if self.order == "path":
             self._natural_order()
         self.row_of = {}
@@ -192,6 +198,9 @@ class FilesDock(QWidget):
         self.status_combo.addItem("Unfinished", UNFINISHED)
         for s in STATUSES:
             self.status_combo.addItem(s.replace("_", " ").capitalize(), (s,))
+        self.status_combo.addItem("Unreadable", UNREADABLE)
+        self.status_combo.setToolTip("A status lists the readable images of it; Unreadable lists the "
+                                     "images whose file could not be opened; All lists both")
         self.status_combo.currentIndexChanged.connect(self._filter_changed)
         self.order_combo = QComboBox()
         self.order_combo.addItem("By name", "path")
@@ -205,6 +214,10 @@ class FilesDock(QWidget):
         self.name_edit.textChanged.connect(self._filter_changed)
         self.counts = QLabel()
         self.counts.setWordWrap(True)
+        # "unreadable n" is a link to the Unreadable filter: the count says there are some, one
+        # click lists them
+        self.counts.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        self.counts.linkActivated.connect(self._count_clicked)
         top = QHBoxLayout()
         top.addWidget(self.status_combo)
         top.addWidget(self.order_combo)
@@ -232,7 +245,8 @@ class FilesDock(QWidget):
         parts = [f"<b>{total}</b> images"] + [
             f"<span style='color:rgb{STATUS_COLORS[s]}'>●</span> {s.replace('_', ' ')} {n}" for s, n in c.items()]
         if unreadable:
-            parts.append(f"<span style='color:#dc2828'>✕</span> unreadable {sum(unreadable.values())}")
+            parts.append(f"<span style='color:#dc2828'>✕</span> <a href='{UNREADABLE}'>unreadable "
+                         f"{sum(unreadable.values())}</a>")
         missing = self.store.missing_count()
         if missing:
             parts.append(f"{missing} missing")
@@ -260,8 +274,16 @@ class FilesDock(QWidget):
         self.model.invalidate(image_id)
         self.update_counts()
 
+    def _count_clicked(self, link: str) -> None:
+        if link == UNREADABLE:
+            self.status_combo.setCurrentIndex(self.status_combo.findData(UNREADABLE))
+
     def _filter_changed(self, *_: Any) -> None:
-        self.model.statuses = self.status_combo.currentData()
+        data = self.status_combo.currentData()
+        if data == UNREADABLE:
+            self.model.statuses, self.model.unreadable = None, True
+        else:
+            self.model.statuses, self.model.unreadable = data, (None if data is None else False)
         self.model.name_filter = self.name_edit.text().strip()
         self.model.order = self.order_combo.currentData()
         self.view.setColumnHidden(UNCERTAINTY_COLUMN, self.model.order != "uncertainty")
