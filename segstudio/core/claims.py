@@ -41,6 +41,23 @@ def describe_owner(owner: str) -> str:
     return f"process {pid} on {host}" if pid else owner
 
 
+def holder_gone(owner: str) -> bool:
+    """True when `owner` ran on this host and its process no longer exists: its claim is a
+    leftover that lapses within TTL_S, no window holds the image. Holders on other hosts cannot
+    be checked from here; they count as live until their claim lapses."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError, OverflowError):  # another user's process: it exists
+        return False
+    return False
+
+
 class OpenImageClaim:
     """Holds at most one image (the one shown) for `owner`, renewed in the background."""
 

@@ -31,7 +31,7 @@ from segstudio.gui.window_editor import WindowEditor
 from segstudio.gui.session import Session
 from segstudio.gui.settings import app_settings, get_bool, get_float, open_folder_start
 from segstudio.gui.cursor_readout import CursorReadout
-from segstudio.gui.notices import GETTING_STARTED, GETTING_STARTED_KEY, NoticeBar
+from segstudio.gui.notices import GETTING_STARTED, GETTING_STARTED_KEY, NoticeBar, open_elsewhere_text
 from segstudio.gui.window_menus import build_actions
 from segstudio.gui.toolbox import TOOLS, app_icon, icons_dir
 from segstudio.gui.workers import Background
@@ -98,12 +98,15 @@ class MainWindow(QMainWindow):
         self.getting_started.close_button.setToolTip("Close; Help › Getting started shows it again")
         self.getting_started.dismissed.connect(self._getting_started_dismissed)
         self.image_notice = NoticeBar("image_notice", "triangle-alert", "error")
+        # the image shown is open in another window or process as well (its claim in the store)
+        self.shared_notice = NoticeBar("shared_notice", "info", "info")
         central = QWidget()
         lay = QVBoxLayout(central)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
         lay.addWidget(self.getting_started)
         lay.addWidget(self.image_notice)
+        lay.addWidget(self.shared_notice)
         lay.addWidget(self.canvas, 1)
         self.setCentralWidget(central)
         self.setWindowIcon(app_icon())
@@ -276,6 +279,7 @@ class MainWindow(QMainWindow):
         self.model_dock.image_shown(li.record, li.array, li.window, next_id)
         self.statusBar().showMessage(f"{li.record.path}  {w} x {h}  {li.array.dtype}", status_times.INFO_MS)
         self.image_notice.hide()
+        self._show_open_elsewhere(li.record)
         self.failed_record = None
         self.readout.refresh()  # the pixel under the cursor belongs to this image now
         row = self.files.model.row(li.record.id)
@@ -293,6 +297,7 @@ class MainWindow(QMainWindow):
         self.regions_dock.refresh()
         self.files.record_changed(rec.id)
         self.failed_record = rec
+        self.shared_notice.hide()
         self.readout.clear()  # nothing is displayed: no position, value, region or zoom
         self.statusBar().showMessage(f"Cannot open {rec.path}: {message}", status_times.ERROR_MS)
         # stays above the canvas until another image opens: the status bar's message times out
@@ -303,6 +308,14 @@ class MainWindow(QMainWindow):
             f"again. <code>segstudio check {html.escape(str(self.project.folder))}</code> lists every file "
             "that cannot be read.")
         self.update_title(f"cannot open {rec.path}")
+
+    def _show_open_elsewhere(self, rec: ImageRecord) -> None:
+        held = self.session.open_elsewhere
+        others = held[1] if held is not None and held[0] == rec.id else []
+        if others:
+            self.shared_notice.show_text(open_elsewhere_text(rec.path, others))
+        else:
+            self.shared_notice.hide()
 
     def step_image(self, step: int) -> None:
         cur = self.editor.doc.image_id if self.editor.doc is not None else self.files.current_id

@@ -1,11 +1,15 @@
-"""The strips above the canvas: the getting-started help on a first run and the notice of an
-image that cannot be opened. Each has an icon, a few lines of text and a button that closes it."""
+"""The strips above the canvas: the getting-started help on a first run, the notice of an
+image that cannot be opened and the one of an image open in another window too. Each has an
+icon, a few lines of text and a button that closes it."""
 
 from __future__ import annotations
+
+import html
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
 
+from segstudio.core.claims import describe_owner
 from segstudio.gui.toolbox import icon
 from segstudio.gui.signals import connect_plain
 
@@ -18,6 +22,16 @@ GETTING_STARTED = (
     "with a model loaded, <i>Model click / box</i> (<b>I</b>) segments what you click. &nbsp;"
     "<b>4.</b> <b>Ctrl+Enter</b> marks the image done and opens the next unfinished one. &nbsp;"
     "<b>F1</b> lists every shortcut.")
+
+
+def open_elsewhere_text(path: str, holders: list[str]) -> str:
+    """The notice of an image another window (or process) holds open too (see core/claims)."""
+    who = ", ".join(describe_owner(h) for h in holders)
+    return (f"<b>{html.escape(path)} is also open in another window</b> ({html.escape(who)}). "
+            "Model runs over the folder, from there or from here, leave it alone while either window shows it. "
+            "Edits made in both windows may overwrite each other: edit it in one window only.")
+
+
 NOTICE_COLOURS = {  # background, border, text: fixed and light, so the text and the black icons read on any theme
     "info": ("#e7f0fb", "#9dbfe4", "#14283c"),
     "error": ("#fcebea", "#e3a5a1", "#4d1410"),

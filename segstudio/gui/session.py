@@ -17,7 +17,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from segstudio.core import imageio
-from segstudio.core.claims import OpenImageClaim
+from segstudio.core.claims import OpenImageClaim, holder_gone
 from segstudio.core.document import Document
 from segstudio.core.errors import describe
 from segstudio.core.project import Project
@@ -95,6 +95,9 @@ class Session(QObject):
         self.history_bytes = HISTORY_BYTES
         # the shown image is held in the store: no predictor, in any process, writes under it
         self.claim = OpenImageClaim(project.store)
+        # the image last opened -> the other live holders that have it open too (another window,
+        # another process): the window says so while it is shown
+        self.open_elsewhere: tuple[int, list[str]] | None = None
 
     # ---------------------------------------------------------------- images
     def open(self, image_id: int) -> None:
@@ -108,7 +111,8 @@ class Session(QObject):
                     doc.end_stroke()
             else:
                 self.flush(docs=[doc])
-        self.claim.hold(image_id)  # before its regions are read (_show)
+        others = self.claim.hold(image_id)  # before its regions are read (_show)
+        self.open_elsewhere = (image_id, [o for o in others if not holder_gone(o)])
         self.requested = image_id
         self.load_started_at = time.perf_counter()
         if image_id in self.cache:

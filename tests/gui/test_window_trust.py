@@ -541,3 +541,46 @@ def test_clicking_the_unreadable_count_lists_them(qtbot, broken_window):
     assert win.files.status_combo.currentText() == "Unreadable"
     assert listed_paths(win) == ["photo0_broken.png"]
 
+
+# ------------------------------------------------------------------ an image open in another window
+def hold_elsewhere(win, path: str, owner: str):
+    """Another process's window holds `path`: its own store connection, its own holder id."""
+    from segstudio.core.claims import OpenImageClaim
+    from segstudio.core.store import ProjectStore
+    store = ProjectStore(win.project.store.db_path, create=False)
+    claim = OpenImageClaim(store, owner=owner)
+    claim.hold(store.image_by_path(path).id)
+    return claim
+
+
+def test_an_image_open_in_another_window_says_so(window, qtbot):
+    win = window
+    other = hold_elsewhere(win, "photo1.png", "workstation-7:4242:feedbeef")
+    try:
+        click_row(win, "photo1.png")
+        qtbot.waitUntil(lambda: shown(win) == "photo1.png", timeout=10000)
+        assert win.shared_notice.isVisible()
+        text = win.shared_notice.text.text()
+        assert "photo1.png is also open in another window" in text, text
+        assert "process 4242 on workstation-7" in text and "leave it alone" in text, text
+        click_row(win, "photo2.png")  # nobody else holds this one
+        qtbot.waitUntil(lambda: shown(win) == "photo2.png", timeout=10000)
+        assert not win.shared_notice.isVisible()
+    finally:
+        other.release()
+
+
+def test_a_claim_left_by_a_gone_process_on_this_host_is_not_reported(window, qtbot):
+    import socket
+    import subprocess
+    import sys
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its pid names no process now
+    win = window
+    other = hold_elsewhere(win, "photo1.png", f"{socket.gethostname()}:{gone.pid}:deadbeef")
+    try:
+        click_row(win, "photo1.png")
+        qtbot.waitUntil(lambda: shown(win) == "photo1.png", timeout=10000)
+        assert not win.shared_notice.isVisible()
+    finally:
+        other.release()
