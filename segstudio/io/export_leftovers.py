@@ -20,7 +20,6 @@ Nothing that does not match these names is ever touched.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
 import secrets
@@ -34,7 +33,6 @@ from typing import Callable, Iterable
 from segstudio.core.project import EXPORT_MARKER, MARKER_HEAD, is_export_marker
 from segstudio.io.export_marker import audit_folder, shown
 
-log = logging.getLogger(__name__)
 
 RUN = secrets.token_hex(4)  # this process's life: a later process with the same PID has another
 IN_PROGRESS = f"{MARKER_HEAD}; export in progress, not finished\n".encode()
@@ -339,12 +337,22 @@ def _remove_tmp(t: Leftover, file_is_ours: Callable[[Path], bool], notes: list[s
         notes.append(f"kept {t.path}: its export-in-progress marker is missing")
 
 
-def recover(out: Path, file_is_ours: Callable[[Path], bool]) -> list[str]:
-    """Clean up what killed exports to `out` left (see the module's doc). Returns notes for the user
-    (also logged): what was restored, what was kept and why."""
+@dataclass
+class Recovery:
+    """What recovering the leftovers beside an output did, for the export's report: notes (what
+    was restored or removed) and warnings (what was kept, and why: the person decides)."""
+    notes: list[str]
+    warnings: list[str]
+
+
+def recover(out: Path, file_is_ours: Callable[[Path], bool]) -> Recovery:
+    """Clean up what killed exports to `out` left (see the module's doc). Returns what was
+    restored, removed, and kept and why (the caller reports it; see export_target)."""
     notes: list[str] = []
+    kept: list[str] = []
     leftovers = find_leftovers(out)
     olds = [x for x in leftovers if x.kind == "old"]
+    restored = None
     if olds and not os.path.lexists(out):
         # killed between the two renames of the swap: the previous export goes back
         candidates = [o for o in olds if _clean_export(o.path) is not None]
@@ -352,16 +360,19 @@ def recover(out: Path, file_is_ours: Callable[[Path], bool]) -> list[str]:
             back = max(candidates, key=lambda o: os.lstat(o.path).st_ctime)
             try:
                 os.rename(back.path, out)
-                notes.append(f"restored the previous export in {out} (an earlier export was interrupted "
+                notes.append(f"put the previous export back in {out} (an earlier export was interrupted "
                              "while it swapped the folders)")
                 olds.remove(back)
+                restored = back
             except OSError as e:
-                notes.append(f"could not put the previous export {back.path} back to {out}: {e.strerror or e}")
+                kept.append(f"could not put the previous export {back.path} back to {out}: {e.strerror or e}")
     for o in olds:
-        _remove_old(o.path, notes)
+        _remove_old(o.path, kept)
     for t in leftovers:
         if t.kind == "tmp":
-            _remove_tmp(t, file_is_ours, notes)
-    for n in notes:
-        log.warning("%s", n)
-    return notes
+            _remove_tmp(t, file_is_ours, kept)
+    removed = [t.path.name for t in leftovers if t is not restored and not os.path.lexists(t.path)]
+    if removed:
+        notes.append(f"removed {len(removed)} leftover{'s' * (len(removed) > 1)} of killed or interrupted "
+                     f"exports to {out} ({', '.join(sorted(removed)[:3])}{', ...' * (len(removed) > 3)})")
+    return Recovery(notes, kept)

@@ -18,7 +18,8 @@ links followed (a link to a folder is judged, and replaced, as the folder it lea
   seen: the folder goes back, the export is refused); then only the plain files its marker
   lists are deleted, never through a link.
 - A killed export leaves recognisable names beside the output; the next export to it recovers
-  them first (export_leftovers). A write that fails (a full disk) leaves the previous export
+  them first (export_leftovers), and what it did (restored, removed, kept) goes into the
+  export's report. A write that fails (a full disk) leaves the previous export
   as it was and says so (ExportWriteError).
 - Output gets the permissions of any file the user creates (umask), not the owner-only mode
   of a temporary folder.
@@ -31,6 +32,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterator
 
@@ -40,7 +42,7 @@ from segstudio.io import export_leftovers as leftovers
 from segstudio.io.export_marker import Audit, ExportTargetError, audit_folder, marker_bytes, shown
 
 __all__ = ["ExportTargetError", "ExportWriteError", "atomic_dir", "atomic_file", "audit_folder", "check_dir_target",
-           "check_file_target", "check_placement", "real_path"]
+           "check_file_target", "check_placement", "collect_messages", "real_path"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,36 @@ class ExportWriteError(UserError, OSError):
     """Writing the export failed (a full disk, a read-only folder); what was there is unchanged.
 
     Still an OSError, so callers that catch OSError keep working."""
+
+
+# what recovering a killed export's leftovers did, and what a swap kept: collected for the
+# export's report (registry.run_export) when a collector is active, else logged as warnings
+_messages: ContextVar[leftovers.Recovery | None] = ContextVar("export_messages", default=None)
+
+
+@contextmanager
+def collect_messages() -> Iterator[leftovers.Recovery]:
+    """Collect the notes and warnings of the exports run inside (per thread and context)."""
+    box = leftovers.Recovery([], [])
+    token = _messages.set(box)
+    try:
+        yield box
+    finally:
+        _messages.reset(token)
+
+
+def _tell(notes: list[str], warnings: list[str]) -> None:
+    box = _messages.get()
+    for m in notes + warnings:  # logged as warnings only where no report carries them to the person
+        log.log(logging.INFO if box is not None else logging.WARNING, "%s", m)
+    if box is not None:
+        box.notes.extend(notes)
+        box.warnings.extend(warnings)
+
+
+def _recover(real: Path) -> None:
+    done = leftovers.recover(real, _partial_coco_is_ours)
+    _tell(done.notes, done.warnings)
 
 
 def _umask() -> int:
@@ -312,7 +344,7 @@ def atomic_dir(out: str | Path, project: Project) -> Iterator[Path]:
     out = Path(out)
     real = real_path(out)
     check_placement(real, project)  # before recovery touches anything beside it
-    leftovers.recover(real, _partial_coco_is_ours)
+    _recover(real)
     _check_dir(out, real, project)
     had_previous = os.path.lexists(real)
     try:
@@ -334,7 +366,8 @@ def atomic_dir(out: str | Path, project: Project) -> Iterator[Path]:
         old, files = previous
         left = leftovers.remove_listed(old, files)
         if left:  # written into the old folder after it was checked under the swap: kept, named
-            log.warning("kept %s: it holds files the previous export did not write (%s)", old, ", ".join(left))
+            _tell([], [f"kept {old}: it holds files the previous export did not write ({', '.join(left)}); "
+                       "look through it, then delete it"])
 
 
 @contextmanager
@@ -345,7 +378,7 @@ def atomic_file(out: str | Path, project: Project) -> Iterator[Path]:
     out = Path(out)
     real = real_path(out)
     check_placement(real, project)
-    leftovers.recover(real, _partial_coco_is_ours)
+    _recover(real)
     _check_file(out, real, project)
     had_previous = os.path.lexists(real)
     try:

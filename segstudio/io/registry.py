@@ -6,12 +6,15 @@ command line's options) costs nothing.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Callable
 
 from segstudio.core.errors import BadValue
 from segstudio.core.records import DONE
 from segstudio.io.bridge_formats import BRIDGE_EXPORT, BRIDGE_IMPORT, bridge_available
+
+log = logging.getLogger(__name__)
 
 IMPORT_FORMATS = {
     "coco": ("COCO instances JSON (polygons or RLE)", "file"),
@@ -65,6 +68,24 @@ def run_import(fmt: str, project, source, classes_file=None, status=DONE, progre
 
 
 def run_export(fmt: str, project, out, statuses=None, polygons=False, progress=None, cancel=None):
+    """Export; the report carries what recovering a killed export's leftovers did (restored,
+    removed, kept), which the CLI prints and the window's dialog shows."""
+    from segstudio.io.export_target import collect_messages
+    with collect_messages() as told:
+        try:
+            rep = _export(fmt, project, out, statuses, polygons, progress, cancel)
+        except BaseException:  # no report: what recovery did still reaches the person, as the log
+            for m in told.notes + told.warnings:
+                log.warning("%s", m)
+            raise
+    for n in told.notes:
+        rep.note(n)
+    for w in told.warnings:
+        rep.warn(w)
+    return rep
+
+
+def _export(fmt: str, project, out, statuses, polygons, progress, cancel):
     from segstudio.io.coco import export_coco
     from segstudio.io.instancemap import export_instancemap
     from segstudio.io.labelmap import export_labelmap

@@ -584,3 +584,27 @@ def test_a_claim_left_by_a_gone_process_on_this_host_is_not_reported(window, qtb
         assert not win.shared_notice.isVisible()
     finally:
         other.release()
+
+
+# ------------------------------------------------------------------ export recovery in the dialog's report
+def test_export_dialog_shows_what_recovering_a_killed_export_did(window, qtbot, tmp_path):
+    from segstudio.gui.dialogs import ExportDialog
+    from tests.io.test_export_recovery_report import leave_killed_export
+    win = window
+    out = tmp_path / "exports" / "out"
+    out.parent.mkdir()
+    left = leave_killed_export(win.project, out)
+    trigger(win, "Export dataset…")
+    dlg = _dialog(ExportDialog)
+    dlg.fmt.setCurrentIndex(dlg.fmt.findData("labelmap"))
+    dlg.status_boxes["new"].setChecked(True)
+    dlg.out.setText(str(out))
+    QTest.mouseClick(dlg.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dlg.result is not None, timeout=20000)
+    shown_text = dlg.report.toPlainText()
+    assert dlg.report.isVisible()
+    assert f"put the previous export back in {out}" in shown_text, shown_text
+    assert f"removed 1 leftover of killed or interrupted exports to {out}" in shown_text, shown_text
+    assert f"kept {left['legacy']}: an unfinished export of an older segstudio" in shown_text, shown_text
+    assert len(list(out.glob("*.png"))) == 3
+    dlg.reject()
