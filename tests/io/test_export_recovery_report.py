@@ -92,7 +92,7 @@ def test_an_export_that_fails_after_recovery_still_says_what_recovery_did(tmp_pa
         with caplog.at_level(logging.WARNING, logger="segstudio"), pytest.raises(OSError, match="disk is full"):
             run_export("labelmap", p, out)
         warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-        assert any(m.startswith(f"put the previous export back in {out}") for m in warned), warned
+        assert any("previous export" in m and str(out) in m for m in warned), warned
         assert (out / EXPORT_MARKER).is_file()  # and it is back
     finally:
         p.close()
