@@ -716,6 +716,11 @@ class ProjectStore:
         with self.transaction() as t:
             return t.execute("UPDATE claims SET expires=? WHERE owner=?", (time.time() + ttl, owner)).rowcount
 
+    def image_holders(self, image_id: int, except_owner: str | None = None) -> list[str]:
+        """Every live holder of an image (but `except_owner`), sorted."""
+        return [r[0] for r in self.conn.execute("SELECT owner FROM claims WHERE image_id=? AND expires>? AND "
+                                                "owner IS NOT ? ORDER BY owner", (image_id, time.time(), except_owner))]
+
     def claimed_images(self, image_ids: Iterable[int] | None = None, except_owner: str | None = None) -> dict[int, str]:
         """Image id -> a holder, for the live claims (of holders other than `except_owner`)."""
         rows = self.conn.execute("SELECT image_id, owner FROM claims WHERE expires>? AND owner IS NOT ? "

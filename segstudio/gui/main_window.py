@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 DEFAULT_OPACITY = 0.45  # of the region overlay: the image stays readable under it
 REGIONS_REFRESH_MS = 150  # the regions list follows edits this long after the last one
 PROBE_DELAY_MS = 300  # docks report visible during the first layout: probe the model after it
+CLAIMS_RECHECK_MS = 3000  # how often the window asks whether the shown image is open elsewhere too
 
 _WINDOWS: list[MainWindow] = []  # windows opened from a window live on after it closes; each leaves when closed
 
@@ -100,6 +101,8 @@ class MainWindow(QMainWindow):
         self.image_notice = NoticeBar("image_notice", "triangle-alert", "error")
         # the image shown is open in another window or process as well (its claim in the store)
         self.shared_notice = NoticeBar("shared_notice", "info", "info")
+        self.shared_notice.dismissed.connect(self._shared_notice_dismissed)
+        self._shared_dismissed: tuple[int, tuple[str, ...]] | None = None  # closed: not again for these
         central = QWidget()
         lay = QVBoxLayout(central)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -127,6 +130,12 @@ class MainWindow(QMainWindow):
         self._regions_timer.setSingleShot(True)
         self._regions_timer.setInterval(REGIONS_REFRESH_MS)
         self._regions_timer.timeout.connect(self.regions_dock.refresh)
+        # another window may open (or close) the image shown after it opened here: ask the store
+        # again now and then (one small read)
+        self.claims_timer = QTimer(self)
+        self.claims_timer.setInterval(CLAIMS_RECHECK_MS)
+        self.claims_timer.timeout.connect(self._recheck_open_elsewhere)
+        self.claims_timer.start()
         self.set_tool("brush")
         self.classes_changed()
         self.files.refresh()
@@ -309,13 +318,28 @@ class MainWindow(QMainWindow):
             "that cannot be read.")
         self.update_title(f"cannot open {rec.path}")
 
-    def _show_open_elsewhere(self, rec: ImageRecord) -> None:
+    def _open_elsewhere_now(self, rec: ImageRecord) -> tuple[int, tuple[str, ...]]:
         held = self.session.open_elsewhere
-        others = held[1] if held is not None and held[0] == rec.id else []
-        if others:
-            self.shared_notice.show_text(open_elsewhere_text(rec.path, others))
+        return rec.id, tuple(held[1] if held is not None and held[0] == rec.id else [])
+
+    def _show_open_elsewhere(self, rec: ImageRecord) -> None:
+        now = self._open_elsewhere_now(rec)
+        if now[1] and now != self._shared_dismissed:  # closed once: back only when who holds it changes
+            self.shared_notice.show_text(open_elsewhere_text(rec.path, list(now[1])))
         else:
             self.shared_notice.hide()
+
+    def _shared_notice_dismissed(self) -> None:
+        li = self.session.current
+        if li is not None:
+            self._shared_dismissed = self._open_elsewhere_now(li.record)
+
+    def _recheck_open_elsewhere(self) -> None:
+        li = self.session.current
+        if li is None or self.editor.doc is None:
+            return
+        self.session.recheck_open_elsewhere()
+        self._show_open_elsewhere(li.record)
 
     def step_image(self, step: int) -> None:
         cur = self.editor.doc.image_id if self.editor.doc is not None else self.files.current_id
@@ -700,6 +724,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.worker.shutdown(wait=2.0)
+        self.claims_timer.stop()
         self.session.close()
         self.save_settings()
         self.assists.shutdown(wait=False)

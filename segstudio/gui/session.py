@@ -121,6 +121,19 @@ class Session(QObject):
         elif image_id not in self.pending:
             self._submit(image_id)
 
+    def recheck_open_elsewhere(self) -> None:
+        """Read again who else holds the image last opened (another window may have opened it
+        since, or closed it). A store that cannot be read keeps what was known."""
+        if self.open_elsewhere is None:
+            return
+        image_id = self.open_elsewhere[0]
+        try:
+            held = self.project.store.image_holders(image_id, except_owner=self.claim.owner)
+        except sqlite3.Error as e:
+            log.warning("could not read who else has the image open: %s", e)
+            return
+        self.open_elsewhere = (image_id, [o for o in held if not holder_gone(o)])
+
     def prefetch(self, image_ids: Iterable[int | None]) -> None:
         for i in image_ids:
             if i is not None and i not in self.cache and i not in self.pending:

@@ -608,3 +608,34 @@ def test_export_dialog_shows_what_recovering_a_killed_export_did(window, qtbot, 
     assert f"kept {left['legacy']}: an unfinished export of an older segstudio" in shown_text, shown_text
     assert len(list(out.glob("*.png"))) == 3
     dlg.reject()
+
+
+def test_the_window_learns_when_another_window_opens_its_image_later(window, qtbot):
+    win = window
+    win.claims_timer.setInterval(50)  # asks the store every 3 s; the test need not wait that long
+    assert shown(win) == "photo0.png" and not win.shared_notice.isVisible()
+    other = hold_elsewhere(win, "photo0.png", "workstation-7:4242:feedbeef")
+    try:
+        qtbot.waitUntil(win.shared_notice.isVisible, timeout=5000)
+        assert "process 4242 on workstation-7" in win.shared_notice.text.text()
+    finally:
+        other.release()
+    qtbot.waitUntil(lambda: not win.shared_notice.isVisible(), timeout=5000)  # closed there: gone here
+
+
+def test_a_closed_open_elsewhere_notice_stays_closed(window, qtbot):
+    win = window
+    win.claims_timer.setInterval(50)
+    other = hold_elsewhere(win, "photo0.png", "workstation-7:4242:feedbeef")
+    try:
+        qtbot.waitUntil(win.shared_notice.isVisible, timeout=5000)
+        QTest.mouseClick(win.shared_notice.close_button, Qt.MouseButton.LeftButton)
+        qtbot.wait(300)  # several rechecks
+        assert not win.shared_notice.isVisible()
+        third = hold_elsewhere(win, "photo0.png", "zz-laptop:77:0badc0de")  # someone else too: said again
+        try:
+            qtbot.waitUntil(win.shared_notice.isVisible, timeout=5000)
+        finally:
+            third.release()
+    finally:
+        other.release()
