@@ -45,6 +45,7 @@ from segstudio.core.records import DONE
 from segstudio.core.region import Region
 from segstudio.io import bridge_masks, bridge_sa1b, bridge_source, validate
 from segstudio.io.bridge_formats import BRIDGE_EXPORT, BRIDGE_IMPORT, EXTRA
+from segstudio.io.export_names import check_export_names, stem
 from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress, RegionWriter,
                                  Report, atomic_dir, copy_bytes, count_export_items, export_classes, export_items,
                                  export_paths, imported_region, is_regular, relative_stem, step)
@@ -387,6 +388,8 @@ def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: S
                           "export again")
     if dm_fmt in IMAGE_LISTS:  # before anything is read or written
         validate.check_listable_images(export_paths(project, statuses), fmt, *IMAGE_LISTS[dm_fmt])
+    # every format names an item's files by its id, the relative stem: two images of one id would be one item
+    check_export_names(project, statuses, fmt, lambda p: [stem(p)], folders=False)
     total = count_export_items(project, statuses)
     exported = []
     for k, it in enumerate(export_items(project, statuses, report)):

@@ -19,6 +19,7 @@ from segstudio.core.labelmap import IGNORE_8, IGNORE_16, z_sorted
 from segstudio.core.project import Project
 from segstudio.io.common import (CancelCheck, Progress, Report, atomic_dir, count_export_items,
                                  export_items, palette_bytes, relative_stem, step, write_png)
+from segstudio.io.export_names import check_export_names, stem
 
 
 def instance_map(regions, width: int, height: int, ignore_ids: set[int]) -> tuple[np.ndarray, list]:
@@ -51,6 +52,7 @@ def export_instancemap(project: Project, out: str | Path, statuses: Sequence[str
     ignore_ids = {c.id for c in classes.values() if c.ignore}
     index: dict[str, list] = {}
     total = count_export_items(project, statuses)
+    check_export_names(project, statuses, "instancemap", lambda p: [stem(p) + ".png"])  # before a file is written
     with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)

@@ -33,6 +33,7 @@ from segstudio.io.common import (CancelCheck, Cancelled, ClassClash, ClassMapper
                                  Progress, matched_files, RegionWriter, Report, atomic_dir, count_export_items,
                                  export_classes, export_items, imported_region, palette_bytes, relative_stem,
                                  step, write_png)
+from segstudio.io.export_names import check_export_names, stem
 from segstudio.io import validate
 
 CLASS_NAMES_FILE = "class_names.txt"
@@ -57,6 +58,7 @@ def export_labelmap(project: Project, out: str | Path, statuses: Sequence[str] |
     colors = [c.color for c in real]
     total = count_export_items(project, statuses)
     validate.check_listable([c.name for c in real], "label maps")  # before a file is written
+    check_export_names(project, statuses, "labelmap", lambda p: [stem(p) + ".png"])
     with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)

@@ -32,6 +32,7 @@ from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMat
                                  RegionWriter, Report, atomic_dir, copy_image, count_export_items,
                                  export_classes, export_items, imported_region, step)
 from segstudio.io.coco import load_json
+from segstudio.io.export_names import check_export_names, stem
 from segstudio.io import validate
 
 LABELME_VERSION = "5.5.0"  # the file layout we write; labelme 4.x/5.x read it
@@ -311,6 +312,8 @@ def export_labelme(project: Project, out: str | Path, statuses: Sequence[str] | 
     total = count_export_items(project, statuses)
     n_mask = 0
     validate.check_listable([c.name for c in export_classes(project)[0]], "labelme")  # labels.txt
+    # <stem>.json beside the copied <path>: labelme pairs them by stem
+    check_export_names(project, statuses, "labelme", lambda p: [stem(p) + ".json", p])
     with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)

@@ -25,6 +25,7 @@ from segstudio.core.project import Project
 from segstudio.io import validate
 from segstudio.io.common import (CancelCheck, Progress, Report, atomic_dir, copy_image, count_export_items,
                                  export_classes, export_items, export_paths, step, write_png)
+from segstudio.io.export_names import check_export_names
 from segstudio.io.instancemap import instance_map, instance_png
 from segstudio.io.labelmap import label_map_image, write_class_names
 
@@ -52,6 +53,8 @@ def export_voc(project: Project, out: str | Path, statuses: Sequence[str] | None
     total = count_export_items(project, statuses)
     validate.check_listable([c.name for c in real], "VOC")  # class_names.txt: before a file is written
     validate.check_listable_images(export_paths(project, statuses), "VOC", "ImageSets/Segmentation/*.txt")
+    # one flat name per image (JPEGImages, SegmentationClass/Object, the lists): sub/x and sub__x meet
+    check_export_names(project, statuses, "voc", lambda p: ["JPEGImages/" + voc_name(p) + ".jpg"])
     with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)

@@ -28,6 +28,7 @@ from segstudio.core.records import DONE
 from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress, matched_files,
                                  RegionWriter, Report, atomic_dir, copy_image, count_export_items,
                                  export_classes, export_items, imported_region, relative_stem, step)
+from segstudio.io.export_names import check_export_names, stem
 from segstudio.io import validate
 
 
@@ -218,6 +219,8 @@ def export_yolo(project: Project, out: str | Path, statuses: Sequence[str] | Non
     total = count_export_items(project, statuses)
     holes = 0
     validate.check_listable([c.name for c in real], "YOLO")  # classes.txt, data.yaml: before a file is written
+    # labels/<stem>.txt beside images/<path>: readers pair them by stem (images that clash by path clash here too)
+    check_export_names(project, statuses, "yolo", lambda p: ["labels/" + stem(p) + ".txt"])
     with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)
