@@ -18,7 +18,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
-from segstudio.core.errors import describe
+from segstudio.core.errors import UserError, describe
 from segstudio.gui.window_words import window_words
 from segstudio.inference.torch_once import import_torch
 from segstudio.gui.workers import Background, Failure, Task
@@ -140,7 +140,11 @@ class ModelWorker(QObject):
     def _failed(self, what: str, failure: Failure, report: Callable[[str], None]) -> None:
         # every failure reaches the window as a message: a UserError's alone, anything else with its
         # type; its command-line remedies (--weights FILE) in the window's words (the panel's controls)
-        log.warning("model request %s failed\n%s", what, failure.traceback_text)
+        if isinstance(failure.error, UserError):  # the user's file or choice: one line; where, for debugging
+            log.warning("model request %s failed: %s", what, failure.error)
+            log.debug("%s", failure.traceback_text)
+        else:
+            log.warning("model request %s failed\n%s", what, failure.traceback_text)
         report(window_words(describe(failure.error)))
 
     def _finished(self) -> None:

@@ -18,7 +18,10 @@ weights file) is accepted too.
 from __future__ import annotations
 
 import io
+import logging
 import os
+import pickle
+import re
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -33,11 +36,31 @@ from segstudio.inference.torch_archive import MAX_WEIGHTS_BYTES, archive_problem
 FORMAT = "segstudio-checkpoint"
 FORMAT_VERSION = 1
 ARCHS = ("unet", "maskrcnn")
+log = logging.getLogger("segstudio")
 MAX_PICKLE_BYTES = 64 << 20  # a checkpoint's pickle holds names and metadata (the tensors are records apart)
 
 
 class CheckpointError(UserError):
     """A checkpoint that cannot be used; the message says which file and why."""
+
+
+def load_failure(name: str, e: BaseException, kind: str = "PyTorch checkpoint") -> str:
+    """What a failed `torch.load(weights_only=True)` means, in the user's words. torch's own text
+    wraps the reason in advice to re-run with weights_only=False (code execution): never shown.
+
+    - a pickle naming a class or function outside torch's allowlist (a real pickle, e.g. a whole
+      pickled model or a file meant to run code): refused for safety;
+    - anything else (an unknown pickle opcode: random bytes; "PytorchStreamReader failed...": a
+      truncated zip; zipfile errors, EOFError, a bad seek): not a torch file at all.
+    torch's full text goes to the debug log."""
+    log.debug("torch.load of %s failed: %s: %s", name, type(e).__name__, e)
+    text = str(e)
+    if isinstance(e, pickle.UnpicklingError) and ("Unsupported global" in text or "GLOBAL " in text):
+        m = re.search(r"GLOBAL ([\w.]+)", text)
+        which = f" (it names {m.group(1)})" if m else ""
+        return (f"{name} holds Python objects segstudio does not load (only tensors and plain data): "
+                f"not loaded, for safety{which}")
+    return f"{name} is not a {kind} (corrupt, truncated, or another kind of file)"
 
 
 @dataclass
@@ -120,8 +143,7 @@ def load_checkpoint(path: str | Path, expect_arch: str | None = None) -> Checkpo
     try:
         d = torch.load(buf, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises assorted errors on corrupt files: all are CheckpointError  # noqa: BLE001
-        msg = str(e).splitlines()[0][:200]
-        raise CheckpointError(f"{p.name} is not a readable PyTorch checkpoint (corrupt or truncated?): {msg}") from None
+        raise CheckpointError(load_failure(p.name, e)) from None
     if isinstance(d, dict) and d.get("format") == FORMAT:
         ckpt = _from_segstudio(d, p)
     elif isinstance(d, dict) and _looks_like_maskrcnn(d):

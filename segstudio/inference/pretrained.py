@@ -14,12 +14,8 @@ from typing import Any
 import torch
 
 from segstudio.core.errors import UserError
-from segstudio.inference.checkpoint import CheckpointError
+from segstudio.inference.checkpoint import CheckpointError, load_failure
 from segstudio.inference.torch_archive import archive_problem
-
-# torch wraps the reason a file failed to load in advice about weights_only=False: keep the reason
-_NOISE = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch 2.6")
-
 
 class WeightsUnavailable(UserError):
     """Pretrained weights are neither cached nor downloadable; the message names file and folder."""
@@ -31,10 +27,9 @@ def first_line(e: BaseException) -> str:
 
 
 def unreadable(path: Path, e: BaseException) -> str:
-    """'<path> cannot be read as weights (corrupt or truncated? <torch's reason>)'."""
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.strip().startswith(_NOISE)]
-    reason = lines[0][:120] if lines else type(e).__name__
-    return f"{path} cannot be read as weights (corrupt or truncated? {reason})"
+    """What a failed torch.load of `path` means (checkpoint.load_failure): never torch's advice to
+    load with weights_only=False."""
+    return load_failure(str(path), e, "PyTorch weights file")
 
 
 def read_torchvision_weights(weights: Any, path: Path, missing: str, again: str, download: bool = True,
@@ -55,12 +50,9 @@ def read_torchvision_weights(weights: Any, path: Path, missing: str, again: str,
     try:
         # torchvision's load_state_dict_from_url defaults to weights_only=False: say it
         sd = weights.get_state_dict(progress=progress, check_hash=True, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as e:
-        blocked = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln]
-        if blocked:
-            raise CheckpointError(
-                f"refused to load {path}: it holds Python objects besides tensors ({blocked[0][:160]}), and "
-                f"loading it could run code. segstudio reads weights with weights_only=True. {again}") from None
+    except pickle.UnpicklingError as e:  # a file in the cache that is no weights, or holds more than tensors
+        if "GLOBAL" in str(e):
+            raise CheckpointError(f"{unreadable(path, e)}. {again}") from None
         raise WeightsUnavailable(f"{unreadable(path, e)}: {again}") from None
     except Exception as e:  # a failed download or a bad file, whatever raised it  # noqa: BLE001
         if path.exists():

@@ -13,7 +13,6 @@ import hashlib
 import importlib
 import io
 import logging
-import pickle
 import threading
 import warnings
 from pathlib import Path
@@ -21,8 +20,7 @@ from types import ModuleType
 
 import torch
 
-from segstudio.inference.checkpoint import CheckpointError
-from segstudio.inference.pretrained import unreadable
+from segstudio.inference.checkpoint import CheckpointError, load_failure
 from segstudio.inference.torch_archive import archive_problem
 from segstudio.inference.sam_spec import (DEFAULT_MODEL, INSTALL_HINT, MODELS, SamModelInfo, SamUnavailable,
                                           weights_file)
@@ -132,15 +130,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             sd = torch.load(f, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
-    except pickle.UnpicklingError as e:
-        blocked = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln]
-        if blocked:
-            raise CheckpointError(f"refused to load {path}: it holds Python objects besides tensors "
-                                  f"({blocked[0][:160]}), and loading it could run code. segstudio reads "
-                                  "weights with weights_only=True") from None
-        raise CheckpointError(unreadable(path, e)) from None
-    except Exception as e:  # torch raises assorted errors on corrupt files  # noqa: BLE001
-        raise CheckpointError(unreadable(path, e)) from None
+    except Exception as e:  # torch raises assorted errors on corrupt or refused files  # noqa: BLE001
+        raise CheckpointError(load_failure(str(path), e, "PyTorch weights file")) from None
     if isinstance(sd, dict):
         for wrapper in ("state_dict", "model"):  # training scripts' {"model": sd, ...} / {"state_dict": sd}
             inner = sd.get(wrapper)

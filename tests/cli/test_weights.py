@@ -277,7 +277,8 @@ def test_add_refuses_a_pickle_that_would_run_code(cat, home, tmp_path, capsys):
     src = tmp_path / "tiny_hq.pth"  # no hash known: only the keys could vouch for it
     torch.save({"a": torch.zeros(400), "b": Evil()}, src)
     code, _, err = run(capsys, "weights", "add", src)
-    assert code == 2 and "could run code" in err and not marker.exists()
+    assert code == 2 and "not loaded, for safety" in err and not marker.exists()
+    assert "weights_only" not in err
     assert not (cache(home) / "tiny_hq.pth").exists() and leftovers(home) == []
 
 

