@@ -215,6 +215,7 @@ class PreviewItem(QGraphicsItem):
 
 class Canvas(QGraphicsView):
     hovered = Signal(float, float)  # image coordinates under the cursor
+    left = Signal()  # the cursor left the image area (to a panel, a scroll bar, another window)
     zoom_changed = Signal(float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -336,6 +337,8 @@ class Canvas(QGraphicsView):
         if event.type() == QEvent.Type.NativeGesture:
             gesture = cast(QNativeGestureEvent, event)  # PySide hands this type over for NativeGesture
             return self._gesture(gesture, gesture.position())
+        if event.type() == QEvent.Type.Leave:  # the viewport left: for a scroll bar too, off the image all the same
+            self.left.emit()
         return super().viewportEvent(event)
 
     def event(self, event: QEvent) -> bool:

@@ -1,7 +1,7 @@
 """The status bar's readout of what is under the cursor: position, pixel value, the region
 there, and the zoom. It is read again when the regions change (an undo, a redo, a stroke) and
-when the image changes, and emptied while no image is displayed, so it never names a region or
-a pixel that is no longer there."""
+when the image changes, emptied while no image is displayed and when the cursor leaves the
+canvas, so it never names a region or a pixel that is no longer there or no longer under it."""
 
 from __future__ import annotations
 
@@ -32,6 +32,20 @@ class CursorReadout:
             self.clear()
         elif self.last is not None:
             self.show_at(*self.last)
+
+    def pointer_left(self) -> None:
+        """The cursor is off the image: nothing under it to read out (the zoom stays), and a
+        later refresh (an undo, another image shown from the keyboard) reads no stale place."""
+        self.last = None
+        self._clear_place()
+
+    def image_changed(self, pointer_over: bool) -> None:
+        """Another image is displayed: read the place under the cursor on it where the cursor is
+        over the canvas; else nothing (a place from before names a pixel of another image)."""
+        if pointer_over:
+            self.refresh()
+        else:
+            self.pointer_left()
 
     def clear(self) -> None:
         """No image displayed: nothing to read out, the zoom included."""

@@ -246,6 +246,7 @@ class MainWindow(QMainWindow):
         self.session.status_changed.connect(lambda *_: self.model_dock.train_panel.labels_changed())
         self.model_dock.folder_finished.connect(lambda _: self.model_dock.train_panel.labels_changed())
         self.canvas.hovered.connect(self.readout.show_at)
+        self.canvas.left.connect(self.readout.pointer_left)
         self.failed_record: ImageRecord | None = None  # the image that could not be opened, while it is the one shown
         self.canvas.zoom_changed.connect(self.readout.show_zoom)
 
@@ -290,7 +291,7 @@ class MainWindow(QMainWindow):
         self.image_notice.hide()
         self._show_open_elsewhere(li.record)
         self.failed_record = None
-        self.readout.refresh()  # the pixel under the cursor belongs to this image now
+        self.readout.image_changed(self.canvas.viewport().underMouse())  # what is under the cursor on it
         row = self.files.model.row(li.record.id)
         listed = self.files.model.record(row) if row is not None else None
         if listed is not None and listed.error != li.record.error:  # a replaced file reads again

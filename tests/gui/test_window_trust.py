@@ -639,3 +639,31 @@ def test_a_closed_open_elsewhere_notice_stays_closed(window, qtbot):
             third.release()
     finally:
         other.release()
+
+
+def _readout(win) -> tuple[str, str, str]:
+    r = win.readout
+    return r.pos_label.text(), r.value_label.text(), r.region_label.text()
+
+
+def test_readout_empties_when_the_pointer_leaves_the_canvas_and_stays_empty_on_an_image_shown_from_the_keys(
+        window, qtbot):
+    win = window
+    stroke(win, [(30, 30), (60, 30)])  # a region on this image
+    first = win.editor.doc.image_id
+    key(win, Qt.Key.Key_D)
+    qtbot.waitUntil(lambda: win.editor.doc is not None and win.editor.doc.image_id != first, timeout=10000)
+    stroke(win, [(30, 30), (60, 30)])  # and at the same place on the next
+    key(win, Qt.Key.Key_A)
+    qtbot.waitUntil(lambda: win.editor.doc.image_id == first, timeout=10000)
+    hover(win, 45, 30)
+    assert all(_readout(win)) and _readout(win)[2].startswith("object #"), _readout(win)
+    files = win.files.view.viewport()
+    QTest.mouseMove(files, files.rect().center())  # the pointer over the Files list
+    assert _readout(win) == ("", "", ""), _readout(win)
+    key(win, Qt.Key.Key_D)  # the next image, from the keyboard: the pointer is still over the list
+    qtbot.waitUntil(lambda: win.editor.doc.image_id != first, timeout=10000)
+    assert _readout(win) == ("", "", ""), _readout(win)
+    assert win.readout.zoom_label.text()  # the zoom is about the image, not the pointer: it stays
+    hover(win, 45, 30)  # back over the canvas: read out again
+    assert _readout(win)[2].startswith("object #"), _readout(win)
