@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QHeaderView, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar,
@@ -108,10 +109,12 @@ class _JobDialog(QDialog):
         connect_plain(self.run_button.clicked, self.run)
         connect_plain(self.cancel_button.clicked, self._cancel)
         connect_plain(self.close_button.clicked, self.accept)
+        # the report takes what height is left and gives it up first: the form's wrapped hints keep theirs
+        self.report.setMinimumHeight(3 * self.report.fontMetrics().lineSpacing() + 12)
         lay = QVBoxLayout(self)
         lay.addWidget(self.form_box)
         lay.addWidget(self.progress)
-        lay.addWidget(self.report)
+        lay.addWidget(self.report, 1)
         lay.addWidget(self.buttons)
         self.job: Job | None = None
         self.kept: KeptChoices | None = None
@@ -119,6 +122,33 @@ class _JobDialog(QDialog):
 
     def work(self) -> WorkFn | None:  # None: nothing to run (the reason is shown)
         raise NotImplementedError
+
+    def fit_height(self) -> None:
+        """Grow to the height the wrapped labels need at the dialog's width, once their text or
+        what is shown changed: Qt sizes a window from its size hint, blind to height-for-width,
+        and squeezes a longer hint into one line's height, cut at top and bottom. Never taller
+        than the screen (the report box then shrinks); never shrinks (the user's size stays).
+        Again once the events queued now are handled: a label's new text reaches the form's
+        height-for-width only then."""
+        self._fit_now()
+        QTimer.singleShot(0, self, self._fit_now)  # with the dialog as context: not after it is gone
+
+    def _fit_now(self) -> None:
+        lay = self.layout()
+        lay.activate()
+        need = lay.totalHeightForWidth(self.width()) if lay.hasHeightForWidth() else -1
+        need = max(need, lay.totalSizeHint().height() if need < 0 else need, lay.totalMinimumSize().height())
+        screen = self.screen()
+        if screen is not None:
+            need = min(need, screen.availableGeometry().height() - 40)
+        if self.height() < need:
+            self.resize(self.width(), need)
+
+    def _show_in_report(self, text: str) -> None:
+        """A reason nothing was run, in the report box."""
+        self.report.setVisible(True)
+        self.report.setPlainText(text)
+        self.fit_height()
 
     # the choices kept in the project's store (subclasses name the key and the fields)
     kept_key = ""
@@ -150,6 +180,7 @@ class _JobDialog(QDialog):
         self.report.setVisible(False)
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
+        self.fit_height()
         self.job = Job(fn, self)
         self.job.progress.connect(self._progress)
         self.job.returned.connect(self._finished)
@@ -189,6 +220,7 @@ class _JobDialog(QDialog):
         self.run_button.setText("Run again")
         self.run_button.setVisible(True)
         self.run_button.setEnabled(self.ready())
+        self.fit_height()
 
     def _cancel(self) -> None:
         if self.job is not None and self.job.running():
@@ -250,6 +282,7 @@ class ImportDialog(_JobDialog):
     def _show_hint(self, *_: Any) -> None:
         self.hint.setText(IMPORT_HINTS.get(self.fmt.currentData(), ""))
         self.hint.setVisible(bool(self.hint.text()))
+        self.fit_height()
         # only label maps and YOLO labels need a class list; the other formats name their classes
         self.form.setRowVisible(self.class_row, self.fmt.currentData() in CLASS_LIST_FORMATS)
 
@@ -281,8 +314,7 @@ class ImportDialog(_JobDialog):
         return lambda progress, cancelled: run_import(fmt, project, src, classes, status, progress, cancelled, ask)
 
     def _show_error(self, text: str) -> None:
-        self.report.setVisible(True)
-        self.report.setPlainText(text)
+        self._show_in_report(text)
 
 
 class ExportDialog(_JobDialog):
@@ -367,6 +399,7 @@ class ExportDialog(_JobDialog):
                                   if unreviewed else ""))
             self.summary.setStyleSheet("")
         self.run_button.setEnabled(total > 0 and (self.job is None or not self.job.running()))
+        self.fit_height()
 
     def _pick_out(self) -> None:
         if self.fmt.currentData() == "coco":
@@ -385,8 +418,7 @@ class ExportDialog(_JobDialog):
     def work(self) -> WorkFn | None:
         out = self.out.text().strip()
         if not out:
-            self.report.setVisible(True)
-            self.report.setPlainText("Choose where to write the export.")
+            self._show_in_report("Choose where to write the export.")
             return None
         statuses = self.statuses()
         if not statuses:
@@ -395,8 +427,7 @@ class ExportDialog(_JobDialog):
         try:
             check_export_target(fmt, project, out)  # refuse now; the export checks again
         except ExportTargetError as e:
-            self.report.setVisible(True)
-            self.report.setPlainText(f"Cannot export there: {e}")
+            self._show_in_report(f"Cannot export there: {e}")
             return None
         return lambda progress, cancelled: run_export(fmt, project, out, statuses, poly, progress, cancelled)
 

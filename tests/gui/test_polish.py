@@ -55,3 +55,56 @@ def test_predict_with_a_garbage_checkpoint_says_what_it_is(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 2, (out, err)
     assert NOT_TORCH in err and "weights_only" not in err + out and "Traceback" not in err, err
+
+
+# ------------------------------------------------------------------ dialogs: wrapped text not clipped
+def _dialog(kind):
+    from PySide6.QtWidgets import QApplication
+    dlgs = [w for w in QApplication.topLevelWidgets() if isinstance(w, kind) and w.isVisible()]
+    assert len(dlgs) == 1, dlgs
+    return dlgs[0]
+
+
+def _not_clipped(qtbot, label, png) -> None:
+    """The label has the height its wrapped text needs at its width (else Qt cuts it top and
+    bottom), once the layout requests queued have been handled; the dialog is rendered to `png`
+    to be looked at."""
+    def fits() -> bool:
+        need = label.heightForWidth(label.width())
+        return label.height() >= (need if need >= 0 else label.sizeHint().height())
+    try:
+        qtbot.waitUntil(fits, timeout=1000)
+    finally:
+        label.window().grab().save(str(png))
+    assert label.isVisible() and label.text()
+
+
+def test_import_hint_for_label_maps_is_not_clipped(window, qtbot, tmp_path):
+    from segstudio.gui.dialogs import ImportDialog
+    from tests.gui.test_window_trust import trigger
+    trigger(window, "Import annotations…")
+    dlg = _dialog(ImportDialog)
+    qtbot.waitExposed(dlg)
+    dlg.fmt.setFocus()
+    for _ in range(dlg.fmt.count()):  # Down through the formats, as a person with the keyboard
+        if dlg.fmt.currentData() == "labelmap":
+            break
+        QTest.keyClick(dlg.fmt, Qt.Key.Key_Down)
+    assert dlg.fmt.currentData() == "labelmap"
+    _not_clipped(qtbot, dlg.hint, tmp_path / "import_labelmap.png")
+    dlg.reject()
+
+
+def test_export_summary_is_not_clipped_after_a_run(window, qtbot, tmp_path):
+    from segstudio.gui.dialogs import ExportDialog
+    from tests.gui.test_window_trust import trigger
+    trigger(window, "Export dataset…")
+    dlg = _dialog(ExportDialog)
+    qtbot.waitExposed(dlg)
+    QTest.mouseClick(dlg.status_boxes["new"], Qt.MouseButton.LeftButton)  # a two-line summary
+    dlg.out.setText(str(tmp_path / "out"))
+    QTest.mouseClick(dlg.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dlg.result is not None, timeout=20000)
+    assert dlg.progress.isVisible() and dlg.report.isVisible()
+    _not_clipped(qtbot, dlg.summary, tmp_path / "export_after_run.png")
+    dlg.reject()
