@@ -19,6 +19,7 @@ from segstudio.core.records import DONE, SKIPPED, STATUSES
 from segstudio.gui.class_questions import BinaryQuestion
 from segstudio.gui.docks.common import KeptChoices, plain_label
 from segstudio.gui.workers import Job
+from segstudio.io.common import counted
 from segstudio.io.export_target import ExportTargetError
 from segstudio.io.registry import (IMPORT_FORMATS, check_export_target, offered_export_formats, offered_import_formats,
                                   run_export, run_import)
@@ -333,7 +334,10 @@ class ExportDialog(_JobDialog):
         self.out = QLineEdit()
         self.polygons = QCheckBox("Polygons where faithful (else RLE)")
         self.status_boxes = {}
-        self.counts = project.store.status_counts()
+        # counted as the Files panel counts: an image whose file cannot be read is not work of its
+        # status (the export leaves it out and says so)
+        self.unreadable = {s: len(project.store.image_ids([s], unreadable=True)) for s in STATUSES}
+        self.counts = {s: n - self.unreadable.get(s, 0) for s, n in project.store.status_counts().items()}
         sw = QWidget()
         sl = QHBoxLayout(sw)
         sl.setContentsMargins(0, 0, 0, 0)
@@ -388,15 +392,17 @@ class ExportDialog(_JobDialog):
         chosen = sorted(((s, self.counts.get(s, 0)) for s in self.statuses()), key=lambda t: t[0] != DONE)
         total = sum(n for _, n in chosen)
         parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in chosen if n)
+        bad = sum(self.unreadable.get(s, 0) for s, _ in chosen)
+        left_out = f". {counted(bad, 'unreadable image')} {'is' if bad == 1 else 'are'} left out" if bad else ""
         if total == 0:
-            self.summary.setText("No images to export: no image has the statuses ticked."
-                                 if chosen else "No images to export: tick at least one status.")
+            self.summary.setText(("No images to export: no image has the statuses ticked"
+                                  if chosen else "No images to export: tick at least one status") + left_out + ".")
             self.summary.setStyleSheet("color: #c33;")
         else:
             unreviewed = [s for s, n in chosen if n and s != DONE and s != SKIPPED]
-            self.summary.setText(f"Will export {total} image{'' if total == 1 else 's'}: {parts}" +
-                                 (". Images not marked done may hold uncorrected model output."
-                                  if unreviewed else ""))
+            self.summary.setText(f"Will export {counted(total, 'image')}: {parts}" +
+                                 (". Images not marked done may hold uncorrected model output"
+                                  if unreviewed else "") + left_out + ("." if unreviewed or bad else ""))
             self.summary.setStyleSheet("")
         self.run_button.setEnabled(total > 0 and (self.job is None or not self.job.running()))
         self.fit_height()

@@ -24,6 +24,11 @@ CancelCheck = Callable[[], bool]
 MAX_MESSAGES = 1000  # errors and notes kept in a report; a hostile file can make millions
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 image', '2 images': a count and its noun, singular for one (nouns that add an s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 class Cancelled(Exception):
     """The user cancelled; nothing was written (exports) or what was committed stays (imports)."""
 
@@ -80,26 +85,28 @@ class Report:
             self.dropped_messages += 1
 
     def summary(self) -> str:
-        parts = [f"{self.images} images", f"{self.regions} regions"]
+        parts = [counted(self.images, "image"), counted(self.regions, "region")]
         if self.skipped_duplicates:
-            parts.append(f"{self.skipped_duplicates} duplicate regions skipped")
+            parts.append(f"{counted(self.skipped_duplicates, 'duplicate region')} skipped")
         if self.ignore_pixels:
-            parts.append(f"{self.ignore_pixels:,} pixels imported as ignore")
+            parts.append(f"{self.ignore_pixels:,} pixel{'' if self.ignore_pixels == 1 else 's'} imported as ignore")
         if self.warnings:
-            parts.append(f"{len(self.warnings)} warning{'s' * (len(self.warnings) > 1)}")
+            parts.append(counted(len(self.warnings), "warning"))
         if self.unmatched:
             parts.append(f"{len(self.unmatched)} unmatched")
         if self.errors:
-            parts.append(f"{len(self.errors)} errors")
+            parts.append(counted(len(self.errors), "error"))
         if self.rejected:
-            parts.append(f"{self.rejected} annotations rejected ({len(self.incomplete)} images not marked done)")
+            parts.append(f"{counted(self.rejected, 'annotation')} rejected "
+                         f"({counted(len(self.incomplete), 'image')} not marked done)")
         if self.dropped_messages:
-            parts.append(f"{self.dropped_messages} more messages not listed")
+            parts.append(f"{counted(self.dropped_messages, 'more message')} not listed")
         if self.left_out:
-            parts.append(f"{len(self.left_out)} unreadable images left out")
+            parts.append(f"{counted(len(self.left_out), 'unreadable image')} left out")
         if self.missing:
             n = sum(k for _, k in self.missing)
-            parts.append(f"{len(self.missing)} missing images left out ({n} annotations kept in the project)")
+            parts.append(f"{counted(len(self.missing), 'missing image')} left out "
+                         f"({counted(n, 'annotation')} kept in the project)")
         return ", ".join(parts)
 
     def lines(self, limit: int = 50) -> list[str]:

@@ -133,8 +133,8 @@ def test_export_names_missing_images_and_what_happened_to_their_annotations(fold
     code, out, err = run(capsys, "export", folder, "--format", "labelmap", "--out", tmp_path / "lm",
                          "--status", "done")
     assert code == 0, err
-    assert "1 images" in out
-    assert "1 missing images left out (3 annotations kept in the project)" in out
+    assert "1 image," in out
+    assert "1 missing image left out (3 annotations kept in the project)" in out
     assert "ok3.jpg: its 3 annotations are kept in the project, not exported" in out
     p = Project.open(folder)
     try:
@@ -156,7 +156,7 @@ def test_an_export_that_decodes_a_broken_file_stores_it_and_leaves_it_out(tmp_pa
         annotate(p, "cut.png")
         rep = run_export("voc", p, tmp_path / "voc", statuses=("done",))
         assert rep.images == 1 and [f for f, _ in rep.left_out] == ["cut.png"]
-        assert "unreadable images left out" in rep.summary()
+        assert "1 unreadable image left out" in rep.summary()
         assert p.store.image_by_path("cut.png").error
         assert not list((tmp_path / "voc" / "JPEGImages").glob("cut*"))
     finally:

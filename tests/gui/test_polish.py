@@ -108,3 +108,41 @@ def test_export_summary_is_not_clipped_after_a_run(window, qtbot, tmp_path):
     assert dlg.progress.isVisible() and dlg.report.isVisible()
     _not_clipped(qtbot, dlg.summary, tmp_path / "export_after_run.png")
     dlg.reject()
+
+
+# ------------------------------------------------------------------ counts agree, in good grammar
+def test_export_dialog_counts_unreadable_images_apart_as_the_files_panel_does(qtbot, gui_folder, tmp_path):
+    from segstudio.gui.dialogs import ExportDialog
+    from tests.gui.conftest import open_window
+    from tests.gui.test_window_trust import open_broken, shown, trigger
+    (gui_folder / "photo0_broken.png").write_bytes(b"not a png at all")
+    win = open_window(qtbot, gui_folder)
+    assert shown(win) == "photo0.png"
+    open_broken(qtbot, win)  # the window learns it cannot be read
+    qtbot.waitUntil(lambda: "unreadable 1" in win.files.counts.text(), timeout=5000)
+    assert "new 3" in win.files.counts.text()
+    trigger(win, "Export dataset…")
+    dlg = _dialog(ExportDialog)
+    assert dlg.status_boxes["new"].text() == "new (3)"  # as Files counts them, not 4
+    QTest.mouseClick(dlg.status_boxes["new"], Qt.MouseButton.LeftButton)
+    QTest.mouseClick(dlg.status_boxes["done"], Qt.MouseButton.LeftButton)  # off: new only
+    text = dlg.summary.text()
+    assert text.startswith("Will export 3 images: 3 new.") and "1 unreadable image is left out." in text, text
+    dlg.out.setText(str(tmp_path / "out"))
+    QTest.mouseClick(dlg.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dlg.result is not None, timeout=20000)
+    report = dlg.report.toPlainText()
+    assert "Exported: 3 images, 0 regions, 1 unreadable image left out" in report, report
+    dlg.reject()
+    win.close()
+
+
+def test_report_counts_say_one_thing_in_the_singular():
+    from segstudio.io.common import Report
+    rep = Report(images=1, regions=1)
+    rep.left_out.append(("a.png", "corrupt"))
+    rep.missing.append(("b.png", 1))
+    rep.errors.append(("c.json", "bad"))
+    text = rep.summary()
+    assert text == ("1 image, 1 region, 1 error, 1 unreadable image left out, "
+                    "1 missing image left out (1 annotation kept in the project)"), text

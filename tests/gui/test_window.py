@@ -148,7 +148,7 @@ def test_export_coco_and_png_from_dialogs(window, qtbot, tmp_path):
     dlg.out.setText(str(tmp_path / "out" / "c.json"))
     dlg.run_button.click()
     qtbot.waitUntil(lambda: dlg.result is not None, timeout=10000)
-    assert "1 regions" in dlg.report.toPlainText()
+    assert "1 region" in dlg.report.toPlainText() and "1 regions" not in dlg.report.toPlainText()
     d = json.loads((tmp_path / "out" / "c.json").read_text())
     assert len(d["annotations"]) == 1
     dlg.accept()

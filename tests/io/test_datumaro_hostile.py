@@ -397,7 +397,7 @@ def test_peak_rss_of_the_50000_square_cvat_mask_in_a_fresh_process(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     figures = json.loads(r.stdout.strip().splitlines()[-1])
     print(figures)
-    assert "1 annotations rejected" in figures["report"], figures
+    assert "1 annotation rejected" in figures["report"], figures
     assert figures["peak_mb"] - figures["base_mb"] < 100 and figures["seconds"] < 5, figures
 
 
