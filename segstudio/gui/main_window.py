@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QLabel, QMainWindow,
 
 from segstudio import __version__
 from segstudio.core import imageio
-from segstudio.core.records import DONE
+from segstudio.core.records import DONE, UNFINISHED
 from segstudio.gui.canvas import Canvas
 from segstudio.gui.dialogs import ExportDialog, ImportDialog, ShortcutsDialog, confirm_unsaved
 from segstudio.gui.docks.classes import ClassesDock
@@ -353,7 +353,10 @@ class MainWindow(QMainWindow):
         cur = self.editor.doc.image_id if self.editor.doc is not None else self.files.current_id
         nxt = self.files.next_unfinished(cur)
         if nxt is None:
-            self.statusBar().showMessage("No unfinished images left", status_times.NOTE_MS)
+            rec = self.project.store.images_by_ids([cur]).get(cur) if cur is not None else None
+            this_one = rec is not None and rec.status in UNFINISHED and not rec.error
+            self.statusBar().showMessage("No other unfinished image (this one is the last)" if this_one
+                                         else "No unfinished images left", status_times.NOTE_MS)
         else:
             self.open_image(nxt)
 

@@ -146,3 +146,20 @@ def test_report_counts_say_one_thing_in_the_singular():
     text = rep.summary()
     assert text == ("1 image, 1 region, 1 error, 1 unreadable image left out, "
                     "1 missing image left out (1 annotation kept in the project)"), text
+
+
+# ------------------------------------------------------------------ N on the last unfinished image
+def test_n_on_the_last_unfinished_image_says_this_one_is_the_last(window, qtbot):
+    from tests.gui.test_input_events import message
+    from tests.gui.test_window_trust import key, shown
+    win = window
+    for expected in ("photo1.png", "photo2.png"):  # photo0, photo1 done; each time the next one opens
+        key(win, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: shown(win) == expected, timeout=10000)
+    key(win, Qt.Key.Key_N)
+    assert message(win) == "No other unfinished image (this one is the last)"
+    assert shown(win) == "photo2.png"
+    key(win, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # the last one done too
+    qtbot.waitUntil(lambda: win.project.store.status_counts()["done"] == 3, timeout=10000)
+    key(win, Qt.Key.Key_N)
+    assert message(win) == "No unfinished images left"
