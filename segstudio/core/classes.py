@@ -68,7 +68,7 @@ class ClassListEntry:
     ignore: bool = False
 
 
-def read_class_file(path: str | Path) -> list[ClassListEntry]:
+def read_class_file(path: str | Path, dropped: list[str] | None = None) -> list[ClassListEntry]:
     """Read a class-name list (one name per line, optional `#rrggbb` after the name).
 
     Background lines (`_background_`, ...) are dropped: background is always value 0. An
@@ -78,6 +78,7 @@ def read_class_file(path: str | Path) -> list[ClassListEntry]:
     A line whose first non-space character is `#` is a comment. A backslash in that place is
     an escape and is dropped: `\\#1` declares the class `#1` (and `\\\\x` the class `\\x`).
     write_class_file escapes such names, so what it writes reads back the same.
+    `dropped`, when given, gets the background lines' names (for a report of what was skipped).
     """
     lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
     entries: list[ClassListEntry] = []
@@ -99,6 +100,8 @@ def read_class_file(path: str | Path) -> list[ClassListEntry]:
                 color = None
         low = line.lower()
         if low in BACKGROUND_NAMES:
+            if dropped is not None:
+                dropped.append(line)
             continue
         entries.append(ClassListEntry(line, color, ignore=low in IGNORE_NAMES))
     return entries

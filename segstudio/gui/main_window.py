@@ -241,6 +241,7 @@ class MainWindow(QMainWindow):
         # a panel's button did its job: the keys go back to the canvas (tools, class digits)
         self.model_dock.focus_canvas.connect(lambda: self.canvas.setFocus())
         self.classes_dock.focus_canvas.connect(lambda: self.canvas.setFocus())
+        self.classes_dock.message.connect(lambda text: self.statusBar().showMessage(text, status_times.NOTE_MS))
         # the Files row and counts read the store again once it holds the edits (status included)
         self.session.saved_state.connect(self._files_saved_state)
         self.session.status_changed.connect(lambda *_: self.model_dock.train_panel.labels_changed())

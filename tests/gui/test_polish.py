@@ -155,7 +155,7 @@ def test_n_on_the_last_unfinished_image_says_this_one_is_the_last(window, qtbot)
     win = window
     for expected in ("photo1.png", "photo2.png"):  # photo0, photo1 done; each time the next one opens
         key(win, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-        qtbot.waitUntil(lambda: shown(win) == expected, timeout=10000)
+        qtbot.waitUntil(lambda expected=expected: shown(win) == expected, timeout=10000)
     key(win, Qt.Key.Key_N)
     assert message(win) == "No other unfinished image (this one is the last)"
     assert shown(win) == "photo2.png"
@@ -163,3 +163,59 @@ def test_n_on_the_last_unfinished_image_says_this_one_is_the_last(window, qtbot)
     qtbot.waitUntil(lambda: win.project.store.status_counts()["done"] == 3, timeout=10000)
     key(win, Qt.Key.Key_N)
     assert message(win) == "No unfinished images left"
+
+
+# ------------------------------------------------------------------ Classes panel: Load, Save, Delete say what they did
+@pytest.fixture
+def classes_win(qtbot, gui_folder):
+    from tests.gui.test_classes_panel import _window
+    w = _window(qtbot, gui_folder)  # classes object, cell, __ignore__; cell has 4 regions
+    yield w
+    w.close()
+
+
+def _panel_button(win, text):
+    from PySide6.QtWidgets import QPushButton
+    return next(b for b in win.classes_dock.findChildren(QPushButton) if b.text() == text)
+
+
+def test_classes_load_says_what_it_added_and_skipped(classes_win, tmp_path, monkeypatch):
+    from tests.gui.test_input_events import message
+    win = classes_win
+    src = tmp_path / "list.txt"
+    src.write_text("background\nnucleus\ncell\nmembrane #102030\nvesicle\n")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(src), "")))
+    QTest.mouseClick(_panel_button(win, "Load…"), Qt.MouseButton.LeftButton)
+    assert message(win) == ("Loaded 3 classes from list.txt "
+                            "(skipped: background — 0 is background; cell — already there)"), message(win)
+    assert [c.name for c in win.project.store.classes()][-3:] == ["nucleus", "membrane", "vesicle"]
+    QTest.mouseClick(_panel_button(win, "Load…"), Qt.MouseButton.LeftButton)  # again: nothing new
+    assert message(win).startswith("Loaded 0 classes from list.txt (skipped: background — 0 is background; "
+                                   "nucleus — already there; cell — already there;"), message(win)
+
+
+def test_classes_save_says_where(classes_win, tmp_path, monkeypatch):
+    from tests.gui.test_input_events import message
+    win = classes_win
+    out = tmp_path / "saved.txt"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "")))
+    QTest.mouseClick(_panel_button(win, "Save…"), Qt.MouseButton.LeftButton)
+    assert out.is_file() and message(win) == f"Saved 3 classes to {out}", message(win)
+
+
+def test_classes_delete_says_what_went_and_how_to_get_it_back(classes_win, monkeypatch):
+    from PySide6.QtWidgets import QDialog
+    from tests.gui.test_input_events import message
+    win = classes_win
+
+    def answer(dlg):  # the Delete dialog, answered with clicks: delete the regions too, OK
+        dlg.show()
+        QTest.mouseClick(dlg.delete_regions, Qt.MouseButton.LeftButton)
+        QTest.mouseClick(dlg.ok_button, Qt.MouseButton.LeftButton)
+        dlg.hide()
+        return dlg.result()
+    monkeypatch.setattr(QDialog, "exec", answer)
+    win.classes_dock.set_current(win.project.store.class_by_name("cell").id)
+    QTest.mouseClick(_panel_button(win, "Delete"), Qt.MouseButton.LeftButton)
+    assert win.project.store.class_by_name("cell") is None
+    assert message(win) == "Deleted class cell and its 4 regions (Ctrl+Z brings them back)", message(win)

@@ -8,6 +8,7 @@ first optional parameter (a path, an answer) and skip the dialog that should ask
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
@@ -40,6 +41,7 @@ class ClassesDock(QWidget):
     visibility_changed = Signal()
     regions_changed = Signal()  # a delete (or its undo) moved, removed or restored regions and statuses
     focus_canvas = Signal()  # a button did its job: the keys go back to the canvas
+    message = Signal(str)  # what a Load, Save or Delete did, for the status bar
 
     def __init__(self, store: ProjectStore, editor: EditorState, parent: QWidget | None = None, *,
                  flush_edits: Callable[[], object] | None = None) -> None:
@@ -246,6 +248,8 @@ class ClassesDock(QWidget):
             self.editor.current_class_id = reassign_to or (rest[0].id if rest else None)
         self.editor.hidden_classes.discard(class_id)
         self._changed()
+        self.message.emit(_deleted_text(removed.cls.name, len(removed.deleted), len(removed.moved),
+                                        self._class_name(reassign_to)))
         return True
 
     @property
@@ -291,24 +295,34 @@ class ClassesDock(QWidget):
             path, _ = QFileDialog.getOpenFileName(self, "Load class list", "", "Text files (*.txt);;All files (*)")
             if not path:
                 return
+        dropped: list[str] = []
         try:
-            entries = read_class_file(path)
+            entries = read_class_file(path, dropped)
         except (OSError, UnicodeDecodeError) as e:
             warn(self, "Load class list", f"Cannot read {path}: {e}")
             return
         have = {c.name for c in self.store.classes()}
+        added = 0
+        skipped = [f"{name} — 0 is background" for name in dropped]
         for entry in entries:
-            if entry.name not in have:
-                try:
-                    self.store.add_class(entry.name, entry.color, ignore=entry.ignore)
-                except ValueError as e:
-                    warn(self, "Load class list", f"{path}: class {entry.name!r}: {e}")
-                    continue
-                have.add(entry.name)
+            if entry.name in have:
+                skipped.append(f"{entry.name} — already there")
+                continue
+            try:
+                self.store.add_class(entry.name, entry.color, ignore=entry.ignore)
+            except ValueError as e:
+                warn(self, "Load class list", f"{path}: class {entry.name!r}: {e}")
+                skipped.append(f"{entry.name} — {e}")
+                continue
+            have.add(entry.name)
+            added += 1
         self.refresh()
         self.classes_changed.emit()
-        if not entries:
+        if not entries and not dropped:
             warn(self, "Load class list", f"{path} names no class (one name per line)")
+            return
+        self.message.emit(f"Loaded {_classes(added)} from {Path(path).name}" +
+                          (f" (skipped: {'; '.join(skipped)})" if skipped else ""))
 
     def save(self, path: str | None = None) -> None:
         """Write the class list, one name and colour a line, to a file (asked for with a file dialog)."""
@@ -316,9 +330,29 @@ class ClassesDock(QWidget):
             path, _ = QFileDialog.getSaveFileName(self, "Save class list", "classes.txt", "Text files (*.txt)")
             if not path:
                 return
+        classes = self.store.classes()
         try:
-            write_class_file(path, self.store.classes())
+            write_class_file(path, classes)
         except ValueError as e:
             warn(self, "Save class list", f"Nothing written to {path}: {e}")
         except OSError as e:
             warn(self, "Save class list", f"Cannot write {path}: {e}")
+        else:
+            self.message.emit(f"Saved {_classes(len(classes))} to {path}")
+
+    def _class_name(self, class_id: int | None) -> str | None:
+        return next((c.name for c in self.store.classes() if c.id == class_id), None) if class_id else None
+
+
+def _classes(n: int) -> str:
+    return "1 class" if n == 1 else f"{n} classes"
+
+
+def _deleted_text(name: str, deleted: int, moved: int, moved_to: str | None) -> str:
+    """'Deleted class X and its 3 regions (Ctrl+Z brings them back)', or where they went."""
+    regions = "1 region" if (deleted or moved) == 1 else f"{deleted or moved} regions"
+    if moved and moved_to:
+        return f"Deleted class {name}; its {regions} moved to {moved_to} (Ctrl+Z moves them back)"
+    if deleted:
+        return f"Deleted class {name} and its {regions} (Ctrl+Z brings them back)"
+    return f"Deleted class {name} (Ctrl+Z brings it back)"
