@@ -136,6 +136,8 @@ class _JobDialog(QDialog):
 
     def _fit_now(self) -> None:
         lay = self.layout()
+        if lay is None:
+            return
         lay.activate()
         need = lay.totalHeightForWidth(self.width()) if lay.hasHeightForWidth() else -1
         need = max(need, lay.totalSizeHint().height() if need < 0 else need, lay.totalMinimumSize().height())
