@@ -182,7 +182,7 @@ def test_corrupt_and_odd_files_are_reported_not_raised(cat, home, capsys):
     (c / "tiny_full.pth").mkdir()  # a folder under the file's name
     (c / cat["tinynet"].name).write_bytes(b"version https://git-lfs.github.com/spec/v1\n")  # an LFS pointer
     d = statuses(capsys)
-    assert d["tiny_hq"]["status"] == wc.CORRUPT and "cannot be read" in d["tiny_hq"]["detail"]
+    assert d["tiny_hq"]["status"] == wc.CORRUPT and "is not a PyTorch weights file" in d["tiny_hq"]["detail"]
     assert d["tiny_full"]["status"] == wc.NO_ACCESS
     assert d["tinynet"]["status"] == wc.SIZE_MISMATCH and "git-LFS" in d["tinynet"]["detail"]
     code, out, _ = run(capsys, "weights")

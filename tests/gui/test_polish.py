@@ -23,8 +23,32 @@ def _broken(tmp_path):
     return p
 
 
+class _Records(logging.Handler):
+    """The records of the "segstudio" logger at every level, whatever another test did to the
+    root logger's handlers (caplog listens there)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def __enter__(self) -> _Records:
+        log = logging.getLogger("segstudio")
+        self._level = log.level
+        log.addHandler(self)
+        log.setLevel(logging.DEBUG)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        log = logging.getLogger("segstudio")
+        log.removeHandler(self)
+        log.setLevel(self._level)
+
+
 def test_a_garbage_checkpoint_chosen_in_the_model_panel_is_named_so_and_logged_in_one_line(
-        window, qtbot, monkeypatch, tmp_path, caplog):
+        window, qtbot, monkeypatch, tmp_path):
     pytest.importorskip("torch")
     win, dock = window, window.model_dock
     dock.arch.setCurrentIndex(dock.arch.findData("unet"))
@@ -34,7 +58,7 @@ def test_a_garbage_checkpoint_chosen_in_the_model_panel_is_named_so_and_logged_i
     win.model_dw.raise_()
     QTest.mouseClick(dock.browse, Qt.MouseButton.LeftButton)
     assert dock.weights.currentData() == str(bad)
-    with caplog.at_level(logging.DEBUG, logger="segstudio"):
+    with _Records() as caplog:
         QTest.mouseClick(dock.load_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: "Cannot load" in dock.model_label.text(), timeout=60000)
     text = dock.model_label.text()

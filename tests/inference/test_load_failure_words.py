@@ -49,7 +49,7 @@ def _hostile(kind: str) -> bytes:
 
 
 @pytest.mark.parametrize("kind", ["random", "truncated", "zip-garbage", "not-torch-zip", "plain-pickle"])
-def test_a_file_that_is_not_torch_says_so_in_plain_words(tmp_path, kind, caplog):
+def test_a_file_that_is_not_torch_says_so_in_plain_words(tmp_path, kind):
     p = tmp_path / "broken.pt"
     p.write_bytes(_hostile(kind))
     with pytest.raises(CheckpointError) as e:
@@ -71,10 +71,21 @@ def test_a_pickle_with_objects_is_refused_for_safety_without_advice_to_turn_the_
         assert "weights_only" not in msg and "False" not in msg and "trust" not in msg
 
 
-def test_torch_text_goes_to_the_debug_log_only(tmp_path, caplog):
+def test_torch_text_goes_to_the_debug_log_only(tmp_path):
     p = tmp_path / "broken.pt"
     p.write_bytes(os.urandom(5000))
-    with caplog.at_level(logging.DEBUG, logger="segstudio"), pytest.raises(CheckpointError):
-        load_checkpoint(p)
-    torch_text = [r for r in caplog.records if "weights_only" in r.getMessage()]
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    log = logging.getLogger("segstudio")
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        with pytest.raises(CheckpointError):
+            load_checkpoint(p)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+    torch_text = [r for r in records if "weights_only" in r.getMessage()]
     assert torch_text and all(r.levelno == logging.DEBUG for r in torch_text)
