@@ -21,6 +21,7 @@ def test_an_image_path_opens_its_folder_on_it(qapp, tmp_path, monkeypatch):
     def fake_take(app, win, out, image_name=None):
         seen["folder"] = Path(win.project.folder)
         seen["image"] = image_name
+        win.close()  # as the real take does: a window left open takes later tests' mouse events
         return 0
     monkeypatch.setattr(screenshot, "take", fake_take)
     args = SimpleNamespace(folder=str(folder / "hopper.jpg"), project=None, allow_large=False,

@@ -126,7 +126,7 @@ def test_cached_weights_that_run_code_are_refused(hub, tmp_path):
             return (os.makedirs, (str(tmp_path / "code_ran"),))
     put_in_cache(torchvision.models.ResNet18_Weights.IMAGENET1K_V1, {"conv1.weight": torch.zeros(1), "x": RunsCode()})
     m = sn.build_semantic_net(UNetConfig(num_classes=2, width=2, encoder="resnet18"))
-    with pytest.raises(CheckpointError, match="weights_only=True"):
+    with pytest.raises(CheckpointError, match=r"holds Python objects segstudio does not load.*os\.makedirs"):
         sn.init_pretrained(m, download=False)
     assert not (tmp_path / "code_ran").exists()
 

@@ -162,8 +162,10 @@ def test_fuzz_yolo(root, lines, raw):
     d = root / f"y{next(_count)}"
     d.mkdir()
     (d / "classes.txt").write_text("cat\ndog\n")
-    (d / "a.txt").write_text(yolo_good_line() + "\n" + "\n".join(lines) + "\n")
-    (d / "b.txt").write_text("\n".join(lines) + "\n" + yolo_good_line() + "\n")
+    # surrogatepass: a generated lone surrogate is written as the invalid UTF-8 it would be, one more
+    # hostile byte sequence for the importer (a plain write_text refused it and failed the test)
+    (d / "a.txt").write_text(yolo_good_line() + "\n" + "\n".join(lines) + "\n", "utf-8", "surrogatepass")
+    (d / "b.txt").write_text("\n".join(lines) + "\n" + yolo_good_line() + "\n", "utf-8", "surrogatepass")
     if raw is not None:
         (d / "c.txt").write_bytes(raw)
     with traced_peak() as mem:
