@@ -9,9 +9,7 @@ the GUI read while the autosaver writes).
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import stat
 import sys
 import threading
 import time
@@ -20,11 +18,11 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from segstudio.core import rle
-from segstudio.core.class_delete import RemovedClass
 from segstudio.core.classes import LabelClass, default_color, parse_color
-from segstudio.core.errors import BadValue, UserError
-from segstudio.core.records import DONE, IN_PROGRESS, STATUSES, UNFINISHED, ImageRecord
+from segstudio.core.errors import BadValue
+from segstudio.core.records import DONE, STATUSES, UNFINISHED, ImageRecord
 from segstudio.core.region import Region
+from segstudio.core.store_open import StoreError, refuse_foreign, wal
 
 SCHEMA_VERSION = 2
 
@@ -95,10 +93,6 @@ CREATE INDEX claims_owner ON claims(owner);
 }
 
 
-class StoreError(UserError):
-    """The project database cannot be used (not a segstudio project, newer schema, corrupt)."""
-
-
 _IMG_COLS = "id, path, width, height, status, error, missing, hash, uncertainty"
 
 
@@ -151,7 +145,7 @@ class ProjectStore:
         self._conns_lock = threading.Lock()
         self._id_lock = threading.Lock()
         self._id_pool: list[int] = []
-        _refuse_foreign(self.db_path)  # before anything writes to it (WAL mode, the schema)
+        refuse_foreign(self.db_path)  # before anything writes to it (WAL mode, the schema)
         self._migrate()
 
     # ------------------------------------------------------------------ connections
@@ -163,7 +157,7 @@ class ProjectStore:
                 c = sqlite3.connect(str(self.db_path), timeout=30, isolation_level=None,
                                     check_same_thread=False)
                 c.execute("PRAGMA busy_timeout=30000")
-                _wal(c)
+                wal(c)
                 # FULL: a commit is on disk (the WAL is fsynced) before it returns, so an edit
                 # the window reports saved survives a power cut; NORMAL could lose the last ones
                 c.execute("PRAGMA synchronous=FULL")
@@ -439,83 +433,6 @@ class ProjectStore:
             t.execute("UPDATE classes SET name=?, color=?, hotkey=?, ignore=? WHERE id=?",
                       (cls.name, cls.hex_color, cls.hotkey, int(cls.ignore), cls.id))
 
-    def delete_class(self, class_id: int, reassign_to: int | None = None) -> int:
-        """Delete a class; its regions move to `reassign_to` or are deleted. Returns how many."""
-        return self.remove_class(class_id, reassign_to).regions
-
-    def class_usage(self, class_id: int) -> tuple[int, int, int]:
-        """(regions, images, done images) of a class: what a delete would take."""
-        n, imgs = self.conn.execute("SELECT COUNT(*), COUNT(DISTINCT image_id) FROM regions WHERE class_id=?",
-                                    (class_id,)).fetchone()
-        done = self.conn.execute("SELECT COUNT(*) FROM images WHERE status=? AND id IN "
-                                 "(SELECT image_id FROM regions WHERE class_id=?)", (DONE, class_id)).fetchone()[0]
-        return n, imgs, done
-
-    def remove_class(self, class_id: int, reassign_to: int | None = None) -> RemovedClass:
-        """Delete a class in one transaction; its regions move to `reassign_to` or are deleted.
-
-        A done image that loses regions goes back to in_progress: it no longer holds what a
-        person checked. Returns what was taken, for restore_class (the undo of a delete).
-        """
-        with self.transaction() as t:
-            row = t.execute("SELECT id, name, color, hotkey, ignore, position FROM classes WHERE id=?",
-                            (class_id,)).fetchone()
-            if row is None:
-                raise BadValue(f"no class with id {class_id}")
-            cls = LabelClass(row[0], row[1], parse_color(row[2]), row[3], bool(row[4]))
-            removed = RemovedClass(cls, row[5], moved_to=reassign_to)
-            if reassign_to is not None:
-                if reassign_to == class_id or not t.execute("SELECT 1 FROM classes WHERE id=?",
-                                                             (reassign_to,)).fetchone():
-                    raise BadValue(f"cannot move the regions of {cls.name!r} to class id {reassign_to}")
-                removed.moved = [r[0] for r in t.execute("SELECT id FROM regions WHERE class_id=?", (class_id,))]
-                t.execute("UPDATE regions SET class_id=? WHERE class_id=?", (reassign_to, class_id))
-            else:
-                removed.deleted = list(t.execute(f"SELECT {', '.join(REGION_COLUMNS)} FROM regions WHERE class_id=?",
-                                                 (class_id,)))
-                removed.reopened = dict(t.execute(
-                    "SELECT id, status FROM images WHERE status=? AND id IN "
-                    "(SELECT image_id FROM regions WHERE class_id=?)", (DONE, class_id)).fetchall())
-                t.executemany("UPDATE images SET status=?, updated=? WHERE id=?",
-                              [(IN_PROGRESS, time.time(), i) for i in removed.reopened])
-                t.execute("DELETE FROM regions WHERE class_id=?", (class_id,))
-            t.execute("DELETE FROM classes WHERE id=?", (class_id,))
-        return removed
-
-    def restore_class(self, removed: RemovedClass) -> LabelClass:
-        """Put back what remove_class took, in one transaction: the class at its place in the
-        list, its regions (or the ones moved away, if still in the class they went to), and the
-        statuses it changed (if still in_progress). A name or id taken since gets a fresh one;
-        regions of images removed since stay gone."""
-        c = removed.cls
-        with self.transaction() as t:
-            cid = c.id
-            if t.execute("SELECT 1 FROM classes WHERE id=?", (cid,)).fetchone():
-                cid = t.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM classes").fetchone()[0]
-            name, k = c.name, 1
-            while t.execute("SELECT 1 FROM classes WHERE name=?", (name,)).fetchone():
-                k += 1
-                name = f"{c.name} (restored{'' if k == 2 else f' {k - 1}'})"
-            hotkey = c.hotkey
-            if hotkey and t.execute("SELECT 1 FROM classes WHERE hotkey=?", (hotkey,)).fetchone():
-                hotkey = ""
-            back = LabelClass(cid, name, c.color, hotkey, c.ignore)
-            t.execute("UPDATE classes SET position=position+1 WHERE position>=?", (removed.position,))
-            t.execute("INSERT INTO classes(id, name, color, hotkey, ignore, position) VALUES (?,?,?,?,?,?)",
-                      (back.id, back.name, back.hex_color, back.hotkey, int(back.ignore), removed.position))
-            if removed.moved_to is not None:
-                t.executemany("UPDATE regions SET class_id=? WHERE id=? AND class_id=?",
-                              [(cid, rid, removed.moved_to) for rid in removed.moved])
-            images = {r[0] for r in t.execute("SELECT id FROM images")} if removed.deleted else set()
-            cls_at = REGION_COLUMNS.index("class_id")
-            rows = [row[:cls_at] + (cid,) + row[cls_at + 1:] for row in removed.deleted if row[1] in images]
-            insert = (f"INSERT OR IGNORE INTO regions({', '.join(REGION_COLUMNS)}) "
-                      f"VALUES ({','.join('?' * len(REGION_COLUMNS))})")
-            t.executemany(insert, rows)
-            t.executemany("UPDATE images SET status=?, updated=? WHERE id=? AND status=?",
-                          [(old, time.time(), i, IN_PROGRESS) for i, old in removed.reopened.items()])
-        return back
-
     def move_class(self, class_id: int, new_index: int) -> None:
         ids = [c.id for c in self.classes()]
         ids.remove(class_id)
@@ -731,75 +648,6 @@ class ProjectStore:
             if wanted is None or iid in wanted:
                 out.setdefault(iid, owner)
         return out
-
-
-def _wal(c: sqlite3.Connection, wait_s: float = 30.0) -> None:
-    """Put the database in WAL mode. Turning a new database to WAL needs an exclusive lock and
-    SQLite answers "database is locked" at once, without waiting, when another process is
-    doing the same: try again for a while."""
-    deadline = time.monotonic() + wait_s
-    delay = 0.002
-    while True:
-        try:
-            c.execute("PRAGMA journal_mode=WAL").fetchone()
-            return
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) and "busy" not in str(e) or time.monotonic() > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
-
-
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-_OWN_TABLES = frozenset({"meta", "images", "classes", "regions", "settings"})
-
-
-def _refuse_foreign(path: Path) -> None:
-    """Refuse an existing file that is not a segstudio project while it is still untouched.
-
-    Opening it for real would change it (WAL mode rewrites its header and adds -wal/-shm files;
-    an empty schema would be filled in), so this looks first: the file's type and first bytes,
-    then its tables through a read-only connection. An empty file or an empty database is a new
-    project; one with segstudio's tables goes on to the version check and migrations.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        raise StoreError(f"cannot open the project database {path}: {e.strerror or e}") from None
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            return  # sqlite3 says what is wrong with a folder
-        if not stat.S_ISREG(st.st_mode):
-            raise StoreError(f"{path} is not a regular file (a FIFO, device or socket), not a project database")
-        head = os.read(fd, len(_SQLITE_MAGIC)) if st.st_size else b""
-    finally:
-        os.close(fd)
-    if not head:
-        return
-    if head != _SQLITE_MAGIC:
-        raise StoreError(f"{path} is not an SQLite database, so not a segstudio project; it was not changed")
-    try:
-        c = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
-    except sqlite3.Error as e:
-        raise StoreError(f"cannot read the project database {path}: {e}") from None
-    try:
-        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not tables:
-            return
-        if not _OWN_TABLES <= tables:
-            shown = ", ".join(sorted(tables)[:8]) + (", ..." if len(tables) > 8 else "")
-            raise StoreError(f"{path} is an SQLite database of another application (tables: {shown}), "
-                             "not a segstudio project; it was not changed")
-        if c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() is None:
-            raise StoreError(f"{path} has segstudio's table names but no schema version: not a segstudio "
-                             "project; it was not changed")
-    except sqlite3.DatabaseError as e:
-        raise StoreError(f"{path} is not a usable SQLite database: {e}") from None
-    finally:
-        c.close()
 
 
 def _split_sql(script: str) -> list[str]:

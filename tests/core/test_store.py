@@ -5,6 +5,7 @@ import pytest
 
 from segstudio.core.project import EXPORT_MARKER, Project, ProjectError
 from segstudio.core.region import Region
+from segstudio.core.class_delete import remove_class
 from segstudio.core.store import ProjectStore, StoreError
 from tests.conftest import make_image
 
@@ -62,7 +63,7 @@ def test_classes_crud_and_hotkeys(project):
     assert [c.hotkey for c in s.classes()] == ["", "1"]  # a hotkey belongs to one class
     rec = s.images()[0]
     s.save_regions(rec.id, [Region(s.new_region_id(), a.id, np.ones((2, 2), bool))])
-    assert s.delete_class(a.id, reassign_to=b.id) == 1
+    assert remove_class(s, a.id, reassign_to=b.id).regions == 1
     assert s.regions(rec.id)[0].class_id == b.id
     s.move_class(b.id, 0)
 
