@@ -40,7 +40,6 @@ import hashlib
 import io
 import logging
 import os
-import stat
 import struct
 import warnings
 from dataclasses import dataclass
@@ -61,7 +60,15 @@ from PIL import (  # noqa: F401  (importing a plugin registers it; these are the
     UnidentifiedImageError,
 )
 
-from segstudio.core.errors import UserError
+# errors and the regular-file reader live in image_files; imported here too, where callers look for them
+from segstudio.core.image_files import (  # noqa: F401
+    ImageDecodeError,
+    NotEnoughMemory,
+    _read_all,
+    is_transient,
+    open_regular,
+    read_bytes,
+)
 from segstudio.core.memory import MemoryBudget, default_budget, format_bytes
 
 try:  # a Pillow built without libwebp has no WebP plugin: WebP files are then unsupported
@@ -99,20 +106,6 @@ _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 PILLOW_LIMIT = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 
 Source = Union[str, os.PathLike, bytes, IO[bytes]]
-
-
-class ImageDecodeError(UserError):
-    """A file that is not a readable image. The message says why, in words for the user."""
-
-
-class NotEnoughMemory(ImageDecodeError):
-    """This machine cannot decode the image now: too little memory, not a fault of the file.
-    An ImageDecodeError so that every reader fails cleanly on it; never stored as the image's error."""
-
-
-def is_transient(e: BaseException) -> bool:
-    """True for a failure that says nothing about the file (store nothing on the image)."""
-    return isinstance(e, NotEnoughMemory)
 
 
 @dataclass(frozen=True)
@@ -158,71 +151,6 @@ _EXT_NAMES = frozenset(e[1:] for e in IMAGE_EXTENSIONS)
 def is_image_name(name: str) -> bool:
     base, dot, ext = name.rpartition(".")
     return bool(dot and base) and ext.lower() in _EXT_NAMES
-
-
-# ----------------------------------------------------------------------------- regular files only
-_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
-
-
-def _kind(mode: int) -> str:
-    return next((what for test, what in _KINDS if test(mode)), "not a plain file")
-
-
-def open_regular(path: str | os.PathLike) -> IO[bytes]:
-    """Open a regular file for reading, or raise ImageDecodeError saying what it is instead.
-
-    O_NONBLOCK: opening a FIFO returns at once (no writer needed) rather than hang; the opened
-    descriptor is then judged with fstat, so what is read is what was checked.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise ImageDecodeError("file not found") from None
-    except IsADirectoryError:
-        raise ImageDecodeError("is a folder, not an image") from None
-    except PermissionError:
-        raise ImageDecodeError("permission denied") from None
-    except OSError as e:  # ENXIO: a socket; ELOOP: a link loop; ...
-        try:
-            what = _kind(os.stat(path).st_mode)
-        except OSError:
-            what = ""
-        if what and what != "not a plain file":
-            raise ImageDecodeError(f"not a regular file: it is {what}") from None
-        raise ImageDecodeError(f"cannot read file: {e.strerror or e}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            what = _kind(mode)
-            if what == "a folder":
-                raise ImageDecodeError("is a folder, not an image")
-            raise ImageDecodeError(f"not a regular file: it is {what}")
-        if flags & getattr(os, "O_NONBLOCK", 0) and hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)  # a regular file: ordinary reads from here
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _read_all(f: IO[bytes]) -> bytes:
-    """The whole file, at most the size fstat gives (a file that grows meanwhile is cut there)."""
-    size = os.fstat(f.fileno()).st_size
-    f.seek(0)
-    try:
-        return f.read(size)
-    except MemoryError:
-        raise NotEnoughMemory(f"not enough memory to read this {format_bytes(size)} file") from None
-    except OSError as e:
-        raise ImageDecodeError(f"cannot read file: {e.strerror or e}") from None
-
-
-def read_bytes(path: str | Path) -> bytes:
-    """A regular file's bytes (ImageDecodeError for anything else: FIFO, device, folder, ...)."""
-    with open_regular(path) as f:
-        return _read_all(f)
 
 
 def content_hash(data: bytes) -> str:
