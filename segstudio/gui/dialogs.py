@@ -440,6 +440,13 @@ class ExportDialog(_JobDialog):
         return lambda progress, cancelled: run_export(fmt, project, out, statuses, poly, progress, cancelled)
 
 
+# shortcuts that are not actions (mouse and canvas keys), listed after the menus' ones
+EXTRA_SHORTCUTS = [("Canvas", "Zoom about the cursor", "Mouse wheel, trackpad pinch"),
+                   ("Canvas", "Pan", "Middle drag, Space + drag"),
+                   ("Canvas", "Close polygon", "Enter, double-click"),
+                   ("Canvas", "Cancel shape", "Esc"), ("Classes", "Current class", "1 … 9")]
+
+
 class ShortcutsDialog(QDialog):
     """Every action with a shortcut, read from the live actions (so it never goes stale)."""
 
@@ -452,8 +459,7 @@ class ShortcutsDialog(QDialog):
                 keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in a.shortcuts()]
                 if keys and a.text():
                     rows.append((menu.title().replace("&", ""), a.text().replace("&", ""), ", ".join(keys)))
-        extra = getattr(parent, "extra_shortcuts", [])
-        rows += extra
+        rows += EXTRA_SHORTCUTS
         self.table = QTableWidget(len(rows), 3, self)
         self.table.setHorizontalHeaderLabels(["Menu", "Action", "Shortcut"])
         for r, row in enumerate(rows):

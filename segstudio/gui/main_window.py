@@ -6,12 +6,11 @@ history, the Session loads and saves, the tools edit. The window wires them toge
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent
 from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QLabel, QMainWindow, QMenu, QMessageBox, QSlider,
                                QSpinBox, QToolBar, QVBoxLayout, QWidget)
 
@@ -31,9 +30,10 @@ from segstudio.gui.window_editor import WindowEditor
 from segstudio.gui.session import Session
 from segstudio.gui.settings import app_settings, get_bool, get_float, open_folder_start
 from segstudio.gui.cursor_readout import CursorReadout
-from segstudio.gui.notices import GETTING_STARTED, GETTING_STARTED_KEY, NoticeBar, open_elsewhere_text
+from segstudio.gui.notices import GETTING_STARTED, GETTING_STARTED_KEY, NoticeBar, unreadable_text
+from segstudio.gui.open_elsewhere import OpenElsewhereNotice
 from segstudio.gui.window_menus import build_actions
-from segstudio.gui.toolbox import TOOLS, app_icon, icons_dir
+from segstudio.gui.toolbox import TOOLS, icons_dir, set_window_icon
 from segstudio.gui.workers import Background
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 DEFAULT_OPACITY = 0.45  # of the region overlay: the image stays readable under it
 REGIONS_REFRESH_MS = 150  # the regions list follows edits this long after the last one
 PROBE_DELAY_MS = 300  # docks report visible during the first layout: probe the model after it
-CLAIMS_RECHECK_MS = 3000  # how often the window asks whether the shown image is open elsewhere too
 
 _WINDOWS: list[MainWindow] = []  # windows opened from a window live on after it closes; each leaves when closed
 
@@ -100,9 +99,8 @@ class MainWindow(QMainWindow):
         self.getting_started.dismissed.connect(self._getting_started_dismissed)
         self.image_notice = NoticeBar("image_notice", "triangle-alert", "error")
         # the image shown is open in another window or process as well (its claim in the store)
-        self.shared_notice = NoticeBar("shared_notice", "info", "info")
-        self.shared_notice.dismissed.connect(self._shared_notice_dismissed)
-        self._shared_dismissed: tuple[int, tuple[str, ...]] | None = None  # closed: not again for these
+        self.open_elsewhere = OpenElsewhereNotice(self.session, lambda: self.editor.doc is not None, self)
+        self.shared_notice, self.claims_timer = self.open_elsewhere.bar, self.open_elsewhere.timer
         central = QWidget()
         lay = QVBoxLayout(central)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -112,15 +110,8 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.shared_notice)
         lay.addWidget(self.canvas, 1)
         self.setCentralWidget(central)
-        self.setWindowIcon(app_icon())
-        app = QGuiApplication.instance()
-        if isinstance(app, QGuiApplication) and app.windowIcon().isNull():
-            app.setWindowIcon(self.windowIcon())  # dialogs and the task bar too
+        set_window_icon(self)
         self.tools = {cls.name: cls(self.editor) for cls in TOOLS}
-        self.extra_shortcuts = [("Canvas", "Zoom about the cursor", "Mouse wheel, trackpad pinch"),
-                                ("Canvas", "Pan", "Middle drag, Space + drag"),
-                                ("Canvas", "Close polygon", "Enter, double-click"),
-                                ("Canvas", "Cancel shape", "Esc"), ("Classes", "Current class", "1 … 9")]
         self._build_docks()
         build_actions(self)
         self._build_status()
@@ -130,12 +121,6 @@ class MainWindow(QMainWindow):
         self._regions_timer.setSingleShot(True)
         self._regions_timer.setInterval(REGIONS_REFRESH_MS)
         self._regions_timer.timeout.connect(self.regions_dock.refresh)
-        # another window may open (or close) the image shown after it opened here: ask the store
-        # again now and then (one small read)
-        self.claims_timer = QTimer(self)
-        self.claims_timer.setInterval(CLAIMS_RECHECK_MS)
-        self.claims_timer.timeout.connect(self._recheck_open_elsewhere)
-        self.claims_timer.start()
         self.set_tool("brush")
         self.classes_changed()
         self.files.refresh()
@@ -290,7 +275,7 @@ class MainWindow(QMainWindow):
         self.model_dock.image_shown(li.record, li.array, li.window, next_id)
         self.statusBar().showMessage(f"{li.record.path}  {w} x {h}  {li.array.dtype}", status_times.INFO_MS)
         self.image_notice.hide()
-        self._show_open_elsewhere(li.record)
+        self.open_elsewhere.show_for(li.record)
         self.failed_record = None
         self.readout.image_changed(self.canvas.viewport().underMouse())  # what is under the cursor on it
         row = self.files.model.row(li.record.id)
@@ -312,36 +297,8 @@ class MainWindow(QMainWindow):
         self.readout.clear()  # nothing is displayed: no position, value, region or zoom
         self.statusBar().showMessage(f"Cannot open {rec.path}: {message}", status_times.ERROR_MS)
         # stays above the canvas until another image opens: the status bar's message times out
-        self.image_notice.show_text(
-            f"<b>Cannot open {html.escape(rec.path)}</b>: {html.escape(message)}<br>"
-            "The rest of the folder works: go on with the next image (<b>D</b>) or the next unfinished one "
-            "(<b>N</b>). The file is marked in the Files list; replace it with a readable copy and open it "
-            f"again. <code>segstudio check {html.escape(str(self.project.folder))}</code> lists every file "
-            "that cannot be read.")
+        self.image_notice.show_text(unreadable_text(rec.path, message, str(self.project.folder)))
         self.update_title(f"cannot open {rec.path}")
-
-    def _open_elsewhere_now(self, rec: ImageRecord) -> tuple[int, tuple[str, ...]]:
-        held = self.session.open_elsewhere
-        return rec.id, tuple(held[1] if held is not None and held[0] == rec.id else [])
-
-    def _show_open_elsewhere(self, rec: ImageRecord) -> None:
-        now = self._open_elsewhere_now(rec)
-        if now[1] and now != self._shared_dismissed:  # closed once: back only when who holds it changes
-            self.shared_notice.show_text(open_elsewhere_text(rec.path, list(now[1])))
-        else:
-            self.shared_notice.hide()
-
-    def _shared_notice_dismissed(self) -> None:
-        li = self.session.current
-        if li is not None:
-            self._shared_dismissed = self._open_elsewhere_now(li.record)
-
-    def _recheck_open_elsewhere(self) -> None:
-        li = self.session.current
-        if li is None or self.editor.doc is None:
-            return
-        self.session.recheck_open_elsewhere()
-        self._show_open_elsewhere(li.record)
 
     def step_image(self, step: int) -> None:
         cur = self.editor.doc.image_id if self.editor.doc is not None else self.files.current_id

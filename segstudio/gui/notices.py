@@ -32,6 +32,14 @@ def open_elsewhere_text(path: str, holders: list[str]) -> str:
             "Edits made in both windows may overwrite each other: edit it in one window only.")
 
 
+def unreadable_text(path: str, message: str, folder: str) -> str:
+    """The notice of an image that cannot be opened: why, and that the rest of the folder works."""
+    return (f"<b>Cannot open {html.escape(path)}</b>: {html.escape(message)}<br>"
+            "The rest of the folder works: go on with the next image (<b>D</b>) or the next unfinished one "
+            "(<b>N</b>). The file is marked in the Files list; replace it with a readable copy and open it "
+            f"again. <code>segstudio check {html.escape(folder)}</code> lists every file that cannot be read.")
+
+
 NOTICE_COLOURS = {  # background, border, text: fixed and light, so the text and the black icons read on any theme
     "info": ("#e7f0fb", "#9dbfe4", "#14283c"),
     "error": ("#fcebea", "#e3a5a1", "#4d1410"),

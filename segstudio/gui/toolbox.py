@@ -101,3 +101,12 @@ def app_icon() -> QIcon:
     """The application icon as drawn (its own colours), from the SVG file."""
     p = icon_path(APP_ICON)
     return QIcon(str(p)) if p.is_file() else QIcon()
+
+
+def set_window_icon(win) -> None:
+    """The application icon on a main window, and on the application while it has none (dialogs, the task bar)."""
+    from PySide6.QtGui import QGuiApplication
+    win.setWindowIcon(app_icon())
+    app = QGuiApplication.instance()
+    if isinstance(app, QGuiApplication) and app.windowIcon().isNull():
+        app.setWindowIcon(win.windowIcon())
