@@ -89,8 +89,8 @@ def trained_unet(cache: Path, steps: int = 150, device: str = "cpu", seed: int =
     import torch
     import torch.nn.functional as F
 
-    from segstudio.inference.checkpoint import Checkpoint, save_checkpoint
-    from segstudio.inference.unet import UNet, UNetConfig
+    from segstudio.inference.runtime.checkpoint import Checkpoint, save_checkpoint
+    from segstudio.inference.semantic.unet import UNet, UNetConfig
     data = isbi_dir()
     assert data is not None, "ISBI data not found"
     path = cache / f"unet_isbi_{steps}steps_seed{seed}.pt"
@@ -153,8 +153,8 @@ def small_disc_unet(cache: Path, steps: int = 200) -> Path:
     import torch
     import torch.nn.functional as F
 
-    from segstudio.inference.checkpoint import Checkpoint, save_checkpoint
-    from segstudio.inference.unet import UNet, UNetConfig
+    from segstudio.inference.runtime.checkpoint import Checkpoint, save_checkpoint
+    from segstudio.inference.semantic.unet import UNet, UNetConfig
     path = cache / f"unet_discs_{steps}steps.pt"
     if path.exists():
         return path
@@ -179,8 +179,8 @@ def small_disc_unet(cache: Path, steps: int = 200) -> Path:
 def unet_checkpoint(path: Path, seed: int = 0) -> Path:
     import torch
 
-    from segstudio.inference.checkpoint import Checkpoint, save_checkpoint
-    from segstudio.inference.unet import UNet, UNetConfig
+    from segstudio.inference.runtime.checkpoint import Checkpoint, save_checkpoint
+    from segstudio.inference.semantic.unet import UNet, UNetConfig
     torch.manual_seed(seed)
     cfg = UNetConfig()  # the default: depth 4, width 32, RGB, 2 classes
     return save_checkpoint(Checkpoint("unet", cfg.to_dict(), ["foreground"], UNet(cfg).state_dict()), path)
@@ -190,9 +190,9 @@ def maskrcnn_checkpoint(path: Path, seed: int = 0) -> Path:
     """COCO weights when torchvision has them cached; otherwise random weights (same compute)."""
     import torch
 
-    from segstudio.inference.checkpoint import Checkpoint, save_checkpoint
-    from segstudio.inference.maskrcnn import COCO_CATEGORIES, build_maskrcnn, coco_state_dict
-    from segstudio.inference.pretrained import WeightsUnavailable
+    from segstudio.inference.runtime.checkpoint import Checkpoint, save_checkpoint
+    from segstudio.inference.maskrcnn.model import COCO_CATEGORIES, build_maskrcnn, coco_state_dict
+    from segstudio.inference.runtime.pretrained import WeightsUnavailable
     try:
         sd, note = coco_state_dict("v2", download=False), "COCO weights"
     except WeightsUnavailable:
@@ -213,16 +213,16 @@ def raw_throughput(arch: str, weights: Path, folder: Path, device: str, batch: i
     import torch
 
     from segstudio.core.imageio import decode_image
-    from segstudio.inference.engine import ModelSpec, load_segmenter
+    from segstudio.inference.runtime.engine import ModelSpec, load_segmenter
     seg = load_segmenter(ModelSpec(arch, str(weights), device, amp=amp))
     files = sorted(folder.glob("*.jpg"))[:batch]
     items = [seg.prepare(decode_image(f)) for f in files]
-    from segstudio.inference.preprocess import to_device
+    from segstudio.inference.runtime.preprocess import to_device
     xs = to_device(items, seg.device.device, 3)
     sync = torch.cuda.synchronize if seg.device.type == "cuda" else (lambda: None)
     model = seg.model
     if arch == "maskrcnn" and stock:
-        from segstudio.inference.maskrcnn import model_from_checkpoint
+        from segstudio.inference.maskrcnn.model import model_from_checkpoint
         model = model_from_checkpoint(seg.ckpt, box_score_thresh=seg.candidate_threshold,
                                       box_detections_per_img=100).to(seg.device.device).eval()
 
@@ -231,7 +231,7 @@ def raw_throughput(arch: str, weights: Path, folder: Path, device: str, batch: i
         if arch == "unet":
             seg.forward(torch.stack(xs))
         else:
-            from segstudio.inference.device import autocast
+            from segstudio.inference.runtime.device import autocast
             with autocast(seg.device):
                 model(xs)
         sync()

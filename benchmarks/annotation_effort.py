@@ -148,7 +148,7 @@ class Annotator:
 
 def run(a) -> dict:
     from segstudio.core.project import Project
-    from segstudio.inference.live import LiveConfig, LiveLearner
+    from segstudio.inference.training.live import LiveConfig, LiveLearner
     import torch
     torch.set_num_threads(a.threads or torch.get_num_threads())
     with tempfile.TemporaryDirectory() as t:

@@ -64,8 +64,8 @@ def click_latency(tmp: Path) -> None:
     from segstudio.core.project import Project
     from segstudio.gui.main_window import MainWindow
     from segstudio.gui.settings import app_settings
-    from segstudio.gui.tools import Pointer
-    from segstudio.inference.segmenter import Detection, Prediction
+    from segstudio.editing.tools import Pointer
+    from segstudio.inference.runtime.segmenter import Detection, Prediction
     from PySide6.QtCore import QSettings
     app = QApplication.instance() or QApplication([])
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp / "qs"))

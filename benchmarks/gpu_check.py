@@ -64,7 +64,7 @@ def check_cuda_matches_cpu(tmp: Path, results: dict) -> None:
     import numpy as np
 
     from segstudio.core.imageio import decode_image
-    from segstudio.inference.engine import ModelSpec, load_segmenter
+    from segstudio.inference.runtime.engine import ModelSpec, load_segmenter
     ck = unet_checkpoint(tmp / "check.pt", seed=3)
     folder = make_folder(tmp / "check", 4, 512, 512)
     imgs = [decode_image(f) for f in sorted(folder.glob("*.jpg"))]

@@ -80,7 +80,7 @@ def wait(app, cond, timeout=60.0):
 
 
 def bench_brush(tmp: Path) -> None:
-    from segstudio.gui.tools import Pointer
+    from segstudio.editing.tools import Pointer
     folder = tmp / "brush"
     folder.mkdir()
     src = cached_image("8k.jpg", 8192, 8192)
@@ -203,7 +203,7 @@ def bench_open_folder(tmp: Path) -> None:
 def bench_stall(tmp: Path) -> None:
     from PySide6.QtCore import QElapsedTimer, QTimer
 
-    from segstudio.gui.tools import Pointer
+    from segstudio.editing.tools import Pointer
     folder = tmp / "stall"
     folder.mkdir()
     for i in range(8):
@@ -262,7 +262,7 @@ def bench_live(tmp: Path) -> None:
 
     from segstudio.core import maskops
     from segstudio.core.region import Region
-    from segstudio.gui.tools import Pointer
+    from segstudio.editing.tools import Pointer
     folder = tmp / "live"
     folder.mkdir()
     rng = np.random.default_rng(0)

@@ -45,8 +45,8 @@ def inference_variants(project, seg, val_ids: list[int], test_ids: list[int]) ->
     import torch
     import torch.nn.functional as F
 
-    from segstudio.inference.evaluate import project_classes
-    from segstudio.inference.train_unet import load_items
+    from segstudio.inference.training.evaluate import project_classes
+    from segstudio.inference.training.unet import load_items
     real, _ = project_classes(project)
     value_of = {c.id: i for i, c in enumerate(real, start=1)}
     dev = seg.device.device
@@ -107,9 +107,9 @@ def main() -> int:
     from PIL import Image
 
     from segstudio.core.project import Project
-    from segstudio.inference.engine import ModelSpec, load_segmenter
-    from segstudio.inference.evaluate import evaluate_project
-    from segstudio.inference.train_unet import UNetTrainConfig, train_unet
+    from segstudio.inference.runtime.engine import ModelSpec, load_segmenter
+    from segstudio.inference.training.evaluate import evaluate_project
+    from segstudio.inference.training.unet import UNetTrainConfig, train_unet
     import torch
     a.out_dir.mkdir(parents=True, exist_ok=True)
     gpu = a.device.startswith("cuda")

@@ -44,7 +44,7 @@ def train_model(folder: Path, out: Path) -> Path:
     from segstudio.core.project import Project
     from segstudio.core.records import DONE
     from segstudio.core.region import Region
-    from segstudio.inference.train_unet import UNetTrainConfig, train_unet
+    from segstudio.inference.training.unet import UNetTrainConfig, train_unet
     torch.manual_seed(0)
     p = Project.open(folder)
     cls = p.store.ensure_class("disc")
@@ -76,8 +76,8 @@ def main() -> int:
     a = ap.parse_args()
     import ray
 
-    from segstudio.inference.engine import ModelSpec, load_segmenter, predict_project
-    from segstudio.inference.ray_predict import predict_on_ray
+    from segstudio.inference.runtime.engine import ModelSpec, load_segmenter, predict_project
+    from segstudio.inference.cluster.predict import predict_on_ray
     figures: dict = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -123,14 +123,14 @@ def main() -> int:
 
         # the driver's commit rate, alone: the regions of the 2-worker run, committed again
         from segstudio.core.project import Project
-        from segstudio.inference.classmap import ClassMapper
-        from segstudio.inference.engine import prediction_entry
+        from segstudio.inference.runtime.classmap import ClassMapper
+        from segstudio.inference.runtime.engine import prediction_entry
         src = Project.open(tmp / "ray2")
         seg = load_segmenter(spec, src)
         p = fresh_project(tmp / "src", tmp / "commit")
         mapper = ClassMapper(p, seg.classes, True)
         entries_in = []
-        from segstudio.inference.ray_predict import _Prediction
+        from segstudio.inference.cluster.predict import _Prediction
         from segstudio.core import rle
         for rec in src.store.images():
             enc = [(1, r.x, r.y, r.mask.shape[1], r.mask.shape[0], rle.encode(r.mask), int(r.mask.sum()),

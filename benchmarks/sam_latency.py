@@ -81,7 +81,7 @@ def prompt_latency(model, emb, gpu: bool, label: str = "") -> None:
     """30 prompts of each kind from the cached embedding, timed to the answer the window shows:
     scores, low-resolution logits and the first candidate at full size (`Candidates.mask(0)`);
     that full-size step (OpenCV, SAM's post-processing for one mask) is also timed apart."""
-    from segstudio.inference.sam_spec import full_size_mask
+    from segstudio.inference.sam.spec import full_size_mask
     rng = np.random.default_rng(1)
     w, h = emb.width, emb.height
     pts = np.column_stack([rng.uniform(0.1 * w, 0.9 * w, 30), rng.uniform(0.1 * h, 0.9 * h, 30)])
@@ -110,7 +110,7 @@ def prompt_latency(model, emb, gpu: bool, label: str = "") -> None:
 
 
 def disk_load(emb, tmp: Path) -> None:
-    from segstudio.inference.sam_cache import EmbeddingCache
+    from segstudio.inference.sam.cache import EmbeddingCache
     cache = EmbeddingCache(tmp / "disk")
     key = "0" * 40
     cache.put(key, emb)
@@ -132,7 +132,7 @@ def cache_memory(emb) -> None:
     the memory is the same, and 50 encoder runs would take minutes)."""
     import dataclasses
 
-    from segstudio.inference.sam_cache import EmbeddingCache
+    from segstudio.inference.sam.cache import EmbeddingCache
     cache = EmbeddingCache(None)  # memory only: the disk entries are (c)'s business
     before = rss_mb()
     for k in range(50):
@@ -161,7 +161,7 @@ def prefetch_walk(model, base: np.ndarray, tmp: Path, dwell: float, n: int = 5) 
     the clicks use all cores."""
     from PIL import Image
 
-    from segstudio.inference.sam_cache import EmbeddingCache
+    from segstudio.inference.sam.cache import EmbeddingCache
     folder = tmp / "walk"
     folder.mkdir()
     images, paths = [], []
@@ -174,7 +174,7 @@ def prefetch_walk(model, base: np.ndarray, tmp: Path, dwell: float, n: int = 5) 
         paths.append(p)
     cache = EmbeddingCache(tmp / "walk-cache")
 
-    from segstudio.inference.device import cpu_cores, cpu_threads
+    from segstudio.inference.runtime.device import cpu_cores, cpu_threads
 
     def fetch(k: int):
         return model.embedding_for(images[k], paths[k], cache)
@@ -233,7 +233,7 @@ def main() -> int:
     a = ap.parse_args()
     import torch
 
-    from segstudio.inference.sam import load_sam
+    from segstudio.inference.sam.model import load_sam
     torch.set_num_threads(a.threads)
     t = time.perf_counter()
     if a.weights is None:

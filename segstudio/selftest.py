@@ -210,7 +210,7 @@ def check_close(ctx: Context) -> str:
 
 def check_train(ctx: Context) -> str:
     """A tiny UNet trained for a few steps on the CPU, from random weights."""
-    from segstudio.inference.train_unet import UNetTrainConfig, train_unet
+    from segstudio.inference.training.unet import UNetTrainConfig, train_unet
     project = _need(ctx.project, "project")
     rec = _record(project, TRAIN_IMAGE)
     cfg = UNetTrainConfig(epochs=1, steps_per_epoch=4, batch=2, crop=64, val_fraction=0.0, device="cpu",
@@ -227,9 +227,9 @@ def check_train(ctx: Context) -> str:
 
 def check_predict(ctx: Context) -> str:
     """The trained checkpoint loaded as the app loads one, run on one sample."""
-    from segstudio.inference.checkpoint import load_checkpoint
-    from segstudio.inference.device import choose_device
-    from segstudio.inference.unet_segmenter import UNetSegmenter
+    from segstudio.inference.runtime.checkpoint import load_checkpoint
+    from segstudio.inference.runtime.device import choose_device
+    from segstudio.inference.semantic.segmenter import UNetSegmenter
     project = _need(ctx.project, "project")
     path = _need(ctx.checkpoint, "checkpoint")
     seg = UNetSegmenter(load_checkpoint(path, expect_arch="unet"), choose_device("cpu"))

@@ -7,10 +7,10 @@ import sys
 
 from segstudio.cli.common import CliError, add_command, add_common, open_project, progress_printer
 from segstudio.core.records import NEW
-from segstudio.inference.sam_spec import DEFAULT_MODEL as SAM_DEFAULT
-from segstudio.inference.sam_spec import MODELS as SAM_MODELS
-from segstudio.inference.sam_spec import PROMPT_MODES
-from segstudio.inference.semantic_spec import SEMANTIC_MODELS
+from segstudio.inference.sam.spec import DEFAULT_MODEL as SAM_DEFAULT
+from segstudio.inference.sam.spec import MODELS as SAM_MODELS
+from segstudio.inference.sam.spec import PROMPT_MODES
+from segstudio.inference.semantic.spec import SEMANTIC_MODELS
 
 
 def add_parsers(sub) -> None:
@@ -60,7 +60,7 @@ def add_parsers(sub) -> None:
 
 def cmd_predict(args) -> int:
     from segstudio.core.records import parse_statuses
-    from segstudio.inference.engine import ModelSpec, load_segmenter, predict_project
+    from segstudio.inference.runtime.engine import ModelSpec, load_segmenter, predict_project
     statuses = parse_statuses(args.status)
     if args.batch < 1:
         raise CliError("--batch must be 1 or more")
@@ -84,7 +84,7 @@ def cmd_predict(args) -> int:
     if args.ray is not None:
         import os
 
-        from segstudio.inference.ray_predict import predict_on_ray
+        from segstudio.inference.cluster.predict import predict_on_ray
         workers = args.workers or (os.cpu_count() or 1)
         try:
             rep = predict_on_ray(project, spec, statuses, args.ray, workers, args.gpus_per_worker, args.batch,

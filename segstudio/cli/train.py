@@ -7,7 +7,7 @@ import sys
 
 from segstudio.cli.common import CliError, add_command, add_common, open_project
 from segstudio.core.records import DONE
-from segstudio.inference.semantic_spec import DEFAULT_UNET, MODEL_NETS, RESNET_ENCODERS, SEMANTIC_MODELS, is_semantic
+from segstudio.inference.semantic.spec import DEFAULT_UNET, MODEL_NETS, RESNET_ENCODERS, SEMANTIC_MODELS, is_semantic
 
 
 def add_parsers(sub) -> None:
@@ -93,7 +93,7 @@ def cmd_watch(args) -> int:
     import signal
     import threading
 
-    from segstudio.inference.live import LiveConfig, LiveLearner, watch
+    from segstudio.inference.training.live import LiveConfig, LiveLearner, watch
     if args.seconds <= 0 or args.poll <= 0 or args.ahead < 0:
         raise CliError("--seconds and --poll must be positive, --ahead zero or more")
     project = open_project(args)
@@ -162,7 +162,7 @@ def cmd_train(args) -> int:
         warning = sparse_images(project).warning(args.ignore_unlabelled, "--ignore-unlabelled", "add")
         if warning:
             print(f"warning: {warning}", file=sys.stderr, flush=True)
-        from segstudio.inference.train_unet import UNetTrainConfig, train_unet
+        from segstudio.inference.training.unet import UNetTrainConfig, train_unet
         cfg = UNetTrainConfig(epochs=args.epochs, minutes=args.minutes, val_fraction=args.val_fraction,
                               seed=args.seed, device=args.device, amp=amp,
                               ignore_unlabelled=args.ignore_unlabelled)
@@ -182,7 +182,7 @@ def cmd_train(args) -> int:
             return _train_on_ray(args, project, cfg)
         res = train_unet(project, args.out, cfg, progress=_printer(args.json), resume=args.resume)
     else:
-        from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
+        from segstudio.inference.training.maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
         mcfg = MaskRCNNTrainConfig(epochs=args.epochs, minutes=args.minutes, val_fraction=args.val_fraction,
                                    seed=args.seed, device=args.device, amp=amp, weights=args.weights,
                                    version=args.maskrcnn_version)
@@ -209,7 +209,7 @@ def cmd_train(args) -> int:
 
 
 def _train_on_ray(args, project, cfg) -> int:
-    from segstudio.inference.ray_train import train_on_ray
+    from segstudio.inference.cluster.train import train_on_ray
     res = train_on_ray(project, cfg, args.out, args.ray, args.workers, args.gpus)
     d = {k: res[k] for k in ("arch", "best", "last", "metrics", "epochs", "workers", "seconds")}
     if args.json:
@@ -226,9 +226,9 @@ def _train_on_ray(args, project, cfg) -> int:
 
 def cmd_evaluate(args) -> int:
     from segstudio.core.records import parse_statuses
-    from segstudio.inference.checkpoint import load_checkpoint
-    from segstudio.inference.engine import ModelSpec, load_segmenter
-    from segstudio.inference.evaluate import evaluate_project
+    from segstudio.inference.runtime.checkpoint import load_checkpoint
+    from segstudio.inference.runtime.engine import ModelSpec, load_segmenter
+    from segstudio.inference.training.evaluate import evaluate_project
     project = open_project(args)
     ck = load_checkpoint(args.weights)
     seg = load_segmenter(ModelSpec(ck.arch, args.weights, args.device, score_threshold=0.05, tta=args.tta), project)

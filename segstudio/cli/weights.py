@@ -68,7 +68,7 @@ def status_rows(statuses) -> list[dict[str, Any]]:
 
 def format_table(statuses, folder) -> str:
     """The listing as text: one row per file, the folder first, how to fix what is wrong last."""
-    from segstudio.inference.weights_catalog import NO_ACCESS, mib_text
+    from segstudio.inference.runtime.weights_catalog import NO_ACCESS, mib_text
     head = ("NAME", "STATUS", "SIZE", "CHECK", "FILE", "USED BY")
     rows = []
     for s in statuses:
@@ -95,7 +95,7 @@ def format_table(statuses, folder) -> str:
 
 
 def cmd_list(args) -> int:
-    from segstudio.inference import weights_catalog as wc
+    from segstudio.inference.runtime import weights_catalog as wc
     # hashing takes seconds per GB: a bar on a terminal only (a log gets the table alone)
     prog = _file_progress("checking") if not args.quick and not args.json and sys.stderr.isatty() else None
     try:
@@ -111,7 +111,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_get(args) -> int:
-    from segstudio.inference import weights_catalog as wc
+    from segstudio.inference.runtime import weights_catalog as wc
     entries = [wc.find(n) for n in args.names]  # every name checked before anything is downloaded
     results = []
     for e in entries:
@@ -129,7 +129,7 @@ def cmd_get(args) -> int:
 
 
 def cmd_add(args) -> int:
-    from segstudio.inference import weights_catalog as wc
+    from segstudio.inference.runtime import weights_catalog as wc
     if args.as_name is not None:
         wc.find(args.as_name)
     bar = _byte_progress("add") if not args.json else None

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView, QSty
 from segstudio.core import maskops
 from segstudio.gui.overlay import OverlayItem
 from segstudio.gui.qimage import wrap
-from segstudio.gui.tools import Pointer, Tool
+from segstudio.editing.tools import Pointer, Tool
 
 if TYPE_CHECKING:
     from segstudio.core.region import Region

@@ -11,7 +11,7 @@ import numpy as np
 from PySide6.QtWidgets import QLabel, QStatusBar
 
 if TYPE_CHECKING:
-    from segstudio.gui.editor import EditorState
+    from segstudio.editing.editor import EditorState
 
 
 class CursorReadout:

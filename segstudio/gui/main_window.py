@@ -25,7 +25,7 @@ from segstudio.gui.docks.model_dock import ModelDock
 from segstudio.gui.model_worker import ModelWorker
 from segstudio.gui import gc_guard, model_results, status_times
 from segstudio.gui.docks.regions import RegionsDock
-from segstudio.gui.editor import DEFAULT_BRUSH_RADIUS, DEFAULT_WAND_TOLERANCE
+from segstudio.editing.editor import DEFAULT_BRUSH_RADIUS, DEFAULT_WAND_TOLERANCE
 from segstudio.gui.window_editor import WindowEditor
 from segstudio.gui.session import Session
 from segstudio.gui.settings import app_settings, get_bool, get_float, open_folder_start
@@ -40,12 +40,12 @@ if TYPE_CHECKING:
     from segstudio.core.document import Change, Document
     from segstudio.core.project import Project
     from segstudio.core.records import ImageRecord
-    from segstudio.gui.editor import T
+    from segstudio.editing.editor import T
     from segstudio.gui.levels import LevelsDialog
     from segstudio.gui.session import LoadedImage
     from segstudio.gui.stats import StatsDialog
-    from segstudio.inference.classmap import ClassMapper
-    from segstudio.inference.segmenter import Detection, Prediction
+    from segstudio.inference.runtime.classmap import ClassMapper
+    from segstudio.inference.runtime.segmenter import Detection, Prediction
 
 
 DEFAULT_OPACITY = 0.45  # of the region overlay: the image stays readable under it

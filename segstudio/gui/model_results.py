@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 from segstudio.core.claims import process_owner
 from segstudio.core.records import NEW, PREDICTED
 from segstudio.core.store import region_row
-from segstudio.inference.classmap import ClassMapper, prediction_regions
+from segstudio.inference.runtime.classmap import ClassMapper, prediction_regions
 
 if TYPE_CHECKING:
     from segstudio.core.document import Document
     from segstudio.core.project import Project
     from segstudio.core.store import ProjectStore
-    from segstudio.inference.segmenter import Detection, Prediction
+    from segstudio.inference.runtime.segmenter import Detection, Prediction
 
 # A clicked proposal overlapping a region of its class this much (IoU) is that region, already
 # accepted: clicking it again selects the region instead of stacking a copy.

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, Signal
 
 from segstudio.core.errors import UserError, describe
 from segstudio.gui.window_words import window_words
-from segstudio.inference.torch_once import import_torch
+from segstudio.inference.runtime.torch_once import import_torch
 from segstudio.gui.workers import Background, Failure, Task
 
 log = logging.getLogger("segstudio")
@@ -154,11 +154,11 @@ class ModelWorker(QObject):
 
     # ---------------------------------------------------------------- the model thread
     def _do_probe(self) -> str:
-        from segstudio.inference.device import probe
+        from segstudio.inference.runtime.device import probe
         return probe(threads=max(1, (os.cpu_count() or 2) - 1))  # leave a core to the window
 
     def _do_load(self, spec: dict) -> dict:
-        from segstudio.inference.engine import ModelSpec, load_segmenter
+        from segstudio.inference.runtime.engine import ModelSpec, load_segmenter
         # the model in use stays until the new one has loaded: a load that fails (a bad file,
         # out of memory) leaves the user with the working model, not with none
         seg = load_segmenter(ModelSpec(**spec), self.project)
@@ -184,8 +184,8 @@ class ModelWorker(QObject):
         if model is None or not hasattr(model, "embedding_for"):
             raise RuntimeError("the loaded model takes no prompts: load Segment Anything in the Model panel")
         if self._sam_cache is None or self._sam_cache_model != model.name:
-            from segstudio.inference.sam_cache import EmbeddingCache
-            from segstudio.inference.sam_spec import embedding_dir
+            from segstudio.inference.sam.cache import EmbeddingCache
+            from segstudio.inference.sam.spec import embedding_dir
             self._sam_cache = EmbeddingCache(embedding_dir(self.project, model.name))
             self._sam_cache_model = model.name
         return model, self._sam_cache
@@ -194,7 +194,7 @@ class ModelWorker(QObject):
         if image_id != self._sam_image:
             return False  # the user moved on before this started
         model, cache = self._sam_model()
-        from segstudio.inference.device import cpu_cores, cpu_threads
+        from segstudio.inference.runtime.device import cpu_cores, cpu_threads
         try:
             with cpu_threads(cpu_cores()):  # the user waits for this one: all cores, not just the model's share
                 model.embedding_for(array, path, cache, window, cancel=lambda: image_id != self._sam_image)
@@ -210,7 +210,7 @@ class ModelWorker(QObject):
         if image_id != self._sam_image:
             return
         from segstudio.core.imageio import auto_window, decode_image
-        from segstudio.inference.device import cpu_cores, cpu_threads
+        from segstudio.inference.runtime.device import cpu_cores, cpu_threads
         try:
             image = decode_image(path, allow_large=self.project.allow_large)
             # the window the display will first show it with (session.load_image): the same key
@@ -225,7 +225,7 @@ class ModelWorker(QObject):
         if image_id != self._sam_image or n != self._sam_prompt:
             return None  # another image, or a newer prompt: nobody waits for this answer
         model, cache = self._sam_model()
-        from segstudio.inference.device import cpu_cores, cpu_threads
+        from segstudio.inference.runtime.device import cpu_cores, cpu_threads
         try:
             with cpu_threads(cpu_cores()):  # tens of ms the user waits on: all cores (the embedding ahead pauses)
                 emb = model.embedding_for(array, path, cache, window, cancel=lambda: image_id != self._sam_image)
@@ -234,7 +234,7 @@ class ModelWorker(QObject):
             return None  # the user moved on to another image
 
     def _do_folder(self, statuses, create_classes: bool, batch: int):
-        from segstudio.inference.engine import predict_project
+        from segstudio.inference.runtime.engine import predict_project
         seg = self._need_model()
         t0 = time.perf_counter()
 

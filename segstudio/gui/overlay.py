@@ -25,7 +25,7 @@ from segstudio.gui.qimage import argb, wrap_indexed
 
 if TYPE_CHECKING:
     from segstudio.core.document import Document
-    from segstudio.gui.editor import EditorState
+    from segstudio.editing.editor import EditorState
 
 
 MAX_SHADES = 8  # palette entries per class with instance colours on (fewer with more than 31 classes)

@@ -15,8 +15,8 @@ from pathlib import Path
 from PySide6.QtCore import QStandardPaths
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 
-from segstudio.gui.assist_tools import BoxGrabCutTool, ClickGrabCutTool, PromptTool, WatershedTool
-from segstudio.gui.tools import BrushTool, EraserTool, LassoTool, PolygonTool, SelectTool, WandTool
+from segstudio.editing.assist_tools import BoxGrabCutTool, ClickGrabCutTool, PromptTool, WatershedTool
+from segstudio.editing.tools import BrushTool, EraserTool, LassoTool, PolygonTool, SelectTool, WandTool
 
 TOOLS = [SelectTool, BrushTool, EraserTool, PolygonTool, LassoTool, WandTool, BoxGrabCutTool,
          ClickGrabCutTool, WatershedTool, PromptTool]

@@ -17,8 +17,8 @@ from segstudio.core.errors import describe
 from segstudio.gui.docks.common import plain_label, show_error, show_note
 from segstudio.gui.window_words import window_words
 from segstudio.gui.workers import Job
-from segstudio.inference import weights_catalog as wc
-from segstudio.inference.torch_once import import_torch
+from segstudio.inference.runtime import weights_catalog as wc
+from segstudio.inference.runtime.torch_once import import_torch
 from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from segstudio.gui import status_times
-from segstudio.gui.editor import EditorState, T
+from segstudio.editing.editor import EditorState, T
 
 if TYPE_CHECKING:
     from segstudio.gui.main_window import MainWindow
-    from segstudio.inference.segmenter import Detection
+    from segstudio.inference.runtime.segmenter import Detection
 
 
 class WindowEditor(EditorState):

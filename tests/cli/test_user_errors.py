@@ -18,14 +18,14 @@ USER_ERRORS = [
     ("segstudio.io.common", "FormatError"),
     ("segstudio.io.export_target", "ExportTargetError"),
     ("segstudio.cli.common", "CliError"),
-    ("segstudio.inference.sam_spec", "SamUnavailable"),
-    ("segstudio.inference.weights_catalog", "WeightsFileError"),
+    ("segstudio.inference.sam.spec", "SamUnavailable"),
+    ("segstudio.inference.runtime.weights_catalog", "WeightsFileError"),
 ]
 TORCH_ERRORS = [
-    ("segstudio.inference.checkpoint", "CheckpointError"),
-    ("segstudio.inference.device", "DeviceError"),
-    ("segstudio.inference.train_common", "TrainingError"),
-    ("segstudio.inference.pretrained", "WeightsUnavailable"),
+    ("segstudio.inference.runtime.checkpoint", "CheckpointError"),
+    ("segstudio.inference.runtime.device", "DeviceError"),
+    ("segstudio.inference.training.common", "TrainingError"),
+    ("segstudio.inference.runtime.pretrained", "WeightsUnavailable"),
 ]
 
 

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from segstudio.cli import main  # noqa: E402
-from segstudio.inference import weights_catalog as wc  # noqa: E402
+from segstudio.inference.runtime import weights_catalog as wc  # noqa: E402
 from segstudio.io.common import Cancelled  # noqa: E402
 
 
@@ -97,7 +97,9 @@ def serve(monkeypatch, data: bytes, calls: list | None = None, length: int | Non
 
 # ----------------------------------------------------------------------------- the real catalogue
 def test_catalogue_comes_from_the_loaders_sources(home):
-    from segstudio.inference import maskrcnn_spec, sam_spec, semantic_nets
+    from segstudio.inference.maskrcnn import versions as maskrcnn_spec
+    from segstudio.inference.sam import spec as sam_spec
+    from segstudio.inference.semantic import nets as semantic_nets
     es = {e.name: e for e in wc.entries()}
     assert es["maskrcnn_v2_coco"].path == maskrcnn_spec.weights_file("v2")
     assert es["maskrcnn_v1_coco"].path == maskrcnn_spec.weights_file("v1")

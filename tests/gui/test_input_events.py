@@ -16,8 +16,8 @@ from PySide6.QtWidgets import QApplication
 
 from segstudio.core.document import Document
 from segstudio.core.region import Region
-from segstudio.gui.editor import EditorState
-from segstudio.gui.tools import EraserTool, Pointer
+from segstudio.editing.editor import EditorState
+from segstudio.editing.tools import EraserTool, Pointer
 
 NO = Qt.KeyboardModifier.NoModifier
 LEFT = Qt.MouseButton.LeftButton

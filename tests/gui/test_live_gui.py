@@ -235,8 +235,8 @@ def test_segment_image_answer_after_moving_on_leaves_an_image_held_elsewhere_alo
 
     from segstudio.core.project import Project
     from segstudio.gui.model_results import apply_prediction
-    from segstudio.inference.classmap import ClassMapper
-    from segstudio.inference.segmenter import Prediction
+    from segstudio.inference.runtime.classmap import ClassMapper
+    from segstudio.inference.runtime.segmenter import Prediction
     d = tmp_path / "imgs"
     d.mkdir()
     for i in range(2):

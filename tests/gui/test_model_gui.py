@@ -6,9 +6,9 @@ from PySide6.QtCore import QElapsedTimer, QTimer
 
 pytest.importorskip("torch")
 
-from segstudio.gui.assist_tools import PromptTool  # noqa: E402
-from segstudio.gui.tools import Pointer  # noqa: E402
-from segstudio.inference.segmenter import Detection  # noqa: E402
+from segstudio.editing.assist_tools import PromptTool  # noqa: E402
+from segstudio.editing.tools import Pointer  # noqa: E402
+from segstudio.inference.runtime.segmenter import Detection  # noqa: E402
 from tests.inference.helpers import tiny_unet_checkpoint  # noqa: E402
 
 
@@ -106,7 +106,7 @@ class FakeEditor:
     """The prompt tool's view of a window with a model."""
 
     def __init__(self, cands):
-        from segstudio.gui.editor import EditorState
+        from segstudio.editing.editor import EditorState
         self.state = EditorState()
         self.cands = cands
         self.accepted = []
@@ -116,7 +116,7 @@ class FakeEditor:
 
 
 def test_prompt_tool_picks_best_instance_under_click_and_in_box():
-    from segstudio.gui.editor import EditorState
+    from segstudio.editing.editor import EditorState
 
     class Ed(EditorState):
         def __init__(self, cands):

@@ -239,10 +239,12 @@ CLI_WORDS = ("--weights", "segstudio weights", "segstudio train", "--model", "--
 
 def _missing_weights_messages():
     """The model layer's real 'not available' messages (the ones a Load shows in the window)."""
-    from segstudio.inference import maskrcnn, sam_spec, sam_weights
+    from segstudio.inference.maskrcnn import model as maskrcnn
+    from segstudio.inference.sam import spec as sam_spec
+    from segstudio.inference.sam import weights as sam_weights
     msgs = [sam_weights.missing_message(info) for info in sam_spec.MODELS.values()]
     msgs.append(maskrcnn._missing("v2"))
-    from segstudio.inference import semantic_nets
+    from segstudio.inference.semantic import nets as semantic_nets
     msgs += [semantic_nets._missing(w, "COCO-VOC weights") for w in _voc_weights()]
     return msgs
 
@@ -269,8 +271,10 @@ def test_model_layer_remedies_read_in_window_words():
 
 
 def test_a_load_that_finds_no_weights_tells_the_window_user_what_to_click(window, qtbot, monkeypatch):
-    from segstudio.inference import engine, sam_spec, sam_weights
-    from segstudio.inference.checkpoint import CheckpointError
+    from segstudio.inference.runtime import engine
+    from segstudio.inference.sam import spec as sam_spec
+    from segstudio.inference.sam import weights as sam_weights
+    from segstudio.inference.runtime.checkpoint import CheckpointError
     info = next(iter(sam_spec.MODELS.values()))
 
     def no_weights(spec, project=None):  # what load_segmenter raises where the file is not there

@@ -10,9 +10,9 @@ import pytest
 from segstudio.core import maskops
 from segstudio.core.document import Document
 from segstudio.core.region import Region
-from segstudio.gui.assist_tools import PromptTool
-from segstudio.gui.editor import EditorState
-from segstudio.gui.tools import Pointer
+from segstudio.editing.assist_tools import PromptTool
+from segstudio.editing.editor import EditorState
+from segstudio.editing.tools import Pointer
 
 H, W = 80, 100
 
@@ -193,7 +193,7 @@ def test_window_click_segments_with_a_promptable_model(window, qtbot, tmp_path):
     pytest.importorskip("segment_anything_hq")
     import torch
 
-    from segstudio.inference.sam import load_sam
+    from segstudio.inference.sam.model import load_sam
     model = load_sam("sam_hq_vit_tiny", device="cpu", random_weights=True, download=False)
     path = tmp_path / "random_sam.pth"
     torch.save(model.net.state_dict(), path)

@@ -7,9 +7,9 @@ import numpy as np
 
 from segstudio.core.document import Document
 from segstudio.core.region import Region
-from segstudio.gui.editor import EditorState
-from segstudio.gui.assist_tools import BoxGrabCutTool, ClickGrabCutTool, WatershedTool
-from segstudio.gui.tools import BrushTool, EraserTool, LassoTool, Pointer, PolygonTool, SelectTool, WandTool
+from segstudio.editing.editor import EditorState
+from segstudio.editing.assist_tools import BoxGrabCutTool, ClickGrabCutTool, WatershedTool
+from segstudio.editing.tools import BrushTool, EraserTool, LassoTool, Pointer, PolygonTool, SelectTool, WandTool
 
 
 def editor(image=None, regions=()):

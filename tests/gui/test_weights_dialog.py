@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from segstudio.gui.weights_dialog import COLUMNS, WeightsDialog  # noqa: E402
-from segstudio.inference import weights_catalog as wc  # noqa: E402
+from segstudio.inference.runtime import weights_catalog as wc  # noqa: E402
 
 SAM_KEYS = ("image_encoder.layers.0.weight", "mask_decoder.hf_token.weight", "mask_decoder.output.weight")
 

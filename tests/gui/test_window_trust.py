@@ -409,7 +409,7 @@ def test_open_folder_starts_outside_the_install(qtbot, tmp_path, monkeypatch):
 def test_weights_note_has_one_full_stop(qtbot, tmp_path, monkeypatch):
     pytest.importorskip("torch")
     from segstudio.gui.weights_dialog import WeightsDialog
-    from segstudio.inference import weights_catalog as wc
+    from segstudio.inference.runtime import weights_catalog as wc
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     import torch
     monkeypatch.setattr(torch.hub, "_hub_dir", None)

@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from segstudio.inference.checkpoint import Checkpoint, save_checkpoint
-from segstudio.inference.unet import UNet, UNetConfig
+from segstudio.inference.runtime.checkpoint import Checkpoint, save_checkpoint
+from segstudio.inference.semantic.unet import UNet, UNetConfig
 
 
 def tiny_unet_checkpoint(path, classes=("fg",), in_channels=3, up_mode="bilinear", depth=2, width=4, seed=0):
@@ -13,7 +13,7 @@ def tiny_unet_checkpoint(path, classes=("fg",), in_channels=3, up_mode="bilinear
 
 
 def tiny_maskrcnn_checkpoint(path, classes=("thing", "other"), version="v2", seed=0):
-    from segstudio.inference.maskrcnn import build_maskrcnn
+    from segstudio.inference.maskrcnn.model import build_maskrcnn
     torch.manual_seed(seed)
     model = build_maskrcnn(version, len(classes) + 1, min_size=64, max_size=96)
     return save_checkpoint(Checkpoint("maskrcnn", {"version": version, "num_classes": len(classes) + 1},

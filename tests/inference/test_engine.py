@@ -7,7 +7,7 @@ from PIL import Image
 
 from segstudio.cli import main
 from segstudio.core.project import Project
-from segstudio.inference.engine import ClassMapper, ModelSpec, load_segmenter, predict_project
+from segstudio.inference.runtime.engine import ClassMapper, ModelSpec, load_segmenter, predict_project
 from tests.inference.helpers import blob_image, tiny_maskrcnn_checkpoint, tiny_unet_checkpoint
 
 
@@ -79,7 +79,7 @@ def test_cancel_stops_between_batches(folder, tmp_path):
 
 def test_unet_without_checkpoint_says_what_to_do(folder):
     p = Project.open(folder)
-    from segstudio.inference.checkpoint import CheckpointError
+    from segstudio.inference.runtime.checkpoint import CheckpointError
     with pytest.raises(CheckpointError, match="train one first"):
         load_segmenter(ModelSpec("unet", None, "cpu"), p)
 
@@ -147,7 +147,7 @@ def test_a_failing_store_write_is_raised_not_hung(tmp_path, monkeypatch):
 
 @pytest.mark.timeout(120)
 def test_a_failing_post_dispatch_is_raised(folder, tmp_path, monkeypatch):
-    import segstudio.inference.engine as engine
+    import segstudio.inference.runtime.engine as engine
     ck = tiny_unet_checkpoint(tmp_path / "u.pt", classes=("blob",))
     p = Project.open(folder)
     seg = load_segmenter(ModelSpec("unet", str(ck), "cpu"), p)
@@ -176,7 +176,7 @@ def test_helper_threads_yield_to_the_model():
     import os
     import threading
 
-    from segstudio.inference.engine import lower_thread_priority
+    from segstudio.inference.runtime.engine import lower_thread_priority
     seen = {}
 
     def helper():

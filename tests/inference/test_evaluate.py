@@ -6,8 +6,8 @@ from PIL import Image
 
 from segstudio.core.project import Project
 from segstudio.core.region import Region
-from segstudio.inference.evaluate import evaluate_project
-from segstudio.inference.segmenter import Detection, Prediction
+from segstudio.inference.training.evaluate import evaluate_project
+from segstudio.inference.runtime.segmenter import Detection, Prediction
 
 
 class FixedModel:

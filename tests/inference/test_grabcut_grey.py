@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from segstudio.core import imageio, maskops
-from segstudio.inference import classical
+from segstudio.editing import classical
 from tests.conftest import shared
 
 

@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torchvision.models.detection.roi_heads import expand_boxes, paste_masks_in_image
 
-from segstudio.inference.checkpoint import load_checkpoint
-from segstudio.inference.device import choose_device
-from segstudio.inference.instance_masks import LowResMasks, paste_mask
-from segstudio.inference.maskrcnn import MaskRCNNSegmenter, model_from_checkpoint
-from segstudio.inference.postprocess import encode_detections, payload
-from segstudio.inference.preprocess import to_device
+from segstudio.inference.runtime.checkpoint import load_checkpoint
+from segstudio.inference.runtime.device import choose_device
+from segstudio.inference.maskrcnn.instance_masks import LowResMasks, paste_mask
+from segstudio.inference.maskrcnn.model import MaskRCNNSegmenter, model_from_checkpoint
+from segstudio.inference.runtime.postprocess import encode_detections, payload
+from segstudio.inference.runtime.preprocess import to_device
 from tests.inference.helpers import tiny_maskrcnn_checkpoint
 
 

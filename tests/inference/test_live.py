@@ -10,8 +10,8 @@ from segstudio.core import maskops
 from segstudio.core.project import Project
 from segstudio.core.records import DONE, IN_PROGRESS, NEW, PREDICTED
 from segstudio.core.region import Region
-from segstudio.inference import live
-from segstudio.inference.live import LiveConfig, LiveLearner, held_aside
+from segstudio.inference.training import live
+from segstudio.inference.training.live import LiveConfig, LiveLearner, held_aside
 
 FAST = {"unet": {"depth": 1, "width": 4}, "crop": 32, "batch": 2, "steps_per_epoch": 2}
 
@@ -54,7 +54,7 @@ def test_updates_warm_start_and_register_versions(tmp_path):
     assert {m["path"] for m in p.store.models()} == {v1.path, v2.path}
     assert "mean_iou" in v2.metrics
     # a version is the update's last epoch, not the one its 1-2 validation images scored best
-    from segstudio.inference.checkpoint import load_checkpoint
+    from segstudio.inference.runtime.checkpoint import load_checkpoint
     ck = load_checkpoint(v2.path)
     assert ck.training["history"] and ck.training["epoch"] == ck.training["history"][-1]["epoch"]
     assert ck.training["metrics"]["mean_iou"] == pytest.approx(ck.training["history"][-1]["val_mean_iou"])
@@ -176,7 +176,7 @@ def test_train_needs_out_or_watch(tmp_path, capsys):
 def test_maskrcnn_live_updates_warm_start_and_repredict(tmp_path, monkeypatch):
     """Instances go through the same loop: Mask R-CNN versions warm-start from the last one and
     re-predict only untouched images."""
-    from segstudio.inference import maskrcnn
+    from segstudio.inference.maskrcnn import model as maskrcnn
     monkeypatch.setattr(maskrcnn.torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no COCO file here
     p = disc_folder(tmp_path, n=4, done=2)
     lr = LiveLearner(p, LiveConfig(arch="maskrcnn", seconds=2, device="cpu",
@@ -198,7 +198,7 @@ def test_warm_up_loads_the_trainers_and_freezes_their_objects():
     before = gc.get_freeze_count()
     try:
         live.warm_up()
-        assert "segstudio.inference.train_unet" in sys.modules and "segstudio.inference.train_maskrcnn" in sys.modules
+        assert "segstudio.inference.training.unet" in sys.modules and "segstudio.inference.training.maskrcnn" in sys.modules
         assert gc.get_freeze_count() > before
     finally:
         gc.unfreeze()

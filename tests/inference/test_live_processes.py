@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RESERVER = textwrap.dedent("""
     import json, os, sys, time
     from segstudio.core.project import Project
-    from segstudio.inference.live import LiveConfig, LiveLearner
+    from segstudio.inference.training.live import LiveConfig, LiveLearner
     folder, go, n = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
     learner = LiveLearner(Project.open(folder, scan=False), LiveConfig(arch="unet"))
     while time.time() < go:
@@ -80,7 +80,7 @@ def _watch_args(folder, *extra):
 WATCHER = textwrap.dedent("""
     import os, sys, time
     import torch  # noqa: F401
-    import segstudio.inference.train_unet  # noqa: F401
+    import segstudio.inference.training.unet  # noqa: F401
     from segstudio.cli import main
     go = sys.argv.pop(1)
     print("ready", flush=True)
@@ -113,7 +113,7 @@ def test_two_watchers_started_at_once_make_two_versions(tmp_path, round_):
     q = Project.open(p.folder, scan=False)
     assert {m["path"] for m in q.store.models()} == paths
     # each file is the checkpoint its process reported (learnt from the same done images)
-    from segstudio.inference.checkpoint import load_checkpoint
+    from segstudio.inference.runtime.checkpoint import load_checkpoint
     for x in paths:
         assert load_checkpoint(x).arch == "unet"
 
@@ -125,7 +125,7 @@ def test_a_watcher_in_another_process_leaves_the_open_image_alone(tmp_path):
     p = disc_folder(tmp_path, n=6, done=3)
     recs = p.store.images()
     # a first version predicts the rest; the person then opens one of the predicted images
-    from segstudio.inference.live import LiveConfig, LiveLearner
+    from segstudio.inference.training.live import LiveConfig, LiveLearner
     from tests.inference.test_live import FAST
     lr = LiveLearner(p, LiveConfig(seconds=1.0, device="cpu", trainer=dict(FAST)))
     lr.update()
@@ -178,7 +178,7 @@ def test_what_a_killed_update_left_is_removed_and_nothing_else(tmp_path):
     import socket
 
     from segstudio.core.project import Project
-    from segstudio.inference.live import LiveConfig, LiveLearner, remove_killed_updates
+    from segstudio.inference.training.live import LiveConfig, LiveLearner, remove_killed_updates
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     host = socket.gethostname()

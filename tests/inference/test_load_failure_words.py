@@ -14,8 +14,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from segstudio.inference.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
-from segstudio.inference.sam_weights import read_state_dict  # noqa: E402
+from segstudio.inference.runtime.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
+from segstudio.inference.sam.weights import read_state_dict  # noqa: E402
 
 NOT_TORCH = "is not a PyTorch checkpoint (corrupt, truncated, or another kind of file)"
 SAFETY = "holds Python objects segstudio does not load (only tensors and plain data): not loaded, for safety"

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from segstudio.inference.checkpoint import CheckpointError, load_checkpoint
-from segstudio.inference.device import DeviceError, choose_device
-from segstudio.inference.pretrained import WeightsUnavailable
-from segstudio.inference.tiling import blend_window, predict_tiled, tile_starts
-from segstudio.inference.unet import UNet, UNetConfig
+from segstudio.inference.runtime.checkpoint import CheckpointError, load_checkpoint
+from segstudio.inference.runtime.device import DeviceError, choose_device
+from segstudio.inference.runtime.pretrained import WeightsUnavailable
+from segstudio.inference.runtime.tiling import blend_window, predict_tiled, tile_starts
+from segstudio.inference.semantic.unet import UNet, UNetConfig
 from tests.inference.helpers import (blob_image, discs_image, tiny_maskrcnn_checkpoint, tiny_unet_checkpoint,
                                      trained_disc_unet)
 
@@ -53,9 +53,9 @@ def test_tiled_unet_has_no_seams(tmp_path):
     """A trained model on an image with objects everywhere: the whole-image map has structure
     across every tile border, so tiles that were misplaced, mis-blended or cut without context
     would disagree with it."""
-    from segstudio.inference.device import choose_device
-    from segstudio.inference.tiling import tile_starts
-    from segstudio.inference.unet_segmenter import UNetSegmenter
+    from segstudio.inference.runtime.device import choose_device
+    from segstudio.inference.runtime.tiling import tile_starts
+    from segstudio.inference.semantic.segmenter import UNetSegmenter
     ck = load_checkpoint(trained_disc_unet(tmp_path / "u.pt"))
     dev = choose_device("cpu")
     img, truth = discs_image(150, 170, seed=7)
@@ -72,7 +72,7 @@ def test_tiled_unet_has_no_seams(tmp_path):
 
 
 def test_unet_segmenter_regions_and_uncertainty(tmp_path):
-    from segstudio.inference.unet_segmenter import UNetSegmenter
+    from segstudio.inference.semantic.segmenter import UNetSegmenter
     ck = load_checkpoint(tiny_unet_checkpoint(tmp_path / "u.pt", classes=("a", "b")))
     seg = UNetSegmenter(ck, choose_device("cpu"))
     preds = seg.predict_batch([blob_image(), blob_image(40, 50), np.zeros((30, 30), np.uint16)])
@@ -106,8 +106,8 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
 
 
 def test_mismatched_weights_give_clear_error(tmp_path):
-    from segstudio.inference.checkpoint import Checkpoint, save_checkpoint
-    from segstudio.inference.unet_segmenter import UNetSegmenter
+    from segstudio.inference.runtime.checkpoint import Checkpoint, save_checkpoint
+    from segstudio.inference.semantic.segmenter import UNetSegmenter
     ck = load_checkpoint(tiny_unet_checkpoint(tmp_path / "u.pt"))
     ck.config["width"] = 8  # the weights were made for width 4
     save_checkpoint(Checkpoint("unet", ck.config, ck.classes, ck.state_dict), tmp_path / "mm.pt")
@@ -129,7 +129,7 @@ def test_device_choice():
 
 @pytest.mark.slow  # builds and runs a Mask R-CNN: ~17 s on 2 CPU cores
 def test_maskrcnn_load_predict_threshold(tmp_path):
-    from segstudio.inference.maskrcnn import MaskRCNNSegmenter
+    from segstudio.inference.maskrcnn.model import MaskRCNNSegmenter
     ck = load_checkpoint(tiny_maskrcnn_checkpoint(tmp_path / "m.pt"))
     assert ck.arch == "maskrcnn" and ck.classes == ["thing", "other"]
     seg = MaskRCNNSegmenter(ck, choose_device("cpu"), score_threshold=0.0, candidate_threshold=0.0)
@@ -147,7 +147,7 @@ def test_maskrcnn_load_predict_threshold(tmp_path):
 
 
 def test_torchvision_state_dict_accepted(tmp_path):
-    from segstudio.inference.maskrcnn import build_maskrcnn
+    from segstudio.inference.maskrcnn.model import build_maskrcnn
     m = build_maskrcnn("v1", 91)
     torch.save(m.state_dict(), tmp_path / "tv.pth")
     ck = load_checkpoint(tmp_path / "tv.pth")
@@ -155,7 +155,7 @@ def test_torchvision_state_dict_accepted(tmp_path):
 
 
 def test_coco_weights_missing_message(monkeypatch, tmp_path):
-    from segstudio.inference import maskrcnn
+    from segstudio.inference.maskrcnn import model as maskrcnn
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     with pytest.raises(WeightsUnavailable) as e:
         maskrcnn.coco_state_dict("v2", download=False)
@@ -164,7 +164,7 @@ def test_coco_weights_missing_message(monkeypatch, tmp_path):
 
 
 def test_unet_flip_averaging(tmp_path):
-    from segstudio.inference.unet_segmenter import UNetSegmenter
+    from segstudio.inference.semantic.segmenter import UNetSegmenter
     ck = load_checkpoint(tiny_unet_checkpoint(tmp_path / "u.pt"))
     plain = UNetSegmenter(ck, choose_device("cpu"))
     tta = UNetSegmenter(ck, choose_device("cpu"), tta=True)

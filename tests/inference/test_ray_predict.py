@@ -14,8 +14,8 @@ from PIL import Image
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[cluster]'")
 
 from segstudio.core.project import Project  # noqa: E402
-from segstudio.inference.engine import ModelSpec, load_segmenter, predict_project  # noqa: E402
-from segstudio.inference.ray_predict import ImagePredictor, images_to_predict, predict_on_ray  # noqa: E402
+from segstudio.inference.runtime.engine import ModelSpec, load_segmenter, predict_project  # noqa: E402
+from segstudio.inference.cluster.predict import ImagePredictor, images_to_predict, predict_on_ray  # noqa: E402
 from tests.inference.helpers import blob_image, tiny_unet_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def runtime():
     import ray.cloudpickle
     # the workers cannot import this test module: its fault-injecting predictor travels by value
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    from segstudio.inference.ray_connect import connect
+    from segstudio.inference.cluster.connect import connect
     # segstudio's own local runtime: on 127.0.0.1 with a token, as users get it (not one on every interface)
     connect(None, num_cpus=2, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     yield ray
@@ -140,7 +140,7 @@ def test_a_path_the_workers_cannot_read_is_that_images_error(runtime, checkpoint
 def test_without_ray_one_clear_line(monkeypatch):
     import builtins
 
-    from segstudio.inference import ray_predict
+    from segstudio.inference.cluster import predict as ray_predict
     real = builtins.__import__
 
     def no_ray(name, *a, **kw):
@@ -157,7 +157,7 @@ def test_images_are_predicted_as_arrays_equal_to_local(checkpoint):
     import pickle
     import tempfile
 
-    from segstudio.inference.postprocess import encode_detections, payload
+    from segstudio.inference.runtime.postprocess import encode_detections, payload
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "x.png")
         Image.fromarray(blob_image(48, 64, seed=1)).save(path)
@@ -188,7 +188,7 @@ def test_a_worker_short_of_memory_or_of_a_path_stores_nothing_on_the_image(check
     'io'; the driver stores neither when it can read the file itself (only a decode error, or a path
     gone for the driver too, is the image's own error)."""
     from segstudio.core import imageio
-    from segstudio.inference import ray_predict
+    from segstudio.inference.cluster import predict as ray_predict
     folder = make_folder(tmp_path / "imgs", n=2)
     p = Project.open(folder)
     try:

@@ -51,7 +51,7 @@ def no_runtime():
 
 @pytest.mark.parametrize("form", ["{h}:{p}", "ray://{h}:{p}"])
 def test_no_cluster_there_is_said_in_seconds(form, no_runtime):
-    from segstudio.inference.ray_connect import RayUnavailable, connect
+    from segstudio.inference.cluster.connect import RayUnavailable, connect
     address = form.format(h="127.0.0.1", p=free_port())
     t0 = time.monotonic()
     with pytest.raises(RayUnavailable) as e:
@@ -61,7 +61,7 @@ def test_no_cluster_there_is_said_in_seconds(form, no_runtime):
 
 
 def test_a_malformed_address_is_named(no_runtime):
-    from segstudio.inference.ray_connect import RayUnavailable, connect
+    from segstudio.inference.cluster.connect import RayUnavailable, connect
     for bad in ("127.0.0.1", "ray://host:port", "host:99999"):
         with pytest.raises(RayUnavailable, match="not a Ray address"):
             connect(bad)
@@ -98,7 +98,7 @@ def test_cli_says_in_seconds_that_no_cluster_answers(tmp_path, command):
 # ----------------------------------------------------------------------------- a local runtime
 PROBE = r"""
 import json, os, socket, sys
-from segstudio.inference.ray_predict import connect
+from segstudio.inference.cluster.predict import connect
 
 def sockets_by_inode():
     out = {}

@@ -13,10 +13,10 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.
 from segstudio.core.project import Project  # noqa: E402
 from segstudio.core.records import DONE  # noqa: E402
 from segstudio.core.region import Region  # noqa: E402
-from segstudio.inference.checkpoint import load_checkpoint  # noqa: E402
-from segstudio.inference.engine import ModelSpec, load_segmenter, predict_project  # noqa: E402
-from segstudio.inference.ray_connect import connect  # noqa: E402
-from segstudio.inference.train_unet import UNetTrainConfig  # noqa: E402
+from segstudio.inference.runtime.checkpoint import load_checkpoint  # noqa: E402
+from segstudio.inference.runtime.engine import ModelSpec, load_segmenter, predict_project  # noqa: E402
+from segstudio.inference.cluster.connect import connect  # noqa: E402
+from segstudio.inference.training.unet import UNetTrainConfig  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ def disc_project(root, n=6):
 
 
 def test_two_workers_train_a_checkpoint_that_predicts(tmp_path):
-    from segstudio.inference.ray_train import train_on_ray
+    from segstudio.inference.cluster.train import train_on_ray
     connect(None, num_cpus=2)  # segstudio's local runtime: loopback, token
     try:
         p = disc_project(tmp_path / "imgs")
@@ -60,7 +60,7 @@ def test_two_workers_train_a_checkpoint_that_predicts(tmp_path):
 
 def test_ray_training_wants_an_epoch_budget(tmp_path):
     from segstudio.core.errors import UserError
-    from segstudio.inference.ray_train import train_on_ray
+    from segstudio.inference.cluster.train import train_on_ray
     p = disc_project(tmp_path / "imgs")
     with pytest.raises(UserError, match="epoch budget"):
         train_on_ray(p, UNetTrainConfig(epochs=None, minutes=1.0), None, None, workers=2)
@@ -84,9 +84,9 @@ def test_cli_train_ray(tmp_path, capsys):
 
 
 def test_two_workers_fine_tune_mask_rcnn(tmp_path, monkeypatch):
-    from segstudio.inference import maskrcnn
-    from segstudio.inference.ray_train import train_on_ray
-    from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig
+    from segstudio.inference.maskrcnn import model as maskrcnn
+    from segstudio.inference.cluster.train import train_on_ray
+    from segstudio.inference.training.maskrcnn import MaskRCNNTrainConfig
     from tests.inference.helpers import tiny_maskrcnn_checkpoint
     monkeypatch.setattr(maskrcnn.torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no COCO file here
     p = disc_project(tmp_path / "imgs")

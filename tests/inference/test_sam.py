@@ -27,16 +27,16 @@ from segstudio.cli import main  # noqa: E402
 from segstudio.core.errors import BadValue, UserError  # noqa: E402
 from segstudio.core.project import Project  # noqa: E402
 from segstudio.core.region import IMPORTED, Region  # noqa: E402
-from segstudio.inference import sam_segmenter as sam_segmenter_mod  # noqa: E402
-from segstudio.inference import sam_spec  # noqa: E402
-from segstudio.inference import sam_weights  # noqa: E402
-from segstudio.inference.checkpoint import CheckpointError  # noqa: E402
-from segstudio.inference.sam import check_prompts, check_rgb, load_sam  # noqa: E402
-from segstudio.inference.sam_cache import Embedding, EmbeddingCache  # noqa: E402
-from segstudio.inference.sam_segmenter import SamSegmenter  # noqa: E402
-from segstudio.inference.pretrained import WeightsUnavailable  # noqa: E402
-from segstudio.inference.sam_weights import guess_model  # noqa: E402
-from segstudio.inference.sam_spec import SamUnavailable, embedding_dir, to_sam_rgb, weights_file  # noqa: E402
+from segstudio.inference.sam import segmenter as sam_segmenter_mod  # noqa: E402
+from segstudio.inference.sam import spec as sam_spec  # noqa: E402
+from segstudio.inference.sam import weights as sam_weights  # noqa: E402
+from segstudio.inference.runtime.checkpoint import CheckpointError  # noqa: E402
+from segstudio.inference.sam.model import check_prompts, check_rgb, load_sam  # noqa: E402
+from segstudio.inference.sam.cache import Embedding, EmbeddingCache  # noqa: E402
+from segstudio.inference.sam.segmenter import SamSegmenter  # noqa: E402
+from segstudio.inference.runtime.pretrained import WeightsUnavailable  # noqa: E402
+from segstudio.inference.sam.weights import guess_model  # noqa: E402
+from segstudio.inference.sam.spec import SamUnavailable, embedding_dir, to_sam_rgb, weights_file  # noqa: E402
 
 H, W = 64, 96
 
@@ -656,7 +656,7 @@ def test_segmenter_checks_its_settings(tiny):
 def test_full_size_mask_is_the_packages_post_processing(tiny32, input_size, original_size):
     """Candidates are made full-size one at a time with OpenCV: the same masks as the package's
     Sam.postprocess_masks (torch, all candidates at once), but for pixels at exactly the threshold."""
-    from segstudio.inference.sam_spec import full_size_mask
+    from segstudio.inference.sam.spec import full_size_mask
     rng = np.random.default_rng(0)
     low = np.stack([cv2_blur(rng.standard_normal((256, 256)).astype(np.float32)) for _ in range(2)])
     with torch.no_grad():

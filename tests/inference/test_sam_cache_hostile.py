@@ -15,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from segstudio.inference.sam_cache import Embedding, EmbeddingCache  # noqa: E402
+from segstudio.inference.sam.cache import Embedding, EmbeddingCache  # noqa: E402
 from tests.inference.test_weights_bomb import write_bomb  # noqa: E402
 
 MIB = 1 << 20
@@ -178,7 +178,7 @@ def test_a_write_in_progress_is_not_pruned(tmp_path, monkeypatch):
     """prune runs while another thread of this process writes an entry: its temporary file stays."""
     import threading
 
-    from segstudio.inference import sam_cache
+    from segstudio.inference.sam import cache as sam_cache
     folder = tmp_path / "sam"
     cache = EmbeddingCache(folder, max_disk_bytes=None)
     inside, release = threading.Event(), threading.Event()
@@ -204,7 +204,7 @@ def test_a_fifo_swapped_in_after_the_stat_does_not_hang_the_digest(tmp_path):
     import os
     import threading
 
-    from segstudio.inference.sam_cache import content_digest
+    from segstudio.inference.sam.cache import content_digest
     f = tmp_path / "a.png"
     f.write_bytes(b"x" * 100)
     st = os.stat(f)

@@ -13,13 +13,13 @@ from PIL import Image
 from segstudio.cli import main
 from segstudio.core.errors import UserError
 from segstudio.core.project import Project
-from segstudio.inference import semantic_nets as sn
-from segstudio.inference.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from segstudio.inference.device import choose_device
-from segstudio.inference.engine import ModelSpec, load_segmenter
-from segstudio.inference.pretrained import WeightsUnavailable
-from segstudio.inference.unet import UNet, UNetConfig
-from segstudio.inference.unet_segmenter import UNetSegmenter, build_unet
+from segstudio.inference.semantic import nets as sn
+from segstudio.inference.runtime.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from segstudio.inference.runtime.device import choose_device
+from segstudio.inference.runtime.engine import ModelSpec, load_segmenter
+from segstudio.inference.runtime.pretrained import WeightsUnavailable
+from segstudio.inference.semantic.unet import UNet, UNetConfig
+from segstudio.inference.semantic.segmenter import UNetSegmenter, build_unet
 from tests.inference.helpers import blob_image, tiny_unet_checkpoint
 
 
@@ -223,7 +223,7 @@ def test_torchvision_net_with_four_channels_is_a_checkpoint_error(tmp_path):
 
 # ---------------------------------------------------------------------------- training
 def _train(project, tmp_path, unet: dict, **kw):
-    from segstudio.inference.train_unet import UNetTrainConfig, train_unet
+    from segstudio.inference.training.unet import UNetTrainConfig, train_unet
     cfg = UNetTrainConfig(epochs=1, batch=2, crop=32, seed=0, device="cpu", val_fraction=0.34, steps_per_epoch=2,
                           download=False, unet=unet, **kw)
     return train_unet(project, tmp_path / "m.pt", cfg)
@@ -249,7 +249,7 @@ def test_train_resnet_unet_then_predict(hub, tmp_path):
     assert p.store.models()[0]["kind"] == "unet"
     _predicts(p, res, "unet")
     # warm start from it: the checkpoint's weights, never a pretrained file
-    from segstudio.inference.train_unet import UNetTrainConfig, train_unet
+    from segstudio.inference.training.unet import UNetTrainConfig, train_unet
     res2 = train_unet(p, tmp_path / "m2.pt", UNetTrainConfig(epochs=1, batch=2, crop=32, device="cpu",
                                                             steps_per_epoch=1, download=False), init=res.best_path)
     assert res2.start.startswith("warm start from")

@@ -10,8 +10,8 @@ from segstudio.cli import main
 from segstudio.core.coverage import SPARSE_FRACTION, sparse_images
 from segstudio.core.project import Project
 from segstudio.core.region import Region
-from segstudio.inference.train_common import TrainingError, training_classes
-from segstudio.inference.train_unet import IGNORE, UNetTrainConfig, load_items, train_unet, unet_loss
+from segstudio.inference.training.common import TrainingError, training_classes
+from segstudio.inference.training.unet import IGNORE, UNetTrainConfig, load_items, train_unet, unet_loss
 
 SIZE = 48
 
@@ -75,7 +75,7 @@ def test_loss_ignores_unlabelled_pixels():
 
 
 def object_share_in_square(project, res) -> float:
-    from segstudio.inference.engine import ModelSpec, load_segmenter
+    from segstudio.inference.runtime.engine import ModelSpec, load_segmenter
     seg = load_segmenter(ModelSpec("unet", res.best_path, "cpu"), project)
     img = project.load_image(project.store.images()[0])
     pred = seg.predict(img)
@@ -144,7 +144,7 @@ def test_cli_train_warns_and_takes_the_option(tmp_path, capsys):
     assert main(args + ["--ignore-unlabelled", "--json"]) == 0
     out, err = capsys.readouterr()
     assert "ignored in training (--ignore-unlabelled is on)" in err
-    from segstudio.inference.checkpoint import load_checkpoint
+    from segstudio.inference.runtime.checkpoint import load_checkpoint
     ck = load_checkpoint(str(tmp_path / "m.pt"))
     assert ck.classes == ["object"] and ck.training["config"]["ignore_unlabelled"] is True
     assert main(["train", str(folder), "--model", "maskrcnn", "--out", str(tmp_path / "r.pt"),

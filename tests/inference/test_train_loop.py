@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from segstudio.cli import main
-from segstudio.inference import train_unet as tu
-from segstudio.inference.checkpoint import is_segstudio_checkpoint, load_checkpoint
-from segstudio.inference.train_common import TrainingError, TrainProgress
-from segstudio.inference.train_unet import BatchPrefetcher, UNetTrainConfig, train_unet
+from segstudio.inference.training import unet as tu
+from segstudio.inference.runtime.checkpoint import is_segstudio_checkpoint, load_checkpoint
+from segstudio.inference.training.common import TrainingError, TrainProgress
+from segstudio.inference.training.unet import BatchPrefetcher, UNetTrainConfig, train_unet
 from tests.inference.helpers import tiny_maskrcnn_checkpoint, tiny_unet_checkpoint
 from tests.inference.test_training import disc_project
 
@@ -100,8 +100,8 @@ def test_warm_start_needs_the_projects_classes(tmp_path):
 
 
 def test_maskrcnn_warm_start(tmp_path, monkeypatch):
-    from segstudio.inference import maskrcnn
-    from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
+    from segstudio.inference.maskrcnn import model as maskrcnn
+    from segstudio.inference.training.maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
     monkeypatch.setattr(maskrcnn.torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no COCO file here
     p = disc_project(tmp_path, n=2, size=64)
     start = tiny_maskrcnn_checkpoint(tmp_path / "start.pt", classes=("thing", "other"))

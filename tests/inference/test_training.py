@@ -10,8 +10,8 @@ from PIL import Image
 from segstudio.cli import main
 from segstudio.core.project import Project
 from segstudio.core.region import Region
-from segstudio.inference.checkpoint import load_checkpoint
-from segstudio.inference.evaluate import confusion, instance_metrics, semantic_metrics
+from segstudio.inference.runtime.checkpoint import load_checkpoint
+from segstudio.inference.training.evaluate import confusion, instance_metrics, semantic_metrics
 
 
 def disc_project(root, n=6, size=96, seed=0):
@@ -41,7 +41,7 @@ def disc_project(root, n=6, size=96, seed=0):
 
 
 def test_unet_learns_two_class_task(tmp_path):
-    from segstudio.inference.train_unet import UNetTrainConfig, train_unet
+    from segstudio.inference.training.unet import UNetTrainConfig, train_unet
     p = disc_project(tmp_path)
     cfg = UNetTrainConfig(epochs=12, batch=4, crop=64, seed=0, val_fraction=0.34, device="cpu",
                           unet={"depth": 2, "width": 8})
@@ -54,7 +54,7 @@ def test_unet_learns_two_class_task(tmp_path):
 
 
 def test_training_is_deterministic_with_a_seed(tmp_path):
-    from segstudio.inference.train_unet import UNetTrainConfig, train_unet
+    from segstudio.inference.training.unet import UNetTrainConfig, train_unet
     p = disc_project(tmp_path, n=3)
     cfg = UNetTrainConfig(epochs=2, batch=2, crop=32, seed=7, device="cpu", unet={"depth": 1, "width": 4},
                           steps_per_epoch=3)
@@ -65,7 +65,7 @@ def test_training_is_deterministic_with_a_seed(tmp_path):
 
 
 def test_cancel_then_resume(tmp_path):
-    from segstudio.inference.train_unet import UNetTrainConfig, train_unet
+    from segstudio.inference.training.unet import UNetTrainConfig, train_unet
     p = disc_project(tmp_path, n=3)
     cfg = UNetTrainConfig(epochs=4, batch=2, crop=32, seed=1, device="cpu", unet={"depth": 1, "width": 4},
                           steps_per_epoch=3)
@@ -83,8 +83,8 @@ def test_cancel_then_resume(tmp_path):
 
 
 def test_maskrcnn_finetune_few_steps(tmp_path, monkeypatch):
-    from segstudio.inference import maskrcnn
-    from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
+    from segstudio.inference.maskrcnn import model as maskrcnn
+    from segstudio.inference.training.maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
     monkeypatch.setattr(maskrcnn.torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no COCO file here
     p = disc_project(tmp_path, n=3, size=64)
     p.store.add_class("square")
@@ -94,8 +94,8 @@ def test_maskrcnn_finetune_few_steps(tmp_path, monkeypatch):
     assert res.stopped == "steps" and res.start.startswith("scratch")
     ck = load_checkpoint(res.best_path)
     assert ck.arch == "maskrcnn" and ck.classes == ["disc", "square"] and ck.config["num_classes"] == 3
-    from segstudio.inference.device import choose_device
-    from segstudio.inference.maskrcnn import MaskRCNNSegmenter
+    from segstudio.inference.runtime.device import choose_device
+    from segstudio.inference.maskrcnn.model import MaskRCNNSegmenter
     MaskRCNNSegmenter(ck, choose_device("cpu"))  # the checkpoint loads as a model
 
 
@@ -156,8 +156,8 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
 
 
 def test_training_without_done_images_says_why(tmp_path):
-    from segstudio.inference.train_common import TrainingError
-    from segstudio.inference.train_unet import train_unet
+    from segstudio.inference.training.common import TrainingError
+    from segstudio.inference.training.unet import train_unet
     d = tmp_path / "e"
     d.mkdir()
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(d / "a.png")

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from segstudio.inference.train_unet import IGNORE, _Item, ce_loss, sample_batch
-from segstudio.inference.weight_maps import border_weight_map
+from segstudio.inference.training.unet import IGNORE, _Item, ce_loss, sample_batch
+from segstudio.inference.training.weight_maps import border_weight_map
 
 
 def two_cells(gap: int) -> np.ndarray:
@@ -103,8 +103,8 @@ def test_all_ignored_crop_with_weights_is_zero_not_nan():
 
 
 def test_cpu_mixed_precision_is_bfloat16_only_where_native(monkeypatch):
-    from segstudio.inference import train_common
-    from segstudio.inference.train_common import amp_context
+    from segstudio.inference.training import common as train_common
+    from segstudio.inference.training.common import amp_context
     with amp_context("cpu", True):
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
     with amp_context("cpu", False):
@@ -119,8 +119,8 @@ def test_cpu_mixed_precision_is_bfloat16_only_where_native(monkeypatch):
 
 
 def test_training_with_the_border_map_and_either_precision(tmp_path):
-    from segstudio.inference.train_common import cpu_bf16_native
-    from segstudio.inference.train_unet import UNetTrainConfig, train_unet
+    from segstudio.inference.training.common import cpu_bf16_native
+    from segstudio.inference.training.unet import UNetTrainConfig, train_unet
     from tests.inference.test_training import disc_project
     p = disc_project(tmp_path, n=4)
     cfg = UNetTrainConfig(epochs=8, batch=4, crop=64, seed=0, val_fraction=0.25, device="cpu",
@@ -134,7 +134,7 @@ def test_training_with_the_border_map_and_either_precision(tmp_path):
 
 def test_cli_border_weight(tmp_path, capsys):
     from segstudio.cli import main
-    from segstudio.inference.checkpoint import load_checkpoint
+    from segstudio.inference.runtime.checkpoint import load_checkpoint
     from tests.inference.test_training import disc_project
     disc_project(tmp_path, n=3).close()
     folder, out = tmp_path / "imgs", tmp_path / "u.pt"

@@ -19,7 +19,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from segstudio.inference.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
+from segstudio.inference.runtime.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
 from tests.inference.helpers import tiny_unet_checkpoint  # noqa: E402
 
 MIB = 1 << 20
@@ -119,7 +119,7 @@ def test_a_checkpoint_bomb_is_refused_before_reading(tmp_path, loads):
 
 
 def test_real_checkpoints_still_load(tmp_path):
-    from segstudio.inference.torch_archive import archive_problem
+    from segstudio.inference.runtime.torch_archive import archive_problem
     ck = tiny_unet_checkpoint(tmp_path / "u.pt")
     assert archive_problem(ck) is None and load_checkpoint(ck).arch == "unet"
     big = tmp_path / "big.pt"  # 80 MiB of real (stored) weights: the ratio rule leaves it alone
@@ -131,7 +131,7 @@ def test_real_checkpoints_still_load(tmp_path):
 
 def test_a_declared_size_over_the_bound_is_refused(tmp_path):
     """Stored, not compressed, but more than the caller's bound for its kind."""
-    from segstudio.inference.torch_archive import archive_problem
+    from segstudio.inference.runtime.torch_archive import archive_problem
     path = tmp_path / "w.pt"
     torch.save({"w": torch.zeros(MIB)}, path)  # 4 MiB
     problem = archive_problem(path, max_bytes=2 * MIB)
@@ -173,7 +173,7 @@ def test_weights_add_bomb_is_refused_before_reading(tmp_path, torch_home, loads,
     """`segstudio weights add sam_hq_vit_tiny.pth` (a file with no known hash: its keys are read to
     identify it): refused from its sizes, nothing copied into the cache."""
     from segstudio.cli import main
-    from segstudio.inference import weights_catalog as wc
+    from segstudio.inference.runtime import weights_catalog as wc
     bomb = write_bomb(tmp_path / "sam_hq_vit_tiny.pth", 256 * MIB, lambda t: {"image_encoder.layers.0.w": t})
     code = main(["weights", "add", str(bomb)])
     err = capsys.readouterr().err
@@ -186,7 +186,7 @@ def test_weights_add_bomb_is_refused_before_reading(tmp_path, torch_home, loads,
 def test_a_cached_torchvision_bomb_is_refused_before_reading(torch_home, loads):
     """A bomb under the name of Mask R-CNN's COCO weights in the torch hub cache (torchvision checks
     the hash of downloads only)."""
-    from segstudio.inference import maskrcnn
+    from segstudio.inference.maskrcnn import model as maskrcnn
     path = maskrcnn.weights_file("v2")
     path.parent.mkdir(parents=True)
     write_bomb(path, 256 * MIB, lambda t: {"backbone.body.conv1.weight": t})
@@ -199,7 +199,7 @@ def test_a_cached_torchvision_bomb_is_refused_before_reading(torch_home, loads):
 RSS = r"""
 import resource, sys, json
 import torch
-from segstudio.inference.checkpoint import load_checkpoint
+from segstudio.inference.runtime.checkpoint import load_checkpoint
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     load_checkpoint(sys.argv[1])
@@ -225,7 +225,7 @@ def test_peak_memory_of_a_1_gib_bomb(tmp_path):
 def test_a_pickle_bomb_at_the_out_path_is_not_inflated(tmp_path, monkeypatch):
     """Before training overwrites --out it asks whether the file there is a segstudio checkpoint
     (from the pickle's format marker): a pickle record that inflates to 256 MiB is not read."""
-    from segstudio.inference.checkpoint import is_segstudio_checkpoint
+    from segstudio.inference.runtime.checkpoint import is_segstudio_checkpoint
     path = tmp_path / "model.pt"
     with zipfile.ZipFile(path, "w") as z:
         record = zipfile.ZipInfo("archive/data.pkl")
@@ -250,7 +250,7 @@ def test_a_file_inflating_four_times_over_is_refused_and_a_fifo_does_not_hang(tm
     import os
     import threading
 
-    from segstudio.inference.torch_archive import archive_problem
+    from segstudio.inference.runtime.torch_archive import archive_problem
     import numpy as np
     path = tmp_path / "x8.pt"  # 80 MiB declared, ~8:1 deflated (an eighth of each MiB random): past 4, under 16
     rng = np.random.default_rng(0)

@@ -8,9 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from segstudio.inference import maskrcnn  # noqa: E402
-from segstudio.inference.checkpoint import CheckpointError  # noqa: E402
-from segstudio.inference.pretrained import WeightsUnavailable  # noqa: E402
+from segstudio.inference.maskrcnn import model as maskrcnn  # noqa: E402
+from segstudio.inference.runtime.checkpoint import CheckpointError  # noqa: E402
+from segstudio.inference.runtime.pretrained import WeightsUnavailable  # noqa: E402
 
 
 class RunsCode:

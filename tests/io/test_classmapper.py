@@ -3,7 +3,7 @@
 import threading
 
 from segstudio.core.project import Project
-from segstudio.inference import classmap
+from segstudio.inference.runtime import classmap
 from segstudio.io.common import ClassMapper
 
 

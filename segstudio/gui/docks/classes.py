@@ -26,7 +26,7 @@ from segstudio.gui.signals import connect_plain
 if TYPE_CHECKING:
     from segstudio.core.classes import LabelClass
     from segstudio.core.store import ProjectStore
-    from segstudio.gui.editor import EditorState
+    from segstudio.editing.editor import EditorState
 
 
 def color_icon(rgb: tuple[int, int, int]) -> QIcon:

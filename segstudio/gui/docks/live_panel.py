@@ -18,8 +18,8 @@ from segstudio.core.records import DONE
 from segstudio.gui.docks.common import KeptChoices, plain_label
 from segstudio.gui.plot_style import BACKGROUND, ink_plot
 from segstudio.gui.plot_wheel import guard_plot_wheel
-from segstudio.inference.live import LIVE_ARCHS, version_arch
-from segstudio.inference.semantic_spec import MODEL_NETS, is_semantic
+from segstudio.inference.training.live import LIVE_ARCHS, version_arch
+from segstudio.inference.semantic.spec import MODEL_NETS, is_semantic
 from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ DEFAULT_AHEAD = 3  # unfinished images re-predicted after each update
 def _live_job(panel: "LivePanel", settings: dict):
     """What the model thread runs (torch is imported there)."""
     def run(worker, cancelled) -> None:
-        from segstudio.inference.live import LiveConfig, LiveLearner
+        from segstudio.inference.training.live import LiveConfig, LiveLearner
         try:
             learner = LiveLearner(worker.project, LiveConfig(arch=settings["arch"], seconds=settings["seconds"],
                                                              ahead=settings["ahead"], device=settings["device"],
@@ -52,7 +52,7 @@ def _live_job(panel: "LivePanel", settings: dict):
 
 def _warm_up(worker, cancelled) -> None:
     """The model thread loads the trainers when the switch goes on (see inference.live.warm_up)."""
-    from segstudio.inference.live import warm_up
+    from segstudio.inference.training.live import warm_up
     warm_up()
 
 
@@ -214,7 +214,7 @@ class LivePanel(QWidget):
 
     # ---------------------------------------------------------------- versions
     def refresh_versions(self) -> None:
-        from segstudio.inference.live import LiveConfig, LiveLearner  # no torch: listing reads the store
+        from segstudio.inference.training.live import LiveConfig, LiveLearner  # no torch: listing reads the store
         arch = self.arch()
         vs = LiveLearner(self.project, LiveConfig(arch=arch)).versions() if arch is not None else []
         self.versions.clear()

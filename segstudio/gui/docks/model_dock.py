@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 
 from segstudio.core.records import NEW, PREDICTED
 from segstudio.gui.docks.common import KeptChoices, guard_inputs, plain_label, show_error, show_note
-from segstudio.inference import sam_spec
-from segstudio.inference.semantic_spec import MODEL_NETS, is_semantic
+from segstudio.inference.sam import spec as sam_spec
+from segstudio.inference.semantic.spec import MODEL_NETS, is_semantic
 from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from segstudio.core.project import Project
     from segstudio.core.records import ImageRecord
     from segstudio.gui.model_worker import ModelWorker
-    from segstudio.inference.engine import PredictReport
-    from segstudio.inference.segmenter import Detection, Prediction
+    from segstudio.inference.runtime.engine import PredictReport
+    from segstudio.inference.runtime.segmenter import Detection, Prediction
 
 COCO = "COCO weights (torchvision)"
 VOC = "COCO-VOC weights, 20 classes (torchvision)"

@@ -13,7 +13,7 @@ from segstudio.gui.docks.classes import color_icon
 
 if TYPE_CHECKING:
     from segstudio.core.classes import LabelClass
-    from segstudio.gui.editor import EditorState
+    from segstudio.editing.editor import EditorState
 
 
 class RegionsDock(QWidget):

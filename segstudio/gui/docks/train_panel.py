@@ -18,11 +18,11 @@ from segstudio.gui.docks.common import KeptChoices, plain_label
 from segstudio.gui.plot_wheel import guard_plot_wheel
 from segstudio.gui.plot_style import BACKGROUND, ink_plot
 from segstudio.gui.workers import Background
-from segstudio.inference.semantic_spec import MODEL_NETS, is_semantic
+from segstudio.inference.semantic.spec import MODEL_NETS, is_semantic
 from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:  # torch is imported on the model thread, when training starts
-    from segstudio.inference.train_common import TrainProgress
+    from segstudio.inference.training.common import TrainProgress
 
 SETTINGS_KEY = "train_panel"  # budget and options, kept in the project's store
 
@@ -31,7 +31,7 @@ def _train_job(arch: str, settings: dict):
     """The function the model thread runs (torch is imported there, not here)."""
     def run(worker, cancelled):
         if is_semantic(arch):
-            from segstudio.inference.train_unet import UNetTrainConfig, train_unet
+            from segstudio.inference.training.unet import UNetTrainConfig, train_unet
             cfg = UNetTrainConfig(epochs=settings["epochs"], minutes=settings["minutes"], device=settings["device"],
                                   val_fraction=settings["val_fraction"], seed=settings["seed"],
                                   ignore_unlabelled=settings.get("ignore_unlabelled", False))
@@ -39,7 +39,7 @@ def _train_job(arch: str, settings: dict):
                 cfg.unet = {**cfg.unet, "encoder": MODEL_NETS[arch]}
             res = train_unet(worker.project, None, cfg, progress=worker.train_progress.emit, cancel=cancelled)
         else:
-            from segstudio.inference.train_maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
+            from segstudio.inference.training.maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
             mcfg = MaskRCNNTrainConfig(epochs=settings["epochs"], minutes=settings["minutes"],
                                        device=settings["device"], val_fraction=settings["val_fraction"],
                                        seed=settings["seed"], weights=settings.get("start_weights"),
@@ -51,9 +51,9 @@ def _train_job(arch: str, settings: dict):
 
 def _eval_job(spec: dict, split: str | None):
     def run(worker, cancelled):
-        from segstudio.inference.checkpoint import load_checkpoint
-        from segstudio.inference.engine import ModelSpec, load_segmenter
-        from segstudio.inference.evaluate import evaluate_project
+        from segstudio.inference.runtime.checkpoint import load_checkpoint
+        from segstudio.inference.runtime.engine import ModelSpec, load_segmenter
+        from segstudio.inference.training.evaluate import evaluate_project
         seg = load_segmenter(ModelSpec(**{**spec, "score_threshold": 0.05}), worker.project)
         ids = None
         if split and spec.get("weights"):

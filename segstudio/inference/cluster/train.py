@@ -1,0 +1,105 @@
+"""Train on a Ray cluster: `segstudio train FOLDER --model unet|maskrcnn --ray [ADDRESS] --workers N`.
+
+Ray Train's TorchTrainer starts N workers and a process group (gloo on CPUs, NCCL on GPUs); each
+runs the same recipe as local training (`train_unet`, `train_maskrcnn`) with the network wrapped by
+`ray.train.torch.prepare_model` (DistributedDataParallel: gradients averaged every step), its
+own random crops, and the same epoch budget, so every worker validates and stops together.
+Worker 0 writes the checkpoints (the same format and paths as local training); the driver then
+puts them in the project's model list. Every worker opens the project itself: the folder and its
+store must be on a path all of them see. The budget is in epochs (workers' clocks differ).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Sequence
+
+from segstudio.core.errors import UserError
+from segstudio.core.project import Project
+from segstudio.inference.cluster.connect import check_address, connect
+
+
+def _worker_loop(config: dict) -> None:
+    """One Ray Train worker: the local recipe under DDP; reports each epoch's metrics."""
+    import ray.train
+    import ray.train.torch
+    ctx = ray.train.get_context()
+    rank = ctx.get_world_rank()
+    project = Project.open(config["folder"], config["db"])
+    device = "cuda" if config["use_gpu"] else "cpu"
+
+    def progress(p) -> None:
+        if p.phase == "val":  # once an epoch, on every worker alike (Ray Train wants as many reports from each)
+            ray.train.report({"epoch": p.epoch, "loss": float(p.loss), **{k: v for k, v in p.val.items()
+                                                                            if v is not None}})
+    with tempfile.TemporaryDirectory() as scratch:  # the other workers' checkpoints: thrown away
+        out = config["out"] if rank == 0 else str(Path(scratch) / "model.pt")
+        kw = dict(progress=progress, image_ids=config["image_ids"], val_ids=config["val_ids"], rank=rank,
+                  register=False)
+        if config["arch"] == "maskrcnn":
+            from segstudio.inference.training.maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
+            mcfg = MaskRCNNTrainConfig(**{**config["cfg"], "device": device})
+            # a batch without positive proposals leaves the mask head without gradients
+            train_maskrcnn(project, out, mcfg, wrap_model=lambda m: ray.train.torch.prepare_model(
+                m, parallel_strategy_kwargs={"find_unused_parameters": True}), **kw)
+        else:
+            from segstudio.inference.training.unet import UNetTrainConfig, train_unet
+            ucfg = UNetTrainConfig(**{**config["cfg"], "device": device})
+            train_unet(project, out, ucfg, wrap_model=ray.train.torch.prepare_model, **kw)
+    project.close()
+
+
+def train_on_ray(project: Project, cfg: Any, out: str | Path | None, address: str | None = None,
+                 workers: int = 2, use_gpu: bool = False, image_ids: Sequence[int] | None = None,
+                 val_ids: Sequence[int] | None = None) -> dict[str, Any]:
+    """Train with `workers` Ray Train workers (cfg: a UNetTrainConfig or a MaskRCNNTrainConfig); the
+    checkpoints land where local training puts them and in the project's model list. Returns their
+    paths, the best metrics and the run's history."""
+    arch = "maskrcnn" if type(cfg).__name__ == "MaskRCNNTrainConfig" else "unet"
+    from segstudio.core.records import DONE
+    from segstudio.inference.training.common import checkpoint_paths, split_images
+    if workers < 1:
+        raise UserError("--workers must be 1 or more")
+    check_address(address)  # a wrong address is said in seconds, before anything starts
+    if (cfg.epochs is None and getattr(cfg, "steps", None) is None) or cfg.minutes is not None:
+        raise UserError("training on Ray takes an epoch budget (--epochs N), not minutes: the workers must stop "
+                        "at the same epoch")
+    connect(address)
+    import ray.train
+    from ray.train.torch import TorchTrainer
+    train_ids, vids = split_images(project, cfg.val_fraction, cfg.seed, (DONE,), image_ids, val_ids)
+    best_path, last_path = checkpoint_paths(project, arch, out)
+    storage = project.store.db_path.parent / "ray"  # Ray Train's run folder, beside the store
+    storage.mkdir(parents=True, exist_ok=True)
+    trainer = TorchTrainer(
+        _worker_loop,
+        # absolute: the workers do not run in this process's folder
+        train_loop_config={"arch": arch, "folder": str(Path(project.folder).resolve()),
+                           "db": str(project.store.db_path.resolve()),
+                           "cfg": asdict(cfg),
+                           "use_gpu": use_gpu, "out": str(best_path), "image_ids": list(train_ids),
+                           "val_ids": list(vids)},
+        scaling_config=ray.train.ScalingConfig(num_workers=workers, use_gpu=use_gpu),
+        run_config=ray.train.RunConfig(storage_path=str(storage.resolve()), name=arch))
+    result = trainer.fit()
+    if result.error is not None:
+        raise UserError(f"training on Ray failed: {str(result.error).splitlines()[0][:300]}")
+    for p in (last_path, best_path):
+        if not Path(p).is_file():
+            raise UserError(f"training on Ray wrote no checkpoint at {p}")
+    # worker 0's own record of the run (Ray Train keeps metrics only with checkpoints it stores)
+    from segstudio.inference.runtime.checkpoint import load_checkpoint
+    best = dict(load_checkpoint(best_path, expect_arch=arch).training.get("metrics") or {})
+    keep = ({"mask_AP": best.get("mask_AP")} if arch == "maskrcnn" else
+            {"mean_iou": best.get("mean_iou"), "pixel_accuracy": best.get("pixel_accuracy")})
+    for p in (last_path, best_path):
+        project.store.add_model(str(p), arch, keep)
+    last = load_checkpoint(last_path, expect_arch=arch).training  # the whole run's history
+    history = list(last.get("history") or [])
+    return {"arch": arch, "best": str(best_path), "last": str(last_path), "metrics": best, "history": history,
+            "epochs": int(last.get("epoch", len(history))), "workers": workers, "seconds": last.get("seconds")}
+
+
+__all__ = ["train_on_ray"]
