@@ -8,7 +8,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from segstudio.core import maskops
-from segstudio.editing.editor import EditorState
+from segstudio.editing.editor import CLASSES, PROMPTABLE, EditorState
 from segstudio.editing.prompt_tool import SamPrompts
 from segstudio.editing.tools import Pointer, Tool, combine
 from segstudio.editing import classical
@@ -259,7 +259,7 @@ class PromptTool(Tool):
         self.sam = SamPrompts(editor)
 
     def _promptable(self) -> bool:
-        return self.ed.model_kind() == "sam"
+        return self.ed.click_answer() == PROMPTABLE
 
     def key(self, key: str) -> bool:
         return self._promptable() and self.sam.key(key)
@@ -298,7 +298,7 @@ class PromptTool(Tool):
         if not ed.model_loaded():
             ed.message(NO_MODEL)
             return
-        if box is not None and ed.model_kind() == "unet":
+        if box is not None and ed.click_answer() == CLASSES:
             ed.message("A UNet labels classes, not boxes: click inside an area instead, or load a Mask R-CNN")
             return
         cands = ed.model_candidates()
@@ -308,7 +308,7 @@ class PromptTool(Tool):
             return
         det = self.pick(cands, box, p)
         if det is None:
-            if box is None and ed.model_kind() == "unet":
+            if box is None and ed.click_answer() == CLASSES:
                 ed.message("The UNet labels this pixel background: click inside a class area")
                 return
             ed.message("The model proposes nothing there" + ("; GrabCut instead" if box else ""))

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+# who answers the Model click / box tool (EditorState.click_answer)
+PROMPTABLE, INSTANCES, CLASSES = "promptable", "instances", "classes"
 DEFAULT_BRUSH_RADIUS = 8.0  # px, until the user's own size is restored from the settings
 DEFAULT_WAND_TOLERANCE = 12.0  # percent of the display range: a flat object on a busy background
 
@@ -53,8 +55,10 @@ class EditorState:
     def model_loaded(self) -> bool:
         return False
 
-    def model_kind(self) -> str | None:
-        """"unet", "maskrcnn" or "sam" for the loaded model; None when none is loaded."""
+    def click_answer(self) -> str | None:
+        """What answers the Model click / box tool: PROMPTABLE (the click model: candidate masks
+        for each prompt), INSTANCES or CLASSES (the pre-label model's own prediction: the instance,
+        or the class area, under the click), None (no model)."""
         return None
 
     def model_candidates(self) -> list[Detection] | None:

@@ -35,9 +35,8 @@ class WindowEditor(EditorState):
     def model_loaded(self) -> bool:
         return self.w.model_dock.info is not None
 
-    def model_kind(self) -> str | None:
-        info = self.w.model_dock.info
-        return info.get("arch") if info else None
+    def click_answer(self) -> str | None:
+        return self.w.model_dock.click_answer()
 
     def model_candidates(self) -> list[Detection] | None:
         return self.w.model_dock.candidates(self.doc.image_id) if self.doc is not None else None

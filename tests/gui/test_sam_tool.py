@@ -11,7 +11,7 @@ from segstudio.core import maskops
 from segstudio.core.document import Document
 from segstudio.core.region import Region
 from segstudio.editing.assist_tools import PromptTool
-from segstudio.editing.editor import EditorState
+from segstudio.editing.editor import INSTANCES, PROMPTABLE, EditorState
 from segstudio.editing.tools import Pointer
 
 H, W = 80, 100
@@ -55,8 +55,8 @@ class PromptEditor(EditorState):
     def model_loaded(self):
         return True
 
-    def model_kind(self):
-        return "sam"
+    def click_answer(self):
+        return PROMPTABLE
 
     def message(self, text):
         self.messages.append(text)
@@ -182,7 +182,7 @@ def test_enter_before_an_answer_and_no_model_answer_say_why():
 
 def test_other_models_keep_the_old_prompt_tool():
     ed = PromptEditor()
-    ed.model_kind = lambda: "maskrcnn"
+    ed.click_answer = lambda: INSTANCES
     tool = PromptTool(ed)
     assert not tool.key("Tab") and not tool.key("Return")
     assert not ed.asked

@@ -536,6 +536,15 @@ class ModelDock(QWidget):
             done(None)
         self._sam_waiting.clear()
 
+    def click_answer(self) -> str | None:
+        """What answers the Model click / box tool (editing.editor.PROMPTABLE, INSTANCES, CLASSES or None)."""
+        from segstudio.editing.editor import CLASSES, INSTANCES, PROMPTABLE
+        if self.info is None:
+            return None
+        if self.info.get("arch") == "sam":
+            return PROMPTABLE
+        return CLASSES if self.info.get("arch") == "unet" else INSTANCES
+
     def candidates(self, image_id: int) -> list[Detection] | None:
         pred = self.cache.get(image_id)
         return None if pred is None else pred.candidates()
