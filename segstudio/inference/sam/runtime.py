@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import copy
 import threading
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Callable, Iterator
 
 import torch
 
 from segstudio.inference.runtime.device import DeviceInfo
+from segstudio.inference.runtime.priority import PROMPTS
 from segstudio.inference.training.common import cpu_bf16_native
 
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -81,28 +82,16 @@ def contiguous_tokens(transformer: torch.nn.Module) -> None:
 
 
 class PromptsFirst:
-    """Decoding has priority over encoding: `decoding()` marks a decode in progress; the encoder's
-    hook (`encoder_step`, run before each of its modules) waits while one is, and raises
-    InterruptedError when the running embedding's cancel says so."""
+    """Decoding has priority over encoding, and over any other background work of the process:
+    `decoding()` marks a decode in progress in the process-wide gate (runtime.priority.PROMPTS);
+    the encoder's hook (`encoder_step`, run before each of its modules) waits there while another
+    thread answers a prompt, and raises InterruptedError when the running embedding's cancel says so."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._decoding: dict[int, int] = {}  # thread id -> decodes in progress on it
         self._local = threading.local()  # the cancel of the embedding running on this thread
 
-    @contextmanager
-    def decoding(self) -> Iterator[None]:
-        me = threading.get_ident()
-        with self._cond:
-            self._decoding[me] = self._decoding.get(me, 0) + 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._decoding[me] -= 1
-                if not self._decoding[me]:
-                    del self._decoding[me]
-                self._cond.notify_all()
+    def decoding(self) -> AbstractContextManager[None]:
+        return PROMPTS.answering()
 
     @contextmanager
     def encoding(self, cancel: Callable[[], bool] | None) -> Iterator[None]:
@@ -113,20 +102,11 @@ class PromptsFirst:
         finally:
             self._local.cancel = old
 
-    def _others_decoding(self) -> bool:
-        return bool(self._decoding) and any(t != threading.get_ident() for t in list(self._decoding))
-
     def encoder_step(self, module: torch.nn.Module, args: Any) -> None:
         cancel = getattr(self._local, "cancel", None)
         if cancel is not None and cancel():
             raise InterruptedError("cancelled")
-        if not self._decoding:  # the common case, without the lock
-            return
-        with self._cond:
-            while self._others_decoding():  # never this thread's own decode: that would wait forever
-                self._cond.wait(0.05)
-                if cancel is not None and cancel():
-                    raise InterruptedError("cancelled")
+        PROMPTS.pause_point(cancel)
 
     def attach(self, encoder: torch.nn.Module) -> None:
         for m in encoder.modules():

@@ -18,6 +18,7 @@ import torch
 from segstudio.core.errors import UserError
 from segstudio.core.project import Project
 from segstudio.core.records import DONE
+from segstudio.inference.runtime.priority import PROMPTS
 from segstudio.inference.runtime.checkpoint import Checkpoint, is_segstudio_checkpoint, save_checkpoint
 
 
@@ -260,6 +261,8 @@ def run_training(*, budget: Budget, state: LoopState, steps_per_epoch: int, batc
             if budget.steps_done(state.step):
                 state.stopped = "steps"
                 break
+            # a click answered meanwhile on another thread goes first; the wait is not training time
+            budget.t0 += PROMPTS.pause_point()
             if lr_schedule is not None:
                 lr = lr_schedule(state.epoch + i / steps_per_epoch, budget.elapsed)
                 for g in opt.param_groups:

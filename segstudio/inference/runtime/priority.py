@@ -1,0 +1,71 @@
+"""Prompts first: a click waits for no background work of this process.
+
+A person clicking expects an answer in tens of milliseconds, while the same cores may be training
+the pre-label model (Learn as I annotate), re-predicting images, or embedding the next image.
+`PROMPTS.answering()` marks a prompt being answered, from the moment it is asked for until its
+candidates are out; background work calls `PROMPTS.pause_point()` between its steps (a training
+step, an encoder layer, a batch) and waits there while any other thread answers one. The wait is
+bounded (`MAX_PAUSE`) so a stream of clicks slows background work and never starves it.
+
+No torch here: the click worker marks prompts before it touches the model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+MAX_PAUSE = 5.0  # s: the longest one pause point waits (the user clicks on and on)
+
+
+class PromptsFirst:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._answering: dict[int, int] = {}  # thread id -> prompts it is answering
+        self.paused_seconds = 0.0  # total time background work waited (for benchmarks and tests)
+
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._cond:
+            self._answering[me] = self._answering.get(me, 0) + 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._answering[me] -= 1
+                if not self._answering[me]:
+                    del self._answering[me]
+                self._cond.notify_all()
+
+    def _others(self) -> bool:
+        me = threading.get_ident()
+        return any(t != me for t in self._answering)  # never this thread's own prompt: it would wait forever
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a prompt is being answered on some thread (a cheap, unlocked look)."""
+        return bool(self._answering)
+
+    def pause_point(self, cancel: Callable[[], bool] | None = None, limit: float = MAX_PAUSE) -> float:
+        """Wait while another thread answers a prompt (at most `limit` s); the seconds waited.
+        InterruptedError when `cancel` says so meanwhile."""
+        if not self._answering:  # the common case, without the lock
+            return 0.0
+        t0 = time.perf_counter()
+        with self._cond:
+            while self._others():
+                left = limit - (time.perf_counter() - t0)
+                if left <= 0:
+                    break
+                self._cond.wait(min(0.05, left))
+                if cancel is not None and cancel():
+                    raise InterruptedError("cancelled")
+        waited = time.perf_counter() - t0
+        self.paused_seconds += waited
+        return waited
+
+
+PROMPTS = PromptsFirst()  # one per process: every click model and every background job share it
