@@ -4,12 +4,12 @@ so). Each runs its heavy part through `EditorState.run_assist`, off the GUI thre
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from segstudio.core import maskops
+from segstudio.editing.box_drag import BoxDrag
 from segstudio.editing.editor import CLASSES, PROMPTABLE, EditorState
-from segstudio.editing.prompt_tool import SamPrompts
+from segstudio.editing.prompt_tool import MIN_BOX, SamPrompts
 from segstudio.editing.tools import Pointer, Tool, combine
 from segstudio.editing import classical
 
@@ -27,7 +27,6 @@ MIN_SEED_RADIUS = 2  # px: GrabCut-click seeds are half the brush radius, never 
 NO_MODEL = ("Model click: no model is loaded: load one in the Model panel (Load model), "
             "or use Box → GrabCut (G) or Clicks → GrabCut (R)")
 PICK_BOX_COVER = 0.8  # a dragged box picks the model proposals it covers at least this part of
-MIN_PROMPT_BOX = 4  # px each way: a shorter prompt-tool drag is a click, not a box
 
 
 class BoxGrabCutTool(Tool):
@@ -37,26 +36,22 @@ class BoxGrabCutTool(Tool):
 
     def __init__(self, editor: EditorState) -> None:
         super().__init__(editor)
-        self.start: tuple[float, float] | None = None
-        self.end: tuple[float, float] | None = None
+        self.drag = BoxDrag(classical.MIN_BOX_SIDE)  # a thinner box holds no object
         self.mods: Pointer | None = None
 
     def press(self, p: Pointer) -> None:
         if p.button == "left":
-            self.start = self.end = (p.x, p.y)
+            self.drag.press(p.x, p.y)
             self.mods = p
 
     def move(self, p: Pointer, dragging: bool) -> None:
-        if self.start is not None and dragging:
-            self.end = (p.x, p.y)
+        if dragging and self.drag.move(p.x, p.y):
             self.ed.preview_changed()
 
     def release(self, p: Pointer) -> None:
-        if self.start is None:
+        if not self.drag.active:
             return
-        self.end = (p.x, p.y)
-        box = self.box()
-        self.start = self.end = None
+        box = self.drag.release(p.x, p.y)
         self.ed.preview_changed()
         ed = self.ed
         if ed.image is None or box is None:
@@ -77,22 +72,13 @@ class BoxGrabCutTool(Tool):
             return
         combine(self.ed, crop, mods, "GrabCut")
 
-    def box(self) -> Box | None:
-        if self.start is None or self.end is None:
-            return None
-        x0, x1 = sorted((self.start[0], self.end[0]))
-        y0, y1 = sorted((self.start[1], self.end[1]))
-        if x1 - x0 < classical.MIN_BOX_SIDE or y1 - y0 < classical.MIN_BOX_SIDE:
-            return None
-        return int(x0), int(y0), int(math.ceil(x1)), int(math.ceil(y1))
-
     def cancel(self) -> None:
-        self.start = self.end = None
+        self.drag.cancel()
         self.ed.preview_changed()
 
     def preview(self) -> dict[str, Any]:
-        b = self.box()
-        return {"rect": b} if b else {}
+        rect = self.drag.rect()
+        return {"rect": rect} if rect is not None else {}
 
 
 class ClickGrabCutTool(Tool):
@@ -253,8 +239,7 @@ class PromptTool(Tool):
 
     def __init__(self, editor: EditorState) -> None:
         super().__init__(editor)
-        self.start: tuple[float, float] | None = None
-        self.end: tuple[float, float] | None = None
+        self.drag = BoxDrag(MIN_BOX)  # a shorter drag is a click
         self.fallback_box = BoxGrabCutTool(editor)
         self.sam = SamPrompts(editor)
 
@@ -268,30 +253,25 @@ class PromptTool(Tool):
         if self._promptable():
             self.sam.press(p)
         elif p.button == "left":
-            self.start = self.end = (p.x, p.y)
+            self.drag.press(p.x, p.y)
         else:
             self.unused_button(p)
 
     def move(self, p: Pointer, dragging: bool) -> None:
         if self._promptable():
             self.sam.move(p, dragging)
-        elif self.start is not None and dragging:
-            self.end = (p.x, p.y)
+        elif dragging and self.drag.move(p.x, p.y):
             self.ed.preview_changed()
 
     def release(self, p: Pointer) -> None:
         if self._promptable():
             self.sam.release(p)
             return
-        if self.start is None:
+        if not self.drag.active:
             return
-        start, end = self.start, (p.x, p.y)
-        self.start = self.end = None
+        box = self.drag.release(p.x, p.y)  # None: a click
         self.ed.preview_changed()
-        is_box = abs(end[0] - start[0]) >= MIN_PROMPT_BOX and abs(end[1] - start[1]) >= MIN_PROMPT_BOX
-        box = (int(min(start[0], end[0])), int(min(start[1], end[1])),
-               int(math.ceil(max(start[0], end[0]))), int(math.ceil(max(start[1], end[1]))))
-        self.answer(box if is_box else None, Pointer(*end, shift=p.shift, ctrl=p.ctrl))
+        self.answer(box, Pointer(p.x, p.y, shift=p.shift, ctrl=p.ctrl))
 
     def answer(self, box: Box | None, p: Pointer) -> None:
         ed = self.ed
@@ -353,14 +333,12 @@ class PromptTool(Tool):
     def cancel(self) -> None:
         if self.sam.active or self.sam.cands is not None:
             self.sam.cancel()
-        if self.start is not None:
-            self.start = self.end = None
+        if self.drag.active:
+            self.drag.cancel()
             self.ed.preview_changed()
 
     def preview(self) -> dict[str, Any]:
         if self._promptable():
             return self.sam.preview()
-        if self.start is None or self.end is None:
-            return {}
-        (x0, y0), (x1, y1) = self.start, self.end
-        return {"rect": (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))}
+        rect = self.drag.rect()
+        return {"rect": rect} if rect is not None else {}

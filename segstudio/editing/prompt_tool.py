@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from segstudio.editing.box_drag import BoxDrag
 from segstudio.editing.tools import Pointer, combine
 
 if TYPE_CHECKING:
@@ -35,32 +36,29 @@ class SamPrompts:
         self.cands: Any = None  # inference.sam.Candidates of the current prompts
         self.index = 0
         self.asked = 0  # prompt generation: an answer to an older one is dropped
-        self.start: tuple[float, float] | None = None
-        self.end: tuple[float, float] | None = None
+        self.drag = BoxDrag(MIN_BOX)
 
     @property
     def active(self) -> bool:
-        return bool(self.points or self.box is not None or self.start is not None)
+        return bool(self.points or self.box is not None or self.drag.active)
 
     # ---------------------------------------------------------------- mouse
     def press(self, p: Pointer) -> None:
         if p.button == "right":
             self._add_point(p, positive=False)
         elif p.button == "left":
-            self.start = self.end = (p.x, p.y)
+            self.drag.press(p.x, p.y)
 
     def move(self, p: Pointer, dragging: bool) -> None:
-        if self.start is not None and dragging:
-            self.end = (p.x, p.y)
+        if dragging and self.drag.move(p.x, p.y):
             self.ed.preview_changed()
 
     def release(self, p: Pointer) -> None:
-        if self.start is None:
+        if not self.drag.active:
             return
-        (x0, y0), (x1, y1) = self.start, (p.x, p.y)
-        self.start = self.end = None
-        if abs(x1 - x0) >= MIN_BOX and abs(y1 - y0) >= MIN_BOX:
-            self.box = (int(min(x0, x1)), int(min(y0, y1)), int(max(x0, x1)) + 1, int(max(y0, y1)) + 1)
+        box = self.drag.release(p.x, p.y)
+        if box is not None:
+            self.box = box
             self.ask()
         else:
             self._add_point(p, positive=True)
@@ -148,7 +146,7 @@ class SamPrompts:
 
     def cancel(self) -> None:
         self.points, self.box, self.refine, self.cands, self.index = [], None, None, None, 0
-        self.start = self.end = None
+        self.drag.cancel()
         self.asked += 1  # an answer still on its way belongs to prompts that are gone
         self.ed.preview_changed()
 
@@ -156,9 +154,9 @@ class SamPrompts:
         shapes: dict[str, Any] = {}
         if self.points:
             shapes["points"] = list(self.points)
-        if self.start is not None and self.end is not None:
-            (x0, y0), (x1, y1) = self.start, self.end
-            shapes["rect"] = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+        rect = self.drag.rect()
+        if rect is not None:
+            shapes["rect"] = rect
         elif self.box is not None:
             shapes["rect"] = self.box
         if self.cands is not None and len(self.cands):
