@@ -4,7 +4,7 @@ the main window subclasses it to connect Qt signals."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
 import numpy as np
 
@@ -12,7 +12,6 @@ from segstudio.core.document import Document
 
 if TYPE_CHECKING:
     from segstudio.core.region import Region
-    from segstudio.editing.tools import Tool
     from segstudio.inference.runtime.segmenter import Detection
 
 T = TypeVar("T")
@@ -22,6 +21,12 @@ T = TypeVar("T")
 PROMPTABLE, INSTANCES, CLASSES = "promptable", "instances", "classes"
 DEFAULT_BRUSH_RADIUS = 8.0  # px, until the user's own size is restored from the settings
 DEFAULT_WAND_TOLERANCE = 12.0  # percent of the display range: a flat object on a busy background
+
+
+class Resettable(Protocol):
+    """What the editor needs of a tool (editing.tools.Tool): to make it forget its state."""
+
+    def cancel(self) -> None: ...
 
 
 class EditorState:
@@ -35,7 +40,7 @@ class EditorState:
         self.wand_tolerance: float = DEFAULT_WAND_TOLERANCE  # percent of the display range
         self.hidden_classes: set[int] = set()
         self.hidden_regions: set[int] = set()
-        self.tools: list[Tool] = []  # every Tool made for this editor (they register themselves)
+        self.tools: list[Resettable] = []  # every Tool made for this editor (they register themselves)
 
     # -- hooks the window overrides
     def run_assist(self, fn: Callable[[], T], done: Callable[[T], None], label: str) -> None:
@@ -80,7 +85,7 @@ class EditorState:
         done(None)
 
     # -- tools
-    def add_tool(self, tool: Tool) -> None:
+    def add_tool(self, tool: Resettable) -> None:
         self.tools.append(tool)
 
     def reset_tools(self) -> None:

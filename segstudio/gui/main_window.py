@@ -140,7 +140,7 @@ class MainWindow(QMainWindow):
         store = self.project.store
         self.files = FilesDock(store, self)
         self.classes_dock = ClassesDock(store, self.editor, self, flush_edits=self.session.flush)
-        self.regions_dock = RegionsDock(self.editor, self)
+        self.regions_dock: RegionsDock = RegionsDock(self.editor, self)
         self.worker = ModelWorker(self.project, self)
         self.model_dock = ModelDock(self.project, self.worker, self, flush_edits=self.session.flush)
         L, R = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea

@@ -3,20 +3,41 @@ assist workers, the model's candidates) answered by the window and its docks."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from segstudio.gui import status_times
 from segstudio.editing.editor import EditorState, T
 
 if TYPE_CHECKING:
-    from segstudio.gui.main_window import MainWindow
+    from PySide6.QtWidgets import QStatusBar
+
+    from segstudio.gui.canvas import Canvas
+    from segstudio.gui.docks.model_dock import ModelDock
     from segstudio.inference.runtime.segmenter import Detection
+
+
+class EditorWindow(Protocol):
+    """What the editor reaches of the main window (gui.main_window.MainWindow)."""
+
+    @property
+    def canvas(self) -> Canvas: ...
+
+    @property
+    def model_dock(self) -> ModelDock: ...
+
+    def statusBar(self) -> QStatusBar: ...
+
+    def run_assist(self, fn: Callable[[], T], done: Callable[[T], None], label: str) -> None: ...
+
+    def on_selection_changed(self) -> None: ...
+
+    def accept_detection(self, det: Detection) -> int | None: ...
 
 
 class WindowEditor(EditorState):
     """EditorState whose hooks reach the window (messages, previews, assist workers)."""
 
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, window: EditorWindow) -> None:
         super().__init__()
         self.w = window
 

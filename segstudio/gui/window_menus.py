@@ -1,10 +1,10 @@
 """The main window's menus and toolbar: every action, its shortcuts, tip and icon (built once,
-by MainWindow.__init__, onto the window's attributes)."""
+by MainWindow.__init__, onto the window's attributes: `MenuWindow` says which)."""
 
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
@@ -15,19 +15,99 @@ from segstudio.gui.toolbox import TOOL_ICONS, icon
 from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:
-    from PySide6.QtWidgets import QMenu
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QMenu, QMenuBar, QWidget
 
-    from segstudio.gui.main_window import MainWindow
+    from segstudio.core.project import Project
+    from segstudio.editing.editor import EditorState
+    from segstudio.editing.tools import Tool
+    from segstudio.gui.canvas import Canvas
+    from segstudio.gui.docks.classes import ClassesDock
 
 BRUSH_STEP = 1.25  # ] grows the brush radius by this factor, [ shrinks it by its inverse
 MAX_BRUSH_RADIUS = 500  # px
 
 
-def add_action(win: MainWindow, menu: QMenu, text: str, slot: Callable[..., object], keys: str | Sequence[str] = (),
+class MenuWindow(Protocol):
+    """The main window (gui.main_window.MainWindow) as its menus see it: what they hold, what
+    their actions call, and the attributes build_actions sets."""
+
+    # set by build_actions
+    toolbar: QToolBar
+    open_action: QAction
+    export_action: QAction
+    save_action: QAction
+    undo_action: QAction
+    redo_action: QAction
+    hide_action: QAction
+    outline_action: QAction
+    instances_action: QAction
+    tool_group: QActionGroup
+    tool_actions: dict[str, QAction]
+    brush_spin: QSpinBox
+    tol_spin: QDoubleSpinBox
+    opacity: QSlider
+    menus: list[QMenu]
+
+    # read
+    @property
+    def settings(self) -> QSettings: ...
+    @property
+    def project(self) -> Project: ...
+    @property
+    def canvas(self) -> Canvas: ...
+    @property
+    def editor(self) -> EditorState: ...
+    @property
+    def tools(self) -> Mapping[str, Tool]: ...
+    @property
+    def model_dock(self) -> object: ...  # its buttons get icons, looked up by name
+    @property
+    def classes_dock(self) -> ClassesDock: ...
+
+    # the Qt window
+    def window(self) -> QWidget: ...  # the window itself: the actions' parent
+    def menuBar(self) -> QMenuBar: ...
+    def addToolBar(self, toolbar: QToolBar) -> None: ...
+    def addAction(self, action: QAction) -> None: ...
+    def close(self) -> bool: ...
+
+    # what the actions call
+    def open_folder(self, folder: str | None = None) -> object: ...
+    def import_dialog(self) -> object: ...
+    def export_dialog(self) -> object: ...
+    def save_now(self) -> None: ...
+    def undo(self) -> None: ...
+    def redo(self) -> None: ...
+    def delete_selected(self) -> None: ...
+    def merge_selected(self) -> None: ...
+    def split_selected(self) -> None: ...
+    def fill_holes(self) -> None: ...
+    def change_class(self) -> None: ...
+    def raise_selected(self, up: bool) -> None: ...
+    def escape(self) -> None: ...
+    def toggle_overlay(self) -> None: ...
+    def toggle_outline(self) -> None: ...
+    def toggle_instances(self) -> None: ...
+    def auto_window(self) -> None: ...
+    def levels_dialog(self) -> object: ...
+    def show_stats(self) -> object: ...
+    def step_image(self, step: int) -> None: ...
+    def next_unfinished(self) -> None: ...
+    def mark_done_next(self) -> None: ...
+    def set_status(self, status: str) -> None: ...
+    def set_tool(self, name: str) -> None: ...
+    def brush_size(self, factor: float) -> None: ...
+    def show_shortcuts(self) -> object: ...
+    def show_getting_started(self) -> None: ...
+    def about(self) -> None: ...
+
+
+def add_action(win: MenuWindow, menu: QMenu, text: str, slot: Callable[..., object], keys: str | Sequence[str] = (),
                tip: str = "", checkable: bool = False, icon_name: str = "") -> QAction:
     """A menu action with its shortcuts, tips and icon, also on the window (its shortcut works
     wherever the focus is)."""
-    a = QAction(text, win)
+    a = QAction(text, win.window())
     if icon_name:
         a.setIcon(icon(icon_name))
     if keys:
@@ -43,10 +123,10 @@ def add_action(win: MainWindow, menu: QMenu, text: str, slot: Callable[..., obje
     return a
 
 
-def build_actions(win: MainWindow) -> None:
+def build_actions(win: MenuWindow) -> None:
     """The menus and the toolbar, with every action and shortcut."""
     mb = win.menuBar()
-    tb = QToolBar("Tools", win)
+    tb = QToolBar("Tools", win.window())
     tb.setObjectName("tools_toolbar")
     win.toolbar = tb
     win.addToolBar(tb)
@@ -111,7 +191,7 @@ def build_actions(win: MainWindow) -> None:
     tb.addAction(win.redo_action)
     tb.addSeparator()
     t = mb.addMenu("&Tools")
-    win.tool_group = QActionGroup(win)
+    win.tool_group = QActionGroup(win.window())
     win.tool_actions = {}
     for name, tool in win.tools.items():
         a = add_action(win, t, tool.label, lambda n=name: win.set_tool(n), tool.shortcut, tool.tip,
@@ -143,7 +223,7 @@ def build_actions(win: MainWindow) -> None:
     win.opacity.valueChanged.connect(lambda v: win.canvas.overlay.set_opacity(v / 100))
     tb.addWidget(win.opacity)
     tb.addSeparator()
-    done = QAction(icon("circle-check"), "Done → next", win)
+    done = QAction(icon("circle-check"), "Done → next", win.window())
     done.setToolTip("Mark this image done and open the next unfinished one (Ctrl+Enter)")
     connect_plain(done.triggered, win.mark_done_next)
     tb.addAction(done)
@@ -157,13 +237,13 @@ def build_actions(win: MainWindow) -> None:
     panel_icons(win)
     win.menus = [f, e, v, i, t, h]
     for k in range(1, 10):  # class hotkeys
-        a = QAction(win)
+        a = QAction(win.window())
         a.setShortcut(QKeySequence(str(k)))
         connect_plain(a.triggered, partial(win.classes_dock.select_hotkey, str(k)))
         win.addAction(a)
 
 
-def panel_icons(win: MainWindow) -> None:
+def panel_icons(win: MenuWindow) -> None:
     """Icons on the Model panel's buttons (looked up by name: the panel works without them)."""
     buttons: list[tuple[object, str, str]] = [
         (win.model_dock, "load_button", "brain"), (win.model_dock, "seg_image", "play"),

@@ -9,7 +9,7 @@ overlap.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -17,7 +17,6 @@ from segstudio.core import maskops
 
 if TYPE_CHECKING:  # this module stays torch-free: the window reads Predictions
     from segstudio.core.project import Project
-    from segstudio.inference.maskrcnn.instance_masks import LowResMasks
     from segstudio.core.records import ImageRecord
     from segstudio.inference.runtime.device import DeviceInfo
 
@@ -40,6 +39,16 @@ class Detection:
         return 0 <= px - self.x < w and 0 <= py - self.y < h and bool(self.mask[py - self.y, px - self.x])
 
 
+class DeferredDetections(Protocol):
+    """A model's detections kept small until read (Mask R-CNN's 28x28 masks: maskrcnn.instance_masks.
+    LowResMasks), made image-sized by whoever reads them: the window's model thread, or a
+    post-processing worker process (so it pickles)."""
+
+    def detections(self, width: int, height: int, min_score: float = float("-inf")) -> list[Detection]:
+        """The detections scoring at least `min_score`, cropped to the (width, height) image."""
+        ...
+
+
 @dataclass
 class Prediction:
     """Kept: detections at or above the score threshold. Candidates: everything the model
@@ -55,7 +64,7 @@ class Prediction:
     min_area: int = 4
     score_threshold: float = 0.5
     extra: dict = field(default_factory=dict)
-    low_res: "LowResMasks | None" = None  # Mask R-CNN: small masks, pasted when first read
+    low_res: DeferredDetections | None = None  # Mask R-CNN: small masks, pasted when first read
     _pending: Callable[[Prediction], None] | None = None  # a device-to-host copy still in flight (see wait)
 
     def wait(self) -> "Prediction":
