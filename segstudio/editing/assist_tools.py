@@ -240,7 +240,6 @@ class PromptTool(Tool):
     def __init__(self, editor: EditorState) -> None:
         super().__init__(editor)
         self.drag = BoxDrag(MIN_BOX)  # a shorter drag is a click
-        self.fallback_box = BoxGrabCutTool(editor)
         self.sam = SamPrompts(editor)
 
     def _promptable(self) -> bool:
