@@ -11,9 +11,10 @@ from segstudio.core.errors import BadValue
 from segstudio.inference.family import CLICK_ROLE, PRELABEL_ROLE, Family, WeightsFile, resolve
 from segstudio.inference.maskrcnn import spec as maskrcnn_spec
 from segstudio.inference.sam import spec as sam_spec
+from segstudio.inference.sam2 import spec as sam2_spec
 from segstudio.inference.semantic import spec as semantic_spec
 
-_SPECS = (semantic_spec, maskrcnn_spec, sam_spec)
+_SPECS = (semantic_spec, maskrcnn_spec, sam_spec, sam2_spec)
 FAMILIES: dict[str, Family] = {f.key: f for s in _SPECS for f in s.FAMILIES}
 
 
