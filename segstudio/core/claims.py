@@ -12,11 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sqlite3
 import threading
 import uuid
 
-from segstudio.core.store import ProjectStore
+from segstudio.core.store.api import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def holder_gone(owner: str) -> bool:
 class OpenImageClaim:
     """Holds at most one image (the one shown) for `owner`, renewed in the background."""
 
-    def __init__(self, store: ProjectStore, owner: str | None = None, ttl: float = TTL_S,
+    def __init__(self, store: Store, owner: str | None = None, ttl: float = TTL_S,
                  renew_every: float = RENEW_S):
         self.store, self.owner = store, owner or process_owner()
         self.ttl, self.renew_every = ttl, renew_every
@@ -81,7 +80,7 @@ class OpenImageClaim:
                 if previous is not None and previous != image_id:
                     self.store.release_image(previous, self.owner)
                 others = self.store.claim_image(image_id, self.owner, self.ttl)
-            except (sqlite3.Error, OSError) as e:
+            except (StoreError, OSError) as e:
                 log.warning("could not hold image %s open in the project store: %s", image_id, e)
                 others = []
         if self._thread is None:
@@ -100,7 +99,7 @@ class OpenImageClaim:
             self.image_id = None
             try:
                 self.store.release_image(None, self.owner)
-            except (sqlite3.Error, OSError) as e:  # it lapses after ttl anyway
+            except (StoreError, OSError) as e:  # it lapses after ttl anyway
                 log.warning("could not release the open image's claim: %s", e)
 
     def _renew(self) -> None:
@@ -109,5 +108,5 @@ class OpenImageClaim:
                 try:
                     if self.store.renew_claims(self.owner, self.ttl) == 0 and self.image_id is not None:
                         self.store.claim_image(self.image_id, self.owner, self.ttl)  # lapsed (a long sleep)
-                except (sqlite3.Error, OSError) as e:  # a busy or failing store: the next beat tries again
+                except (StoreError, OSError) as e:  # a busy or failing store: the next beat tries again
                     log.warning("could not renew the open image's claim: %s", e)

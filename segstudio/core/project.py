@@ -1,4 +1,5 @@
-"""A project: a folder of images plus its store. Opening scans the folder without decoding."""
+"""A project: a folder of images, its store and its data folder (`data_dir`: caches, model
+versions). Opening scans the folder without decoding."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from segstudio.core import imageio
 from segstudio.core.errors import UserError
 from segstudio.core.imageio import ImageDecodeError
 from segstudio.core.records import ImageRecord
-from segstudio.core.store import ProjectStore, default_db_path
+from segstudio.core.store.api import Store
+from segstudio.core.store.sqlite import DB_NAME, SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,7 @@ log = logging.getLogger(__name__)
 # of that name that does not (a stray or foreign file) hides nothing.
 EXPORT_MARKER = ".segstudio-export"
 MARKER_HEAD = "written by segstudio"
-STORE_DIR = ".segstudio"
+STORE_DIR = ".segstudio"  # FOLDER/.segstudio: the data folder when --project is not given
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)  # never a link, never wait on a FIFO
 
@@ -101,10 +103,27 @@ def scan_folder(root: Path, skipped: list[str] | None = None) -> list[str]:
     return found
 
 
+def project_location(folder: str | Path, project_path: str | Path | None = None) -> tuple[Path, Path]:
+    """(data folder, database file) of a project: FOLDER/.segstudio and its project.db; with
+    `--project PATH` a folder PATH and PATH/project.db, or a file PATH and the folder it is in."""
+    if not project_path:
+        data_dir = Path(folder) / STORE_DIR
+        return data_dir, data_dir / DB_NAME
+    db = Path(project_path).expanduser()
+    if db.is_dir():
+        return db, db / DB_NAME
+    return db.parent, db
+
+
 class Project:
-    def __init__(self, folder: str | Path, store: ProjectStore):
+    """`folder`: the images (never written); `store`: what the project knows about them;
+    `data_dir`: the folder of the project's own files (caches, model versions, run folders),
+    which every module writes under instead of guessing from where the store keeps its database."""
+
+    def __init__(self, folder: str | Path, store: Store, data_dir: str | Path):
         self.folder = Path(folder)
         self.store = store
+        self.data_dir = Path(data_dir)
         self.allow_large = bool(store.get_setting("allow_large_images", False))
         self.skipped_folders: list[str] = []  # export folders the last scan did not list
 
@@ -115,18 +134,16 @@ class Project:
             raise ProjectError(f"folder not found: {folder}")
         if not folder.is_dir():
             raise ProjectError(f"not a folder: {folder}")
-        db = Path(project_path).expanduser() if project_path else default_db_path(folder)
-        if db.is_dir():
-            db = db / "project.db"
+        data_dir, db = project_location(folder, project_path)
         try:
-            store = ProjectStore(db, folder)
+            store = SqliteStore(db, folder)
         except OSError as e:
             raise ProjectError(f"cannot create the project store at {db}: {e.strerror or e} "
                                "(read-only folder? use --project PATH)") from None
         stored_root = store.get_setting("root")
         if stored_root != str(folder.resolve()):
             store.set_setting("root", str(folder.resolve()))
-        p = cls(folder, store)
+        p = cls(folder, store, data_dir)
         if scan:
             p.scan()
         return p
@@ -140,7 +157,7 @@ class Project:
 
     @property
     def models_dir(self) -> Path:
-        return self.store.db_path.parent / "models"
+        return self.data_dir / "models"
 
     def abspath(self, rec: ImageRecord | str) -> Path:
         rel = rec.path if isinstance(rec, ImageRecord) else rec

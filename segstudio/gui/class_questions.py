@@ -15,7 +15,7 @@ from segstudio.io.labelmap import BINARY_DEFAULT
 
 if TYPE_CHECKING:
     from segstudio.core.classes import LabelClass
-    from segstudio.core.store import ProjectStore
+    from segstudio.core.store import Store
 
 
 def _plural(n: int, word: str) -> str:
@@ -119,7 +119,7 @@ class BinaryQuestion(QObject):
 
     _asked = Signal(str)
 
-    def __init__(self, parent: QWidget, store: ProjectStore) -> None:
+    def __init__(self, parent: QWidget, store: Store) -> None:
         super().__init__(parent)
         self.widget, self.store = parent, store
         self._answer: str | None = None

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QMenu
 
     from segstudio.core.project import Project
-    from segstudio.core.store import ProjectStore
+    from segstudio.core.store import Store
     from segstudio.gui.session import Session
     from segstudio.gui.workers import Failure
     from segstudio.io.common import CancelCheck, Progress, Report
@@ -162,7 +162,7 @@ class _JobDialog(QDialog):
     def restore(self, kept: dict[str, Any]) -> None:
         pass
 
-    def _keep_choices(self, store: ProjectStore) -> None:
+    def _keep_choices(self, store: Store) -> None:
         """Open with the choices of the last run on this project (called once the form is built)."""
         self.kept = KeptChoices(store, self.kept_key, self.choices, self)
         self.restore(self.kept.load())

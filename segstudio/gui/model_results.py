@@ -15,7 +15,7 @@ from segstudio.inference.runtime.classmap import ClassMapper, prediction_regions
 if TYPE_CHECKING:
     from segstudio.core.document import Document
     from segstudio.core.project import Project
-    from segstudio.core.store import ProjectStore
+    from segstudio.core.store import Store
     from segstudio.inference.runtime.segmenter import Detection, Prediction
 
 # A clicked proposal overlapping a region of its class this much (IoU) is that region, already
@@ -30,7 +30,7 @@ def model_mapper(project: Project, info: dict[str, Any] | None, create_classes: 
     return ClassMapper(project, info["classes"], create_classes)
 
 
-def apply_prediction(doc: Document | None, store: ProjectStore, mapper: ClassMapper, source: str, image_id: int,
+def apply_prediction(doc: Document | None, store: Store, mapper: ClassMapper, source: str, image_id: int,
                      pred: Prediction, *,
                      open_status: Callable[[], str], set_status: Callable[[str], None],
                      classes_added: Callable[[], None]) -> None:
@@ -60,7 +60,7 @@ def apply_prediction(doc: Document | None, store: ProjectStore, mapper: ClassMap
         classes_added()
 
 
-def accept_detection(doc: Document | None, store: ProjectStore, mapper: ClassMapper | None, source: str,
+def accept_detection(doc: Document | None, store: Store, mapper: ClassMapper | None, source: str,
                      det: Detection, *,
                      message: Callable[[str], None], classes_added: Callable[[], None]) -> int | None:
     """A clicked model proposal becomes a region (or selects the one already made from it)."""

@@ -5,7 +5,6 @@ the store within about a second without stalling the GUI."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections import OrderedDict
 from concurrent.futures import CancelledError, Future
@@ -22,6 +21,7 @@ from segstudio.core.document import Document
 from segstudio.core.errors import describe
 from segstudio.core.project import Project
 from segstudio.core.records import IN_PROGRESS, NEW, PREDICTED, ImageRecord
+from segstudio.core.store import StoreError
 from segstudio.gui.canvas import pyramid
 from segstudio.gui.workers import Background, Failure
 
@@ -129,7 +129,7 @@ class Session(QObject):
         image_id = self.open_elsewhere[0]
         try:
             held = self.project.store.image_holders(image_id, except_owner=self.claim.owner)
-        except sqlite3.Error as e:
+        except StoreError as e:
             log.warning("could not read who else has the image open: %s", e)
             return
         self.open_elsewhere = (image_id, [o for o in held if not holder_gone(o)])
@@ -423,7 +423,7 @@ class Session(QObject):
         try:
             self.project.store.set_status(rid, status)
             self.current.record = self.project.store.image(rid)
-        except (sqlite3.Error, OSError) as e:  # written by the autosave timer once it can be
+        except (StoreError, OSError) as e:  # written by the autosave timer once it can be
             self._pending_status[rid] = status
             self._note_failure(rid, e)
             self._emit_saved_state()
@@ -461,9 +461,10 @@ def _carry_unsaved(old: Document, new: Document) -> None:
 
 
 def save_error_text(e: BaseException) -> str:
-    """A failed write in words: 'database is locked', 'No space left on device'."""
+    """A failed write in words: the store's message ('the project database ... is locked by another
+    process (database is locked)'), 'No space left on device'."""
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
-    if isinstance(e, (sqlite3.Error, OSError)):
+    if isinstance(e, (StoreError, OSError)):
         return str(e) or type(e).__name__
     return f"{type(e).__name__}: {e}"

@@ -14,10 +14,10 @@ from segstudio.core.records import STATUSES
 from segstudio.gui.plot_style import BACKGROUND, INK, ink_plot
 
 if TYPE_CHECKING:
-    from segstudio.core.store import ProjectStore
+    from segstudio.core.store import Store
 
 
-def statistics(store: ProjectStore) -> dict[str, Any]:
+def statistics(store: Store) -> dict[str, Any]:
     classes = store.classes()
     per = store.regions_per_class()
     area = store.area_per_class()
@@ -27,7 +27,7 @@ def statistics(store: ProjectStore) -> dict[str, Any]:
 
 
 class StatsDialog(QDialog):
-    def __init__(self, parent: QWidget | None, store: ProjectStore) -> None:
+    def __init__(self, parent: QWidget | None, store: Store) -> None:
         super().__init__(parent)
         self.setWindowTitle("Dataset statistics")
         self.stats = s = statistics(store)

@@ -12,7 +12,7 @@ import pytest
 
 from segstudio.cli import main
 from segstudio.core.project import Project, ProjectError
-from segstudio.core.store import ProjectStore, StoreError
+from segstudio.core.store import SqliteStore, StoreError
 from tests.conftest import make_image
 
 
@@ -78,7 +78,7 @@ def test_an_empty_file_or_database_becomes_a_project_and_ours_reopens(folder, tm
     sqlite3.connect(blank).close()  # an SQLite file with no tables
     Project.open(folder, blank).close()
     for db in (empty, blank):
-        s = ProjectStore(db, folder)
+        s = SqliteStore(db, folder)
         assert s.image_by_path("a.png") is not None
         s.close()
     p = Project.open(folder)  # the default project, reopened
@@ -94,7 +94,7 @@ def test_a_fifo_as_the_project_is_refused(folder, tmp_path):
 
     def open_it():
         try:
-            ProjectStore(fifo, folder)
+            SqliteStore(fifo, folder)
         except BaseException as e:  # noqa: BLE001 - handed to the test
             out["error"] = e
 

@@ -15,7 +15,8 @@ from PIL import Image
 
 from segstudio.core.claims import OpenImageClaim, describe_owner, process_owner
 from segstudio.core.project import Project
-from segstudio.core.store import SCHEMA_VERSION, ProjectStore, default_db_path
+from segstudio.core.store import SqliteStore, default_db_path
+from segstudio.core.store.sqlite_schema import SCHEMA_V1, SCHEMA_VERSION
 
 # A predictor in its own process: the model's regions for every image, committed the way every
 # predictor commits them (engine.predict_project, Ray's driver): prints the ids it left alone.
@@ -146,25 +147,24 @@ def test_owner_names_the_process():
 
 def test_a_version_1_project_is_migrated_with_its_data(tmp_path):
     """Projects written before claims existed open, keep their images, and gain the table."""
-    from segstudio.core import store as store_mod
     d = tmp_path / "imgs"
     d.mkdir()
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(d / "a.png")
     db = default_db_path(d)
     db.parent.mkdir()
     c = sqlite3.connect(str(db))
-    c.executescript(store_mod._SCHEMA_V1)
+    c.executescript(SCHEMA_V1)
     c.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     c.execute("INSERT INTO images(path, status) VALUES ('a.png', 'done')")
     c.commit()
     c.close()
-    s = ProjectStore(db, d)
+    s = SqliteStore(db, d)
     assert s._version(s.conn) == SCHEMA_VERSION == 2
     assert s.image_by_path("a.png").status == "done"
     assert s.claim_image(s.image_by_path("a.png").id, "w", 60) == []
     s.close()
     # a new project is created at the newest version too
-    fresh = ProjectStore(tmp_path / "new.db")
+    fresh = SqliteStore(tmp_path / "new.db")
     assert fresh._version(fresh.conn) == SCHEMA_VERSION
     assert "claims" in fresh._tables(fresh.conn)
     fresh.close()

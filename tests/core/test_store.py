@@ -5,8 +5,7 @@ import pytest
 
 from segstudio.core.project import EXPORT_MARKER, Project, ProjectError
 from segstudio.core.region import Region
-from segstudio.core.class_delete import remove_class
-from segstudio.core.store import ProjectStore, StoreError
+from segstudio.core.store import SqliteStore, StoreError
 from tests.conftest import make_image
 
 
@@ -63,14 +62,14 @@ def test_classes_crud_and_hotkeys(project):
     assert [c.hotkey for c in s.classes()] == ["", "1"]  # a hotkey belongs to one class
     rec = s.images()[0]
     s.save_regions(rec.id, [Region(s.new_region_id(), a.id, np.ones((2, 2), bool))])
-    assert remove_class(s, a.id, reassign_to=b.id).regions == 1
+    assert s.remove_class(a.id, reassign_to=b.id).regions == 1
     assert s.regions(rec.id)[0].class_id == b.id
     s.move_class(b.id, 0)
 
 
 def test_region_ids_unique_across_store_instances(image_folder):
-    p1 = ProjectStore(image_folder / ".segstudio" / "project.db")
-    p2 = ProjectStore(image_folder / ".segstudio" / "project.db")
+    p1 = SqliteStore(image_folder / ".segstudio" / "project.db")
+    p2 = SqliteStore(image_folder / ".segstudio" / "project.db")
     ids = {p1.new_region_id() for _ in range(300)} | {p2.new_region_id() for _ in range(300)}
     assert len(ids) == 600
 
@@ -90,20 +89,20 @@ def test_not_a_project_database(tmp_path):
     bad = tmp_path / "x.db"
     bad.write_bytes(b"garbage garbage garbage" * 100)
     with pytest.raises(StoreError):
-        ProjectStore(bad)
+        SqliteStore(bad)
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("CREATE TABLE t(a)").connection.commit()
     with pytest.raises(StoreError, match="not a segstudio project"):
-        ProjectStore(other)
+        SqliteStore(other)
 
 
 def test_newer_schema_refused(tmp_path):
-    s = ProjectStore(tmp_path / "p.db")
+    s = SqliteStore(tmp_path / "p.db")
     with s.transaction() as t:
         t.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     s.close()
     with pytest.raises(StoreError, match="newer"):
-        ProjectStore(tmp_path / "p.db")
+        SqliteStore(tmp_path / "p.db")
 
 
 def test_project_path_elsewhere_for_read_only_folder(image_folder, tmp_path):
@@ -163,7 +162,8 @@ def test_non_ascii_names(tmp_path):
 
 
 def test_region_rows_match_the_stored_columns(project):
-    from segstudio.core.store import INSERT_REGION, REGION_COLUMNS, encoded_region_row, region_row
+    from segstudio.core.store import REGION_COLUMNS, encoded_region_row, region_row
+    from segstudio.core.store.sqlite import INSERT_REGION
     cols = [r[1] for r in project.store.conn.execute("PRAGMA table_info(regions)")]
     assert list(REGION_COLUMNS) == cols and INSERT_REGION.count("?") == len(cols)
     m = np.zeros((5, 5), bool)

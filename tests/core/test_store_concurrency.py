@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.core.store import ProjectStore, default_db_path
+from segstudio.core.store import SqliteStore, default_db_path
 
 N_PROCS = 6
 ROUNDS = 4
@@ -68,7 +68,7 @@ def test_processes_opening_a_new_project_at_once_all_succeed(tmp_path, round_):
 
 
 def test_schema_created_once_by_threads_with_their_own_stores(tmp_path):
-    """The same race inside one process (several ProjectStore objects), cheaper than processes."""
+    """The same race inside one process (several SqliteStore objects), cheaper than processes."""
     db = tmp_path / "p" / "project.db"
     barrier = threading.Barrier(8)
     errors, stores = [], []
@@ -76,7 +76,7 @@ def test_schema_created_once_by_threads_with_their_own_stores(tmp_path):
     def go():
         try:
             barrier.wait(timeout=30)
-            s = ProjectStore(db, tmp_path)
+            s = SqliteStore(db, tmp_path)
             s.sync_files([f"a{i}.png" for i in range(50)])
             stores.append(s)
         except BaseException:
@@ -96,7 +96,7 @@ def test_schema_created_once_by_threads_with_their_own_stores(tmp_path):
 def test_sync_files_rechecks_inside_the_write_lock(tmp_path, monkeypatch):
     """A sync whose first look is stale (another store added the paths meanwhile) adds nothing twice."""
     db = tmp_path / "project.db"
-    a, b = ProjectStore(db), ProjectStore(db)
+    a, b = SqliteStore(db), SqliteStore(db)
     real = a.conn  # a looks before b writes, then writes after it
     looked = []
 
@@ -113,8 +113,8 @@ def test_sync_files_rechecks_inside_the_write_lock(tmp_path, monkeypatch):
                 return iter(rows)
             return cur
 
-    stale, plain = Stale(), ProjectStore.conn
-    monkeypatch.setattr(ProjectStore, "conn", property(lambda s: stale if s is a else plain.fget(s)))
+    stale, plain = Stale(), SqliteStore.conn
+    monkeypatch.setattr(SqliteStore, "conn", property(lambda s: stale if s is a else plain.fget(s)))
     assert a.sync_files(["x.png", "y.png", "z.png"]) == (1, 0, 0)
     monkeypatch.undo()
     assert sorted(r.path for r in a.images()) == ["x.png", "y.png", "z.png"]
@@ -123,7 +123,7 @@ def test_sync_files_rechecks_inside_the_write_lock(tmp_path, monkeypatch):
 
 
 def test_connections_are_durable(tmp_path):
-    s = ProjectStore(tmp_path / "project.db")
+    s = SqliteStore(tmp_path / "project.db")
     seen = []
 
     def look():
@@ -138,6 +138,6 @@ def test_connections_are_durable(tmp_path):
     assert seen == [(2, "wal"), (2, "wal")]  # 2 = FULL: a commit is fsynced before it returns
     s.close()
     # a store reopened on an existing project is the same
-    s2 = ProjectStore(tmp_path / "project.db", create=False)
+    s2 = SqliteStore(tmp_path / "project.db", create=False)
     assert s2.conn.execute("PRAGMA synchronous").fetchone()[0] == 2
     s2.close()

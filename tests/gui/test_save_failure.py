@@ -2,16 +2,17 @@
 are retried, the user is told, and closing asks before anything is discarded."""
 
 import errno
-import sqlite3
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
+from segstudio.core.store import StoreError
 from tests.gui.test_window import drag, key
 
+LOCKED = "the project database /p/project.db is locked by another process (database is locked)"
 FAILURES = {
-    "locked": (sqlite3.OperationalError("database is locked"), "database is locked"),
+    "locked": (StoreError(LOCKED), LOCKED),
     "disk full": (OSError(errno.ENOSPC, "No space left on device"), "No space left on device"),
 }
 
@@ -184,7 +185,7 @@ def test_set_status_failure_is_retried(window, qtbot, monkeypatch):
 
     def set_status(*a, **k):
         if broken[0]:
-            raise sqlite3.OperationalError("database is locked")
+            raise StoreError(LOCKED)
         return real(*a, **k)
 
     monkeypatch.setattr(store, "set_status", set_status)

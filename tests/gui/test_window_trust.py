@@ -546,8 +546,8 @@ def test_clicking_the_unreadable_count_lists_them(qtbot, broken_window):
 def hold_elsewhere(win, path: str, owner: str):
     """Another process's window holds `path`: its own store connection, its own holder id."""
     from segstudio.core.claims import OpenImageClaim
-    from segstudio.core.store import ProjectStore
-    store = ProjectStore(win.project.store.db_path, create=False)
+    from segstudio.core.store import SqliteStore
+    store = SqliteStore(win.project.store.db_path, create=False)
     claim = OpenImageClaim(store, owner=owner)
     claim.hold(store.image_by_path(path).id)
     return claim

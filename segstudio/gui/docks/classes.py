@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (QColorDialog, QDialog, QFileDialog, QHBoxLayout, QInputDialog, QListWidget,
                                QListWidgetItem, QMessageBox, QPushButton, QVBoxLayout, QWidget)
 
-from segstudio.core.class_delete import ClassDeletion, ProjectHistory, class_usage, remove_class
+from segstudio.core.class_delete import ClassDeletion, ProjectHistory
 from segstudio.core.classes import IGNORE_NAMES, read_class_file, write_class_file
 from segstudio.core.errors import UserError
 from segstudio.gui.class_questions import DeleteClassDialog
@@ -25,7 +25,7 @@ from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:
     from segstudio.core.classes import LabelClass
-    from segstudio.core.store import ProjectStore
+    from segstudio.core.store import Store
     from segstudio.editing.editor import EditorState
 
 
@@ -43,7 +43,7 @@ class ClassesDock(QWidget):
     focus_canvas = Signal()  # a button did its job: the keys go back to the canvas
     message = Signal(str)  # what a Load, Save or Delete did, for the status bar
 
-    def __init__(self, store: ProjectStore, editor: EditorState, parent: QWidget | None = None, *,
+    def __init__(self, store: Store, editor: EditorState, parent: QWidget | None = None, *,
                  flush_edits: Callable[[], object] | None = None) -> None:
         """`flush_edits` saves the pending edits; it runs before a delete changes the store."""
         super().__init__(parent)
@@ -224,7 +224,7 @@ class ClassesDock(QWidget):
         if c is None:
             return
         others = [o for o in self.store.classes() if o.id != c.id]
-        dlg = DeleteClassDialog(self, c, class_usage(self.store, c.id), others)
+        dlg = DeleteClassDialog(self, c, self.store.class_usage(c.id), others)
         if dlg.exec() != QDialog.DialogCode.Accepted:
             return
         self.remove_class(c.id, dlg.reassign_to())
@@ -238,7 +238,7 @@ class ClassesDock(QWidget):
                  "the class is kept. Try again once they are saved.")
             return False
         try:
-            removed = remove_class(self.store, class_id, reassign_to)
+            removed = self.store.remove_class(class_id, reassign_to)
         except UserError as e:
             warn(self, "Delete class", str(e))
             return False

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QAbstractButton, QAbstractScrollArea, QAbstractSp
                                QMessageBox, QWidget)
 
 if TYPE_CHECKING:
-    from segstudio.core.store import ProjectStore
+    from segstudio.core.store import Store
 
 
 class WheelGuard(QObject):
@@ -120,7 +120,7 @@ class KeptChoices(QObject):
     last change (a held spin-box arrow makes one write, not thirty), and at once by flush() (the
     panel hides as the window closes)."""
 
-    def __init__(self, store: ProjectStore, key: str, choices: Callable[[], dict[str, Any]],
+    def __init__(self, store: Store, key: str, choices: Callable[[], dict[str, Any]],
                  parent: QObject | None = None, delay_ms: int = 400) -> None:
         super().__init__(parent)
         from PySide6.QtCore import QTimer

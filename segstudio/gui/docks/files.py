@@ -18,7 +18,7 @@ from segstudio.gui.docks.common import guard_inputs
 
 if TYPE_CHECKING:
     from segstudio.core.records import ImageRecord
-    from segstudio.core.store import ProjectStore
+    from segstudio.core.store import Store
 
 STATUS_COLORS = {NEW: (150, 150, 150), PREDICTED: (80, 150, 240), IN_PROGRESS: (240, 180, 40),
                  DONE: (60, 190, 90), SKIPPED: (110, 110, 110)}
@@ -68,7 +68,7 @@ _ICONS: dict[tuple[str, bool], QIcon] = {}
 
 
 class FilesModel(QAbstractTableModel):
-    def __init__(self, store: ProjectStore, parent: QObject | None = None) -> None:
+    def __init__(self, store: Store, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.ids: list[int] = []
@@ -175,7 +175,7 @@ class FilesModel(QAbstractTableModel):
 class FilesDock(QWidget):
     activated = Signal(int)  # image id
 
-    def __init__(self, store: ProjectStore, parent: QWidget | None = None) -> None:
+    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.model = FilesModel(store, self)

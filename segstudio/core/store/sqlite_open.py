@@ -1,5 +1,6 @@
-"""Opening a project database safely: refuse a file that is not a segstudio project before
-anything writes to it, and put a new one in WAL mode (retried while another process does the same)."""
+"""Opening an SQLite project database safely: refuse a file that is not a segstudio project before
+anything writes to it, and put a new one in WAL mode (retried while another process does the same);
+and SQLite's errors said as StoreError, in words a person can act on."""
 
 from __future__ import annotations
 
@@ -9,11 +10,25 @@ import stat
 import time
 from pathlib import Path
 
-from segstudio.core.errors import UserError
+from segstudio.core.store.api import StoreError
 
 
-class StoreError(UserError):
-    """The project database cannot be used (not a segstudio project, newer schema, corrupt)."""
+def store_error(e: sqlite3.Error, path: Path) -> StoreError:
+    """An SQLite error as a StoreError that says what is wrong with which database, e.g. "the
+    project database /p/project.db is locked by another process (database is locked)"."""
+    text = str(e) or type(e).__name__
+    low = text.lower()
+    if "locked" in low or "busy" in low:
+        what = "is locked by another process"
+    elif "readonly" in low or "read-only" in low:
+        what = "cannot be written: the file or its folder is read-only"
+    elif "malformed" in low or "not a database" in low or "corrupt" in low:
+        what = "is damaged; restore it from a backup or open the folder with a new --project PATH"
+    elif "disk i/o" in low or "full" in low or "unable to open" in low:
+        what = "cannot be read or written (a disk, space or permission problem)"
+    else:
+        what = "failed"
+    return StoreError(f"the project database {path} {what} ({text})")
 
 
 def wal(c: sqlite3.Connection, wait_s: float = 30.0) -> None:

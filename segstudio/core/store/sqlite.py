@@ -1,13 +1,16 @@
-"""The project store: SQLite in WAL mode. Images, classes, regions (RLE masks), settings, models.
+"""The SQLite backend of the project store (the `Store` protocol of store/api.py): SQLite in WAL
+mode. Images, classes, regions (RLE masks), settings, models, claims.
 
 Every write is one transaction, so a crash loses at most the write in flight and leaves a
 database that passes `PRAGMA integrity_check`; with `synchronous=FULL` a committed write is on
 disk when the call returns (it survives a power cut). Each thread gets its own connection (WAL lets
-the GUI read while the autosaver writes).
+the GUI read while the autosaver writes). Every public method says SQLite's errors as StoreError
+(`_says_store_errors`): no caller sees an sqlite3 exception.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import sys
@@ -15,83 +18,17 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
-from segstudio.core import rle
 from segstudio.core.classes import LabelClass, default_color, parse_color
 from segstudio.core.errors import BadValue
 from segstudio.core.records import DONE, STATUSES, UNFINISHED, ImageRecord
 from segstudio.core.region import Region
-from segstudio.core.store_open import StoreError, refuse_foreign, wal
-
-SCHEMA_VERSION = 2
-
-_SCHEMA_V1 = """
-CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE images(
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    width INTEGER, height INTEGER,
-    hash TEXT,
-    status TEXT NOT NULL DEFAULT 'new'
-        CHECK(status IN ('new','predicted','in_progress','done','skipped')),
-    error TEXT,
-    missing INTEGER NOT NULL DEFAULT 0,
-    uncertainty REAL,
-    updated REAL
-);
-CREATE INDEX images_listing ON images(missing, status, path);
-CREATE TABLE classes(
-    id INTEGER PRIMARY KEY CHECK(id >= 1),
-    name TEXT NOT NULL UNIQUE,
-    color TEXT NOT NULL,
-    hotkey TEXT NOT NULL DEFAULT '',
-    ignore INTEGER NOT NULL DEFAULT 0,
-    position INTEGER NOT NULL
-);
-CREATE TABLE regions(
-    id INTEGER PRIMARY KEY,
-    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
-    class_id INTEGER NOT NULL REFERENCES classes(id),
-    x INTEGER NOT NULL, y INTEGER NOT NULL, w INTEGER NOT NULL, h INTEGER NOT NULL,
-    rle BLOB NOT NULL,
-    area INTEGER NOT NULL,
-    z INTEGER NOT NULL DEFAULT 0,
-    source TEXT NOT NULL DEFAULT 'manual',
-    score REAL,
-    iscrowd INTEGER NOT NULL DEFAULT 0,
-    extra TEXT
-);
-CREATE INDEX regions_image ON regions(image_id);
-CREATE INDEX regions_class ON regions(class_id);
-CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE models(
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    created REAL NOT NULL,
-    metrics TEXT
-);
-CREATE TABLE counters(name TEXT PRIMARY KEY, next INTEGER NOT NULL);
-INSERT INTO counters VALUES ('region', 1);
-"""
-
-# Migrations from version N to N+1, applied in order inside one transaction each.
-_MIGRATIONS: dict[int, str] = {
-    # 2: claims on open images (a window holds the image a person works on; a predictor in any
-    # process leaves a claimed image alone). One row per image and holder; a claim lapses at
-    # `expires` unless its holder renews it, so a crashed window does not lock an image forever.
-    1: """
-CREATE TABLE claims(
-    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
-    owner TEXT NOT NULL,
-    expires REAL NOT NULL,
-    PRIMARY KEY(image_id, owner)
-);
-CREATE INDEX claims_owner ON claims(owner);
-""",
-}
-
+import segstudio.core.store.sqlite_classes as classes_sql
+from segstudio.core.store.api import RemovedClass, StoreError
+from segstudio.core.store.rows import REGION_COLUMNS, ROW_W, region_row, row_region
+from segstudio.core.store.sqlite_open import refuse_foreign, store_error, wal
+from segstudio.core.store.sqlite_schema import MIGRATIONS, SCHEMA_V1, SCHEMA_VERSION, split_sql
 
 _IMG_COLS = "id, path, width, height, status, error, missing, hash, uncertainty"
 
@@ -102,37 +39,37 @@ def _image(row) -> ImageRecord:
 
 _REG_COLS = "id, class_id, x, y, w, h, rle, z, source, score, iscrowd, extra"
 
-# A stored region row, in this order: what region_row / encoded_region_row build and INSERT_REGION writes
-REGION_COLUMNS = ("id", "image_id", "class_id", "x", "y", "w", "h", "rle", "area", "z", "source", "score",
-                  "iscrowd", "extra")
 INSERT_REGION = (f"INSERT OR REPLACE INTO regions({', '.join(REGION_COLUMNS)}) "
                  f"VALUES ({','.join('?' * len(REGION_COLUMNS))})")
-_ROW_W = REGION_COLUMNS.index("w")  # a row whose width is 0 holds no pixels and is not written
+
+_C = TypeVar("_C", bound=type)
 
 
-def encoded_region_row(region_id: int, image_id: int, class_id: int, x: int, y: int, w: int, h: int,
-                       counts: bytes, area: int, z: int = 0, source: str = "manual", score: float | None = None,
-                       iscrowd: bool = False, extra: dict | None = None) -> tuple:
-    """A region row from an already RLE-encoded tight crop (a model's results, encoded in workers)."""
-    return (region_id, image_id, class_id, x, y, w, h, counts, area, z, source, score, int(iscrowd),
-            json.dumps(extra) if extra else None)
+def _says_store_errors(cls: _C) -> _C:
+    """Wrap every public method of `cls` so an sqlite3 error leaves it as a StoreError naming the
+    database and the problem (locked, read-only, damaged, disk). The connection helpers
+    (`conn`, `transaction`) are the backend's own and stay as they are."""
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def method(self, *args, **kwargs):
+            try:
+                return fn(self, *args, **kwargs)
+            except sqlite3.Error as e:
+                raise store_error(e, self.db_path) from e
+        return method
+
+    for name, value in list(vars(cls).items()):
+        if not name.startswith("_") and name != "transaction" and callable(value):
+            setattr(cls, name, wrap(value))
+    return cls
 
 
-def region_row(image_id: int, r: Region) -> tuple:
-    """The row a region is stored as (tightened, RLE-encoded); callers may build rows on worker threads."""
-    r.tighten()  # the store holds tight crops: box = bbox of the pixels
-    h, w = r.mask.shape
-    return encoded_region_row(r.id, image_id, r.class_id, r.x, r.y, w, h, rle.encode(r.mask), int(r.mask.sum()),
-                              r.z, r.source, r.score, r.iscrowd, r.extra)
+@_says_store_errors
+class SqliteStore:
+    """The project store in one SQLite file (`db_path`); `root` is the image folder."""
 
+    busy_timeout_s = 30.0  # how long a write waits for another process's lock before "locked"
 
-def _region(row) -> Region:
-    rid, cid, x, y, w, h, counts, z, source, score, crowd, extra = row
-    return Region(rid, cid, rle.decode(counts, h, w), x, y, z, source, score, bool(crowd),
-                  json.loads(extra) if extra else {})
-
-
-class ProjectStore:
     def __init__(self, db_path: str | Path, root: str | Path | None = None, *, create: bool = True):
         self.db_path = Path(db_path)
         self.root = Path(root) if root is not None else None
@@ -146,7 +83,10 @@ class ProjectStore:
         self._id_lock = threading.Lock()
         self._id_pool: list[int] = []
         refuse_foreign(self.db_path)  # before anything writes to it (WAL mode, the schema)
-        self._migrate()
+        try:
+            self._migrate()
+        except sqlite3.Error as e:  # read-only, locked past the timeout, damaged past its header
+            raise store_error(e, self.db_path) from e
 
     # ------------------------------------------------------------------ connections
     @property
@@ -154,16 +94,18 @@ class ProjectStore:
         c = getattr(self._local, "conn", None)
         if c is None:
             try:
-                c = sqlite3.connect(str(self.db_path), timeout=30, isolation_level=None,
+                c = sqlite3.connect(str(self.db_path), timeout=self.busy_timeout_s, isolation_level=None,
                                     check_same_thread=False)
-                c.execute("PRAGMA busy_timeout=30000")
-                wal(c)
+                c.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
+                wal(c, self.busy_timeout_s)
                 # FULL: a commit is on disk (the WAL is fsynced) before it returns, so an edit
                 # the window reports saved survives a power cut; NORMAL could lose the last ones
                 c.execute("PRAGMA synchronous=FULL")
                 if sys.platform == "darwin":  # fsync alone does not flush the drive's cache there
                     c.execute("PRAGMA fullfsync=ON")
                 c.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.OperationalError as e:  # locked, read-only, cannot be opened
+                raise store_error(e, self.db_path) from None
             except sqlite3.DatabaseError as e:
                 raise StoreError(f"{self.db_path} is not a usable SQLite database: {e}") from None
             self._local.conn = c
@@ -213,7 +155,7 @@ class ProjectStore:
         if not tables:
             with self.transaction() as t:
                 if not self._tables(t):  # nobody created it while we waited for the lock
-                    for stmt in _split_sql(_SCHEMA_V1):
+                    for stmt in split_sql(SCHEMA_V1):
                         t.execute(stmt)
                     t.execute("INSERT INTO meta VALUES ('schema_version', '1')")  # the migrations follow
                     t.execute("INSERT INTO meta VALUES ('created', ?)", (str(time.time()),))
@@ -229,7 +171,7 @@ class ProjectStore:
                 version = self._version(t)  # another process may have migrated meanwhile
                 if version >= SCHEMA_VERSION:
                     break
-                for stmt in _split_sql(_MIGRATIONS[version]):
+                for stmt in split_sql(MIGRATIONS[version]):
                     t.execute(stmt)
                 version += 1
                 t.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
@@ -440,6 +382,23 @@ class ProjectStore:
         with self.transaction() as t:
             t.executemany("UPDATE classes SET position=? WHERE id=?", [(i, cid) for i, cid in enumerate(ids)])
 
+    def class_usage(self, class_id: int) -> tuple[int, int, int]:
+        """(regions, images, done images) of a class: what a delete would take."""
+        return classes_sql.class_usage(self.conn, class_id)
+
+    def remove_class(self, class_id: int, reassign_to: int | None = None) -> RemovedClass:
+        """Delete a class in one transaction; its regions move to `reassign_to` or are deleted. A
+        done image that loses regions goes back to in_progress. Returns what was taken, for
+        restore_class (the undo of a delete)."""
+        with self.transaction() as t:
+            return classes_sql.remove_class(t, class_id, reassign_to)
+
+    def restore_class(self, removed: RemovedClass) -> LabelClass:
+        """Put back, in one transaction, what remove_class took; returns the class (a name or id
+        taken since gets a fresh one)."""
+        with self.transaction() as t:
+            return classes_sql.restore_class(t, removed)
+
     # ------------------------------------------------------------------ regions
     def new_region_id(self) -> int:
         with self._id_lock:
@@ -458,7 +417,7 @@ class ProjectStore:
 
     def regions(self, image_id: int) -> list[Region]:
         rows = self.conn.execute(f"SELECT {_REG_COLS} FROM regions WHERE image_id=? ORDER BY z, id", (image_id,))
-        return [_region(r) for r in rows]
+        return [row_region(r) for r in rows]
 
     def region_rows(self, image_id: int) -> list[tuple]:
         """Raw rows (id, class_id, x, y, w, h, rle, z, source, score, iscrowd, extra) without decoding."""
@@ -474,7 +433,7 @@ class ProjectStore:
                      status: str | None = None) -> None:
         """Write one image's changed regions (and optionally its status) in one transaction."""
         rows = [region_row(image_id, r) for r in upserts if r.mask.size]
-        rows = [row for row in rows if row[_ROW_W]]  # emptied by tightening
+        rows = [row for row in rows if row[ROW_W]]  # emptied by tightening
         with self.transaction() as t:
             t.executemany("DELETE FROM regions WHERE id=? AND image_id=?", [(d, image_id) for d in deletes])
             t.executemany(INSERT_REGION, rows)
@@ -485,7 +444,7 @@ class ProjectStore:
                                status: str | None = None, uncertainty: float | None = None) -> None:
         """Swap the regions one source (a model) made on an image for new ones, in one transaction."""
         rows = [region_row(image_id, r) for r in regions if r.mask.size]
-        rows = [row for row in rows if row[_ROW_W]]
+        rows = [row for row in rows if row[ROW_W]]
         with self.transaction() as t:
             t.execute("DELETE FROM regions WHERE image_id=? AND source=?", (image_id, source))
             t.executemany(INSERT_REGION, rows)
@@ -524,7 +483,7 @@ class ProjectStore:
                         skipped.append(iid)
                         continue
                 t.execute("DELETE FROM regions WHERE image_id=? AND source=?", (iid, e["source"]))
-                t.executemany(INSERT_REGION, [row for row in e["rows"] if row[_ROW_W]])
+                t.executemany(INSERT_REGION, [row for row in e["rows"] if row[ROW_W]])
                 t.execute("UPDATE images SET status=COALESCE(?, status), uncertainty=?, "
                           "width=COALESCE(?, width), height=COALESCE(?, height), error=NULL, updated=? WHERE id=?",
                           (e.get("status"), e.get("uncertainty"), e.get("width"), e.get("height"), now, iid))
@@ -650,9 +609,9 @@ class ProjectStore:
         return out
 
 
-def _split_sql(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+DB_NAME = "project.db"  # the database file in a project's data folder
 
 
 def default_db_path(folder: str | Path) -> Path:
-    return Path(folder) / ".segstudio" / "project.db"
+    """FOLDER/.segstudio/project.db: where a project's database is when --project is not given."""
+    return Path(folder) / ".segstudio" / DB_NAME
