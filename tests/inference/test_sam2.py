@@ -280,3 +280,16 @@ def test_the_candidates_need_no_model():
     logits[1, 100:150, 100:150] = 5.0
     c = Sam2Candidates(np.array([0.9, 0.1]), logits, (30, 40))
     assert len(c) == 2 and c.crop(0) is None and c.mask(1).any() and c.mask(1).shape == (30, 40)
+
+
+def test_the_engine_loads_it_as_a_click_model_through_the_registry(model, tmp_path, monkeypatch):
+    from segstudio.inference.runtime.engine import ModelSpec, load_clicker
+    model.net.save_pretrained(tmp_path / "w")
+    loaded = load_clicker(ModelSpec("sam2", weights=str(tmp_path / "w"), device="cpu"))
+    assert isinstance(loaded, Promptable) and loaded.weights == tmp_path / "w" / "model.safetensors"
+    with pytest.raises(BadValue, match="no setting sam_model"):
+        load_clicker(ModelSpec("sam2", device="cpu", options={"sam_model": "sam_vit_b"}))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(WeightsUnavailable, match="not available"):
+        load_clicker(ModelSpec("sam2", device="cpu", download=False))
