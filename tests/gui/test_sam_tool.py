@@ -219,7 +219,7 @@ def test_window_click_segments_with_a_promptable_model(window, qtbot, tmp_path):
         window.undo()
         assert len(doc.regions) == before
     # the embedding is on disk in the project's store area, for the next visit
-    assert list((window.project.store.db_path.parent / "sam").rglob("*.pt"))
+    assert list((window.project.data_dir / "sam").rglob("*.pt"))
 
 
 class SlowFakeSam:

@@ -547,7 +547,7 @@ def test_cancel_before_and_while_waiting(emb):
 def test_embedding_for_uses_the_project_cache_folder(tiny, emb, project, monkeypatch):
     rec = project.store.images()[0]
     folder = embedding_dir(project, tiny.name)
-    assert folder.parent == project.store.db_path.parent / "sam"
+    assert folder.parent == project.data_dir / "sam"
     cache = EmbeddingCache(folder)
     calls = []
     monkeypatch.setattr(tiny, "embed", lambda rgb, cancel=None: calls.append(rgb.shape) or _clone(emb))

@@ -71,7 +71,7 @@ def train_on_ray(project: Project, cfg: Any, out: str | Path | None, address: st
     from ray.train.torch import TorchTrainer
     train_ids, vids = split_images(project, cfg.val_fraction, cfg.seed, (DONE,), image_ids, val_ids)
     best_path, last_path = checkpoint_paths(project, arch, out)
-    storage = project.store.db_path.parent / "ray"  # Ray Train's run folder, beside the store
+    storage = project.data_dir / "ray"  # Ray Train's run folder, in the project's data folder
     storage.mkdir(parents=True, exist_ok=True)
     trainer = TorchTrainer(
         _worker_loop,

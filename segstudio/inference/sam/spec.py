@@ -120,10 +120,10 @@ def packages_installed() -> bool:
 
 
 def embedding_dir(project: "Project", model_id: str) -> Path:
-    """The project's on-disk embedding cache for one model: FOLDER/.segstudio/sam/<model>/ (next to
-    the store, as the project's trained models are in .segstudio/models)."""
+    """The project's on-disk embedding cache for one model: <data_dir>/sam/<model>/ (FOLDER/.segstudio/sam/,
+    as the project's trained models are in <data_dir>/models)."""
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model_id)[:80] or "model"
-    return project.store.db_path.parent / "sam" / safe
+    return project.data_dir / "sam" / safe
 
 
 # ----------------------------------------------------------------------------- pixels in
