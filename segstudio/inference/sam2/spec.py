@@ -114,7 +114,7 @@ def weights_file(name: str | None = None) -> Path:
 def embedding_dir(project: "Project", model_id: str) -> Path:
     """The project's on-disk embedding cache for one model: <data folder>/sam2/<model>/."""
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model_id)[:80] or "model"
-    base = getattr(project, "data_dir", None) or project.store.db_path.parent
+    base = project.data_dir
     return Path(base) / "sam2" / safe
 
 
