@@ -53,6 +53,17 @@ class Family:
     install_hint: str = ""
     options: tuple[str, ...] = ()  # the Model panel's options that apply ("score", "mask", "per_component", "tta")
     note: str = ""  # one line for `segstudio models`
+    # read by the Model panel: what it loads with no checkpoint chosen ("": it needs one), and the
+    # models it offers by name ("module:function" () -> list[(title, ModelSpec.options)])
+    pretrained: str = ""
+    presets: str | None = None
+    # the rest are read by the command line, the training code and the runtime (never by the window):
+    cli_options: tuple[str, ...] = ()  # `segstudio predict` flags of its own, by dest (= ModelSpec.options keys)
+    cluster: bool = False  # has a Ray path (`segstudio predict/train --ray`)
+    train: str | None = None  # "module:function" (project, out, config, **kw) -> TrainResult
+    train_config: str | None = None  # "module:Class": the config `train` takes
+    catalog: str | None = None  # "module:function" () -> list[weights_catalog.Offer]: files `segstudio weights` lists
+    reads_state_dict: str | None = None  # "module:function" (dict, Path) -> Checkpoint | None: a plain state dict
 
     def can(self, capability: str) -> bool:
         return capability in self.capabilities
@@ -63,8 +74,8 @@ class Family:
         out = []
         if self.load_click is not None:  # a model of its own for clicks (a pre-label model answers with its prediction)
             out.append(CLICK_ROLE)
-        if self.can(PRELABEL_CLASSES) or self.can(PRELABEL_INSTANCES):
-            out.append(PRELABEL_ROLE)
+        if (self.can(PRELABEL_CLASSES) or self.can(PRELABEL_INSTANCES)) and self.can(TRAIN):
+            out.append(PRELABEL_ROLE)  # the window's pre-label model is the one its learner trains
         return tuple(out)
 
     @property

@@ -39,6 +39,7 @@ class CandidateMasks(Protocol):
 @runtime_checkable
 class Promptable(Protocol):
     name: str  # the model's id: its embedding cache's folder; a new id means new embeddings
+    device: Any  # inference.runtime.device.DeviceInfo: where it runs (the panel shows it)
 
     def open_cache(self, project: "Project | None") -> Any:
         """The embedding cache of this model in this project (None: memory only)."""

@@ -65,7 +65,7 @@ def test_marking_done_updates_and_repredicts_what_nobody_touched(live_window, qt
     win.session.reload_current()
     with qtbot.waitSignal(panel.updated, timeout=180000) as got:
         win.set_status(DONE)  # Ctrl+Enter without moving on: im0 stays open
-    version, rep = got.args[0]
+    version, rep, _ = got.args[0]
     assert version.version == 1 and version.done_images == 3
     assert "Version 1" in panel.status.text()
     # the next untouched images after the open one were re-predicted; im4 (edited) was not
@@ -99,7 +99,7 @@ def test_the_open_image_is_left_alone_and_rollback(live_window, qtbot):
     before = [(r.id, r.x, r.y) for r in p.store.regions(recs[3].id)]
     with qtbot.waitSignal(panel.updated, timeout=180000) as got:
         panel.request_update()
-    version, rep = got.args[0]
+    version, rep, _ = got.args[0]
     assert recs[3].id in rep.skipped and recs[3].id not in rep.written
     assert [(r.id, r.x, r.y) for r in p.store.regions(recs[3].id)] == before
     assert recs[0].id in rep.written  # the list wraps round: the untouched image before it too
@@ -120,37 +120,20 @@ def _mark_done_with_keys(win):
     QTest.keyClick(win.canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
 
 
-def test_with_segment_anything_chosen_nothing_is_trained_or_loaded_over_it(live_window, qtbot):
-    """The learner trains UNet-family models and Mask R-CNN: with Segment Anything chosen it
-    used to train a Mask R-CNN and load it into the Segment Anything slot."""
-    win, _ = live_window
-    dock, panel = win.model_dock, win.model_dock.live_panel
-    dock.arch.setCurrentIndex(dock.arch.findData("sam"))
-    sam_choice = dock.weights.currentData()
-    first = win.session.current.record.id
-    _mark_done_with_keys(win)
-    assert win.project.store.image(first).status == "done"
-    qtbot.waitUntil(lambda: not panel.running, timeout=180000)
-    assert "Nothing learnt: Segment Anything" in panel.status.text()
-    assert dock.weights.currentData() == sam_choice and dock.info is None
-    assert not list(win.project.models_dir.glob("live-*"))
-    assert panel.versions.count() == 0 and not panel.rollback_button.isEnabled()
-
-
 @pytest.mark.slow
 def test_a_version_is_not_loaded_over_a_model_of_another_kind(live_window, qtbot):
-    """The kind chosen in the Model panel changes while an update runs: the new version is kept,
-    not loaded over the Segment Anything choice, and the panel says so."""
+    """The pre-label kind chosen in the Model panel changes while an update runs: the new version
+    is kept, not loaded over the Mask R-CNN choice, and the panel says so."""
     win, _ = live_window
     dock, panel = win.model_dock, win.model_dock.live_panel
     with qtbot.waitSignal(panel.updated, timeout=180000) as got:
         _mark_done_with_keys(win)
         assert panel.running
-        dock.arch.setCurrentIndex(dock.arch.findData("sam"))
-    version, _ = got.args[0]
+        dock.arch.setCurrentIndex(dock.arch.findData("maskrcnn"))
+    version = got.args[0][0]
     assert version.path.endswith("live-unet-0001.pt")
     assert "live-unet-0001.pt is kept but not loaded" in panel.status.text()
-    assert "Segment Anything" in panel.status.text()
+    assert "Mask R-CNN" in panel.status.text()
     assert dock.weights.findData(version.path) < 0 and dock.info is None
     qtbot.wait(200)
     assert dock.info is None  # nothing was loading either

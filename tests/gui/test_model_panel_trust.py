@@ -116,7 +116,8 @@ def test_segment_anything_tab_with_one_candidate_keeps_the_focus_and_enter_accep
     """Segment Anything stood in by its answer (one candidate): the keys are real key events sent
     where the keyboard focus is."""
     win, dock = window, window.model_dock
-    monkeypatch.setattr(dock, "info", {"arch": "sam", "name": "sam-test", "classes": [], "device": "cpu"})
+    dock.click_panel.kind.setCurrentIndex(dock.click_panel.kind.findData("sam"))
+    dock.choice.set_loaded("click", {"family": "sam", "name": "sam-test", "classes": [], "device": "cpu"})
     h, w = win.editor.image.shape[:2]
     monkeypatch.setattr(dock, "prompt", lambda image_id, array, window_, points, box, done: done(_OneCandidate(h, w)))
     win.set_tool("prompt")
@@ -277,15 +278,16 @@ def test_a_load_that_finds_no_weights_tells_the_window_user_what_to_click(window
     from segstudio.inference.runtime.checkpoint import CheckpointError
     info = next(iter(sam_spec.MODELS.values()))
 
-    def no_weights(spec, project=None):  # what load_segmenter raises where the file is not there
+    def no_weights(spec, project=None):  # what load_clicker raises where the file is not there
         raise CheckpointError(sam_weights.missing_message(info))
-    monkeypatch.setattr(engine, "load_segmenter", no_weights)
+    monkeypatch.setattr(engine, "load_clicker", no_weights)
     win, dock = window, window.model_dock
     win.model_dw.raise_()
-    dock.arch.setCurrentIndex(dock.arch.findData("sam"))
-    QTest.mouseClick(dock.load_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: "Cannot load" in dock.model_label.text(), timeout=30000)
-    text = dock.model_label.text()
+    panel = dock.click_panel
+    panel.kind.setCurrentIndex(panel.kind.findData("sam"))
+    QTest.mouseClick(panel.load_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Cannot load" in panel.label.text(), timeout=30000)
+    text = panel.label.text()
     assert not any(w in text for w in CLI_WORDS), text
     assert "Get weights…" in text and "…" in text, text
 

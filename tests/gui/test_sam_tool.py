@@ -198,14 +198,15 @@ def test_window_click_segments_with_a_promptable_model(window, qtbot, tmp_path):
     path = tmp_path / "random_sam.pth"
     torch.save(model.net.state_dict(), path)
     dock = window.model_dock
-    dock.arch.setCurrentIndex(dock.arch.findData("sam"))
-    dock.add_weights(str(path))
+    panel = dock.click_panel
+    panel.kind.setCurrentIndex(panel.kind.findData("sam"))
+    panel.add_weights(str(path))
     dock.device.setCurrentIndex(dock.device.findData("cpu"))
     ready = []
-    dock.worker.sam_ready.connect(ready.append)
-    dock.load()
-    qtbot.waitUntil(lambda: dock.info is not None or "Cannot" in dock.model_label.text(), timeout=60000)
-    assert dock.info is not None and dock.info["arch"] == "sam", dock.model_label.text()
+    dock.click_worker.ready.connect(ready.append)
+    panel.load()
+    qtbot.waitUntil(lambda: panel.info is not None or "Cannot" in panel.label.text(), timeout=60000)
+    assert panel.info is not None and panel.info["family"] == "sam", panel.label.text()
     doc = window.editor.doc
     qtbot.waitUntil(lambda: doc.image_id in ready, timeout=60000)  # the open image's embedding
     tool = PromptTool(window.editor)
@@ -246,24 +247,24 @@ def test_worker_skips_what_nobody_waits_for(qtbot, tmp_path):
 
     from PIL import Image
 
-    from segstudio.gui.model_worker import ModelWorker
+    from segstudio.gui.click_worker import ClickWorker
     nxt = tmp_path / "d.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(nxt)
-    w = ModelWorker(project=SimpleNamespace(allow_large=False))
+    w = ClickWorker(project=SimpleNamespace(allow_large=False))
     fake = SlowFakeSam()
     fake.gate.set()
-    w._sam_model = lambda: (fake, None)
+    w._need_model = lambda: (fake, None)
     ready, answers = [], []
-    w.sam_ready.connect(ready.append)
-    w.sam_candidates.connect(lambda i, n, c: answers.append((i, n)))
+    w.ready.connect(ready.append)
+    w.candidates.connect(lambda i, n, c: answers.append((i, n)))
     hold = __import__("threading").Event()
-    w.run_job("busy", lambda worker, cancelled: hold.wait(5))  # the model thread is busy meanwhile
+    w._request("busy", lambda: hold.wait(5))  # the click thread is busy meanwhile (loading, say)
     img = np.zeros((4, 4, 3), np.uint8)
-    w.sam_open(1, "a.png", img, None)
-    w.sam_open(2, "b.png", img, None)  # the user moved on before these started
-    w.sam_open(3, "c.png", img, None, next_path=str(nxt))
-    n1 = w.sam_prompt(3, "c.png", img, None, [(1, 1, True)], None)
-    n2 = w.sam_prompt(3, "c.png", img, None, [(1, 1, True), (2, 2, False)], None)
+    w.open(1, "a.png", img, None)
+    w.open(2, "b.png", img, None)  # the user moved on before these started
+    w.open(3, "c.png", img, None, next_path=str(nxt))
+    n1 = w.prompt(3, "c.png", img, None, [(1, 1, True)], None)
+    n2 = w.prompt(3, "c.png", img, None, [(1, 1, True), (2, 2, False)], None)
     hold.set()
     qtbot.waitUntil(lambda: not w.busy and str(nxt) in fake.embedded, timeout=10000)
     assert fake.embedded[0] == "c.png"  # images 1 and 2 were skipped: no longer shown

@@ -5,6 +5,7 @@ their validation score; any earlier one can be rolled back to."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,12 +19,12 @@ from segstudio.core.records import DONE
 from segstudio.gui.docks.common import KeptChoices, plain_label
 from segstudio.gui.plot_style import BACKGROUND, ink_plot
 from segstudio.gui.plot_wheel import guard_plot_wheel
-from segstudio.inference.training.live import LIVE_ARCHS, version_arch
-from segstudio.inference.semantic.spec import MODEL_NETS, is_semantic
+from segstudio.inference.training.live import version_arch
 from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:
-    from segstudio.gui.docks.model_dock import ModelDock
+    from segstudio.gui.model_choice import ModelChoice
+    from segstudio.gui.model_worker import ModelWorker
 
 SETTINGS_KEY = "live_panel"
 DEFAULT_SECONDS = 30  # training per update: long enough to learn from the new image, short enough to keep up
@@ -31,8 +32,11 @@ DEFAULT_AHEAD = 3  # unfinished images re-predicted after each update
 
 
 def _live_job(panel: "LivePanel", settings: dict):
-    """What the model thread runs (torch is imported there)."""
+    """What the model thread runs (torch is imported there): one update, then the next unfinished
+    images re-predicted by the new version, loaded once; the window then adopts that same model
+    as its pre-label model (ModelWorker.adopt) instead of loading the file again."""
     def run(worker, cancelled) -> None:
+        from segstudio.inference.runtime.engine import ModelSpec, load_segmenter
         from segstudio.inference.training.live import LiveConfig, LiveLearner
         try:
             learner = LiveLearner(worker.project, LiveConfig(arch=settings["arch"], seconds=settings["seconds"],
@@ -40,11 +44,12 @@ def _live_job(panel: "LivePanel", settings: dict):
                                                              trainer=settings.get("trainer", {})))
             learner.current = settings["start"]
             version = learner.update(cancel=cancelled)
+            seg = load_segmenter(ModelSpec(**{**settings["spec"], "weights": version.path}), worker.project)
             ids = [] if cancelled() else learner.next_images(panel.open_path)
             # the open image is never re-predicted under the user (read at commit time)
-            rep = learner.repredict(ids, may_write=lambda iid: iid != panel.open_id, cancel=cancelled) \
-                if ids else None
-            panel.updated.emit((version, rep))
+            rep = learner.repredict(ids, may_write=lambda iid: iid != panel.open_id, cancel=cancelled,
+                                    segmenter=seg) if ids else None
+            panel.updated.emit((version, rep, seg))
         except Exception as e:  # noqa: BLE001 - shown in the panel; the next done image tries again
             panel.update_failed.emit(describe(e))
     return run
@@ -57,13 +62,15 @@ def _warm_up(worker, cancelled) -> None:
 
 
 class LivePanel(QWidget):
-    updated = Signal(object)  # (LiveVersion, PredictReport | None), from the model thread
+    updated = Signal(object)  # (LiveVersion, PredictReport | None, its segmenter), from the model thread
     update_failed = Signal(str)
     repredicted = Signal(list)  # ids of images that got new predictions
 
-    def __init__(self, dock: "ModelDock", parent: QWidget | None = None):
+    def __init__(self, choice: ModelChoice, worker: ModelWorker, flush_edits: Callable[[], None],
+                 parent: QWidget | None = None):
         super().__init__(parent)
-        self.dock, self.worker, self.project = dock, dock.worker, dock.project
+        self.choice, self.worker, self.project = choice, worker, worker.project
+        self._flush_edits = flush_edits
         self.open_id: int | None = None  # the image in the window (read by the model thread)
         self.open_path: str | None = None
         self.running = self._again = False
@@ -114,6 +121,7 @@ class LivePanel(QWidget):
         for sig in (self.enabled.toggled, self.seconds.valueChanged, self.ahead.valueChanged):
             sig.connect(self.kept.changed)
         self.enabled.toggled.connect(self._switched)
+        choice.on_change(lambda what: self.refresh_versions() if what == "family" else None)
         self.refresh_versions()
         if self.enabled.isChecked():
             self._switched(True)
@@ -141,39 +149,37 @@ class LivePanel(QWidget):
 
     def status_changed(self, image_id: int, status: str) -> None:
         if status == DONE and self.enabled.isChecked():
-            self.request_update()
+            self.request_update(flushed=True)  # the window saved the image's edits before its status
 
     # ---------------------------------------------------------------- updates
     def arch(self) -> str | None:
-        """The live model kind the Model panel's choice trains (FCN, DeepLabV3 are "unet" models);
-        None for one the learner cannot train (Segment Anything)."""
-        name = self.dock.arch_name()
-        if is_semantic(name):
-            return "unet"
-        return name if name in LIVE_ARCHS else None
+        """The checkpoint kind the pre-label model's live versions are ("unet" for every class-per-pixel
+        network, "maskrcnn"); None for a family the learner cannot train."""
+        return self.choice.checkpoint_kind if self.choice.learns_live else None
 
-    def request_update(self) -> None:
-        """Start an update, or one more after the running one (marks made meanwhile are coalesced)."""
+    def request_update(self, flushed: bool = False) -> None:
+        """Start an update, or one more after the running one (marks made meanwhile are coalesced).
+        `flushed`: the caller saved the edits just now (marking an image done does)."""
         if self.running:
             self._again = True
             return
         if self.arch() is None:
-            self.status.setText(f"Nothing learnt: {self.dock.arch.currentText()} is chosen in the Model panel, "
-                                "and the live learner trains UNet, FCN, DeepLabV3 or Mask R-CNN. Choose one of "
-                                "those to learn as you annotate.")
+            self.status.setText(f"Nothing learnt: {self.choice.family.title} is the pre-label model, and it does "
+                                "not learn as you annotate. Choose one that does in the Model panel.")
             return
         self.running, self._again = True, False
-        self.dock.flush_edits()  # the image just marked done is in the store before training reads it
+        if not flushed:
+            self._flush_edits()  # the image just marked done is in the store before training reads it
+        fam = self.choice.family
         settings = {"arch": self.arch(), "seconds": float(self.seconds.value()), "ahead": self.ahead.value(),
-                    "device": self.dock.device.currentData(), "start": self._start}
-        if self.dock.arch_name() in MODEL_NETS:  # the first version fine-tunes FCN / DeepLabV3
-            settings["trainer"] = {"unet": {"encoder": MODEL_NETS[self.dock.arch_name()]}}
-        self.status.setText(f"Updating the {settings['arch']} model for {self.seconds.value()} s…"
+                    "device": self.choice.device, "start": self._start, "spec": self.choice.prelabel_spec(),
+                    "trainer": dict(fam.trainer)}  # FCN / DeepLabV3: the first version fine-tunes their network
+        self.status.setText(f"Updating {fam.title} for {self.seconds.value()} s…"
                             + (" (after the model's current task)" if self.worker.busy else ""))
         self.worker.run_job("live update", _live_job(self, settings))
 
     def _updated(self, result) -> None:
-        version, rep = result
+        version, rep, seg = result
         self.running = False
         self._start = None  # from now on the newest version is the one to build on
         score = _score(version.metrics)
@@ -185,7 +191,7 @@ class LivePanel(QWidget):
             text += f"; re-predicted {len(ids)} images"
             if rep.skipped:
                 text += f" ({len(rep.skipped)} left alone: edited or open)"
-        not_loaded = self._use(version.path)
+        not_loaded = self._use(version.path, seg)
         self.status.setText(text + "." + (f" {not_loaded}" if not_loaded else ""))
         self.refresh_versions()
         if ids:
@@ -199,17 +205,19 @@ class LivePanel(QWidget):
         if self._again and self.enabled.isChecked():
             self.request_update()
 
-    def _use(self, path: str) -> str | None:
-        """Predictions (the Model click, Segment image) come from this version from now on, when
-        the Model panel has a model of its kind chosen; else nothing is loaded over the chosen
-        model (Segment Anything, or a kind switched to during the update), and the returned text
-        says so."""
+    def _use(self, path: str, seg=None) -> str | None:
+        """The pre-label model's predictions (Segment image, its click answer) come from this version
+        from now on, when the pre-label choice is still of its kind (the click model is never
+        touched); else nothing is loaded over the chosen model (a kind switched to during the
+        update), and the returned text says so. `seg`: the version already loaded by the update."""
         kind = version_arch(path)
         if kind is None or kind != self.arch():
             return (f"{Path(path).name} is kept but not loaded: the Model panel has "
-                    f"{self.dock.arch.currentText()} chosen.")
-        self.dock.add_weights(path)
-        self.dock.load()
+                    f"{self.choice.family.title} chosen as the pre-label model.")
+        if seg is not None:
+            self.choice.adopt_checkpoint(path, seg)
+        else:
+            self.choice.load_checkpoint(path)
         return None
 
     # ---------------------------------------------------------------- versions

@@ -16,10 +16,13 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QHBoxLayout, QProgressBar, QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
 from segstudio.core.records import NEW, PREDICTED
+from segstudio.gui.click_worker import ClickWorker
+from segstudio.gui.docks.click_panel import ClickPanel, megabytes
 from segstudio.gui.docks.common import KeptChoices, guard_inputs, plain_label, show_error, show_note
-from segstudio.inference.sam import spec as sam_spec
-from segstudio.inference.semantic.spec import MODEL_NETS, is_semantic
+from segstudio.gui.model_choice import ModelChoice
 from segstudio.gui.signals import connect_plain
+from segstudio.inference import registry
+from segstudio.inference.family import PRELABEL_ROLE, Family
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,10 +33,7 @@ if TYPE_CHECKING:
     from segstudio.inference.runtime.engine import PredictReport
     from segstudio.inference.runtime.segmenter import Detection, Prediction
 
-COCO = "COCO weights (torchvision)"
-VOC = "COCO-VOC weights, 20 classes (torchvision)"
-SAM_PREFIX = "sam:"  # weights combo data of an official Segment Anything file: "sam:<model name>"
-PROJECT_LATEST = "Project's latest trained UNet"
+VARIANT_SEP = "-"  # the kind combo's data: "<family>" for its first variant, "<family>-<variant>" for the others
 SETTINGS_KEY = "model_panel"  # the panel's choices, kept in the project's store
 DEFAULT_SCORE = 0.5  # detections below this score are left out until the user lowers it
 DEFAULT_MASK_THRESHOLD = 0.5  # a pixel belongs to a mask at this probability, as torchvision's
@@ -91,6 +91,8 @@ class ModelDock(QWidget):
         """`flush_edits` saves the pending edits; it runs before a job reads the store."""
         super().__init__(parent)
         self.project, self.worker = project, worker
+        self.choice = ModelChoice()  # the one object the Train and Live panels read
+        self.click_worker = ClickWorker(project, self)
         self._flush_edits = flush_edits
         self.cache: OrderedDict[int, Prediction] = OrderedDict()
         self._folder_total = 0  # images the running Segment folder goes through
@@ -99,17 +101,10 @@ class ModelDock(QWidget):
         self._apply_ids: set[int] = set()
         self._waiting: dict[int, list[Callable[[], None]]] = {}
 
-        self.arch = QComboBox()
-        self.arch.addItem("Mask R-CNN v2 (instances)", "maskrcnn")
-        self.arch.addItem("Mask R-CNN v1 (instances)", "maskrcnn-v1")
-        self.arch.addItem("UNet (class per pixel)", "unet")
-        self.arch.addItem("FCN ResNet-50 (class per pixel)", "fcn")
-        self.arch.addItem("DeepLabV3 ResNet-50 (class per pixel)", "deeplabv3")
-        self.arch.addItem("DeepLabV3 MobileNetV3 (class per pixel, light)", "deeplabv3_mobilenet")
-        self.arch.addItem("Segment Anything (click any object)", "sam")
-        # the open image and the next one (set by the window) and the prompt tool's callbacks
-        self._sam_open: tuple[int, str, np.ndarray, Any, str | None] | None = None
-        self._sam_waiting: dict[int, Callable[[Any], None]] = {}
+        self.arch = QComboBox()  # the pre-label model's family (and variant)
+        for fam in registry.for_role(PRELABEL_ROLE):
+            for k, (variant, title) in enumerate(fam.variants or ((None, fam.title),)):
+                self.arch.addItem(title, fam.key if k == 0 else f"{fam.key}{VARIANT_SEP}{variant}")
         self.arch.currentIndexChanged.connect(self._fill_weights)
         self.weights = QComboBox()
         self.weights.setEditable(False)
@@ -147,11 +142,14 @@ class ModelDock(QWidget):
         self.create_classes.setChecked(True)
         self.auto_load = QCheckBox("Load this model when the project opens")
         self.auto_load.setToolTip("Kind, weights and this choice are kept with the project")
-        self.load_button = QPushButton("Load model")
+        self.load_button = QPushButton("Load pre-label model")
         connect_plain(self.load_button.clicked, self.load)
         self.model_label = plain_label("No model loaded.")
+        self.click_panel = ClickPanel(self.choice, self.click_worker, lambda: self.device.currentData(),
+                                      self._message, self)
 
-        box = QGroupBox("Model")
+        box = QGroupBox("Pre-label model")
+        box.setToolTip("Segment image, Segment folder, Train and Learn as I annotate use this model")
         form = QFormLayout(box)
         form.addRow("Kind", self.arch)
         form.addRow("Weights", wrow)
@@ -193,15 +191,20 @@ class ModelDock(QWidget):
         rl.addWidget(self.progress_label)
 
         from segstudio.gui.docks.train_panel import TrainPanel
-        self.train_panel = TrainPanel(self)
+        self.choice.load_checkpoint = self.use_checkpoint
+        self.choice.adopt_checkpoint = self.adopt_checkpoint
+        self.choice.segment_unlabelled = self.segment_unlabelled
+        self.choice.prelabel_spec = self.spec
+        self.train_panel = TrainPanel(self.choice, worker, flush_edits=self.flush_edits)
         self.layout_ = QVBoxLayout(self)
+        self.layout_.addWidget(self.click_panel)
         self.layout_.addWidget(box)
         self.layout_.addWidget(run)
         self.layout_.addWidget(self.train_panel)
         from segstudio.gui.docks.live_panel import LivePanel
-        self.live_panel = LivePanel(self)
+        self.live_panel = LivePanel(self.choice, worker, flush_edits=self.flush_edits)
         self.layout_.addWidget(self.live_panel)
-        self.arch.currentIndexChanged.connect(lambda _: self.live_panel.refresh_versions())
+        self.train_panel.busy_changed.connect(self.update_buttons)
         self.layout_.addStretch(1)
         self.kept = KeptChoices(project.store, SETTINGS_KEY, self.choices, self)
         self._wire()
@@ -215,9 +218,13 @@ class ModelDock(QWidget):
             combo.currentIndexChanged.connect(lambda _, c=combo: c.setToolTip(c.currentText()))
         self.restore_choices()
         for sig in (self.arch.currentIndexChanged, self.weights.currentIndexChanged, self.device.currentIndexChanged,
+                    self.click_panel.kind.currentIndexChanged, self.click_panel.weights.currentIndexChanged,
                     self.score.valueChanged, self.mask_thr.valueChanged, self.per_component.toggled,
                     self.tta.toggled, self.create_classes.toggled, self.auto_load.toggled):
             sig.connect(self.kept.changed)
+        self._sync_choice()
+        for sig in (self.arch.currentIndexChanged, self.weights.currentIndexChanged, self.device.currentIndexChanged):
+            sig.connect(lambda _: self._sync_choice())
         if self.auto_load.isChecked():
             QTimer.singleShot(0, self._auto_load)
 
@@ -245,20 +252,36 @@ class ModelDock(QWidget):
         w.loaded.connect(self._loaded)
         w.load_failed.connect(self._load_failed)
         w.image_done.connect(self._image_done)
-        w.sam_candidates.connect(self._sam_candidates)
-        w.sam_failed.connect(self._sam_failed)
         w.image_failed.connect(self._image_failed)
         w.folder_progress.connect(self._folder_progress)
         w.folder_done.connect(self._folder_done)
         w.job_failed.connect(self._job_failed)
         w.busy_changed.connect(lambda _: self.update_buttons())
+        self.click_worker.busy_changed.connect(lambda _: self.update_buttons())
 
     # ---------------------------------------------------------------- model choice
-    def arch_name(self) -> str:
-        return self.arch.currentData().split("-")[0]
+    def family(self) -> Family:
+        """The pre-label model's family, as chosen in the Kind list."""
+        data = self.arch.currentData() or self.arch.itemData(0)  # nothing chosen: the first in the list
+        return registry.family(data.split(VARIANT_SEP)[0])
 
-    def arch_version(self) -> str:
-        return "v1" if self.arch.currentData().endswith("-v1") else "v2"
+    def arch_name(self) -> str:
+        return self.family().key
+
+    def variant(self) -> str | None:
+        data = self.arch.currentData() or ""
+        if VARIANT_SEP in data:
+            return data.split(VARIANT_SEP, 1)[1]
+        fam = self.family()
+        return fam.variants[0][0] if fam.variants else None
+
+    def _sync_choice(self) -> None:
+        """The panel's widgets into the model choice (its listeners: the Train and Live panels)."""
+        c = self.choice
+        c.set("family", self.family())
+        c.set("variant", self.variant())
+        c.set("weights", self.weights.currentData() or None)
+        c.set("device", self.device.currentData())
 
     def _kind_changed(self) -> None:
         """Another kind of model: a message about the previous choice no longer applies."""
@@ -270,19 +293,11 @@ class ModelDock(QWidget):
 
     def _fill_weights(self) -> None:
         self.weights.clear()
-        arch = self.arch_name()
-        if arch == "maskrcnn":
-            self.weights.addItem(COCO, None)
-        elif arch in MODEL_NETS:  # pre-labels the VOC classes with no training
-            self.weights.addItem(VOC, None)
-        elif arch == "sam":  # the official files, from the torch cache or downloaded; or a file (…)
-            for name, info in sam_spec.MODELS.items():
-                there = "in the cache" if sam_spec.weights_file(name).exists() else "downloaded when loaded"
-                self.weights.addItem(f"{info.title} — {there}", SAM_PREFIX + name)
-            return
-        kind = "unet" if is_semantic(arch) else arch  # every class-per-pixel checkpoint is a "unet" one
-        for m in self.project.store.models():
-            if m["kind"] == kind and Path(m["path"]).exists():
+        fam = self.family()
+        if fam.pretrained:  # loads with no checkpoint: torchvision's pretrained weights
+            self.weights.addItem(fam.pretrained, None)
+        for m in self.project.store.models():  # the project's trained checkpoints of this family's kind
+            if m["kind"] == fam.checkpoint_kind and Path(m["path"]).exists():
                 metric = metrics_text(m["metrics"])
                 self.weights.addItem(f"{Path(m['path']).name}" + (f" · {metric}" if metric else ""), m["path"])
                 self.weights.setItemData(self.weights.count() - 1, m["path"], Qt.ItemDataRole.ToolTipRole)
@@ -300,12 +315,15 @@ class ModelDock(QWidget):
         from segstudio.gui.weights_dialog import open_weights_dialog
 
         def closed() -> None:
-            if self.arch_name() == "sam":  # "in the cache" / "downloaded when loaded" may have changed
-                w = self.weights.currentData()
-                self._fill_weights()
-                if w and self.weights.findData(w) < 0:
-                    self.add_weights(w)  # a file chosen with …
-                self.weights.setCurrentIndex(max(self.weights.findData(w), 0))
+            # the click model's entries say again whether each file is "in the cache"
+            panel = self.click_panel
+            w = panel.weights.currentData()
+            panel._fill_weights()
+            if w and w.get("weights"):
+                panel.add_weights(w["weights"])  # a file chosen with …
+            for i in range(panel.weights.count()):
+                if panel.weights.itemData(i) == w:
+                    panel.weights.setCurrentIndex(i)
         self.weights_dialog = open_weights_dialog(self.window(), closed)
 
     def add_weights(self, path: str) -> None:
@@ -321,7 +339,7 @@ class ModelDock(QWidget):
                 "device": self.device.currentData(), "score": self.score.value(),
                 "mask": self.mask_thr.value(), "per_component": self.per_component.isChecked(),
                 "tta": self.tta.isChecked(), "create_classes": self.create_classes.isChecked(),
-                "auto_load": self.auto_load.isChecked()}
+                "auto_load": self.auto_load.isChecked(), **self.click_panel.choices()}
 
     def restore_choices(self) -> None:
         """Select the kind, weights and options used last time in this project."""
@@ -331,7 +349,10 @@ class ModelDock(QWidget):
             i = self.arch.findData(d.get("kind"))
             if i >= 0:
                 self.arch.setCurrentIndex(i)
-            w = d.get("weights")
+            # a project kept before the two roles may have a click model as its one model
+            click = d.get("click_kind", d.get("kind") if i < 0 else None)
+            self.click_panel.restore({**d, "click_kind": click})
+            w = d.get("weights") if i >= 0 else None
             if w:
                 if Path(w).exists():
                     self.add_weights(w)
@@ -358,16 +379,15 @@ class ModelDock(QWidget):
         super().hideEvent(e)
 
     def _auto_load(self) -> None:
+        """Both roles, as chosen last time (each leaves the other alone)."""
         if self.info is None and self.auto_load.isChecked():
             self.load()
+        if self.click_panel.info is None and self.auto_load.isChecked():
+            self.click_panel.load()
 
     def spec(self) -> dict:
-        w = self.weights.currentData()
-        if self.arch_name() == "sam":
-            official = isinstance(w, str) and w.startswith(SAM_PREFIX)
-            return {"arch": "sam", "weights": None if official else (w or None),
-                    "sam_model": w[len(SAM_PREFIX):] if official else None, "device": self.device.currentData()}
-        return {"arch": self.arch_name(), "version": self.arch_version(), "weights": w or None,
+        """The pre-label model to load (inference.runtime.engine.ModelSpec's fields)."""
+        return {"arch": self.arch_name(), "variant": self.variant(), "weights": self.weights.currentData() or None,
                 "device": self.device.currentData(),
                 "score_threshold": self.score.value(), "mask_threshold": self.mask_thr.value(),
                 "per_component": self.per_component.isChecked(), "tta": self.tta.isChecked()}
@@ -375,26 +395,43 @@ class ModelDock(QWidget):
     def load(self) -> None:
         self._probed = True
         spec = self.spec()
-        if spec["arch"] == "unet" and not spec["weights"]:
-            show_error(self.model_label, "A UNet needs a checkpoint: train one (Train below) or choose a file with …")
+        if not self.family().pretrained and not spec["weights"]:
+            show_error(self.model_label, f"{self.arch.currentText()} needs a checkpoint: train one (Train below) "
+                                         "or choose a file with …")
             return
         show_note(self.model_label, "Loading…")
         self.worker.load(spec)
 
+    def use_checkpoint(self, path: str) -> None:
+        """A checkpoint just trained (Train, Learn as I annotate, Roll back) becomes the pre-label model."""
+        self.add_weights(path)
+        self.load()
+
+    def adopt_checkpoint(self, path: str, model: Any) -> None:
+        """A checkpoint the model thread has loaded already becomes the pre-label model, as it is."""
+        self.add_weights(path)
+        show_note(self.model_label, "Loading…")
+        self.worker.adopt(model, {**self.spec(), "weights": path})
+
+    def segment_unlabelled(self) -> None:
+        self.scope.setCurrentIndex(self.scope.findData((NEW, PREDICTED)))
+        self.segment_folder()
+
     def _loaded(self, info: dict) -> None:
         self.info = info
         self.cache.clear()  # the proposals of the model before
+        self.choice.set_loaded(PRELABEL_ROLE, info)
         self._show_loaded(info)
         self.update_buttons()
-        self._sam_embed()  # a promptable model: the open image's embedding right away
 
     def _show_loaded(self, info: dict) -> None:
-        show_note(self.model_label, f"Loaded: {self._loaded_text(info)}\non {info['device']}")
+        show_note(self.model_label,
+                  f"Loaded: {self._loaded_text(info)}\non {info['device']}{megabytes(info.get('memory'))}")
 
     @staticmethod
     def _loaded_text(info: dict) -> str:
         name = Path(info["checkpoint"]).name if info.get("checkpoint") else info.get("name", "")
-        return f"{info['arch']}, {plural(len(info['classes']), 'class')}" + (f" ({name})" if name else "")
+        return f"{info['name']}, {plural(len(info['classes']), 'class')}" + (f" ({name})" if name else "")
 
     def _load_failed(self, msg: str) -> None:
         """The model that was loaded stays loaded (the worker keeps it): say that the load failed
@@ -417,7 +454,7 @@ class ModelDock(QWidget):
         self.seg_image.setEnabled(ready)
         self.seg_folder.setEnabled(ready and not busy)
         self.cancel_button.setEnabled(busy)
-        self.train_panel.train_button.setEnabled(not busy)
+        self.train_panel.train_button.setEnabled(not busy and not self.train_panel.training)
 
     # ---------------------------------------------------------------- running
     def segment_image(self) -> None:
@@ -500,50 +537,21 @@ class ModelDock(QWidget):
         if self._flush_edits is not None:
             self._flush_edits()
 
-    # ---------------------------------------------------------------- promptable model (SAM)
+    # ---------------------------------------------------------------- the click model
     def image_shown(self, record: ImageRecord, array: np.ndarray, window, next_id: int | None) -> None:
-        """The window shows another image: with Segment Anything loaded, its embedding is
-        computed now (then the next image's in the file list), so the first click answers quickly."""
+        """The window shows another image: the click model embeds it now (then the next image in
+        the file list), so the first click answers quickly."""
         ab = self.project.abspath
         next_path = str(ab(self.project.store.image(next_id))) if next_id is not None else None
-        self._sam_open = (record.id, str(ab(record)), array, window, next_path)
-        self._sam_waiting.clear()  # prompts on the image before are gone with it
-        self._sam_embed()
-
-    def _sam_embed(self) -> None:
-        if self.info is not None and self.info.get("arch") == "sam" and self._sam_open is not None:
-            self.worker.sam_open(*self._sam_open)
+        self.click_panel.image_shown(record.id, str(ab(record)), array, window, next_path)
 
     def prompt(self, image_id: int, array: np.ndarray, window, points, box, done: Callable[[Any], None]) -> None:
-        """Candidate masks for prompts on the open image, to `done` (None on failure)."""
-        if self.info is None or self.info.get("arch") != "sam" or self._sam_open is None \
-                or self._sam_open[0] != image_id:
-            done(None)
-            return
-        n = self.worker.sam_prompt(image_id, self._sam_open[1], array, window, points, box)
-        self._sam_waiting = {n: done}  # only the newest prompt is answered
-
-    def _sam_candidates(self, image_id: int, n: int, cands: Any) -> None:
-        done = self._sam_waiting.pop(n, None)
-        if done is not None and self._sam_open is not None and self._sam_open[0] == image_id:
-            done(cands)
-
-    def _sam_failed(self, image_id: int, msg: str) -> None:
-        if self._sam_open is None or self._sam_open[0] != image_id:
-            return  # an image the user has left: its prompts were dropped with it
-        self._message(f"Segment Anything: {msg}")
-        for done in self._sam_waiting.values():
-            done(None)
-        self._sam_waiting.clear()
+        """The click model's candidate masks for prompts on the open image, to `done` (None on failure)."""
+        self.click_panel.prompt(image_id, array, window, points, box, done)
 
     def click_answer(self) -> str | None:
         """What answers the Model click / box tool (editing.editor.PROMPTABLE, INSTANCES, CLASSES or None)."""
-        from segstudio.editing.editor import CLASSES, INSTANCES, PROMPTABLE
-        if self.info is None:
-            return None
-        if self.info.get("arch") == "sam":
-            return PROMPTABLE
-        return CLASSES if self.info.get("arch") == "unet" else INSTANCES
+        return self.choice.click_answer()
 
     def candidates(self, image_id: int) -> list[Detection] | None:
         pred = self.cache.get(image_id)
@@ -551,4 +559,5 @@ class ModelDock(QWidget):
 
     def shutdown(self) -> None:
         self.worker.shutdown()
+        self.click_worker.shutdown()
 

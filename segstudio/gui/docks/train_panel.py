@@ -4,6 +4,7 @@ the unfinished images with the new checkpoint, and evaluate into a table."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,38 +14,28 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QHeaderView, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
-from segstudio.core.records import NEW, PREDICTED
 from segstudio.gui.docks.common import KeptChoices, plain_label
 from segstudio.gui.plot_wheel import guard_plot_wheel
 from segstudio.gui.plot_style import BACKGROUND, ink_plot
 from segstudio.gui.workers import Background
-from segstudio.inference.semantic.spec import MODEL_NETS, is_semantic
 from segstudio.gui.signals import connect_plain
 
 if TYPE_CHECKING:  # torch is imported on the model thread, when training starts
+    from segstudio.gui.model_choice import ModelChoice
+    from segstudio.gui.model_worker import ModelWorker
     from segstudio.inference.training.common import TrainProgress
 
 SETTINGS_KEY = "train_panel"  # budget and options, kept in the project's store
 
 
-def _train_job(arch: str, settings: dict):
-    """The function the model thread runs (torch is imported there, not here)."""
+def _train_job(family_key: str, settings: dict):
+    """The function the model thread runs (torch is imported there, not here): the family's own
+    trainer, from the settings its config understands (inference/training/recipes.py)."""
     def run(worker, cancelled):
-        if is_semantic(arch):
-            from segstudio.inference.training.unet import UNetTrainConfig, train_unet
-            cfg = UNetTrainConfig(epochs=settings["epochs"], minutes=settings["minutes"], device=settings["device"],
-                                  val_fraction=settings["val_fraction"], seed=settings["seed"],
-                                  ignore_unlabelled=settings.get("ignore_unlabelled", False))
-            if arch in MODEL_NETS:  # FCN / DeepLabV3: fine-tuned from their pretrained weights
-                cfg.unet = {**cfg.unet, "encoder": MODEL_NETS[arch]}
-            res = train_unet(worker.project, None, cfg, progress=worker.train_progress.emit, cancel=cancelled)
-        else:
-            from segstudio.inference.training.maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
-            mcfg = MaskRCNNTrainConfig(epochs=settings["epochs"], minutes=settings["minutes"],
-                                       device=settings["device"], val_fraction=settings["val_fraction"],
-                                       seed=settings["seed"], weights=settings.get("start_weights"),
-                                       version=settings.get("version", "v2"))
-            res = train_maskrcnn(worker.project, None, mcfg, progress=worker.train_progress.emit, cancel=cancelled)
+        from segstudio.inference import registry
+        from segstudio.inference.training.recipes import train_family
+        res = train_family(worker.project, registry.family(family_key), settings,
+                           progress=worker.train_progress.emit, cancel=cancelled)
         worker.train_done.emit(res)
     return run
 
@@ -66,10 +57,13 @@ def _eval_job(spec: dict, split: str | None):
 
 class TrainPanel(QWidget):
     trained = Signal(object)  # TrainResult
+    busy_changed = Signal()  # training started or stopped: the Model panel's buttons follow
 
-    def __init__(self, dock, parent=None):
+    def __init__(self, choice: ModelChoice, worker: ModelWorker, flush_edits: Callable[[], None],
+                 parent: QWidget | None = None):
         super().__init__(parent)
-        self.dock, self.worker = dock, dock.worker
+        self.choice, self.worker, self.project = choice, worker, worker.project
+        self._flush_edits = flush_edits
         self.budget_kind = QComboBox()
         self.budget_kind.addItem("Epochs", "epochs")
         self.budget_kind.addItem("Minutes", "minutes")
@@ -165,12 +159,12 @@ class TrainPanel(QWidget):
         self.worker.eval_done.connect(self._eval_done)
         self.worker.job_failed.connect(lambda m: self._stop(f"Failed: {m}"))
         self.training = False
-        self.kept = KeptChoices(self.dock.project.store, SETTINGS_KEY, self.choices, self)
+        self.kept = KeptChoices(self.project.store, SETTINGS_KEY, self.choices, self)
         self.restore_choices()
         for sig in (self.budget.valueChanged, self.budget_kind.currentIndexChanged, self.val_fraction.valueChanged,
                     self.seed.valueChanged, self.ignore_unlabelled.toggled):
             sig.connect(self.kept.changed)
-        self.dock.arch.currentIndexChanged.connect(lambda _: self._arch_changed())
+        choice.on_change(lambda what: self._arch_changed() if what == "family" else None)
         self._arch_changed()
 
     @property
@@ -208,7 +202,7 @@ class TrainPanel(QWidget):
 
     # ---------------------------------------------------------------- how completely the done images are labelled
     def _arch_changed(self) -> None:
-        unet = is_semantic(self.dock.arch_name())
+        unet = self.choice.family.semantic
         self.ignore_unlabelled.setEnabled(unet)
         self._show_coverage()
         if unet:
@@ -234,7 +228,7 @@ class TrainPanel(QWidget):
         """Look (on a thread) for done images whose regions cover little of the image; the panel
         then says so before training learns their unlabelled pixels as background (a UNet's
         concern: Mask R-CNN learns the objects drawn)."""
-        if not is_semantic(self.dock.arch_name()):
+        if not self.choice.family.semantic:
             self._stale = True  # looked at when a UNet is chosen
             return
         self._stale = False
@@ -242,7 +236,7 @@ class TrainPanel(QWidget):
             self._again = True  # the running check may have missed the latest change
             return
         self._checking, self._again = True, False
-        project = self.dock.project
+        project = self.project
 
         def work():
             from segstudio.core.coverage import sparse_images
@@ -264,7 +258,7 @@ class TrainPanel(QWidget):
     def _show_coverage(self, *_) -> None:
         cov = self.coverage
         text = cov.warning(self.ignore_unlabelled.isChecked()) if cov is not None else ""
-        if not is_semantic(self.dock.arch_name()):
+        if not self.choice.family.semantic:
             text = ""  # Mask R-CNN learns the objects drawn, not a class for every pixel
         self.coverage_label.setText(text)
         self.coverage_label.setVisible(bool(text))
@@ -273,28 +267,27 @@ class TrainPanel(QWidget):
         kind, value = self.budget_kind.currentData(), self.budget.value()
         return {"epochs": int(value) if kind == "epochs" else None,
                 "minutes": float(value) if kind == "minutes" else None,
-                "device": self.dock.device.currentData(), "val_fraction": self.val_fraction.value(),
-                "seed": self.seed.value(), "start_weights": self.dock.weights.currentData() or None,
-                "version": self.dock.arch_version(),
-                "ignore_unlabelled": self.ignore_unlabelled.isChecked() and is_semantic(self.dock.arch_name())}
+                "device": self.choice.device, "val_fraction": self.val_fraction.value(),
+                "seed": self.seed.value(), "weights": self.choice.weights, "version": self.choice.variant,
+                "ignore_unlabelled": self.ignore_unlabelled.isChecked() and self.choice.family.semantic}
 
     def train(self) -> None:
         if self.training:
             return
-        self.dock.flush_edits()
+        self._flush_edits()
         self.check_coverage()  # the edits just saved may have changed what is done
-        arch = self.dock.arch_name()
+        fam = self.choice.family
         self._steps, self._losses, self._val_steps, self._vals = [], [], [], []
         self.loss_curve.setData([], [])
         self.val_curve.setData([], [])
-        self.val_plot.setTitle("validation mean IoU" if is_semantic(arch) else "validation mask AP")
+        self.val_plot.setTitle("validation mean IoU" if fam.semantic else "validation mask AP")
         self.training = True
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
-        self.status.setText(f"Training a {arch} on the done images… (annotating goes on meanwhile)"
+        self.status.setText(f"Training {fam.title} on the done images… (annotating goes on meanwhile)"
                             + (" — queued after the model's current task" if self.worker.busy else ""))
-        self.dock.cancel_button.setEnabled(True)
-        self.worker.run_job("train", _train_job(arch, self.settings()))
+        self.busy_changed.emit()
+        self.worker.run_job("train", _train_job(fam.key, self.settings()))
 
     def _progress(self, p: TrainProgress) -> None:
         if p.phase == "train":
@@ -322,8 +315,7 @@ class TrainPanel(QWidget):
     def _done(self, res) -> None:
         self._stop(f"Done ({res.stopped}): best {self._metric_text(res.best_metrics)} in {res.seconds:.0f} s on "
                    f"{res.device}; started from {res.start}. Saved {res.best_path}")
-        self.dock.add_weights(res.best_path)
-        self.dock.load()  # the new checkpoint is the model now
+        self.choice.load_checkpoint(res.best_path)  # the new checkpoint is the pre-label model now
         self.repredict.setEnabled(True)
         self.trained.emit(res)
 
@@ -339,18 +331,17 @@ class TrainPanel(QWidget):
         self.training = False
         self.progress.setVisible(False)
         self.status.setText(text)
-        self.dock.update_buttons()
+        self.busy_changed.emit()
 
     def re_predict(self) -> None:
-        self.dock.scope.setCurrentIndex(self.dock.scope.findData((NEW, PREDICTED)))
-        self.dock.segment_folder()
+        self.choice.segment_unlabelled()
 
     def evaluate(self) -> None:
-        spec = self.dock.spec()
-        if spec["arch"] == "unet" and not spec["weights"]:
+        spec = self.choice.prelabel_spec()
+        if not self.choice.family.pretrained and not spec["weights"]:
             self.status.setText("Choose a checkpoint to evaluate")
             return
-        self.dock.flush_edits()
+        self._flush_edits()
         self.status.setText("Evaluating…")
         self.worker.run_job("evaluate", _eval_job(spec, "val"))
 

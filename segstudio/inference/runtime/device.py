@@ -124,3 +124,19 @@ def probe(threads: int | None = None) -> str:
     if threads:
         torch.set_num_threads(threads)
     return choose_device("auto").describe()
+
+
+def model_bytes(model: object) -> int:
+    """Bytes held by a loaded model's parameters and buffers: the torch modules found on it (itself,
+    its `model` or `net`, and their `net`)."""
+    found = [model, getattr(model, "model", None), getattr(model, "net", None)]
+    found += [getattr(c, "net", None) for c in found[1:] if c is not None]
+    mods = [m for i, m in enumerate(found) if isinstance(m, torch.nn.Module) and all(m is not o for o in found[:i])]
+    seen: set[int] = set()
+    total = 0
+    for m in mods:
+        for t in (*m.parameters(), *m.buffers()):
+            if id(t) not in seen:
+                seen.add(id(t))
+                total += t.numel() * t.element_size()
+    return total

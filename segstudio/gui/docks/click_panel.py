@@ -1,0 +1,204 @@
+"""The click model in the Model panel: which model answers the Model click / box tool, loaded
+beside the pre-label model on a thread of its own (gui/click_worker.py).
+
+The choices come from the registry: every family that has a click model of its own (the Segment
+Anything family, and any other promptable family), the pre-label model's own answer (the instance
+or the class area under the click), or none (the classical assists only). Loading or failing to
+load one never touches the pre-label model, and a failed load leaves the loaded click model in
+place and says so."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtWidgets import QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QPushButton, QWidget
+
+from segstudio.gui.docks.common import plain_label, show_error, show_note
+from segstudio.gui.model_choice import NO_CLICK_MODEL, PRELABEL_ANSWER, ModelChoice
+from segstudio.gui.signals import connect_plain
+from segstudio.inference import registry
+from segstudio.inference.family import CLICK_ROLE, resolve
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from segstudio.gui.click_worker import ClickWorker
+
+PRELABEL_TITLE = "The pre-label model's answer"
+NONE_TITLE = "None (the classical assists only)"
+
+
+def megabytes(n: int | None) -> str:
+    return "" if not n else f", {n / 2 ** 20:.0f} MB"
+
+
+class ClickPanel(QGroupBox):
+    def __init__(self, choice: ModelChoice, worker: ClickWorker, device: Callable[[], str],
+                 message: Callable[[str], None], parent: QWidget | None = None) -> None:
+        super().__init__("Click model", parent)
+        self.choice, self.worker, self._device, self._message = choice, worker, device, message
+        self.info: dict[str, Any] | None = None  # the loaded click model (model_thread.model_info)
+        # the open image and the next one (set by the window) and the prompt tool's callbacks
+        self._open: tuple[int, str, np.ndarray, Any, str | None] | None = None
+        self._waiting: dict[int, Callable[[Any], None]] = {}
+        self.kind = QComboBox()
+        self.kind.addItem(PRELABEL_TITLE, PRELABEL_ANSWER)
+        for fam in registry.for_role(CLICK_ROLE):
+            self.kind.addItem(fam.title, fam.key)
+        self.kind.addItem(NONE_TITLE, NO_CLICK_MODEL)
+        self.kind.setToolTip("What answers the Model click / box tool (I). A click model is loaded beside the "
+                             "pre-label model: it keeps answering while that one segments or learns.")
+        self.weights = QComboBox()
+        self.browse = QPushButton("…")
+        self.browse.setToolTip("Choose a weights file for the click model")
+        self.browse.setFixedWidth(self.browse.fontMetrics().horizontalAdvance("…") + 24)
+        connect_plain(self.browse.clicked, self._browse)
+        self.load_button = QPushButton("Load click model")
+        connect_plain(self.load_button.clicked, self.load)
+        self.label = plain_label("")
+        wrow = QHBoxLayout()
+        wrow.addWidget(self.weights, 1)
+        wrow.addWidget(self.browse)
+        form = QFormLayout(self)
+        form.addRow("Model", self.kind)
+        form.addRow("Weights", wrow)
+        form.addRow(self.load_button)
+        form.addRow(self.label)
+        self.kind.currentIndexChanged.connect(lambda _: self._kind_changed())
+        w = self.worker
+        w.loaded.connect(self._loaded)
+        w.load_failed.connect(self._load_failed)
+        w.unloaded.connect(self._show)
+        w.candidates.connect(self._candidates)
+        w.failed.connect(self._failed)
+        choice.on_change(lambda what: self._show() if what == "loaded" else None)
+        self._fill_weights()
+        self._show()
+
+    # ---------------------------------------------------------------- the choice
+    def key(self) -> str:
+        return self.kind.currentData()
+
+    def _kind_changed(self) -> None:
+        self.choice.set("click", self.key())
+        self._fill_weights()
+        if self.choice.click_family() is None and self.info is not None:
+            self.worker.unload()  # the pre-label answer, or none: the click model's memory is given back
+            self.info = None
+            self.choice.set_loaded(CLICK_ROLE, None)
+        self._show()
+
+    def _fill_weights(self) -> None:
+        self.weights.clear()
+        fam = self.choice.click_family()
+        promptable = fam is not None
+        for wdg in (self.weights, self.browse, self.load_button):
+            wdg.setEnabled(promptable)
+        if fam is None:
+            return
+        for title, options in (resolve(fam.presets)() if fam.presets else []):
+            self.weights.addItem(title, {"options": options})
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Click model weights", "", "Weights (*.pt *.pth);;All files (*)")
+        if path:
+            self.add_weights(path)
+
+    def add_weights(self, path: str) -> None:
+        for i in range(self.weights.count()):
+            if (self.weights.itemData(i) or {}).get("weights") == path:
+                self.weights.setCurrentIndex(i)
+                return
+        self.weights.insertItem(0, Path(path).name, {"weights": path})
+        self.weights.setCurrentIndex(0)
+
+    def choices(self) -> dict:
+        return {"click_kind": self.key(), "click_weights": self.weights.currentData()}
+
+    def restore(self, d: dict) -> None:
+        i = self.kind.findData(d.get("click_kind"))
+        if i >= 0:
+            self.kind.setCurrentIndex(i)
+        w = d.get("click_weights")
+        if isinstance(w, dict):
+            if isinstance(w.get("weights"), str) and Path(w["weights"]).exists():
+                self.add_weights(w["weights"])
+            elif isinstance(w.get("options"), dict):
+                for i in range(self.weights.count()):
+                    if self.weights.itemData(i) == w:
+                        self.weights.setCurrentIndex(i)
+
+    def spec(self) -> dict:
+        data = self.weights.currentData() or {}
+        return {"arch": self.key(), "weights": data.get("weights"), "device": self._device(),
+                "options": dict(data.get("options") or {})}
+
+    # ---------------------------------------------------------------- loading
+    def load(self) -> None:
+        if self.choice.click_family() is None:
+            return
+        show_note(self.label, f"Loading {self.kind.currentText()}…")
+        self.worker.load(self.spec())
+
+    def _loaded(self, info: dict) -> None:
+        self.info = info
+        self.choice.set_loaded(CLICK_ROLE, info)
+        self._show()
+        self._embed()  # the open image's embedding right away
+
+    def _load_failed(self, msg: str) -> None:
+        """The click model that was loaded stays loaded (the worker keeps it): say so."""
+        still = f"\nStill loaded: {self.describe(self.info)}" if self.info is not None else "\nNo click model loaded."
+        show_error(self.label, f"Cannot load {self.kind.currentText()}: {msg}{still}")
+
+    @staticmethod
+    def describe(info: dict) -> str:
+        name = Path(info["checkpoint"]).name if info.get("checkpoint") else info.get("name", "")
+        return f"{info['name']}" + (f" ({name})" if name and name != info["name"] else "") + \
+            f" on {info['device']}{megabytes(info.get('memory'))}"
+
+    def _show(self) -> None:
+        key = self.key()
+        if key == PRELABEL_ANSWER:
+            show_note(self.label, "Clicks take the pre-label model's instance or class area under the cursor.")
+        elif key == NO_CLICK_MODEL:
+            show_note(self.label, "No click model: GrabCut, the wand and watershed are in the Assist tools.")
+        elif self.info is not None:
+            show_note(self.label, f"Loaded: {self.describe(self.info)}")
+        else:
+            show_note(self.label, "Not loaded: press Load click model.")
+
+    # ---------------------------------------------------------------- prompts
+    def image_shown(self, image_id: int, path: str, array: np.ndarray, window, next_path: str | None) -> None:
+        """The window shows another image: with a click model loaded, its embedding is computed
+        now (then the next image's), so the first click answers quickly."""
+        self._open = (image_id, path, array, window, next_path)
+        self._waiting.clear()  # prompts on the image before are gone with it
+        self._embed()
+
+    def _embed(self) -> None:
+        if self.info is not None and self.choice.click_family() is not None and self._open is not None:
+            self.worker.open(*self._open)
+
+    def prompt(self, image_id: int, array: np.ndarray, window, points, box, done: Callable[[Any], None]) -> None:
+        """Candidate masks for prompts on the open image, to `done` (None on failure)."""
+        if self.info is None or self._open is None or self._open[0] != image_id:
+            done(None)
+            return
+        n = self.worker.prompt(image_id, self._open[1], array, window, points, box)
+        self._waiting = {n: done}  # only the newest prompt is answered
+
+    def _candidates(self, image_id: int, n: int, cands: Any) -> None:
+        done = self._waiting.pop(n, None)
+        if done is not None and self._open is not None and self._open[0] == image_id:
+            done(cands)
+
+    def _failed(self, image_id: int, msg: str) -> None:
+        if self._open is None or self._open[0] != image_id:
+            return  # an image the user has left: its prompts were dropped with it
+        self._message(f"{self.kind.currentText()}: {msg}")
+        for done in self._waiting.values():
+            done(None)
+        self._waiting.clear()
