@@ -5,6 +5,10 @@ SAM 2.1 Hiera-Tiny (transformers).
 
     python benchmarks/click_models.py [--device cpu] [--threads 2] [--embeds 3] [--decodes 10]
 
+Wall time and process CPU time (all threads) are both shown. On a shared, busy machine use
+--threads 1: with several threads the wall time mostly measures the other processes, and the CPU
+time counts OpenMP's spin-waits.
+
 RANDOM WEIGHTS: both models are built from their packages' own configurations with random
 weights. The figures are compute cost only (the encoder and decoder do the same work whatever the
 weights hold), never quality.
@@ -60,24 +64,27 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     img = image()
     print(f"{W}x{H} image, device {a.device}, {a.threads} threads; RANDOM WEIGHTS: compute cost only, not quality")
-    print(f"{'model':42s} {'params':>8s} {'embed s (median)':>17s} {'decode ms (median)':>19s} "
-          f"{'decode ms (max)':>16s}")
+    print(f"{'model':38s} {'params':>7s} {'embed s wall / cpu':>19s} {'decode ms wall / cpu':>21s} "
+          f"{'decode ms max wall':>19s}   (medians)")
     for title, m in models(a.device):
         params = sum(p.numel() for p in m.net.parameters()) / 1e6  # type: ignore[attr-defined]
-        embeds = []
+        embeds, embeds_cpu = [], []
         for _ in range(a.embeds):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             emb = m.embedding_for(img, None)  # type: ignore[attr-defined]
             embeds.append(time.perf_counter() - t0)
+            embeds_cpu.append(time.process_time() - c0)
         m.decode(emb, [(500, 350, True)])  # type: ignore[attr-defined]  # warm-up
-        dec = []
+        dec, dec_cpu = [], []
         for k in range(a.decodes):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             c = m.decode(emb, [(480 + k, 340 + k, True)])  # type: ignore[attr-defined]
             c.crop(0)
             dec.append((time.perf_counter() - t0) * 1000)
-        print(f"{title:42s} {params:7.1f}M {statistics.median(embeds):17.2f} {statistics.median(dec):19.1f} "
-              f"{max(dec):16.1f}")
+            dec_cpu.append((time.process_time() - c0) * 1000)
+        med = statistics.median
+        print(f"{title:38s} {params:6.1f}M {med(embeds):9.2f} / {med(embeds_cpu):5.2f} "
+              f"{med(dec):10.1f} / {med(dec_cpu):6.1f} {max(dec):19.1f}")
 
 
 if __name__ == "__main__":
