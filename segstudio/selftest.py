@@ -243,6 +243,84 @@ def check_predict(ctx: Context) -> str:
     return f"{rec.path}: {w}x{h} class map, {len(pred.candidates())} regions proposed"
 
 
+def check_two_models(ctx: Context) -> str:
+    """Two models at once, in the window: Segment Anything (a TinyViT with random weights, saved
+    and loaded as a user's file: no weights are downloaded) is the click model and answers clicks
+    while the pre-label UNet learns from an image marked done; after the update the new version
+    is the pre-label model and Segment Anything is still loaded."""
+    from importlib.util import find_spec
+
+    from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+    from PySide6.QtTest import QTest
+    if find_spec("segment_anything_hq") is None:
+        return "skipped: Segment Anything is not installed (pip install segstudio[sam])"
+    import torch
+
+    from segstudio.gui.main_window import MainWindow
+    from segstudio.inference.sam.model import load_sam
+    project = _need(ctx.project, "project")
+    weights = ctx.tmp / "models" / "random-sam-tiny.pth"
+    weights.parent.mkdir(exist_ok=True)
+    torch.save(load_sam("sam_hq_vit_tiny", device="cpu", random_weights=True, download=False).net.state_dict(),
+               weights)
+    settings = QSettings(str(ctx.tmp / "settings2.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(project, settings)
+    try:
+        win.resize(1000, 700)
+        win.show()
+        rec = _record(project, TRAIN_IMAGE)
+        win.open_image(rec.id)
+        _wait(ctx, lambda: win.editor.doc is not None and win.editor.doc.image_id == rec.id, f"{rec.path} to open")
+        dock, panel, live = win.model_dock, win.model_dock.click_panel, win.model_dock.live_panel
+        ready: list[int] = []
+        answers: list[float] = []
+        dock.click_worker.ready.connect(ready.append)
+        dock.click_worker.candidates.connect(lambda *_: answers.append(time.perf_counter()))
+        dock.device.setCurrentIndex(dock.device.findData("cpu"))
+        panel.kind.setCurrentIndex(panel.kind.findData("sam"))
+        panel.add_weights(str(weights))
+        QTest.mouseClick(panel.load_button, Qt.MouseButton.LeftButton)
+        _wait(ctx, lambda: panel.info is not None or "Cannot" in panel.label.text(), "Segment Anything to load",
+              timeout=120)
+        if panel.info is None:
+            raise CheckFailed(panel.label.text().replace("\n", " "))
+        _wait(ctx, lambda: rec.id in ready, "the image's embedding", timeout=120)
+        dock.arch.setCurrentIndex(dock.arch.findData("unet"))
+        live.seconds.setValue(5)
+        live.ahead.setValue(1)
+        QTest.mouseClick(live.enabled, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                         QPoint(8, live.enabled.height() // 2))  # on its box: its middle may be past the text
+        if not live.enabled.isChecked():
+            raise CheckFailed("Learn as I annotate did not switch on")
+        versions: list = []
+        live.updated.connect(versions.append)
+        win.canvas.setFocus()
+        QTest.keyClick(win.canvas, Qt.Key.Key_I)  # the Model click / box tool
+        QTest.keyClick(win.canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # done: an update
+        _wait(ctx, lambda: live.running or bool(versions), "the live update to start")
+        h, w = win.editor.image.shape[:2]
+        waits = []
+        while live.running and len(waits) < 10:
+            n, t0 = len(answers), time.perf_counter()
+            QTest.mouseClick(win.canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                             win.canvas.mapFromScene(QPointF(w * (0.3 + 0.04 * len(waits)), h / 2)))
+            _wait(ctx, lambda n=n: len(answers) > n, "Segment Anything's answer during the update")
+            waits.append(answers[-1] - t0)
+            QTest.keyClick(win.canvas, Qt.Key.Key_Escape)
+        _wait(ctx, lambda: bool(versions), "the live update", timeout=180)
+        version = versions[0][0]
+        _wait(ctx, lambda: (dock.info or {}).get("checkpoint") == version.path, "the new version to be the model")
+        if not waits:
+            raise CheckFailed("the update ended before a click could be made")
+        if panel.info is None or dock.click_worker.model is None:
+            raise CheckFailed("Segment Anything was unloaded by the update")
+        return (f"{len(waits)} clicks answered during a UNet update (slowest {max(waits) * 1e3:.0f} ms); "
+                f"{Path(version.path).name} is the pre-label model, Segment Anything still loaded")
+    finally:
+        win.close()
+        ctx.app.processEvents()
+
+
 def check_export_coco(ctx: Context) -> str:
     """The COCO exporter, its file read back with pycocotools and every mask decoded."""
     from pycocotools.coco import COCO
@@ -310,6 +388,7 @@ CHECKS: list[tuple[str, Callable[[Context], str]]] = [
     ("close window, edits saved", check_close),
     ("train tiny UNet", check_train),
     ("predict one image", check_predict),
+    ("click model beside a learning pre-label model", check_two_models),
     ("torchvision operators for Mask R-CNN", check_torchvision_ops),
     ("export COCO + pycocotools", check_export_coco),
     ("nothing from outside the install", check_self_contained),

@@ -111,6 +111,8 @@ class ClickWorker(ModelThread):
     def _do_prefetch(self, image_id: int, path: str, model, cache) -> None:
         if image_id != self._image:
             return
+        from segstudio.inference.runtime.priority import run_in_background
+        run_in_background()  # ahead of the user: never in the way of a click's decode
         from segstudio.core.imageio import auto_window, decode_image
         from segstudio.inference.runtime.device import cpu_cores, cpu_threads
         try:

@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, Signal
 from segstudio.core.errors import UserError, describe
 from segstudio.gui.window_words import window_words
 from segstudio.gui.workers import Background, Failure, Task
+from segstudio.inference.runtime.priority import run_in_background
 from segstudio.inference.runtime.torch_once import import_torch
 
 log = logging.getLogger("segstudio")
@@ -28,9 +29,12 @@ class ModelThread(QObject):
     busy_changed = Signal(bool)
     job_failed = Signal(str)
 
-    def __init__(self, project, name: str, parent=None):
+    def __init__(self, project, name: str, parent=None, background: bool = False):
+        """`background`: the thread runs at a lower priority than the window and the click model
+        (inference/runtime/priority.run_in_background): training and folder runs yield the CPU to a click."""
         super().__init__(parent)
         self.project = project
+        self._background = background
         self._cancel = threading.Event()
         self._busy = 0  # requests submitted and not finished (GUI thread only)
         # one thread for the worker's life: the model and its CUDA context stay on it
@@ -56,6 +60,8 @@ class ModelThread(QObject):
     def _request(self, what: str, fn: Callable[[], object], on_done: Callable[[object], None] | None = None,
                  on_failed: Callable[[str], None] | None = None) -> None:
         def run() -> object:
+            if self._background:
+                run_in_background()
             import_torch()  # never two threads inside torch's import (inference/runtime/torch_once.py)
             return fn()
         task = Task(run)

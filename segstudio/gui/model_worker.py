@@ -28,7 +28,7 @@ class ModelWorker(ModelThread):
     eval_done = Signal(object)
 
     def __init__(self, project, parent=None):
-        super().__init__(project, "segstudio-model", parent)
+        super().__init__(project, "segstudio-model", parent, background=True)  # a click goes first
         self.segmenter = None
 
     # ---------------------------------------------------------------- requests (GUI thread)

@@ -12,6 +12,8 @@ No torch here: the click worker marks prompts before it touches the model.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -69,3 +71,23 @@ class PromptsFirst:
 
 
 PROMPTS = PromptsFirst()  # one per process: every click model and every background job share it
+
+
+BACKGROUND_NICE = 10  # how much nicer than the window and its click model the background model threads run
+
+
+def run_in_background() -> None:
+    """Make the calling thread (and the CPU threads torch starts from it later) nicer than the
+    window's and the click model's, once: on a machine with few cores, the scheduler then gives a
+    click's decode the cores while a training step or a folder run is in the middle of an
+    operation (a pause point comes only between steps or layers). Linux only (a thread has its own
+    nice value there, and threads inherit their creator's); elsewhere, or when refused: no change."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        now = os.getpriority(os.PRIO_PROCESS, tid)
+        if now < BACKGROUND_NICE:
+            os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)
+    except OSError:
+        pass
