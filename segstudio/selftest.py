@@ -298,13 +298,16 @@ def check_two_models(ctx: Context) -> str:
         QTest.keyClick(win.canvas, Qt.Key.Key_I)  # the Model click / box tool
         QTest.keyClick(win.canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # done: an update
         _wait(ctx, lambda: live.running or bool(versions), "the live update to start")
-        h, w = win.editor.image.shape[:2]
-        waits = []
+        h, w = _need(win.editor.image, "image").shape[:2]
+        waits: list[float] = []
+
+        def answered(n: int) -> Callable[[], bool]:
+            return lambda: len(answers) > n
         while live.running and len(waits) < 10:
             n, t0 = len(answers), time.perf_counter()
             QTest.mouseClick(win.canvas.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
                              win.canvas.mapFromScene(QPointF(w * (0.3 + 0.04 * len(waits)), h / 2)))
-            _wait(ctx, lambda n=n: len(answers) > n, "Segment Anything's answer during the update")
+            _wait(ctx, answered(n), "Segment Anything's answer during the update")
             waits.append(answers[-1] - t0)
             QTest.keyClick(win.canvas, Qt.Key.Key_Escape)
         _wait(ctx, lambda: bool(versions), "the live update", timeout=180)
