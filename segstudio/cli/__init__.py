@@ -4,15 +4,18 @@
     segstudio check FOLDER [--json]
     segstudio import FOLDER --format FORMAT SOURCE [--classes FILE]
     segstudio export FOLDER --format FORMAT --out PATH
-    segstudio predict FOLDER --model unet|maskrcnn ...
-    segstudio train FOLDER --model unet|maskrcnn --out FILE ...
+    segstudio predict FOLDER --model MODEL ...
+    segstudio train FOLDER --model MODEL --out FILE ...
     segstudio evaluate FOLDER --weights FILE ...
+    segstudio models [--json]
+
+MODEL is a family of the registry (segstudio.inference.registry); `segstudio models` lists them.
 
 Every command takes --project PATH to keep the store outside the image folder. Bad input
 exits non-zero with a one-line error.
 
 One module per group of commands (project: info, check; dataset: import, export; models:
-predict; train: train, evaluate), each registering its subcommands with the function that runs
+predict; train: train, evaluate; model_list: models), each registering its subcommands with the function that runs
 them; `common` holds what they share. The import and export format names are those of
 segstudio.io.registry.
 """
@@ -24,12 +27,12 @@ import os
 import sys
 
 from segstudio import __version__
-from segstudio.cli import dataset, models, project, train, weights
+from segstudio.cli import dataset, model_list, models, project, train, weights
 from segstudio.cli.common import CliError, add_common, one_line, setup_logging
 
 __all__ = ["CliError", "build_parser", "main"]
 
-_GROUPS = (project, dataset, models, train, weights)  # the order of the commands in --help
+_GROUPS = (project, dataset, models, train, weights, model_list)  # the order of the commands in --help
 
 
 def build_parser() -> argparse.ArgumentParser:

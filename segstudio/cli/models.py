@@ -7,19 +7,34 @@ import sys
 
 from segstudio.cli.common import CliError, add_command, add_common, open_project, progress_printer
 from segstudio.core.records import NEW
+from segstudio.inference import registry
 from segstudio.inference.sam.spec import DEFAULT_MODEL as SAM_DEFAULT
 from segstudio.inference.sam.spec import MODELS as SAM_MODELS
 from segstudio.inference.sam.spec import PROMPT_MODES
-from segstudio.inference.semantic.spec import SEMANTIC_MODELS
+
+# the flags that are one family's own settings (Family.cli_options names their dests)
+FAMILY_FLAGS = {"sam_model": "--sam-model", "prompts": "--prompts", "points_per_side": "--points-per-side"}
+
+
+def model_help(keys: list[str]) -> str:
+    """The --model help: each family's key and what it is (argparse help text: % doubled)."""
+    return "; ".join(f"{k}: {registry.family(k).title}" + (f", {registry.family(k).note}" if registry.family(k).note
+                                                           else "") for k in keys).replace("%", "%%")
+
+
+def predict_models() -> list[str]:
+    """The families `segstudio predict` can load: those with a headless loader."""
+    return [k for k, f in registry.FAMILIES.items() if f.load is not None]
+
+
+def variants() -> list[str]:
+    return list(dict.fromkeys(v for f in registry.FAMILIES.values() for v, _ in f.variants))
 
 
 def add_parsers(sub) -> None:
     s = add_command(sub, "predict", cmd_predict, help="segment images with a model (pre-labelling)")
-    s.add_argument("--model", required=True, choices=[*SEMANTIC_MODELS, "maskrcnn", "sam"],
-                   help="unet: a trained checkpoint; fcn / deeplabv3 / deeplabv3_mobilenet: torchvision's "
-                        "COCO-VOC weights (21 classes, no training needed) or a fine-tuned checkpoint; "
-                        "maskrcnn: COCO weights or a checkpoint; sam: Segment Anything (needs "
-                        "`pip install segstudio[sam]`)")
+    s.add_argument("--model", required=True, choices=predict_models(), metavar="MODEL",
+                   help=f"{model_help(predict_models())} (segstudio models lists what each needs)")
     s.add_argument("--weights", metavar="FILE", help="checkpoint (default: Mask R-CNN COCO weights, FCN / "
                                                     "DeepLabV3 COCO-VOC weights; UNet: the project's latest "
                                                     "trained model; SAM: the model's official file in the "
@@ -40,7 +55,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--batch", type=int, default=4)
     s.add_argument("--no-amp", action="store_true",
                    help="full precision (default: float16 on CUDA; Segment Anything: bfloat16 where native)")
-    s.add_argument("--maskrcnn-version", choices=["v2", "v1"], default="v2",
+    s.add_argument("--maskrcnn-version", choices=variants(), default=None, dest="variant",
                    help="torchvision Mask R-CNN R50-FPN version for COCO weights (default v2)")
     s.add_argument("--no-create-classes", action="store_true",
                    help="drop detections of classes the project does not have")
@@ -64,22 +79,28 @@ def cmd_predict(args) -> int:
     statuses = parse_statuses(args.status)
     if args.batch < 1:
         raise CliError("--batch must be 1 or more")
-    sam_only = {"--sam-model": args.sam_model, "--prompts": args.prompts, "--points-per-side": args.points_per_side}
-    if args.model != "sam" and any(v is not None for v in sam_only.values()):
-        raise CliError(f"{', '.join(k for k, v in sam_only.items() if v is not None)}: only with --model sam")
+    fam = registry.family(args.model)
+    options = {k: getattr(args, k) for k in FAMILY_FLAGS if getattr(args, k) is not None}
+    for k in options:
+        if k not in fam.cli_options:
+            owners = [key for key, f in registry.FAMILIES.items() if k in f.cli_options]
+            raise CliError(f"{FAMILY_FLAGS[k]}: only with --model {' or '.join(owners)}")
+    if args.variant is not None and args.variant not in dict(fam.variants):
+        owners = [key for key, f in registry.FAMILIES.items() if args.variant in dict(f.variants)]
+        raise CliError(f"--maskrcnn-version: only with --model {' or '.join(owners)}")
     if args.points_per_side is not None and not 1 <= args.points_per_side <= 128:
         raise CliError("--points-per-side must be 1 to 128")
     if args.prompts == "boxes" and args.points_per_side is not None:
         raise CliError("--points-per-side is for --prompts everything")
     if args.ray is None and (args.workers is not None or args.gpus_per_worker):
         raise CliError("--workers and --gpus-per-worker: only with --ray")
-    if args.ray is not None and args.model == "sam":
-        raise CliError("--ray: not for Segment Anything yet (use unet, fcn, deeplabv3 or maskrcnn)")
+    if args.ray is not None and not fam.cluster:
+        raise CliError(f"--ray: not for {fam.title} yet (use "
+                       f"{', '.join(k for k, f in registry.FAMILIES.items() if f.cluster)})")
     project = open_project(args)
     spec = ModelSpec(args.model, args.weights, args.device, args.score, args.mask_threshold,
                      per_component=not args.per_class, amp=False if args.no_amp else None, tta=args.tta,
-                     version=args.maskrcnn_version, sam_model=args.sam_model, prompts=args.prompts or "everything",
-                     points_per_side=args.points_per_side)
+                     variant=args.variant, options=options)
     prog = progress_printer("predict")
     if args.ray is not None:
         import os

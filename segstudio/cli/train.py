@@ -6,16 +6,29 @@ import json
 import sys
 
 from segstudio.cli.common import CliError, add_command, add_common, open_project
+from segstudio.cli.models import model_help, variants
 from segstudio.core.records import DONE
-from segstudio.inference.semantic.spec import DEFAULT_UNET, MODEL_NETS, RESNET_ENCODERS, SEMANTIC_MODELS, is_semantic
+from segstudio.inference import registry
+from segstudio.inference.family import TRAIN, resolve
+from segstudio.inference.semantic.spec import DEFAULT_UNET, RESNET_ENCODERS
+
+
+def train_models() -> list[str]:
+    """The families `segstudio train` trains: those that can TRAIN."""
+    return registry.keys(TRAIN)
+
+
+def _net(fam) -> str | None:
+    """The network a family's trainer settings name (FCN, DeepLabV3), None for a UNet of any encoder."""
+    return (fam.trainer.get("unet") or {}).get("encoder")
 
 
 def add_parsers(sub) -> None:
     s = add_command(sub, "train", cmd_train,
                     help="train a UNet / fine-tune FCN, DeepLabV3 or Mask R-CNN on the done images")
-    s.add_argument("--model", required=True, choices=[*SEMANTIC_MODELS, "maskrcnn"],
-                   help="fcn / deeplabv3 / deeplabv3_mobilenet: torchvision's networks, fine-tuned from their "
-                        "COCO-VOC weights (else the ImageNet backbone) with a head for the project's classes")
+    s.add_argument("--model", required=True, choices=train_models(), metavar="MODEL",
+                   help=f"{model_help(train_models())} (FCN / DeepLabV3: fine-tuned from their COCO-VOC weights, "
+                        "else the ImageNet backbone, with a head for the project's classes)")
     s.add_argument("--out", metavar="FILE",
                    help="best checkpoint (the last goes beside, -last); an existing file is replaced only "
                         "when it is a segstudio checkpoint (required unless --watch)")
@@ -37,7 +50,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--batch", type=int)
     s.add_argument("--resume", metavar="FILE", help="UNet: continue from a -last checkpoint")
     s.add_argument("--weights", metavar="FILE", help="Mask R-CNN: start from this checkpoint")
-    s.add_argument("--maskrcnn-version", choices=["v2", "v1"], default="v2",
+    s.add_argument("--maskrcnn-version", choices=variants(), default=None, dest="variant",
                    help="Mask R-CNN: torchvision R50-FPN version when starting from COCO weights")
     s.add_argument("--width", type=int, help="UNet: channels at the first level (default 16)")
     s.add_argument("--depth", type=int, help="UNet: downsamplings (default 4)")
@@ -97,8 +110,9 @@ def cmd_watch(args) -> int:
     if args.seconds <= 0 or args.poll <= 0 or args.ahead < 0:
         raise CliError("--seconds and --poll must be positive, --ahead zero or more")
     project = open_project(args)
+    fam = registry.family(args.model)
     trainer: dict = {}
-    if is_semantic(args.model):
+    if fam.semantic:
         trainer = {k: v for k, v in (("batch", args.batch), ("crop", args.crop)) if v}
         shape = {k: v for k, v in (("width", args.width), ("depth", args.depth), ("up_mode", args.up),
                                    ("encoder", _encoder(args))) if v}
@@ -106,8 +120,8 @@ def cmd_watch(args) -> int:
             trainer["unet"] = {**DEFAULT_UNET, **shape}
         if args.no_pretrained:
             trainer["pretrained"] = False
-    arch = "unet" if is_semantic(args.model) else args.model  # every semantic network is a "unet" model
-    learner = LiveLearner(project, LiveConfig(arch=arch, seconds=args.seconds, ahead=args.ahead,
+    assert fam.checkpoint_kind is not None  # a family that can TRAIN stores checkpoints of its kind
+    learner = LiveLearner(project, LiveConfig(arch=fam.checkpoint_kind, seconds=args.seconds, ahead=args.ahead,
                                               device=args.device, seed=args.seed, trainer=trainer))
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # finish the update's checkpoint, then stop
@@ -135,10 +149,11 @@ def cmd_watch(args) -> int:
 
 def _encoder(args) -> str | None:
     """The network `unet["encoder"]` names for --model / --encoder (None: the default)."""
-    if args.model in MODEL_NETS:
+    net = _net(registry.family(args.model))
+    if net is not None:
         if args.encoder:
-            raise CliError(f"--encoder is for --model unet; --model {args.model} is {MODEL_NETS[args.model]}")
-        return MODEL_NETS[args.model]
+            raise CliError(f"--encoder is for a UNet; --model {args.model} is {net}")
+        return net
     return args.encoder
 
 
@@ -147,9 +162,10 @@ def cmd_train(args) -> int:
         return cmd_watch(args)
     if args.out is None:
         raise CliError("give --out FILE (where the checkpoint goes), or --watch")
-    if args.border_weight and not is_semantic(args.model):
+    fam = registry.family(args.model)
+    if args.border_weight and not fam.semantic:
         raise CliError("--border-weight is for the class-per-pixel models")
-    if args.ignore_unlabelled and not is_semantic(args.model):
+    if args.ignore_unlabelled and not fam.semantic:
         raise CliError("--ignore-unlabelled is for --model unet (and fcn, deeplabv3: class-per-pixel models; "
                        "Mask R-CNN learns whole objects)")
     if args.ray is not None and args.resume:
@@ -157,13 +173,16 @@ def cmd_train(args) -> int:
     encoder = _encoder(args)
     project = open_project(args)
     amp = False if args.no_amp else None
-    if is_semantic(args.model):
+    if args.variant is not None and args.variant not in dict(fam.variants):
+        raise CliError(f"--maskrcnn-version: {fam.title} has no versions")
+    assert fam.train is not None and fam.train_config is not None  # a family that can TRAIN says how
+    config, train = resolve(fam.train_config), resolve(fam.train)
+    if fam.semantic:
         from segstudio.core.coverage import sparse_images
         warning = sparse_images(project).warning(args.ignore_unlabelled, "--ignore-unlabelled", "add")
         if warning:
             print(f"warning: {warning}", file=sys.stderr, flush=True)
-        from segstudio.inference.training.unet import UNetTrainConfig, train_unet
-        cfg = UNetTrainConfig(epochs=args.epochs, minutes=args.minutes, val_fraction=args.val_fraction,
+        cfg = config(epochs=args.epochs, minutes=args.minutes, val_fraction=args.val_fraction,
                               seed=args.seed, device=args.device, amp=amp,
                               ignore_unlabelled=args.ignore_unlabelled)
         if args.batch:
@@ -180,17 +199,16 @@ def cmd_train(args) -> int:
         cfg.pretrained = not args.no_pretrained
         if args.ray is not None:
             return _train_on_ray(args, project, cfg)
-        res = train_unet(project, args.out, cfg, progress=_printer(args.json), resume=args.resume)
+        res = train(project, args.out, cfg, progress=_printer(args.json), resume=args.resume)
     else:
-        from segstudio.inference.training.maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
-        mcfg = MaskRCNNTrainConfig(epochs=args.epochs, minutes=args.minutes, val_fraction=args.val_fraction,
-                                   seed=args.seed, device=args.device, amp=amp, weights=args.weights,
-                                   version=args.maskrcnn_version)
+        mcfg = config(epochs=args.epochs, minutes=args.minutes, val_fraction=args.val_fraction,
+                      seed=args.seed, device=args.device, amp=amp, weights=args.weights,
+                      version=args.variant or fam.variants[0][0])
         if args.batch:
             mcfg.batch = args.batch
         if args.ray is not None:
             return _train_on_ray(args, project, mcfg)
-        res = train_maskrcnn(project, args.out, mcfg, progress=_printer(args.json))
+        res = train(project, args.out, mcfg, progress=_printer(args.json))
     d = {"best": res.best_path, "last": res.last_path, "metrics": res.best_metrics, "stopped": res.stopped,
          "seconds": round(res.seconds, 1), "device": res.device, "start": res.start,
          "train_images": len(res.train_images), "val_images": len(res.val_images),
@@ -226,12 +244,15 @@ def _train_on_ray(args, project, cfg) -> int:
 
 def cmd_evaluate(args) -> int:
     from segstudio.core.records import parse_statuses
-    from segstudio.inference.runtime.checkpoint import load_checkpoint
-    from segstudio.inference.runtime.engine import ModelSpec, load_segmenter
+    from segstudio.inference.runtime.engine import ModelSpec, load_segmenter, read_checkpoint
     from segstudio.inference.training.evaluate import evaluate_project
     project = open_project(args)
-    ck = load_checkpoint(args.weights)
-    seg = load_segmenter(ModelSpec(ck.arch, args.weights, args.device, score_threshold=0.05, tta=args.tta), project)
+    ck = read_checkpoint(args.weights)
+    fams = registry.of_checkpoint(ck.arch)
+    if not fams:
+        raise CliError(f"{args.weights}: no model family reads {ck.arch!r} checkpoints")
+    seg = load_segmenter(ModelSpec(fams[0].key, args.weights, args.device, score_threshold=0.05, tta=args.tta),
+                         project)
     ids = None
     if args.split:
         paths = ck.training.get(f"{args.split}_images") or []

@@ -16,6 +16,7 @@ class FixedModel:
     def __init__(self, arch, classes, class_map=None, detections=()):
         self.arch, self.classes = arch, classes
         self.class_map, self.detections = class_map, list(detections)
+        self.semantic = class_map is not None  # a class for every pixel, as UNetSegmenter.semantic
 
     def predict(self, image):
         h, w = image.shape[:2]

@@ -215,7 +215,7 @@ def test_missing_packages_say_what_to_install(monkeypatch):
 
 
 def test_spec_is_torch_free_and_knows_the_cache_folder():
-    code = ("import sys; from segstudio.inference import sam_spec as s; "
+    code = ("import sys; from segstudio.inference.sam import spec as s; "
             "assert 'torch' not in sys.modules, 'torch imported'; print(s.weights_file('sam_vit_h'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "TORCH_HOME": "/tmp/th-x"})
@@ -569,11 +569,12 @@ def two_images(tmp_path):
 
 @pytest.mark.slow
 def test_cli_predict_everything(two_images, tiny_file, monkeypatch, capsys):
-    real = sam_segmenter_mod.sam_segmenter
+    real = sam_segmenter_mod.load
 
     def permissive(spec, device, project=None):  # random weights: nothing passes the real quality filters
-        return real(dataclasses.replace(spec, pred_iou_thresh=0.0, stability_score_thresh=0.0), device, project)
-    monkeypatch.setattr(sam_segmenter_mod, "sam_segmenter", permissive)
+        opts = {**spec.options, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
+        return real(dataclasses.replace(spec, options=opts), device, project)
+    monkeypatch.setattr(sam_segmenter_mod, "load", permissive)  # the registry names it: found at load time
     code = main(["predict", str(two_images), "--model", "sam", "--weights", str(tiny_file), "--prompts", "everything",
                  "--points-per-side", "4", "--device", "cpu", "--json"])
     out = capsys.readouterr()

@@ -36,7 +36,8 @@ import numpy as np
 from segstudio.core.errors import UserError
 from segstudio.core.project import Project
 from segstudio.core.records import NEW
-from segstudio.inference.runtime.engine import ModelSpec, PredictReport, latest_model, load_segmenter, prediction_entry
+from segstudio.inference import registry
+from segstudio.inference.runtime.engine import ModelSpec, PredictReport, load_segmenter, prediction_entry
 from segstudio.inference.runtime.classmap import ClassMapper
 from segstudio.inference.cluster.connect import INSTALL_HINT, RayUnavailable, check_address, connect, import_ray
 
@@ -114,11 +115,16 @@ def predict_on_ray(project: Project, spec: ModelSpec, statuses=(NEW,), address: 
     if workers < 1:
         raise UserError("--workers must be 1 or more")
     check_address(address)  # a wrong address is said before the model loads
-    if spec.arch == "unet" and spec.weights is None:  # the workers have no project: name the file
-        spec = ModelSpec(**{**asdict(spec), "weights": latest_model(project, "unet")})
+    fam = registry.family(spec.arch)
+    if not fam.cluster:
+        raise UserError(f"{fam.title} has no Ray path; on Ray: "
+                        f"{', '.join(k for k, f in registry.FAMILIES.items() if f.cluster)}")
     # the driver loads the model too (on its CPU): its name and classes, and a bad file fails here, once
     driver_seg = load_segmenter(ModelSpec(**{**asdict(spec), "device": "cpu"}), project)
     source, classes = driver_seg.name, driver_seg.classes
+    from_project = getattr(driver_seg, "project_checkpoint", None)
+    if spec.weights is None and from_project:  # the workers have no project: name the file it chose
+        spec = ModelSpec(**{**asdict(spec), "weights": from_project})
     del driver_seg
     ids = images_to_predict(project, statuses, source)
     report = PredictReport(device=f"Ray: {workers} worker(s), {cpus_per_worker:g} CPU"

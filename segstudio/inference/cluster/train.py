@@ -1,4 +1,4 @@
-"""Train on a Ray cluster: `segstudio train FOLDER --model unet|maskrcnn --ray [ADDRESS] --workers N`.
+"""Train on a Ray cluster: `segstudio train FOLDER --model MODEL --ray [ADDRESS] --workers N`.
 
 Ray Train's TorchTrainer starts N workers and a process group (gloo on CPUs, NCCL on GPUs); each
 runs the same recipe as local training (`train_unet`, `train_maskrcnn`) with the network wrapped by
@@ -18,7 +18,21 @@ from typing import Any, Sequence
 
 from segstudio.core.errors import UserError
 from segstudio.core.project import Project
+from segstudio.inference import registry
 from segstudio.inference.cluster.connect import check_address, connect
+from segstudio.inference.family import resolve
+from segstudio.inference.training.live import trainer_family
+
+
+STORE_METRICS = ("mask_AP", "mean_iou", "pixel_accuracy")  # the best metrics the project's model list keeps
+
+
+def _kind_of(cfg: Any) -> str:
+    """The checkpoint kind of the family whose trainer takes this config (`Family.train_config`)."""
+    for f in registry.FAMILIES.values():
+        if f.train_config and f.checkpoint_kind and resolve(f.train_config) is type(cfg):
+            return f.checkpoint_kind
+    raise UserError(f"no model family trains with a {type(cfg).__name__}")
 
 
 def _worker_loop(config: dict) -> None:
@@ -38,16 +52,13 @@ def _worker_loop(config: dict) -> None:
         out = config["out"] if rank == 0 else str(Path(scratch) / "model.pt")
         kw = dict(progress=progress, image_ids=config["image_ids"], val_ids=config["val_ids"], rank=rank,
                   register=False)
-        if config["arch"] == "maskrcnn":
-            from segstudio.inference.training.maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
-            mcfg = MaskRCNNTrainConfig(**{**config["cfg"], "device": device})
-            # a batch without positive proposals leaves the mask head without gradients
-            train_maskrcnn(project, out, mcfg, wrap_model=lambda m: ray.train.torch.prepare_model(
-                m, parallel_strategy_kwargs={"find_unused_parameters": True}), **kw)
-        else:
-            from segstudio.inference.training.unet import UNetTrainConfig, train_unet
-            ucfg = UNetTrainConfig(**{**config["cfg"], "device": device})
-            train_unet(project, out, ucfg, wrap_model=ray.train.torch.prepare_model, **kw)
+        fam = trainer_family(config["arch"])
+        assert fam.train is not None and fam.train_config is not None
+        cfg_cls = resolve(fam.train_config)
+        cfg = cfg_cls(**{**config["cfg"], "device": device})
+        ddp = {"find_unused_parameters": True} if getattr(cfg_cls, "ddp_find_unused_parameters", False) else None
+        resolve(fam.train)(project, out, cfg, wrap_model=lambda m: ray.train.torch.prepare_model(
+            m, parallel_strategy_kwargs=ddp), **kw)
     project.close()
 
 
@@ -57,7 +68,7 @@ def train_on_ray(project: Project, cfg: Any, out: str | Path | None, address: st
     """Train with `workers` Ray Train workers (cfg: a UNetTrainConfig or a MaskRCNNTrainConfig); the
     checkpoints land where local training puts them and in the project's model list. Returns their
     paths, the best metrics and the run's history."""
-    arch = "maskrcnn" if type(cfg).__name__ == "MaskRCNNTrainConfig" else "unet"
+    arch = _kind_of(cfg)
     from segstudio.core.records import DONE
     from segstudio.inference.training.common import checkpoint_paths, split_images
     if workers < 1:
@@ -92,8 +103,7 @@ def train_on_ray(project: Project, cfg: Any, out: str | Path | None, address: st
     # worker 0's own record of the run (Ray Train keeps metrics only with checkpoints it stores)
     from segstudio.inference.runtime.checkpoint import load_checkpoint
     best = dict(load_checkpoint(best_path, expect_arch=arch).training.get("metrics") or {})
-    keep = ({"mask_AP": best.get("mask_AP")} if arch == "maskrcnn" else
-            {"mean_iou": best.get("mean_iou"), "pixel_accuracy": best.get("pixel_accuracy")})
+    keep = {k: v for k, v in best.items() if k in STORE_METRICS}  # what local training stores
     for p in (last_path, best_path):
         project.store.add_model(str(p), arch, keep)
     last = load_checkpoint(last_path, expect_arch=arch).training  # the whole run's history

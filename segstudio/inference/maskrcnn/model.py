@@ -172,3 +172,19 @@ def _binary_entropy(p: float) -> float:
 
 def torchvision_version() -> str:
     return torchvision.__version__
+
+
+def load(spec, device: DeviceInfo, project=None) -> MaskRCNNSegmenter:
+    """The Mask R-CNN family's loader (`Family.load`; spec: an engine.ModelSpec): the spec's file,
+    else torchvision's COCO weights of its variant (v2 by default)."""
+    from segstudio.inference.maskrcnn.spec import ARCH, FAMILIES
+    from segstudio.inference.maskrcnn.versions import from_state_dict
+    from segstudio.inference.runtime.checkpoint import load_checkpoint
+    from segstudio.inference.runtime.model_spec import check_options, warm
+    check_options(spec)
+    version = spec.variant or FAMILIES[0].variants[0][0]
+    if version not in VERSIONS:
+        raise CheckpointError(f"Mask R-CNN version must be {' or '.join(VERSIONS)}, not {version!r}")
+    ckpt = load_checkpoint(spec.weights, expect_arch=ARCH, plain=from_state_dict) if spec.weights else \
+        coco_checkpoint(version, spec.download)
+    return warm(MaskRCNNSegmenter(ckpt, device, spec.score_threshold, spec.mask_threshold))

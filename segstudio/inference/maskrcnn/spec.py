@@ -22,6 +22,11 @@ FAMILIES = (
            frozenset({CLICK, BOX, PRELABEL_INSTANCES, TRAIN, LEARN_LIVE}),
            load="segstudio.inference.maskrcnn.model:load", checkpoint_kind="maskrcnn",
            variants=(("v2", "Mask R-CNN v2 (instances)"), ("v1", "Mask R-CNN v1 (instances)")),
-           weights="segstudio.inference.maskrcnn.spec:weights_needed", options=("score", "mask"),
+           weights="segstudio.inference.maskrcnn.spec:weights_needed", options=("score", "mask"), cluster=True,
+           train="segstudio.inference.training.maskrcnn:train_maskrcnn",
+           train_config="segstudio.inference.training.maskrcnn:MaskRCNNTrainConfig",
+           catalog="segstudio.inference.maskrcnn.versions:catalog",
+           reads_state_dict="segstudio.inference.maskrcnn.versions:from_state_dict",
+           pretrained="COCO weights (torchvision)",
            note="COCO's 80 classes with no training; its click answer is the instance under the click"),
 )

@@ -29,3 +29,25 @@ def weights_file(version: str = "v2") -> Path:
     """Where torchvision keeps (or would keep) the COCO weights of this version."""
     url = VERSIONS[version][1].url
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+
+
+def from_state_dict(sd: dict, path: Path):
+    """A plain torchvision Mask R-CNN state dict (the COCO file, a torchvision fine-tune) as a
+    Checkpoint; None when it is not one (`Family.reads_state_dict`, asked by runtime.checkpoint)."""
+    from segstudio.inference.maskrcnn.spec import ARCH
+    from segstudio.inference.runtime.checkpoint import Checkpoint
+    if not (any(k.startswith("roi_heads.mask_predictor") for k in sd) and any(k.startswith("backbone.body")
+                                                                             for k in sd)):
+        return None
+    n = sd["roi_heads.box_predictor.cls_score.weight"].shape[0]
+    classes = list(COCO_CATEGORIES[1:]) if n == len(COCO_CATEGORIES) else [f"class_{k}" for k in range(1, n)]
+    return Checkpoint(ARCH, {"version": guess_version(sd), "num_classes": n}, classes, sd,
+                      {"mode": "unit"}, {"source": f"torchvision state dict {path.name}"})
+
+
+def catalog() -> list:
+    """The COCO files of both versions, for the weights catalogue (`Family.catalog`)."""
+    from segstudio.inference.runtime.weights_offer import torchvision_offer
+    return [torchvision_offer(f"maskrcnn_{version}_coco", f"Mask R-CNN {version} ResNet-50 FPN, COCO", w,
+                              f"Mask R-CNN {version}: COCO weights (pre-labelling, start of fine-tuning)")
+            for version, (_, w) in VERSIONS.items()]

@@ -11,8 +11,9 @@
 
 Files are read with `torch.load(weights_only=True)`: a checkpoint cannot run code; and the sizes
 its archive declares are checked before anything is inflated (`torch_archive`): a compressed bomb
-is refused before it costs memory. A plain torchvision Mask R-CNN state dict (e.g. the COCO
-weights file) is accepted too.
+is refused before it costs memory. A plain state dict is read by the family it belongs to
+(`load_checkpoint`'s `plain`; `engine.read_checkpoint` asks every family: torchvision's Mask
+R-CNN files, e.g. the COCO weights). No family is imported here: the kinds are the families'.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -35,7 +37,6 @@ from segstudio.inference.runtime.torch_archive import MAX_WEIGHTS_BYTES, archive
 
 FORMAT = "segstudio-checkpoint"
 FORMAT_VERSION = 1
-ARCHS = ("unet", "maskrcnn")
 log = logging.getLogger("segstudio")
 MAX_PICKLE_BYTES = 64 << 20  # a checkpoint's pickle holds names and metadata (the tensors are records apart)
 
@@ -119,7 +120,10 @@ def is_segstudio_checkpoint(path: str | Path) -> bool:
     return len(marker).to_bytes(4, "little") + marker in data
 
 
-def load_checkpoint(path: str | Path, expect_arch: str | None = None) -> Checkpoint:
+def load_checkpoint(path: str | Path, expect_arch: str | None = None,
+                    plain: Callable[[dict, Path], Checkpoint | None] | None = None) -> Checkpoint:
+    """A checkpoint file, checked; `plain` makes a Checkpoint of a plain state dict when it can
+    (a family's own reader, `Family.reads_state_dict`; `engine.read_checkpoint` asks every family)."""
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"checkpoint not found: {p}")
@@ -144,13 +148,14 @@ def load_checkpoint(path: str | Path, expect_arch: str | None = None) -> Checkpo
         d = torch.load(buf, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises assorted errors on corrupt files: all are CheckpointError  # noqa: BLE001
         raise CheckpointError(load_failure(p.name, e)) from None
+    ckpt: Checkpoint | None
     if isinstance(d, dict) and d.get("format") == FORMAT:
         ckpt = _from_segstudio(d, p)
-    elif isinstance(d, dict) and _looks_like_maskrcnn(d):
-        ckpt = _from_torchvision_maskrcnn(d, p)
     else:
-        raise CheckpointError(f"{p.name} is a PyTorch file but not a segstudio checkpoint "
-                              "(nor a torchvision Mask R-CNN state dict)")
+        ckpt = plain(d, p) if isinstance(d, dict) and plain is not None else None
+        if ckpt is None:
+            raise CheckpointError(f"{p.name} is a PyTorch file but not a segstudio checkpoint"
+                                  + (" (nor a plain state dict of a model that takes one)" if plain else ""))
     if expect_arch is not None and ckpt.arch != expect_arch:
         raise CheckpointError(f"{p.name} holds a {ckpt.arch} model, not a {expect_arch}")
     ckpt.path = str(p)
@@ -162,7 +167,7 @@ def _from_segstudio(d: dict, p: Path) -> Checkpoint:
     if not isinstance(v, int) or v > FORMAT_VERSION:
         raise CheckpointError(f"{p.name} was written by a newer segstudio (format {v}); upgrade segstudio")
     arch = d.get("arch")
-    if arch not in ARCHS:
+    if not isinstance(arch, str) or not arch:
         raise CheckpointError(f"{p.name}: unknown architecture {arch!r}")
     sd = d.get("state_dict")
     if not isinstance(sd, dict) or not sd:
@@ -173,16 +178,3 @@ def _from_segstudio(d: dict, p: Path) -> Checkpoint:
     return Checkpoint(arch, dict(d.get("config") or {}), classes, sd, dict(d.get("normalization") or {}),
                       dict(d.get("training") or {}), str(d.get("segstudio_version", "?")),
                       resume=dict(d.get("resume") or {}))
-
-
-def _looks_like_maskrcnn(d: dict) -> bool:
-    return any(k.startswith("roi_heads.mask_predictor") for k in d) and \
-        any(k.startswith("backbone.body") for k in d)
-
-
-def _from_torchvision_maskrcnn(sd: dict, p: Path) -> Checkpoint:
-    from segstudio.inference.maskrcnn.versions import COCO_CATEGORIES, guess_version  # torchvision: only when needed
-    n = sd["roi_heads.box_predictor.cls_score.weight"].shape[0]
-    classes = [c for c in COCO_CATEGORIES[1:]] if n == len(COCO_CATEGORIES) else [f"class_{k}" for k in range(1, n)]
-    return Checkpoint("maskrcnn", {"version": guess_version(sd), "num_classes": n}, classes, sd,
-                      {"mode": "unit"}, {"source": f"torchvision state dict {p.name}"})

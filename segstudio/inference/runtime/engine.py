@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 
 from segstudio.core.errors import BadValue
@@ -22,79 +21,65 @@ from segstudio.core.imageio import ImageDecodeError, is_transient
 from segstudio.core.project import Project
 from segstudio.core.records import NEW, PREDICTED, ImageRecord
 from segstudio.core.store import encoded_region_row
-from segstudio.inference.runtime.checkpoint import CheckpointError, load_checkpoint
+from segstudio.inference import registry
+from segstudio.inference.family import resolve
+from segstudio.inference.promptable import Promptable
 from segstudio.inference.runtime.device import choose_device
+from segstudio.inference.runtime.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from segstudio.inference.runtime.classmap import ClassMapper
+from segstudio.inference.runtime.model_spec import ModelSpec, latest_model
 from segstudio.inference.runtime.postprocess import encode_detections, payload, process_pool
 from segstudio.inference.runtime.segmenter import Prediction, Segmenter
-from segstudio.inference.semantic.spec import MODEL_NETS, SEMANTIC_MODELS, is_semantic, model_name
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ModelSpec:
-    """What to load: the architecture ("unet", "fcn", "deeplabv3", "deeplabv3_mobilenet",
-    "maskrcnn" or "sam"), a checkpoint file (None: Mask R-CNN COCO weights, FCN / DeepLabV3 COCO-VOC
-    weights, or the project's latest UNet), the device and the thresholds."""
-    arch: str = "maskrcnn"
-    weights: str | None = None
-    device: str = "auto"
-    score_threshold: float = 0.5
-    mask_threshold: float = 0.5
-    per_component: bool = True
-    amp: bool | None = None
-    version: str = "v2"
-    download: bool = True
-    tta: bool = False  # UNet: average over flips
-    # Segment Anything (arch "sam"): the model (sam_spec.MODELS; None: guessed from the weights file,
-    # else the CPU default), "everything" or "boxes" prompts, and the automatic generator's grid and
-    # quality filters (random test weights need both thresholds at 0 to give any mask)
-    sam_model: str | None = None
-    prompts: str = "everything"
-    points_per_side: int | None = None
-    pred_iou_thresh: float = 0.88
-    stability_score_thresh: float = 0.95
+__all__ = ["ModelSpec", "PredictReport", "latest_model", "load_clicker", "load_segmenter", "predict_project",
+           "prediction_entry", "read_checkpoint", "store_prediction"]
 
 
 def load_segmenter(spec: ModelSpec, project: Project | None = None) -> Segmenter:
-    device = choose_device(spec.device, spec.amp)
-    if is_semantic(spec.arch):
-        # every class-per-pixel network is a "unet" checkpoint; FCN and DeepLabV3 with no
-        # checkpoint pre-label the COCO-VOC classes with torchvision's weights
-        from segstudio.inference.semantic.segmenter import UNetSegmenter
-        if spec.weights:
-            ckpt = load_checkpoint(spec.weights, expect_arch="unet")
-        elif spec.arch == "unet":
-            path = latest_model(project, "unet") if project is not None else None
-            if path is None:
-                raise CheckpointError("a UNet needs a checkpoint: train one first (segstudio train FOLDER --model "
-                                      "unet --out FILE, or Train in the Model panel) or give --weights FILE")
-            ckpt = load_checkpoint(path, expect_arch="unet")
-        else:
-            from segstudio.inference.semantic.nets import voc_checkpoint
-            ckpt = voc_checkpoint(MODEL_NETS[spec.arch], spec.download)
-        seg = UNetSegmenter(ckpt, device, per_component=spec.per_component, score_threshold=0.0, tta=spec.tta)
-        seg.name = model_name(str(ckpt.config.get("encoder", "plain")))  # the regions' source
-        return _warm(seg)
-    if spec.arch == "maskrcnn":
-        from segstudio.inference.maskrcnn.model import MaskRCNNSegmenter, coco_checkpoint
-        ckpt = load_checkpoint(spec.weights, expect_arch="maskrcnn") if spec.weights else \
-            coco_checkpoint(spec.version, spec.download)
-        return _warm(MaskRCNNSegmenter(ckpt, device, spec.score_threshold, spec.mask_threshold))
-    if spec.arch == "sam":
-        from segstudio.inference.sam.segmenter import sam_segmenter  # the SAM packages are imported only here
-        return sam_segmenter(spec, device, project)
-    raise BadValue(f"unknown model {spec.arch!r}; use {', '.join(SEMANTIC_MODELS)}, maskrcnn or sam")
+    """The family's headless model (`Family.load`), loaded on the device the spec asks for."""
+    fam = _checked(spec)
+    if fam.load is None:
+        raise BadValue(f"{fam.title} does not segment whole images; use "
+                       f"{', '.join(k for k, f in registry.FAMILIES.items() if f.load is not None)}")
+    return resolve(fam.load)(spec, choose_device(spec.device, spec.amp), project)
 
 
-def _warm(seg: Segmenter) -> Segmenter:
-    """On a GPU, one small forward at load time: CUDA/cuDNN set-up is paid while loading, not by
-    the first image."""
-    if seg.device.type == "cuda":
-        seg.predict(np.zeros((256, 256, 3), np.uint8))
-        torch.cuda.synchronize()
-    return seg
+def load_clicker(spec: ModelSpec, project: Project | None = None) -> Promptable:
+    """The family's click model (`Family.load_click`): a Promptable (inference/promptable.py)."""
+    fam = _checked(spec)
+    if fam.load_click is None:
+        own = [k for k, f in registry.FAMILIES.items() if f.load_click is not None]
+        raise BadValue(f"{fam.title} has no click model of its own (its clicks are answered from its prediction); "
+                       f"click models: {', '.join(own) or 'none'}")
+    return resolve(fam.load_click)(spec, choose_device(spec.device, spec.amp), project)
+
+
+def _checked(spec: ModelSpec):
+    fam = registry.family(spec.arch)
+    if spec.variant is not None and spec.variant not in dict(fam.variants):
+        have = f"use {', '.join(dict(fam.variants))}" if fam.variants else "it has none"
+        raise BadValue(f"{fam.title}: unknown variant {spec.variant!r}; {have}")
+    if not isinstance(spec.options, dict):
+        raise BadValue(f"model options are a dict of settings, not {type(spec.options).__name__}")
+    return fam
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Any checkpoint a family can use: a segstudio checkpoint of a kind some family reads, or a
+    plain state dict a family recognises (`Family.reads_state_dict`: torchvision's Mask R-CNN)."""
+    readers = list(dict.fromkeys(f.reads_state_dict for f in registry.FAMILIES.values() if f.reads_state_dict))
+
+    def plain(sd: dict, p: Path) -> Checkpoint | None:
+        for ref in readers:
+            ckpt = resolve(ref)(sd, p)
+            if ckpt is not None:
+                return ckpt
+        return None
+    ckpt = load_checkpoint(path, plain=plain)
+    if not registry.of_checkpoint(ckpt.arch):
+        raise CheckpointError(f"{Path(path).name}: unknown architecture {ckpt.arch!r}")
+    return ckpt
 
 
 def lower_thread_priority() -> None:
@@ -109,14 +94,6 @@ def lower_thread_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 10))
     except OSError:
         pass
-
-
-def latest_model(project: Project, arch: str) -> str | None:
-    """The project's newest checkpoint of that architecture that still exists (best before last)."""
-    for m in project.store.models():
-        if m["kind"] == arch and Path(m["path"]).exists():
-            return m["path"]
-    return None
 
 
 @dataclass

@@ -1,13 +1,14 @@
 """Every pretrained weights file segstudio knows, where it is expected, and whether it is there
 and intact: the catalogue behind `segstudio weights` and the Model panel's *Get weights…* dialog.
 
-The entries are built from the sources the models themselves load from, never typed a second
-time: torchvision's weights enums (Mask R-CNN v1/v2 COCO in `maskrcnn_spec.VERSIONS`; FCN /
-DeepLabV3 COCO-VOC weights and their ImageNet backbones in `semantic_nets.TV_NETS`; the ResNet
-encoders of the ResNet-UNet in `semantic_nets.RESNETS`) and Segment Anything's
-`sam_spec.MODELS`. Every file lives where torchvision and `sam_spec.weights_file` look for it,
-the torch hub cache (`torch.hub.get_dir()/checkpoints`, moved by $TORCH_HOME), so a pip install
-and the PyInstaller bundle find the same files.
+The entries come from the registry: each family's `catalog` function lists the files it loads,
+from the sources the models themselves load from, never typed a second time: torchvision's
+weights enums (Mask R-CNN v1/v2 COCO in `maskrcnn.versions.VERSIONS`; FCN / DeepLabV3 COCO-VOC
+weights and their ImageNet backbones in `semantic.nets.TV_NETS`; the ResNet encoders of the
+ResNet-UNet in `semantic.nets.RESNETS`) and Segment Anything's `sam.spec.MODELS`. Every file
+lives where torchvision and `sam_spec.weights_file` look for it, the torch hub cache
+(`torch.hub.get_dir()/checkpoints`, moved by $TORCH_HOME), so a pip install and the PyInstaller
+bundle find the same files.
 
 How much each file can be checked:
 
@@ -31,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import threading
 import uuid
 import warnings
@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 from segstudio.core.errors import UserError
-from segstudio.inference.sam import spec as sam_spec
+from segstudio.inference.hub import hub_dir
+from segstudio.inference.runtime.weights_offer import HASH_REGEX as _HASH_REGEX
 from segstudio.inference.runtime.torch_archive import archive_problem
 from segstudio.io.common import Cancelled
 
@@ -143,60 +144,33 @@ def mib_text(n: int) -> str:
 def checkpoints_dir() -> Path:
     """The torch hub cache's checkpoints folder (torch.hub.get_dir()/checkpoints; $TORCH_HOME
     moves it): where torchvision's loaders and `sam_spec.weights_file` look."""
-    return sam_spec.hub_dir() / "checkpoints"
-
-
-_HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")  # torch.hub.HASH_REGEX (asserted in entries())
+    return hub_dir() / "checkpoints"
 
 
 @lru_cache(maxsize=1)
 def _build() -> tuple[WeightsEntry, ...]:
+    """Every family's files (`Family.catalog`, in the registry's order), one entry per file name."""
     import torch.hub
 
-    from segstudio.inference.maskrcnn.versions import VERSIONS
-    from segstudio.inference.semantic.nets import RESNETS, TV_NETS
-    from segstudio.inference.semantic.spec import MODEL_NETS, model_name
+    from segstudio.inference import registry
+    from segstudio.inference.family import resolve
     assert _HASH_REGEX.pattern == torch.hub.HASH_REGEX.pattern  # the convention torch.hub checks
     found: dict[str, dict[str, Any]] = {}  # file name -> fields, in catalogue order
-
-    def torchvision(name: str, title: str, weights: Any, user: str) -> None:
-        file = os.path.basename(weights.url)
-        if file in found:
-            found[file]["used_by"].append(user)
-            return
-        m = _HASH_REGEX.search(file)
-        mib = weights.meta.get("_file_size")
-        found[file] = {"name": name, "title": title, "used_by": [user], "file": file, "url": weights.url,
-                       "approx_mib": float(mib) if isinstance(mib, (int, float)) else None,
-                       "hash_prefix": m.group(1) if m and m.group(1) else None}
-
-    for version, (_, w) in VERSIONS.items():
-        torchvision(f"maskrcnn_{version}_coco", f"Mask R-CNN {version} ResNet-50 FPN, COCO", w,
-                    f"Mask R-CNN {version}: COCO weights (pre-labelling, start of fine-tuning)")
-    for net, spec in TV_NETS.items():
-        model = model_name(net)
-        assert MODEL_NETS[model] == net
-        torchvision(f"{model}_voc", f"{spec.title}, COCO-VOC", spec.voc,
-                    f"{spec.title}: COCO-VOC weights (pre-labelling, start of fine-tuning)")
-    for enc, r in RESNETS.items():
-        torchvision(f"{enc}_imagenet", f"{enc} ImageNet", r.imagenet, f"ResNet-UNet: {enc} encoder")
-    for spec in TV_NETS.values():
-        stem = _HASH_REGEX.split(os.path.basename(spec.backbone.url))[0]
-        torchvision(f"{stem}_imagenet", f"{stem} ImageNet", spec.backbone,
-                    f"{spec.title}: backbone when its COCO-VOC file is missing")
-    for info in sam_spec.MODELS.values():
-        user = f"Segment Anything: {info.title}"
-        if info.file in found:
-            found[info.file]["used_by"].append(user)
-            found[info.file]["sam_models"].append(info.name)
-            continue
-        found[info.file] = {"name": info.name, "title": info.title.split(" (")[0], "used_by": [user],
-                            "file": info.file, "url": info.url, "size": info.size, "sha256": info.sha256,
-                            "sam_models": [info.name]}
+    refs = list(dict.fromkeys(f.catalog for f in registry.FAMILIES.values() if f.catalog))
+    for ref in refs:
+        for o in resolve(ref)():
+            file = o.file or os.path.basename(o.url)
+            if file in found:
+                found[file]["used_by"].append(o.user)
+                found[file]["sam_models"].extend(m for m in o.models if m not in found[file]["sam_models"])
+                continue
+            found[file] = {"name": o.name, "title": o.title, "used_by": [o.user], "file": file, "url": o.url,
+                           "size": o.size, "approx_mib": o.approx_mib, "sha256": o.sha256,
+                           "hash_prefix": o.hash_prefix, "sam_models": list(o.models)}
     out = []
     for d in found.values():
         d["used_by"] = tuple(d["used_by"])
-        d["sam_models"] = tuple(d.get("sam_models", ()))
+        d["sam_models"] = tuple(d["sam_models"])
         d["aliases"] = tuple(a for a in (d["file"], *d["sam_models"]) if a != d["name"])
         out.append(WeightsEntry(**d))
     return tuple(out)
@@ -334,6 +308,7 @@ def keys_problem(entry: WeightsEntry, path: Path) -> str | None:
     if key in _CACHE:
         return _CACHE[key]
     from segstudio.inference.runtime.checkpoint import CheckpointError
+    from segstudio.inference.sam import spec as sam_spec  # the only files without a known hash
     from segstudio.inference.sam.weights import guess_model, read_state_dict
     problem: str | None = None
     try:

@@ -7,7 +7,7 @@ expensive part: about 1-2 s for TinyViT on 2 CPU cores) and returns an `Embeddin
 
 Beside this module: `sam_weights` (the packages, building the network, checking and reading
 weights files), `sam_cache` (`Embedding`, `EmbeddingCache`: in memory and on disk, so an image is
-embedded once) and `sam_segmenter` (`SamSegmenter`, the headless `Segmenter` behind
+embedded once) and `sam.segmenter` (`SamSegmenter`, the headless `Segmenter` behind
 `segstudio predict --model sam`).
 
 Weights are loaded strict, from files read weights-only (`sam_weights`); official files in the
@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -34,11 +34,14 @@ from segstudio.inference.runtime.device import DeviceInfo, choose_device
 from segstudio.inference.sam.cache import Embedding, EmbeddingCache
 from segstudio.inference.sam.runtime import (PromptsFirst, constant_dense_pe, contiguous_tokens, decoder_in,
                                             low_res_only, resolve_precision)
-from segstudio.inference.sam.spec import (MODELS, SamModelInfo, full_size_mask, model_info, to_sam_rgb,
-                                          weights_file)
+from segstudio.inference.sam.spec import (MODELS, OPTIONS, SamModelInfo, embedding_dir, full_size_mask, model_info,
+                                          to_sam_rgb, weights_file)
 from segstudio.inference.runtime.pretrained import WeightsUnavailable, first_line
 from segstudio.inference.sam.weights import (build_model, download_weights, guess_model, import_package,
                                              missing_message, official_for, read_state_dict, verify_official)
+
+if TYPE_CHECKING:
+    from segstudio.core.project import Project
 
 MAX_POINTS = 256  # point prompts per decode; SAM was trained with far fewer
 LOW_RES = 256  # side of SAM's low-resolution mask logits (the mask_input it takes back)
@@ -103,6 +106,17 @@ def load_sam(name: str | None = None, weights: str | Path | None = None, device:
     del sd
     return SamModel(net.to(dev.device).eval().requires_grad_(False), info, dev, path, precision=precision)
 
+
+def load_click(spec, device: DeviceInfo, project=None) -> "SamModel":
+    """The Segment Anything family's click model (`Family.load_click`; spec: an engine.ModelSpec):
+    options["sam_model"] (None: guessed from the weights file, else the CPU default), the spec's
+    weights file or the official one; amp False (--no-amp): float32 everywhere, otherwise bfloat16
+    where the hardware has it (sam/runtime.py). The project is not needed to load it (its
+    embeddings: `SamModel.open_cache(project)`)."""
+    from segstudio.inference.runtime.model_spec import check_options
+    opts = check_options(spec, OPTIONS)
+    return load_sam(opts.get("sam_model"), spec.weights, device, spec.download,
+                    precision="float32" if spec.amp is False else "auto")
 
 
 # ----------------------------------------------------------------------------- prompts
@@ -262,6 +276,11 @@ class SamModel:
 
     def __repr__(self) -> str:
         return f"SamModel({self.name}, {self.weights or 'random weights'}, {self.device.describe()})"
+
+    def open_cache(self, project: "Project | None") -> EmbeddingCache:
+        """This model's embedding cache in `project` (memory and the project's folder for it,
+        sam_spec.embedding_dir); None: in memory only."""
+        return EmbeddingCache(embedding_dir(project, self.name) if project is not None else None)
 
     def embed(self, rgb: np.ndarray, cancel: Callable[[], bool] | None = None) -> Embedding:
         """Run the image encoder on uint8 RGB (H, W, 3) (`sam_spec.to_sam_rgb` makes it from any

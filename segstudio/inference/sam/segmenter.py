@@ -14,8 +14,8 @@ import torch
 from segstudio.core import maskops
 from segstudio.core.errors import BadValue
 from segstudio.inference.runtime.device import DeviceInfo
-from segstudio.inference.sam.model import SamModel, check_rgb, load_sam
-from segstudio.inference.sam.spec import OBJECT_CLASS, PROMPT_MODES, to_sam_rgb
+from segstudio.inference.sam.model import SamModel, check_rgb, load_click
+from segstudio.inference.sam.spec import OBJECT_CLASS, OPTIONS, PROMPT_MODES, to_sam_rgb
 from segstudio.inference.runtime.segmenter import Detection, Prediction, Segmenter
 
 @dataclass
@@ -160,18 +160,34 @@ class SamSegmenter(Segmenter):
         return dets
 
 
-def sam_segmenter(spec, device: DeviceInfo, project=None) -> SamSegmenter:
-    """engine.load_segmenter's SAM branch: spec is an engine.ModelSpec with arch "sam"."""
-    mode = spec.prompts or "everything"
+def load(spec, device: DeviceInfo, project=None) -> SamSegmenter:
+    """The Segment Anything family's headless loader (`Family.load`; spec: an engine.ModelSpec,
+    its options: sam_spec.OPTIONS): the package's automatic generator ("everything"), or the
+    project's regions' boxes as prompts ("boxes")."""
+    from segstudio.inference.runtime.model_spec import check_options
+    opts = check_options(spec, OPTIONS)
+    mode = opts.get("prompts") or "everything"
     if mode not in PROMPT_MODES:
         raise BadValue(f"unknown prompt mode {mode!r}; use {' or '.join(PROMPT_MODES)}")
+    pps = opts.get("points_per_side")
+    if pps is not None and mode != "everything":
+        raise BadValue("points per side are for the everything prompts (a grid of points), not for box prompts")
     classes: list[tuple[int, str]] = []
     if mode == "boxes":
         if project is None:
             raise BadValue("box prompts come from a project's regions: open a project")
         classes = [(c.id, c.name) for c in project.store.classes()]
-    # --no-amp: float32 everywhere; otherwise bfloat16 where the hardware has it (sam_runtime)
-    model = load_sam(spec.sam_model, spec.weights, device, spec.download,
-                     precision="float32" if spec.amp is False else "auto")
-    return SamSegmenter(model, mode, spec.points_per_side, spec.pred_iou_thresh, spec.stability_score_thresh,
-                        classes=classes)
+    iou, stability = _number(opts, "pred_iou_thresh", 0.88), _number(opts, "stability_score_thresh", 0.95)
+    if pps is not None and (isinstance(pps, bool) or not isinstance(pps, int)):
+        raise BadValue(f"points per side is a whole number, not {pps!r}")
+    model = load_click(spec, device)
+    return SamSegmenter(model, mode, pps, iou, stability, classes=classes)
+
+
+def _number(opts: dict, key: str, default: float) -> float:
+    v = opts.get(key, default)
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise BadValue(f"{key} is a number from 0 to 1, not {v!r}") from None
+

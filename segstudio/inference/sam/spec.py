@@ -44,6 +44,10 @@ if TYPE_CHECKING:
     from segstudio.core.project import Project
 
 ARCH = "sam"  # the --model choice and ModelSpec.arch
+# ModelSpec.options this family reads: the model, the headless prompts and the automatic generator's
+# grid and quality filters (random test weights need both thresholds at 0 to give any mask)
+OPTIONS = ("sam_model", "prompts", "points_per_side", "pred_iou_thresh", "stability_score_thresh")
+CLI_OPTIONS = ("sam_model", "prompts", "points_per_side")  # of those, `segstudio predict`'s flags
 PROMPT_MODES = ("everything", "boxes")  # headless prediction: the automatic grid, or existing boxes
 OBJECT_CLASS = "object"  # the one class of "everything" regions (the user names them)
 INSTALL_HINT = "pip install segstudio[sam]"
@@ -190,10 +194,19 @@ def weights_needed() -> list[WeightsFile]:
             for name, info in MODELS.items()]
 
 
+def presets() -> list[tuple[str, dict]]:
+    """The official models by name, for the Model panel: whether each file is here or would be downloaded."""
+    return [(f"{info.title} — {'in the cache' if weights_file(name).exists() else 'downloaded when loaded'}",
+             {"sam_model": name}) for name, info in MODELS.items()]
+
+
 FAMILIES = (
     Family(ARCH, "Segment Anything (click any object)", "segstudio.inference.sam",
            frozenset({CLICK, BOX, PRELABEL_INSTANCES}),
            load="segstudio.inference.sam.segmenter:load", load_click="segstudio.inference.sam.model:load_click",
            weights="segstudio.inference.sam.spec:weights_needed", packages=PACKAGES, install_hint=INSTALL_HINT,
+           cli_options=CLI_OPTIONS, presets="segstudio.inference.sam.spec:presets",
+           catalog="segstudio.inference.sam.weights:catalog",
            note="a click or a box gives candidate masks; headless: a grid of points, or the boxes already there"),
 )
+

@@ -166,3 +166,10 @@ def official_for(path: Path) -> SamModelInfo | None:
             return info
     return None
 
+
+def catalog() -> list:
+    """Every model's official file, for the weights catalogue (`Family.catalog`); models that read
+    the same file share its entry."""
+    from segstudio.inference.runtime.weights_offer import Offer
+    return [Offer(info.name, info.title.split(" (")[0], f"Segment Anything: {info.title}", info.url, info.file,
+                  size=info.size, sha256=info.sha256, models=(info.name,)) for info in MODELS.values()]

@@ -173,7 +173,7 @@ def load_click(spec: Any, device: DeviceInfo, project: "Project | None" = None) 
     """The family's click model (`Family.load_click`; spec: an engine.ModelSpec): options
     {"sam2_model": name}, the spec's weights (folder or model.safetensors) or the official ones.
     The project is not needed to load it (its embeddings: `open_cache(project)`)."""
-    from segstudio.inference.runtime.engine import check_options
+    from segstudio.inference.runtime.model_spec import check_options
     opts = check_options(spec, OPTIONS)
     return load_sam2(opts.get("sam2_model"), spec.weights, device, spec.download)
 

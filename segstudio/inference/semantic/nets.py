@@ -305,3 +305,23 @@ def voc_checkpoint(encoder: str, download: bool = True) -> Checkpoint:
     state = {f"net.{k}": v for k, v in sd.items() if not k.startswith("aux_classifier.")}
     return Checkpoint("unet", config.to_dict(), classes, state, dict(DEFAULT_NORMALIZATION),
                       {"source": f"torchvision COCO-VOC weights ({path.name})"}, path=str(path))
+
+
+def catalog() -> list:
+    """The files the semantic networks load, for the weights catalogue (`Family.catalog`): the
+    COCO-VOC weights of FCN / DeepLabV3, the ResNet-UNet's ImageNet encoders, and the FCN /
+    DeepLabV3 backbones used when their COCO-VOC file is missing."""
+    import os
+
+    from segstudio.inference.runtime.weights_offer import HASH_REGEX, torchvision_offer
+    from segstudio.inference.semantic.spec import model_name
+    out = [torchvision_offer(f"{model_name(net)}_voc", f"{spec.title}, COCO-VOC", spec.voc,
+                             f"{spec.title}: COCO-VOC weights (pre-labelling, start of fine-tuning)")
+           for net, spec in TV_NETS.items()]
+    out += [torchvision_offer(f"{enc}_imagenet", f"{enc} ImageNet", r.imagenet, f"ResNet-UNet: {enc} encoder")
+            for enc, r in RESNETS.items()]
+    for spec in TV_NETS.values():
+        stem = HASH_REGEX.split(os.path.basename(spec.backbone.url))[0]
+        out.append(torchvision_offer(f"{stem}_imagenet", f"{stem} ImageNet", spec.backbone,
+                                     f"{spec.title}: backbone when its COCO-VOC file is missing"))
+    return out

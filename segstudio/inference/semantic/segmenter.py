@@ -43,6 +43,8 @@ def build_unet(ckpt: Checkpoint) -> SemanticNet:
 
 class UNetSegmenter(Segmenter):
     arch = name = "unet"
+    project_checkpoint: str | None = None  # the project's model it was loaded from when no file was given
+    semantic = True  # a class for every pixel (training/evaluate.py scores it by pixels)
 
     def __init__(self, ckpt: Checkpoint, device: DeviceInfo, tile: int | None = None, overlap: int = 64,
                  per_component: bool = True, min_area: int = 4, score_threshold: float = 0.0, tta: bool = False):
@@ -145,3 +147,29 @@ class UNetSegmenter(Segmenter):
                            confidence=confs[j], per_component=self.per_component, min_area=self.min_area,
                            _pending=pending[j],
                            score_threshold=self.score_threshold) for j in range(len(class_maps))]
+
+
+def load(spec, device: DeviceInfo, project=None) -> UNetSegmenter:
+    """The semantic families' loader (`Family.load`; spec: an engine.ModelSpec). Every
+    class-per-pixel network is a "unet" checkpoint; with no file, FCN and DeepLabV3 pre-label the
+    COCO-VOC classes with torchvision's weights and a UNet takes the project's latest trained one."""
+    from segstudio.inference.runtime.checkpoint import load_checkpoint
+    from segstudio.inference.runtime.model_spec import check_options, latest_model, warm
+    from segstudio.inference.semantic.spec import KIND, MODEL_NETS, model_name
+    check_options(spec)
+    from_project = None
+    if spec.weights:
+        ckpt = load_checkpoint(spec.weights, expect_arch=KIND)
+    elif spec.arch in MODEL_NETS:
+        from segstudio.inference.semantic.nets import voc_checkpoint
+        ckpt = voc_checkpoint(MODEL_NETS[spec.arch], spec.download)
+    else:
+        from_project = latest_model(project, KIND) if project is not None else None
+        if from_project is None:
+            raise CheckpointError("a UNet needs a checkpoint: train one first (segstudio train FOLDER --model "
+                                  "unet --out FILE, or Train in the Model panel) or give --weights FILE")
+        ckpt = load_checkpoint(from_project, expect_arch=KIND)
+    seg = UNetSegmenter(ckpt, device, per_component=spec.per_component, score_threshold=0.0, tta=spec.tta)
+    seg.name = model_name(str(ckpt.config.get("encoder", "plain")))  # the regions' source
+    seg.project_checkpoint = from_project  # the file a worker without the project loads (cluster/predict.py)
+    return warm(seg)

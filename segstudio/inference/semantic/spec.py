@@ -20,6 +20,7 @@ from typing import Callable
 from segstudio.inference.hub import hub_dir
 from segstudio.inference.family import CLICK, LEARN_LIVE, PRELABEL_CLASSES, TRAIN, Family, WeightsFile
 
+KIND = "unet"  # the checkpoint kind of every semantic network (Checkpoint.arch, the store's model kind)
 PLAIN = "plain"
 RESNET_ENCODERS = ("resnet18", "resnet34", "resnet50")
 TORCHVISION_NETS = ("fcn_resnet50", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large")
@@ -73,13 +74,20 @@ def unet_weights() -> list[WeightsFile]:
 _TRAINABLE = frozenset({CLICK, PRELABEL_CLASSES, TRAIN, LEARN_LIVE})
 _OPTIONS = ("per_component", "tta")
 _LOAD = "segstudio.inference.semantic.segmenter:load"
+# what the command line, the trainers and the weights catalogue read
+_TRAIN = "segstudio.inference.training.unet"
+_RUN = {"cluster": True, "train": f"{_TRAIN}:train_unet", "train_config": f"{_TRAIN}:UNetTrainConfig",
+        "catalog": "segstudio.inference.semantic.nets:catalog"}
 FAMILIES = (
     Family("unet", "UNet (class per pixel)", "segstudio.inference.semantic", _TRAINABLE, load=_LOAD,
-           checkpoint_kind="unet", weights="segstudio.inference.semantic.spec:unet_weights", options=_OPTIONS,
+           checkpoint_kind=KIND, weights="segstudio.inference.semantic.spec:unet_weights", options=_OPTIONS,
+           **_RUN,  # type: ignore[arg-type]
            note="trained on the project's done images; its click answer is the class area under the click"),
-    *(Family(key, title, "segstudio.inference.semantic", _TRAINABLE, load=_LOAD, checkpoint_kind="unet",
+    *(Family(key, title, "segstudio.inference.semantic", _TRAINABLE, load=_LOAD, checkpoint_kind=KIND,
              trainer={"unet": {"encoder": MODEL_NETS[key]}}, weights=f"segstudio.inference.semantic.spec:{key}_weights",
-             options=_OPTIONS, note="pre-labels the 21 COCO-VOC classes with no training; fine-tunes on the project's")
+             **_RUN,  # type: ignore[arg-type]
+             options=_OPTIONS, pretrained="COCO-VOC weights, 20 classes (torchvision)",
+             note="pre-labels the 21 COCO-VOC classes with no training; fine-tunes on the project's")
       for key, title in (("fcn", "FCN ResNet-50 (class per pixel)"),
                          ("deeplabv3", "DeepLabV3 ResNet-50 (class per pixel)"),
                          ("deeplabv3_mobilenet", "DeepLabV3 MobileNetV3 (class per pixel, light)"))),

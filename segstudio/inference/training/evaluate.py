@@ -128,7 +128,8 @@ def evaluate_project(project: Project, segmenter, statuses: Sequence[str] | None
     gt_inst: dict[int, list[tuple[int, np.ndarray, Any]]] = {}
     dt_inst: dict[int, list[tuple[int, np.ndarray, float]]] = {}
     errors = []
-    semantic = segmenter.arch == "unet"
+    # class-per-pixel models are scored by pixels, instance ones by mask AP
+    semantic = bool(getattr(segmenter, "semantic", False))
     for n, image_id in enumerate(ids):
         if cancel is not None and cancel():
             break

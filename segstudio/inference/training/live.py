@@ -26,23 +26,37 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from segstudio.core.errors import UserError
 from segstudio.core.project import Project
 from segstudio.core.records import DONE, NEW, PREDICTED
+from segstudio.inference import registry
+from segstudio.inference.family import LEARN_LIVE, TRAIN, Family, resolve
 
 if TYPE_CHECKING:  # torch comes with the trainers; the window lists versions without it
     from segstudio.inference.training.common import TrainResult
 
-LIVE_ARCHS = ("unet", "maskrcnn")
+# the checkpoint kinds of the families that learn live (registry order, each once)
+LIVE_ARCHS = tuple(dict.fromkeys(f.checkpoint_kind for f in registry.FAMILIES.values()
+                                 if f.can(LEARN_LIVE) and f.checkpoint_kind))
 KEEP_VERSIONS = 10  # older live checkpoints are removed (rollback reaches this far back)
 REPREDICT_STATUSES = (NEW, PREDICTED)  # images nobody has touched since the model drew them
-_VERSION_RE = re.compile(r"^live-(unet|maskrcnn)-(\d{4,})\.pt$")
+_KINDS = "|".join(re.escape(k) for k in LIVE_ARCHS)
+_VERSION_RE = re.compile(rf"^live-({_KINDS})-(\d{{4,}})\.pt$")
 # what a killed update leaves: its reservation (a version name holding only this stamp) and its
 # staging file (.live-unet-0003.training-PID.pt, and its -last twin)
 _RESERVED = "segstudio live reservation pid={pid} host={host}\n"
 _RESERVED_RE = re.compile(r"^segstudio live reservation pid=(\d+) host=(.+)\n$")
-_STAGING_RE = re.compile(r"^\.live-(?:unet|maskrcnn)-\d{4,}\.training-(\d+)(?:-last)?\.pt$")
+_STAGING_RE = re.compile(rf"^\.live-(?:{_KINDS})-\d{{4,}}\.training-(\d+)(?:-last)?\.pt$")
 
 
 class LiveError(UserError):
     """The live loop cannot go on (no done image yet, an unknown version); the message says why."""
+
+
+def trainer_family(kind: str) -> Family:
+    """The family that trains checkpoints of this kind (the first one declared: the semantic
+    networks share one trainer, their settings apart)."""
+    for f in registry.of_checkpoint(kind):
+        if f.can(TRAIN) and f.train and f.train_config:
+            return f
+    raise LiveError(f"no model family trains {kind!r} checkpoints")
 
 
 @dataclass
@@ -181,17 +195,12 @@ class LiveLearner:
         # train); the version is the update's last epoch (the learning rate has annealed by then;
         # rollback covers a worse one); no early stop inside an update: the budget is the limit,
         # patience would only cut it short
-        if self.cfg.arch == "unet":
-            from segstudio.inference.training.unet import UNetTrainConfig, train_unet
-            cfg = replace(UNetTrainConfig(minutes=minutes, device=self.cfg.device, seed=self.cfg.seed,
-                                          patience=10 ** 6, val_fraction=0.0, keep="last"), **self.cfg.trainer)
-            return train_unet(self.project, out, cfg, progress=progress, cancel=cancel, image_ids=ids,
-                              val_ids=val_ids, init=start, register=False)
-        from segstudio.inference.training.maskrcnn import MaskRCNNTrainConfig, train_maskrcnn
-        mcfg = replace(MaskRCNNTrainConfig(minutes=minutes, device=self.cfg.device, seed=self.cfg.seed,
-                                           patience=10 ** 6, val_fraction=0.0, keep="last"), **self.cfg.trainer)
-        return train_maskrcnn(self.project, out, mcfg, progress=progress, cancel=cancel, image_ids=ids,
-                              val_ids=val_ids, init=start, register=False)
+        fam = trainer_family(self.cfg.arch)
+        assert fam.train is not None and fam.train_config is not None
+        cfg = replace(resolve(fam.train_config)(minutes=minutes, device=self.cfg.device, seed=self.cfg.seed,
+                                                patience=10 ** 6, val_fraction=0.0, keep="last"), **self.cfg.trainer)
+        return resolve(fam.train)(self.project, out, cfg, progress=progress, cancel=cancel, image_ids=ids,
+                                  val_ids=val_ids, init=start, register=False)
 
     def _prune(self) -> None:
         vs = self.versions()
@@ -225,7 +234,8 @@ class LiveLearner:
             path = self.start_checkpoint()
             if path is None:
                 raise LiveError("no live model yet: mark an image done first")
-            segmenter = load_segmenter(ModelSpec(arch=self.cfg.arch, weights=path, device=self.cfg.device),
+            segmenter = load_segmenter(ModelSpec(arch=trainer_family(self.cfg.arch).key, weights=path,
+                                                 device=self.cfg.device),
                                        self.project)
         return predict_project(self.project, segmenter, statuses=None, image_ids=list(image_ids),
                                create_classes=False, cancel=cancel, only_statuses=REPREDICT_STATUSES,
@@ -343,8 +353,10 @@ def warm_up() -> None:
 
     import torch
 
-    from segstudio.inference.training import maskrcnn as train_maskrcnn  # noqa: F401
-    from segstudio.inference.training import unet as train_unet  # noqa: F401
+    for kind in LIVE_ARCHS:
+        fam = trainer_family(kind)
+        assert fam.train is not None
+        resolve(fam.train)
     p = torch.nn.Parameter(torch.zeros(1))
     torch.optim.AdamW([p])
     torch.optim.SGD([p], lr=0.1, momentum=0.9)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import ClassVar, Callable, Sequence
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from segstudio.inference.training.common import (Budget, LoopState, TrainingErro
 
 @dataclass
 class MaskRCNNTrainConfig:
+    # under DistributedDataParallel (cluster/train.py): a batch without positive proposals leaves
+    # the mask head without gradients (a class attribute, not a setting)
+    ddp_find_unused_parameters: ClassVar[bool] = True
     epochs: int | None = None
     minutes: float | None = None
     steps: int | None = None  # stop after this many steps (a quick fine-tune)
@@ -62,7 +65,8 @@ def start_model(cfg: MaskRCNNTrainConfig, num_classes: int, names: list[str], no
     """The model to fine-tune and a note of where its weights came from."""
     kw = {"min_size": cfg.min_size, "max_size": cfg.max_size}
     if cfg.weights:
-        ck = load_checkpoint(cfg.weights, expect_arch="maskrcnn")
+        from segstudio.inference.maskrcnn.versions import from_state_dict  # torchvision's own files, too
+        ck = load_checkpoint(cfg.weights, expect_arch="maskrcnn", plain=from_state_dict)
         model = model_from_checkpoint(ck, **kw)
         if ck.classes != names:
             replace_heads(model, num_classes)
