@@ -170,6 +170,8 @@ def cmd_train(args) -> int:
                        "Mask R-CNN learns whole objects)")
     if args.ray is not None and args.resume:
         raise CliError("--ray starts a run; --resume continues a local one")
+    if args.ray is not None and not fam.cluster:
+        raise CliError(f"--ray: {fam.title} has no Ray path")
     encoder = _encoder(args)
     project = open_project(args)
     amp = False if args.no_amp else None

@@ -124,3 +124,14 @@ def test_family_flags_belong_to_the_family_that_declares_them(folder, capsys):
     code, _, err = run(capsys, "train", folder, "--model", "unet", "--maskrcnn-version", "v1", "--out",
                        folder / "x.pt")
     assert code == 2 and "--maskrcnn-version" in err
+
+
+def test_ray_is_refused_for_a_family_without_a_ray_path(folder, capsys, monkeypatch):
+    import dataclasses
+    no_ray = dataclasses.replace(registry.FAMILIES["unet"], cluster=False)
+    monkeypatch.setitem(registry.FAMILIES, "unet", no_ray)
+    code, _, err = run(capsys, "train", folder, "--model", "unet", "--out", folder / "x.pt", "--epochs", "1",
+                       "--ray")
+    assert code == 2 and "--ray: UNet (class per pixel) has no Ray path" in err
+    code, _, err = run(capsys, "predict", folder, "--model", "unet", "--ray")
+    assert code == 2 and "--ray: not for UNet (class per pixel)" in err
