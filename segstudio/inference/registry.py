@@ -14,7 +14,9 @@ from segstudio.inference.sam import spec as sam_spec
 from segstudio.inference.sam2 import spec as sam2_spec
 from segstudio.inference.semantic import spec as semantic_spec
 
-_SPECS = (semantic_spec, maskrcnn_spec, sam_spec, sam2_spec)
+# the order of the lists: Mask R-CNN first, the pre-label model a new project starts with (COCO's
+# classes with no training); then the class-per-pixel networks; then the click models
+_SPECS = (maskrcnn_spec, semantic_spec, sam_spec, sam2_spec)
 FAMILIES: dict[str, Family] = {f.key: f for s in _SPECS for f in s.FAMILIES}
 
 

@@ -201,7 +201,8 @@ def test_the_model_panel_opens_it(cat, home, qtbot, gui_folder):
     from tests.gui.conftest import open_window
     win = open_window(qtbot, gui_folder)
     dock = win.model_dock
-    dock.arch.setCurrentIndex(dock.arch.findData("sam"))
+    panel = dock.click_panel
+    panel.kind.setCurrentIndex(panel.kind.findData("sam"))
     dock.get_weights.click()
     dlg = dock.weights_dialog
     assert isinstance(dlg, WeightsDialog) and dlg.isVisible()
@@ -209,4 +210,5 @@ def test_the_model_panel_opens_it(cat, home, qtbot, gui_folder):
     assert dlg.table.rowCount() == 3
     dlg.accept()
     qtbot.waitUntil(lambda: not dlg.isVisible(), timeout=5000)
-    assert dock.weights.currentData().startswith("sam:")
+    # the click model's entries are made again (whether each file is in the cache), the choice kept
+    assert panel.weights.currentData() == {"options": {"sam_model": "sam_hq_vit_tiny"}}

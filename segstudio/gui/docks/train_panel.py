@@ -42,13 +42,12 @@ def _train_job(family_key: str, settings: dict):
 
 def _eval_job(spec: dict, split: str | None):
     def run(worker, cancelled):
-        from segstudio.inference.runtime.checkpoint import load_checkpoint
-        from segstudio.inference.runtime.engine import ModelSpec, load_segmenter
+        from segstudio.inference.runtime.engine import ModelSpec, load_segmenter, read_checkpoint
         from segstudio.inference.training.evaluate import evaluate_project
         seg = load_segmenter(ModelSpec(**{**spec, "score_threshold": 0.05}), worker.project)
         ids = None
         if split and spec.get("weights"):
-            paths = load_checkpoint(spec["weights"]).training.get(f"{split}_images") or []
+            paths = read_checkpoint(spec["weights"]).training.get(f"{split}_images") or []
             recs = [worker.project.store.image_by_path(p) for p in paths]
             ids = [r.id for r in recs if r is not None] or None
         worker.eval_done.emit(evaluate_project(worker.project, seg, image_ids=ids, cancel=cancelled))

@@ -29,6 +29,7 @@ from segstudio.inference.runtime.checkpoint import Checkpoint, CheckpointError, 
 from segstudio.inference.runtime.classmap import ClassMapper
 from segstudio.inference.runtime.model_spec import ModelSpec, latest_model
 from segstudio.inference.runtime.postprocess import encode_detections, payload, process_pool
+from segstudio.inference.runtime.priority import PROMPTS
 from segstudio.inference.runtime.segmenter import Prediction, Segmenter
 
 log = logging.getLogger(__name__)
@@ -309,8 +310,9 @@ def predict_project(project: Project, segmenter: Segmenter, statuses: Sequence[s
                 arrays.append(arr)
             if not arrays:
                 continue
-            tm = time.perf_counter()
             try:
+                PROMPTS.pause_point(cancel)  # a click answered on another thread goes first
+                tm = time.perf_counter()
                 preds = segmenter.predict_prepared(arrays, cancel=cancel)
             except InterruptedError:
                 break
