@@ -85,5 +85,5 @@ class ModelChoice:
         info = self.loaded[PRELABEL_ROLE]
         if info is None:
             return None
-        fam = registry.FAMILIES.get(info.get("family", ""))
+        fam = registry.FAMILIES.get(info.get("family") or info.get("arch") or "")
         return CLASSES if fam is not None and fam.semantic else INSTANCES

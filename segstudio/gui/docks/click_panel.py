@@ -45,8 +45,9 @@ class ClickPanel(QGroupBox):
         self._waiting: dict[int, Callable[[Any], None]] = {}
         self.kind = QComboBox()
         self.kind.addItem(PRELABEL_TITLE, PRELABEL_ANSWER)
-        for fam in registry.for_role(CLICK_ROLE):
-            self.kind.addItem(fam.title, fam.key)
+        for fam in registry.for_role(CLICK_ROLE):  # one whose packages are missing says what installs them
+            missing = registry.packages_missing(fam)
+            self.kind.addItem(fam.title + (f" — not installed: {fam.install_hint}" if missing else ""), fam.key)
         self.kind.addItem(NONE_TITLE, NO_CLICK_MODEL)
         self.kind.setToolTip("What answers the Model click / box tool (I). A click model is loaded beside the "
                              "pre-label model: it keeps answering while that one segments or learns.")

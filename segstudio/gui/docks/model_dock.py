@@ -96,7 +96,6 @@ class ModelDock(QWidget):
         self._flush_edits = flush_edits
         self.cache: OrderedDict[int, Prediction] = OrderedDict()
         self._folder_total = 0  # images the running Segment folder goes through
-        self.info: dict[str, Any] | None = None
         self.current_image: tuple[int, np.ndarray] | None = None  # (image id, array), set by the window
         self._apply_ids: set[int] = set()
         self._waiting: dict[int, list[Callable[[], None]]] = {}
@@ -227,6 +226,16 @@ class ModelDock(QWidget):
             sig.connect(lambda _: self._sync_choice())
         if self.auto_load.isChecked():
             QTimer.singleShot(0, self._auto_load)
+
+    @property
+    def info(self) -> dict[str, Any] | None:
+        """The loaded pre-label model (model_thread.model_info), None before one loaded: kept in the
+        model choice, which the other panels and the click tool read."""
+        return self.choice.loaded[PRELABEL_ROLE]
+
+    @info.setter
+    def info(self, value: dict[str, Any] | None) -> None:
+        self.choice.set_loaded(PRELABEL_ROLE, value)
 
     def in_scroll_area(self) -> QScrollArea:
         """The panel in a vertical scroll area, as the window docks it: never a horizontal scroll
@@ -420,7 +429,6 @@ class ModelDock(QWidget):
     def _loaded(self, info: dict) -> None:
         self.info = info
         self.cache.clear()  # the proposals of the model before
-        self.choice.set_loaded(PRELABEL_ROLE, info)
         self._show_loaded(info)
         self.update_buttons()
 
