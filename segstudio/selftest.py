@@ -276,7 +276,8 @@ def check_two_models(ctx: Context) -> str:
         answers: list[float] = []
         dock.click_worker.ready.connect(ready.append)
         dock.click_worker.candidates.connect(lambda *_: answers.append(time.perf_counter()))
-        dock.device.setCurrentIndex(dock.device.findData("cpu"))
+        for device in (dock.device, panel.device):  # the pre-label and the click model's
+            device.setCurrentIndex(device.findData("cpu"))
         panel.kind.setCurrentIndex(panel.kind.findData("sam"))
         panel.add_weights(str(weights))
         QTest.mouseClick(panel.load_button, Qt.MouseButton.LeftButton)

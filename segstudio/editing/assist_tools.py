@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from segstudio.core import maskops
 from segstudio.editing.box_drag import BoxDrag
-from segstudio.editing.editor import CLASSES, PROMPTABLE, EditorState
+from segstudio.editing.editor import CLASSES, INSTANCES, PROMPTABLE, EditorState
 from segstudio.editing.prompt_tool import MIN_BOX, SamPrompts
 from segstudio.editing.tools import Pointer, Tool, combine
 from segstudio.editing import classical
@@ -24,7 +24,8 @@ MIN_SEED_RADIUS = 2  # px: GrabCut-click seeds are half the brush radius, never 
 # The Model click tool with no model loaded says so and adds nothing: it used to run GrabCut in
 # silence, so after a model failed to load a click put a GrabCut region on the image (a done one
 # too) that the user took for the model's. GrabCut has its own tools (G, R).
-NO_MODEL = ("Model click: no model is loaded: load one in the Model panel (Load model), "
+NO_MODEL = ("Model click: no model is loaded to answer it: choose and load a click model in the Model panel "
+            "(or its pre-label model's answer, with a pre-label model loaded), "
             "or use Box → GrabCut (G) or Clicks → GrabCut (R)")
 PICK_BOX_COVER = 0.8  # a dragged box picks the model proposals it covers at least this part of
 
@@ -274,7 +275,9 @@ class PromptTool(Tool):
 
     def answer(self, box: Box | None, p: Pointer) -> None:
         ed = self.ed
-        if not ed.model_loaded():
+        # only what the user chose answers: with no click model (or one not loaded yet) a click never
+        # falls back to the pre-label model or to GrabCut in silence
+        if ed.click_answer() not in (INSTANCES, CLASSES) or not ed.model_loaded():
             ed.message(NO_MODEL)
             return
         if box is not None and ed.click_answer() == CLASSES:

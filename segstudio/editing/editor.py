@@ -66,6 +66,10 @@ class EditorState:
         or the class area, under the click), None (no model)."""
         return None
 
+    def click_model_name(self) -> str:
+        """The click model as the prompt tool's messages and undo steps name it."""
+        return "Click model"
+
     def model_candidates(self) -> list[Detection] | None:
         """Cached model proposals (Detections) for the open image; None when there are none yet."""
         return None

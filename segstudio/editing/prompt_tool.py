@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from segstudio.core.maskops import Box
     from segstudio.editing.editor import EditorState
 
-LABEL = "Segment Anything"
 MIN_BOX = 4  # px each way: a shorter drag is a click
 KEYS_HINT = "Tab next candidate · Enter accept · Shift+Enter add to the selected region · Esc clear"
 
@@ -84,7 +83,7 @@ class SamPrompts:
     def ask(self) -> None:
         self.asked += 1
         n = self.asked
-        self.ed.message(f"{LABEL}: asking the model…")
+        self.ed.message(f"{self.ed.click_model_name()}: asking the model…")
         self.ed.prompt_model(list(self.points), self.box, lambda cands: self._answer(n, cands))
         self.ed.preview_changed()
 
@@ -93,7 +92,7 @@ class SamPrompts:
             return  # the prompts changed since: a newer answer is coming
         self.cands, self.index = cands, 0
         if cands is None or len(cands) == 0:
-            self.ed.message(f"{LABEL}: the model found nothing for these prompts")
+            self.ed.message(f"{self.ed.click_model_name()}: the model found nothing for these prompts")
         else:
             self._say()
         self.ed.preview_changed()
@@ -101,7 +100,7 @@ class SamPrompts:
     def _say(self) -> None:
         c = self.cands
         what = f"refining region {self.refine}" if self.refine is not None else "new region"
-        self.ed.message(f"{LABEL} ({what}): candidate {self.index + 1}/{len(c)}, score "
+        self.ed.message(f"{self.ed.click_model_name()} ({what}): candidate {self.index + 1}/{len(c)}, score "
                         f"{float(c.scores[self.index]):.2f} · {KEYS_HINT}")
 
     # ---------------------------------------------------------------- keys
@@ -114,9 +113,10 @@ class SamPrompts:
                 self._say()
                 self.ed.preview_changed()
             elif self.cands is not None and len(self.cands) == 1:
-                self.ed.message(f"{LABEL}: this is the only candidate · Enter accept · Esc clear")
+                self.ed.message(f"{self.ed.click_model_name()}: this is the only candidate · Enter accept · Esc clear")
             else:
-                self.ed.message(f"{LABEL}: Tab cycles the candidates once a click or a box has some")
+                self.ed.message(f"{self.ed.click_model_name()}: Tab cycles the candidates once a click or a box "
+                                "has some")
             return True
         if key in ("Return", "Enter", "Shift+Return", "Shift+Enter") and self.active:
             self.accept(add=key.startswith("Shift"))
@@ -128,19 +128,19 @@ class SamPrompts:
 
     def accept(self, add: bool) -> int | None:
         if self.cands is None or len(self.cands) == 0:
-            self.ed.message(f"{LABEL}: no mask yet — wait for the preview, or add a prompt")
+            self.ed.message(f"{self.ed.click_model_name()}: no mask yet — wait for the preview, or add a prompt")
             return None
         crop: tuple[np.ndarray, int, int] | None = self.cands.crop(self.index)
         if crop is None:
-            self.ed.message(f"{LABEL}: this candidate is empty; Tab to another")
+            self.ed.message(f"{self.ed.click_model_name()}: this candidate is empty; Tab to another")
             return None
         doc, rid = self.ed.doc, None
         if self.refine is not None and not add and doc is not None and self.refine in doc.regions:
             rid = self.refine
-            doc.replace_mask(rid, *crop, label=LABEL)  # the region's new pixels, one undo step
+            doc.replace_mask(rid, *crop, label=self.ed.click_model_name())  # the region's new pixels, one undo step
             self.ed.select([rid] if rid in doc.regions else [])
         else:
-            rid = combine(self.ed, crop, Pointer(0, 0, shift=add), LABEL)
+            rid = combine(self.ed, crop, Pointer(0, 0, shift=add), self.ed.click_model_name())
         self.cancel()
         return rid
 

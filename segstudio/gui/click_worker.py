@@ -51,11 +51,13 @@ class ClickWorker(ModelThread):
         self._image = None  # queued embeddings and prompts are skipped
         self._request("click-unload", self._do_unload, lambda _: self.unloaded.emit())
 
-    def open(self, image_id: int, path: str, array, window, next_path: str | None = None) -> None:
-        """The window shows this image: its embedding now, then the next image's ahead. Queued
-        requests for the image shown before are skipped when their turn comes."""
+    def open(self, image_id: int, path: str, array, window, next_path: str | None = None,
+             next_id: int | None = None) -> None:
+        """The window shows this image: its embedding now, then the next image's (`next_id`) ahead.
+        Queued requests for the image shown before are skipped when their turn comes; the embedding
+        ahead goes on when the user opens that next image (the click thread then waits for it)."""
         self._image = image_id
-        self._request("click-embed", lambda: self._do_embed(image_id, path, array, window, next_path),
+        self._request("click-embed", lambda: self._do_embed(image_id, path, array, window, next_path, next_id),
                       lambda done: self.ready.emit(image_id) if done else None,
                       lambda msg: self.failed.emit(image_id, msg))
 
@@ -92,7 +94,8 @@ class ClickWorker(ModelThread):
             self._cache = self.model.open_cache(self.project)
         return self.model, self._cache
 
-    def _do_embed(self, image_id: int, path: str, array, window, next_path: str | None) -> bool:
+    def _do_embed(self, image_id: int, path: str, array, window, next_path: str | None,
+                  next_id: int | None = None) -> bool:
         if image_id != self._image:
             return False  # the user moved on before this started
         model, cache = self._need_model()
@@ -105,11 +108,13 @@ class ClickWorker(ModelThread):
         if next_path:
             # on a thread of its own: prompts on this image are decoded meanwhile (the encoder
             # pauses between its layers while a prompt is answered); a failure only means no head start
-            self._prefetch.submit(self._do_prefetch, image_id, next_path, model, cache)
+            self._prefetch.submit(self._do_prefetch, (image_id, next_id), next_path, model, cache)
         return True
 
-    def _do_prefetch(self, image_id: int, path: str, model, cache) -> None:
-        if image_id != self._image:
+    def _do_prefetch(self, wanted: tuple[int, int | None], path: str, model, cache) -> None:
+        """`wanted`: the image shown when it was asked for and the next one: it stops when the user
+        opens any other."""
+        if self._image not in wanted:
             return
         from segstudio.inference.runtime.priority import run_in_background
         run_in_background()  # ahead of the user: never in the way of a click's decode
@@ -120,7 +125,7 @@ class ClickWorker(ModelThread):
             # the window the display will first show it with (session.load_image): the same key
             window = None if image.dtype.name == "uint8" else auto_window(image)
             with cpu_threads(max(1, cpu_cores() - 1)):  # in the background: a core left to the window
-                model.embedding_for(image, path, cache, window, cancel=lambda: image_id != self._image)
+                model.embedding_for(image, path, cache, window, cancel=lambda: self._image not in wanted)
         except Exception as e:  # noqa: BLE001 (the next image is embedded when it is shown instead)
             log.info("click model: embedding %s ahead failed: %s", path, describe(e))
 

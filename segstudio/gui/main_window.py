@@ -685,7 +685,7 @@ class MainWindow(QMainWindow):
         if not self.confirm_close():
             event.ignore()
             return
-        self.worker.shutdown(wait=2.0)
+        self.model_dock.shutdown(wait=2.0)  # both model threads: the pre-label model's and the click model's
         self.claims_timer.stop()
         self.session.close()
         self.save_settings()

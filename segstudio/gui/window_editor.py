@@ -59,6 +59,10 @@ class WindowEditor(EditorState):
     def click_answer(self) -> str | None:
         return self.w.model_dock.click_answer()
 
+    def click_model_name(self) -> str:
+        fam = self.w.model_dock.choice.click_family()
+        return fam.title.split(" (")[0] if fam is not None else super().click_model_name()
+
     def model_candidates(self) -> list[Detection] | None:
         return self.w.model_dock.candidates(self.doc.image_id) if self.doc is not None else None
 

@@ -121,19 +121,20 @@ def _mark_done_with_keys(win):
 
 
 @pytest.mark.slow
-def test_a_version_is_not_loaded_over_a_model_of_another_kind(live_window, qtbot):
-    """The pre-label kind chosen in the Model panel changes while an update runs: the new version
-    is kept, not loaded over the Mask R-CNN choice, and the panel says so."""
+@pytest.mark.parametrize("other, title", [("maskrcnn", "Mask R-CNN"), ("fcn", "FCN")])  # FCN: also a "unet" kind
+def test_a_version_is_not_loaded_over_a_model_of_another_kind(live_window, qtbot, other, title):
+    """The pre-label model chosen in the Model panel changes while an update runs: the new version
+    is kept, not loaded over the other choice, and the panel says so."""
     win, _ = live_window
     dock, panel = win.model_dock, win.model_dock.live_panel
     with qtbot.waitSignal(panel.updated, timeout=180000) as got:
         _mark_done_with_keys(win)
         assert panel.running
-        dock.arch.setCurrentIndex(dock.arch.findData("maskrcnn"))
+        dock.arch.setCurrentIndex(dock.arch.findData(other))
     version = got.args[0][0]
     assert version.path.endswith("live-unet-0001.pt")
     assert "live-unet-0001.pt is kept but not loaded" in panel.status.text()
-    assert "Mask R-CNN" in panel.status.text()
+    assert title in panel.status.text()
     assert dock.weights.findData(version.path) < 0 and dock.info is None
     qtbot.wait(200)
     assert dock.info is None  # nothing was loading either

@@ -126,6 +126,9 @@ def test_prompt_tool_picks_best_instance_under_click_and_in_box():
         def model_loaded(self):
             return True
 
+        def click_answer(self):
+            return "instances"
+
         def model_candidates(self):
             return self.cands
 

@@ -201,7 +201,7 @@ def test_window_click_segments_with_a_promptable_model(window, qtbot, tmp_path):
     panel = dock.click_panel
     panel.kind.setCurrentIndex(panel.kind.findData("sam"))
     panel.add_weights(str(path))
-    dock.device.setCurrentIndex(dock.device.findData("cpu"))
+    panel.device.setCurrentIndex(panel.device.findData("cpu"))
     ready = []
     dock.click_worker.ready.connect(ready.append)
     panel.load()
@@ -272,4 +272,52 @@ def test_worker_skips_what_nobody_waits_for(qtbot, tmp_path):
     # the next image in the list was embedded ahead, on its own thread
     assert ready == [3]
     assert answers == [(3, n2)] and n1 < n2 and fake.decoded == 1  # only the newest prompt decoded
+    w.shutdown()
+
+
+class CancellableFakeSam:
+    """Embeds in 0.3 s, stopping when its cancel says so (as the encoder does between layers)."""
+
+    def __init__(self):
+        self.done: list[str] = []
+        self.cancelled: list[str] = []
+
+    def embedding_for(self, image, path, cache, window, cancel=None):
+        import time
+        for _ in range(30):
+            if cancel is not None and cancel():
+                self.cancelled.append(str(path))
+                raise InterruptedError("cancelled")
+            time.sleep(0.01)
+        self.done.append(str(path))
+        return path
+
+    def decode(self, emb, points, box, mask_input=None):
+        return Cands(np.zeros((1, 4, 4), bool), np.ones(1, np.float32))
+
+
+@pytest.mark.parametrize("opened, kept", [(4, True), (5, False)])
+def test_the_embedding_ahead_goes_on_when_the_user_opens_that_image(qtbot, tmp_path, opened, kept):
+    """Opening the image being embedded ahead keeps that work (it used to be cancelled and started
+    again); opening any other image stops it."""
+    import time
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from segstudio.gui.click_worker import ClickWorker
+    nxt = tmp_path / "d.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(nxt)
+    w = ClickWorker(project=SimpleNamespace(allow_large=False))
+    fake = CancellableFakeSam()
+    w._need_model = lambda: (fake, None)
+    img = np.zeros((4, 4, 3), np.uint8)
+    w.open(3, "c.png", img, None, next_path=str(nxt), next_id=4)
+    qtbot.waitUntil(lambda: "c.png" in fake.done, timeout=10000)
+    time.sleep(0.05)  # the embedding ahead has started
+    w.open(opened, str(nxt) if opened == 4 else "e.png", img, None)
+    qtbot.waitUntil(lambda: not w.busy, timeout=10000)
+    time.sleep(0.4)
+    assert (str(nxt) in fake.done) == kept, (fake.done, fake.cancelled)
+    assert (str(nxt) in fake.cancelled) == (not kept)
     w.shutdown()

@@ -59,7 +59,7 @@ def _load_click_model(win, qtbot, monkeypatch, path) -> None:
     panel.kind.setCurrentIndex(panel.kind.findData("sam"))
     monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(path), "")))
     QTest.mouseClick(panel.browse, Qt.MouseButton.LeftButton)
-    dock.device.setCurrentIndex(dock.device.findData("cpu"))
+    panel.device.setCurrentIndex(panel.device.findData("cpu"))
     QTest.mouseClick(panel.load_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.info is not None or "Cannot" in panel.label.text(), timeout=120000)
     assert panel.info is not None, panel.label.text()
@@ -228,3 +228,59 @@ def test_the_learner_trains_and_loads_once_whatever_the_click_model(learner_wind
     assert loads == [version.path], loads  # loaded once, on the model thread, for re-prediction and the window
     assert requests == []  # the window adopted that model: no second load from the file
     assert dock.click_answer() == answers
+
+
+@pytest.mark.parametrize("kind", ["none", "sam"])  # none chosen, or Segment Anything chosen and not loaded
+def test_with_no_click_model_a_click_says_so_and_never_asks_the_pre_label_model(window, qtbot, monkeypatch, kind):
+    """A pre-label model is loaded, the click model is none (or not loaded yet): a click and a box
+    say so and add nothing: no pre-label answer, no GrabCut in silence."""
+    from tests.gui.test_input_events import drag, message
+    win = window
+    dock = win.model_dock
+    dock.info = {"family": "maskrcnn", "arch": "maskrcnn", "name": "mrcnn-test", "classes": ["cell"], "device": "cpu"}
+    dock.click_panel.kind.setCurrentIndex(dock.click_panel.kind.findData(kind))
+    asked = []
+    monkeypatch.setattr(dock, "request_candidates", lambda *a: asked.append(a))
+    monkeypatch.setattr(dock.click_worker, "prompt", lambda *a, **k: asked.append(a) or 0)
+    win.canvas.setFocus()
+    QTest.keyClick(win.canvas, Qt.Key.Key_I)
+    click(win, 60.5, 40.5)
+    assert "no model is loaded" in message(win) and "Model panel" in message(win)
+    drag(win, [(40.5, 30.5), (90.5, 60.5), (120.5, 90.5)])
+    assert "no model is loaded" in message(win)
+    assert not asked and not win.editor.doc.regions
+    dock.click_panel.kind.setCurrentIndex(dock.click_panel.kind.findData("prelabel"))
+    assert dock.click_answer() == "instances"  # the pre-label model answers once it is chosen to
+
+
+@pytest.mark.parametrize("kept, click_loads, prelabel_loads, says", [
+    # the click model's weights file is gone: said so, nothing else loaded in its place
+    ({"kind": "maskrcnn", "click_kind": "sam", "click_weights": {"weights": "/gone/sam.pth"}, "auto_load": True},
+     0, 1, "weights used last time are gone"),
+    # a project kept before the two roles, whose one model was Segment Anything: it is the click
+    # model now, with the same preset; no pre-label model is loaded that the project never had
+    ({"kind": "sam", "weights": "sam:sam_hq_vit_tiny_hq", "auto_load": True}, 1, 0, ""),
+])
+def test_kept_choices_load_what_was_chosen_and_nothing_else(qtbot, gui_folder, monkeypatch, kept, click_loads,
+                                                            prelabel_loads, says):
+    from segstudio.core.project import Project
+    from segstudio.gui.click_worker import ClickWorker
+    from segstudio.gui.model_worker import ModelWorker
+    from tests.gui.conftest import open_window
+    project = Project.open(gui_folder)
+    project.store.set_setting("model_panel", kept)
+    project.store.close()
+    clicks, prelabels = [], []
+    monkeypatch.setattr(ClickWorker, "load", lambda self, spec: clicks.append(spec))
+    monkeypatch.setattr(ModelWorker, "load", lambda self, spec: prelabels.append(spec))
+    win = open_window(qtbot, gui_folder)
+    try:
+        qtbot.wait(300)  # the auto-load runs from the event loop
+        panel = win.model_dock.click_panel
+        assert panel.key() == "sam"
+        assert len(clicks) == click_loads and len(prelabels) == prelabel_loads, (clicks, prelabels)
+        if click_loads:
+            assert clicks[0]["options"] == {"sam_model": "sam_hq_vit_tiny_hq"} and clicks[0]["weights"] is None
+        assert says in panel.label.text()
+    finally:
+        win.close()

@@ -35,13 +35,14 @@ def megabytes(n: int | None) -> str:
 
 
 class ClickPanel(QGroupBox):
-    def __init__(self, choice: ModelChoice, worker: ClickWorker, device: Callable[[], str],
-                 message: Callable[[str], None], parent: QWidget | None = None) -> None:
+    def __init__(self, choice: ModelChoice, worker: ClickWorker, message: Callable[[str], None],
+                 parent: QWidget | None = None) -> None:
         super().__init__("Click model", parent)
-        self.choice, self.worker, self._device, self._message = choice, worker, device, message
+        self.choice, self.worker, self._message = choice, worker, message
         self.info: dict[str, Any] | None = None  # the loaded click model (model_thread.model_info)
+        self.restored = False  # the kept choice can be loaded as it was (restore)
         # the open image and the next one (set by the window) and the prompt tool's callbacks
-        self._open: tuple[int, str, np.ndarray, Any, str | None] | None = None
+        self._open: tuple[int, str, np.ndarray, Any, str | None, int | None] | None = None
         self._waiting: dict[int, Callable[[Any], None]] = {}
         self.kind = QComboBox()
         self.kind.addItem(PRELABEL_TITLE, PRELABEL_ANSWER)
@@ -56,6 +57,9 @@ class ClickPanel(QGroupBox):
         self.browse.setToolTip("Choose a weights file for the click model")
         self.browse.setFixedWidth(self.browse.fontMetrics().horizontalAdvance("…") + 24)
         connect_plain(self.browse.clicked, self._browse)
+        self.device = QComboBox()  # its own: Segment Anything on the GPU while a UNet trains on the CPU, say
+        for d in ("auto", "cuda", "cpu", "mps"):
+            self.device.addItem(d, d)
         self.load_button = QPushButton("Load click model")
         connect_plain(self.load_button.clicked, self.load)
         self.label = plain_label("")
@@ -65,6 +69,7 @@ class ClickPanel(QGroupBox):
         form = QFormLayout(self)
         form.addRow("Model", self.kind)
         form.addRow("Weights", wrow)
+        form.addRow("Device", self.device)
         form.addRow(self.load_button)
         form.addRow(self.label)
         self.kind.currentIndexChanged.connect(lambda _: self._kind_changed())
@@ -95,7 +100,7 @@ class ClickPanel(QGroupBox):
         self.weights.clear()
         fam = self.choice.click_family()
         promptable = fam is not None
-        for wdg in (self.weights, self.browse, self.load_button):
+        for wdg in (self.weights, self.browse, self.device, self.load_button):
             wdg.setEnabled(promptable)
         if fam is None:
             return
@@ -103,7 +108,8 @@ class ClickPanel(QGroupBox):
             self.weights.addItem(title, {"options": options})
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Click model weights", "", "Weights (*.pt *.pth);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Click model weights", "",
+                                              "Weights (*.pt *.pth *.safetensors);;All files (*)")
         if path:
             self.add_weights(path)
 
@@ -116,24 +122,48 @@ class ClickPanel(QGroupBox):
         self.weights.setCurrentIndex(0)
 
     def choices(self) -> dict:
-        return {"click_kind": self.key(), "click_weights": self.weights.currentData()}
+        return {"click_kind": self.key(), "click_weights": self.weights.currentData(),
+                "click_device": self.device.currentData()}
 
     def restore(self, d: dict) -> None:
+        """The click model and weights kept with the project. `restored` says whether they can be
+        loaded as they were: a weights file that is gone is said so, and nothing else is loaded
+        in its place (no preset, no download the user did not choose)."""
+        self.restored = False
+        k = self.device.findData(d.get("click_device"))
+        if k >= 0:
+            self.device.setCurrentIndex(k)
         i = self.kind.findData(d.get("click_kind"))
-        if i >= 0:
-            self.kind.setCurrentIndex(i)
+        if i < 0:
+            return
+        self.kind.setCurrentIndex(i)
         w = d.get("click_weights")
-        if isinstance(w, dict):
-            if isinstance(w.get("weights"), str) and Path(w["weights"]).exists():
-                self.add_weights(w["weights"])
-            elif isinstance(w.get("options"), dict):
-                for i in range(self.weights.count()):
-                    if self.weights.itemData(i) == w:
-                        self.weights.setCurrentIndex(i)
+        if isinstance(w, str):  # kept before the two roles: a file, or "<family>:<preset name>"
+            w = {"weights": w} if Path(w).exists() or ":" not in w else self._preset_named(w.split(":", 1)[1])
+        if isinstance(w, dict) and isinstance(w.get("weights"), str):
+            if not Path(w["weights"]).exists():
+                show_error(self.label, f"The click model's weights used last time are gone: {w['weights']}")
+                return
+            self.add_weights(w["weights"])
+        elif isinstance(w, dict):
+            for k in range(self.weights.count()):
+                if self.weights.itemData(k) == w:
+                    self.weights.setCurrentIndex(k)
+                    break
+            else:
+                return
+        self.restored = self.choice.click_family() is not None
+
+    def _preset_named(self, name: str) -> dict | None:
+        for k in range(self.weights.count()):
+            data = self.weights.itemData(k) or {}
+            if name in (data.get("options") or {}).values():
+                return data
+        return None
 
     def spec(self) -> dict:
         data = self.weights.currentData() or {}
-        return {"arch": self.key(), "weights": data.get("weights"), "device": self._device(),
+        return {"arch": self.key(), "weights": data.get("weights"), "device": self.device.currentData(),
                 "options": dict(data.get("options") or {})}
 
     # ---------------------------------------------------------------- loading
@@ -172,10 +202,11 @@ class ClickPanel(QGroupBox):
             show_note(self.label, "Not loaded: press Load click model.")
 
     # ---------------------------------------------------------------- prompts
-    def image_shown(self, image_id: int, path: str, array: np.ndarray, window, next_path: str | None) -> None:
+    def image_shown(self, image_id: int, path: str, array: np.ndarray, window, next_path: str | None,
+                    next_id: int | None = None) -> None:
         """The window shows another image: with a click model loaded, its embedding is computed
         now (then the next image's), so the first click answers quickly."""
-        self._open = (image_id, path, array, window, next_path)
+        self._open = (image_id, path, array, window, next_path, next_id)
         self._waiting.clear()  # prompts on the image before are gone with it
         self._embed()
 

@@ -74,6 +74,7 @@ class LivePanel(QWidget):
         self.open_id: int | None = None  # the image in the window (read by the model thread)
         self.open_path: str | None = None
         self.running = self._again = False
+        self._updating: dict | None = None  # the pre-label spec of the running update
         self._start: str | None = None  # a version rolled back to: the next update starts there
         self.enabled = QCheckBox("Learn as I annotate")
         self.enabled.setToolTip("Each image you mark done (Ctrl+Enter) teaches the model for a short while, "
@@ -171,8 +172,9 @@ class LivePanel(QWidget):
         if not flushed:
             self._flush_edits()  # the image just marked done is in the store before training reads it
         fam = self.choice.family
+        self._updating = spec = self.choice.prelabel_spec()  # the model the update loads its version as
         settings = {"arch": self.arch(), "seconds": float(self.seconds.value()), "ahead": self.ahead.value(),
-                    "device": self.choice.device, "start": self._start, "spec": self.choice.prelabel_spec(),
+                    "device": self.choice.device, "start": self._start, "spec": spec,
                     "trainer": dict(fam.trainer)}  # FCN / DeepLabV3: the first version fine-tunes their network
         self.status.setText(f"Updating {fam.title} for {self.seconds.value()} s…"
                             + (" (after the model's current task)" if self.worker.busy else ""))
@@ -191,7 +193,7 @@ class LivePanel(QWidget):
             text += f"; re-predicted {len(ids)} images"
             if rep.skipped:
                 text += f" ({len(rep.skipped)} left alone: edited or open)"
-        not_loaded = self._use(version.path, seg)
+        not_loaded = self._use(version.path, seg, self._updating)
         self.status.setText(text + "." + (f" {not_loaded}" if not_loaded else ""))
         self.refresh_versions()
         if ids:
@@ -205,13 +207,16 @@ class LivePanel(QWidget):
         if self._again and self.enabled.isChecked():
             self.request_update()
 
-    def _use(self, path: str, seg=None) -> str | None:
+    def _use(self, path: str, seg=None, spec: dict | None = None) -> str | None:
         """The pre-label model's predictions (Segment image, its click answer) come from this version
         from now on, when the pre-label choice is still of its kind (the click model is never
         touched); else nothing is loaded over the chosen model (a kind switched to during the
-        update), and the returned text says so. `seg`: the version already loaded by the update."""
+        update), and the returned text says so. `seg`: the version already loaded by the update as
+        `spec` says (adopted as it is only when the same family is still chosen: UNet and FCN
+        versions are both "unet" checkpoints)."""
         kind = version_arch(path)
-        if kind is None or kind != self.arch():
+        switched = spec is not None and spec.get("arch") != self.choice.family.key
+        if kind is None or kind != self.arch() or switched:
             return (f"{Path(path).name} is kept but not loaded: the Model panel has "
                     f"{self.choice.family.title} chosen as the pre-label model.")
         if seg is not None:

@@ -139,17 +139,18 @@ class ModelDock(QWidget):
         self.tta.setToolTip("Predict each image flipped four ways and average: 4x slower, a little better")
         self.create_classes = QCheckBox("Create classes the project lacks")
         self.create_classes.setChecked(True)
-        self.auto_load = QCheckBox("Load this model when the project opens")
-        self.auto_load.setToolTip("Kind, weights and this choice are kept with the project")
+        self.auto_load = QCheckBox("Load both models when the project opens")
+        self.auto_load.setToolTip("The click and pre-label models, their weights and this choice are kept with the "
+                                  "project; a model whose weights are gone is not loaded")
+        self._auto_prelabel = True  # False: the pre-label weights kept are gone (said so), or it never had one
         self.load_button = QPushButton("Load pre-label model")
         connect_plain(self.load_button.clicked, self.load)
         self.model_label = plain_label("No model loaded.")
-        self.click_panel = ClickPanel(self.choice, self.click_worker, lambda: self.device.currentData(),
-                                      self._message, self)
+        self.click_panel = ClickPanel(self.choice, self.click_worker, self._message, self)
 
         box = QGroupBox("Pre-label model")
         box.setToolTip("Segment image, Segment folder, Train and Learn as I annotate use this model")
-        form = QFormLayout(box)
+        self._form = form = QFormLayout(box)
         form.addRow("Kind", self.arch)
         form.addRow("Weights", wrow)
         form.addRow("", self.get_weights)
@@ -218,10 +219,13 @@ class ModelDock(QWidget):
         self.restore_choices()
         for sig in (self.arch.currentIndexChanged, self.weights.currentIndexChanged, self.device.currentIndexChanged,
                     self.click_panel.kind.currentIndexChanged, self.click_panel.weights.currentIndexChanged,
+                    self.click_panel.device.currentIndexChanged,
                     self.score.valueChanged, self.mask_thr.valueChanged, self.per_component.toggled,
                     self.tta.toggled, self.create_classes.toggled, self.auto_load.toggled):
             sig.connect(self.kept.changed)
         self._sync_choice()
+        self._show_options()
+        self.arch.currentIndexChanged.connect(lambda _: self._show_options())
         for sig in (self.arch.currentIndexChanged, self.weights.currentIndexChanged, self.device.currentIndexChanged):
             sig.connect(lambda _: self._sync_choice())
         if self.auto_load.isChecked():
@@ -283,6 +287,13 @@ class ModelDock(QWidget):
             return data.split(VARIANT_SEP, 1)[1]
         fam = self.family()
         return fam.variants[0][0] if fam.variants else None
+
+    def _show_options(self) -> None:
+        """Only the options the chosen family reads (its spec's `options`)."""
+        opts = self.family().options
+        for w, key in ((self.score, "score"), (self.mask_thr, "mask"), (self.per_component, "per_component"),
+                       (self.tta, "tta")):
+            self._form.setRowVisible(w, key in opts)
 
     def _sync_choice(self) -> None:
         """The panel's widgets into the model choice (its listeners: the Train and Live panels)."""
@@ -358,16 +369,19 @@ class ModelDock(QWidget):
             i = self.arch.findData(d.get("kind"))
             if i >= 0:
                 self.arch.setCurrentIndex(i)
-            # a project kept before the two roles may have a click model as its one model
-            click = d.get("click_kind", d.get("kind") if i < 0 else None)
-            self.click_panel.restore({**d, "click_kind": click})
+            # a project kept before the two roles may have a click model as its one model (its kind
+            # and weights): it becomes the click model, and no pre-label model is loaded for it
+            legacy = "click_kind" not in d and i < 0 and d.get("kind") is not None
+            click = {"click_kind": d.get("kind"), "click_weights": d.get("weights")} if legacy else d
+            self._auto_prelabel = not legacy
+            self.click_panel.restore(click)
             w = d.get("weights") if i >= 0 else None
             if w:
                 if Path(w).exists():
                     self.add_weights(w)
                 else:
                     show_error(self.model_label, f"The weights used last time are gone: {w}")
-                    self.auto_load.setChecked(False)
+                    self._auto_prelabel = False
             i = self.device.findData(d.get("device"))
             if i >= 0:
                 self.device.setCurrentIndex(i)
@@ -378,7 +392,7 @@ class ModelDock(QWidget):
                             (self.create_classes, "create_classes")):
                 if isinstance(d.get(key), bool):
                     cb.setChecked(d[key])
-            if d.get("auto_load") and (not w or Path(w).exists()):
+            if d.get("auto_load"):
                 self.auto_load.setChecked(True)
         finally:
             self.kept.paused = False
@@ -389,9 +403,9 @@ class ModelDock(QWidget):
 
     def _auto_load(self) -> None:
         """Both roles, as chosen last time (each leaves the other alone)."""
-        if self.info is None and self.auto_load.isChecked():
+        if self.info is None and self.auto_load.isChecked() and self._auto_prelabel:
             self.load()
-        if self.click_panel.info is None and self.auto_load.isChecked():
+        if self.click_panel.info is None and self.auto_load.isChecked() and self.click_panel.restored:
             self.click_panel.load()
 
     def spec(self) -> dict:
@@ -551,7 +565,7 @@ class ModelDock(QWidget):
         the file list), so the first click answers quickly."""
         ab = self.project.abspath
         next_path = str(ab(self.project.store.image(next_id))) if next_id is not None else None
-        self.click_panel.image_shown(record.id, str(ab(record)), array, window, next_path)
+        self.click_panel.image_shown(record.id, str(ab(record)), array, window, next_path, next_id)
 
     def prompt(self, image_id: int, array: np.ndarray, window, points, box, done: Callable[[Any], None]) -> None:
         """The click model's candidate masks for prompts on the open image, to `done` (None on failure)."""
@@ -565,7 +579,9 @@ class ModelDock(QWidget):
         pred = self.cache.get(image_id)
         return None if pred is None else pred.candidates()
 
-    def shutdown(self) -> None:
-        self.worker.shutdown()
-        self.click_worker.shutdown()
+    def shutdown(self, wait: float = 5.0) -> None:
+        """Stop both model threads: the running requests see cancel, queued ones are dropped."""
+        self.click_worker.shutdown(wait=0.0)  # cancel first: its embedding ahead stops between layers
+        self.worker.shutdown(wait=wait)
+        self.click_worker.shutdown(wait=wait)
 

@@ -129,9 +129,19 @@ def weights_needed() -> list[WeightsFile]:
     return out
 
 
+def presets() -> list[tuple[str, dict]]:
+    """The official models by name, for the Model panel: whether each is in the Hugging Face cache."""
+    out = []
+    for name, info in MODELS.items():
+        p = weights_file(name)
+        there = "in the cache" if p.is_file() and (p.parent / CONFIG_FILE).is_file() else "downloaded when loaded"
+        out.append((f"{info.title} — {there}", {"sam2_model": name}))
+    return out
+
+
 FAMILIES = (
     Family(ARCH, "SAM 2.1 (click any object)", "segstudio.inference.sam2", frozenset({CLICK, BOX}),
-           load_click="segstudio.inference.sam2.model:load_click",
+           load_click="segstudio.inference.sam2.model:load_click", presets="segstudio.inference.sam2.spec:presets",
            weights="segstudio.inference.sam2.spec:weights_needed", packages=PACKAGES, install_hint=INSTALL_HINT,
            note="Meta's SAM 2.1 Hiera-Tiny through Hugging Face transformers: a click or a box gives candidate masks"),
 )
