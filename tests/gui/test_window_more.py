@@ -96,7 +96,7 @@ def test_model_panel_offers_maskrcnn_v1(window):
     dock = window.model_dock
     dock.arch.setCurrentIndex(dock.arch.findData("maskrcnn-v1"))
     spec = dock.spec()
-    assert spec["arch"] == "maskrcnn" and spec["version"] == "v1" and spec["weights"] is None
+    assert spec["arch"] == "maskrcnn" and spec["variant"] == "v1" and spec["weights"] is None
     dock.arch.setCurrentIndex(dock.arch.findData("unet"))
     assert dock.spec()["arch"] == "unet"
 
