@@ -73,7 +73,10 @@ class PromptsFirst:
 PROMPTS = PromptsFirst()  # one per process: every click model and every background job share it
 
 
-BACKGROUND_NICE = 10  # how much nicer than the window and its click model the background model threads run
+# how much nicer than the window and its click model the background model threads run: 5 (weight
+# about 1:3) keeps a click's worst case under a training step's on a quiet machine; 10 starved
+# training when other programs kept the cores busy (4 steps in 20 s; benchmarks/README.md)
+BACKGROUND_NICE = 5
 
 
 def run_in_background() -> None:
