@@ -24,8 +24,8 @@ MIN_SEED_RADIUS = 2  # px: GrabCut-click seeds are half the brush radius, never 
 # The Model click tool with no model loaded says so and adds nothing: it used to run GrabCut in
 # silence, so after a model failed to load a click put a GrabCut region on the image (a done one
 # too) that the user took for the model's. GrabCut has its own tools (G, R).
-NO_MODEL = ("Model click: no model is loaded to answer it: choose and load a click model in the Model panel "
-            "(or its pre-label model's answer, with a pre-label model loaded), "
+NO_MODEL = ("Model click: no click model is loaded to answer it: choose one in the Model panel's Click model and "
+            "load it (or the pre-label model's answer, with a pre-label model loaded), "
             "or use Box → GrabCut (G) or Clicks → GrabCut (R)")
 PICK_BOX_COVER = 0.8  # a dragged box picks the model proposals it covers at least this part of
 

@@ -141,6 +141,8 @@ class SamPrompts:
             self.ed.select([rid] if rid in doc.regions else [])
         else:
             rid = combine(self.ed, crop, Pointer(0, 0, shift=add), self.ed.click_model_name())
+            if rid is None:  # nothing was made (no class yet: the message says so): the candidate stays
+                return None
         self.cancel()
         return rid
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from segstudio.editing.editor import CLASSES, INSTANCES, PROMPTABLE
 from segstudio.inference import registry
-from segstudio.inference.family import CLICK_ROLE, LEARN_LIVE, PRELABEL_ROLE, Family
+from segstudio.inference.family import CLICK_ROLE, PRELABEL_ROLE, Family
 
 PRELABEL_ANSWER = "prelabel"  # the click model choice: the pre-label model answers clicks with its prediction
 NO_CLICK_MODEL = "none"  # the click model choice: no model; the classical assists only
@@ -35,9 +35,9 @@ class ModelChoice:
         self.loaded: dict[str, dict | None] = {CLICK_ROLE: None, PRELABEL_ROLE: None}
         self._listeners: list[Listener] = []
         # what the Model panel does when another panel asks (set by the panel)
-        self.load_checkpoint: Callable[[str], None] = lambda path: None
+        self.load_checkpoint: Callable[..., None] = lambda path, spec=None: None
         # a checkpoint already loaded on the model thread (the live learner's new version): used as it is
-        self.adopt_checkpoint: Callable[[str, Any], None] = lambda path, model: None
+        self.adopt_checkpoint: Callable[[str, Any, dict], None] = lambda path, model, spec: None
         self.segment_unlabelled: Callable[[], None] = lambda: None
         self.prelabel_spec: Callable[[], dict] = lambda: {}
 
@@ -62,14 +62,18 @@ class ModelChoice:
             fn(what)
 
     # ---------------------------------------------------------------- what the choice means
-    @property
-    def learns_live(self) -> bool:
-        return self.family.can(LEARN_LIVE)
+    def learning_family(self) -> Family:
+        """The family Learn as I annotate trains: the loaded pre-label model's, else the one chosen
+        (the Kind list alone never decides over a loaded model)."""
+        info = self.loaded[PRELABEL_ROLE]
+        fam = registry.FAMILIES.get((info or {}).get("family") or "")
+        return fam if fam is not None else self.family
 
-    @property
-    def checkpoint_kind(self) -> str | None:
-        """The kind of the pre-label family's trained checkpoints ("unet", "maskrcnn")."""
-        return self.family.checkpoint_kind
+    def learning_spec(self) -> dict:
+        """How the learnt versions are loaded: as the loaded pre-label model was, else as chosen."""
+        info = self.loaded[PRELABEL_ROLE]
+        spec = (info or {}).get("spec")
+        return dict(spec) if isinstance(spec, dict) else self.prelabel_spec()
 
     def click_family(self) -> Family | None:
         """The promptable family chosen as the click model (None: the pre-label answer or none)."""
@@ -78,8 +82,10 @@ class ModelChoice:
     def click_answer(self) -> str | None:
         """What answers the Model click / box tool now (editing.editor.PROMPTABLE, INSTANCES,
         CLASSES or None): only a loaded model answers."""
-        if self.click_family() is not None:
-            return PROMPTABLE if self.loaded[CLICK_ROLE] is not None else None
+        fam = self.click_family()
+        if fam is not None:  # the chosen click model answers once it is the one loaded
+            loaded = self.loaded[CLICK_ROLE]
+            return PROMPTABLE if loaded is not None and loaded.get("family") == fam.key else None
         if self.click == NO_CLICK_MODEL:
             return None
         info = self.loaded[PRELABEL_ROLE]

@@ -70,11 +70,11 @@ class ModelWorker(ModelThread):
         # out of memory) leaves the user with the working model, not with none
         seg = load_segmenter(ModelSpec(**spec), self.project)
         self.segmenter = seg
-        return model_info(seg, spec["arch"], seg.device)
+        return {**model_info(seg, spec["arch"], seg.device), "spec": dict(spec)}
 
     def _do_adopt(self, seg, spec: dict) -> dict:
         self.segmenter = seg
-        return model_info(seg, spec["arch"], seg.device)
+        return {**model_info(seg, spec["arch"], seg.device), "spec": dict(spec)}
 
     def _need_model(self):
         if self.segmenter is None:

@@ -59,7 +59,7 @@ def test_a_failed_load_keeps_the_loaded_model_and_says_so(window, qtbot, monkeyp
     win.set_tool("prompt")
     click(win, 80, 60)
     qtbot.waitUntil(lambda: "Asking the model" not in message(win), timeout=30000)
-    assert "no model is loaded" not in message(win)
+    assert "no click model is loaded" not in message(win)
     # a region, if any, is the model's (a GrabCut fallback would write a "manual" one)
     assert all(r.source != "manual" for r in win.editor.doc.regions.values())
 
@@ -78,7 +78,7 @@ def test_model_click_with_no_model_says_so_and_adds_nothing(window, qtbot):
     drag(win, [(50.5, 35.5), (90.5, 60.5), (110.5, 85.5)])
     QTest.qWait(500)
     assert not win.editor.doc.regions
-    assert "no model is loaded" in message(win) and "Model panel" in message(win)
+    assert "no click model is loaded" in message(win) and "Model panel" in message(win)
     win.session.flush()
     assert win.project.store.image(image_id).status == DONE
     assert win.project.store.region_count(image_id) == 0

@@ -321,3 +321,15 @@ def test_the_embedding_ahead_goes_on_when_the_user_opens_that_image(qtbot, tmp_p
     assert (str(nxt) in fake.done) == kept, (fake.done, fake.cancelled)
     assert (str(nxt) in fake.cancelled) == (not kept)
     w.shutdown()
+
+
+def test_enter_with_no_class_keeps_the_candidate_and_says_why():
+    ed = PromptEditor()
+    ed.current_class_id = None  # a fresh project: no class yet
+    tool = PromptTool(ed)
+    click(tool, 50, 40)
+    assert tool.key("Return")
+    assert not ed.doc.regions and "Add a class first" in ed.messages[-1]
+    assert "mask" in tool.preview()  # the candidate is still there: add a class, then Enter again
+    ed.current_class_id = 1
+    assert tool.key("Return") and len(ed.doc.regions) == 1

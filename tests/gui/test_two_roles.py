@@ -153,6 +153,8 @@ def test_a_failed_click_model_load_keeps_the_loaded_one_and_the_pre_label_model(
     qtbot.waitUntil(lambda: "Cannot load" in panel.label.text(), timeout=60000)
     assert "Still loaded" in panel.label.text() and "half.pth" in panel.label.text()
     assert panel.info is loaded and dock.click_worker.model is not None
+    # the project keeps the file that loaded, not the one that failed (reopened, it loads the good one)
+    assert panel.choices()["click_weights"]["weights"].endswith("random_sam.pth")
     assert dock.click_answer() == "promptable"  # a click is still Segment Anything's, not GrabCut's
     # and a failed pre-label load leaves Segment Anything alone
     monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(bad), "")))
@@ -163,15 +165,21 @@ def test_a_failed_click_model_load_keeps_the_loaded_one_and_the_pre_label_model(
     assert dock.info is None and panel.info is loaded and dock.click_worker.model is not None
 
 
-def test_choosing_the_pre_label_answer_gives_back_the_click_model_and_clicks_follow(two_role_window, qtbot):
+def test_switching_the_click_model_away_and_back_keeps_it_loaded_and_its_weights(two_role_window, qtbot):
+    """The pre-label answer or none chosen: Segment Anything stays loaded, unused (its memory is
+    shown), clicks follow the choice; chosen again it answers at once, with the file chosen before."""
     win, _ = two_role_window
     dock, panel = win.model_dock, win.model_dock.click_panel
+    loaded, chosen = panel.info, panel.weights.currentData()
     panel.kind.setCurrentIndex(panel.kind.findData("prelabel"))
-    qtbot.waitUntil(lambda: dock.click_worker.model is None, timeout=10000)
-    assert panel.info is None and dock.click_answer() is None  # no pre-label model loaded yet
-    assert "pre-label model" in panel.label.text()
+    assert dock.click_answer() is None  # no pre-label model loaded yet
+    assert "pre-label model" in panel.label.text() and "stays loaded, unused" in panel.label.text()
     panel.kind.setCurrentIndex(panel.kind.findData("none"))
     assert dock.click_answer() is None and not panel.load_button.isEnabled()
+    panel.kind.setCurrentIndex(panel.kind.findData("sam"))
+    assert panel.weights.currentData() == chosen  # the file chosen before, not the first preset
+    assert panel.info is loaded and dock.click_answer() == "promptable" and "Loaded:" in panel.label.text()
+    assert dock.click_worker.model is not None
 
 
 @pytest.fixture
@@ -245,9 +253,9 @@ def test_with_no_click_model_a_click_says_so_and_never_asks_the_pre_label_model(
     win.canvas.setFocus()
     QTest.keyClick(win.canvas, Qt.Key.Key_I)
     click(win, 60.5, 40.5)
-    assert "no model is loaded" in message(win) and "Model panel" in message(win)
+    assert "no click model is loaded" in message(win) and "Model panel" in message(win)
     drag(win, [(40.5, 30.5), (90.5, 60.5), (120.5, 90.5)])
-    assert "no model is loaded" in message(win)
+    assert "no click model is loaded" in message(win)
     assert not asked and not win.editor.doc.regions
     dock.click_panel.kind.setCurrentIndex(dock.click_panel.kind.findData("prelabel"))
     assert dock.click_answer() == "instances"  # the pre-label model answers once it is chosen to
@@ -284,3 +292,25 @@ def test_kept_choices_load_what_was_chosen_and_nothing_else(qtbot, gui_folder, m
         assert says in panel.label.text()
     finally:
         win.close()
+
+
+@pytest.mark.slow  # two 5 s UNet updates
+def test_the_learner_trains_the_loaded_pre_label_model_not_the_kind_list(learner_window, qtbot):
+    """A UNet version is the loaded pre-label model; the Kind list then shows Mask R-CNN (not
+    loaded): the next update trains and loads the UNet again, never a Mask R-CNN from scratch."""
+    win = learner_window
+    dock, live = win.model_dock, win.model_dock.live_panel
+    with qtbot.waitSignal(live.updated, timeout=300000) as got:
+        win.canvas.setFocus()
+        QTest.keyClick(win.canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    first = got.args[0][0]
+    qtbot.waitUntil(lambda: (dock.info or {}).get("checkpoint") == first.path, timeout=60000)
+    dock.arch.setCurrentIndex(dock.arch.findData("maskrcnn"))  # looked at, not loaded
+    with qtbot.waitSignal(live.updated, timeout=300000) as got:
+        win.canvas.setFocus()
+        QTest.keyClick(win.canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    second = got.args[0][0]
+    assert "live-unet-" in second.path and second.version == first.version + 1, second.path
+    assert "UNet" in live.status.text() or "Version" in live.status.text()
+    qtbot.waitUntil(lambda: (dock.info or {}).get("checkpoint") == second.path, timeout=60000)
+    assert dock.info["family"] == "unet"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QPushButton, QWidget
 
+from segstudio.editing.editor import PROMPTABLE
 from segstudio.gui.docks.common import plain_label, show_error, show_note
 from segstudio.gui.model_choice import NO_CLICK_MODEL, PRELABEL_ANSWER, ModelChoice
 from segstudio.gui.signals import connect_plain
@@ -41,6 +42,10 @@ class ClickPanel(QGroupBox):
         self.choice, self.worker, self._message = choice, worker, message
         self.info: dict[str, Any] | None = None  # the loaded click model (model_thread.model_info)
         self.restored = False  # the kept choice can be loaded as it was (restore)
+        self._loaded_weights: Any = None
+        self._loading_weights: Any = None  # the weights entry of the loaded model (what is kept with the project)
+        self._chosen: dict[str, Any] = {}  # family -> its weights entry chosen last (switching away and back)
+        self._filled_for: str | None = None  # the family whose weights the list holds
         # the open image and the next one (set by the window) and the prompt tool's callbacks
         self._open: tuple[int, str, np.ndarray, Any, str | None, int | None] | None = None
         self._waiting: dict[int, Callable[[Any], None]] = {}
@@ -79,7 +84,6 @@ class ClickPanel(QGroupBox):
         w.unloaded.connect(self._show)
         w.candidates.connect(self._candidates)
         w.failed.connect(self._failed)
-        choice.on_change(lambda what: self._show() if what == "loaded" else None)
         self._fill_weights()
         self._show()
 
@@ -88,17 +92,19 @@ class ClickPanel(QGroupBox):
         return self.kind.currentData()
 
     def _kind_changed(self) -> None:
+        """Another click model chosen: the loaded one stays loaded (switching back needs no reload;
+        its memory is shown) but answers no click unless it is the one chosen."""
         self.choice.set("click", self.key())
         self._fill_weights()
-        if self.choice.click_family() is None and self.info is not None:
-            self.worker.unload()  # the pre-label answer, or none: the click model's memory is given back
-            self.info = None
-            self.choice.set_loaded(CLICK_ROLE, None)
         self._show()
+        self._embed()  # back to the loaded one: the open image's embedding (from the cache when it has it)
 
     def _fill_weights(self) -> None:
+        if self.weights.count() and self._filled_for is not None:  # remember what was chosen for the family left
+            self._chosen[self._filled_for] = self.weights.currentData()
         self.weights.clear()
         fam = self.choice.click_family()
+        self._filled_for = fam.key if fam is not None else None
         promptable = fam is not None
         for wdg in (self.weights, self.browse, self.device, self.load_button):
             wdg.setEnabled(promptable)
@@ -106,6 +112,13 @@ class ClickPanel(QGroupBox):
             return
         for title, options in (resolve(fam.presets)() if fam.presets else []):
             self.weights.addItem(title, {"options": options})
+        before = self._chosen.get(fam.key)
+        if isinstance(before, dict) and isinstance(before.get("weights"), str):
+            self.add_weights(before["weights"])
+        elif before is not None:
+            for k in range(self.weights.count()):
+                if self.weights.itemData(k) == before:
+                    self.weights.setCurrentIndex(k)
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Click model weights", "",
@@ -122,8 +135,11 @@ class ClickPanel(QGroupBox):
         self.weights.setCurrentIndex(0)
 
     def choices(self) -> dict:
-        return {"click_kind": self.key(), "click_weights": self.weights.currentData(),
-                "click_device": self.device.currentData()}
+        """Kept with the project: the weights of the loaded click model when it is the one chosen (a
+        file that failed to load is never what the project opens with next time), else those chosen."""
+        loaded = self.info is not None and self.info.get("family") == self.key()
+        weights = self._loaded_weights if loaded else self.weights.currentData()
+        return {"click_kind": self.key(), "click_weights": weights, "click_device": self.device.currentData()}
 
     def restore(self, d: dict) -> None:
         """The click model and weights kept with the project. `restored` says whether they can be
@@ -171,10 +187,12 @@ class ClickPanel(QGroupBox):
         if self.choice.click_family() is None:
             return
         show_note(self.label, f"Loading {self.kind.currentText()}…")
+        self._loading_weights = self.weights.currentData()
         self.worker.load(self.spec())
 
     def _loaded(self, info: dict) -> None:
         self.info = info
+        self._loaded_weights = self._loading_weights
         self.choice.set_loaded(CLICK_ROLE, info)
         self._show()
         self._embed()  # the open image's embedding right away
@@ -192,14 +210,16 @@ class ClickPanel(QGroupBox):
 
     def _show(self) -> None:
         key = self.key()
+        idle = f"\n{self.describe(self.info)} stays loaded, unused: choose it again to use it." \
+            if self.info is not None and self.info.get("family") != key else ""
         if key == PRELABEL_ANSWER:
-            show_note(self.label, "Clicks take the pre-label model's instance or class area under the cursor.")
+            show_note(self.label, "Clicks take the pre-label model's instance or class area under the cursor." + idle)
         elif key == NO_CLICK_MODEL:
-            show_note(self.label, "No click model: GrabCut, the wand and watershed are in the Assist tools.")
-        elif self.info is not None:
+            show_note(self.label, "No click model: GrabCut, the wand and watershed are in the Assist tools." + idle)
+        elif not idle and self.info is not None:
             show_note(self.label, f"Loaded: {self.describe(self.info)}")
         else:
-            show_note(self.label, "Not loaded: press Load click model.")
+            show_note(self.label, "Not loaded: press Load click model." + idle)
 
     # ---------------------------------------------------------------- prompts
     def image_shown(self, image_id: int, path: str, array: np.ndarray, window, next_path: str | None,
@@ -210,13 +230,16 @@ class ClickPanel(QGroupBox):
         self._waiting.clear()  # prompts on the image before are gone with it
         self._embed()
 
+    def _in_use(self) -> bool:
+        return self.choice.click_answer() == PROMPTABLE
+
     def _embed(self) -> None:
-        if self.info is not None and self.choice.click_family() is not None and self._open is not None:
+        if self._in_use() and self._open is not None:
             self.worker.open(*self._open)
 
     def prompt(self, image_id: int, array: np.ndarray, window, points, box, done: Callable[[Any], None]) -> None:
         """Candidate masks for prompts on the open image, to `done` (None on failure)."""
-        if self.info is None or self._open is None or self._open[0] != image_id:
+        if not self._in_use() or self._open is None or self._open[0] != image_id:
             done(None)
             return
         n = self.worker.prompt(image_id, self._open[1], array, window, points, box)

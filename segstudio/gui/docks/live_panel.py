@@ -19,6 +19,7 @@ from segstudio.core.records import DONE
 from segstudio.gui.docks.common import KeptChoices, plain_label
 from segstudio.gui.plot_style import BACKGROUND, ink_plot
 from segstudio.gui.plot_wheel import guard_plot_wheel
+from segstudio.inference.family import LEARN_LIVE
 from segstudio.inference.training.live import version_arch
 from segstudio.gui.signals import connect_plain
 
@@ -122,7 +123,7 @@ class LivePanel(QWidget):
         for sig in (self.enabled.toggled, self.seconds.valueChanged, self.ahead.valueChanged):
             sig.connect(self.kept.changed)
         self.enabled.toggled.connect(self._switched)
-        choice.on_change(lambda what: self.refresh_versions() if what == "family" else None)
+        choice.on_change(lambda what: self.refresh_versions() if what in ("family", "loaded") else None)
         self.refresh_versions()
         if self.enabled.isChecked():
             self._switched(True)
@@ -156,7 +157,8 @@ class LivePanel(QWidget):
     def arch(self) -> str | None:
         """The checkpoint kind the pre-label model's live versions are ("unet" for every class-per-pixel
         network, "maskrcnn"); None for a family the learner cannot train."""
-        return self.choice.checkpoint_kind if self.choice.learns_live else None
+        fam = self.choice.learning_family()
+        return fam.checkpoint_kind if fam.can(LEARN_LIVE) else None
 
     def request_update(self, flushed: bool = False) -> None:
         """Start an update, or one more after the running one (marks made meanwhile are coalesced).
@@ -165,14 +167,14 @@ class LivePanel(QWidget):
             self._again = True
             return
         if self.arch() is None:
-            self.status.setText(f"Nothing learnt: {self.choice.family.title} is the pre-label model, and it does "
-                                "not learn as you annotate. Choose one that does in the Model panel.")
+            self.status.setText(f"Nothing learnt: {self.choice.learning_family().title} is the pre-label model, and "
+                                "it does not learn as you annotate. Choose one that does in the Model panel.")
             return
         self.running, self._again = True, False
         if not flushed:
             self._flush_edits()  # the image just marked done is in the store before training reads it
-        fam = self.choice.family
-        self._updating = spec = self.choice.prelabel_spec()  # the model the update loads its version as
+        fam = self.choice.learning_family()  # the loaded pre-label model's, whatever the Kind list shows
+        self._updating = spec = self.choice.learning_spec()  # the model the update loads its version as
         settings = {"arch": self.arch(), "seconds": float(self.seconds.value()), "ahead": self.ahead.value(),
                     "device": self.choice.device, "start": self._start, "spec": spec,
                     "trainer": dict(fam.trainer)}  # FCN / DeepLabV3: the first version fine-tunes their network
@@ -185,8 +187,11 @@ class LivePanel(QWidget):
         self.running = False
         self._start = None  # from now on the newest version is the one to build on
         score = _score(version.metrics)
-        text = f"Version {version.version}: learnt from {version.done_images} done images in {version.seconds:.0f} s"
-        text += f", validation {score:.3f}" if score is not None else " (validation from 4 done images on)"
+        n = version.done_images
+        text = (f"Version {version.version}: learnt from {n} done image{'' if n == 1 else 's'} "
+                f"in {version.seconds:.0f} s")
+        text += f", validation {score:.3f}" if score is not None else \
+            " (scored once 4 images are done: one is then held aside to score each version)"
         ids: list[int] = []
         if rep is not None:
             ids = list(rep.written)
@@ -215,14 +220,15 @@ class LivePanel(QWidget):
         `spec` says (adopted as it is only when the same family is still chosen: UNet and FCN
         versions are both "unet" checkpoints)."""
         kind = version_arch(path)
-        switched = spec is not None and spec.get("arch") != self.choice.family.key
+        fam = self.choice.learning_family()
+        switched = spec is not None and spec.get("arch") != fam.key
         if kind is None or kind != self.arch() or switched:
             return (f"{Path(path).name} is kept but not loaded: the Model panel has "
-                    f"{self.choice.family.title} chosen as the pre-label model.")
+                    f"{fam.title} as the pre-label model now.")
         if seg is not None:
-            self.choice.adopt_checkpoint(path, seg)
+            self.choice.adopt_checkpoint(path, seg, spec or self.choice.learning_spec())
         else:
-            self.choice.load_checkpoint(path)
+            self.choice.load_checkpoint(path, spec or self.choice.learning_spec())
         return None
 
     # ---------------------------------------------------------------- versions

@@ -355,7 +355,12 @@ class ModelDock(QWidget):
 
     # ---------------------------------------------------------------- kept with the project
     def choices(self) -> dict:
-        return {"kind": self.arch.currentData(), "weights": self.weights.currentData() or None,
+        """Kept with the project. The weights: the loaded model's when it is of the kind chosen (a file
+        that failed to load is not what the project opens with next time), else those chosen."""
+        spec = (self.info or {}).get("spec") or {}
+        same = spec.get("arch") == self.arch_name() and spec.get("variant") == self.variant()
+        weights = spec.get("weights") if same else self.weights.currentData() or None
+        return {"kind": self.arch.currentData(), "weights": weights,
                 "device": self.device.currentData(), "score": self.score.value(),
                 "mask": self.mask_thr.value(), "per_component": self.per_component.isChecked(),
                 "tta": self.tta.isChecked(), "create_classes": self.create_classes.isChecked(),
@@ -416,7 +421,9 @@ class ModelDock(QWidget):
                 "per_component": self.per_component.isChecked(), "tta": self.tta.isChecked()}
 
     def load(self) -> None:
-        self._probed = True
+        if not self._probed:  # what auto means on this machine, said beside the Device list
+            self._probed = True
+            self.worker.probe()
         spec = self.spec()
         if not self.family().pretrained and not spec["weights"]:
             show_error(self.model_label, f"{self.arch.currentText()} needs a checkpoint: train one (Train below) "
@@ -425,16 +432,23 @@ class ModelDock(QWidget):
         show_note(self.model_label, "Loading…")
         self.worker.load(spec)
 
-    def use_checkpoint(self, path: str) -> None:
-        """A checkpoint just trained (Train, Learn as I annotate, Roll back) becomes the pre-label model."""
-        self.add_weights(path)
-        self.load()
-
-    def adopt_checkpoint(self, path: str, model: Any) -> None:
-        """A checkpoint the model thread has loaded already becomes the pre-label model, as it is."""
-        self.add_weights(path)
+    def use_checkpoint(self, path: str, spec: dict | None = None) -> None:
+        """A checkpoint just trained (Train, Learn as I annotate, Roll back) becomes the pre-label model:
+        loaded as `spec` says (the family it was trained as), else as the panel's choice."""
+        if spec is None or spec.get("arch") == self.arch_name():
+            self.add_weights(path)  # the Weights list shows it when it lists that family's files
+        if spec is None:
+            self.load()
+            return
         show_note(self.model_label, "Loading…")
-        self.worker.adopt(model, {**self.spec(), "weights": path})
+        self.worker.load({**spec, "weights": path})
+
+    def adopt_checkpoint(self, path: str, model: Any, spec: dict) -> None:
+        """A checkpoint the model thread has loaded already (as `spec` says) becomes the pre-label model."""
+        if spec.get("arch") == self.arch_name():
+            self.add_weights(path)
+        show_note(self.model_label, "Loading…")
+        self.worker.adopt(model, {**spec, "weights": path})
 
     def segment_unlabelled(self) -> None:
         self.scope.setCurrentIndex(self.scope.findData((NEW, PREDICTED)))

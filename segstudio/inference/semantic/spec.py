@@ -87,7 +87,7 @@ FAMILIES = (
              trainer={"unet": {"encoder": MODEL_NETS[key]}}, weights=f"segstudio.inference.semantic.spec:{key}_weights",
              **_RUN,  # type: ignore[arg-type]
              options=_OPTIONS, pretrained="COCO-VOC weights, 20 classes (torchvision)",
-             note="pre-labels the 21 COCO-VOC classes with no training; fine-tunes on the project's")
+             note="pre-labels the 20 VOC classes with no training; fine-tuned on the project's classes")
       for key, title in (("fcn", "FCN ResNet-50 (class per pixel)"),
                          ("deeplabv3", "DeepLabV3 ResNet-50 (class per pixel)"),
                          ("deeplabv3_mobilenet", "DeepLabV3 MobileNetV3 (class per pixel, light)"))),
