@@ -8,12 +8,10 @@ import sys
 from segstudio.cli.common import CliError, add_command, add_common, open_project, progress_printer
 from segstudio.core.records import NEW
 from segstudio.inference import registry
-from segstudio.inference.sam.spec import DEFAULT_MODEL as SAM_DEFAULT
-from segstudio.inference.sam.spec import MODELS as SAM_MODELS
-from segstudio.inference.sam.spec import PROMPT_MODES
+from segstudio.inference.family import resolve
 
-# the flags that are one family's own settings (Family.cli_options names their dests)
-FAMILY_FLAGS = {"sam_model": "--sam-model", "prompts": "--prompts", "points_per_side": "--points-per-side"}
+# the flags that are one family's own settings, dest -> flag (added by the families: Family.cli_args)
+FAMILY_FLAGS: dict[str, str] = {}
 
 
 def model_help(keys: list[str]) -> str:
@@ -39,15 +37,8 @@ def add_parsers(sub) -> None:
                                                     "DeepLabV3 COCO-VOC weights; UNet: the project's latest "
                                                     "trained model; SAM: the model's official file in the "
                                                     "torch hub cache, downloaded when missing)")
-    s.add_argument("--sam-model", choices=list(SAM_MODELS), default=None,
-                   help=f"SAM: which model (default {SAM_DEFAULT}, a TinyViT fast on a CPU; with --weights: "
-                        "guessed from the file)")
-    s.add_argument("--prompts", choices=PROMPT_MODES, default=None,
-                   help="SAM: everything (default): a grid of points over each image, class-less regions of "
-                        "class 'object' to rename; boxes: each region already on an image (e.g. imported "
-                        "boxes) becomes a mask of the same class (pick the images with --status)")
-    s.add_argument("--points-per-side", type=int, default=None, metavar="N",
-                   help="SAM everything: grid of N x N point prompts (default 16 on a CPU, 32 on a GPU)")
+    for ref in dict.fromkeys(f.cli_args for f in registry.FAMILIES.values() if f.cli_args):
+        FAMILY_FLAGS.update(resolve(ref)(s))  # each family adds its own flags
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     s.add_argument("--score", type=float, default=0.5, help="Mask R-CNN score threshold (default 0.5)")
     s.add_argument("--mask-threshold", type=float, default=0.5)
@@ -80,7 +71,7 @@ def cmd_predict(args) -> int:
     if args.batch < 1:
         raise CliError("--batch must be 1 or more")
     fam = registry.family(args.model)
-    options = {k: getattr(args, k) for k in FAMILY_FLAGS if getattr(args, k) is not None}
+    options = {k: getattr(args, k) for k in FAMILY_FLAGS if getattr(args, k, None) is not None}
     for k in options:
         if k not in fam.cli_options:
             owners = [key for key, f in registry.FAMILIES.items() if k in f.cli_options]
@@ -88,10 +79,6 @@ def cmd_predict(args) -> int:
     if args.variant is not None and args.variant not in dict(fam.variants):
         owners = [key for key, f in registry.FAMILIES.items() if args.variant in dict(f.variants)]
         raise CliError(f"--maskrcnn-version: only with --model {' or '.join(owners)}")
-    if args.points_per_side is not None and not 1 <= args.points_per_side <= 128:
-        raise CliError("--points-per-side must be 1 to 128")
-    if args.prompts == "boxes" and args.points_per_side is not None:
-        raise CliError("--points-per-side is for --prompts everything")
     if args.ray is None and (args.workers is not None or args.gpus_per_worker):
         raise CliError("--workers and --gpus-per-worker: only with --ray")
     if args.ray is not None and not fam.cluster:

@@ -59,6 +59,7 @@ class Family:
     presets: str | None = None
     # the rest are read by the command line, the training code and the runtime (never by the window):
     cli_options: tuple[str, ...] = ()  # `segstudio predict` flags of its own, by dest (= ModelSpec.options keys)
+    cli_args: str | None = None  # "module:function" (argparse parser) -> {dest: flag}: adds those flags
     cluster: bool = False  # has a Ray path (`segstudio predict/train --ray`)
     train: str | None = None  # "module:function" (project, out, config, **kw) -> TrainResult
     train_config: str | None = None  # "module:Class": the config `train` takes

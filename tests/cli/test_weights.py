@@ -66,7 +66,8 @@ def cat(tmp_path, home, monkeypatch):
           wc.WeightsEntry("tiny_full", "Tiny full", ("tests",), b.name, "https://example.invalid/tiny_full.pth",
                           size=b.stat().st_size, sha256=sha(b)),
           wc.WeightsEntry("tiny_hq", "Tiny HQ", ("tests",), c.name, "https://example.invalid/tiny_hq.pth",
-                          sam_models=("sam_hq_vit_tiny",))]
+                          models=("sam_hq_vit_tiny",),
+                          reads="segstudio.inference.sam.weights:catalog_problem")]
     monkeypatch.setattr(wc, "entries", lambda: list(es))
     wc._hashed.clear()
     return {"tinynet": a, "tiny_full": b, "tiny_hq": c}

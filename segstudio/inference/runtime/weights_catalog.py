@@ -88,7 +88,8 @@ class WeightsEntry:
     approx_mib: float | None = None  # torchvision meta's size in MiB (3 decimals), when known
     sha256: str | None = None  # full hash, when known
     hash_prefix: str | None = None  # from the file name (torch.hub's check_hash convention)
-    sam_models: tuple[str, ...] = ()  # sam_spec model names that read this file
+    models: tuple[str, ...] = ()  # the family's model names that read this file
+    reads: str | None = None  # the family's check of a file with no known hash (weights_offer.Offer.reads)
     aliases: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -162,16 +163,16 @@ def _build() -> tuple[WeightsEntry, ...]:
             file = o.file or os.path.basename(o.url)
             if file in found:
                 found[file]["used_by"].append(o.user)
-                found[file]["sam_models"].extend(m for m in o.models if m not in found[file]["sam_models"])
+                found[file]["models"].extend(m for m in o.models if m not in found[file]["models"])
                 continue
             found[file] = {"name": o.name, "title": o.title, "used_by": [o.user], "file": file, "url": o.url,
                            "size": o.size, "approx_mib": o.approx_mib, "sha256": o.sha256,
-                           "hash_prefix": o.hash_prefix, "sam_models": list(o.models)}
+                           "hash_prefix": o.hash_prefix, "models": list(o.models), "reads": o.reads}
     out = []
     for d in found.values():
         d["used_by"] = tuple(d["used_by"])
-        d["sam_models"] = tuple(d["sam_models"])
-        d["aliases"] = tuple(a for a in (d["file"], *d["sam_models"]) if a != d["name"])
+        d["models"] = tuple(d["models"])
+        d["aliases"] = tuple(a for a in (d["file"], *d["models"]) if a != d["name"])
         out.append(WeightsEntry(**d))
     return tuple(out)
 
@@ -307,22 +308,17 @@ def keys_problem(entry: WeightsEntry, path: Path) -> str | None:
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, entry.name)
     if key in _CACHE:
         return _CACHE[key]
+    from segstudio.inference.family import resolve
     from segstudio.inference.runtime.checkpoint import CheckpointError
-    from segstudio.inference.sam import spec as sam_spec  # the only files without a known hash
-    from segstudio.inference.sam.weights import guess_model, read_state_dict
     problem: str | None = None
     try:
         with warnings.catch_warnings():  # torch's notes about pickle protocols: the verdict is what counts
             warnings.simplefilter("ignore", UserWarning)
-            sd = read_state_dict(path)
-        if entry.sam_models:
-            model = guess_model(sd)
-            if model not in entry.sam_models:
-                problem = f"it holds {model} weights, not {entry.title}"
+            if entry.reads is not None:  # the family that loads the file says what it must hold
+                problem = resolve(entry.reads)(path, entry.models, entry.title, entry.file)
             else:
-                extra = {k for m in entry.sam_models for k in sam_spec.MODELS[m].drop_keys}
-                if extra and not any(k.startswith(p) for k in sd for p in extra):
-                    problem = f"it lacks the HQ-SAM layers of {entry.file} (another TinyViT SAM, e.g. MobileSAM?)"
+                import torch
+                torch.load(path, map_location="cpu", weights_only=True)
     except CheckpointError as e:
         problem = str(e)
     except Exception as e:  # whatever a hostile file makes torch raise: reported, never a crash  # noqa: BLE001

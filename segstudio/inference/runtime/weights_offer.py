@@ -24,7 +24,10 @@ class Offer:
     approx_mib: float | None = None
     sha256: str | None = None
     hash_prefix: str | None = None
-    models: tuple[str, ...] = ()  # the Segment Anything model names that read it (aliases; keys_problem)
+    models: tuple[str, ...] = ()  # the family's model names that read it (aliases, and `reads`)
+    # "module:function" (path, models, title, file) -> why the file cannot be these weights, or None:
+    # the family's own check of a file whose hash is not known (read weights-only)
+    reads: str | None = None
 
 
 def torchvision_offer(name: str, title: str, weights: Any, user: str) -> Offer:

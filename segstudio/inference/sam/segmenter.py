@@ -180,6 +180,8 @@ def load(spec, device: DeviceInfo, project=None) -> SamSegmenter:
     iou, stability = _number(opts, "pred_iou_thresh", 0.88), _number(opts, "stability_score_thresh", 0.95)
     if pps is not None and (isinstance(pps, bool) or not isinstance(pps, int)):
         raise BadValue(f"points per side is a whole number, not {pps!r}")
+    if pps is not None and not 1 <= pps <= 128:
+        raise BadValue(f"points per side must be 1 to 128, not {pps}")
     model = load_click(spec, device)
     return SamSegmenter(model, mode, pps, iou, stability, classes=classes)
 

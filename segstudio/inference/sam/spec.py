@@ -194,6 +194,20 @@ def weights_needed() -> list[WeightsFile]:
             for name, info in MODELS.items()]
 
 
+def add_predict_args(parser) -> dict[str, str]:
+    """Segment Anything's own `segstudio predict` flags (argparse; no torch); their dests -> flags."""
+    parser.add_argument("--sam-model", choices=list(MODELS), default=None,
+                        help=f"SAM: which model (default {DEFAULT_MODEL}, a TinyViT fast on a CPU; with --weights: "
+                             "guessed from the file)")
+    parser.add_argument("--prompts", choices=PROMPT_MODES, default=None,
+                        help="SAM: everything (default): a grid of points over each image, class-less regions of "
+                             "class 'object' to rename; boxes: each region already on an image (e.g. imported "
+                             "boxes) becomes a mask of the same class (pick the images with --status)")
+    parser.add_argument("--points-per-side", type=int, default=None, metavar="N",
+                        help="SAM everything: grid of N x N point prompts (default 16 on a CPU, 32 on a GPU)")
+    return {"sam_model": "--sam-model", "prompts": "--prompts", "points_per_side": "--points-per-side"}
+
+
 def presets() -> list[tuple[str, dict]]:
     """The official models by name, for the Model panel: whether each file is here or would be downloaded."""
     return [(f"{info.title} — {'in the cache' if weights_file(name).exists() else 'downloaded when loaded'}",
@@ -205,7 +219,8 @@ FAMILIES = (
            frozenset({CLICK, BOX, PRELABEL_INSTANCES}),
            load="segstudio.inference.sam.segmenter:load", load_click="segstudio.inference.sam.model:load_click",
            weights="segstudio.inference.sam.spec:weights_needed", packages=PACKAGES, install_hint=INSTALL_HINT,
-           cli_options=CLI_OPTIONS, presets="segstudio.inference.sam.spec:presets",
+           cli_options=CLI_OPTIONS, cli_args="segstudio.inference.sam.spec:add_predict_args",
+           presets="segstudio.inference.sam.spec:presets",
            catalog="segstudio.inference.sam.weights:catalog",
            note="a click or a box gives candidate masks; headless: a grid of points, or the boxes already there"),
 )

@@ -172,4 +172,18 @@ def catalog() -> list:
     the same file share its entry."""
     from segstudio.inference.runtime.weights_offer import Offer
     return [Offer(info.name, info.title.split(" (")[0], f"Segment Anything: {info.title}", info.url, info.file,
-                  size=info.size, sha256=info.sha256, models=(info.name,)) for info in MODELS.values()]
+                  size=info.size, sha256=info.sha256, models=(info.name,),
+                  reads="segstudio.inference.sam.weights:catalog_problem") for info in MODELS.values()]
+
+
+def catalog_problem(path: Path, models: tuple[str, ...], title: str, file: str) -> str | None:
+    """Why a file listed for these models (its hash not known) cannot be their weights, or None:
+    read weights-only, the model its keys say it is, and the HQ-SAM layers it must hold."""
+    sd = read_state_dict(path)
+    model = guess_model(sd)
+    if model not in models:
+        return f"it holds {model} weights, not {title}"
+    extra = {k for m in models for k in MODELS[m].drop_keys}
+    if extra and not any(k.startswith(p) for k in sd for p in extra):
+        return f"it lacks the HQ-SAM layers of {file} (another TinyViT SAM, e.g. MobileSAM?)"
+    return None
