@@ -73,7 +73,7 @@ class SamSegmenter(Segmenter):
             self.classes = [OBJECT_CLASS]
             pps = default_points_per_side(model.device) if points_per_side is None else int(points_per_side)
             if not 1 <= pps <= 128:
-                raise BadValue(f"points per side must be 1 to 128, not {pps}")
+                raise BadValue(f"points per side (--points-per-side) must be 1 to 128, not {pps}")
             if not (0.0 <= pred_iou_thresh <= 1.0 and 0.0 <= stability_score_thresh <= 1.0):
                 raise BadValue("the IoU and stability thresholds are between 0 and 1")
             self.points_per_side = pps
@@ -181,7 +181,7 @@ def load(spec, device: DeviceInfo, project=None) -> SamSegmenter:
     if pps is not None and (isinstance(pps, bool) or not isinstance(pps, int)):
         raise BadValue(f"points per side is a whole number, not {pps!r}")
     if pps is not None and not 1 <= pps <= 128:
-        raise BadValue(f"points per side must be 1 to 128, not {pps}")
+        raise BadValue(f"points per side (--points-per-side) must be 1 to 128, not {pps}")
     model = load_click(spec, device)
     return SamSegmenter(model, mode, pps, iou, stability, classes=classes)
 
