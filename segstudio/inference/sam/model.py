@@ -19,7 +19,6 @@ lock; call it from one worker thread, or accept that calls queue.
 
 from __future__ import annotations
 
-import math
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
@@ -36,6 +35,7 @@ from segstudio.inference.sam.runtime import (PromptsFirst, constant_dense_pe, co
                                             low_res_only, resolve_precision)
 from segstudio.inference.sam.spec import (MODELS, OPTIONS, SamModelInfo, embedding_dir, full_size_mask, model_info,
                                           to_sam_rgb, weights_file)
+from segstudio.inference.runtime.prompt_input import check_box, check_low_res_mask, check_points  # noqa: F401 (check_box: callers find it here)
 from segstudio.inference.runtime.pretrained import WeightsUnavailable, first_line
 from segstudio.inference.sam.weights import (build_model, download_weights, guess_model, import_package,
                                              missing_message, official_for, read_state_dict, verify_official)
@@ -163,69 +163,17 @@ class Candidates:
         return self.mask(0)
 
 
-def _number(v: Any, what: str) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError, OverflowError):
-        raise BadValue(f"{what} must be a number, not {v!r}") from None
-    if not math.isfinite(f):
-        raise BadValue(f"{what} must be a finite number, not {v!r}")
-    return f
-
-
-def check_box(box: Sequence[float] | np.ndarray, width: int, height: int) -> np.ndarray:
-    """(x0, y0, x1, y1) in any corner order -> float64 array clipped to the image; BadValue for
-    non-numbers, NaN/inf, or no area inside the image."""
-    try:
-        vals = [_number(v, "a box coordinate") for v in box]
-    except TypeError:
-        raise BadValue(f"a box is (x0, y0, x1, y1), not {box!r}") from None
-    if len(vals) != 4:
-        raise BadValue(f"a box is (x0, y0, x1, y1), not {len(vals)} numbers")
-    x0, x1 = sorted((vals[0], vals[2]))
-    y0, y1 = sorted((vals[1], vals[3]))
-    x0, x1 = min(max(x0, 0.0), float(width)), min(max(x1, 0.0), float(width))
-    y0, y1 = min(max(y0, 0.0), float(height)), min(max(y1, 0.0), float(height))
-    if x1 - x0 < 1 or y1 - y0 < 1:
-        raise BadValue(f"the box ({vals[0]:g}, {vals[1]:g}, {vals[2]:g}, {vals[3]:g}) has no area inside "
-                       f"the {width}x{height} image")
-    return np.asarray([x0, y0, x1, y1], np.float64)
-
-
 def check_prompts(points: Iterable[tuple[float, float, bool]] | None, box: Sequence[float] | None,
                   mask_input: np.ndarray | None, width: int, height: int
                   ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """Prompts in image pixels -> the arrays SamPredictor.predict takes. Non-numbers and NaN/inf
     raise BadValue; points outside the image and box corners are clipped to it (a box that lies
     wholly outside, or has no area, raises); the box's corners may come in any order."""
-    coords: np.ndarray | None = None
-    labels: np.ndarray | None = None
-    box_a: np.ndarray | None = None
-    mask_a: np.ndarray | None = None
-    pts = list(points) if points is not None else []
-    if len(pts) > MAX_POINTS:
-        raise BadValue(f"{len(pts)} point prompts: at most {MAX_POINTS}")
-    if pts:
-        c, lab = [], []
-        for k, p in enumerate(pts):
-            try:
-                x, y, positive = p
-            except (TypeError, ValueError):
-                raise BadValue(f"point {k} must be (x, y, positive), not {p!r}") from None
-            c.append((min(max(_number(x, "a point's x"), 0.0), width - 1.0),
-                      min(max(_number(y, "a point's y"), 0.0), height - 1.0)))
-            lab.append(1 if bool(positive) else 0)
-        coords, labels = np.asarray(c, np.float64), np.asarray(lab, np.int64)
-    if box is not None:
-        box_a = check_box(box, width, height)
-    if mask_input is not None:
-        m = np.asarray(mask_input, np.float32)
-        if m.shape == (LOW_RES, LOW_RES):
-            m = m[None]
-        if m.shape != (1, LOW_RES, LOW_RES):
-            raise BadValue(f"mask_input must be SAM's low-resolution logits (1, {LOW_RES}, {LOW_RES}), "
-                           f"not shape {m.shape}")
-        mask_a = np.clip(np.nan_to_num(m, nan=0.0, posinf=32.0, neginf=-32.0), -32.0, 32.0)
+    # the checks every promptable family makes (runtime/prompt_input.py)
+    pts = check_points(points, width, height, MAX_POINTS)
+    coords, labels = pts if pts is not None else (None, None)
+    box_a = check_box(box, width, height) if box is not None else None
+    mask_a = check_low_res_mask(mask_input, LOW_RES) if mask_input is not None else None
     if coords is None and box_a is None:
         raise BadValue("a prompt needs at least one point or a box")
     return coords, labels, box_a, mask_a

@@ -28,17 +28,16 @@ https://huggingface.co/api/models/lkeab/hq-sam/tree/main (each file's `lfs.oid` 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from segstudio.core import imageio
 from segstudio.core.errors import BadValue, UserError
 from segstudio.inference.family import CLICK, BOX, PRELABEL_INSTANCES, Family, WeightsFile
 from segstudio.inference.hub import hub_dir
+from segstudio.inference.runtime.prompt_input import model_window, to_model_rgb
 
 if TYPE_CHECKING:
     from segstudio.core.project import Project
@@ -131,44 +130,11 @@ def embedding_dir(project: "Project", model_id: str) -> Path:
 
 
 # ----------------------------------------------------------------------------- pixels in
-def sam_window(image: np.ndarray, window: tuple[float, float] | None = None) -> tuple[float, float] | None:
-    """The window/level SAM sees: the one the user sees. 8-bit images are shown as they are (the
-    display ignores a window for them), so they go in as they are: None. Other depths go through
-    the given window, or the one the display would pick (imageio.auto_window)."""
-    if image.dtype == np.uint8:
-        return None
-    if window is None:
-        return imageio.auto_window(image)
-    try:
-        lo, hi = float(window[0]), float(window[1])
-    except (TypeError, ValueError, IndexError):
-        raise BadValue(f"a window/level is two numbers (black, white), not {window!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        raise BadValue(f"window/level ({lo}, {hi}) is not a range: the white point must be above the black point")
-    return lo, hi
-
-
-def to_sam_rgb(image: np.ndarray, window: tuple[float, float] | None = None) -> np.ndarray:
-    """Any decoded image -> what SAM takes: uint8 RGB (H, W, 3), contiguous.
-
-    Through the display's own code (imageio.to_rgb_u8) with `sam_window`: 16-bit, float and grey
-    images reach the model as the user sees them. Grey is repeated to 3 channels, alpha dropped,
-    NaN/inf in float images become 0 (SAM's own input transform would crash on grey or 16-bit
-    input and silently wrap floats)."""
-    a = np.asarray(image)
-    if a.ndim == 3 and a.shape[2] in (1, 2):
-        a = a[..., 0]  # grey (+ alpha)
-    elif a.ndim == 3 and a.shape[2] > 3:
-        a = a[..., :3]  # RGBA: alpha is no colour
-    if a.ndim not in (2, 3) or a.shape[0] == 0 or a.shape[1] == 0:
-        raise BadValue(f"not an image: array of shape {a.shape}")
-    if a.dtype == bool:
-        a = a.astype(np.uint8) * np.uint8(255)
-    elif a.dtype.kind == "f":
-        a = np.nan_to_num(a.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
-    elif a.dtype.kind not in "ui":
-        raise BadValue(f"images of type {a.dtype} cannot be segmented")
-    return np.ascontiguousarray(imageio.to_rgb_u8(a, sam_window(a, window)))
+# SAM sees an image as the user sees it (16-bit, float and grey through the display's window/level;
+# the package's own input transform would crash on grey or 16-bit input and silently wrap floats):
+# the checks every promptable family shares, under the names this family's callers know
+sam_window = model_window
+to_sam_rgb = to_model_rgb
 
 
 def full_size_mask(logits: np.ndarray, input_size: tuple[int, int], original_size: tuple[int, int],
