@@ -187,9 +187,24 @@ class RefineSession(Session):
         return previous if crop is None else paste(crop, previous.shape)
 
 
-def grabcut_tool(image: np.ndarray, key: str) -> Session:
+CLASSICAL = ("grabcut", "watershed", "clicks")
+_REFINE = {"grabcut": "grabcut_refine", "watershed": "watershed_clicks", "clicks": "click_segment"}
+
+
+def classical_tool(name: str) -> Tool:
+    """grabcut: Clicks → GrabCut as it was; watershed: the marker watershed from the clicks;
+    clicks: the window's Clicks tool (editing.classical.click_segment)."""
     from segstudio.editing import classical
-    return RefineSession(image, classical.grabcut_refine)
+    refine = getattr(classical, _REFINE[name], None)
+    if refine is None:
+        raise SystemExit(f"{name}: editing.classical has no {_REFINE[name]} in this version")
+    return lambda image, key: RefineSession(image, refine)
+
+
+def best_classical() -> str:
+    """The window's Clicks tool where this version has it, else GrabCut from clicks."""
+    from segstudio.editing import classical
+    return "clicks" if hasattr(classical, _REFINE["clicks"]) else "grabcut"
 
 
 class PromptableSession(Session):
@@ -255,6 +270,7 @@ class Run:
     tool: str
     ious: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    final: np.ndarray | None = field(default=None, repr=False)  # the tool's last answer
 
     def clicks_to(self, threshold: float) -> int | None:
         """The click that first reached `threshold`; None when none did."""
@@ -262,12 +278,13 @@ class Run:
 
 
 def run_object(tool: Tool, tool_name: str, image: np.ndarray, key: str, gt: np.ndarray, name: str,
-               max_clicks: int = 20, target: float = 0.9) -> Run:
-    """Click one object until the target IoU or max_clicks; the previous answer is fed back."""
+               max_clicks: int = 20, target: float = 0.9, start: np.ndarray | None = None) -> Run:
+    """Click one object until the target IoU or max_clicks; the previous answer is fed back.
+    `start`: a mask already there (a pre-label's object) that the clicks correct."""
     t0 = time.perf_counter()
     session = tool(image, key)
     clicker = Clicker(gt)
-    pred = np.zeros(gt.shape, bool)
+    pred = start.copy() if start is not None else np.zeros(gt.shape, bool)
     run = Run(name, tool_name)
     for _ in range(max_clicks):
         click = clicker.next_click(pred)
@@ -278,6 +295,7 @@ def run_object(tool: Tool, tool_name: str, image: np.ndarray, key: str, gt: np.n
         if run.ious[-1] >= target:
             break
     run.seconds = time.perf_counter() - t0
+    run.final = pred
     return run
 
 

@@ -38,16 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _clicks  # noqa: E402
 
 GRABCUT50 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "interactive-grabcut"
-CLASSICAL = ("grabcut", "watershed", "clicks")
-
-
-def classical_tool(name: str) -> _clicks.Tool:
-    from segstudio.editing import classical
-    fn = {"grabcut": "grabcut_refine", "watershed": "watershed_clicks", "clicks": "click_segment"}[name]
-    refine = getattr(classical, fn, None)
-    if refine is None:
-        raise SystemExit(f"{name}: editing.classical has no {fn} in this version")
-    return lambda image, key: _clicks.RefineSession(image, refine)
+CLASSICAL = _clicks.CLASSICAL
+classical_tool = _clicks.classical_tool
 
 
 def promptable(name: str, args) -> _clicks.Tool:
@@ -69,9 +61,10 @@ def promptable(name: str, args) -> _clicks.Tool:
     return _clicks.promptable_tool(model)
 
 
-def model(args, then: _clicks.Tool) -> _clicks.Tool:
+def model(args) -> _clicks.Tool:
     if not args.checkpoint:
         raise SystemExit("model: give --checkpoint FILE (a UNet or Mask R-CNN checkpoint)")
+    then = classical_tool(args.then or _clicks.best_classical())
     from segstudio.inference import registry
     from segstudio.inference.runtime.engine import load_segmenter, read_checkpoint
     from segstudio.inference.runtime.model_spec import ModelSpec
@@ -87,7 +80,7 @@ def make_tool(name: str, args) -> _clicks.Tool:
     if name in ("sam", "sam2"):
         return promptable(name, args)
     if name == "model":
-        return model(args, classical_tool(args.then))
+        return model(args)
     raise SystemExit(f"unknown tool {name!r}: choose from {', '.join(CLASSICAL + ('sam', 'sam2', 'model'))}")
 
 
@@ -167,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, help="the first N images (name order)")
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--checkpoint", help="the pre-label model for the 'model' tool")
-    ap.add_argument("--then", default="clicks", choices=CLASSICAL, help="what refines the model's region")
+    ap.add_argument("--then", choices=CLASSICAL, help="what refines the model's region (default: the Clicks tool)")
     ap.add_argument("--sam-weights", help="weights file for 'sam' / 'sam2'")
     ap.add_argument("--random-weights", action="store_true", help="sam / sam2 with random weights (timing only)")
     ap.add_argument("--device", default="cpu")
