@@ -19,7 +19,6 @@ every scenario) and their mean scales to all of the image's objects; deletions a
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 
 import cv2
@@ -97,10 +96,7 @@ class ImageActions:
         return self.actions / self.objects if self.objects else 0.0
 
 
-def sample_ids(name: str, n: int, k: int) -> list[int]:
-    """The same k of n objects for an image in every scenario (a seed from its name)."""
-    rng = np.random.default_rng(zlib.crc32(name.encode()))
-    return sorted(rng.choice(n, size=min(k, n), replace=False).tolist()) if n else []
+sample_ids = _clicks.sample_ids
 
 
 def image_actions(image: np.ndarray, name: str, truth: list[np.ndarray], pred: list[np.ndarray],

@@ -17,6 +17,7 @@ Used by click_bench.py (NoC per tool) and annotation_effort.py (actions per imag
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,11 +84,12 @@ def noc(ious: Sequence[float], threshold: float, max_clicks: int) -> int:
 # ---------------------------------------------------------------- ground truth
 
 
-def objects_of(labels: np.ndarray) -> list[tuple[str, np.ndarray]]:
+def objects_of(labels: np.ndarray, components: bool = False, min_area: int = 16) -> list[tuple[str, np.ndarray]]:
     """The objects one label image holds, each as an int8 map of OBJECT / 0 / IGNORE:
 
     - 0 / 128 / 255 (the GrabCut and Berkeley masks): > 128 object, 128 the unsure band;
     - two values (0/1, 0/255, any background and one other): the non-zero one is the object;
+      with `components`, each of its 4-connected areas of min_area pixels or more (ISBI's cells);
     - more values: an instance-id map, one object per non-zero id (0 is background).
     """
     if labels.ndim == 3:
@@ -105,11 +107,21 @@ def objects_of(labels: np.ndarray) -> list[tuple[str, np.ndarray]]:
         gt[labels == 128] = IGNORE
         return [("", gt)] if (gt == OBJECT).any() else []
     ids = [int(v) for v in values if v != 0]
+    if len(ids) == 1 and components:
+        n, lab, stats, _ = cv2.connectedComponentsWithStats((labels != 0).astype(np.uint8), connectivity=4)
+        return [(f"#{k}", (lab == k).astype(np.int8)) for k in range(1, n)
+                if stats[k, cv2.CC_STAT_AREA] >= min_area]
     if len(ids) == 1:
         return [("", (labels != 0).astype(np.int8))]
     for v in ids:
         out.append((f"#{v}", (labels == v).astype(np.int8)))
     return out
+
+
+def sample_ids(name: str, n: int, k: int) -> list[int]:
+    """The same k of n objects of an image in every run and scenario (a seed from its name)."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    return sorted(rng.choice(n, size=min(k, n), replace=False).tolist()) if n else []
 
 
 def read_labels(path: Path) -> np.ndarray:

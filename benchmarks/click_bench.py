@@ -84,8 +84,9 @@ def make_tool(name: str, args) -> _clicks.Tool:
     raise SystemExit(f"unknown tool {name!r}: choose from {', '.join(CLASSICAL + ('sam', 'sam2', 'model'))}")
 
 
-def load_pair(image_path: Path, mask_path: Path):
-    """(image, [(object name, gt)]) or a message saying why the pair is skipped."""
+def load_pair(image_path: Path, mask_path: Path, components: bool = False, sample: int | None = None):
+    """(image, [(object name, gt)]) or a message saying why the pair is skipped. `sample`: that many
+    of the objects, the same ones every run (a seed from the image's name)."""
     from segstudio.core.imageio import decode_image
     try:
         image = decode_image(image_path)
@@ -93,7 +94,7 @@ def load_pair(image_path: Path, mask_path: Path):
         return f"{image_path.name}: cannot read the image ({e})"
     try:
         labels = _clicks.read_labels(mask_path)
-        objects = _clicks.objects_of(labels)
+        objects = _clicks.objects_of(labels, components)
     except Exception as e:  # noqa: BLE001
         return f"{mask_path.name}: cannot read the mask ({e})"
     if labels.shape[:2] != image.shape[:2]:
@@ -101,17 +102,19 @@ def load_pair(image_path: Path, mask_path: Path):
                 f"the image {image.shape[1]}x{image.shape[0]}")
     if not objects:
         return f"{mask_path.name}: no object in the mask"
+    if sample:
+        objects = [objects[k] for k in _clicks.sample_ids(image_path.name, len(objects), sample)]
     return image, objects
 
 
 def bench(tools: dict[str, _clicks.Tool], pairs, max_clicks: int, target: float = 0.9,
-          say=print) -> dict:
+          say=print, components: bool = False, sample: int | None = None) -> dict:
     """Every tool on every object of every pair; the JSON the script writes."""
     runs: dict[str, list[_clicks.Run]] = {t: [] for t in tools}
     images: list[dict] = []
     skipped: list[str] = []
     for image_path, mask_path in pairs:
-        loaded = load_pair(image_path, mask_path)
+        loaded = load_pair(image_path, mask_path, components, sample)
         if isinstance(loaded, str):
             skipped.append(loaded)
             say(f"skipped: {loaded}")
@@ -159,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-clicks", type=int, default=20)
     ap.add_argument("--limit", type=int, help="the first N images (name order)")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--components", action="store_true",
+                    help="a two-valued mask's 4-connected areas are the objects (ISBI's cells)")
+    ap.add_argument("--sample", type=int, help="click only this many objects per image (the same ones every run)")
     ap.add_argument("--checkpoint", help="the pre-label model for the 'model' tool")
     ap.add_argument("--then", choices=CLASSICAL, help="what refines the model's region (default: the Clicks tool)")
     ap.add_argument("--sam-weights", help="weights file for 'sam' / 'sam2'")
@@ -181,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     names = [t.strip() for t in a.tools.split(",") if t.strip()]
     tools = {n: make_tool(n, a) for n in names}
     t0 = time.perf_counter()
-    result = bench(tools, pairs, a.max_clicks, say=(lambda s: None) if a.quiet else print)
+    if a.sample is not None and not 1 <= a.sample <= 100000:
+        ap.error("--sample must be 1 or more")
+    result = bench(tools, pairs, a.max_clicks, say=(lambda s: None) if a.quiet else print,
+                   components=a.components, sample=a.sample)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(f"\n{len(pairs)} images from {a.images}, {a.max_clicks} clicks at most, "
           f"{result['seconds']} s; failures count {a.max_clicks}")

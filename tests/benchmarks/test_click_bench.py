@@ -194,3 +194,48 @@ def test_unknown_tool_and_missing_model_say_so(tmp_path):
         click_bench.main(["--images", str(images), "--masks", str(masks), "--tools", "magic"])
     with pytest.raises(SystemExit, match="--checkpoint"):
         click_bench.main(["--images", str(images), "--masks", str(masks), "--tools", "model"])
+
+
+def test_components_and_sample_pick_the_same_cells_every_run(tmp_path):
+    images, masks = tmp_path / "i", tmp_path / "m"
+    images.mkdir()
+    masks.mkdir()
+    lab = np.zeros((60, 90), np.uint8)
+    for k in range(6):  # six "cells" in a two-valued map, split by one-pixel "membranes"
+        lab[5:55, 1 + 15 * k:15 + 15 * k] = 255
+    Image.fromarray(np.dstack([lab] * 3)).save(images / "s.png")
+    Image.fromarray(lab).save(masks / "s.png")
+    img, objs = click_bench.load_pair(images / "s.png", masks / "s.png", components=True)
+    assert len(objs) == 6 and all((g == 1).sum() == 50 * 14 for _, g in objs)
+    _, a = click_bench.load_pair(images / "s.png", masks / "s.png", components=True, sample=3)
+    _, b = click_bench.load_pair(images / "s.png", masks / "s.png", components=True, sample=3)
+    assert [n for n, _ in a] == [n for n, _ in b] and len(a) == 3
+    _, whole = click_bench.load_pair(images / "s.png", masks / "s.png")
+    assert len(whole) == 1
+
+
+def test_the_model_tool_answers_the_predicted_area_under_the_first_click():
+    from segstudio.inference.runtime.segmenter import Prediction
+    cm = np.zeros((40, 60), np.uint8)
+    cm[5:20, 5:25] = 1
+    cm[25:35, 30:55] = 1  # two areas of one class: a click takes the one under it
+    cm[5:15, 40:55] = 2
+    pred = Prediction(60, 40, 0.0, class_map=cm, confidence=np.full(cm.shape, 200, np.uint8))
+    tool = _clicks.model_tool(lambda image: pred.candidates(), lambda i, k: Oracle(None))
+    s = tool(np.zeros((40, 60, 3), np.uint8), "k")
+    out = s.answer([_clicks.Click(40, 30, True)], np.zeros(cm.shape, bool))
+    want = np.zeros(cm.shape, bool)
+    want[25:35, 30:55] = True
+    assert np.array_equal(out, want)
+
+
+def test_the_model_tool_loads_a_checkpoint_and_refines_after_the_first_click(tmp_path):
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
+    from helpers import tiny_unet_checkpoint
+    ck = tiny_unet_checkpoint(tmp_path / "u.pt")
+    img, masks = write_set(tmp_path, 1)
+    args = click_bench.argparse.Namespace(checkpoint=str(ck), device="cpu", then="grabcut")
+    r = click_bench.bench({"model": click_bench.model(args)}, _clicks.pairs(img, masks), 6, say=lambda s: None)
+    # a random UNet labels nothing here: the first click takes nothing, GrabCut's clicks do the rest
+    assert r["tools"]["model"]["objects"] == 1 and r["images"][0]["ious"][-1] > 0.85
