@@ -11,7 +11,16 @@ train, `LiveLearner.repredict` / `segstudio predict`'s pipeline to pre-label):
 Effort per image: fraction of (non-ignore) pixels whose label must change, and error blobs of at
 least 16 px (about one stroke each); with --instances also instances to add / delete / redraw
 (IoU < 0.5). Baselines: no model (everything painted by hand) and "train once after N images"
-(one update of N x budget seconds after N hand-made images, then predict the rest).
+(one update of N x budget seconds after N hand-made images, then predict the rest). With no
+model the image starts filled with its most common class.
+
+Effort in actions (--actions K, default 8): the simulated annotator fixes the pre-label object by
+object with the window's Clicks tool under the standard click protocol (benchmarks/_actions.py):
+one deletion per false object, a run of clicks to IoU 0.9 (at most 20) per wrong or missing
+object, a brush stroke per error blob that clicks leave. K objects per image are clicked and
+scaled to all. The live loop also reports the clicks to 85 / 90 % of the model click (the
+pre-label's object under the first click, then the Clicks tool) beside GrabCut's, on the same
+objects: the click model that learns the user's objects.
 
     python benchmarks/annotation_effort.py                      # ISBI 2012 from ../shared/data
     python benchmarks/annotation_effort.py --dataset coco128    # instances (Mask R-CNN), 20 photos
@@ -81,6 +90,14 @@ def prepare_coco128(tmp: Path, limit: int) -> tuple[Path, Path, Path, str]:
     return images, labels, src / "classes.txt", "yolo"
 
 
+def majority_fill(truth_map: np.ndarray, ignore: np.ndarray) -> np.ndarray:
+    """No model: the annotator first fills the image with its most common class (one action),
+    then paints the rest by hand. With ISBI's cells on membranes that is all cell, and the
+    membranes are painted, whichever class the project names."""
+    counts = np.bincount(truth_map[~ignore].ravel()) if (~ignore).any() else np.zeros(1, np.int64)
+    return np.full_like(truth_map, int(counts.argmax()))
+
+
 class Annotator:
     """A project being annotated (a copy of the images) beside the ground-truth project."""
 
@@ -119,11 +136,12 @@ class Annotator:
         ignore = truth_map == 255
         return pred_map, truth_map, ignore, pred_regions, truth_regions, (w, h)
 
-    def effort(self, path: str) -> dict:
+    def effort(self, path: str, predicted: bool = True) -> dict:
+        """What must change; `predicted` False: no model had pre-labelled it (the no-model start)."""
         from segstudio.core.effort import instance_effort, semantic_effort
         pred_map, truth_map, ignore, pred_regions, truth_regions, (w, h) = self.maps(path)
-        e = semantic_effort(pred_map, truth_map, ignore)
-        none = semantic_effort(np.zeros_like(truth_map), truth_map, ignore)
+        none = semantic_effort(majority_fill(truth_map, ignore), truth_map, ignore)
+        e = semantic_effort(pred_map, truth_map, ignore) if predicted else none
         out = {"name": path, "changed_fraction": e.changed_fraction, "error_blobs": e.error_blobs,
                "no_model_changed_fraction": none.changed_fraction, "no_model_error_blobs": none.error_blobs,
                "predicted_regions": len(pred_regions)}
@@ -241,10 +259,11 @@ def run(a) -> dict:
         rows = []
         for k, path in enumerate(live.names()):
             t0 = time.perf_counter()
-            if learner.start_checkpoint() is not None:
+            predicted = learner.start_checkpoint() is not None
+            if predicted:
                 learner.repredict([live.ids[path]])
             predict_s = time.perf_counter() - t0
-            row = {"k": k + 1, **live.effort(path), "predict_seconds": predict_s}
+            row = {"k": k + 1, **live.effort(path, predicted), "predict_seconds": predict_s}
             if a.actions:
                 row.update(live.actions(path, a, caches, noc=True))
                 row.update(live.no_model_actions(path, a, caches))
@@ -271,7 +290,7 @@ def run(a) -> dict:
         once_rows = []
         if n >= 1:
             for path in names[:n]:
-                once_rows.append(once.effort(path))
+                once_rows.append(once.effort(path, predicted=False))
                 if a.actions:
                     once_rows[-1].update(once.no_model_actions(path, a, caches))
                     once_rows[-1]["actions"] = once_rows[-1]["no_model_actions"]
