@@ -55,10 +55,10 @@ DATA = ROOT.parent / "shared" / "data"
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 
 
-def prepare_isbi(tmp: Path) -> tuple[Path, Path, Path, str]:
-    """ISBI labels are 255 = cell interior, 0 = membrane. Imported as class "cell" on a membrane
-    background, as the U-Net paper and isbi_unet.py set the task up: the objects to click are the
-    cells (pixel figures are the same either way with two classes)."""
+def prepare_isbi(tmp: Path, paint: str = "cell") -> tuple[Path, Path, Path, str]:
+    """ISBI labels are 255 = cell interior, 0 = membrane. By default imported as class "cell" on a
+    membrane background, as the U-Net paper and isbi_unet.py set the task up: the objects to click
+    are the cells. `paint="membrane"`: the membrane is the class (the set-up before issue 25)."""
     from PIL import Image
     src = DATA / "isbi2012-membrane"
     if not (src / "image").is_dir():
@@ -69,9 +69,10 @@ def prepare_isbi(tmp: Path) -> tuple[Path, Path, Path, str]:
     for f in sorted((src / "image").glob("*.png")):
         shutil.copy(f, images / f.name)
         lab = np.array(Image.open(src / "label" / f.name))
-        Image.fromarray((lab >= 128).astype(np.uint8)).save(labels / f.name)
+        cls = lab >= 128 if paint == "cell" else lab < 128
+        Image.fromarray(cls.astype(np.uint8)).save(labels / f.name)
     classes = tmp / "isbi-classes.txt"
-    classes.write_text("_background_\ncell\n")
+    classes.write_text(f"_background_\n{paint}\n")
     return images, labels, classes, "labelmap"
 
 
@@ -224,7 +225,7 @@ def run(a) -> dict:
         elif a.dataset == "coco128":
             images, labels, classes, fmt = prepare_coco128(tmp, a.limit or 20)
         else:
-            images, labels, classes, fmt = prepare_isbi(tmp)
+            images, labels, classes, fmt = prepare_isbi(tmp, a.isbi_class)
         files = sorted(f for f in Path(images).iterdir() if f.suffix.lower() in IMAGE_EXT)
         if a.limit:
             files = files[:a.limit]
@@ -400,6 +401,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", choices=("isbi", "coco128"), default="isbi")
     ap.add_argument("--folder", type=Path, help="images (annotated in file-name order)")
+    ap.add_argument("--isbi-class", choices=("cell", "membrane"), default="cell",
+                    help="ISBI: the class the project paints (default cell: the cells are the objects)")
     ap.add_argument("--labels", type=Path, help="ground truth, as `segstudio import --format FORMAT` reads it")
     ap.add_argument("--classes", type=Path, help="class list for the labels (label maps, YOLO)")
     ap.add_argument("--format", default="labelmap", help="the labels' format (default labelmap)")
