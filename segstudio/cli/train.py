@@ -46,6 +46,10 @@ def add_parsers(sub) -> None:
     g.add_argument("--minutes", type=float, help="time budget instead of epochs")
     s.add_argument("--device", default="auto")
     s.add_argument("--val-fraction", type=float, default=0.2)
+    s.add_argument("--final-fit", type=float, default=0.2, metavar="SHARE",
+                   help="share of the budget (time or epochs) for a final fit on every done image, the "
+                        "validation ones too, after the validated fit (default 0.2); 0 keeps the validation "
+                        "images out of the model")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch", type=int)
     s.add_argument("--resume", metavar="FILE", help="UNet: continue from a -last checkpoint")
@@ -88,16 +92,20 @@ def add_parsers(sub) -> None:
 
 
 def _printer(json_out: bool):
-    last = {"t": 0.0}
+    last: dict = {"t": 0.0, "note": None}
 
     def progress(p) -> None:  # a train_common.TrainProgress
         import time
+        if p.note and p.note != last["note"]:  # a stage begins: what it trains on, and for how long
+            last["note"] = p.note
+            print(f"{p.stage}: {p.note} ({p.elapsed:.0f}s)", file=sys.stderr, flush=True)
         if p.phase == "val":
             print(f"epoch {p.epoch:3d}  step {p.step:5d}  loss {p.loss:.4f}  val {p.score:.4f}  "
                   f"best {p.best:.4f}  {p.elapsed:.0f}s", file=sys.stderr, flush=True)
         elif time.time() - last["t"] > 10:
             last["t"] = time.time()
-            print(f"  step {p.step} loss {p.loss:.4f} ({p.elapsed:.0f}s)", file=sys.stderr, flush=True)
+            lr = f" lr {p.lr:.2e}" if p.lr is not None else ""
+            print(f"  {p.stage} step {p.step} loss {p.loss:.4f}{lr} ({p.elapsed:.0f}s)", file=sys.stderr, flush=True)
     return progress
 
 
@@ -160,6 +168,8 @@ def _encoder(args) -> str | None:
 def cmd_train(args) -> int:
     if args.watch:
         return cmd_watch(args)
+    if not 0 <= args.final_fit < 1:  # NaN too
+        raise CliError("--final-fit must be a share of the budget: 0 (none) up to below 1")
     if args.out is None:
         raise CliError("give --out FILE (where the checkpoint goes), or --watch")
     fam = registry.family(args.model)
@@ -185,8 +195,8 @@ def cmd_train(args) -> int:
         if warning:
             print(f"warning: {warning}", file=sys.stderr, flush=True)
         cfg = config(epochs=args.epochs, minutes=args.minutes, val_fraction=args.val_fraction,
-                              seed=args.seed, device=args.device, amp=amp,
-                              ignore_unlabelled=args.ignore_unlabelled)
+                     seed=args.seed, device=args.device, amp=amp, final_fit=args.final_fit,
+                     ignore_unlabelled=args.ignore_unlabelled)
         if args.batch:
             cfg.batch = args.batch
         if args.crop:
@@ -204,7 +214,7 @@ def cmd_train(args) -> int:
         res = train(project, args.out, cfg, progress=_printer(args.json), resume=args.resume)
     else:
         mcfg = config(epochs=args.epochs, minutes=args.minutes, val_fraction=args.val_fraction,
-                      seed=args.seed, device=args.device, amp=amp, weights=args.weights,
+                      seed=args.seed, device=args.device, amp=amp, weights=args.weights, final_fit=args.final_fit,
                       version=args.variant or fam.variants[0][0])
         if args.batch:
             mcfg.batch = args.batch
@@ -214,18 +224,37 @@ def cmd_train(args) -> int:
     d = {"best": res.best_path, "last": res.last_path, "metrics": res.best_metrics, "stopped": res.stopped,
          "seconds": round(res.seconds, 1), "device": res.device, "start": res.start,
          "train_images": len(res.train_images), "val_images": len(res.val_images),
-         "epochs": len(res.history)}
+         "validated_on": len(res.validated_on), "epochs": len(res.history),
+         "steps": res.history[-1]["step"] if res.history else 0, "final_fit": _final_summary(res.final_fit)}
     if args.json:
         print(json.dumps(d, indent=2))
     else:
-        print(f"trained {res.arch} from {res.start} on {res.device}: {len(res.history)} epochs, "
+        print(f"trained {res.arch} from {res.start} on {res.device}: {len(res.history)} epochs, {d['steps']} steps, "
               f"{res.seconds:.0f} s, stopped by {res.stopped}")
-        print(f"  train images {len(res.train_images)}, validation images {len(res.val_images)}")
+        ff = res.final_fit
+        if ff is not None and not ff.get("cancelled"):
+            fit = [h for h in res.history if h.get("stage") != "final fit"]
+            print(f"  fit: {len(fit)} epochs, {fit[-1]['step'] if fit else 0} steps on "
+                  f"{len(res.train_images) - len(res.validated_on)} images, validated on {len(res.validated_on)}")
+            print(f"  final fit on all {len(ff['images'])} images from epoch {ff['from_epoch']}'s weights: "
+                  f"{ff['epochs']} epochs, {ff['steps']} steps, {ff['seconds']:.0f} s (no validation)")
+            label = "validation before the final fit"
+        else:
+            print(f"  train images {len(res.train_images)}, validation images {len(res.val_images)}")
+            label = "best"
         for k, v in res.best_metrics.items():
             if isinstance(v, float):
-                print(f"  best {k}: {v:.4f}")
+                print(f"  {label} {k}: {v:.4f}")
         print(f"  best checkpoint: {res.best_path}\n  last checkpoint: {res.last_path}")
     return 0
+
+
+def _final_summary(ff: dict | None) -> dict | None:
+    """The final fit for --json: its counts, not its image list."""
+    if ff is None:
+        return None
+    return {"images": len(ff["images"]), "epochs": ff["epochs"], "steps": ff["steps"],
+            "seconds": round(ff["seconds"], 1), "from_epoch": ff["from_epoch"], "cancelled": bool(ff.get("cancelled"))}
 
 
 def _train_on_ray(args, project, cfg) -> int:
@@ -258,6 +287,10 @@ def cmd_evaluate(args) -> int:
     ids = None
     if args.split:
         paths = ck.training.get(f"{args.split}_images") or []
+        if not paths and args.split == "val" and ck.training.get("final_fit"):
+            raise CliError("the checkpoint's final fit learnt from every image, its validation images too: "
+                           "no image is held out from it (its validation figures were measured before the "
+                           "final fit; hold images out by leaving them not done, or train with --final-fit 0)")
         if not paths:
             raise CliError(f"the checkpoint records no {args.split} images")
         recs = [project.store.image_by_path(p) for p in paths]

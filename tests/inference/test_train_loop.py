@@ -23,7 +23,12 @@ def test_progress_reports_are_train_steps_then_a_validation(tmp_path):
     p = disc_project(tmp_path, n=3)
     seen: list[TrainProgress] = []
     res = train_unet(p, tmp_path / "m.pt", UNetTrainConfig(epochs=2, **FAST), progress=seen.append)
-    assert [s.phase for s in seen] == ["train"] * 3 + ["val"] + ["train"] * 3 + ["val"]
+    # 2 epochs: one validated, then a final fit on every image (no validation in it)
+    assert [s.phase for s in seen] == ["train"] * 3 + ["val"] + ["train"] * 3
+    assert [s.stage for s in seen] == ["fit"] * 4 + ["final fit"] * 3
+    assert seen[0].note == ("training on 2 images, validating on 1; then a final fit on all 3 images for the "
+                            "last 1 epoch")
+    assert seen[-1].note.startswith("final fit on all 3 images (from epoch 1's weights)")
     assert [s.step for s in seen if s.phase == "train"] == [1, 2, 3, 4, 5, 6]
     first, val = seen[0], seen[3]
     assert (first.epoch, first.steps_per_epoch, first.epochs, first.minutes) == (0, 3, 2, None)

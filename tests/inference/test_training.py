@@ -136,8 +136,9 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     p.close()
     folder = tmp_path / "imgs"
     out = tmp_path / "u.pt"
+    # no final fit: its validation image stays held out, for --split val below
     code = main(["train", str(folder), "--model", "unet", "--out", str(out), "--epochs", "2", "--device", "cpu",
-                 "--width", "4", "--depth", "2", "--crop", "48", "--json"])
+                 "--width", "4", "--depth", "2", "--crop", "48", "--final-fit", "0", "--json"])
     cap = capsys.readouterr()
     assert code == 0, cap.err
     d = json.loads(cap.out)

@@ -193,12 +193,14 @@ class LiveLearner:
         minutes = self.cfg.seconds / 60.0
         # validation only on the images held aside (val_fraction 0: with few images, all of them
         # train); the version is the update's last epoch (the learning rate has annealed by then;
-        # rollback covers a worse one); no early stop inside an update: the budget is the limit,
-        # patience would only cut it short
+        # rollback covers a worse one); no early stop inside an update: the budget is the limit
+        # (a time budget never stops early); no final fit on every image: the images held aside
+        # stay unseen, so each version's score is measured on images no version learnt from
         fam = trainer_family(self.cfg.arch)
         assert fam.train is not None and fam.train_config is not None
         cfg = replace(resolve(fam.train_config)(minutes=minutes, device=self.cfg.device, seed=self.cfg.seed,
-                                                patience=10 ** 6, val_fraction=0.0, keep="last"), **self.cfg.trainer)
+                                                patience=10 ** 6, val_fraction=0.0, keep="last", final_fit=0.0),
+                      **self.cfg.trainer)
         return resolve(fam.train)(self.project, out, cfg, progress=progress, cancel=cancel, image_ids=ids,
                                   val_ids=val_ids, init=start, register=False)
 

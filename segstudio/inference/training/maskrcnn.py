@@ -26,9 +26,10 @@ from segstudio.inference.training.evaluate import instance_metrics
 from segstudio.inference.maskrcnn.model import (COCO_CATEGORIES, build_maskrcnn, coco_state_dict,
                                           model_from_checkpoint)
 from segstudio.inference.runtime.preprocess import normalize
-from segstudio.inference.training.common import (Budget, LoopState, TrainingError, TrainProgress, TrainResult,
-                                              Validation, amp_context, checkpoint_paths, run_training,
-                                              seed_everything, split_images, training_classes)
+from segstudio.inference.training.common import (Budget, FinalFit, LoopState, TrainingError, TrainProgress,
+                                              TrainResult, Validation, amp_context, checkpoint_paths, cosine_lr,
+                                              image_lists, run_training, seed_everything, split_images,
+                                              training_classes)
 
 
 @dataclass
@@ -43,7 +44,8 @@ class MaskRCNNTrainConfig:
     lr: float = 0.005
     val_fraction: float = 0.2
     seed: int = 0
-    patience: int = 8
+    patience: int = 8  # epochs without a better validation score before stopping (epoch budgets only)
+    final_fit: float = 0.2  # share of the budget for a final fit on every image (see UNetTrainConfig)
     keep: str = "best"  # or "last": the latest epoch is the checkpoint (see UNetTrainConfig.keep)
     device: str = "auto"
     amp: bool | None = None
@@ -141,9 +143,11 @@ def train_maskrcnn(project: Project, out: str | Path | None = None, cfg: MaskRCN
                "start": start_note}
 
     def make_ckpt(metrics):
+        images = image_lists(summary["train_images"], summary["val_images"], state)
         return Checkpoint("maskrcnn", {"version": version, "num_classes": k}, names,
                           {n: v.detach().cpu() for n, v in model.state_dict().items()}, {"mode": "unit"},
-                          {**summary, "metrics": metrics, "history": state.history, "seconds": budget.elapsed})
+                          {**summary, **images, "metrics": metrics, "history": state.history,
+                           "final_fit": state.final_fit, "seconds": budget.elapsed})
 
     def to_dev(item, flip: bool):
         _, x, masks, labels, boxes = item
@@ -159,11 +163,21 @@ def train_maskrcnn(project: Project, out: str | Path | None = None, cfg: MaskRCN
 
     steps_per_epoch = max(1, len(train) // cfg.batch)
 
-    def epoch_batches():
+    def epoch_batches(items=train, steps=steps_per_epoch):
         # a generator: the shuffle and the flips are drawn as the loop asks for each batch
-        order = rng.permutation(len(train))
-        for s in range(steps_per_epoch):
-            yield [to_dev(train[j], bool(rng.random() < 0.5)) for j in order[s * cfg.batch:(s + 1) * cfg.batch]]
+        order = rng.permutation(len(items))
+        for s in range(steps):
+            yield [to_dev(items[j], bool(rng.random() < 0.5)) for j in order[s * cfg.batch:(s + 1) * cfg.batch]]
+
+    # the final fit on every image: the validation images with instances join the training ones
+    seen = {t[0] for t in train}
+    every = train + [t for t in val if t[2] and t[0] not in seen]
+    final = None
+    if cfg.final_fit > 0 and len(every) > len(train):
+        final = FinalFit([t[0] for t in every], max(1, len(every) // cfg.batch),
+                         lambda: epoch_batches(every, max(1, len(every) // cfg.batch)),
+                         lambda path: model.load_state_dict(load_checkpoint(path, expect_arch="maskrcnn").state_dict),
+                         cfg.final_fit)
 
     def loss(batch) -> torch.Tensor:
         with amp_context(dev.type, use_amp):
@@ -177,14 +191,19 @@ def train_maskrcnn(project: Project, out: str | Path | None = None, cfg: MaskRCN
 
     run_training(budget=budget, state=state, steps_per_epoch=steps_per_epoch, batches=epoch_batches, loss=loss,
                  opt=opt, scaler=scaler, validate=validation, make_checkpoint=make_ckpt, best_path=best_path,
-                 last_path=last_path, patience=cfg.patience, progress=progress, latest_is_best=cfg.keep == "last")
+                 last_path=last_path, patience=cfg.patience, progress=progress, latest_is_best=cfg.keep == "last",
+                 # the rate falls along a time or epoch budget; a step budget (a quick fine-tune) keeps it
+                 lr_schedule=cosine_lr(cfg.lr) if cfg.steps is None else None, final_fit=final,
+                 images=(len(train), len(val)))
     best_metrics = state.best_metrics
     m = {"mask_AP": best_metrics.get("mask_AP")}
     if register:
         project.store.add_model(str(last_path), "maskrcnn", m)
         project.store.add_model(str(best_path), "maskrcnn", m)
+    images = image_lists(summary["train_images"], summary["val_images"], state, result=True)
     return TrainResult("maskrcnn", str(best_path), str(last_path), best_metrics, state.history, state.stopped,
-                       budget.elapsed, dev.describe(), summary["train_images"], summary["val_images"], start_note)
+                       budget.elapsed, dev.describe(), images["train_images"], images["val_images"], start_note,
+                       images["validated_on"], state.final_fit)
 
 
 @torch.inference_mode()

@@ -32,9 +32,10 @@ from segstudio.inference.runtime.device import choose_device
 from segstudio.inference.training.evaluate import confusion, semantic_metrics
 from segstudio.inference.runtime.preprocess import DEFAULT_NORMALIZATION, normalize
 from segstudio.inference.runtime.tiling import predict_tiled
-from segstudio.inference.training.common import (Budget, LoopState, TrainingError, TrainProgress, TrainResult,
-                                              Validation, amp_context, checkpoint_paths, cosine_lr, cpu_bf16_native,
-                                              run_training, seed_everything, split_images, training_classes)
+from segstudio.inference.training.common import (Budget, FinalFit, LoopState, TrainingError, TrainProgress,
+                                              TrainResult, Validation, amp_context, checkpoint_paths, cosine_lr,
+                                              cpu_bf16_native, image_lists, run_training, seed_everything,
+                                              split_images, training_classes)
 from segstudio.inference.semantic.nets import SemanticNet, build_semantic_net, init_pretrained
 from segstudio.inference.semantic.spec import DEFAULT_UNET
 from segstudio.inference.semantic.unet import UNetConfig
@@ -53,7 +54,10 @@ class UNetTrainConfig:
     weight_decay: float = 1e-4
     val_fraction: float = 0.2
     seed: int = 0
-    patience: int = 15  # epochs without a better validation score before stopping
+    patience: int = 15  # epochs without a better validation score before stopping (epoch budgets only)
+    # share of the budget (time, or epochs) for a final fit on every image, validation images
+    # included, after the validated fit (common.FinalFit); 0 = none (the live learner)
+    final_fit: float = 0.2
     # "best": the checkpoint is the epoch that validated best; "last": the latest epoch (learning
     # while annotating: one or two validation images are too few to pick by, and a score that
     # stays flat would keep the first epoch of every update)
@@ -362,8 +366,10 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
                "start": start_note, "crop": crop, "steps_per_epoch": steps_per_epoch}
 
     def make_ckpt(metrics: dict) -> Checkpoint:
+        images = image_lists(summary["train_images"], summary["val_images"], state)
         return Checkpoint("unet", ucfg.to_dict(), names, {k_: v.detach().cpu() for k_, v in model.state_dict().items()},
-                          dict(DEFAULT_NORMALIZATION), {**summary, "metrics": metrics, "history": state.history,
+                          dict(DEFAULT_NORMALIZATION), {**summary, **images, "metrics": metrics,
+                                                        "history": state.history, "final_fit": state.final_fit,
                                                         "epoch": state.epoch, "seconds": budget.elapsed},
                           resume={"optimizer": opt.state_dict(), "epoch": state.epoch, "step": state.step,
                                   "best_score": state.best_score})
@@ -388,18 +394,67 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
     if rank:
         rng = np.random.default_rng(cfg.seed + 7919 * rank + 1000 * state.epoch)
     batches = BatchPrefetcher(train_items, rng, cfg.batch, crop)
+    final = _final_fit(cfg, train_items, val_items, crop, border, model, rank) if cfg.final_fit > 0 else None
     try:
         run_training(budget=budget, state=state, steps_per_epoch=steps_per_epoch,
                      batches=lambda: iter(batches.next, None), loss=loss, opt=opt, scaler=scaler,
                      validate=validation, make_checkpoint=make_ckpt, best_path=best_path, last_path=last_path,
-                     patience=cfg.patience, progress=progress, lr_schedule=cosine_lr(cfg.lr, cfg.epochs, cfg.minutes),
-                     latest_is_best=not val_items or cfg.keep == "last")  # no validation images: the latest
+                     patience=cfg.patience, progress=progress, lr_schedule=cosine_lr(cfg.lr),
+                     latest_is_best=not val_items or cfg.keep == "last",  # no validation images: the latest
+                     final_fit=final.fit if final is not None else None,
+                     images=(len(train_items), len(val_items)))
     finally:
         batches.close()
+        if final is not None:
+            final.close()
     best_metrics = state.best_metrics
     store_metrics = {"mean_iou": best_metrics.get("mean_iou"), "pixel_accuracy": best_metrics.get("pixel_accuracy")}
     if register:
         project.store.add_model(str(last_path), "unet", store_metrics)
         project.store.add_model(str(best_path), "unet", store_metrics)
+    images = image_lists(summary["train_images"], summary["val_images"], state, result=True)
     return TrainResult("unet", str(best_path), str(last_path), best_metrics, state.history, state.stopped,
-                       budget.elapsed, summary["device"], summary["train_images"], summary["val_images"], start_note)
+                       budget.elapsed, summary["device"], images["train_images"], images["val_images"], start_note,
+                       images["validated_on"], state.final_fit)
+
+
+class _FinalBatches:
+    """The final fit's batches over every image: its prefetch thread starts when the final fit
+    does (not beside the fit's), with a generator of its own."""
+
+    def __init__(self, items: list[_Item], seed: int, batch: int, crop: int, model: torch.nn.Module):
+        self.items, self.seed, self.batch, self.crop, self.model = items, seed, batch, crop, model
+        self.prefetcher: BatchPrefetcher | None = None
+        pixels = sum(it.label.size for it in items)
+        self.fit = FinalFit([it.path for it in items], 0, self.batches, self.restore)
+        self.pixels = pixels
+
+    def batches(self):
+        if self.prefetcher is None:
+            self.prefetcher = BatchPrefetcher(self.items, np.random.default_rng(self.seed), self.batch, self.crop)
+        return iter(self.prefetcher.next, None)
+
+    def restore(self, path: Path) -> None:
+        self.model.load_state_dict(load_checkpoint(path, expect_arch="unet").state_dict)
+
+    def close(self) -> None:
+        if self.prefetcher is not None:
+            self.prefetcher.close()
+
+
+def _final_fit(cfg: UNetTrainConfig, train_items: list[_Item], val_items: list[_Item], crop: int,
+               border: tuple[float, float] | None, model: torch.nn.Module, rank: int) -> _FinalBatches | None:
+    """The final fit on every image when the run validates on images of its own (None when it
+    validates on its training images, or on none)."""
+    seen = {it.path for it in train_items}
+    extra = [it for it in val_items if it.path not in seen]
+    if not extra:
+        return None
+    if border is not None:  # validation items were loaded without the border weight map
+        extra = [_Item(it.path, it.image, it.label, border_weight_map(it.label, border[0], border[1], IGNORE))
+                 for it in extra]
+    items = train_items + extra
+    f = _FinalBatches(items, cfg.seed + 31337 + 7919 * rank, cfg.batch, crop, model)
+    f.fit.steps_per_epoch = cfg.steps_per_epoch or max(4, math.ceil(f.pixels / (crop * crop * cfg.batch)))
+    f.fit.share = cfg.final_fit
+    return f
