@@ -303,6 +303,8 @@ class TrainPanel(QWidget):
                 total = p.epochs * p.steps_per_epoch
                 self.progress.setRange(0, total)
                 self.progress.setValue(p.step)
+            if p.stage == "final fit":  # no validation in this stage: say what it does instead
+                self.status.setText(f"{p.note}: loss {p.loss:.4f}, {p.elapsed:.0f} s")
         else:
             metric = p.score or 0.0
             self._val_steps.append(p.step)
@@ -312,7 +314,13 @@ class TrainPanel(QWidget):
                                 f"(best {p.best:.4f}), {p.elapsed:.0f} s")
 
     def _done(self, res) -> None:
-        self._stop(f"Done ({res.stopped}): best {self._metric_text(res.best_metrics)} in {res.seconds:.0f} s on "
+        ff = res.final_fit
+        if ff is not None and not ff.get("cancelled"):
+            best = (f"validation before the final fit {self._metric_text(res.best_metrics)}, then a final fit on "
+                    f"all {len(ff['images'])} images")
+        else:
+            best = f"best {self._metric_text(res.best_metrics)}"
+        self._stop(f"Done ({res.stopped}): {best} in {res.seconds:.0f} s on "
                    f"{res.device}; started from {res.start}. Saved {res.best_path}")
         self.choice.load_checkpoint(res.best_path)  # the new checkpoint is the pre-label model now
         self.repredict.setEnabled(True)
