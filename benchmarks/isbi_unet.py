@@ -7,7 +7,9 @@ accuracy and foreground (membrane) IoU on slices it never saw, and the training 
 The U-Net paper reports 0.939 pixel accuracy (1 - pixel error 0.0611) on the challenge's test set.
 Labels in the data: 255 cell interior, 0 membrane; imported as class "cell" on a membrane
 background, as the U-Net paper sets it up (its border weight map separates touching cells).
-5 of the 20 slices are held out (seeded); training uses the other 15 (2 of them for validation).
+5 of the 20 slices are held out (seeded); training uses the other 15 the way `segstudio train
+--minutes` does (the same config from the same settings): a fit on 12 validated on 3 for the first
+80 % of the time, then a final fit on all 15 for the rest (`--final-fit`, `--val-fraction`).
 
 Besides the app's own prediction, the held-out slices are also scored with inference-time
 variants of the same checkpoint: overlap-tile (the image mirrored by a margin so border pixels
@@ -97,6 +99,8 @@ def main() -> int:
     ap.add_argument("--test", type=int, default=5)
     ap.add_argument("--width", type=int)
     ap.add_argument("--batch", type=int)
+    ap.add_argument("--val-fraction", type=float, default=0.2, help="as segstudio train (default 0.2)")
+    ap.add_argument("--final-fit", type=float, default=0.2, help="as segstudio train (default 0.2)")
     ap.add_argument("--trainer", help="ablation: UNetTrainConfig fields as JSON, e.g. '{\"dice_weight\": 0}' "
                     "(\"unet\" merges into the network settings)")
     ap.add_argument("--tag", help="output file names (default isbi_cpu_10min etc.)")
@@ -109,7 +113,9 @@ def main() -> int:
     from segstudio.core.project import Project
     from segstudio.inference.runtime.engine import ModelSpec, load_segmenter
     from segstudio.inference.training.evaluate import evaluate_project
-    from segstudio.inference.training.unet import UNetTrainConfig, train_unet
+    from segstudio.inference import registry
+    from segstudio.inference.training.recipes import train_config
+    from segstudio.inference.training.unet import train_unet
     import torch
     a.out_dir.mkdir(parents=True, exist_ok=True)
     gpu = a.device.startswith("cuda")
@@ -134,9 +140,11 @@ def main() -> int:
         rng = np.random.default_rng(a.seed)
         test_ids = sorted(rng.permutation(ids)[:a.test].tolist())
         p.store.set_status(test_ids, "skipped")  # training learns from 'done' images only
-        cfg = UNetTrainConfig(minutes=a.minutes, device=a.device, seed=a.seed, val_fraction=0.13, patience=10 ** 6,
-                              crop=256, batch=a.batch or (8 if gpu else 4),
-                              unet={**UNetTrainConfig().unet, "width": a.width or (32 if gpu else 16)})
+        # the settings `segstudio train --minutes M` gives (cli/train.py), through the same recipe
+        cfg = train_config(registry.family("unet"), {"minutes": a.minutes, "device": a.device, "seed": a.seed,
+                                                     "val_fraction": a.val_fraction, "final_fit": a.final_fit})
+        cfg.batch = a.batch or (8 if gpu else cfg.batch)
+        cfg.unet = {**cfg.unet, "width": a.width or (32 if gpu else cfg.unet["width"])}
         if a.trainer:
             from dataclasses import replace
             over = json.loads(a.trainer)
@@ -144,8 +152,12 @@ def main() -> int:
                           unet={**cfg.unet, **over.get("unet", {})})
             print(f"ablation: {over}")
         curve = {"t": [], "loss": [], "val_t": [], "val_miou": []}
+        stages: list[str] = []
 
         def progress(p):  # a TrainProgress
+            if p.note and (not stages or stages[-1] != p.note):
+                stages.append(p.note)
+                print(f"{p.stage}: {p.note} ({p.elapsed:.0f}s)", flush=True)
             if p.phase == "train":
                 curve["t"].append(p.elapsed)
                 curve["loss"].append(p.loss)
@@ -163,7 +175,7 @@ def main() -> int:
         m_tta = evaluate_project(p, seg, image_ids=test_ids).metrics
         seg.tta = False
         by_path = {p.store.image(i).path: i for i in ids}
-        variants = inference_variants(p, seg, [by_path[v] for v in res.val_images], test_ids)
+        variants = inference_variants(p, seg, [by_path[v] for v in res.validated_on], test_ids)
         # smooth the per-step loss for the chart
         k = max(1, len(curve["loss"]) // 100)
         sm = np.convolve(curve["loss"], np.ones(k) / k, mode="valid").tolist() if curve["loss"] else []
@@ -172,6 +184,10 @@ def main() -> int:
                    f"ISBI 2012 UNet, {a.minutes:g} min on {res.device[:40]}", "seconds")
         out = {"device": res.device, "minutes": a.minutes, "train_seconds": train_s, "epochs": len(res.history),
                "steps": res.history[-1]["step"] if res.history else 0, "test_images": len(test_ids),
+               "stopped": res.stopped, "stages": stages, "train_images": len(res.train_images),
+               "validated_on": len(res.validated_on),
+               "final_fit": ({**res.final_fit, "images": len(res.final_fit["images"])} if res.final_fit else None),
+               "validation_before_final_fit": res.best_metrics.get("mean_iou"),
                "pixel_accuracy": m["pixel_accuracy"], "membrane_iou": m["per_class_iou"].get("background"),
                "cell_iou": m["per_class_iou"].get("cell"), "mean_iou": m["mean_iou"],
                "tta_pixel_accuracy": m_tta["pixel_accuracy"],
@@ -191,6 +207,11 @@ def main() -> int:
         report(f"  inference variant: {name}", f"{v['pixel_accuracy']:.4f}", f">= {target}",
                v["pixel_accuracy"] >= target)
     report("epochs / steps in the budget", f"{out['epochs']} / {out['steps']}", "(reported)", None)
+    ff = out["final_fit"]
+    if ff:
+        report("  of which the final fit on every visible slice", f"{ff['epochs']} / {ff['steps']} on {ff['images']}",
+               "(reported)", None)
+    report("stopped by", out["stopped"], "(reported)", None)
     print(f"curve: {a.out_dir / (tag + '_curve.png')}")
     return summary()
 
