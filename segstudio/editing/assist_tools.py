@@ -1,6 +1,7 @@
-"""The assisted tools: GrabCut from a box or from clicks, watershed split, and the model prompt
-(click or box on what the model proposed; a box where it proposed nothing goes to GrabCut, said
-so). Each runs its heavy part through `EditorState.run_assist`, off the GUI thread."""
+"""The assisted tools: GrabCut from a box, an object from clicks (classical.click_segment),
+watershed split, and the model prompt (click or box on what the model proposed; a box where it
+proposed nothing goes to GrabCut, said so). Each runs its heavy part through
+`EditorState.run_assist`, off the GUI thread."""
 
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ if TYPE_CHECKING:
     from segstudio.editing.classical import Crop
     from segstudio.inference.runtime.segmenter import Detection
 
-MIN_SEED_RADIUS = 2  # px: GrabCut-click seeds are half the brush radius, never thinner than this
+MIN_SEED_RADIUS = 2  # px: the Clicks tool's click discs are half the brush radius, never thinner than this
 # The Model click tool with no model loaded says so and adds nothing: it used to run GrabCut in
 # silence, so after a model failed to load a click put a GrabCut region on the image (a done one
 # too) that the user took for the model's. GrabCut has its own tools (G, R).
 NO_MODEL = ("Model click: no click model is loaded to answer it: choose one in the Model panel's Click model and "
             "load it (or the pre-label model's answer, with a pre-label model loaded), "
-            "or use Box → GrabCut (G) or Clicks → GrabCut (R)")
+            "or use Box → GrabCut (G) or Clicks → object (R)")
 PICK_BOX_COVER = 0.8  # a dragged box picks the model proposals it covers at least this part of
 
 
@@ -82,12 +83,17 @@ class BoxGrabCutTool(Tool):
         return {"rect": rect} if rect is not None else {}
 
 
-class ClickGrabCutTool(Tool):
-    name, label, shortcut = "refine", "Clicks → GrabCut", "R"
-    tip = ("Left-click marks object, right-click (or Ctrl+click) marks background; GrabCut refines "
-           "the selected region, or makes a new one. Esc forgets the clicks")
-    hint = ("Clicks → GrabCut: left-click marks object, right-click or Ctrl+click marks background · "
-            "refines the selected region or makes a new one · Esc forgets the clicks")
+class ClickObjectTool(Tool):
+    """Clicks → object: classical.click_segment (no trained model). A first left-click makes the
+    object under it; each later click corrects the region near itself: left-click where it is
+    missing, right-click where it overflows."""
+    name, label, shortcut = "refine", "Clicks → object", "R"
+    tip = ("Left-click an object to select it, then left-click what it misses and right-click (or "
+           "Ctrl+click) what it takes too much; each click changes the region near itself. "
+           "Works on the selected region, or makes a new one. Esc forgets the clicks")
+    hint = ("Clicks → object: left-click an object · then left-click what is missing, right-click or "
+            "Ctrl+click what is too much · refines the selected region or makes a new one · "
+            "Esc forgets the clicks")
 
     def __init__(self, editor: EditorState) -> None:
         super().__init__(editor)
@@ -110,28 +116,28 @@ class ClickGrabCutTool(Tool):
             r = ed.doc.regions[self.region_id]
             current = (r.mask.copy(), r.x, r.y)
         elif not self.positive:
-            ed.message("Clicks → GrabCut: background marked; now left-click the object itself")
+            ed.message("Clicks → object: background marked; now left-click the object itself")
             return
         img, window = ed.image, ed.window
         pos, negs = list(self.positive), list(self.negative)
         radius = max(MIN_SEED_RADIUS, int(ed.brush_radius // 2))
-        ed.run_assist(lambda: classical.grabcut_refine(img, current, pos, negs, radius=radius, window=window),
-                      self._done, "GrabCut refine")
+        ed.run_assist(lambda: classical.click_segment(img, current, pos, negs, radius=radius, window=window),
+                      self._done, "Clicks → object")
 
     def _done(self, crop: Crop | None) -> None:
         ed = self.ed
         doc = ed.doc
         assert doc is not None  # an assist runs on the open document
         if crop is None:
-            ed.message("GrabCut found no object at those clicks: left-click inside the object "
+            ed.message("Clicks → object found nothing at those clicks: left-click inside the object "
                        "(on a flat area there is nothing to separate)")
             return
         m, x, y = crop
         if self.region_id is not None and self.region_id in doc.regions:
-            doc.replace_mask(self.region_id, m, x, y, "GrabCut refine")
+            doc.replace_mask(self.region_id, m, x, y, "Clicks → object")
             ed.select([self.region_id] if self.region_id in doc.regions else [])
         else:
-            self.region_id = combine(ed, crop, None, "GrabCut refine")
+            self.region_id = combine(ed, crop, None, "Clicks → object")
 
     def key(self, key: str) -> bool:
         if key == "Escape" and (self.positive or self.negative):
@@ -313,24 +319,21 @@ class PromptTool(Tool):
                 inside.append(d)
         return max(inside, key=lambda d: (d.score, int(d.mask.sum()))) if inside else None
 
-    def _fallback(self, box: Box | None, p: Pointer) -> None:
+    def _fallback(self, box: Box, p: Pointer) -> None:
+        """A dragged box where the model proposed nothing: GrabCut in the box (a click there is
+        only said: the Clicks → object tool (R) is the classical click)."""
         ed = self.ed
         if ed.image is None:
             return
         img, window = ed.image, ed.window
-        if box is not None:
-            ed.run_assist(lambda: classical.grabcut_box(img, box, window=window),
-                          lambda crop: self._fallback_done(crop, p, "GrabCut", "in that box"), "GrabCut")
-        else:
-            pos = [(p.x - 0.5, p.y - 0.5)]
-            ed.run_assist(lambda: classical.grabcut_refine(img, None, pos, [], window=window),
-                          lambda crop: self._fallback_done(crop, None, "GrabCut click", "there"), "GrabCut")
+        ed.run_assist(lambda: classical.grabcut_box(img, box, window=window),
+                      lambda crop: self._fallback_done(crop, p), "GrabCut")
 
-    def _fallback_done(self, crop: Crop | None, p: Pointer | None, label: str, where: str) -> None:
+    def _fallback_done(self, crop: Crop | None, p: Pointer) -> None:
         if crop is None:
-            self.ed.message(f"The model proposes nothing there, and GrabCut found no object {where}")
+            self.ed.message("The model proposes nothing there, and GrabCut found no object in that box")
             return
-        combine(self.ed, crop, p, label)
+        combine(self.ed, crop, p, "GrabCut")
 
     def cancel(self) -> None:
         if self.sam.active or self.sam.cands is not None:

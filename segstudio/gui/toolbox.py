@@ -15,11 +15,11 @@ from pathlib import Path
 from PySide6.QtCore import QStandardPaths
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 
-from segstudio.editing.assist_tools import BoxGrabCutTool, ClickGrabCutTool, PromptTool, WatershedTool
+from segstudio.editing.assist_tools import BoxGrabCutTool, ClickObjectTool, PromptTool, WatershedTool
 from segstudio.editing.tools import BrushTool, EraserTool, LassoTool, PolygonTool, SelectTool, WandTool
 
 TOOLS = [SelectTool, BrushTool, EraserTool, PolygonTool, LassoTool, WandTool, BoxGrabCutTool,
-         ClickGrabCutTool, WatershedTool, PromptTool]
+         ClickObjectTool, WatershedTool, PromptTool]
 
 # tool name -> icon file (resources/icons/NAME.svg)
 TOOL_ICONS = {"select": "mouse-pointer-2", "brush": "paintbrush", "eraser": "eraser", "polygon": "pentagon",

@@ -1,4 +1,4 @@
-"""Box → GrabCut and Clicks → GrabCut in the window on grey and 16-bit images, and what the status
+"""Box → GrabCut and Clicks → object in the window on grey and 16-bit images, and what the status
 bar says when GrabCut finds nothing."""
 
 import numpy as np

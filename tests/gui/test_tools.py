@@ -8,7 +8,7 @@ import numpy as np
 from segstudio.core.document import Document
 from segstudio.core.region import Region
 from segstudio.editing.editor import EditorState
-from segstudio.editing.assist_tools import BoxGrabCutTool, ClickGrabCutTool, WatershedTool
+from segstudio.editing.assist_tools import BoxGrabCutTool, ClickObjectTool, WatershedTool
 from segstudio.editing.tools import BrushTool, EraserTool, LassoTool, Pointer, PolygonTool, SelectTool, WandTool
 
 
@@ -156,7 +156,7 @@ def test_box_grabcut():
 
 def test_click_grabcut_positive_then_negative():
     ed = editor(image=_object_image())
-    t = ClickGrabCutTool(ed)
+    t = ClickObjectTool(ed)
     t.press(Pointer(60.5, 50.5))
     rid = ed.primary
     assert rid is not None and ed.doc.regions[rid].contains(60, 50)
