@@ -162,9 +162,12 @@ def main() -> int:
                 curve["t"].append(p.elapsed)
                 curve["loss"].append(p.loss)
             else:
-                curve["val_t"].append(p.elapsed)
-                curve["val_miou"].append(p.val["val_mean_iou"])
-                print(f"  epoch {p.epoch} step {p.step} loss {p.loss:.4f} val mIoU {p.val['val_mean_iou']:.4f} "
+                miou = p.val["val_mean_iou"]
+                if miou is not None:  # None: no validation slices (--val-fraction 0)
+                    curve["val_t"].append(p.elapsed)
+                    curve["val_miou"].append(miou)
+                print(f"  epoch {p.epoch} step {p.step} loss {p.loss:.4f} "
+                      f"val mIoU {'-' if miou is None else f'{miou:.4f}'} "
                       f"({p.elapsed:.0f}s)", flush=True)
         t0 = time.perf_counter()
         res = train_unet(p, tmp / "isbi.pt", cfg, progress=progress)

@@ -99,7 +99,10 @@ def _printer(json_out: bool):
         if p.note and p.note != last["note"]:  # a stage begins: what it trains on, and for how long
             last["note"] = p.note
             print(f"{p.stage}: {p.note} ({p.elapsed:.0f}s)", file=sys.stderr, flush=True)
-        if p.phase == "val":
+        if p.phase == "val" and all(v is None for v in p.val.values()):
+            print(f"epoch {p.epoch:3d}  step {p.step:5d}  loss {p.loss:.4f}  (no validation images)  "
+                  f"{p.elapsed:.0f}s", file=sys.stderr, flush=True)
+        elif p.phase == "val":
             print(f"epoch {p.epoch:3d}  step {p.step:5d}  loss {p.loss:.4f}  val {p.score:.4f}  "
                   f"best {p.best:.4f}  {p.elapsed:.0f}s", file=sys.stderr, flush=True)
         elif time.time() - last["t"] > 10:

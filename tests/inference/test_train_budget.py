@@ -243,6 +243,10 @@ def test_cli_train_shows_both_stages(tmp_path, capsys, steady_clock):
     assert main([*args, "--epochs", "3", "--final-fit", "0", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["final_fit"] is None and d["val_images"] == 1 and d["stopped"] == "epochs"
+    # no validation images: the epoch line says so instead of a validation score of 0
+    assert main([*args, "--epochs", "1", "--val-fraction", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "(no validation images)" in err and "val 0.0000" not in err
 
 
 @pytest.mark.slow

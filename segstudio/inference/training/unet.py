@@ -387,7 +387,9 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
     def validation() -> Validation:
         metrics = validate(model, val_items, dev.device, k, amp_ctx)
         score = metrics["mean_iou"] if metrics["mean_iou"] is not None else 0.0
-        return Validation(metrics, score, {"val_mean_iou": score, "val_pixel_accuracy": metrics["pixel_accuracy"]})
+        # no validation images: the figures are None (the score 0.0 only orders the epochs)
+        return Validation(metrics, score, {"val_mean_iou": metrics["mean_iou"],
+                                           "val_pixel_accuracy": metrics["pixel_accuracy"]})
 
     net = wrap_model(model) if wrap_model is not None else model  # trains; `model` validates and is saved
     model.train()
