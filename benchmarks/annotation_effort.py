@@ -376,8 +376,8 @@ def write_outputs(res: dict, a) -> None:
                    "no model": (ks, [r["no_model_actions"] for r in rows])}
         if once and "actions" in once[0]:
             aseries[f"train once after {res['once_after']}"] = (ks, [r["actions"] for r in once])
-        line_chart(out_dir / f"{tag}_actions.png", aseries, f"annotation effort: actions per image "
-                   f"(clicks, deletions, strokes), {res['arch']}, {res['budget']:g} s updates ({res['device']})",
+        line_chart(out_dir / f"{tag}_actions.png", aseries, f"actions per image (clicks + deletions + strokes), "
+                   f"{res['arch']}, {res['budget']:g} s updates ({res['device']})",
                    "images annotated (file-name order)", shared_y=True, ylabel="actions")
     (out_dir / f"{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
