@@ -6,7 +6,9 @@ cell interiors) and the pre-label's (for class maps: the 8-connected areas of ea
 the candidates the window's model click offers, `semantic_detections`). Per image:
 
 - a predicted object that matches no truth object at IoU >= 0.5 is deleted: one action;
-- a truth object whose best predicted object has IoU >= 0.9 costs nothing;
+- a truth object whose best predicted object has IoU >= 0.9 costs nothing (predicted objects of
+  class maps are taken as the truth's: 4-connected areas of 16 px or more, so a perfect pre-label
+  costs nothing);
 - one with a match at IoU >= 0.5 is redrawn by clicks that start from the predicted mask;
 - one with no such match (missing) is clicked from nothing;
 - clicks go on until IoU >= 0.9 or 20 clicks, each click one action; what is still wrong after
@@ -70,9 +72,21 @@ def best_matches(truth: np.ndarray, pred: np.ndarray, n_truth: int, n_pred: int)
 
 
 def strokes(result: np.ndarray, gt: np.ndarray) -> int:
+    """Brush strokes for what is still wrong: none when the result is good, else one per error
+    blob of STROKE_BLOB px or more (at least one)."""
+    if _clicks.iou(gt, result) >= GOOD:
+        return 0
     wrong = ((result != (gt == _clicks.OBJECT)) & (gt != _clicks.IGNORE)).astype(np.uint8)
     n, _, stats, _ = cv2.connectedComponentsWithStats(wrong, connectivity=8)
     return max(1, int((stats[1:, cv2.CC_STAT_AREA] >= STROKE_BLOB).sum()))
+
+
+def finish(run: _clicks.Run, gt: np.ndarray) -> _clicks.Run:
+    """The strokes the run leaves, counted now; its full-size mask is dropped (runs are cached)."""
+    assert run.final is not None
+    run.strokes = strokes(run.final, gt)
+    run.final = None
+    return run
 
 
 @dataclass
@@ -114,23 +128,20 @@ def image_actions(image: np.ndarray, name: str, truth: list[np.ndarray], pred: l
         if ignore is not None:
             gt[ignore & ~truth[t]] = _clicks.IGNORE
         best = int(ious[t].argmax()) if pred else -1
-        best_iou = float(ious[t, best]) if pred else 0.0
         out.sampled += 1
-        if best_iou >= GOOD:
+        if pred and _clicks.iou(gt, pred[best]) >= GOOD:  # the unsure band counts neither way here either
             out.good += 1
             out.per_object.append(0)
             continue
-        start = pred[best] if best_iou >= MATCH else None
+        start = pred[best] if pred and float(ious[t, best]) >= MATCH else None
         key = (name, t)
         if start is None and cache is not None and key in cache:
             run = cache[key]
         else:
-            run = _clicks.run_object(tool, "", image, name, gt, name, max_clicks, GOOD, start)
+            run = finish(_clicks.run_object(tool, "", image, name, gt, name, max_clicks, GOOD, start), gt)
             if start is None and cache is not None:
                 cache[key] = run
-        n = len(run.ious)
-        assert run.final is not None
-        s = 0 if run.ious and run.ious[-1] >= GOOD else strokes(run.final, gt)
+        n, s = len(run.ious), int(run.strokes or 0)
         out.clicks += n
         out.strokes += s
         out.per_object.append(n + s)
@@ -151,7 +162,7 @@ def from_nothing(tools: dict[str, _clicks.Tool], image: np.ndarray, name: str, t
             cache = caches.get(tname)
             run = cache.get((name, t)) if cache is not None else None
             if run is None:
-                run = _clicks.run_object(tool, tname, image, name, gt, name, max_clicks, GOOD)
+                run = finish(_clicks.run_object(tool, tname, image, name, gt, name, max_clicks, GOOD), gt)
                 if cache is not None:
                     cache[(name, t)] = run
             out[tname].append(run)

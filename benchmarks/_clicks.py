@@ -87,8 +87,9 @@ def noc(ious: Sequence[float], threshold: float, max_clicks: int) -> int:
 def objects_of(labels: np.ndarray, components: bool = False, min_area: int = 16) -> list[tuple[str, np.ndarray]]:
     """The objects one label image holds, each as an int8 map of OBJECT / 0 / IGNORE:
 
-    - 0 / 128 / 255 (the GrabCut and Berkeley masks): > 128 object, 128 the unsure band;
-    - two values (0/1, 0/255, any background and one other): the non-zero one is the object;
+    - 0 / 128 / 255 (the GrabCut and Berkeley masks; any 8-bit mask with 128 and no value
+      between 0 and 128): > 128 object, 128 the unsure band;
+    - 0 and one other value (0/1, 0/255): the other is the object;
       with `components`, each of its 4-connected areas of min_area pixels or more (ISBI's cells);
     - more values: an instance-id map, one object per non-zero id (0 is background).
     """
@@ -101,7 +102,7 @@ def objects_of(labels: np.ndarray, components: bool = False, min_area: int = 16)
         raise ValueError(f"a mask must be a 2-D map of unsigned integers, not {labels.dtype} {labels.shape}")
     values = np.unique(labels)
     out: list[tuple[str, np.ndarray]] = []
-    if 128 in values and set(values.tolist()) <= {0, 128, 255}:
+    if labels.dtype == np.uint8 and 128 in values and bool(np.all((values == 0) | (values >= 128))):
         gt = np.zeros(labels.shape, np.int8)
         gt[labels > 128] = OBJECT
         gt[labels == 128] = IGNORE
@@ -135,8 +136,10 @@ def read_labels(path: Path) -> np.ndarray:
             if a.min(initial=0) < 0 or a.max(initial=0) > 65535:
                 raise ValueError("mask ids outside 0..65535")
             return a.astype(np.uint16)
+        if im.mode in ("F", "I;16S", "I;32"):
+            raise ValueError(f"a {im.mode} mask: give 8- or 16-bit ids or 0/128/255 values")
         if im.mode not in ("1", "L", "P", "RGB", "RGBA", "LA"):
-            im = im.convert("L")
+            raise ValueError(f"a {im.mode} mask: give 8- or 16-bit ids or 0/128/255 values")
         a = np.array(im)
         return a.astype(np.uint8) if a.dtype == bool else a
 
@@ -283,6 +286,7 @@ class Run:
     ious: list[float] = field(default_factory=list)
     seconds: float = 0.0
     final: np.ndarray | None = field(default=None, repr=False)  # the tool's last answer
+    strokes: int | None = None  # brush strokes left after the clicks (benchmarks/_actions.py)
 
     def clicks_to(self, threshold: float) -> int | None:
         """The click that first reached `threshold`; None when none did."""
@@ -315,7 +319,8 @@ def summarise(runs: list[Run], max_clicks: int) -> dict:
     """NoC@85, NoC@90, failures at 90 %, the mean IoU after each click (a run that stopped keeps
     its last IoU: the annotator stops clicking there) and seconds per click."""
     if not runs:
-        return {"objects": 0}
+        return {"objects": 0, "noc85": None, "noc90": None, "failures90": None, "iou_per_click": [],
+                "seconds_per_click": None}
     per_click = []
     for k in range(max_clicks):
         per_click.append(float(np.mean([r.ious[min(k, len(r.ious) - 1)] if r.ious else 0.0 for r in runs])))

@@ -172,7 +172,10 @@ class Annotator:
             values = sorted(set(self.value_of.values()) - {255})
             truth = _actions.truth_objects(truth_map, values)
             dets = _actions.predicted_detections(np.where(pred_map == 255, 0, pred_map))
-        pred = [_actions.detection_mask(d, (h, w)) for d in dets]
+        if self.instances:
+            pred = [_actions.detection_mask(d, (h, w)) for d in dets]
+        else:  # matched as the truth's objects are made; the model click keeps the window's candidates
+            pred = _actions.truth_objects(np.where(pred_map == 255, 0, pred_map), values)
         return image, truth, pred, dets, (ignore if ignore.any() else None)
 
     def actions(self, path: str, a, caches: dict, noc: bool) -> dict:

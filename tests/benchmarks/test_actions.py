@@ -106,3 +106,15 @@ def test_the_model_click_takes_the_candidate_under_the_first_click():
     assert run.ious == [1.0]
     runs = _actions.from_nothing({"model": tool}, img, "k", truth, 2, None, {})
     assert [r.ious for r in runs["model"]] == [[1.0], [1.0]]
+
+
+def test_errors_only_in_the_unsure_band_cost_nothing():
+    img, truth = scene()
+    ignore = np.zeros(SHAPE, bool)
+    ignore[9:41, 9:46] = True
+    ignore[11:39, 11:44] = False  # a band around the first square
+    start = truth[0].copy()
+    start[9, 9:46] = True  # wrong only inside the band
+    act = _actions.image_actions(img, "x", truth[:1], [start], lambda i, k: Nothing(), sample=1, ignore=ignore)
+    assert act.good == 1 and act.actions == 0
+    assert _actions.strokes(start, np.where(ignore & ~truth[0], -1, truth[0]).astype(np.int8)) == 0

@@ -239,3 +239,15 @@ def test_the_model_tool_loads_a_checkpoint_and_refines_after_the_first_click(tmp
     r = click_bench.bench({"model": click_bench.model(args)}, _clicks.pairs(img, masks), 6, say=lambda s: None)
     # a random UNet labels nothing here: the first click takes nothing, GrabCut's clicks do the rest
     assert r["tools"]["model"]["objects"] == 1 and r["images"][0]["ious"][-1] > 0.85
+
+
+def test_soft_edged_band_masks_and_float_masks(tmp_path):
+    soft = np.zeros((6, 6), np.uint8)
+    soft[1:5, 1:5] = 128
+    soft[2:4, 2:4] = 250  # a band at 128, an object at 250: > 128 is the object
+    soft[2, 2] = 200
+    [(_, gt)] = _clicks.objects_of(soft)
+    assert (gt == 1).sum() == 4 and (gt == _clicks.IGNORE).sum() == 12
+    Image.fromarray(np.zeros((4, 4), np.float32) + 0.9).save(tmp_path / "f.tif")
+    with pytest.raises(ValueError, match="mask"):
+        _clicks.read_labels(tmp_path / "f.tif")
