@@ -245,3 +245,21 @@ def test_colour_models_fit_their_samples_and_cut_with_them():
     assert colour_models.cut(img, labels, obj, bg)
     fg = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
     assert fg[10:30, 15:45].all() and fg.sum() == 20 * 30
+
+
+def test_an_object_click_keeps_the_regions_other_parts():
+    """A region of two parts (two squares): an object click that grows one keeps the other."""
+    rng = np.random.default_rng(4)
+    img = (rng.random((120, 240, 3)) * 40).astype(np.uint8)
+    a = np.zeros((120, 240), bool)
+    a[30:70, 20:70] = True
+    b = np.zeros((120, 240), bool)
+    b[30:70, 180:220] = True
+    img[a] = (200, 60, 60)
+    img[b] = (200, 60, 60)
+    img[70:90, 20:70] = (200, 60, 60)  # a strip of square A the region misses
+    current = maskops.crop_to_content(a | b)
+    crop = classical.click_segment(img, current, [(40.0, 50.0), (45.0, 80.0)], [])
+    after = full(crop, img.shape[:2])
+    assert after[b].all()  # the far part stays
+    assert after[75:85, 25:65].mean() > 0.9  # the strip was added
