@@ -6,7 +6,7 @@ region as a crop (mask, x, y), or None when there is nothing to separate. What i
 (the measurements are in benchmarks/README.md, issue 25):
 
 - The first click (no region yet) is taken to be inside an object of unknown size. GrabCut's loop
-  runs over the whole image (scaled to FIRST_WORK_PIXELS): the click's disc sure object, a disc of a
+  runs over the whole image (scaled to WORK_PIXELS): the click's disc sure object, a disc of a
   sixth of the image's shorter side around it probable object, the rest probable background; the
   colour models are fitted to that labelling, the graph cut relabels, three times, and the image's
   colours decide the extent (the old Clicks → GrabCut looked only 32+ px around the click, so a
@@ -31,9 +31,9 @@ region as a crop (mask, x, y), or None when there is nothing to separate. What i
   by GrabCut's graph with the models frozen; then fitted again to that cut, and cut once more.
 - Only the discs of `radius` px under the clicks are hard labels.
 
-The work is bounded: the changing area and its context is worked at most WORK_PIXELS pixels (the
-whole image for a first click, FIRST_WORK_PIXELS), scaled down beyond that; where the scaled answer
-agrees with the scaled region, the region keeps its own full-resolution pixels.
+The work is bounded: the changing area and its context (the whole image for a first click) is
+worked at most WORK_PIXELS pixels, scaled down beyond that; where the scaled answer agrees with the
+scaled region, the region keeps its own full-resolution pixels.
 """
 
 from __future__ import annotations
@@ -48,8 +48,7 @@ from segstudio.editing import colour_models
 from segstudio.editing.assist_pixels import Crop, Point
 from segstudio.editing.click_watershed import click_area, degenerate, has_mask, watershed_refine
 
-WORK_PIXELS = 400_000  # a larger area is worked scaled down (a 640x480 photo is worked as it is)
-FIRST_WORK_PIXELS = 100_000  # a first click is worked on the whole image, scaled to at most this
+WORK_PIXELS = 100_000  # a larger area is worked scaled down (a graph cut of 100k px: ~0.1-0.3 s)
 FIRST_PRIOR_DIV = 6  # first click: probable object within min(w, h) / 6 of it
 FIRST_ITERATIONS = 3  # fit and cut three times
 REACH, MIN_REACH = 3.0, 12  # a contradicting click at distance d from the edge changes a disc of 3 d
@@ -57,6 +56,8 @@ SAMPLE = 0.5  # ... and its disc of d / 2 is its sample of what it marks
 CLICK_WEIGHT = 0.5  # the clicks' samples: this part of their colour model; the rest of the region the rest
 CONTEXT, CONTEXT_MIN = 0.25, 16  # colours around the changing area: a quarter of its longer side
 REFITS = 1  # fit the models to the first cut and cut again
+FLAT_SAMPLE = 2.0  # a click sample whose channels spread less than this (0..255) is one colour
+MIN_SEPARATION = 0.5  # nats a pixel: a click's sample this much likelier under its own colour model
 
 
 def click_segment(image: np.ndarray, current: Crop | None, positive: list[Point], negative: list[Point],
@@ -79,9 +80,9 @@ def click_segment(image: np.ndarray, current: Crop | None, positive: list[Point]
 # ---------------------------------------------------------------- scaled work areas
 
 
-def _scale(box: Box, limit: int) -> float:
+def _scale(box: Box) -> float:
     n = (box[2] - box[0]) * (box[3] - box[1])
-    return 1.0 if n <= limit else float(np.sqrt(limit / n))
+    return 1.0 if n <= WORK_PIXELS else float(np.sqrt(WORK_PIXELS / n))
 
 
 def _shrink(a: np.ndarray, size: tuple[int, int], interpolation: int = cv2.INTER_AREA) -> np.ndarray:
@@ -101,8 +102,8 @@ def _shrink(a: np.ndarray, size: tuple[int, int], interpolation: int = cv2.INTER
 class _Work:
     """A box of the image worked at `scale`: its pixels, and click positions in its coordinates."""
 
-    def __init__(self, image: np.ndarray, box: Box, window: tuple[float, float] | None, limit: int) -> None:
-        self.box, self.scale = box, _scale(box, limit)
+    def __init__(self, image: np.ndarray, box: Box, window: tuple[float, float] | None) -> None:
+        self.box, self.scale = box, _scale(box)
         bw, bh = box[2] - box[0], box[3] - box[1]
         self.size = (max(1, int(round(bw * self.scale))), max(1, int(round(bh * self.scale))))
         self.pixels, self.grey = px.pixels_of(_shrink(image[box[1]:box[3], box[0]:box[2]], self.size), window)
@@ -141,7 +142,7 @@ class _Work:
 def _first(image: np.ndarray, positive: list[Point], negative: list[Point], radius: int,
            window: tuple[float, float] | None) -> Crop | None:
     h, w = image.shape[:2]
-    work = _Work(image, (0, 0, w, h), window, FIRST_WORK_PIXELS)
+    work = _Work(image, (0, 0, w, h), window)
     if work.flat():
         return None
     labels = np.full(work.shape, cv2.GC_PR_BGD, np.uint8)
@@ -196,7 +197,7 @@ def _update(image: np.ndarray, current: Crop, positive: list[Point], negative: l
     context = max(CONTEXT_MIN, int(CONTEXT * max(changing[2] - changing[0], changing[3] - changing[1])))
     roi = px.roi_around(changing, w, h, context)
     assert roi is not None  # it holds a click on the image
-    work = _Work(image, roi, window, WORK_PIXELS)
+    work = _Work(image, roi, window)
     before = maskops.window(m, mx, my, roi)
     region = _shrink(before, work.size)
     grows, shrinks = np.zeros(work.shape, np.uint8), np.zeros(work.shape, np.uint8)
@@ -210,8 +211,10 @@ def _update(image: np.ndarray, current: Crop, positive: list[Point], negative: l
     union = maskops.box_union(mask_box, roi)
     out = maskops.window(m, mx, my, union)
     out[roi[1] - union[1]:roi[3] - union[1], roi[0] - union[0]:roi[2] - union[0]] = work.full(fg, before)
-    if positive:  # pixels the cut added away from every object click go; the region's own parts stay
-        keep = out & maskops.window(m, mx, my, union)
+    if positive:  # what the cut left apart from every object click goes, but outside the area the cut
+        # worked on the region stays as it was (a part of it far away is not the click's business)
+        keep = maskops.window(m, mx, my, union)
+        keep[roi[1] - union[1]:roi[3] - union[1], roi[0] - union[0]:roi[2] - union[0]] = False
         seeded = px.keep_seeded(out, union, positive)
         if seeded is not None:
             sm, sx, sy = seeded
@@ -241,6 +244,25 @@ def _contradicting(m: np.ndarray, mx: int, my: int, mask_box: Box, positive: lis
     return out
 
 
+def _separable(pixels: np.ndarray, obj: np.ndarray, bg: np.ndarray, pos_sample: np.ndarray,
+               neg_sample: np.ndarray) -> bool:
+    """Whether the colour models tell the clicks' samples apart. A flat sample (one colour: a
+    drawing, a screenshot, a mask) must be clearly (MIN_SEPARATION nats a pixel) more likely under
+    its own model; where it is not (a click on a flat area the other side shares), the graph cut has
+    nothing to decide by and cv2.grabCut took 10 s on a 350 x 350 drawing, minutes on larger ones, so
+    the clicks' discs answer. Textured samples always go to the cut (skipping them cost 0.2 clicks
+    to 90 % on GrabCut-50)."""
+    for sample, own, other in ((pos_sample, obj, bg), (neg_sample, bg, obj)):
+        if sample.any():
+            px_ = pixels[sample]
+            if float(px_.std(axis=0).max()) >= FLAT_SAMPLE:
+                continue  # a textured sample: the cut has evidence to weigh even when the means agree
+            gap = float(np.mean(colour_models.log_likelihood(own, px_) - colour_models.log_likelihood(other, px_)))
+            if not gap >= MIN_SEPARATION:
+                return False
+    return True
+
+
 def _cut(work: _Work, region: np.ndarray, grows: np.ndarray, shrinks: np.ndarray, pos_sample: np.ndarray,
          neg_sample: np.ndarray, pos: np.ndarray, neg: np.ndarray, has_negative: bool) -> np.ndarray:
     """The region after the cut: it may grow inside `grows` (the reach of object clicks) and shrink
@@ -262,7 +284,7 @@ def _cut(work: _Work, region: np.ndarray, grows: np.ndarray, shrinks: np.ndarray
                                  (work.pixels[pos_sample], CLICK_WEIGHT)])
         bg = colour_models.fit([(work.pixels[~known & trusted & rest], 1 - CLICK_WEIGHT if has_negative else 1.0),
                                 (work.pixels[neg_sample], CLICK_WEIGHT)])
-        if obj is None or bg is None:
+        if obj is None or bg is None or not _separable(work.pixels, obj, bg, pos_sample, neg_sample):
             break
         cut = labels.copy()
         if not colour_models.cut(work.pixels, cut, obj, bg):
