@@ -98,3 +98,38 @@ def test_first_background_click_says_what_to_do(grey_window, qtbot):
     click(win, 100.5, 100.5, button=Qt.MouseButton.RightButton)
     assert "left-click the object" in win.statusBar().currentMessage()
     assert not win.editor.doc.regions
+
+
+def test_clicks_then_a_correcting_click_and_undo(qtbot, tmp_path):
+    """Clicks → object with real clicks: a left click makes the object, a right click near its edge
+    takes out only what is near it, and Ctrl+Z brings the object back as it was."""
+    from PySide6.QtTest import QTest
+
+    from tests.editing.test_click_segment import disc_image
+    from tests.gui.test_window import key
+    d = tmp_path / "colour"
+    d.mkdir()
+    img, truth = disc_image(0)
+    Image.fromarray(img).save(d / "disc.png")
+    win = open_window(qtbot, d, "thing", (1000, 800))
+    try:
+        qtbot.waitUntil(lambda: win.editor.doc is not None, timeout=10000)
+        win.set_tool("refine")
+        click(win, 80.5, 60.5)
+        doc = win.editor.doc
+        qtbot.waitUntil(lambda: len(doc.regions) == 1, timeout=10000)
+        r = next(iter(doc.regions.values()))
+        first = r.full_mask(160, 120).copy()
+        assert iou(first, truth) > 0.9
+        click(win, 105.5, 60.5, button=Qt.MouseButton.RightButton)  # 5 px inside the disc's right edge
+        qtbot.waitUntil(lambda: not np.array_equal(next(iter(doc.regions.values())).full_mask(160, 120), first),
+                        timeout=10000)
+        after = next(iter(doc.regions.values())).full_mask(160, 120)
+        assert not after[60, 105] and after.sum() < first.sum()
+        assert np.array_equal(after[:, :70], first[:, :70])  # far from the click nothing moved
+        win.canvas.setFocus()
+        key(win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+        QTest.qWait(50)
+        assert np.array_equal(next(iter(doc.regions.values())).full_mask(160, 120), first)
+    finally:
+        win.close()
