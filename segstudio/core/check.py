@@ -57,14 +57,14 @@ Outcome = tuple[ImageRecord, "tuple[int, int, str] | None", "str | None", "str |
 def _decode(project: Project, rec: ImageRecord, budget: MemoryBudget) -> Outcome:
     """(record, (w, h, hash) when it decodes, the file's error, a reason it was not checked)."""
     try:
-        arr, data = imageio.load(project.abspath(rec), allow_large=project.allow_large, budget=budget)
+        arr, digest = project.decode(rec, budget)
     except imageio.NotEnoughMemory as e:
         return rec, None, None, str(e)
     except imageio.ImageDecodeError as e:
         return rec, None, str(e), None
     h, w = arr.shape[:2]
     del arr  # only the verdict is kept
-    return rec, (w, h, imageio.content_hash(data)), None, None
+    return rec, (w, h, digest), None, None
 
 
 def check_images(project: Project, progress: Progress | None = None, workers: int | None = None,

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.core import imageio
+from segstudio.core import imageio, sequences
 from segstudio.core.errors import UserError
 from segstudio.core.imageio import ImageDecodeError
+from segstudio.core.memory import MemoryBudget
 from segstudio.core.records import ImageRecord
 from segstudio.core.store.api import Store
 from segstudio.core.store.sqlite import DB_NAME, SqliteStore
@@ -92,7 +93,7 @@ def scan_folder(root: Path, skipped: list[str] | None = None) -> list[str]:
                             continue
                         seen_links.add(real)
                     stack.append((e.path, prefix + name + "/"))
-                elif is_image(name):
+                elif is_image(name) or sequences.is_video_name(name):
                     if e.is_file():  # regular files only (a link: what it points to)
                         found.append(prefix + name)
                     else:
@@ -153,7 +154,49 @@ class Project:
         skipped: list[str] = []
         found = scan_folder(self.folder, skipped)
         self.skipped_folders = sorted(skipped)
-        return self.store.sync_files(found)
+        found, failed = self._expand_sequences(found)
+        counts = self.store.sync_files(found)
+        for path, error in failed.items():
+            rec = self.store.image_by_path(path)
+            if rec is not None and rec.error != error:
+                self.store.set_error(rec.id, error)
+        return counts
+
+    def _expand_sequences(self, found: list[str]) -> tuple[list[str], dict[str, str]]:
+        """Each stack or video file among `found` becomes its frames' paths (core/sequences). A file
+        is probed (headers only) when it is new or its size or mtime changed; the store keeps what
+        the probe found. A video that cannot be read stays one record carrying the probe's error."""
+        out: list[str] = []
+        failed: dict[str, str] = {}
+        for rel in found:
+            if not sequences.may_be_container(rel):
+                out.append(rel)
+                continue
+            try:
+                st = os.stat(self.abspath(rel))
+            except OSError:
+                out.append(rel)
+                continue
+            known = self.store.container_info(rel)
+            if known is not None and known[:2] == (st.st_size, st.st_mtime_ns):
+                frames, kind, error = known[2], known[3], known[4]
+            else:
+                from segstudio.core import frame_sources  # the decoders: only when a folder holds such files
+                frame_sources.forget(self.abspath(rel))
+                try:
+                    info = frame_sources.probe(self.abspath(rel))
+                    frames, kind, error = (1, "image", None) if info is None else (info.frames, info.kind, None)
+                except ImageDecodeError as e:
+                    frames, kind, error = 0, "video" if sequences.is_video_name(rel) else "image", str(e)
+                self.store.set_container_info(rel, st.st_size, st.st_mtime_ns, frames, kind, error)
+            if kind == "image":  # a single-image TIFF (or one that fails: its decode says why)
+                out.append(rel)
+            elif error is not None or frames < 1:
+                out.append(rel)
+                failed[rel] = error or "no frames"
+            else:
+                out.extend(sequences.frame_path(rel, i) for i in range(min(frames, sequences.MAX_FRAMES)))
+        return out, failed
 
     @property
     def models_dir(self) -> Path:
@@ -163,11 +206,27 @@ class Project:
         rel = rec.path if isinstance(rec, ImageRecord) else rec
         return self.folder.joinpath(*rel.split("/"))
 
+    def frame_of(self, rec: ImageRecord | str) -> tuple[Path, int] | None:
+        """(the stack or video file, frame number) when the record is a frame of one."""
+        split = sequences.split_frame_path(rec.path if isinstance(rec, ImageRecord) else rec)
+        return None if split is None else (self.abspath(split[0]), split[1])
+
+    def decode(self, rec: ImageRecord, budget: MemoryBudget | None = None) -> tuple[np.ndarray, str]:
+        """(pixels, content hash) of an image file or of a frame; ImageDecodeError when it fails.
+        A file is decoded within `budget` (default: the shared one); a frame by the frame decoders,
+        whose cache is bounded on its own; a frame's hash is that of its pixels."""
+        frame = self.frame_of(rec)
+        if frame is None:
+            arr, data = imageio.load(self.abspath(rec), allow_large=self.allow_large, budget=budget)
+            return arr, imageio.content_hash(data)
+        from segstudio.core import frame_sources
+        arr = frame_sources.read_frame(frame[0], frame[1], allow_large=self.allow_large)
+        return arr, imageio.content_hash(np.ascontiguousarray(arr).tobytes())
+
     def load_image(self, rec: ImageRecord, record: bool = True) -> np.ndarray:
-        """Decode an image; its size and hash go to the store, or its error when it fails."""
-        path = self.abspath(rec)
+        """Decode an image or a frame; its size and hash go to the store, or its error when it fails."""
         try:
-            arr, data = imageio.load(path, allow_large=self.allow_large)  # within the shared memory budget
+            arr, digest = self.decode(rec)
         except ImageDecodeError as e:
             # too little memory is this machine's state, not the file's: never stored on it
             if record and rec.error != str(e) and not imageio.is_transient(e):
@@ -175,16 +234,48 @@ class Project:
             raise
         h, w = arr.shape[:2]
         if record and (rec.width != w or rec.height != h or rec.error is not None or rec.hash is None):
-            self.store.set_decoded(rec.id, w, h, imageio.content_hash(data))
+            self.store.set_decoded(rec.id, w, h, digest)
         return arr
 
     def image_size(self, rec: ImageRecord) -> tuple[int, int]:
         """(width, height), from the store or the file header (stored for next time)."""
         if rec.width and rec.height:
             return rec.width, rec.height
-        info = imageio.read_image_info(self.abspath(rec))
-        self.store.set_decoded(rec.id, info.width, info.height, None)
-        return info.width, info.height
+        frame = self.frame_of(rec)
+        if frame is not None:
+            from segstudio.core import frame_sources
+            seq = frame_sources.probe(frame[0])
+            if seq is None:
+                raise ImageDecodeError("this file holds a single image now, not frames (scan again)")
+            w, h = seq.width, seq.height
+        else:
+            info = imageio.read_image_info(self.abspath(rec))
+            w, h = info.width, info.height
+        self.store.set_decoded(rec.id, w, h, None)
+        return w, h
+
+    def sequence_key(self, rec: ImageRecord | str) -> str | None:
+        """The sequence an image belongs to (core/sequences.sequence_key), None when it is in none:
+        a container's frame always is; a numbered file when its folder holds another numbered one."""
+        path = rec.path if isinstance(rec, ImageRecord) else rec
+        key = sequences.sequence_key(path)
+        if key is None or sequences.split_frame_path(path) is not None:
+            return key
+        return key if len(self.sequence_frames(key)) >= 2 else None
+
+    def sequence_frames(self, key: str) -> list[ImageRecord]:
+        """The frames of a sequence in frame order: a stack or video file's frames (key: its path),
+        or a numbered folder's image files in numeric order (key: the folder, '' for the top)."""
+        if sequences.may_be_container(key):
+            recs = [r for r in self.store.images(name_contains=key + "/")
+                    if (sequences.split_frame_path(r.path) or ("",))[0] == key]
+            if recs:
+                return recs  # the store's path order is the frame order (zero-padded numbers)
+        recs = self.store.images(name_contains=key + "/" if key else None)
+        mine = [r for r in recs if r.path.rpartition("/")[0] == key and sequences.split_frame_path(r.path) is None
+                and sequences.sequence_key(r.path) == key]
+        by_path = {r.path: r for r in mine}
+        return [by_path[p] for p in sequences.order_frames(by_path)]
 
     def close(self) -> None:
         self.store.close()

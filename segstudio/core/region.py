@@ -25,10 +25,17 @@ class Region:
     score: float | None = None
     iscrowd: bool = False
     extra: dict = field(default_factory=dict)  # e.g. uncertainty, group id from an import
+    # the object's identity across a sequence's frames; None: a new object, identified by its own id
+    track: int | None = None
 
     def __post_init__(self):
         if self.mask.dtype != bool:
             self.mask = self.mask.astype(bool)
+
+    @property
+    def object_id(self) -> int:
+        """The object this region shows: the same on every frame of a sequence it was carried to."""
+        return self.id if self.track is None else self.track
 
     @property
     def box(self) -> Box:

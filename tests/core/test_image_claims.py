@@ -159,7 +159,7 @@ def test_a_version_1_project_is_migrated_with_its_data(tmp_path):
     c.commit()
     c.close()
     s = SqliteStore(db, d)
-    assert s._version(s.conn) == SCHEMA_VERSION == 2
+    assert s._version(s.conn) == SCHEMA_VERSION == 3
     assert s.image_by_path("a.png").status == "done"
     assert s.claim_image(s.image_by_path("a.png").id, "w", 60) == []
     s.close()

@@ -37,7 +37,7 @@ def _image(row) -> ImageRecord:
     return ImageRecord(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], row[8])
 
 
-_REG_COLS = "id, class_id, x, y, w, h, rle, z, source, score, iscrowd, extra"
+_REG_COLS = "id, class_id, x, y, w, h, rle, z, source, score, iscrowd, extra, track"
 
 INSERT_REGION = (f"INSERT OR REPLACE INTO regions({', '.join(REGION_COLUMNS)}) "
                  f"VALUES ({','.join('?' * len(REGION_COLUMNS))})")
@@ -420,7 +420,7 @@ class SqliteStore:
         return [row_region(r) for r in rows]
 
     def region_rows(self, image_id: int) -> list[tuple]:
-        """Raw rows (id, class_id, x, y, w, h, rle, z, source, score, iscrowd, extra) without decoding."""
+        """Raw rows (id, class_id, x, y, w, h, rle, z, source, score, iscrowd, extra, track) without decoding."""
         return list(self.conn.execute(f"SELECT {_REG_COLS} FROM regions WHERE image_id=? ORDER BY z, id",
                                       (image_id,)))
 
@@ -453,6 +453,20 @@ class SqliteStore:
             if uncertainty is not None:
                 t.execute("UPDATE images SET uncertainty=? WHERE id=?", (uncertainty, image_id))
 
+    # ------------------------------------------------------------------ sequence files
+    def container_info(self, path: str) -> tuple[int, int, int, str, str | None] | None:
+        """(size, mtime_ns, frames, kind, error) that the last probe of a stack or video file found."""
+        row = self.conn.execute("SELECT size, mtime, frames, kind, error FROM containers WHERE path=?",
+                                (path,)).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]), int(row[2]), str(row[3]), row[4])
+
+    def set_container_info(self, path: str, size: int, mtime_ns: int, frames: int, kind: str,
+                           error: str | None = None) -> None:
+        """What a probe found (frames 0 with the error when it failed; 1 for a single-image TIFF)."""
+        with self.transaction() as t:
+            t.execute("INSERT OR REPLACE INTO containers(path, size, mtime, frames, kind, error) VALUES (?,?,?,?,?,?)",
+                      (path, int(size), int(mtime_ns), int(frames), kind, error))
+
     def max_z(self, image_id: int) -> int:
         return self.conn.execute("SELECT COALESCE(MAX(z), 0) FROM regions WHERE image_id=?",
                                  (image_id,)).fetchone()[0]
@@ -460,8 +474,9 @@ class SqliteStore:
     def replace_source_regions_many(self, entries: Iterable[dict],
                                     only_statuses: Sequence[str] | None = None,
                                     claim_owner: str | None = None) -> list[int]:
-        """Several images' model results in one transaction. Each entry: image_id, source, rows
-        (from region_row), status (or None), uncertainty, width, height (or None).
+        """Several images' model results in one transaction. Each entry: image_id, source (the
+        regions it replaces; None: all of the image's), rows (from region_row), status (or None),
+        uncertainty, width, height (or None).
 
         With `only_statuses`, an image whose status (read inside the transaction, so a person's
         save cannot slip in between) is not one of them keeps what it has; their ids are returned.
@@ -482,7 +497,10 @@ class SqliteStore:
                     if row is None or row[0] not in only_statuses:
                         skipped.append(iid)
                         continue
-                t.execute("DELETE FROM regions WHERE image_id=? AND source=?", (iid, e["source"]))
+                if e["source"] is None:  # the entry replaces every region the image has
+                    t.execute("DELETE FROM regions WHERE image_id=?", (iid,))
+                else:
+                    t.execute("DELETE FROM regions WHERE image_id=? AND source=?", (iid, e["source"]))
                 t.executemany(INSERT_REGION, [row for row in e["rows"] if row[ROW_W]])
                 t.execute("UPDATE images SET status=COALESCE(?, status), uncertainty=?, "
                           "width=COALESCE(?, width), height=COALESCE(?, height), error=NULL, updated=? WHERE id=?",

@@ -3,7 +3,7 @@ version, applied in order by SqliteStore when a project is opened."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA_V1 = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,6 +68,21 @@ CREATE TABLE claims(
     PRIMARY KEY(image_id, owner)
 );
 CREATE INDEX claims_owner ON claims(owner);
+""",
+    # 3: sequences. A region's object identity across frames (`track`; NULL: the region's own id, a
+    # new object), and what a probe of each stack or video file found (its frame count), kept with
+    # the file's size and mtime so that a scan probes only new or changed files.
+    2: """
+ALTER TABLE regions ADD COLUMN track INTEGER;
+CREATE INDEX regions_track ON regions(track);
+CREATE TABLE containers(
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime INTEGER NOT NULL,
+    frames INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    error TEXT
+);
 """,
 }
 
