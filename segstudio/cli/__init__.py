@@ -8,6 +8,7 @@
     segstudio train FOLDER --model MODEL --out FILE ...
     segstudio evaluate FOLDER --weights FILE ...
     segstudio models [--json]
+    segstudio propagate SEQUENCE --from FRAME [--frames N] [--backward]
 
 MODEL is a family of the registry (segstudio.inference.registry); `segstudio models` lists them.
 
@@ -15,9 +16,9 @@ Every command takes --project PATH to keep the store outside the image folder. B
 exits non-zero with a one-line error.
 
 One module per group of commands (project: info, check; dataset: import, export; models:
-predict; train: train, evaluate; model_list: models), each registering its subcommands with the function that runs
-them; `common` holds what they share. The import and export format names are those of
-segstudio.io.registry.
+predict; train: train, evaluate; sequence: propagate; model_list: models), each registering its
+subcommands with the function that runs them; `common` holds what they share. The import and
+export format names are those of segstudio.io.registry.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ import os
 import sys
 
 from segstudio import __version__
-from segstudio.cli import dataset, model_list, models, project, train, weights
+from segstudio.cli import dataset, model_list, models, project, sequence, train, weights
 from segstudio.cli.common import CliError, add_common, one_line, setup_logging
 
 __all__ = ["CliError", "build_parser", "main"]
 
-_GROUPS = (project, dataset, models, train, weights, model_list)  # the order of the commands in --help
+_GROUPS = (project, dataset, models, train, sequence, weights, model_list)  # the order of the commands in --help
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,93 @@
+"""Sequence commands: `segstudio propagate SEQUENCE --from FRAME [--frames N] [--backward]`.
+
+SEQUENCE is a stack file, a video file, or a folder of numbered frames. A folder works on its
+own project (the store the window, import and export use), its numbered images in numeric order.
+A file works on the project of the nearest folder above it that has one (so a video inside a
+project's folder is that project's), else on its own folder's."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from segstudio.cli.common import CliError, add_common, progress_printer
+
+_UP = 32  # folders looked through for an existing project above a sequence file
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("propagate", help="carry a frame's objects to the following (or previous) frames")
+    p.set_defaults(func=cmd_propagate)
+    p.add_argument("sequence", help="a stack file, a video file, or a folder of numbered frames")
+    p.add_argument("--from", dest="start", required=True, metavar="FRAME",
+                   help="the frame whose objects are carried: a 0-based frame number or a frame's file name")
+    p.add_argument("--frames", type=int, default=None, metavar="N",
+                   help="how many frames to carry them into (default: to the sequence's end)")
+    p.add_argument("--backward", action="store_true", help="carry them to the previous frames")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="the confidence below which an object is no longer carried (default: the method's)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_common(p)
+
+
+def _locate(seq: Path, project_opt: str | None) -> tuple[Path, str]:
+    """(project folder, sequence key) for a folder or a sequence file."""
+    if seq.is_dir():
+        return seq, ""
+    if not seq.exists():
+        raise CliError(f"not found: {seq}")
+    folder = seq.parent
+    if not project_opt:
+        for above in [seq.parent, *seq.parent.parents][:_UP]:
+            if (above / ".segstudio" / "project.db").is_file():
+                folder = above
+                break
+    return folder, seq.resolve().relative_to(folder.resolve()).as_posix()
+
+
+def cmd_propagate(args: argparse.Namespace) -> int:
+    from segstudio.core import sequences
+    from segstudio.core.project import Project
+    from segstudio.editing.propagation_run import propagate
+    if args.frames is not None and args.frames < 1:
+        raise CliError("--frames must be 1 or more")
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise CliError("--threshold must be between 0 and 1")
+    folder, key = _locate(Path(args.sequence).expanduser(), getattr(args, "project", None))
+    project = Project.open(folder, getattr(args, "project", None))
+    if getattr(args, "allow_large", False):
+        project.allow_large = True
+    try:
+        frames = project.sequence_frames(key)
+        if len(frames) < 2:
+            known = project.store.container_info(key) if key else None
+            why = f": {known[4]}" if known and known[4] else ""
+            what = f"{args.sequence} holds no frames{why}" if key else \
+                f"{args.sequence} holds no numbered images (a sequence needs 2 or more)"
+            raise CliError(what)
+        try:
+            start = sequences.parse_frame(args.start, [f.path for f in frames])
+        except ValueError as e:
+            raise CliError(str(e)) from None
+        prog = progress_printer("propagate")
+        try:
+            run = propagate(project, frames, start, args.frames, args.backward, threshold=args.threshold,
+                            progress=prog)
+        finally:
+            prog.close()
+        if args.json:
+            print(json.dumps({
+                "sequence": key or str(folder), "from": start, "backward": args.backward,
+                "frames": [{"frame": f.index, "path": f.path, "objects": f.objects,
+                            "confidence": round(f.confidence, 4), "stopped_objects": f.dropped}
+                           for f in run.frames],
+                "stopped_at": run.stopped_at, "reason": run.reason}, indent=1))
+        else:
+            for f in run.frames:
+                lost = f", {len(f.dropped)} object(s) stopped" if f.dropped else ""
+                print(f"frame {f.index} ({f.path}): {f.objects} object(s), confidence {f.confidence:.2f} or more{lost}")
+            print(run.summary())
+        return 0
+    finally:
+        project.close()

@@ -1,0 +1,103 @@
+"""`segstudio propagate` on a numbered folder and on a stack file, with the real method."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from segstudio.cli import main
+from segstudio.core.project import Project
+from segstudio.core.records import DONE, IN_PROGRESS, PREDICTED
+from segstudio.core.region import Region
+
+
+def _frames(n=6, size=(48, 64)):
+    """A textured disc moving 2 px right per frame over a textured background."""
+    rng = np.random.default_rng(0)
+    bg = rng.integers(40, 90, size).astype(np.uint8)
+    yy, xx = np.mgrid[:size[0], :size[1]]
+    out, masks = [], []
+    for i in range(n):
+        m = (yy - 24) ** 2 + (xx - 18 - 2 * i) ** 2 <= 81
+        a = bg.copy()
+        a[m] = 200 + rng.integers(0, 30, int(m.sum()))
+        out.append(a)
+        masks.append(m)
+    return out, masks
+
+
+def _start(folder, path, mask, status=DONE):
+    p = Project.open(folder)
+    cls = p.store.ensure_class("cell")
+    rec = p.store.image_by_path(path)
+    ys, xs = np.nonzero(mask)
+    r = Region(p.store.new_region_id(), cls.id, mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].copy(),
+               int(xs.min()), int(ys.min()))
+    p.store.save_regions(rec.id, [r], status=status)
+    p.close()
+    return r.id
+
+
+def test_propagate_a_numbered_folder_from_a_file_name(tmp_path, capsys):
+    d = tmp_path / "seq"
+    d.mkdir()
+    imgs, masks = _frames()
+    for i, a in enumerate(imgs):
+        Image.fromarray(a).save(d / f"t{i}.png")
+    rid = _start(d, "t0.png", masks[0])
+    Project.open(d).store.set_status([Project.open(d).store.image_by_path("t4.png").id], IN_PROGRESS)
+    assert main(["propagate", str(d), "--from", "t0.png", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [f["frame"] for f in out["frames"]] == [1, 2, 3] and out["stopped_at"] == 4
+    assert "person's work" in out["reason"]
+    p = Project.open(d)
+    for k in (1, 2, 3):
+        rec = p.store.image_by_path(f"t{k}.png")
+        (r,) = p.store.regions(rec.id)
+        assert rec.status == PREDICTED and r.object_id == rid
+        iou = (r.full_mask(64, 48) & masks[k]).sum() / (r.full_mask(64, 48) | masks[k]).sum()
+        assert iou > 0.8
+    assert p.store.regions(p.store.image_by_path("t4.png").id) == []
+    p.close()
+
+
+def test_propagate_a_stack_file_backward_by_number(tmp_path, capsys):
+    d = tmp_path / "data"
+    d.mkdir()
+    imgs, masks = _frames(5)
+    tifffile.imwrite(d / "stack.tif", np.stack(imgs))
+    p = Project.open(d)
+    assert [r.path for r in p.store.images()] == [f"stack.tif/{i:06d}" for i in range(5)]
+    p.close()
+    rid = _start(d, "stack.tif/000004", masks[4])
+    assert main(["propagate", str(d / "stack.tif"), "--from", "4", "--backward", "--frames", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "frame 3 (stack.tif/000003)" in text and "frame 2 (stack.tif/000002)" in text and "frame 1 " not in text
+    p = Project.open(d)
+    assert [r.object_id for r in p.store.regions(p.store.image_by_path("stack.tif/000002").id)] == [rid]
+    assert p.store.regions(p.store.image_by_path("stack.tif/000001").id) == []
+    p.close()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--from", "9"], "past the last frame"),
+    (["--from", "nope.png"], "no frame is"),
+    (["--from", "0", "--frames", "0"], "--frames must be 1 or more"),
+])
+def test_bad_frames_are_one_line_errors(tmp_path, capsys, argv, message):
+    d = tmp_path / "seq"
+    d.mkdir()
+    for i in range(3):
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(d / f"{i}.png")
+    assert main(["propagate", str(d), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_folder_without_numbered_images_says_so(tmp_path, capsys):
+    d = tmp_path / "plain"
+    d.mkdir()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(d / "cat.png")
+    assert main(["propagate", str(d), "--from", "0"]) == 2
+    assert "no numbered images" in capsys.readouterr().err
