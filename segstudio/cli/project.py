@@ -41,7 +41,23 @@ def info_dict(project) -> dict:
         "sources": s.sources(),
         "errors": [{"path": p, "error": e} for p, e in s.errors()],
         "skipped_folders": list(project.skipped_folders),
+        "sequences": sequences_summary(s.images()),
     }
+
+
+def sequences_summary(records) -> list[dict]:
+    """Each sequence (a stack or video file, a numbered folder): its frames by status."""
+    from segstudio.core import sequences
+    status = {r.path: r.status for r in records}
+    out = []
+    for key, paths in sorted(sequences.group_sequences(list(status)).items()):
+        counts: dict[str, int] = {}
+        for p in paths:
+            counts[status[p]] = counts.get(status[p], 0) + 1
+        kind = "folder" if sequences.split_frame_path(paths[0]) is None else \
+            "video" if sequences.is_video_name(key) else "stack"
+        out.append({"sequence": key or ".", "kind": kind, "frames": len(paths), "status": counts})
+    return out
 
 
 def cmd_info(args) -> int:
@@ -61,6 +77,11 @@ def cmd_info(args) -> int:
     for c in d["classes"]:
         flag = " (ignore)" if c["ignore"] else ""
         print(f"  {c['name']:<{w}}  {c['regions']:>7} regions  {100 * c['pixel_share']:5.1f}% of labelled pixels{flag}")
+    if d["sequences"]:
+        print(f"sequences: {len(d['sequences'])}")
+        for q in d["sequences"][:50]:
+            by = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(q["status"].items()))
+            print(f"  {q['sequence']} ({q['kind']}): {q['frames']} frames: {by}")
     print(f"regions: {d['regions']}" + (f"  ({', '.join(f'{k} {v}' for k, v in d['sources'].items())})"
                                         if d["sources"] else ""))
     if d["skipped_folders"]:

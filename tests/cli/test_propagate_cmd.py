@@ -101,3 +101,19 @@ def test_a_folder_without_numbered_images_says_so(tmp_path, capsys):
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(d / "cat.png")
     assert main(["propagate", str(d), "--from", "0"]) == 2
     assert "no numbered images" in capsys.readouterr().err
+
+
+def test_info_lists_the_sequences(tmp_path, capsys):
+    d = tmp_path / "data"
+    (d / "numbered").mkdir(parents=True)
+    imgs, _ = _frames(3)
+    tifffile.imwrite(d / "stack.tif", np.stack(imgs), photometric="minisblack")  # 3 pages, not planar RGB
+    for i in range(2):
+        Image.fromarray(imgs[i]).save(d / "numbered" / f"{i}.png")
+    Image.fromarray(imgs[0]).save(d / "single.png")
+    assert main(["info", str(d), "--json"]) == 0
+    seqs = json.loads(capsys.readouterr().out)["sequences"]
+    assert seqs == [{"sequence": "numbered", "kind": "folder", "frames": 2, "status": {"new": 2}},
+                    {"sequence": "stack.tif", "kind": "stack", "frames": 3, "status": {"new": 3}}]
+    assert main(["info", str(d)]) == 0
+    assert "stack.tif (stack): 3 frames: new 3" in capsys.readouterr().out
