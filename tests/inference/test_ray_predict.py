@@ -213,3 +213,32 @@ def test_a_worker_short_of_memory_or_of_a_path_stores_nothing_on_the_image(check
         assert ray_predict._says_something_about_the_file(p, recs[1], "io")  # gone for the driver too
     finally:
         p.close()
+
+
+def test_a_stacks_frames_are_decoded_from_the_stack_by_the_workers(checkpoint, tmp_path):
+    """The UDF alone: a frame's row names the stack file and the frame number; the worker decodes
+    that frame (what local prediction on that frame gives), and a frame past the end is its error."""
+    import pickle
+
+    import tifffile
+
+    from segstudio.inference.cluster import predict as ray_predict
+    from segstudio.inference.runtime.postprocess import encode_detections, payload
+    d = tmp_path / "stack"
+    d.mkdir()
+    frames = np.stack([blob_image(48, 64, seed=s)[..., 0] for s in (1, 2, 3)])
+    tifffile.imwrite(d / "s.tif", frames, photometric="minisblack")
+    p = Project.open(d)
+    try:
+        recs = p.store.images()
+        rows = [ray_predict._row(p, r) for r in recs]
+        assert [r["frame"] for r in rows] == [0, 1, 2] and rows[0]["path"] == str((d / "s.tif").resolve())
+        udf = ImagePredictor({"arch": "unet", "weights": str(checkpoint), "device": "cpu"})
+        out = udf({"image_id": np.array([7, 8]), "path": np.array([rows[1]["path"]] * 2, dtype=object),
+                   "frame": np.array([1, 5])})
+        seg = load_segmenter(ModelSpec("unet", str(checkpoint), "cpu"))
+        want = encode_detections(payload(seg.predict_batch([p.load_image(recs[1])])[0]))
+        assert out["error"][0] == "" and pickle.loads(out["regions"][0]) == want
+        assert out["error"][1] and out["kind"][1] == "file"
+    finally:
+        p.close()

@@ -72,9 +72,14 @@ class ImagePredictor:
         ids = [int(i) for i in batch["image_id"]]
         rows: dict[int, dict[str, Any]] = {}
         arrays, kept = [], []
-        for image_id, path in zip(ids, batch["path"], strict=True):
+        frames = batch["frame"] if "frame" in batch else [-1] * len(ids)
+        for image_id, path, frame in zip(ids, batch["path"], frames, strict=True):
             try:
-                image = imageio.decode_image(str(path), allow_large=self.allow_large)
+                if int(frame) >= 0:  # a frame of a stack or video file: decoded from that file
+                    from segstudio.core import frame_sources
+                    image = frame_sources.read_frame(str(path), int(frame), allow_large=self.allow_large)
+                else:
+                    image = imageio.decode_image(str(path), allow_large=self.allow_large)
                 arrays.append(self.seg.prepare(image))  # no project here: not for models prompted by its regions
                 kept.append(image_id)
             except (ImageDecodeError, OSError) as e:  # a path this worker cannot read: that image's error
@@ -134,7 +139,7 @@ def predict_on_ray(project: Project, spec: ModelSpec, statuses=(NEW,), address: 
     records = project.store.images_by_ids(ids)
     ray = connect(address, num_cpus=None)
     worker_spec = asdict(ModelSpec(**{**asdict(spec), "device": "cuda" if gpus_per_worker else "cpu"}))
-    rows = [{"image_id": i, "path": str(project.abspath(records[i]).resolve())} for i in ids]  # workers' cwd differs
+    rows = [_row(project, records[i]) for i in ids]
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the driver's own bar says images/s and ETA
     ctx.print_on_execution_start = False
@@ -197,6 +202,15 @@ def predict_on_ray(project: Project, spec: ModelSpec, statuses=(NEW,), address: 
     return report
 
 
+def _row(project, rec) -> dict:
+    """What a worker needs to decode an image: its absolute path (the workers' cwd differs), and
+    for a frame the stack or video file's path and the frame number (-1: an image file)."""
+    frame = project.frame_of(rec)
+    if frame is not None:
+        return {"image_id": rec.id, "path": str(frame[0].resolve()), "frame": frame[1]}
+    return {"image_id": rec.id, "path": str(project.abspath(rec).resolve()), "frame": -1}
+
+
 def _says_something_about_the_file(project, rec, kind: str) -> bool:
     """Whether a worker's failure is the image's own error, to store: a decode error is; a worker
     short of memory is not; a path the worker could not read is only when the driver cannot read
@@ -205,7 +219,8 @@ def _says_something_about_the_file(project, rec, kind: str) -> bool:
         return False
     if kind == "io":
         try:
-            return not stat.S_ISREG(os.stat(project.abspath(rec)).st_mode)
+            frame = project.frame_of(rec)
+            return not stat.S_ISREG(os.stat(frame[0] if frame is not None else project.abspath(rec)).st_mode)
         except OSError:
             return True
     return True
