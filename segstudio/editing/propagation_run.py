@@ -18,12 +18,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from segstudio.core.imageio import ImageDecodeError
+from segstudio.core.sequences import PROPAGATED
 from segstudio.core.project import Project
 from segstudio.core.records import NEW, PREDICTED, ImageRecord
 from segstudio.core.region import Region
 from segstudio.core.store import region_row
 
-SOURCE = "propagate"
+SOURCE = PROPAGATED
 WRITABLE = (NEW, PREDICTED)
 
 

@@ -112,6 +112,21 @@ def test_next_images_wraps_round_the_list(tmp_path):
     assert lr.next_images(None, 10) == [r.id for r in recs[2:]]
 
 
+def test_next_images_leave_out_frames_that_hold_carried_objects(tmp_path):
+    """A frame propagation wrote is the person's request: the learner does not draw over it."""
+    from segstudio.core.sequences import PROPAGATED
+    p = disc_folder(tmp_path, n=6, done=2)
+    lr = learner(p, ahead=3)
+    recs = p.store.images()
+    carried = Region(p.store.new_region_id(), p.store.classes()[0].id, np.ones((4, 4), bool), 2, 2,
+                     source=PROPAGATED, track=7)
+    p.store.save_regions(recs[3].id, [carried], status=PREDICTED)
+    assert lr.next_images(recs[1].path) == [recs[2].id, recs[4].id, recs[5].id]
+    for k in (2, 4, 5):  # every unfinished image holds carried objects: nothing to re-predict
+        p.store.save_regions(recs[k].id, [Region(p.store.new_region_id(), 1, np.ones((2, 2), bool), source=PROPAGATED)])
+    assert lr.next_images(recs[1].path) == [] and lr.next_images(None, 10) == []
+
+
 def test_held_aside_is_stable_as_images_arrive():
     paths = [f"img{i:03d}.png" for i in range(30)]
     assert held_aside(paths[:3]) == []

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from segstudio.core.errors import UserError
 from segstudio.core.project import Project
 from segstudio.core.records import DONE, NEW, PREDICTED
+from segstudio.core.sequences import PROPAGATED
 from segstudio.inference import registry
 from segstudio.inference.family import LEARN_LIVE, TRAIN, Family, resolve
 
@@ -213,16 +214,22 @@ class LiveLearner:
     # ------------------------------------------------------------------ re-predicting ahead
     def next_images(self, after_path: str | None, n: int | None = None) -> list[int]:
         """The next unfinished images in file-list order after `after_path` (wrapping around)
-        that nobody has touched: the ones a re-prediction may replace."""
+        that nobody has touched: the ones a re-prediction may replace. A frame that holds objects
+        carried from another frame (propagation, which the person asked for) is not one: the
+        model's regions would be drawn over them."""
         n = self.cfg.ahead if n is None else n
         out: list[int] = []
+        carried = set(self.project.store.image_ids_with_source(PROPAGATED))
         for start in ((after_path, None) if after_path is not None else (None,)):
             path = start
             while len(out) < n:
                 rec = self.project.store.next_image(path, statuses=REPREDICT_STATUSES)
                 if rec is None or rec.id in out:  # the end, or wrapped round to what was taken
                     break
-                out.append(rec.id)
+                if rec.id not in carried:
+                    out.append(rec.id)
+                elif rec.path == start:
+                    break  # wrapped round to the first frame skipped
                 path = rec.path
         return out
 
