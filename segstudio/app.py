@@ -42,7 +42,7 @@ def run_gui(args) -> int:
     app.setOrganizationName("segstudio")
     folder = Path(args.folder) if args.folder else SAMPLES
     shown = None
-    if args.folder and folder.is_file():  # an image (a file manager's "Open with", the .desktop file's %f)
+    if args.folder and folder.is_file():  # an image, stack or video ("Open with", the .desktop file's %f)
         folder, shown = folder.parent, folder.name
         args.folder = str(folder)
     try:
@@ -57,10 +57,13 @@ def run_gui(args) -> int:
         project.allow_large = True
     win = MainWindow(project, app_settings())
     win.show()
+    record = next((r for r in project.store.images() if r.path == shown), None) if shown else None
+    if record is None and shown:  # a stack or video file: its first frame
+        frames = project.sequence_frames(shown)
+        record = frames[0] if frames else None
     if args.screenshot:
         from segstudio.gui.screenshot import take
-        return take(app, win, args.screenshot, args.image or shown)
-    record = next((r for r in project.store.images() if r.path == shown), None) if shown else None
+        return take(app, win, args.screenshot, args.image or (record.path if record is not None else shown))
     if record is not None:
         win.open_image(record.id)
     else:

@@ -29,3 +29,22 @@ def test_an_image_path_opens_its_folder_on_it(qapp, tmp_path, monkeypatch):
     assert app_mod.run_gui(args) == 0
     assert seen == {"folder": folder, "image": "hopper.jpg"}
     assert not (SAMPLES / ".segstudio").exists()  # the bundled samples were not opened
+
+
+def test_a_stack_path_opens_its_folder_on_its_first_frame(qapp, tmp_path, monkeypatch):
+    import numpy as np
+    import tifffile
+    folder = tmp_path / "stacks"
+    folder.mkdir()
+    tifffile.imwrite(folder / "z.tif", np.zeros((4, 16, 20), np.uint16), photometric="minisblack")
+    seen = {}
+
+    def fake_take(app, win, out, image_name=None):
+        seen["image"] = image_name
+        win.close()
+        return 0
+    monkeypatch.setattr(screenshot, "take", fake_take)
+    args = SimpleNamespace(folder=str(folder / "z.tif"), project=None, allow_large=False,
+                           screenshot=str(tmp_path / "x.png"), image=None)
+    assert app_mod.run_gui(args) == 0
+    assert seen == {"image": "z.tif/000000"}
