@@ -127,6 +127,9 @@ class Project:
         self.data_dir = Path(data_dir)
         self.allow_large = bool(store.get_setting("allow_large_images", False))
         self.skipped_folders: list[str] = []  # export folders the last scan did not list
+        # sequence key -> (the image count it was worked out at, its frames' ids in frame order):
+        # the window asks on every image it opens; a folder of 100k images is listed once per scan
+        self._frames_cache: dict[str, tuple[int, list[int]]] = {}
 
     @classmethod
     def open(cls, folder: str | Path, project_path: str | Path | None = None, scan: bool = True) -> "Project":
@@ -156,6 +159,7 @@ class Project:
         self.skipped_folders = sorted(skipped)
         found, failed = self._expand_sequences(found)
         counts = self.store.sync_files(found)
+        self._frames_cache.clear()
         for path, error in failed.items():
             rec = self.store.image_by_path(path)
             if rec is not None and rec.error != error:
@@ -261,11 +265,27 @@ class Project:
         key = sequences.sequence_key(path)
         if key is None or sequences.split_frame_path(path) is not None:
             return key
-        return key if len(self.sequence_frames(key)) >= 2 else None
+        return key if len(self.sequence_ids(key)) >= 2 else None
+
+    def sequence_ids(self, key: str) -> list[int]:
+        """The ids of a sequence's frames in frame order (see sequence_frames). Worked out once per
+        scan and image count (a 100k-image numbered folder takes about a second the first time),
+        then answered from memory: the window asks on every image it opens."""
+        count = self.store.image_count()
+        cached = self._frames_cache.get(key)
+        if cached is None or cached[0] != count:
+            cached = (count, [r.id for r in self._find_frames(key)])
+            self._frames_cache[key] = cached
+        return list(cached[1])
 
     def sequence_frames(self, key: str) -> list[ImageRecord]:
         """The frames of a sequence in frame order: a stack or video file's frames (key: its path),
         or a numbered folder's image files in numeric order (key: the folder, '' for the top)."""
+        ids = self.sequence_ids(key)
+        recs = self.store.images_by_ids(ids)
+        return [recs[i] for i in ids if i in recs]
+
+    def _find_frames(self, key: str) -> list[ImageRecord]:
         if sequences.may_be_container(key):
             recs = [r for r in self.store.images(name_contains=key + "/")
                     if (sequences.split_frame_path(r.path) or ("",))[0] == key]

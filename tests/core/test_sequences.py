@@ -115,3 +115,16 @@ def test_a_version_2_project_gains_track_ids_and_keeps_its_regions(tmp_path):
     s.set_container_info("x.mp4", 10, 20, 30, "video")
     assert s.container_info("x.mp4") == (10, 20, 30, "video", None)
     s.close()
+
+
+def test_a_sequence_follows_the_folder_after_a_scan(tmp_path):
+    d = tmp_path / "imgs"
+    _numbered(d, 3)
+    p = Project.open(d)
+    assert [r.path for r in p.sequence_frames("")] == ["0.png", "1.png", "2.png"]
+    Image.fromarray(np.zeros((8, 10), np.uint8)).save(d / "10.png")
+    (d / "1.png").unlink()
+    p.scan()
+    assert [r.path for r in p.sequence_frames("")] == ["0.png", "2.png", "10.png"]
+    assert p.sequence_ids("") == [r.id for r in p.sequence_frames("")]
+    p.close()
