@@ -199,7 +199,10 @@ class Project:
                 out.append(rel)
                 failed[rel] = error or "no frames"
             else:
-                out.extend(sequences.frame_path(rel, i) for i in range(min(frames, sequences.MAX_FRAMES)))
+                # the count is read back from the store or a header: bounded by the file's size
+                # (every frame takes bytes), so no number makes the scan register more than it holds
+                frames = min(frames, sequences.MAX_FRAMES, max(1, st.st_size // sequences.MIN_FRAME_BYTES))
+                out.extend(sequences.frame_path(rel, i) for i in range(frames))
         return out, failed
 
     @property

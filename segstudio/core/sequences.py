@@ -20,6 +20,7 @@ VIDEO_EXTENSIONS = frozenset({"mp4", "avi", "mov", "mkv", "m4v", "webm"})
 STACK_EXTENSIONS = frozenset({"tif", "tiff"})  # a container only when it holds more than one frame
 FRAME_DIGITS = 6
 MAX_FRAMES = 10_000_000  # more than any real stack or video; a header that says more is not believed
+MIN_FRAME_BYTES = 8  # no stack page (its IFD) or video frame (its packet and index entry) takes fewer
 PROPAGATED = "propagate"  # the source of regions carried from another frame (editing/propagation_run)
 
 _FRAME = re.compile(r"\d{%d,}" % FRAME_DIGITS)

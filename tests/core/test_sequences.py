@@ -128,3 +128,25 @@ def test_a_sequence_follows_the_folder_after_a_scan(tmp_path):
     assert [r.path for r in p.sequence_frames("")] == ["0.png", "2.png", "10.png"]
     assert p.sequence_ids("") == [r.id for r in p.sequence_frames("")]
     p.close()
+
+
+@pytest.mark.parametrize("frames", [10**9, -5, 0])
+def test_a_frame_count_read_back_from_the_store_is_bounded_by_the_file(tmp_path, frames):
+    """The store's record of a stack is our own file read back, and hostile too: a count no file of
+    that size can hold registers no more frames than its bytes allow; none or less is no frames."""
+    import os
+
+    import tifffile
+    d = tmp_path / "imgs"
+    d.mkdir()
+    tifffile.imwrite(d / "s.tif", np.zeros((3, 4, 4), np.uint8), photometric="minisblack")
+    p = Project.open(d)
+    assert len(p.store.images()) == 3
+    st_ = os.stat(d / "s.tif")
+    p.store.set_container_info("s.tif", st_.st_size, st_.st_mtime_ns, frames, "stack")
+    p.scan()
+    n = len(p.store.images())
+    assert (n <= st_.st_size // sequences.MIN_FRAME_BYTES) if frames > 0 else n == 1
+    if frames <= 0:
+        assert p.store.images()[0].error  # the file is listed with why it holds no frames
+    p.close()
