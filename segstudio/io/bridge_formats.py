@@ -39,6 +39,7 @@ BRIDGE_EXPORT: dict[str, tuple[str, str]] = {
     "coco_panoptic": ("coco_panoptic", "COCO panoptic (PNG + JSON)"),
     "labelme_xml": ("label_me", "LabelMe XML (MIT LabelMe)"),
     "datumaro": ("datumaro", "datumaro's own JSON (lossless; CVAT imports it)"),
+    "mots": ("mots_png", "MOTS PNG per frame (objects keep their track across a sequence's frames)"),
 }
 
 

@@ -63,6 +63,8 @@ def _import_file(project: Project, fname: str, doc, matcher: ImageMatcher, write
         report.error(fname, f"image name {validate.brief(name, 120)} is outside the dataset folder; refused")
         return
     rec = matcher.match(norm) or matcher.match_stem(norm.rsplit(".", 1)[0])
+    if rec is None and "__" in norm:  # datumaro's SA-1B writer flattens an image's folders with "__"
+        rec = matcher.match(norm.replace("__", "/"))
     if rec is None:
         report.unmatched.append(name)
         return

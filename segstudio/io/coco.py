@@ -31,8 +31,8 @@ from segstudio.core.project import Project
 from segstudio.core.records import DONE
 from segstudio.io.export_target import check_file_target, check_placement
 from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress,
-                                 RegionWriter, Report, atomic_file, export_classes, export_items,
-                                 count_export_items, imported_region, step)
+                                 RegionWriter, Report, atomic_file, count_export_items, counted, export_classes,
+                                 export_items, image_name, imported_region, is_frame, step)
 from segstudio.io import validate
 
 POLYGON_MIN_IOU = 0.9
@@ -215,12 +215,14 @@ def export_coco(project: Project, out: str | Path, statuses: Sequence[str] | Non
     expected: dict[int, tuple] = {}  # annotation id -> (rle, area, bbox, is_polygon)
     spot_checks: dict[int, tuple] = {}  # a sample decoded in full, pixel by pixel
     total = count_export_items(project, statuses)
-    n_poly_fallback = 0
+    n_poly_fallback = frames = 0
     for k, item in enumerate(export_items(project, statuses, report)):
         step(progress, cancel, k, total, item.record.path)
         image_id = len(images) + 1
-        images.append({"id": image_id, "file_name": item.record.path, "width": item.width,
+        # a frame has no file: its file_name is the PNG the folder formats write for it (image_name)
+        images.append({"id": image_id, "file_name": image_name(item.record.path), "width": item.width,
                        "height": item.height})
+        frames += is_frame(item.record.path)
         regions = [r for r in item.regions if r.class_id in value_of]
         # full-image RLE computed from the crops: the cost follows the regions, not the image
         encoded = rle.encode_placed_many([(r.mask, r.x, r.y) for r in regions], item.height, item.width)
@@ -262,6 +264,10 @@ def export_coco(project: Project, out: str | Path, statuses: Sequence[str] | Non
     report.regions = len(annotations)
     if ignore:
         report.notes.append(f"ignore classes not exported: {', '.join(c.name for c in ignore)}")
+    if frames:
+        report.notes.append(f"{counted(frames, 'frame')} of stacks or videos named REL/NNNNNN.png in file_name: a COCO "
+                            "file holds no pixels, so they are not written; the folder formats (yolo, labelme, mots) "
+                            "write them under those names")
     if polygons and n_poly_fallback:
         report.notes.append(f"{n_poly_fallback} regions written as RLE (holes or too small for a faithful polygon)")
     return report

@@ -11,7 +11,7 @@ from typing import IO, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from segstudio.core import imageio, maskops, rle
+from segstudio.core import imageio, maskops, rle, sequences
 from segstudio.core.classes import LabelClass
 from segstudio.core.errors import UserError
 from segstudio.core.project import Project
@@ -144,12 +144,17 @@ class ImageMatcher:
     def __init__(self, project: Project):
         recs = project.store.images(include_missing=False)
         self.by_path = {r.path: r for r in recs}
-        self.by_lower = {r.path.lower(): r for r in recs}
+        # a frame is also found by the image name exports give it (REL/NNNNNN.png): no file has
+        # that path (REL is a file), so the alias never hides an image
+        self.by_path.update({image_name(r.path): r for r in recs if r.path != image_name(r.path)})
+        self.by_lower = {p.lower(): r for p, r in self.by_path.items()}
         self.by_relstem = {os.path.splitext(p)[0]: r for p, r in self.by_lower.items()}
         self.by_name: dict[str, list[ImageRecord]] = {}
         self.by_stem: dict[str, list[ImageRecord]] = {}
         for r in recs:
-            self.by_name.setdefault(r.name.lower(), []).append(r)
+            names = {r.name.lower(), image_name(r.path).rsplit("/", 1)[-1].lower()}
+            for n in names:
+                self.by_name.setdefault(n, []).append(r)
             self.by_stem.setdefault(os.path.splitext(r.name)[0].lower(), []).append(r)
 
     def match(self, name: str) -> ImageRecord | None:
@@ -464,6 +469,30 @@ def write_png(path: Path, image) -> None:
 
 def relative_stem(rec: ImageRecord) -> str:
     return os.path.splitext(rec.path)[0]
+
+
+FRAME_IMAGE_EXT = ".png"
+
+
+def image_name(path: str) -> str:
+    """The relative name an export gives an image's pixels: an image file keeps its own path;
+    a stack's or video's frame `REL/NNNNNN` (core/sequences) is written as `REL/NNNNNN.png`.
+
+    Why this name: it is the record path with an extension, so (1) it can never be the name of
+    another image of the folder (REL is a file, so nothing of the folder lives under `REL/`) nor
+    of another frame, and the stem-named outputs of every format (label maps, YOLO labels,
+    labelme JSON, datumaro ids: `REL/NNNNNN`) stay as unique as the records; (2) it says which
+    file and which frame it is (`run.mp4` and `run.avi` beside each other stay apart, where
+    `run/000012.png` would meet them and a real folder `run/`); (3) the frames of one sequence
+    sit in one folder in frame order, the layout video tools (MOTS, YouTube-VIS, DAVIS) use;
+    (4) importers find the frame again by this name (ImageMatcher). PNG is lossless and keeps
+    16-bit frames 16-bit. A numbered folder's frames are its own files and keep their names."""
+    return path + FRAME_IMAGE_EXT if sequences.split_frame_path(path) is not None else path
+
+
+def is_frame(path: str) -> bool:
+    """Whether a record is a stack's or video's frame (pixels decoded, no file of its own)."""
+    return sequences.split_frame_path(path) is not None
 
 
 def palette_bytes(colors: Iterable[tuple[int, int, int]], ignore_color=(224, 224, 192)) -> list[int]:

@@ -28,8 +28,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import stat
 import tempfile
+from contextvars import ContextVar
 from functools import cache, partial
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,12 +45,14 @@ from segstudio.core.labelmap import z_sorted
 from segstudio.core.project import Project
 from segstudio.core.records import DONE
 from segstudio.core.region import Region
-from segstudio.io import bridge_masks, bridge_sa1b, bridge_source, validate
+from segstudio.io import bridge_masks, bridge_mots, bridge_sa1b, bridge_source, validate
 from segstudio.io.bridge_formats import BRIDGE_EXPORT, BRIDGE_IMPORT, EXTRA
 from segstudio.io.export_names import check_export_names, stem
 from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress, RegionWriter,
                                  Report, atomic_dir, copy_bytes, count_export_items, export_classes, export_items,
-                                 export_paths, imported_region, is_regular, relative_stem, step)
+                                 export_paths, image_name, imported_region, is_frame, is_regular, relative_stem,
+                                 step)
+from segstudio.io.frame_images import write_image
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +194,7 @@ def _image_meta(project: Project) -> dict[str, tuple[int, int]]:
         except Exception:  # noqa: BLE001  (an unreadable image: its items are unmatched or fail alone)
             continue
         meta[Path(rec.path).stem] = (h, w)
+        meta[os.path.splitext(image_name(rec.path))[0]] = (h, w)  # an item id with its folders (a frame's)
     return meta
 
 
@@ -376,7 +381,6 @@ def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: S
     if fmt not in BRIDGE_EXPORT:
         raise FormatError(f"unknown format {fmt!r}")
     dm = datumaro(fmt)
-    from datumaro.components.annotation import AnnotationType, LabelCategories
     dm_fmt = BRIDGE_EXPORT[fmt][0]
     report = Report(out=str(out))
     real, value_of, ignore = export_classes(project)
@@ -390,13 +394,43 @@ def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: S
         validate.check_listable_images(export_paths(project, statuses), fmt, *IMAGE_LISTS[dm_fmt])
     # every format names an item's files by its id, the relative stem: two images of one id would be one item
     check_export_names(project, statuses, fmt, lambda p: [stem(p)], folders=False)
+    if dm_fmt == "mots_png":
+        bridge_mots.check_classes([c.name for c in real])
     total = count_export_items(project, statuses)
+    with atomic_dir(out, project) as tmp:
+        # a frame has no file: it is decoded to a PNG here, inside the export's own temporary
+        # folder, and moved (not copied) to where the format puts its image; then this goes
+        staging = tmp / FRAME_STAGING
+        _write_via_datumaro(dm, fmt, dm_fmt, project, statuses, report, real, value_of, staging, tmp, total,
+                            progress, cancel)
+        shutil.rmtree(staging, ignore_errors=True)  # ours alone; empty unless a format left a frame unused
+    if ignore:
+        report.note(f"ignore classes not exported: {', '.join(c.name for c in ignore)}")
+    if dm_fmt in ("segment_anything",):
+        report.note("SA-1B files hold no classes: every region is written, its class is not")
+    elif dm_fmt in ("camvid",):
+        report.note("CamVid holds one class per pixel: instances of a class are merged")
+    elif dm_fmt == "mots_png":
+        report.note("MOTS holds one object per pixel: where objects overlap, the one on top is written")
+    return report
+
+
+def _write_via_datumaro(dm, fmt: str, dm_fmt: str, project: Project, statuses, report: Report, real: list,
+                        value_of: dict, staging: Path, tmp: Path, total: int, progress, cancel) -> None:
+    from datumaro.components.annotation import AnnotationType, LabelCategories
     exported = []
     for k, it in enumerate(export_items(project, statuses, report)):
         step(progress, cancel, k, total, it.record.path)
-        if not is_regular(project, it.record, report):  # datumaro copies it with plain open()
+        if is_frame(it.record.path):
+            staged = write_image(project, it.record, staging, report)  # None: left out, its error stored
+            if staged is None:
+                continue
+            media = staging.joinpath(*staged.split("/"))
+        elif not is_regular(project, it.record, report):  # datumaro copies it with plain open()
             continue
-        exported.append((it, [r for r in z_sorted(it.regions) if r.class_id in value_of]))
+        else:
+            media = project.abspath(it.record)
+        exported.append((it, [r for r in z_sorted(it.regions) if r.class_id in value_of], media))
     if dm_fmt == "cityscapes":
         real = _instance_classes_first(real, exported)
         value_of = {c.id: i for i, c in enumerate(real, start=1)}
@@ -410,44 +444,50 @@ def export_via_datumaro(fmt: str, project: Project, out: str | Path, statuses: S
                         f"underscores ({', '.join(spaced[:5])}{', ...' if len(spaced) > 5 else ''})")
     label_names = (["background"] if offset else []) + names
     categories = LabelCategories.from_iterable([(n, "", ["is_crowd"]) for n in label_names])
+    tracks = bridge_mots.Tracks() if dm_fmt == "mots_png" else None
+    seq_of = bridge_mots.sequence_of(it.record.path for it, _, _ in exported) if tracks is not None else {}
     items, layouts = [], []
-    for it, regions in exported:
-        anns = [dm.Mask(image=partial(_full_mask, r, it.width, it.height), label=value_of[r.class_id] - 1 + offset,
-                        id=z + 1, group=z + 1, z_order=z, attributes={"is_crowd": bool(r.iscrowd)})
-                for z, r in enumerate(regions)]
+    for it, regions, media in exported:
+        anns = []
+        for z, r in enumerate(regions):
+            attrs: dict[str, Any] = {"is_crowd": bool(r.iscrowd)}
+            if tracks is not None:  # MOTS: the object's track within its sequence (bridge_mots)
+                attrs["track_id"] = tracks.number(seq_of[it.record.path], value_of[r.class_id], r)
+            anns.append(dm.Mask(image=partial(_full_mask, r, it.width, it.height),
+                                label=value_of[r.class_id] - 1 + offset, id=z + 1, group=z + 1, z_order=z,
+                                attributes=attrs))
         item_id = relative_stem(it.record)
-        items.append(dm.DatasetItem(id=item_id, media=_regular_image()(path=str(project.abspath(it.record)),
-                                                                      size=(it.height, it.width)),
+        items.append(dm.DatasetItem(id=item_id, media=_regular_image()(path=str(media), size=(it.height, it.width)),
                                     annotations=anns))
         layouts.append((item_id, it.width, it.height, [(r, value_of[r.class_id] + offset - 1) for r in regions]))
         report.images += 1
         report.regions += len(regions)
     ds = dm.Dataset.from_iterable(items, categories={AnnotationType.label: categories})
     step(progress, cancel, total, total, f"writing {fmt}")
-    with atomic_dir(out, project) as tmp:
-        try:
-            ds.export(str(tmp), dm_fmt, save_media=True)
-        except Exception as e:  # noqa: BLE001  (whatever datumaro raises: one line; the output is left as it was)
-            if (disk := _disk_error(e)) is not None:
-                # atomic_dir says the disk failed and the previous export is unchanged
-                raise disk from (None if disk is e else e)
-            raise FormatError(f"datumaro could not write {fmt}: {_brief_error(e)}") from None
-        if dm_fmt == "cityscapes":
-            merged = 0
-            for item_id, w, h, placed in layouts:
-                merged += _write_cityscapes_ids(tmp / "gtFine" / "default" / f"{item_id}_gtFine_instanceIds.png",
-                                                w, h, placed)
-            if merged:
-                report.note(f"Cityscapes instance ids are 16-bit (class x 1000 + instance, {CITYSCAPES_MAX_LABEL} "
-                            f"classes): {merged} regions of later classes share their image with another of "
-                            "their class and merge with it")
-    if ignore:
-        report.note(f"ignore classes not exported: {', '.join(c.name for c in ignore)}")
-    if dm_fmt in ("segment_anything",):
-        report.note("SA-1B files hold no classes: every region is written, its class is not")
-    elif dm_fmt in ("camvid",):
-        report.note("CamVid holds one class per pixel: instances of a class are merged")
-    return report
+    _STAGED.set(str(staging) + os.sep)
+    try:
+        ds.export(str(tmp), dm_fmt, save_media=True)
+    except Exception as e:  # noqa: BLE001  (whatever datumaro raises: one line; the output is left as it was)
+        if (disk := _disk_error(e)) is not None:
+            # atomic_dir says the disk failed and the previous export is unchanged
+            raise disk from (None if disk is e else e)
+        raise FormatError(f"datumaro could not write {fmt}: {_brief_error(e)}") from None
+    finally:
+        _STAGED.set(None)
+    if dm_fmt == "cityscapes":
+        merged = 0
+        for item_id, w, h, placed in layouts:
+            merged += _write_cityscapes_ids(tmp / "gtFine" / "default" / f"{item_id}_gtFine_instanceIds.png",
+                                            w, h, placed)
+        if merged:
+            report.note(f"Cityscapes instance ids are 16-bit (class x 1000 + instance, {CITYSCAPES_MAX_LABEL} "
+                        f"classes): {merged} regions of later classes share their image with another of "
+                        "their class and merge with it")
+
+
+FRAME_STAGING = ".segstudio-frames"  # inside the export's temporary folder, removed before it is sealed
+# the staging folder of the export running in this context: a file under it is moved into place
+_STAGED: ContextVar[str | None] = ContextVar("segstudio_frame_staging", default=None)
 
 
 @cache
@@ -461,6 +501,10 @@ def _regular_image() -> type:
         def save(self, fp, ext=None):
             if isinstance(fp, str) and os.path.splitext(fp)[1].lower() == (self.ext or "").lower():
                 os.makedirs(os.path.dirname(fp), exist_ok=True)
+                staged = _STAGED.get()
+                if staged and self.path.startswith(staged) and os.path.isfile(self.path):
+                    os.replace(self.path, fp)  # a frame decoded by the export itself: moved, not copied
+                    return
                 try:
                     src = imageio.open_regular(self.path)
                 except imageio.ImageDecodeError as e:
@@ -485,7 +529,7 @@ def _instance_classes_first(real: list, exported: list) -> list:
     one image need an instance id each, so they take the first CITYSCAPES_MAX_LABEL labels; a
     class with one region per image is exact as its class alone."""
     several: set[int] = set()
-    for _, regions in exported:
+    for _, regions, _media in exported:
         seen: set[int] = set()
         for r in regions:
             if not r.iscrowd:

@@ -29,10 +29,11 @@ from segstudio.core.labelmap import z_sorted
 from segstudio.core.project import Project
 from segstudio.core.records import DONE, ImageRecord
 from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress,
-                                 RegionWriter, Report, atomic_dir, copy_image, count_export_items,
-                                 export_classes, export_items, imported_region, step)
+                                 RegionWriter, Report, atomic_dir, count_export_items,
+                                 export_classes, export_items, image_name, imported_region, step)
 from segstudio.io.coco import load_json
 from segstudio.io.export_names import check_export_names, stem
+from segstudio.io.frame_images import write_image
 from segstudio.io import validate
 
 LABELME_VERSION = "5.5.0"  # the file layout we write; labelme 4.x/5.x read it
@@ -175,7 +176,7 @@ def import_labelme(project: Project, source: str | Path, status: str | None = DO
             data = load_json(f)
             if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
                 raise FormatError("not a labelme file (no 'shapes' list)")
-            rec = _match_image(project, matcher, f, data)
+            rec = _match_image(project, matcher, f, data, None if src.is_file() else name)
             if rec is None and data.get("imageData"):
                 rec = _extract_embedded(project, f, data, report)
                 if rec is not None:
@@ -257,9 +258,16 @@ def _shapes_to_regions(shapes: list, h: int, w: int, mapper: ClassMapper, name: 
     return regions, rejected
 
 
-def _match_image(project: Project, matcher: ImageMatcher, json_path: Path, data: dict) -> ImageRecord | None:
+def _match_image(project: Project, matcher: ImageMatcher, json_path: Path, data: dict,
+                 rel_json: str | None = None) -> ImageRecord | None:
+    """`rel_json`: the JSON's path inside the folder imported; the image is looked for beside it
+    first by that path (an export's `clips/run.mp4/000012.json` beside `000012.png` is that frame)."""
     image_path = data.get("imagePath")
     image_path = image_path.replace("\\", "/") if isinstance(image_path, str) else ""
+    if image_path and rel_json is not None and "/" in rel_json and not image_path.startswith(("/", "../")):
+        rec = matcher.match(rel_json.rsplit("/", 1)[0] + "/" + image_path)
+        if rec is not None:
+            return rec
     if image_path:
         cand = (json_path.parent / image_path)
         try:
@@ -313,12 +321,13 @@ def export_labelme(project: Project, out: str | Path, statuses: Sequence[str] | 
     n_mask = 0
     validate.check_listable([c.name for c in export_classes(project)[0]], "labelme")  # labels.txt
     # <stem>.json beside the copied <path>: labelme pairs them by stem
-    check_export_names(project, statuses, "labelme", lambda p: [stem(p) + ".json", p])
+    check_export_names(project, statuses, "labelme", lambda p: [stem(p) + ".json", image_name(p)])
     with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)
             rel = item.record.path
-            if not copy_image(project, item.record, tmp / rel, report):
+            written = write_image(project, item.record, tmp, report)  # a frame: decoded, as PNG
+            if written is None:
                 continue
             shapes = []
             for gid, r in enumerate(z_sorted(item.regions), start=1):
@@ -332,7 +341,7 @@ def export_labelme(project: Project, out: str | Path, statuses: Sequence[str] | 
                 "version": LABELME_VERSION,
                 "flags": {},
                 "shapes": shapes,
-                "imagePath": rel.rsplit("/", 1)[-1],
+                "imagePath": written.rsplit("/", 1)[-1],
                 "imageData": None,
                 "imageHeight": item.height,
                 "imageWidth": item.width,

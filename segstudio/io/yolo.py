@@ -26,9 +26,10 @@ from segstudio.core import maskops
 from segstudio.core.project import Project
 from segstudio.core.records import DONE
 from segstudio.io.common import (CancelCheck, ClassMapper, FormatError, ImageMatcher, Progress, matched_files,
-                                 RegionWriter, Report, atomic_dir, copy_image, count_export_items,
+                                 RegionWriter, Report, atomic_dir, count_export_items,
                                  export_classes, export_items, imported_region, relative_stem, step)
 from segstudio.io.export_names import check_export_names, stem
+from segstudio.io.frame_images import write_image
 from segstudio.io import validate
 
 
@@ -224,7 +225,7 @@ def export_yolo(project: Project, out: str | Path, statuses: Sequence[str] | Non
     with atomic_dir(out, project) as tmp:
         for k, item in enumerate(export_items(project, statuses, report)):
             step(progress, cancel, k, total, item.record.path)
-            if not copy_image(project, item.record, tmp / "images" / item.record.path, report):
+            if write_image(project, item.record, tmp / "images", report) is None:  # a frame: decoded, as PNG
                 continue
             lines = []
             for r in sorted(item.regions, key=lambda r: (r.z, r.id)):
