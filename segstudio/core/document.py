@@ -96,7 +96,7 @@ class _EraseStroke:
         return old
 
 
-EDITABLE_ATTRS = ("class_id", "z", "source", "score", "iscrowd")
+EDITABLE_ATTRS = ("class_id", "z", "source", "score", "iscrowd", "track")  # track: the object across frames
 
 
 class Document:

@@ -121,7 +121,9 @@ class ClickWorker(ModelThread):
         from segstudio.core.imageio import auto_window, decode_image
         from segstudio.inference.runtime.device import cpu_cores, cpu_threads
         try:
-            image = decode_image(path, allow_large=self.project.allow_large)
+            next_id = wanted[1]
+            image = self.project.decode(self.project.store.image(next_id))[0] if next_id is not None else \
+                decode_image(path, allow_large=self.project.allow_large)
             # the window the display will first show it with (session.load_image): the same key
             window = None if image.dtype.name == "uint8" else auto_window(image)
             with cpu_threads(max(1, cpu_cores() - 1)):  # in the background: a core left to the window

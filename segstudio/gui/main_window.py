@@ -23,7 +23,7 @@ from segstudio.gui.docks.classes import ClassesDock
 from segstudio.gui.docks.files import FilesDock
 from segstudio.gui.docks.model_dock import ModelDock
 from segstudio.gui.model_worker import ModelWorker
-from segstudio.gui import gc_guard, model_results, status_times
+from segstudio.gui import gc_guard, model_results, status_times, window_undo
 from segstudio.gui.docks.regions import RegionsDock
 from segstudio.editing.editor import DEFAULT_BRUSH_RADIUS, DEFAULT_WAND_TOLERANCE
 from segstudio.gui.window_editor import WindowEditor
@@ -32,6 +32,8 @@ from segstudio.gui.settings import app_settings, get_bool, get_float, open_folde
 from segstudio.gui.cursor_readout import CursorReadout
 from segstudio.gui.notices import GETTING_STARTED, GETTING_STARTED_KEY, NoticeBar, unreadable_text
 from segstudio.gui.open_elsewhere import OpenElsewhereNotice
+from segstudio.gui.propagate_action import PropagateControl, add_frames_menu
+from segstudio.gui.sequence_view import SequenceView
 from segstudio.gui.window_menus import build_actions
 from segstudio.gui.toolbox import TOOLS, icons_dir, set_window_icon
 from segstudio.gui.workers import Background
@@ -114,6 +116,9 @@ class MainWindow(QMainWindow):
         self.tools = {cls.name: cls(self.editor) for cls in TOOLS}
         self._build_docks()
         build_actions(self)
+        self.sequence = SequenceView(self)  # the frame bar under the image, while it is a frame
+        self.propagation = PropagateControl(self, self.sequence)
+        add_frames_menu(self)
         self._build_status()
         self._restore_settings()
         self._wire()
@@ -270,7 +275,8 @@ class MainWindow(QMainWindow):
         self.model_dock.current_image = (li.record.id, li.array)
         self.model_dock.live_panel.image_opened(li.record.id, li.record.path)
         self.project.store.set_setting("last_image", li.record.id)
-        prev_id, next_id = self.files.neighbours(li.record.id)
+        self.sequence.image_shown(li.record)  # a frame: the next frames decode ahead
+        prev_id, next_id = self.sequence.neighbours(li.record.id) or self.files.neighbours(li.record.id)
         self.session.prefetch([next_id, prev_id])
         self.model_dock.image_shown(li.record, li.array, li.window, next_id)
         self.statusBar().showMessage(f"{li.record.path}  {w} x {h}  {li.array.dtype}", status_times.INFO_MS)
@@ -393,23 +399,10 @@ class MainWindow(QMainWindow):
         self.editor.select([])
 
     def undo(self) -> None:
-        doc = self.editor.doc
-        if (doc is None or not doc.undo_stack.can_undo) and self.classes_dock.can_undo:
-            # a class delete is a project-level step; it forgot every image's history, so when the
-            # open image has nothing to undo, the delete is the newest step
-            label = self.classes_dock.undo()
-            self.statusBar().showMessage(f"Undo: {label}" if label else "Nothing to undo", status_times.BRIEF_MS)
-            return
-        if self.editor.doc is not None:
-            label = self.editor.undo()  # tools drop their seeds and previews first
-            self.canvas.reset_tool()
-            self.statusBar().showMessage(f"Undo: {label}" if label else "Nothing to undo", status_times.BRIEF_MS)
+        window_undo.undo(self)  # the newest step: the open image's, a class delete's or a propagation's
 
     def redo(self) -> None:
-        if self.editor.doc is not None:
-            label = self.editor.redo()
-            self.canvas.reset_tool()
-            self.statusBar().showMessage(f"Redo: {label}" if label else "Nothing to redo", status_times.BRIEF_MS)
+        window_undo.redo(self)
 
     def delete_selected(self) -> None:
         doc = self.editor.doc
@@ -686,6 +679,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.model_dock.shutdown(wait=2.0)  # both model threads: the pre-label model's and the click model's
+        self.propagation.shutdown()
         self.claims_timer.stop()
         self.session.close()
         self.save_settings()

@@ -227,6 +227,17 @@ class Session(QObject):
             if self.current is not None:
                 self.base_status[self.doc.image_id] = self.project.store.image(self.doc.image_id).status
 
+    def reread(self, image_ids: Iterable[int]) -> None:
+        """These images' regions changed in the store outside the editor (a propagation, or its
+        undo): their undo histories no longer fit them, and the shown one is read again."""
+        ids = set(image_ids)
+        for i in ids:
+            self.histories.pop(i, None)
+            self.base_status.pop(i, None)
+        if self.current is not None and self.current.record.id in ids:
+            self.flush(docs=[self.doc] if self.doc is not None else [])
+            self._show(self.current)
+
     def set_window(self, window: tuple[float, float]) -> None:
         """New display window for the current (16-bit/float) image."""
         li = self.current

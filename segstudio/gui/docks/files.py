@@ -9,12 +9,13 @@ import re
 from typing import TYPE_CHECKING, Any, Sequence
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QTableView, QVBoxLayout, QWidget)
 
 from segstudio.core.records import DONE, IN_PROGRESS, NEW, PREDICTED, SKIPPED, STATUSES, UNFINISHED
 from segstudio.gui.docks.common import guard_inputs
+from segstudio.gui.docks.file_groups import FrameGroup, fold, groups_of
 
 if TYPE_CHECKING:
     from segstudio.core.records import ImageRecord
@@ -71,9 +72,14 @@ class FilesModel(QAbstractTableModel):
     def __init__(self, store: Store, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.store = store
-        self.ids: list[int] = []
-        self.row_of: dict[int, int] = {}
-        self.pages: dict[int, dict[int, ImageRecord]] = {}
+        self.ids: list[int] = []  # every listed image, in list order (a sequence's frames one by one)
+        # the rows shown: an image id, or one row for a sequence's frames (by name order only)
+        self.entries: list[int | FrameGroup] = []
+        self.group_of: dict[int, FrameGroup] = {}  # image id -> its sequence's row
+        self.row_of: dict[int, int] = {}  # image id -> the row that shows it
+        self.index_of: dict[int, int] = {}  # image id -> its place in ids
+        self.pages: dict[int, dict[int, ImageRecord]] = {}  # pages of ids, PAGE at a time
+        self._keys: dict[int, object] = {}  # image id -> its sequence row's key (paths never change)
         self.statuses: Sequence[str] | None = None
         # None: readable or not; False: readable only (a status filter: an image nobody can open
         # is counted apart, not as work of its status); True: only the unreadable ones
@@ -90,7 +96,12 @@ class FilesModel(QAbstractTableModel):
                                         unreadable=self.unreadable)
         if self.order == "path":
             self._natural_order()
+            self.entries = fold(self.ids, self.paths, self._keys)
+        else:
+            self.entries = self.ids  # type: ignore[assignment]  # most uncertain first: every frame a row
+        self.group_of = groups_of(self.entries) if self.entries is not self.ids else {}
         self.row_of = {}
+        self.index_of = {}
         self.pages = {}
         self.endResetModel()
 
@@ -108,27 +119,67 @@ class FilesModel(QAbstractTableModel):
         self.ids.sort(key=lambda i: self._rank.get(i, len(self._rank)))
 
     def row(self, image_id: int) -> int | None:
-        if not self.row_of and self.ids:
-            self.row_of = {i: r for r, i in enumerate(self.ids)}
+        """The row that shows the image (its sequence's row for a folded frame)."""
+        if not self.row_of and self.entries:
+            self.row_of = {i: r for r, i in enumerate(self.entries) if not isinstance(i, FrameGroup)}
+            self.row_of.update((i, r) for r, g in enumerate(self.entries) if isinstance(g, FrameGroup) for i in g.ids)
         return self.row_of.get(image_id)
 
-    def record(self, row: int) -> ImageRecord | None:
-        if not 0 <= row < len(self.ids):
+    def position(self, image_id: int) -> int | None:
+        """The image's place in `ids` (the list with every frame on its own)."""
+        if self.entries is self.ids:
+            return self.row(image_id)
+        if not self.index_of and self.ids:
+            self.index_of = {i: k for k, i in enumerate(self.ids)}
+        return self.index_of.get(image_id)
+
+    def group(self, row: int) -> FrameGroup | None:
+        """The sequence the row shows (None: an image's row)."""
+        e = self.entries[row] if 0 <= row < len(self.entries) else None
+        if isinstance(e, FrameGroup):
+            if e.counts is None:
+                e.read(self.store)
+            return e
+        return None
+
+    def target(self, row: int) -> int | None:
+        """The image a click on the row opens (a sequence's: its first unfinished frame)."""
+        if not 0 <= row < len(self.entries):
             return None
-        page = row // PAGE
+        e = self.entries[row]
+        return e.target(self.store) if isinstance(e, FrameGroup) else e
+
+    def record(self, row: int) -> ImageRecord | None:
+        """The image shown on a row (None for a sequence's row: see group())."""
+        if not 0 <= row < len(self.entries):
+            return None
+        e = self.entries[row]
+        if isinstance(e, FrameGroup):
+            return None
+        k = row if self.entries is self.ids else self.position(e)
+        return None if k is None else self.at(k)
+
+    def at(self, k: int) -> ImageRecord | None:
+        """The record of ids[k], read a page at a time."""
+        if not 0 <= k < len(self.ids):
+            return None
+        page = k // PAGE
         if page not in self.pages:
             self.pages[page] = self.store.images_by_ids(self.ids[page * PAGE:(page + 1) * PAGE])
-        return self.pages[page].get(self.ids[row])
+        return self.pages[page].get(self.ids[k])
 
     def invalidate(self, image_id: int) -> None:
-        r = self.row(image_id)
-        if r is None:
+        r, k = self.row(image_id), self.position(image_id)
+        if r is None or k is None:
             return
-        self.pages.pop(r // PAGE, None)
+        self.pages.pop(k // PAGE, None)
+        g = self.group_of.get(image_id)
+        if g is not None:
+            g.counts = None  # its summary is read again when the row is painted
         self.dataChanged.emit(self.index(r, 0), self.index(r, UNCERTAINTY_COLUMN))
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self.ids)
+        return 0 if parent.isValid() else len(self.entries)
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 3
@@ -142,6 +193,9 @@ class FilesModel(QAbstractTableModel):
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        g = self.group(index.row())
+        if g is not None:
+            return _group_data(g, index.column(), role)
         rec = self.record(index.row())
         if rec is None:
             return None
@@ -170,6 +224,23 @@ class FilesModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and rec.error:
             return QColor(220, 60, 60)
         return None
+
+
+def _group_data(g: FrameGroup, col: int, role: int) -> Any:
+    if role == Qt.ItemDataRole.DisplayRole:
+        return g.title if col == 0 else (g.summary() if col == 1 else "")
+    if role == Qt.ItemDataRole.DecorationRole and col == 0:
+        return status_icon(g.status)
+    if role == Qt.ItemDataRole.ToolTipRole:
+        kind = "stack or video file" if g.container else "folder of numbered frames"
+        return (f"{g.key}: {kind}, {len(g.ids)} frame(s) listed\n{g.summary()}\n"
+                "A click opens its first unfinished frame; the frame bar under the image steps "
+                "through the frames (, and .)")
+    if role == Qt.ItemDataRole.FontRole and col == 0:
+        f = QFont()
+        f.setBold(True)
+        return f
+    return None
 
 
 class FilesDock(QWidget):
@@ -290,9 +361,9 @@ class FilesDock(QWidget):
         self.refresh()
 
     def _clicked(self, index: QModelIndex) -> None:
-        rec = self.model.record(index.row())
-        if rec is not None:
-            self.activated.emit(rec.id)
+        target = self.model.target(index.row())
+        if target is not None:
+            self.activated.emit(target)
 
     def show_current(self, image_id: int) -> None:
         self.current_id = image_id
@@ -304,22 +375,23 @@ class FilesDock(QWidget):
         self.view.scrollTo(self.model.index(r, 0))
 
     def neighbours(self, image_id: int | None) -> tuple[int | None, int | None]:
-        """Previous and next image ids in the list as filtered and sorted now."""
-        ids = self.model.ids
-        if not ids:
+        """Previous and next image ids in the list as filtered and sorted now: the rows above and
+        below (a sequence's row: its first unfinished frame; the frame keys step inside it)."""
+        m = self.model
+        if not m.entries:
             return None, None
-        r = self.model.row(image_id) if image_id is not None else None
+        r = m.row(image_id) if image_id is not None else None
         if r is None:
-            return None, ids[0]
-        return (ids[r - 1] if r > 0 else None), (ids[r + 1] if r + 1 < len(ids) else None)
+            return None, m.target(0)
+        return m.target(r - 1) if r > 0 else None, m.target(r + 1)
 
     def next_unfinished(self, image_id: int | None) -> int | None:
         """The next image in the list that is unfinished and readable (an image that could not
         be opened is no work to do until its file is replaced)."""
         ids = self.model.ids
-        start = (self.model.row(image_id) or 0) + 1 if image_id is not None else 0
-        for k in range(len(ids)):
-            rec = self.model.record((start + k) % len(ids))
+        start = (self.model.position(image_id) or 0) + 1 if image_id is not None else 0
+        for k in range(len(ids)):  # frame by frame through a sequence's row
+            rec = self.model.at((start + k) % len(ids))
             if rec is not None and rec.status in UNFINISHED and not rec.error and rec.id != image_id:
                 return rec.id
         return None

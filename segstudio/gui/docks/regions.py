@@ -1,11 +1,13 @@
-"""Regions dock: the current image's regions with class, source, score and area; selection
-follows the canvas both ways; a tick hides or shows a region."""
+"""Regions dock: the current image's regions with class, source, score, area, id and object;
+selection follows the canvas both ways; a tick hides or shows a region. The Object column is a
+region's identity across a sequence's frames (its track): typing another object's number there
+makes the region that object (one undo step)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
@@ -16,22 +18,33 @@ if TYPE_CHECKING:
     from segstudio.editing.editor import EditorState
 
 
+OBJECT_COLUMN = 5
+OBJECT_TIP = ("The object this region shows, the same number on every frame of a sequence (propagation "
+              "keeps it). Double-click and type another object's number to make this region that object")
+
+
 class RegionsDock(QWidget):
     selection_changed = Signal(list)
     visibility_changed = Signal()
+    message = Signal(str)  # a typed object number that was not taken, and why
 
     def __init__(self, editor: EditorState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.editor = editor
-        self.table = QTableWidget(0, 5, self)
-        self.table.setHorizontalHeaderLabels(["Class", "Source", "Score", "Area", "Id"])
+        self.table = QTableWidget(0, 6, self)
+        self.table.setHorizontalHeaderLabels(["Class", "Source", "Score", "Area", "Id", "Object"])
+        header = self.table.horizontalHeaderItem(OBJECT_COLUMN)
+        if header is not None:
+            header.setToolTip(OBJECT_TIP)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        # only the Object column is editable (its items alone carry the editable flag)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked |
+                                   QAbstractItemView.EditTrigger.EditKeyPressed)
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(20)
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in range(1, 5):
+        for col in range(1, 6):
             hh.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.table.itemSelectionChanged.connect(self._selected)
@@ -60,19 +73,49 @@ class RegionsDock(QWidget):
             it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             it.setCheckState(Qt.CheckState.Unchecked if r.id in self.editor.hidden_regions else Qt.CheckState.Checked)
             it.setData(Qt.ItemDataRole.UserRole, r.id)
+            it.setFlags(it.flags() & ~Qt.ItemFlag.ItemIsEditable)
             self.table.setItem(row, 0, it)
-            self.table.setItem(row, 1, QTableWidgetItem(r.source))
-            sc = QTableWidgetItem("" if r.score is None else f"{r.score:.2f}")
-            self.table.setItem(row, 2, sc)
-            area = QTableWidgetItem()
-            area.setData(Qt.ItemDataRole.DisplayRole, r.area)
-            self.table.setItem(row, 3, area)
-            idi = QTableWidgetItem()
-            idi.setData(Qt.ItemDataRole.DisplayRole, r.id)
-            self.table.setItem(row, 4, idi)
+            self._cell(row, 1, r.source)
+            self._cell(row, 2, "" if r.score is None else f"{r.score:.2f}")
+            self._cell(row, 3, r.area)
+            self._cell(row, 4, r.id)
+            obj = self._cell(row, OBJECT_COLUMN, r.object_id)
+            obj.setFlags(obj.flags() | Qt.ItemFlag.ItemIsEditable)
+            obj.setData(Qt.ItemDataRole.UserRole, r.id)
+            obj.setToolTip(OBJECT_TIP)
         self.table.setSortingEnabled(True)
         self._filling = False
         self.sync_selection()
+
+    def _cell(self, row: int, col: int, value: object) -> QTableWidgetItem:
+        item = QTableWidgetItem()
+        item.setData(Qt.ItemDataRole.DisplayRole, value)  # numbers sort as numbers
+        item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+        self.table.setItem(row, col, item)
+        return item
+
+    def set_object(self, region_id: int, text: str) -> bool:
+        """Give the region the identity of object `text` (a number): one undo step. False, with
+        a message, when the text is not an object number."""
+        doc = self.editor.doc
+        if doc is None or region_id not in doc.regions:
+            return False
+        r = doc.regions[region_id]
+        try:
+            obj = int(str(text).strip())
+        except ValueError:
+            obj = 0
+        if obj < 1:
+            self.message.emit(f"An object is a number of 1 or more, not {str(text).strip()!r}")
+            return False
+        if obj != r.object_id:
+            # its own id is its identity already: stored as no track
+            doc.set_attrs(region_id, label=f"Same object as #{obj}", track=None if obj == r.id else obj)
+            others = [o.id for o in doc.regions.values() if o.id != region_id and o.object_id == obj]
+            if others:
+                self.message.emit(f"Region {region_id} is object {obj}, as region {others[0]} on this image "
+                                  "is: two parts of one object")
+        return True
 
     def sync_selection(self) -> None:
         self._filling = True
@@ -99,7 +142,14 @@ class RegionsDock(QWidget):
         self.selection_changed.emit(ids)
 
     def _item_changed(self, item: QTableWidgetItem) -> None:
-        if self._filling or item.column() != 0:
+        if self._filling:
+            return
+        if item.column() == OBJECT_COLUMN:
+            # the document's change refreshes the table (or the old number comes back now)
+            if not self.set_object(item.data(Qt.ItemDataRole.UserRole), item.text()):
+                QTimer.singleShot(0, self.refresh)  # not inside the table's own signal
+            return
+        if item.column() != 0:
             return
         rid = item.data(Qt.ItemDataRole.UserRole)
         if item.checkState() == Qt.CheckState.Checked:

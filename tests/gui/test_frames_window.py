@@ -1,0 +1,253 @@
+"""Frames in the window, driven with real key and mouse events: a numbered folder opens with the
+frame bar, the frame keys and the slider step in numeric order, the Files list folds the frames
+into one row, the Regions panel shows and changes a region's object, and Propagate ▶ writes the
+following frames as one undo step that never touches a person's frame."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QAbstractSpinBox, QStyle, QStyleOptionSlider, QWidget
+
+from segstudio.core.region import Region
+from tests.gui.conftest import open_window
+from tests.gui.test_window import click, key
+
+N_FRAMES = 12
+W, H = 96, 72
+NO = Qt.KeyboardModifier.NoModifier
+CTRL = Qt.KeyboardModifier.ControlModifier
+
+
+def disc(i: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:H, 0:W]
+    return (xx - 24 - 2 * i) ** 2 + (yy - 36) ** 2 <= 12 ** 2
+
+
+def frame(i: int) -> np.ndarray:
+    img = (np.random.default_rng(i).integers(0, 40, (H, W, 3)) + 60).astype(np.uint8)
+    img[disc(i)] = (220, 80, 80)
+    return img
+
+
+@pytest.fixture
+def seq_folder(tmp_path):
+    """A project with one ordinary image and a subfolder of numbered frames 0.png..11.png (a disc
+    moving 2 px a frame); names sort as text as 0, 1, 10, 11, 2…: the frames are in numeric order."""
+    d = tmp_path / "proj"
+    (d / "seq").mkdir(parents=True)
+    for i in range(N_FRAMES):
+        Image.fromarray(frame(i)).save(d / "seq" / f"{i}.png")
+    Image.fromarray(frame(0)).save(d / "other.png")
+    return d
+
+
+@pytest.fixture
+def win(qtbot, seq_folder):
+    w = open_window(qtbot, seq_folder)
+    yield w
+    if w.isVisible():
+        w.close()
+
+
+def shown(w) -> str:
+    return w.session.current.record.path
+
+
+def wait_shown(qtbot, w, path):
+    qtbot.waitUntil(lambda: w.session.current is not None and shown(w) == path and w.editor.doc is not None
+                    and w.editor.doc.image_id == w.session.current.record.id, timeout=10000)
+
+
+def group_row(w):
+    m = w.files.model
+    return next(r for r in range(m.rowCount()) if m.group(r) is not None)
+
+
+def handle_center(slider) -> QPoint:
+    opt = QStyleOptionSlider()
+    slider.initStyleOption(opt)
+    return slider.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt, QStyle.SubControl.SC_SliderHandle,
+                                         slider).center()
+
+
+def click_row(w, row):
+    view, m = w.files.view, w.files.model
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, NO, view.visualRect(m.index(row, 0)).center())
+
+
+def test_a_numbered_folder_is_one_row_and_the_frame_keys_step_in_numeric_order(win, qtbot):
+    m = win.files.model
+    assert shown(win) == "other.png" and not win.sequence.bar.isVisible()  # an ordinary image: no frame bar
+    assert m.rowCount() == 2 and len(m.ids) == N_FRAMES + 1  # other.png, and seq as one row
+    r = group_row(win)
+    assert m.data(m.index(r, 0)) == f"seq  ({N_FRAMES} frames)"
+    assert m.data(m.index(r, 1)) == f"{N_FRAMES} new"
+    click_row(win, r)  # opens the sequence at its first unfinished frame
+    wait_shown(qtbot, win, "seq/0.png")
+    bar = win.sequence.bar
+    assert bar.isVisible() and bar.frame_label.text() == f"frame 0 / {N_FRAMES}" and bar.name_label.text() == "0.png"
+    assert win.files.view.selectionModel().isRowSelected(r, m.index(r, 0).parent())  # the row shows the frame
+    seen = ["0.png"]
+    win.canvas.setFocus()
+    for _ in range(N_FRAMES - 1):
+        key(win, Qt.Key.Key_Period)  # next frame
+        k = len(seen)
+        wait_shown(qtbot, win, f"seq/{k}.png")
+        seen.append(shown(win).rpartition("/")[2])
+    assert seen == [f"{i}.png" for i in range(N_FRAMES)]  # 2 before 10
+    assert bar.frame_label.text() == f"frame {N_FRAMES - 1} / {N_FRAMES}" and bar.slider.value() == N_FRAMES - 1
+    key(win, Qt.Key.Key_Comma)  # previous frame
+    wait_shown(qtbot, win, "seq/10.png")
+    key(win, Qt.Key.Key_Left, Qt.KeyboardModifier.AltModifier)  # the other previous-frame key
+    wait_shown(qtbot, win, "seq/9.png")
+    # the slider: Home and End on it, and a drag of its handle
+    QTest.keyClick(bar.slider, Qt.Key.Key_Home)
+    wait_shown(qtbot, win, "seq/0.png")
+    QTest.keyClick(bar.slider, Qt.Key.Key_Right)  # PgUp / PgDown stay the window's image keys
+    wait_shown(qtbot, win, "seq/1.png")
+    QTest.keyClick(bar.slider, Qt.Key.Key_End)
+    wait_shown(qtbot, win, f"seq/{N_FRAMES - 1}.png")
+    handle = handle_center(bar.slider)  # drag the handle to the slider's left end
+    QTest.mousePress(bar.slider, Qt.MouseButton.LeftButton, NO, handle)
+    for x in range(handle.x(), -20, -15):
+        QTest.mouseMove(bar.slider, QPoint(x, handle.y()))
+    QTest.mouseRelease(bar.slider, Qt.MouseButton.LeftButton, NO, QPoint(0, handle.y()))
+    wait_shown(qtbot, win, "seq/0.png")
+    # the frame keys are in the Frames menu with their shortcuts shown
+    frames_menu = next(mm for mm in win.menus if mm.title() == "F&rames")
+    texts = {a.text(): a.shortcut().toString() for a in frames_menu.actions()}
+    assert texts["&Next frame"] == "." and texts["&Previous frame"] == ","
+    # D leaves the sequence: the next row (here none after it), A the row above
+    key(win, Qt.Key.Key_A)
+    wait_shown(qtbot, win, "other.png")
+    assert not win.sequence.bar.isVisible()
+
+
+def test_the_object_column_gives_a_region_another_objects_identity_in_one_undo_step(win, qtbot):
+    store = win.project.store
+    cls = store.classes()[0]
+    win.open_image(win.files.model.target(group_row(win)))
+    wait_shown(qtbot, win, "seq/0.png")
+    doc = win.editor.doc
+    a = doc.new_region(cls.id, disc(0)[24:49, 12:37], 12, 24)
+    b = doc.new_region(cls.id, np.ones((5, 5), bool), 80, 5)
+    win.regions_dock.refresh()
+    t = win.regions_dock.table
+    row = next(r for r in range(t.rowCount()) if t.item(r, 4).data(Qt.ItemDataRole.DisplayRole) == b.id)
+    item = t.item(row, 5)
+    assert item.text() == str(b.id) and item.flags() & Qt.ItemFlag.ItemIsEditable
+    assert not t.item(row, 3).flags() & Qt.ItemFlag.ItemIsEditable
+    t.scrollToItem(item)
+    pos = t.visualItemRect(item).center()  # double-click the cell, type the other region's object number
+    QTest.mouseClick(t.viewport(), Qt.MouseButton.LeftButton, NO, pos)
+    QTest.mouseDClick(t.viewport(), Qt.MouseButton.LeftButton, NO, pos)
+    (editor,) = [w for w in t.viewport().findChildren(QWidget) if w.isVisible() and isinstance(w, QAbstractSpinBox)]
+    QTest.keyClick(editor, Qt.Key.Key_A, CTRL)
+    QTest.keyClicks(editor, str(a.id))
+    QTest.keyClick(editor, Qt.Key.Key_Return)  # the delegate commits on its next turn of the event loop
+    qtbot.waitUntil(lambda: doc.regions[b.id].track is not None, timeout=3000)
+    assert doc.regions[b.id].object_id == a.id and doc.regions[b.id].track == a.id
+    win.session.flush()
+    assert {r.id: r.track for r in store.regions(doc.image_id)}[b.id] == a.id  # stored with the region
+    win.canvas.setFocus()
+    key(win, Qt.Key.Key_Z, CTRL)  # one step back: its own identity again
+    assert doc.regions[b.id].object_id == b.id and doc.regions[b.id].track is None
+    qtbot.waitUntil(lambda: t.item(0, 5) is not None and
+                    {t.item(r, 4).data(Qt.ItemDataRole.DisplayRole): t.item(r, 5).text()
+                     for r in range(t.rowCount())}[b.id] == str(b.id), timeout=3000)
+
+
+def run_propagation(win, qtbot, action):
+    action.trigger()
+    assert win.propagation.running
+    qtbot.waitUntil(lambda: not win.propagation.running, timeout=30000)
+
+
+def test_propagate_writes_the_next_frames_stops_at_a_persons_frame_and_undoes_in_one_step(win, qtbot):
+    pytest.importorskip("cv2")
+    store, proj = win.project.store, win.project
+    cls = store.classes()[0]
+    frames = proj.sequence_frames("seq")
+    ids = [r.id for r in frames]
+    # frame 6 is a person's work: done, with a region of its own
+    done_region = Region(store.new_region_id(), cls.id, np.ones((4, 4), bool), 2, 2)
+    store.save_regions(ids[6], [done_region], status="done")
+    win.open_image(ids[2])
+    wait_shown(qtbot, win, "seq/2.png")
+    win.set_tool("polygon")  # the person outlines the disc on frame 2
+    for x, y in [(16, 36), (20, 27), (28, 24), (36, 27), (40, 36), (36, 45), (28, 48), (20, 45)]:  # disc(2)
+        click(win, x, y)
+    key(win, Qt.Key.Key_Return)
+    doc = win.editor.doc
+    (rid,) = doc.regions
+    assert win.propagation.forward_action.shortcut().toString() == "Ctrl+."
+    win.sequence.bar.count.setValue(10)
+    run_propagation(win, qtbot, win.propagation.forward_action)
+    # frames 3, 4, 5 are written, predicted, the object keeps its identity; 6 stops it
+    for k in (3, 4, 5):
+        rec = store.image(ids[k])
+        regs = store.regions(ids[k])
+        assert rec.status == "predicted" and len(regs) == 1, (k, rec.status, regs)
+        assert regs[0].object_id == rid and regs[0].source == "propagate" and regs[0].score >= 0.5
+        full = regs[0].full_mask(W, H)
+        assert (full & disc(k)).sum() / (full | disc(k)).sum() > 0.7
+    assert store.image(ids[6]).status == "done" and [r.id for r in store.regions(ids[6])] == [done_region.id]
+    assert store.image(ids[2]).status == "in_progress" and [r.id for r in store.regions(ids[2])] == [rid]
+    assert all(not store.regions(i) for i in ids[7:])
+    bar = win.sequence.bar
+    assert bar.slider.mark == 6 and bar.stop_label.isVisible()
+    assert bar.stop_label.text().startswith("stopped at frame 6:") and "done" in bar.stop_label.text()
+    assert "propagated to 3 frame(s)" in win.statusBar().currentMessage()
+    m = win.files.model
+    assert m.data(m.index(group_row(win), 1)) == "7 new · 3 predicted · 1 in progress · 1 done"
+    # Ctrl+Z: the whole run at once; the open frame keeps its outline
+    win.canvas.setFocus()
+    key(win, Qt.Key.Key_Z, CTRL)
+    assert all(store.image(ids[k]).status == "new" and not store.regions(ids[k]) for k in (3, 4, 5))
+    assert rid in doc.regions and win.editor.doc is doc
+    assert "Undo: Propagate to 3 frames" in win.statusBar().currentMessage()
+    assert bar.slider.mark is None
+    # redo writes it again; undo twice: the run, then the outline
+    key(win, Qt.Key.Key_Z, CTRL | Qt.KeyboardModifier.ShiftModifier)
+    assert all(store.image(ids[k]).status == "predicted" for k in (3, 4, 5))
+    key(win, Qt.Key.Key_Z, CTRL)
+    assert all(store.image(ids[k]).status == "new" for k in (3, 4, 5)) and rid in doc.regions
+    key(win, Qt.Key.Key_Z, CTRL)
+    assert not doc.regions
+
+
+def test_undo_keeps_a_frame_a_person_changed_after_the_run(win, qtbot):
+    pytest.importorskip("cv2")
+    store = win.project.store
+    cls = store.classes()[0]
+    ids = [r.id for r in win.project.sequence_frames("seq")]
+    store.save_regions(ids[0], [Region(store.new_region_id(), cls.id, disc(0)[24:49, 12:37], 12, 24)],
+                       status="done")
+    win.open_image(ids[0])
+    wait_shown(qtbot, win, "seq/0.png")
+    win.sequence.bar.count.setValue(3)
+    run_propagation(win, qtbot, win.propagation.forward_action)
+    assert [store.image(ids[k]).status for k in (1, 2, 3, 4)] == ["predicted"] * 3 + ["new"]
+    assert win.sequence.bar.slider.mark is None  # it did all it was asked: no stop mark
+    win.canvas.setFocus()
+    key(win, Qt.Key.Key_Period)  # the person opens frame 1 and deletes the carried region
+    wait_shown(qtbot, win, "seq/1.png")
+    win.set_tool("select")
+    click(win, 26, 36)  # the disc on frame 1
+    key(win, Qt.Key.Key_Delete)
+    assert not win.editor.doc.regions
+    key(win, Qt.Key.Key_Comma)
+    wait_shown(qtbot, win, "seq/0.png")
+    key(win, Qt.Key.Key_Z, CTRL)  # frame 0 has no edits of its own: the run is the newest step
+    assert [store.image(ids[k]).status for k in (2, 3)] == ["new", "new"]
+    assert store.image(ids[1]).status == "in_progress" and not store.regions(ids[1])  # the person's
+    assert "kept 1 frame a person changed since: seq/1.png" in win.statusBar().currentMessage()
+
+
+def test_propagate_from_an_ordinary_image_says_why_not(win, qtbot):
+    assert shown(win) == "other.png"
+    win.propagation.forward_action.trigger()
+    assert not win.propagation.running
+    assert "Open a frame of a sequence" in win.statusBar().currentMessage()
