@@ -75,7 +75,7 @@ class FrameBar(QWidget):
         self.frame_label.setToolTip("Frame numbers count from 0, as `segstudio propagate --from` does")
         self.name_label = QLabel()
         self.name_label.setObjectName("frame_name")
-        self.name_label.setStyleSheet("color: palette(mid)")
+        self.name_label.setStyleSheet("color: #555")
         self.count = QSpinBox()
         self.count.setObjectName("propagate_frames")
         self.count.setRange(1, MAX_PROPAGATE_FRAMES)

@@ -173,7 +173,9 @@ class PropagateControl(QObject):
         if run is None or run.stopped_at is None or (key is not None and key != self.frames.key):
             bar.set_stop(None, "")
             return
-        bar.set_stop(run.stopped_at, f"stopped at frame {run.stopped_at}: {run.reason}")
+        k = run.stopped_at
+        reason = run.reason.removeprefix(f"frame {k} ")  # "frame 14 holds a person's work": said once
+        bar.set_stop(k, f"Propagation stopped at frame {k}: {reason}")
 
     def _changed(self, image_ids: list[int]) -> None:
         """Frames' regions changed in the store outside the editor: rows and counts read them again,

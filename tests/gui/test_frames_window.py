@@ -83,7 +83,8 @@ def test_a_numbered_folder_is_one_row_and_the_frame_keys_step_in_numeric_order(w
     assert m.rowCount() == 2 and len(m.ids) == N_FRAMES + 1  # other.png, and seq as one row
     r = group_row(win)
     assert m.data(m.index(r, 0)) == f"seq  ({N_FRAMES} frames)"
-    assert m.data(m.index(r, 1)) == f"{N_FRAMES} new"
+    assert m.data(m.index(r, 1)) == f"0/{N_FRAMES} done"
+    assert f"{N_FRAMES} new" in m.data(m.index(r, 0), Qt.ItemDataRole.ToolTipRole)
     click_row(win, r)  # opens the sequence at its first unfinished frame
     wait_shown(qtbot, win, "seq/0.png")
     bar = win.sequence.bar
@@ -198,10 +199,12 @@ def test_propagate_writes_the_next_frames_stops_at_a_persons_frame_and_undoes_in
     assert all(not store.regions(i) for i in ids[7:])
     bar = win.sequence.bar
     assert bar.slider.mark == 6 and bar.stop_label.isVisible()
-    assert bar.stop_label.text().startswith("stopped at frame 6:") and "done" in bar.stop_label.text()
+    assert bar.stop_label.text() == "Propagation stopped at frame 6: holds a person's work (done)"
     assert "propagated to 3 frame(s)" in win.statusBar().currentMessage()
     m = win.files.model
-    assert m.data(m.index(group_row(win), 1)) == "7 new · 3 predicted · 1 in progress · 1 done"
+    r = group_row(win)
+    assert m.data(m.index(r, 1)) == f"1/{N_FRAMES} done"
+    assert "7 new · 3 predicted · 1 in progress · 1 done" in m.data(m.index(r, 0), Qt.ItemDataRole.ToolTipRole)
     # Ctrl+Z: the whole run at once; the open frame keeps its outline
     win.canvas.setFocus()
     key(win, Qt.Key.Key_Z, CTRL)

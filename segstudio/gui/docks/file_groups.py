@@ -70,8 +70,14 @@ class FrameGroup:
         n = len(self.ids)
         return f"{self.key}  ({n} frame{'s' * (n != 1)})"
 
+    @property
+    def short(self) -> str:
+        """'2/40 done' (the Status column: as narrow as an image's status)."""
+        done = (self.counts or {}).get(DONE, 0)
+        return f"{done}/{len(self.ids)} done"
+
     def summary(self) -> str:
-        """'3 done · 7 new' (the column beside the name)."""
+        """'30 new · 8 predicted · 2 done' (the row's tooltip)."""
         counts = self.counts or {}
         parts = [f"{counts[s]} {s.replace('_', ' ')}" for s in STATUSES if counts.get(s)]
         if self.unreadable:

@@ -228,7 +228,7 @@ class FilesModel(QAbstractTableModel):
 
 def _group_data(g: FrameGroup, col: int, role: int) -> Any:
     if role == Qt.ItemDataRole.DisplayRole:
-        return g.title if col == 0 else (g.summary() if col == 1 else "")
+        return g.title if col == 0 else (g.short if col == 1 else "")
     if role == Qt.ItemDataRole.DecorationRole and col == 0:
         return status_icon(g.status)
     if role == Qt.ItemDataRole.ToolTipRole:
