@@ -254,3 +254,53 @@ def test_propagate_from_an_ordinary_image_says_why_not(win, qtbot):
     win.propagation.forward_action.trigger()
     assert not win.propagation.running
     assert "Open a frame of a sequence" in win.statusBar().currentMessage()
+
+
+def test_a_frame_opened_while_the_run_goes_on_is_not_written_and_cancel_stops_it(win, qtbot, monkeypatch):
+    pytest.importorskip("cv2")
+    import threading
+
+    from segstudio.editing import propagate as step
+    gate, real = threading.Event(), step.carry
+
+    def held(*args, **kwargs):  # each step waits for the test: the person acts meanwhile
+        assert gate.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(step, "carry", held)
+    store = win.project.store
+    cls = store.classes()[0]
+    ids = [r.id for r in win.project.sequence_frames("seq")]
+    store.save_regions(ids[0], [Region(store.new_region_id(), cls.id, disc(0)[24:49, 12:37], 12, 24)],
+                       status="done")
+    win.open_image(ids[0])
+    wait_shown(qtbot, win, "seq/0.png")
+    win.sequence.bar.count.setValue(6)
+    win.propagation.forward_action.trigger()
+    assert win.propagation.running and not win.propagation.forward_action.isEnabled()
+    assert win.sequence.bar.cancel_button.isVisible()
+    win.canvas.setFocus()
+    for k in (1, 2, 3):  # the person walks on to frame 3 while the run waits on frame 1
+        key(win, Qt.Key.Key_Period)
+        wait_shown(qtbot, win, f"seq/{k}.png")
+    gate.set()
+    qtbot.waitUntil(lambda: not win.propagation.running, timeout=30000)
+    assert [store.image(ids[k]).status for k in (1, 2, 3)] == ["predicted", "predicted", "new"]
+    assert not store.regions(ids[3]) and not win.editor.doc.regions  # the open frame is the person's
+    assert win.sequence.bar.slider.mark == 3
+    assert "stopped at frame 3" in win.sequence.bar.stop_label.text()
+    assert win.propagation.forward_action.isEnabled() and not win.sequence.bar.cancel_button.isVisible()
+    # Cancel: the run stops after the frame it is on
+    gate.clear()
+    win.sequence.bar.count.setValue(5)
+    win.propagation.forward_action.trigger()  # from frame 3, which has no regions: nothing to carry
+    qtbot.waitUntil(lambda: not win.propagation.running, timeout=10000)
+    assert "frame 3 has no regions to carry" in win.statusBar().currentMessage()
+    key(win, Qt.Key.Key_Comma)
+    wait_shown(qtbot, win, "seq/2.png")
+    win.propagation.forward_action.trigger()  # from frame 2's carried object
+    win.propagation.cancel_action.trigger()
+    gate.set()
+    qtbot.waitUntil(lambda: not win.propagation.running, timeout=30000)
+    assert win.sequence.bar.stop_label.text() == "Propagation stopped at frame 4: cancelled"
+    assert [store.image(ids[k]).status for k in (3, 4)] == ["predicted", "new"]
