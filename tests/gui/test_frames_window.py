@@ -304,3 +304,70 @@ def test_a_frame_opened_while_the_run_goes_on_is_not_written_and_cancel_stops_it
     qtbot.waitUntil(lambda: not win.propagation.running, timeout=30000)
     assert win.sequence.bar.stop_label.text() == "Propagation stopped at frame 4: cancelled"
     assert [store.image(ids[k]).status for k in (3, 4)] == ["predicted", "new"]
+
+
+@pytest.fixture
+def stack_folder(tmp_path):
+    """A project holding one 8-page TIFF (the disc moving through its pages) and an ordinary image."""
+    tifffile = pytest.importorskip("tifffile")
+    d = tmp_path / "stackproj"
+    d.mkdir()
+    tifffile.imwrite(d / "stack.tif", np.stack([frame(i) for i in range(8)]), photometric="rgb")
+    Image.fromarray(frame(0)).save(d / "a.png")
+    return d
+
+
+def test_a_multipage_tiff_opens_as_frames_steps_and_propagates(qtbot, stack_folder):
+    pytest.importorskip("cv2")
+    w = open_window(qtbot, stack_folder)
+    store, m = w.project.store, w.files.model
+    assert m.rowCount() == 2 and len(m.ids) == 9
+    r = group_row(w)
+    assert m.data(m.index(r, 0)) == "stack.tif  (8 frames)"
+    click_row(w, r)
+    wait_shown(qtbot, w, "stack.tif/000000")
+    assert np.array_equal(w.session.current.array, frame(0))  # decoded from its page, not from a file
+    bar = w.sequence.bar
+    assert bar.isVisible() and bar.frame_label.text() == "frame 0 / 8"
+    w.canvas.setFocus()
+    key(w, Qt.Key.Key_Period)
+    wait_shown(qtbot, w, "stack.tif/000001")
+    assert np.array_equal(w.session.current.array, frame(1))
+    w.set_tool("polygon")  # the person outlines the disc on frame 1 and propagates 3 frames
+    for x, y in [(14, 36), (18, 27), (26, 24), (34, 27), (38, 36), (34, 45), (26, 48), (18, 45)]:  # disc(1)
+        click(w, x, y)
+    key(w, Qt.Key.Key_Return)
+    (rid,) = w.editor.doc.regions
+    bar.count.setValue(3)
+    run_propagation(w, qtbot, w.propagation.forward_action)
+    ids = w.project.sequence_ids("stack.tif")
+    assert [store.image(i).status for i in ids] == ["new", "in_progress"] + ["predicted"] * 3 + ["new"] * 3
+    assert {r.object_id for i in ids[2:5] for r in store.regions(i)} == {rid}
+    key(w, Qt.Key.Key_Z, CTRL)
+    assert [store.image(i).status for i in ids] == ["new", "in_progress"] + ["new"] * 6
+    w.close()
+
+
+def test_the_click_models_next_frame_is_decoded_from_its_stack(qtbot, stack_folder):
+    """The embedding ahead decodes the next image as the display does: a frame has no file."""
+    pytest.importorskip("torch")
+    import threading
+
+    from segstudio.core.project import Project
+    from segstudio.gui.click_worker import ClickWorker
+    project = Project.open(stack_folder)
+    ids = project.sequence_ids("stack.tif")
+    seen = []
+
+    class Model:
+        def embedding_for(self, image, path, cache, window, cancel=None):
+            seen.append((image, path))
+
+    cw = ClickWorker(project)
+    cw._image = ids[0]
+    nxt = project.store.image(ids[1])
+    t = threading.Thread(target=cw._do_prefetch, args=((ids[0], ids[1]), str(project.abspath(nxt)), Model(), None))
+    t.start()  # a thread of its own: it lowers its thread's priority
+    t.join(20)
+    cw.shutdown(wait=1.0)
+    assert len(seen) == 1 and np.array_equal(seen[0][0], frame(1))
