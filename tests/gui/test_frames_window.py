@@ -261,9 +261,10 @@ def test_a_frame_opened_while_the_run_goes_on_is_not_written_and_cancel_stops_it
     import threading
 
     from segstudio.editing import propagate as step
-    gate, real = threading.Event(), step.carry
+    gate, entered, real = threading.Event(), threading.Event(), step.carry
 
     def held(*args, **kwargs):  # each step waits for the test: the person acts meanwhile
+        entered.set()
         assert gate.wait(10)
         return real(*args, **kwargs)
 
@@ -292,6 +293,7 @@ def test_a_frame_opened_while_the_run_goes_on_is_not_written_and_cancel_stops_it
     assert win.propagation.forward_action.isEnabled() and not win.sequence.bar.cancel_button.isVisible()
     # Cancel: the run stops after the frame it is on
     gate.clear()
+    entered.clear()
     win.sequence.bar.count.setValue(5)
     win.propagation.forward_action.trigger()  # from frame 3, which has no regions: nothing to carry
     qtbot.waitUntil(lambda: not win.propagation.running, timeout=10000)
@@ -299,6 +301,7 @@ def test_a_frame_opened_while_the_run_goes_on_is_not_written_and_cancel_stops_it
     key(win, Qt.Key.Key_Comma)
     wait_shown(qtbot, win, "seq/2.png")
     win.propagation.forward_action.trigger()  # from frame 2's carried object
+    assert entered.wait(10)  # the run is carrying frame 3
     win.propagation.cancel_action.trigger()
     gate.set()
     qtbot.waitUntil(lambda: not win.propagation.running, timeout=30000)
