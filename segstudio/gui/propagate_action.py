@@ -62,7 +62,8 @@ class PropagateControl(QObject):
         self.job: Job | None = None
         self.done: list[RunStep] = []
         self.undone: list[RunStep] = []
-        self.last: PropagationRun | None = None
+        self.last: dict[str, PropagationRun] = {}  # sequence -> its last run (the bar marks where it stopped)
+        frames.sequence_changed.connect(lambda key: self.show_stop(self.last.get(key), key))
         bar = frames.bar
         bar.propagate_requested.connect(self.start)
         bar.cancel_requested.connect(self.cancel)
@@ -151,7 +152,7 @@ class PropagateControl(QObject):
         self.frames.bar.set_stop(None, f"propagation failed: {describe(failure.error)}")
 
     def _finished(self, run: PropagationRun, key: str) -> None:
-        self.last = run
+        self.last[key] = run
         written = list(run.written)
         self._changed(written)
         text = run.summary()
@@ -214,6 +215,7 @@ class PropagateControl(QObject):
         s.flush()
         kept = undo_run(self.win.project, step.run, owner=s.claim.owner)
         self._changed(list(step.run.written))
+        self.last.pop(step.key, None)
         step.redo_tops = {i: _top(h, "_undone") for i, h in s.histories.items()}
         self.undone.append(step)
         self.show_stop(None)
@@ -226,6 +228,7 @@ class PropagateControl(QObject):
         s.flush()
         kept = redo_run(self.win.project, step.run, owner=s.claim.owner)
         self._changed(list(step.run.written))
+        self.last[step.key] = step.run
         step.tops = {i: _top(h, "_done") for i, h in s.histories.items()}
         self.done.append(step)
         self.show_stop(step.run, step.key)

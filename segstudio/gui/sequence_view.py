@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, cast
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 
 from segstudio.core import sequences
 from segstudio.gui import status_times
@@ -31,6 +31,8 @@ NEXT_KEYS = (".", "Alt+Right")
 
 
 class SequenceView(QObject):
+    sequence_changed = Signal(object)  # the open image's sequence key (None: in none)
+
     def __init__(self, win: FramesWindow) -> None:
         super().__init__(win.window())
         self.win = win
@@ -106,10 +108,14 @@ class SequenceView(QObject):
 
     # ---------------------------------------------------------------- the window shows an image
     def image_shown(self, rec: ImageRecord) -> None:
+        before = self.key
         k = self.locate(rec)
         if k is None:
             self.key, self.frames, self.index_of = None, [], {}
             self.bar.hide()
+        if self.key != before:
+            self.sequence_changed.emit(self.key)
+        if k is None:
             return
         name = rec.path if sequences.split_frame_path(rec.path) is not None else rec.path.rpartition("/")[2]
         self.bar.show_frame(k, len(self.frames), name)

@@ -291,6 +291,12 @@ def test_a_frame_opened_while_the_run_goes_on_is_not_written_and_cancel_stops_it
     assert win.sequence.bar.slider.mark == 3
     assert "stopped at frame 3" in win.sequence.bar.stop_label.text()
     assert win.propagation.forward_action.isEnabled() and not win.sequence.bar.cancel_button.isVisible()
+    win.open_image(win.project.store.image_by_path("other.png").id)  # another image, and back: the mark stays
+    wait_shown(qtbot, win, "other.png")
+    assert win.sequence.bar.slider.mark is None and not win.sequence.bar.isVisible()
+    win.open_image(ids[3])
+    wait_shown(qtbot, win, "seq/3.png")
+    assert win.sequence.bar.slider.mark == 3 and "stopped at frame 3" in win.sequence.bar.stop_label.text()
     # Cancel: the run stops after the frame it is on
     gate.clear()
     entered.clear()
