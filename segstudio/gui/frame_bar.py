@@ -105,6 +105,7 @@ class FrameBar(QWidget):
         row.addWidget(self.slider, 1)
         row.addWidget(self.next_button)
         row.addWidget(self.frame_label)
+        row.addSpacing(6)
         row.addWidget(self.name_label)
         row.addSpacing(12)
         for w in (self.back_button, self.count, self.fwd_button, self.progress, self.cancel_button):
