@@ -8,10 +8,14 @@ gui/propagate_action.py runs the propagation its buttons ask for.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from PySide6.QtCore import QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QSlider, QSpinBox, QStyle, QStyleOptionSlider,
                                QToolButton, QVBoxLayout, QWidget)
+
+from segstudio.gui.signals import connect_plain
 
 DEFAULT_PROPAGATE_FRAMES = 10
 MAX_PROPAGATE_FRAMES = 100_000
@@ -123,12 +127,12 @@ class FrameBar(QWidget):
         self._setting = False
         self.slider.valueChanged.connect(self._moved)
 
-    def _button(self, text: str, tip: str, slot) -> QToolButton:
+    def _button(self, text: str, tip: str, slot: Callable[[], object]) -> QToolButton:
         b = QToolButton(self)
         b.setText(text)
         b.setToolTip(tip)
         b.setAutoRaise(True)
-        b.clicked.connect(lambda _checked=False: slot())
+        connect_plain(b.clicked, slot)
         return b
 
     def show_frame(self, index: int, count: int, name: str) -> None:

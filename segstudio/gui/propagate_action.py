@@ -65,7 +65,7 @@ class PropagateControl(QObject):
         self.last: dict[str, PropagationRun] = {}  # sequence -> its last run (the bar marks where it stopped)
         frames.sequence_changed.connect(lambda key: self.show_stop(self.last.get(key), key))
         bar = frames.bar
-        bar.propagate_requested.connect(self.start)
+        bar.propagate_requested.connect(lambda backward: self.start(backward))
         bar.cancel_requested.connect(self.cancel)
         self.forward_action: QAction | None = None
         self.backward_action: QAction | None = None
