@@ -380,3 +380,17 @@ def test_the_click_models_next_frame_is_decoded_from_its_stack(qtbot, stack_fold
     t.join(20)
     cw.shutdown(wait=1.0)
     assert len(seen) == 1 and np.array_equal(seen[0][0], frame(1))
+
+
+def test_a_numbered_folder_opened_as_the_project_lists_its_frames_and_shows_the_bar(window, qtbot):
+    """photo0..photo2 at the project's top: listed one by one as before (D and A step through
+    them), and the frame bar steps through them as frames."""
+    w = window
+    assert w.files.model.rowCount() == 3 and all(w.files.model.group(r) is None for r in range(3))
+    assert shown(w) == "photo0.png"
+    bar = w.sequence.bar
+    assert bar.isVisible() and bar.frame_label.text() == "frame 0 / 3" and bar.name_label.text() == "photo0.png"
+    w.canvas.setFocus()
+    key(w, Qt.Key.Key_Period)
+    wait_shown(qtbot, w, "photo1.png")
+    assert bar.frame_label.text() == "frame 1 / 3" and bar.slider.value() == 1
