@@ -394,3 +394,26 @@ def test_a_numbered_folder_opened_as_the_project_lists_its_frames_and_shows_the_
     key(w, Qt.Key.Key_Period)
     wait_shown(qtbot, w, "photo1.png")
     assert bar.frame_label.text() == "frame 1 / 3" and bar.slider.value() == 1
+
+
+def test_undo_while_a_written_frame_is_open_shows_it_as_it_was(win, qtbot):
+    pytest.importorskip("cv2")
+    store = win.project.store
+    cls = store.classes()[0]
+    ids = [r.id for r in win.project.sequence_frames("seq")]
+    store.save_regions(ids[0], [Region(store.new_region_id(), cls.id, disc(0)[24:49, 12:37], 12, 24)],
+                       status="done")
+    win.open_image(ids[0])
+    wait_shown(qtbot, win, "seq/0.png")
+    win.sequence.bar.count.setValue(2)
+    run_propagation(win, qtbot, win.propagation.forward_action)
+    win.canvas.setFocus()
+    key(win, Qt.Key.Key_Period)
+    wait_shown(qtbot, win, "seq/1.png")
+    assert len(win.editor.doc.regions) == 1 and win.editor.doc.ordered()[0].source == "propagate"
+    key(win, Qt.Key.Key_Z, CTRL)  # the open frame has no edits: the run goes, and the frame shows it
+    assert [store.image(ids[k]).status for k in (1, 2)] == ["new", "new"]
+    assert shown(win) == "seq/1.png" and not win.editor.doc.regions
+    assert not win.canvas.overlay.labels.any()
+    key(win, Qt.Key.Key_Z, CTRL | Qt.KeyboardModifier.ShiftModifier)  # and back
+    assert len(win.editor.doc.regions) == 1 and store.image(ids[1]).status == "predicted"
