@@ -79,5 +79,7 @@ class CursorReadout:
             self.region_label.setText("")
         else:
             name = self.class_name(r.class_id)
-            self.region_label.setText(f"{name if name else r.class_id} #{r.id}" +
+            # a region carried from another frame shows the object it is (its track) as well
+            obj = f" (object {r.object_id})" if r.object_id != r.id else ""
+            self.region_label.setText(f"{name if name else r.class_id} #{r.id}{obj}" +
                                       (f" {r.score:.2f}" if r.score is not None else ""))

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QAbstractSpinBox, QStyle, QStyleOptionSlider, QWid
 
 from segstudio.core.region import Region
 from tests.gui.conftest import open_window
-from tests.gui.test_window import click, key
+from tests.gui.test_window import click, key, view_point
 
 N_FRAMES = 12
 W, H = 96, 72
@@ -410,7 +410,10 @@ def test_undo_while_a_written_frame_is_open_shows_it_as_it_was(win, qtbot):
     win.canvas.setFocus()
     key(win, Qt.Key.Key_Period)
     wait_shown(qtbot, win, "seq/1.png")
-    assert len(win.editor.doc.regions) == 1 and win.editor.doc.ordered()[0].source == "propagate"
+    carried = win.editor.doc.ordered()[0]
+    assert len(win.editor.doc.regions) == 1 and carried.source == "propagate"
+    QTest.mouseMove(win.canvas.viewport(), view_point(win, 26, 36))  # the readout names its object
+    qtbot.waitUntil(lambda: f"(object {carried.object_id})" in win.readout.region_label.text(), timeout=3000)
     key(win, Qt.Key.Key_Z, CTRL)  # the open frame has no edits: the run goes, and the frame shows it
     assert [store.image(ids[k]).status for k in (1, 2)] == ["new", "new"]
     assert shown(win) == "seq/1.png" and not win.editor.doc.regions
