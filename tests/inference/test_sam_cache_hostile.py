@@ -221,3 +221,18 @@ def test_a_fifo_swapped_in_after_the_stat_does_not_hang_the_digest(tmp_path):
     t.start()
     t.join(10)
     assert got and "not a regular file" in got[0]
+
+
+def test_a_frames_key_is_its_file_and_number(tmp_path):
+    """A stack's frame has no file of its own: its key comes from the stack file and the frame
+    number, so each frame is cached apart and a changed stack invalidates them all."""
+    import numpy as np
+    import tifffile
+    stack = tmp_path / "s.tif"
+    tifffile.imwrite(stack, np.zeros((3, 8, 8), np.uint8), photometric="minisblack")
+    k0, k1 = EmbeddingCache.key("m", f"{stack}/000000"), EmbeddingCache.key("m", f"{stack}/000001")
+    assert k0 != k1 and EmbeddingCache.key("m", f"{stack}/000000") == k0
+    tifffile.imwrite(stack, np.ones((3, 8, 8), np.uint8), photometric="minisblack")
+    assert EmbeddingCache.key("m", f"{stack}/000000") != k0
+    with pytest.raises(FileNotFoundError):
+        EmbeddingCache.key("m", f"{tmp_path}/gone.tif/000000")

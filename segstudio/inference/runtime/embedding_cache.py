@@ -29,6 +29,7 @@ from typing import Any, Callable, ClassVar, Generic, Protocol, TypeVar
 
 import torch
 
+from segstudio.core import sequences
 from segstudio.inference.runtime.pretrained import first_line
 from segstudio.inference.runtime.torch_archive import archive_problem, size_text
 
@@ -121,12 +122,17 @@ class EmbeddingCache(Generic[E]):
 
     @classmethod
     def key(cls, model_id: str, image_path: str | Path, window: tuple[float, float] | None = None) -> str:
-        """Raises FileNotFoundError when the image file is gone (OSError when it cannot be read)."""
+        """Raises FileNotFoundError when the image file is gone (OSError when it cannot be read).
+        A frame of a stack or video (core/sequences' FILE/NNNNNN) is keyed by its file and number."""
         p = Path(image_path)
+        frame = ""
+        split = sequences.split_frame_path(p.as_posix())
+        if split is not None and not p.exists():
+            p, frame = Path(split[0]), str(split[1])
         st = p.stat()
         w = "auto" if window is None else f"{float(window[0])!r},{float(window[1])!r}"
         text = "\0".join([cls.FORMAT, str(cls.VERSION), model_id, str(p.resolve()), str(st.st_size),
-                          str(st.st_mtime_ns), content_digest(p, st), w])
+                          str(st.st_mtime_ns), content_digest(p, st), w] + ([f"frame {frame}"] if frame else []))
         return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     @property
