@@ -26,7 +26,10 @@ and backward to the first (at most N frames each way), each step from the previo
 Baselines: no propagation (every object from nothing); copy (the done frame's masks unchanged;
 in "step" the previous frame's truth unchanged); live (a UNet trained on the done frame alone by
 the live learner, LiveLearner.update, for --live-budget seconds on the CPU, its class areas split
-into 4-connected objects).
+into 4-connected objects). With the live model, also the method "flow+live": the warped mask
+replaced by the live model's object that overlaps it at IoU >= 0.5 (propagate_refine.EvidenceRefiner).
+"run": as "chain", but an object below propagate.CONFIDENCE_STOP is dropped there, as the project's
+propagation run drops it.
 
 stardist-3d target (issue 26): with the middle slice done, >= 90 % of the nuclei present in it are
 carried at IoU >= 0.5 (same track id) through every slice in which they appear.
@@ -61,27 +64,28 @@ Pred = list[tuple[int, np.ndarray, float]]  # (track, mask, confidence)
 # ---------------------------------------------------------------- running the methods
 
 
-def chain(frames, truths, k: int, order: list[int], method: str, stop: float = 0.0) -> dict[int, Pred]:
+def chain(frames, truths, k: int, order: list[int], method: str, stop: float = 0.0, refine=None) -> dict[int, Pred]:
     """Frame k's truth carried along `order` (frames after or before k, nearest first); with
     `stop`, an object below that confidence is dropped there, as the project's run drops it."""
     from segstudio.editing.propagate import carry
     objs = [(t, 1, m) for t, m in truths[k].items()]
     prev, out = k, {}
     for f in order:
-        carried = [c for c in carry(frames[prev], frames[f], objs, method=method) if c.confidence >= stop]
+        carried = [c for c in carry(frames[prev], frames[f], objs, refine, method=method) if c.confidence >= stop]
         out[f] = [(c.track, c.mask, c.confidence) for c in carried]
         objs = [(c.track, c.class_id, c.mask) for c in carried]
         prev = f
     return out
 
 
-def step(frames, truths, k: int, order: list[int], method: str) -> dict[int, Pred]:
+def step(frames, truths, k: int, order: list[int], method: str, refine=None) -> dict[int, Pred]:
     """Each frame carried from its neighbour toward k, that neighbour's truth given."""
     from segstudio.editing.propagate import carry
     out, prev = {}, k
     for f in order:
         objs = [(t, 1, m) for t, m in truths[prev].items()]
-        out[f] = [(c.track, c.mask, c.confidence) for c in carry(frames[prev], frames[f], objs, method=method)]
+        carried = carry(frames[prev], frames[f], objs, refine, method=method)
+        out[f] = [(c.track, c.mask, c.confidence) for c in carried]
         prev = f
     return out
 
@@ -251,6 +255,7 @@ def load(a) -> tuple[list[np.ndarray], list[np.ndarray], str]:
 
 def run(a) -> dict:
     from segstudio.editing.propagate import CONFIDENCE_STOP
+    stop = CONFIDENCE_STOP if a.stop is None else a.stop
     frames, labels, what = load(a)
     if len(frames) != len(labels):
         raise SystemExit(f"{len(frames)} frames but {len(labels)} masks")
@@ -280,20 +285,28 @@ def run(a) -> dict:
         t0 = time.perf_counter()
         scen["chain"]["live"] = live_predictions(frames, truths, k, wanted, a.live_budget)
         seconds["live"] = time.perf_counter() - t0
-    for m in methods:
+    refines = {}
+    if "live" in scen["chain"]:  # the live model's objects as evidence: the method "flow+live"
+        from segstudio.inference.propagate_refine import EvidenceRefiner, frame_key
+        by_key = {frame_key(frames[f]): [m for _, m, _ in scen["chain"]["live"][f]] for f in wanted}
+        refines["flow+live"] = EvidenceRefiner(lambda image: by_key.get(frame_key(image), []))
+        methods.append("flow+live")
+    for name in methods:
+        m, r = ("flow+refine", refines[name]) if name in refines else (name, None)
         t0 = time.perf_counter()
-        scen["chain"][m] = {**chain(frames, truths, k, forward, m), **chain(frames, truths, k, backward, m)}
-        seconds[m] = (time.perf_counter() - t0) / max(len(wanted), 1)
-        scen["run"][m] = {**chain(frames, truths, k, forward, m, CONFIDENCE_STOP),
-                          **chain(frames, truths, k, backward, m, CONFIDENCE_STOP)}
-        scen["step"][m] = {**step(frames, truths, k, forward, m), **step(frames, truths, k, backward, m)}
+        scen["chain"][name] = {**chain(frames, truths, k, forward, m, refine=r),
+                               **chain(frames, truths, k, backward, m, refine=r)}
+        seconds[name] = (time.perf_counter() - t0) / max(len(wanted), 1)
+        scen["run"][name] = {**chain(frames, truths, k, forward, m, stop, r),
+                             **chain(frames, truths, k, backward, m, stop, r)}
+        scen["step"][name] = {**step(frames, truths, k, forward, m, r), **step(frames, truths, k, backward, m, r)}
     tool, cache = None, {}
     if a.actions:
         import _clicks
         tool = _clicks.classical_tool(_clicks.best_classical())
     results: dict = {"data": what, "frames": n, "from": k, "forward": forward, "backward": backward,
                      "methods": methods, "live_budget_s": a.live_budget, "per_frame": {}, "totals": {},
-                     "seconds_per_frame": seconds, "confidence_stop": CONFIDENCE_STOP}
+                     "seconds_per_frame": seconds, "confidence_stop": stop}
     for mode, by in scen.items():
         for name, preds in by.items():
             rows = []
@@ -304,7 +317,7 @@ def run(a) -> dict:
                 rows.append(row)
             results["per_frame"][f"{mode}/{name}"] = rows
             results["totals"][f"{mode}/{name}"] = totals(rows, truths, k, preds, forward, backward,
-                                                         name != "live", CONFIDENCE_STOP if name in methods else None)
+                                                         name != "live", stop if name in methods else None)
     print_table(results)
     if a.dataset == "stardist-3d" or a.target:
         for name, tot in results["totals"].items():
@@ -371,6 +384,8 @@ def main(argv=None) -> int:
     p.add_argument("--live-budget", type=float, default=30.0,
                    help="seconds of UNet training on the done frame (0: no live baseline)")
     p.add_argument("--synthetic-frames", type=int, default=12)
+    p.add_argument("--stop", type=float, default=None,
+                   help="the confidence below which \"run\" drops an object (default: propagate.CONFIDENCE_STOP)")
     p.add_argument("--target", action="store_true", help="print the carried-through figure beside the 90 %% target")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)

@@ -1,4 +1,4 @@
-"""A click model refines a carried mask: the `refine` function that editing/propagate.carry takes.
+"""A model refines a carried mask: the `refine` functions that editing/propagate.carry takes.
 
 `PromptRefiner(model)` wraps any model of the promptable protocol (inference/promptable.py: the
 Segment Anything family, SAM 2.1): called with (next frame, warped mask), it embeds the frame (once
@@ -8,6 +8,12 @@ answers the candidate that agrees best (IoU) with the warped mask: the flow says
 is, the model where its edges are; picking by the model's own score would swap a part for the
 whole. No Qt; the model's device is the model's.
 
+`EvidenceRefiner(predict)` takes a pre-label model's answer on the next frame as evidence (the live
+model's prediction, issue 26): `predict(image)` gives the frame's object masks (for a Segmenter:
+its Prediction's candidates, `segmenter_masks`); the carried object becomes the predicted object
+that overlaps its warped mask most, where that overlap reaches IoU EVIDENCE_MATCH; elsewhere the
+warped mask stands.
+
 Checked with random weights only (no weights can be downloaded where it was written): it runs and
 answers masks of the frame's size; its quality needs real weights (benchmarks/propagation.py with
 a weights file is the measurement to make).
@@ -16,7 +22,7 @@ a weights file is the measurement to make).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import cv2
 import numpy as np
@@ -43,24 +49,73 @@ class PromptRefiner:
         emb = self._embedding(image)
         box = (float(xs.min()), float(ys.min()), float(xs.max()) + 1.0, float(ys.max()) + 1.0)
         cands = self.model.decode(emb, inside_points(warped, self.points), box)
-        best, best_iou = None, -1.0
-        for k in range(len(cands)):
-            m = np.asarray(cands.mask(k), bool)
-            union = np.count_nonzero(m | warped)
-            v = np.count_nonzero(m & warped) / union if union else 0.0
-            if v > best_iou:
-                best, best_iou = m, v
+        best, _ = best_match((np.asarray(cands.mask(k), bool) for k in range(len(cands))), warped)
         return best
 
     def _embedding(self, image: np.ndarray) -> Any:
-        h = hashlib.blake2b(digest_size=16)
-        h.update(f"{image.shape} {image.dtype.str}".encode())
-        h.update(np.ascontiguousarray(image).data)
-        key = h.digest()
+        key = frame_key(image)
         if key != self._key:
             self._emb = self.model.embedding_for(image, None, self.cache)
             self._key = key
         return self._emb
+
+
+EVIDENCE_MATCH = 0.5  # the predicted object must overlap the warped mask this much (IoU) to replace it
+
+
+class EvidenceRefiner:
+    """The pre-label model's object that matches the warped mask (module doc); `predict` runs once
+    a frame."""
+
+    def __init__(self, predict: Callable[[np.ndarray], list[np.ndarray]], minimum: float = EVIDENCE_MATCH) -> None:
+        self.predict, self.minimum = predict, minimum
+        self._key: bytes | None = None
+        self._masks: list[np.ndarray] = []
+
+    def __call__(self, image: np.ndarray, warped: np.ndarray) -> np.ndarray | None:
+        if warped.shape != image.shape[:2]:
+            raise ValueError(f"a {warped.shape} mask for a {image.shape[:2]} frame")
+        key = frame_key(image)
+        if key != self._key:
+            self._masks = [np.asarray(m, bool) for m in self.predict(image)]
+            self._key = key
+        best, v = best_match(self._masks, warped)
+        return best if best is not None and v >= self.minimum else warped
+
+
+def segmenter_masks(segmenter: Any) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """`predict` for EvidenceRefiner from a Segmenter: its candidates (an instance each, or a class
+    area each) as full-frame masks."""
+    def predict(image: np.ndarray) -> list[np.ndarray]:
+        h, w = image.shape[:2]
+        out = []
+        for d in segmenter.predict(image).candidates():
+            m = np.zeros((h, w), bool)
+            m[d.y:d.y + d.mask.shape[0], d.x:d.x + d.mask.shape[1]] = d.mask
+            out.append(m)
+        return out
+    return predict
+
+
+def best_match(masks: Iterable[np.ndarray], warped: np.ndarray) -> tuple[np.ndarray | None, float]:
+    """The mask that overlaps `warped` most (IoU), and that IoU; (None, 0) for no masks."""
+    best, best_iou = None, 0.0
+    for m in masks:
+        if m.shape != warped.shape:
+            continue
+        union = np.count_nonzero(m | warped)
+        v = np.count_nonzero(m & warped) / union if union else 0.0
+        if best is None or v > best_iou:
+            best, best_iou = m, v
+    return best, best_iou
+
+
+def frame_key(image: np.ndarray) -> bytes:
+    """A digest of a frame's pixels: the same frame asked again reuses its embedding / prediction."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{image.shape} {image.dtype.str}".encode())
+    h.update(np.ascontiguousarray(image).data)
+    return h.digest()
 
 
 def inside_points(mask: np.ndarray, n: int) -> list[tuple[float, float, bool]]:

@@ -108,3 +108,34 @@ def test_sam2_with_random_weights_runs_behind_the_refiner():
     image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
     out = PromptRefiner(model)(image, blob(shape=(48, 64)))
     assert out is not None and out.shape == (48, 64) and out.dtype == bool
+
+
+def test_evidence_replaces_the_warped_mask_where_a_predicted_object_matches():
+    from segstudio.inference.propagate_refine import EvidenceRefiner, segmenter_masks
+    obj, far = blob(), blob(y=(30, 38), x=(40, 48))
+    calls = []
+
+    def predict(image):
+        calls.append(1)
+        return [far, obj]
+
+    refine = EvidenceRefiner(predict)
+    image = np.zeros((40, 50), np.uint8)
+    assert np.array_equal(refine(image, blob(x=(13, 31))), obj)  # IoU 17/19: the model's object
+    lonely = blob(y=(0, 4), x=(0, 4))
+    assert np.array_equal(refine(image, lonely), lonely)  # nothing matches: the warped mask stands
+    assert len(calls) == 1  # one prediction a frame
+
+    class Det:
+        def __init__(self, m, x, y):
+            self.mask, self.x, self.y = m, x, y
+
+    class Seg:
+        def predict(self, image):
+            class P:
+                def candidates(self):
+                    return [Det(np.ones((3, 4), bool), 5, 6)]
+            return P()
+
+    (m,) = segmenter_masks(Seg())(image)
+    assert m.shape == (40, 50) and m.sum() == 12 and m[6:9, 5:9].all()
