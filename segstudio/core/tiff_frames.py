@@ -116,6 +116,14 @@ def layout(tf) -> TiffLayout | None:
                       np.dtype(key.dtype), orientation, offset)
 
 
+def _one_series_per_page(tf) -> bool:
+    """Several shaped series of one 2D page each (a stack written a page per write() call)."""
+    series = tf.series
+    return bool(tf.is_shaped and len(series) > 1 and len(series[0].pages) == 1
+                and all(len(s.pages) == 1 and s.shape == series[0].shape and s.dtype == series[0].dtype
+                        for s in series[:64]))
+
+
 def _contiguous_offset(tf, series, key, pages: int) -> int:
     """The data offset of a stack whose pages follow each other without IFDs (ImageJ > 4 GB),
     once the file is known to hold all of them."""
@@ -144,6 +152,14 @@ class TiffSource:
             try:
                 self._tf = tifffile.TiffFile(self._f, name=os.path.basename(os.fspath(path)))
                 lay = layout(self._tf)
+                if lay is None and _one_series_per_page(self._tf):
+                    # tifffile's writer makes each write() call a "shaped" series of its own: a stack
+                    # written page by page is many one-page series; read without that metadata, its
+                    # pages of one shape and type are one series, the stack
+                    self._tf.close()
+                    self._f.seek(0)
+                    self._tf = tifffile.TiffFile(self._f, name=os.path.basename(os.fspath(path)), is_shaped=False)
+                    lay = layout(self._tf)
             except ImageDecodeError:
                 raise
             except MemoryError:

@@ -382,3 +382,14 @@ def test_damaged_videos_raise_only_decode_errors(tmp_path, small_mp4, data):
             assert a.ndim == 3 and a.shape[2] == 3
         except ImageDecodeError:
             pass
+
+
+def test_a_stack_written_page_by_page_is_a_stack(tmp_path):
+    """tifffile's writer makes each write() a series of its own: five one-page series are five frames."""
+    path = tmp_path / "pages.tif"
+    with tifffile.TiffWriter(path) as w:
+        for i in range(5):
+            w.write(np.full((6, 7), i * 10, np.uint8))
+    info = fs.probe(path)
+    assert info is not None and info.frames == 5 and (info.width, info.height) == (7, 6)
+    assert [int(fs.read_frame(path, i)[0, 0]) for i in range(5)] == [0, 10, 20, 30, 40]
