@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from segstudio.cli.common import CliError, add_common, progress_printer
@@ -43,7 +44,9 @@ def _locate(seq: Path, project_opt: str | None) -> tuple[Path, str]:
             if (above / ".segstudio" / "project.db").is_file():
                 folder = above
                 break
-    return folder, seq.resolve().relative_to(folder.resolve()).as_posix()
+    # not resolve(): a link is registered under its own name, wherever it points
+    rel = os.path.relpath(os.path.abspath(seq), os.path.abspath(folder))
+    return folder, Path(rel).as_posix()
 
 
 def cmd_propagate(args: argparse.Namespace) -> int:
@@ -62,9 +65,12 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         frames = project.sequence_frames(key)
         if len(frames) < 2:
             known = project.store.container_info(key) if key else None
-            why = f": {known[4]}" if known and known[4] else ""
-            what = f"{args.sequence} holds no frames{why}" if key else \
-                f"{args.sequence} holds no numbered images (a sequence needs 2 or more)"
+            why = f": {known.error}" if known is not None and known.error else ""
+            if key:
+                what = f"{args.sequence} holds one frame: there is no other frame to carry it to" \
+                    if len(frames) == 1 else f"{args.sequence} holds no frames{why}"
+            else:
+                what = f"{args.sequence} holds no numbered images (a sequence needs 2 or more)"
             raise CliError(what)
         try:
             start = sequences.parse_frame(args.start, [f.path for f in frames])

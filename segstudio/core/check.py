@@ -64,7 +64,7 @@ def _decode(project: Project, rec: ImageRecord, budget: MemoryBudget) -> Outcome
         return rec, None, str(e), None
     h, w = arr.shape[:2]
     del arr  # only the verdict is kept
-    return rec, (w, h, digest), None, None
+    return rec, (w, h, digest()), None, None
 
 
 def check_images(project: Project, progress: Progress | None = None, workers: int | None = None,

@@ -7,15 +7,16 @@ import logging
 import os
 import stat
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from segstudio.core import imageio, sequences
 from segstudio.core.errors import UserError
-from segstudio.core.imageio import ImageDecodeError
+from segstudio.core.imageio import ImageDecodeError, NotEnoughMemory
 from segstudio.core.memory import MemoryBudget
-from segstudio.core.records import ImageRecord
-from segstudio.core.store.api import Store
+from segstudio.core.records import NEW, ImageRecord
+from segstudio.core.store.api import ContainerInfo, Store
 from segstudio.core.store.sqlite import DB_NAME, SqliteStore
 
 log = logging.getLogger(__name__)
@@ -157,21 +158,39 @@ class Project:
         skipped: list[str] = []
         found = scan_folder(self.folder, skipped)
         self.skipped_folders = sorted(skipped)
-        found, failed = self._expand_sequences(found)
+        found, failed, probed = self._expand_sequences(found)
         counts = self.store.sync_files(found)
         self._frames_cache.clear()
         for path, error in failed.items():
             rec = self.store.image_by_path(path)
             if rec is not None and rec.error != error:
                 self.store.set_error(rec.id, error)
+        for info in probed:
+            if info.frames >= 1 and info.kind != "image":
+                self.store.set_frame_sizes(info.path, info.width, info.height)
+                self._carry_over(info.path)
         return counts
 
-    def _expand_sequences(self, found: list[str]) -> tuple[list[str], dict[str, str]]:
+    def _carry_over(self, rel: str) -> None:
+        """A file that was one image (a TIFF before stacks opened as frames, or one that gained
+        pages) and now opens as frames: what was annotated on it is its first page, frame 0."""
+        old = self.store.image_by_path(rel)
+        first = self.store.image_by_path(sequences.frame_path(rel, 0))
+        if old is None or first is None or (old.status == NEW and not self.store.region_count(old.id)):
+            return
+        if self.store.move_annotations(old.id, first.id):
+            log.info("%s opens as frames now: its annotations moved to its frame 0", rel)
+
+    def _expand_sequences(self, found: list[str]) -> tuple[list[str], dict[str, str], list[ContainerInfo]]:
         """Each stack or video file among `found` becomes its frames' paths (core/sequences). A file
-        is probed (headers only) when it is new or its size or mtime changed; the store keeps what
-        the probe found. A video that cannot be read stays one record carrying the probe's error."""
+        is probed (headers only) when it is new, when its size or mtime changed, or while its last
+        probe failed; what the probes found is stored in one transaction. A file whose probe fails
+        stays one record carrying the error, unless it had frames before: those stay (each frame's
+        decode then says what is wrong). Too little memory says nothing about the file: nothing of
+        it is stored."""
         out: list[str] = []
         failed: dict[str, str] = {}
+        probed: list[ContainerInfo] = []
         for rel in found:
             if not sequences.may_be_container(rel):
                 out.append(rel)
@@ -182,28 +201,37 @@ class Project:
                 out.append(rel)
                 continue
             known = self.store.container_info(rel)
-            if known is not None and known[:2] == (st.st_size, st.st_mtime_ns):
-                frames, kind, error = known[2], known[3], known[4]
-            else:
+            info = known
+            if known is None or (known.size, known.mtime_ns) != (st.st_size, st.st_mtime_ns) or known.error:
                 from segstudio.core import frame_sources  # the decoders: only when a folder holds such files
                 frame_sources.forget(self.abspath(rel))
+                kind = "video" if sequences.is_video_name(rel) else "image"
                 try:
-                    info = frame_sources.probe(self.abspath(rel))
-                    frames, kind, error = (1, "image", None) if info is None else (info.frames, info.kind, None)
+                    seq = frame_sources.probe(self.abspath(rel))
+                    info = ContainerInfo(rel, st.st_size, st.st_mtime_ns, 1, "image") if seq is None else \
+                        ContainerInfo(rel, st.st_size, st.st_mtime_ns, seq.frames, seq.kind, seq.width, seq.height)
+                except NotEnoughMemory:
+                    info = known if known is not None and known.frames >= 1 else None
                 except ImageDecodeError as e:
-                    frames, kind, error = 0, "video" if sequences.is_video_name(rel) else "image", str(e)
-                self.store.set_container_info(rel, st.st_size, st.st_mtime_ns, frames, kind, error)
-            if kind == "image":  # a single-image TIFF (or one that fails: its decode says why)
+                    if known is not None and known.frames >= 1 and known.error is None and known.kind != "image":
+                        info = known  # it had frames: they stay, and so does what was probed (probed again next scan)
+                    else:
+                        info = ContainerInfo(rel, st.st_size, st.st_mtime_ns, 0, kind, error=str(e))
+                        probed.append(info)
+                else:
+                    probed.append(info)
+            if info is None or info.kind == "image":  # a single-image TIFF (or not known: its decode says why)
                 out.append(rel)
-            elif error is not None or frames < 1:
+            elif info.error is not None or info.frames < 1:
                 out.append(rel)
-                failed[rel] = error or "no frames"
+                failed[rel] = info.error or "no frames"
             else:
                 # the count is read back from the store or a header: bounded by the file's size
                 # (every frame takes bytes), so no number makes the scan register more than it holds
-                frames = min(frames, sequences.MAX_FRAMES, max(1, st.st_size // sequences.MIN_FRAME_BYTES))
+                frames = min(info.frames, sequences.MAX_FRAMES, max(1, st.st_size // sequences.MIN_FRAME_BYTES))
                 out.extend(sequences.frame_path(rel, i) for i in range(frames))
-        return out, failed
+        self.store.set_container_infos(probed)
+        return out, failed, probed
 
     @property
     def models_dir(self) -> Path:
@@ -218,17 +246,18 @@ class Project:
         split = sequences.split_frame_path(rec.path if isinstance(rec, ImageRecord) else rec)
         return None if split is None else (self.abspath(split[0]), split[1])
 
-    def decode(self, rec: ImageRecord, budget: MemoryBudget | None = None) -> tuple[np.ndarray, str]:
-        """(pixels, content hash) of an image file or of a frame; ImageDecodeError when it fails.
-        A file is decoded within `budget` (default: the shared one); a frame by the frame decoders,
-        whose cache is bounded on its own; a frame's hash is that of its pixels."""
+    def decode(self, rec: ImageRecord, budget: MemoryBudget | None = None) -> tuple[np.ndarray, Callable[[], str]]:
+        """(pixels, a function giving their content hash) of an image file or of a frame;
+        ImageDecodeError when it fails. A file is decoded within `budget` (default: the shared
+        one), its hash that of its bytes; a frame by the frame decoders, whose cache is bounded on
+        its own, its hash that of its pixels (9 ms at 1080p: worked out only when asked for)."""
         frame = self.frame_of(rec)
         if frame is None:
             arr, data = imageio.load(self.abspath(rec), allow_large=self.allow_large, budget=budget)
-            return arr, imageio.content_hash(data)
+            return arr, lambda: imageio.content_hash(data)
         from segstudio.core import frame_sources
-        arr = frame_sources.read_frame(frame[0], frame[1], allow_large=self.allow_large)
-        return arr, imageio.content_hash(np.ascontiguousarray(arr).tobytes())
+        pixels = frame_sources.read_frame(frame[0], frame[1], allow_large=self.allow_large)
+        return pixels, lambda: imageio.content_hash(np.ascontiguousarray(pixels).tobytes())
 
     def load_image(self, rec: ImageRecord, record: bool = True) -> np.ndarray:
         """Decode an image or a frame; its size and hash go to the store, or its error when it fails."""
@@ -241,20 +270,25 @@ class Project:
             raise
         h, w = arr.shape[:2]
         if record and (rec.width != w or rec.height != h or rec.error is not None or rec.hash is None):
-            self.store.set_decoded(rec.id, w, h, digest)
+            self.store.set_decoded(rec.id, w, h, digest())
         return arr
 
     def image_size(self, rec: ImageRecord) -> tuple[int, int]:
-        """(width, height), from the store or the file header (stored for next time)."""
+        """(width, height), from the store, the probe of a frame's file (kept in the store), or the
+        image file's header (stored for next time)."""
         if rec.width and rec.height:
             return rec.width, rec.height
-        frame = self.frame_of(rec)
-        if frame is not None:
-            from segstudio.core import frame_sources
-            seq = frame_sources.probe(frame[0])
-            if seq is None:
-                raise ImageDecodeError("this file holds a single image now, not frames (scan again)")
-            w, h = seq.width, seq.height
+        split = sequences.split_frame_path(rec.path)
+        if split is not None:
+            known = self.store.container_info(split[0])
+            if known is None or known.width <= 0 or known.height <= 0:
+                from segstudio.core import frame_sources
+                seq = frame_sources.probe(self.abspath(split[0]))
+                if seq is None:
+                    raise ImageDecodeError("this file holds a single image now, not frames (scan again)")
+                w, h = seq.width, seq.height
+            else:
+                w, h = known.width, known.height
         else:
             info = imageio.read_image_info(self.abspath(rec))
             w, h = info.width, info.height
@@ -268,7 +302,8 @@ class Project:
         key = sequences.sequence_key(path)
         if key is None or sequences.split_frame_path(path) is not None:
             return key
-        return key if len(self.sequence_ids(key)) >= 2 else None
+        rec_id = rec.id if isinstance(rec, ImageRecord) else getattr(self.store.image_by_path(path), "id", None)
+        return key if rec_id in self.sequence_ids(key) else None
 
     def sequence_ids(self, key: str) -> list[int]:
         """The ids of a sequence's frames in frame order (see sequence_frames). Worked out once per
@@ -292,13 +327,13 @@ class Project:
         if sequences.may_be_container(key):
             recs = [r for r in self.store.images(name_contains=key + "/")
                     if (sequences.split_frame_path(r.path) or ("",))[0] == key]
-            if recs:
-                return recs  # the store's path order is the frame order (zero-padded numbers)
+            if recs:  # by frame number: the path order is it only up to 999,999 (6 digits)
+                return sorted(recs, key=lambda r: (sequences.split_frame_path(r.path) or ("", 0))[1])
         recs = self.store.images(name_contains=key + "/" if key else None)
         mine = [r for r in recs if r.path.rpartition("/")[0] == key and sequences.split_frame_path(r.path) is None
                 and sequences.sequence_key(r.path) == key]
         by_path = {r.path: r for r in mine}
-        return [by_path[p] for p in sequences.order_frames(by_path)]
+        return [by_path[p] for p in sequences.numbered_run(list(by_path))]
 
     def close(self) -> None:
         self.store.close()

@@ -84,9 +84,46 @@ def order_frames(paths: Iterable[str]) -> list[str]:
     return sorted(paths, key=key)
 
 
+MAX_FRAME_STEP = 1000  # a time-lapse saved every 1000th frame at most
+_LAST_NUMBER = re.compile(r"^(.*?)(\d+)(\D*)$")
+
+
+def numbered_run(paths: Sequence[str], min_frames: int = 2) -> list[str]:
+    """The frames among one folder's numbered image paths, in numeric order; [] when they are no
+    sequence. They are the largest group whose names differ only in their last number
+    ('t_0001.png', 't_0002.png'; 'cam1_0001' and 'cam2_0001' are two groups), holding at least
+    `min_frames`, whose numbers run evenly: their span is at most four times their count in steps
+    of the numbers' common difference (frames may be missing), and that difference is at most
+    MAX_FRAME_STEP (two photos named by ids far apart are not two frames). So a time-lapse saved
+    every 5th frame is a sequence, while photos named by sparse ids (COCO's 000000397133.jpg)
+    stay a folder of images."""
+    import math
+    groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for p in paths:
+        name = p.rpartition("/")[2]
+        stem, dot, ext = name.rpartition(".")
+        m = _LAST_NUMBER.match(stem if dot else name)
+        if m is not None:
+            groups.setdefault((m.group(1).lower(), (m.group(3) + dot + ext).lower()), []).append((int(m.group(2)), p))
+    if not groups:
+        return []
+    best = max(groups.values(), key=len)
+    if len(best) < min_frames:
+        return []
+    numbers = sorted({n for n, _ in best})
+    if len(numbers) < len(best):
+        return []  # two names for one number ('1.png', '01.png'): no one order
+    step = 0
+    for a, b in zip(numbers, numbers[1:], strict=False):
+        step = math.gcd(step, b - a)
+    if step > MAX_FRAME_STEP or (numbers[-1] - numbers[0]) // max(step, 1) + 1 > 4 * len(numbers):
+        return []
+    return [p for _, p in sorted(best)]
+
+
 def group_sequences(paths: Sequence[str], min_frames: int = 2) -> dict[str, list[str]]:
     """The sequences among `paths`: key -> frame paths in frame order. A container's frames are
-    always a sequence; a folder is one when at least `min_frames` of its images are numbered."""
+    always a sequence; a folder's numbered images are one when they run evenly (numbered_run)."""
     groups: dict[str, list[str]] = {}
     for p in paths:
         key = sequence_key(p)
@@ -94,8 +131,12 @@ def group_sequences(paths: Sequence[str], min_frames: int = 2) -> dict[str, list
             groups.setdefault(key, []).append(p)
     out = {}
     for key, members in groups.items():
-        if split_frame_path(members[0]) is not None or len(members) >= min_frames:
+        if split_frame_path(members[0]) is not None:
             out[key] = order_frames(members)
+        else:
+            run = numbered_run(members, min_frames)
+            if run:
+                out[key] = run
     return out
 
 

@@ -117,3 +117,28 @@ def test_info_lists_the_sequences(tmp_path, capsys):
                     {"sequence": "stack.tif", "kind": "stack", "frames": 3, "status": {"new": 3}}]
     assert main(["info", str(d)]) == 0
     assert "stack.tif (stack): 3 frames: new 3" in capsys.readouterr().out
+
+
+def test_a_linked_stack_and_a_one_frame_stack(tmp_path, capsys):
+    """A link is registered under its own name, wherever it points; one frame has nowhere to go."""
+    import os
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    imgs, masks = _frames(3)
+    tifffile.imwrite(outside / "real.tif", np.stack(imgs), photometric="minisblack")
+    d = tmp_path / "data"
+    d.mkdir()
+    os.symlink(outside / "real.tif", d / "link.tif")
+    _start(d, "link.tif/000000", masks[0])
+    assert main(["propagate", str(d / "link.tif"), "--from", "0"]) == 0
+    assert "frame 2 (link.tif/000002)" in capsys.readouterr().out
+    import av
+    with av.open(str(d / "one.mp4"), "w") as c:
+        s = c.add_stream("mpeg4", rate=5)
+        s.width, s.height, s.pix_fmt = 32, 32, "yuv420p"
+        for pkt in s.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")):
+            c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    assert main(["propagate", str(d / "one.mp4"), "--from", "0"]) == 2
+    assert "holds one frame" in capsys.readouterr().err

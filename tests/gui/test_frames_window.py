@@ -420,3 +420,14 @@ def test_undo_while_a_written_frame_is_open_shows_it_as_it_was(win, qtbot):
     assert not win.canvas.overlay.labels.any()
     key(win, Qt.Key.Key_Z, CTRL | Qt.KeyboardModifier.ShiftModifier)  # and back
     assert len(win.editor.doc.regions) == 1 and store.image(ids[1]).status == "predicted"
+
+
+def test_a_subfolder_of_photos_named_by_id_is_not_folded():
+    """COCO-style names hold numbers but are no sequence: each stays a row of its own, while a
+    subfolder's evenly numbered frames fold into one row beside them."""
+    from segstudio.gui.docks.file_groups import FrameGroup, fold
+    paths = {1: "coco/000000397133.jpg", 2: "coco/000000037777.jpg", 3: "t/1.png", 4: "t/2.png", 5: "t/3.png",
+             6: "t/notes7x.png"}
+    rows = fold(list(paths), paths, {})
+    assert rows[:2] == [1, 2] and isinstance(rows[2], FrameGroup) and rows[2].ids == [3, 4, 5]
+    assert rows[3:] == [6]

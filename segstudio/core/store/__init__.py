@@ -6,9 +6,9 @@ for its own failures. rows.py builds the region rows a store writes (on worker t
 A new backend (PostgreSQL is next, DESIGN.md) is one more module here implementing `Store`;
 tests/core/test_store_protocol.py checks it against the protocol the same way as SQLite's."""
 
-from segstudio.core.store.api import RemovedClass, Store, StoreError
+from segstudio.core.store.api import ContainerInfo, RemovedClass, Store, StoreError
 from segstudio.core.store.rows import REGION_COLUMNS, encoded_region_row, region_row
 from segstudio.core.store.sqlite import SqliteStore, default_db_path
 
-__all__ = ["REGION_COLUMNS", "RemovedClass", "SqliteStore", "Store", "StoreError", "default_db_path",
+__all__ = ["REGION_COLUMNS", "ContainerInfo", "RemovedClass", "SqliteStore", "Store", "StoreError", "default_db_path",
            "encoded_region_row", "region_row"]

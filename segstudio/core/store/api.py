@@ -50,6 +50,21 @@ class RemovedClass:
         return 256 + 8 * len(self.moved) + sum(128 + len(row[7]) for row in self.deleted)
 
 
+@dataclass(frozen=True)
+class ContainerInfo:
+    """What a probe of a stack or video file found, kept with the file's size and mtime (a scan
+    probes a file again only when they change, or while the last probe failed)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    frames: int  # 0 when the probe failed (error); 1 with kind "image": a single-image TIFF
+    kind: str  # "video", "stack" or "image"
+    width: int = 0
+    height: int = 0
+    error: str | None = None
+
+
 class Store(Protocol):
     """A project's images, classes, regions, settings, model index and claims on open images.
 
@@ -130,10 +145,13 @@ class Store(Protocol):
     def save_regions(self, image_id: int, upserts: Iterable[Region] = (), deletes: Iterable[int] = (),
                      status: str | None = None) -> None: ...
 
-    def container_info(self, path: str) -> tuple[int, int, int, str, str | None] | None: ...
+    def container_info(self, path: str) -> ContainerInfo | None: ...
 
-    def set_container_info(self, path: str, size: int, mtime_ns: int, frames: int, kind: str,
-                           error: str | None = None) -> None: ...
+    def set_container_infos(self, infos: Iterable[ContainerInfo]) -> None: ...
+
+    def set_frame_sizes(self, container: str, width: int, height: int) -> None: ...
+
+    def move_annotations(self, from_id: int, to_id: int) -> bool: ...
 
     def max_z(self, image_id: int) -> int: ...
 

@@ -34,4 +34,9 @@ def row_region(row: tuple) -> Region:
     """A Region from a row of (id, class_id, x, y, w, h, rle, z, source, score, iscrowd, extra, track)."""
     rid, cid, x, y, w, h, counts, z, source, score, crowd, extra, track = row
     return Region(rid, cid, rle.decode(counts, h, w), x, y, z, source, score, bool(crowd),
-                  json.loads(extra) if extra else {}, None if track is None else int(track))
+                  json.loads(extra) if extra else {}, _track(track))
+
+
+def _track(value) -> int | None:
+    """A stored track read back: a whole number from 1 up, else none (the region is its own object)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2 ** 63 else None

@@ -22,10 +22,10 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from segstudio.core.classes import LabelClass, default_color, parse_color
 from segstudio.core.errors import BadValue
-from segstudio.core.records import DONE, STATUSES, UNFINISHED, ImageRecord
+from segstudio.core.records import DONE, NEW, STATUSES, UNFINISHED, ImageRecord
 from segstudio.core.region import Region
 import segstudio.core.store.sqlite_classes as classes_sql
-from segstudio.core.store.api import RemovedClass, StoreError
+from segstudio.core.store.api import ContainerInfo, RemovedClass, StoreError
 from segstudio.core.store.rows import REGION_COLUMNS, ROW_W, region_row, row_region
 from segstudio.core.store.sqlite_open import refuse_foreign, store_error, wal
 from segstudio.core.store.sqlite_schema import MIGRATIONS, SCHEMA_V1, SCHEMA_VERSION, split_sql
@@ -454,18 +454,48 @@ class SqliteStore:
                 t.execute("UPDATE images SET uncertainty=? WHERE id=?", (uncertainty, image_id))
 
     # ------------------------------------------------------------------ sequence files
-    def container_info(self, path: str) -> tuple[int, int, int, str, str | None] | None:
-        """(size, mtime_ns, frames, kind, error) that the last probe of a stack or video file found."""
-        row = self.conn.execute("SELECT size, mtime, frames, kind, error FROM containers WHERE path=?",
-                                (path,)).fetchone()
-        return None if row is None else (int(row[0]), int(row[1]), int(row[2]), str(row[3]), row[4])
+    def container_info(self, path: str) -> ContainerInfo | None:
+        """What the last probe of a stack or video file found. Read back hostile: a row that does
+        not hold numbers where numbers belong counts as never probed."""
+        row = self.conn.execute("SELECT size, mtime, frames, kind, width, height, error FROM containers "
+                                "WHERE path=?", (path,)).fetchone()
+        if row is None or not all(isinstance(v, int) for v in (row[0], row[1], row[2], row[4], row[5])):
+            return None
+        return ContainerInfo(path, row[0], row[1], row[2], str(row[3]), row[4], row[5],
+                             None if row[6] is None else str(row[6]))
 
-    def set_container_info(self, path: str, size: int, mtime_ns: int, frames: int, kind: str,
-                           error: str | None = None) -> None:
-        """What a probe found (frames 0 with the error when it failed; 1 for a single-image TIFF)."""
+    def set_container_infos(self, infos: Iterable[ContainerInfo]) -> None:
+        """What probes found, in one transaction (a first scan of a folder of TIFFs probes them all)."""
+        rows = [(i.path, int(i.size), int(i.mtime_ns), int(i.frames), i.kind, int(i.width), int(i.height), i.error)
+                for i in infos]
+        if rows:
+            with self.transaction() as t:
+                t.executemany("INSERT OR REPLACE INTO containers(path, size, mtime, frames, kind, width, height, "
+                              "error) VALUES (?,?,?,?,?,?,?,?)", rows)
+
+    def set_frame_sizes(self, container: str, width: int, height: int) -> None:
+        """Give a stack's or video's frame records their size, all at once (their file's probe
+        knows it: nothing is decoded, and no frame needs a transaction of its own later)."""
+        lo, hi = container + "/", container + "0"  # '0' follows '/': every 'container/...' path
         with self.transaction() as t:
-            t.execute("INSERT OR REPLACE INTO containers(path, size, mtime, frames, kind, error) VALUES (?,?,?,?,?,?)",
-                      (path, int(size), int(mtime_ns), int(frames), kind, error))
+            t.execute("UPDATE images SET width=?, height=? WHERE path >= ? AND path < ? "
+                      "AND (width IS NULL OR width != ? OR height IS NULL OR height != ?)",
+                      (int(width), int(height), lo, hi, int(width), int(height)))
+
+    def move_annotations(self, from_id: int, to_id: int) -> bool:
+        """Move an image's regions and status to another image that has neither (a file annotated
+        as one image that now opens as frames: its annotation was of what is now frame 0). False,
+        and nothing moved, when the target already holds regions or a status other than new."""
+        with self.transaction() as t:
+            src = t.execute("SELECT status FROM images WHERE id=?", (from_id,)).fetchone()
+            dst = t.execute("SELECT status FROM images WHERE id=?", (to_id,)).fetchone()
+            if src is None or dst is None or dst[0] != NEW or \
+                    t.execute("SELECT 1 FROM regions WHERE image_id=? LIMIT 1", (to_id,)).fetchone():
+                return False
+            t.execute("UPDATE regions SET image_id=? WHERE image_id=?", (to_id, from_id))
+            t.execute("UPDATE images SET status=?, updated=? WHERE id=?", (src[0], time.time(), to_id))
+            t.execute("UPDATE images SET status=?, updated=? WHERE id=?", (NEW, time.time(), from_id))
+        return True
 
     def max_z(self, image_id: int) -> int:
         return self.conn.execute("SELECT COALESCE(MAX(z), 0) FROM regions WHERE image_id=?",

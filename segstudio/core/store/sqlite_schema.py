@@ -70,7 +70,7 @@ CREATE TABLE claims(
 CREATE INDEX claims_owner ON claims(owner);
 """,
     # 3: sequences. A region's object identity across frames (`track`; NULL: the region's own id, a
-    # new object), and what a probe of each stack or video file found (its frame count), kept with
+    # new object), and what a probe of each stack or video file found (frame count and size), kept with
     # the file's size and mtime so that a scan probes only new or changed files.
     2: """
 ALTER TABLE regions ADD COLUMN track INTEGER;
@@ -81,6 +81,8 @@ CREATE TABLE containers(
     mtime INTEGER NOT NULL,
     frames INTEGER NOT NULL,
     kind TEXT NOT NULL,
+    width INTEGER NOT NULL DEFAULT 0,
+    height INTEGER NOT NULL DEFAULT 0,
     error TEXT
 );
 """,

@@ -110,6 +110,9 @@ def fold(ids: list[int], paths: dict[int, str], keys: dict[int, object]) -> list
     groups = {}
     for k, m in members.items():
         container = sequences.split_frame_path(paths[m[0]]) is not None
+        if not container:  # a subfolder's numbered files: a sequence when they run evenly (core/sequences)
+            run = set(sequences.numbered_run([paths[i] for i in m]))
+            m = [i for i in m if paths[i] in run]  # the others: rows of their own
         if container or len(m) >= 2:
             groups[k] = FrameGroup(k, m, container)
     if not groups:
@@ -119,7 +122,7 @@ def fold(ids: list[int], paths: dict[int, str], keys: dict[int, object]) -> list
     for i in ids:
         k = keys.get(i)
         g = groups.get(k) if isinstance(k, str) else None
-        if g is None:
+        if g is None or i not in g:
             rows.append(i)
         elif g.key not in placed:
             placed.add(g.key)

@@ -228,8 +228,6 @@ class LiveLearner:
                     break
                 if rec.id not in carried:
                     out.append(rec.id)
-                elif rec.path == start:
-                    break  # wrapped round to the first frame skipped
                 path = rec.path
         return out
 
