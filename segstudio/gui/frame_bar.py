@@ -103,6 +103,8 @@ class FrameBar(QWidget):
         self.stop_label.setStyleSheet("color: #c03030")
         self.stop_label.setWordWrap(True)
         self.stop_label.hide()
+        # the slider has the whole first line (on a 10,000-frame video every pixel counts); the
+        # propagation's buttons, progress and where it stopped share the second
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.prev_button)
@@ -111,14 +113,17 @@ class FrameBar(QWidget):
         row.addWidget(self.frame_label)
         row.addSpacing(6)
         row.addWidget(self.name_label)
-        row.addSpacing(12)
+        row2 = QHBoxLayout()
+        row2.setContentsMargins(0, 0, 0, 0)
         for w in (self.back_button, self.count, self.fwd_button, self.progress, self.cancel_button):
-            row.addWidget(w)
+            row2.addWidget(w)
+        row2.addSpacing(12)
+        row2.addWidget(self.stop_label, 1)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 2, 6, 2)
         lay.setSpacing(1)
         lay.addLayout(row)
-        lay.addWidget(self.stop_label)
+        lay.addLayout(row2)
         self._wanted: int | None = None
         self._slide = QTimer(self)
         self._slide.setSingleShot(True)
@@ -142,7 +147,7 @@ class FrameBar(QWidget):
         self.slider.setValue(index)
         self._setting = False
         self._wanted = None
-        self.frame_label.setText(f"frame {index} / {count}")
+        self.frame_label.setText(f"frame {index} of 0–{count - 1}")  # 0-based, as `segstudio propagate --from`
         self.name_label.setText(name)
         self.prev_button.setEnabled(index > 0)
         self.next_button.setEnabled(index < count - 1)

@@ -302,6 +302,7 @@ class MainWindow(QMainWindow):
         self.shared_notice.hide()
         self.readout.clear()  # nothing is displayed: no position, value, region or zoom
         self.statusBar().showMessage(f"Cannot open {rec.path}: {message}", status_times.ERROR_MS)
+        self.sequence.image_failed(rec)  # the frame bar follows to the frame that failed
         # stays above the canvas until another image opens: the status bar's message times out
         self.image_notice.show_text(unreadable_text(rec.path, message, str(self.project.folder)))
         self.update_title(f"cannot open {rec.path}")

@@ -113,8 +113,11 @@ class PropagateControl(QObject):
                              cancel=cancelled, progress=lambda d, t: progress(d, t))
 
         job = Job(work, self)
+        # the undo histories as they were: a frame opened while the run goes (after it was written:
+        # the run never writes one a window holds) gets a new history, which fits what it shows
+        before = dict(w.session.histories)
         job.progress.connect(lambda d, t, _text: seq.bar.set_progress(d, t))
-        job.returned.connect(lambda run: self._finished(run, key))
+        job.returned.connect(lambda run: self._finished(run, key, before))
         job.errored.connect(self._failed)
         job.finished.connect(self._ended)
         self.job = job
@@ -151,10 +154,14 @@ class PropagateControl(QObject):
         self.win.statusBar().showMessage(f"Propagation failed: {describe(failure.error)}", status_times.ERROR_MS)
         self.frames.bar.set_stop(None, f"propagation failed: {describe(failure.error)}")
 
-    def _finished(self, run: PropagationRun, key: str) -> None:
+    def _finished(self, run: PropagationRun, key: str, before: dict | None = None) -> None:
         self.last[key] = run
         written = list(run.written)
-        self._changed(written)
+        hist = self.win.session.histories
+        # frames opened since the run started were read after it wrote them: their edits and
+        # history stay (only histories older than the run no longer fit their frames)
+        fresh = {i for i in written if before is not None and i in hist and hist[i] is not before.get(i)}
+        self._changed([i for i in written if i not in fresh], also=[i for i in written if i in fresh])
         text = run.summary()
         if run.written:
             n = len(run.frames)
@@ -178,11 +185,12 @@ class PropagateControl(QObject):
         reason = run.reason.removeprefix(f"frame {k} ")  # "frame 14 holds a person's work": said once
         bar.set_stop(k, f"Propagation stopped at frame {k}: {reason}")
 
-    def _changed(self, image_ids: list[int]) -> None:
+    def _changed(self, image_ids: list[int], also: tuple[int, ...] | list[int] = ()) -> None:
         """Frames' regions changed in the store outside the editor: rows and counts read them again,
-        their undo histories go (they no longer fit), an open one is read again."""
+        their undo histories go (they no longer fit), an open one is read again. `also`: rows to
+        refresh whose open document is already what the store holds."""
         w = self.win
-        for i in image_ids:
+        for i in [*image_ids, *also]:
             w.files.model.invalidate(i)
         w.files.update_counts()
         w.session.reread(image_ids)
@@ -214,7 +222,7 @@ class PropagateControl(QObject):
         s = self.win.session
         s.flush()
         kept = undo_run(self.win.project, step.run, owner=s.claim.owner)
-        self._changed(list(step.run.written))
+        self._changed(*_split(step.run, kept))  # a frame the person changed since keeps its undo too
         self.last.pop(step.key, None)
         step.redo_tops = {i: _top(h, "_undone") for i, h in s.histories.items()}
         self.undone.append(step)
@@ -227,7 +235,7 @@ class PropagateControl(QObject):
         s = self.win.session
         s.flush()
         kept = redo_run(self.win.project, step.run, owner=s.claim.owner)
-        self._changed(list(step.run.written))
+        self._changed(*_split(step.run, kept))
         self.last[step.key] = step.run
         step.tops = {i: _top(h, "_done") for i, h in s.histories.items()}
         self.done.append(step)
@@ -259,3 +267,10 @@ def add_frames_menu(win: FramesWindow) -> None:
     win.propagation.add_actions(menu)
     # the Regions panel's typed object numbers that were not taken say why in the status bar
     win.regions_dock.message.connect(lambda text: win.statusBar().showMessage(text, status_times.NOTE_MS))
+
+
+def _split(run: PropagationRun, kept: list[str]) -> tuple[list[int], list[int]]:
+    """(the run's frames that undo or redo rewrote, those it left as a person had made them)."""
+    by_path = dict(zip((f.path for f in run.frames), run.written, strict=False))
+    left = {by_path[p] for p in kept if p in by_path}
+    return [i for i in run.written if i not in left], sorted(left)

@@ -117,10 +117,19 @@ class SequenceView(QObject):
             self.sequence_changed.emit(self.key)
         if k is None:
             return
-        name = rec.path if sequences.split_frame_path(rec.path) is not None else rec.path.rpartition("/")[2]
+        name = _shown_name(rec.path)
         self.bar.show_frame(k, len(self.frames), name)
         self.bar.show()
         self.decode_ahead(k)
+
+    def image_failed(self, rec: ImageRecord) -> None:
+        """A frame that could not be shown: the bar says which it is, so the keys step on from it."""
+        k = self.locate(rec)
+        if k is None:
+            return
+        name = _shown_name(rec.path)
+        self.bar.show_frame(k, len(self.frames), name)
+        self.bar.show()
 
     def decode_ahead(self, k: int) -> None:
         """The next frames in the direction of travel, and one behind, on the session's decoders
@@ -150,3 +159,10 @@ class SequenceView(QObject):
         if k is not None and index != k:
             self.direction = 1 if index > k else -1
         self.win.open_image(self.frames[index].id)
+
+
+def _shown_name(path: str) -> str:
+    """What the bar names beside the frame number: a stack's or video's file (the number is the
+    frame's), a numbered file's own name."""
+    split = sequences.split_frame_path(path)
+    return split[0].rpartition("/")[2] if split is not None else path.rpartition("/")[2]

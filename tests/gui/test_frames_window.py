@@ -88,7 +88,7 @@ def test_a_numbered_folder_is_one_row_and_the_frame_keys_step_in_numeric_order(w
     click_row(win, r)  # opens the sequence at its first unfinished frame
     wait_shown(qtbot, win, "seq/0.png")
     bar = win.sequence.bar
-    assert bar.isVisible() and bar.frame_label.text() == f"frame 0 / {N_FRAMES}" and bar.name_label.text() == "0.png"
+    assert bar.isVisible() and bar.frame_label.text() == f"frame 0 of 0–{N_FRAMES - 1}" and bar.name_label.text() == "0.png"
     assert win.files.view.selectionModel().isRowSelected(r, m.index(r, 0).parent())  # the row shows the frame
     seen = ["0.png"]
     win.canvas.setFocus()
@@ -98,7 +98,7 @@ def test_a_numbered_folder_is_one_row_and_the_frame_keys_step_in_numeric_order(w
         wait_shown(qtbot, win, f"seq/{k}.png")
         seen.append(shown(win).rpartition("/")[2])
     assert seen == [f"{i}.png" for i in range(N_FRAMES)]  # 2 before 10
-    assert bar.frame_label.text() == f"frame {N_FRAMES - 1} / {N_FRAMES}" and bar.slider.value() == N_FRAMES - 1
+    assert bar.frame_label.text() == f"frame {N_FRAMES - 1} of 0–{N_FRAMES - 1}" and bar.slider.value() == N_FRAMES - 1
     key(win, Qt.Key.Key_Comma)  # previous frame
     wait_shown(qtbot, win, "seq/10.png")
     key(win, Qt.Key.Key_Left, Qt.KeyboardModifier.AltModifier)  # the other previous-frame key
@@ -337,7 +337,7 @@ def test_a_multipage_tiff_opens_as_frames_steps_and_propagates(qtbot, stack_fold
     wait_shown(qtbot, w, "stack.tif/000000")
     assert np.array_equal(w.session.current.array, frame(0))  # decoded from its page, not from a file
     bar = w.sequence.bar
-    assert bar.isVisible() and bar.frame_label.text() == "frame 0 / 8"
+    assert bar.isVisible() and bar.frame_label.text() == "frame 0 of 0–7"
     w.canvas.setFocus()
     key(w, Qt.Key.Key_Period)
     wait_shown(qtbot, w, "stack.tif/000001")
@@ -389,11 +389,11 @@ def test_a_numbered_folder_opened_as_the_project_lists_its_frames_and_shows_the_
     assert w.files.model.rowCount() == 3 and all(w.files.model.group(r) is None for r in range(3))
     assert shown(w) == "photo0.png"
     bar = w.sequence.bar
-    assert bar.isVisible() and bar.frame_label.text() == "frame 0 / 3" and bar.name_label.text() == "photo0.png"
+    assert bar.isVisible() and bar.frame_label.text() == "frame 0 of 0–2" and bar.name_label.text() == "photo0.png"
     w.canvas.setFocus()
     key(w, Qt.Key.Key_Period)
     wait_shown(qtbot, w, "photo1.png")
-    assert bar.frame_label.text() == "frame 1 / 3" and bar.slider.value() == 1
+    assert bar.frame_label.text() == "frame 1 of 0–2" and bar.slider.value() == 1
 
 
 def test_undo_while_a_written_frame_is_open_shows_it_as_it_was(win, qtbot):
@@ -431,3 +431,66 @@ def test_a_subfolder_of_photos_named_by_id_is_not_folded():
     rows = fold(list(paths), paths, {})
     assert rows[:2] == [1, 2] and isinstance(rows[2], FrameGroup) and rows[2].ids == [3, 4, 5]
     assert rows[3:] == [6]
+
+
+def test_a_frame_opened_and_edited_after_the_run_wrote_it_keeps_its_undo(win, qtbot, monkeypatch):
+    """The person opens a frame the run has written while it goes on, and draws there: when the
+    run ends their edit keeps its undo. Ctrl+Z takes back the run (it ended last) but keeps that
+    frame as the person made it; the next Ctrl+Z takes back their outline."""
+    pytest.importorskip("cv2")
+    import threading
+
+    from segstudio.editing import propagate as step
+    gate, calls, real = threading.Event(), [], step.carry
+
+    def held(*args, **kwargs):
+        calls.append(1)
+        if len(calls) >= 2:  # frame 1 is written; the run waits on frame 2
+            assert gate.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(step, "carry", held)
+    store = win.project.store
+    cls = store.classes()[0]
+    ids = [r.id for r in win.project.sequence_frames("seq")]
+    store.save_regions(ids[0], [Region(store.new_region_id(), cls.id, disc(0)[24:49, 12:37], 12, 24)],
+                       status="done")
+    win.open_image(ids[0])
+    wait_shown(qtbot, win, "seq/0.png")
+    win.sequence.bar.count.setValue(3)
+    win.propagation.forward_action.trigger()
+    qtbot.waitUntil(lambda: len(calls) >= 2, timeout=10000)
+    win.canvas.setFocus()
+    key(win, Qt.Key.Key_Period)
+    wait_shown(qtbot, win, "seq/1.png")
+    carried = set(win.editor.doc.regions)
+    assert len(carried) == 1
+    win.set_tool("polygon")  # the person adds an object on frame 1
+    for x, y in [(70, 10), (90, 10), (90, 30), (70, 30)]:
+        click(win, x, y)
+    key(win, Qt.Key.Key_Return)
+    doc = win.editor.doc
+    assert len(doc.regions) == 2 and doc.undo_stack.can_undo
+    gate.set()
+    qtbot.waitUntil(lambda: not win.propagation.running, timeout=30000)
+    assert win.editor.doc is doc and doc.undo_stack.can_undo
+    win.canvas.setFocus()
+    key(win, Qt.Key.Key_Z, CTRL)
+    assert "kept 1 frame a person changed since: seq/1.png" in win.statusBar().currentMessage()
+    assert len(doc.regions) == 2 and store.image(ids[2]).status == "new"
+    key(win, Qt.Key.Key_Z, CTRL)
+    assert set(doc.regions) == carried
+
+
+def test_the_frame_bar_follows_a_frame_that_cannot_be_read(win, qtbot, seq_folder):
+    (seq_folder / "seq" / "5.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    ids = [r.id for r in win.project.sequence_frames("seq")]
+    win.open_image(ids[4])
+    wait_shown(qtbot, win, "seq/4.png")
+    win.canvas.setFocus()
+    key(win, Qt.Key.Key_Period)
+    bar = win.sequence.bar
+    qtbot.waitUntil(lambda: bar.frame_label.text() == f"frame 5 of 0–{N_FRAMES - 1}", timeout=10000)
+    assert "Cannot open seq/5.png" in win.statusBar().currentMessage()
+    key(win, Qt.Key.Key_Period)  # the keys step on from the frame that failed
+    wait_shown(qtbot, win, "seq/6.png")
