@@ -2,7 +2,8 @@
 segstudio.editing.propagate.carry and against three baselines.
 
     python benchmarks/propagation.py --dataset stardist-3d            # ../shared/data/stacks/stardist-3d
-    python benchmarks/propagation.py --dataset isbi --frames-count 5   # ISBI 2012, cells linked by overlap
+    python benchmarks/propagation.py --dataset isbi --frames-count 4 --methods flow,flow+grabcut,flow+level \
+        --actions 3 --live-budget 60                                  # ISBI 2012, cells linked by overlap
     python benchmarks/propagation.py --dataset synthetic              # a moving-object video made here
     python benchmarks/propagation.py --frames DIR-or-STACK --masks DIR-or-STACK [--from K]
         [--frames-count N] [--methods a,b] [--actions K] [--live-budget S] [--json OUT]

@@ -23,14 +23,17 @@ Methods (benchmarks/propagation.py measures them against each other and against 
   mask on this frame) within a ring around its warped mask: for bright nuclei on a dark ground;
 - "flow+refine": the warped mask is handed to `refine(next_image, warped) -> mask | None` (the
   click model's adapter: a box and points from the warped mask; or the live model's object that
-  matches it, inference/propagate_refine.EvidenceRefiner).
+  matches it, inference/propagate_refine.EvidenceRefiner); where it answers None (no opinion:
+  the live model has no object there) GrabCut refines, as in "flow+grabcut".
 
-The default, "flow+grabcut", changed the fewest pixels on all three benchmark sequences, carried
-one step from a corrected frame (ISBI: 21.1 % of the pixels against 39.9 % copying; stardist-3d:
-10.9 % against 11.7 %; the synthetic video: 29 px of 211,200 against 6,739) and chained from one
-done frame (ISBI: 32.1 % against 55.9 % copying and 77.2 % with nothing), and kept the most
-objects at IoU >= 0.9 on ISBI and the synthetic video; flow alone kept more at 0.9 on stardist-3d's
-blurred nuclei (70 against 58 of 354). Figures: benchmarks/README.md (propagation).
+The default, "flow+grabcut", changed the fewest pixels of the classical candidates on all three
+benchmark sequences, carried one step from a corrected frame (ISBI: 21.1 % of the pixels against
+39.9 % copying; stardist-3d: 10.9 % against 11.7 %; the synthetic video: 29 px in 11 frames against
+6,739) and chained from one done frame (ISBI, 4 slices each way: 32.1 % against 55.9 % copying and
+77.2 % with nothing). Chained on ISBI, the live UNet trained on the done slice alone (60 s, CPU)
+changed fewer (24-29 % in two runs); flow with that model's objects as evidence ("flow+refine" with
+inference/propagate_refine.EvidenceRefiner) changed 25 % and keeps the objects' identities: pass
+it where a live model exists. Figures and commands: benchmarks/propagation.py, benchmarks/README.md.
 
 Confidence: how much the step trusts a carried mask, the product of
 - photometric consistency: the share of the object's pixels that look the same (within a few
@@ -113,7 +116,8 @@ def carry(prev_image: np.ndarray, next_image: np.ndarray, objects: list[tuple[in
         out = steps.level_fit(g0, g1, masks, warped)
     else:
         assert refine is not None
-        out = [_refined(refine, next_image, w) for w in warped]
+        out = [_refined(refine, g1, next_image, w, [o for j, o in enumerate(warped) if j != i])
+               for i, w in enumerate(warped)]
     return _collect(objects, masks, warped, out, flow)
 
 
@@ -125,12 +129,13 @@ def _checked(track: int, mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray
     return m.astype(bool, copy=False)
 
 
-def _refined(refine: Refiner, image: np.ndarray, warped: np.ndarray) -> np.ndarray:
+def _refined(refine: Refiner, g1: np.ndarray, image: np.ndarray, warped: np.ndarray,
+             others: list[np.ndarray]) -> np.ndarray:
     if not warped.any():
         return warped
     out = refine(image, warped)
-    if out is None:
-        return np.zeros_like(warped)
+    if out is None:  # the model has no opinion here: GrabCut answers
+        return steps.grabcut_fit(g1, image, warped, others)
     out = np.asarray(out)
     if out.shape != warped.shape:
         raise ValueError(f"the refine function answered a {out.shape} mask for a {warped.shape} frame")

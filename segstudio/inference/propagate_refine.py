@@ -11,8 +11,8 @@ whole. No Qt; the model's device is the model's.
 `EvidenceRefiner(predict)` takes a pre-label model's answer on the next frame as evidence (the live
 model's prediction, issue 26): `predict(image)` gives the frame's object masks (for a Segmenter:
 its Prediction's candidates, `segmenter_masks`); the carried object becomes the predicted object
-that overlaps its warped mask most, where that overlap reaches IoU EVIDENCE_MATCH; elsewhere the
-warped mask stands.
+that overlaps its warped mask most, where that overlap reaches IoU EVIDENCE_MATCH; elsewhere it
+answers None (no opinion), and carry refines the warped mask itself (GrabCut).
 
 Checked with random weights only (no weights can be downloaded where it was written): it runs and
 answers masks of the frame's size; its quality needs real weights (benchmarks/propagation.py with
@@ -80,7 +80,7 @@ class EvidenceRefiner:
             self._masks = [np.asarray(m, bool) for m in self.predict(image)]
             self._key = key
         best, v = best_match(self._masks, warped)
-        return best if best is not None and v >= self.minimum else warped
+        return best if best is not None and v >= self.minimum else None
 
 
 def segmenter_masks(segmenter: Any) -> Callable[[np.ndarray], list[np.ndarray]]:
