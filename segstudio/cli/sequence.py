@@ -28,6 +28,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--backward", action="store_true", help="carry them to the previous frames")
     p.add_argument("--threshold", type=float, default=None,
                    help="the confidence below which an object is no longer carried (default: the method's)")
+    p.add_argument("--evidence", choices=("auto", "live", "none"), default="auto",
+                   help="the project's live model (Learn as I annotate, train --watch) as evidence for each "
+                        "carried object: auto (default) uses it where the project has one")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_common(p)
 
@@ -76,19 +79,29 @@ def cmd_propagate(args: argparse.Namespace) -> int:
             start = sequences.parse_frame(args.start, [f.path for f in frames])
         except ValueError as e:
             raise CliError(str(e)) from None
+        refine, evidence = None, None
+        if args.evidence != "none":
+            from segstudio.inference.propagate_refine import live_evidence
+            found = live_evidence(project)
+            if found is None and args.evidence == "live":
+                raise CliError("this project has no live model: Learn as I annotate in the window, or "
+                               "segstudio train FOLDER --watch, makes one")
+            if found is not None:
+                refine, evidence = found
         prog = progress_printer("propagate")
         try:
-            run = propagate(project, frames, start, args.frames, args.backward, threshold=args.threshold,
-                            progress=prog)
+            run = propagate(project, frames, start, args.frames, args.backward, refine=refine,
+                            threshold=args.threshold, progress=prog)
         finally:
             prog.close()
+        run.evidence = evidence
         if args.json:
             print(json.dumps({
                 "sequence": key or str(folder), "from": start, "backward": args.backward,
                 "frames": [{"frame": f.index, "path": f.path, "objects": f.objects,
                             "confidence": round(f.confidence, 4), "stopped_objects": f.dropped}
                            for f in run.frames],
-                "stopped_at": run.stopped_at, "reason": run.reason}, indent=1))
+                "stopped_at": run.stopped_at, "reason": run.reason, "evidence": evidence}, indent=1))
         else:
             for f in run.frames:
                 lost = f", {len(f.dropped)} object(s) stopped" if f.dropped else ""

@@ -47,6 +47,7 @@ class PropagationRun:
     # what each written frame held before, and what the run wrote: image id -> (status, regions)
     before: dict[int, tuple[str, list[Region]]] = field(default_factory=dict)
     written: dict[int, list[tuple]] = field(default_factory=dict)
+    evidence: str | None = None  # the model whose predictions the carry used as evidence (its file's name)
 
     @property
     def written_count(self) -> int:
@@ -67,6 +68,8 @@ class PropagationRun:
             f"propagated to {len(self.frames)} frame(s), {first}–{last} (backward)"
         if dropped:
             text += f"; {dropped} object(s) stopped on the way (confidence below the threshold)"
+        if self.evidence:
+            text += f"; the live model {self.evidence} as evidence"
         if self.reason:
             text += f"; stopped: {self.reason}"
         return text

@@ -108,9 +108,15 @@ class PropagateControl(QObject):
         key = seq.key
 
         def work(progress, cancelled) -> PropagationRun:
+            # the project's live model, where it has one, is evidence for each carried object (it
+            # is loaded here, on the worker, apart from the Model panel's: nothing waits for it)
+            from segstudio.inference.propagate_refine import live_evidence
+            found = live_evidence(project)
             # owner=None: a claim of any window stops it, this window's on a frame opened meanwhile too
-            return propagate(project, frames, k, count, backward, protect=protect, owner=None,
-                             cancel=cancelled, progress=lambda d, t: progress(d, t))
+            run = propagate(project, frames, k, count, backward, refine=found[0] if found else None,
+                            protect=protect, owner=None, cancel=cancelled, progress=lambda d, t: progress(d, t))
+            run.evidence = found[1] if found else None
+            return run
 
         job = Job(work, self)
         # the undo histories as they were: a frame opened while the run goes (after it was written:

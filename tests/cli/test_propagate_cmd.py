@@ -142,3 +142,26 @@ def test_a_linked_stack_and_a_one_frame_stack(tmp_path, capsys):
             c.mux(pkt)
     assert main(["propagate", str(d / "one.mp4"), "--from", "0"]) == 2
     assert "holds one frame" in capsys.readouterr().err
+
+
+def test_the_projects_live_model_is_the_evidence_where_it_has_one(tmp_path, capsys):
+    """With a live version in the project, each carried object takes the live model's matching
+    object (auto); --evidence live on a project without one says how to make one."""
+    from segstudio.inference.training.live import LiveConfig, LiveLearner
+    from tests.inference.test_live import FAST
+    d = tmp_path / "seq"
+    d.mkdir()
+    imgs, masks = _frames(5)
+    for i, a in enumerate(imgs):
+        Image.fromarray(a).save(d / f"{i}.png")
+    assert main(["propagate", str(d), "--from", "0", "--evidence", "live"]) == 2
+    assert "no live model" in capsys.readouterr().err
+    _start(d, "0.png", masks[0])
+    p = Project.open(d)
+    LiveLearner(p, LiveConfig(seconds=1.5, device="cpu", trainer=dict(FAST))).update()
+    p.close()
+    assert main(["propagate", str(d), "--from", "0", "--frames", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["evidence"].startswith("live-unet-") and [f["frame"] for f in out["frames"]] == [1, 2]
+    assert main(["propagate", str(d), "--from", "0", "--frames", "1", "--evidence", "none", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["evidence"] is None
