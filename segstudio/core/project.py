@@ -252,6 +252,11 @@ class Project:
         one), its hash that of its bytes; a frame by the frame decoders, whose cache is bounded on
         its own, its hash that of its pixels (9 ms at 1080p: worked out only when asked for)."""
         frame = self.frame_of(rec)
+        if frame is None and sequences.is_video_name(rec.path):
+            # a video that did not open as frames: what its probe said, not "not an image"
+            known = self.store.container_info(rec.path)
+            raise ImageDecodeError(known.error if known is not None and known.error else
+                                   "this video could not be opened (scan again once the file is complete)")
         if frame is None:
             arr, data = imageio.load(self.abspath(rec), allow_large=self.allow_large, budget=budget)
             return arr, lambda: imageio.content_hash(data)

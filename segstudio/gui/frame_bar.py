@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtCore import QRect, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QProgressBar, QSlider, QSpinBox, QStyle, QStyleOptionSlider,
                                QToolButton, QVBoxLayout, QWidget)
@@ -20,6 +20,21 @@ from segstudio.gui.signals import connect_plain
 DEFAULT_PROPAGATE_FRAMES = 10
 MAX_PROPAGATE_FRAMES = 100_000
 SLIDE_MS = 15  # a drag opens the frame under the handle at most this often (the newest position wins)
+
+
+class FrameKeysPass(QObject):
+    """Lets the frame keys (`.` `,`) reach the window's actions while the frame-count box has the
+    focus: its text field would take them as typing (and refuse them), so stepping seemed dead
+    until the person clicked the image."""
+
+    KEYS = (Qt.Key.Key_Period, Qt.Key.Key_Comma)
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 (Qt's name)
+        if ev.type() == QEvent.Type.ShortcutOverride and ev.key() in self.KEYS and \
+                not ev.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
+            ev.ignore()  # not the field's: the shortcut takes it
+            return True
+        return False
 
 
 class MarkedSlider(QSlider):
@@ -86,6 +101,11 @@ class FrameBar(QWidget):
         self.count.setValue(DEFAULT_PROPAGATE_FRAMES)
         self.count.setSuffix(" frames")
         self.count.setToolTip("How many frames Propagate ◀ / ▶ carries this frame's objects to")
+        self._keys_pass = FrameKeysPass(self)
+        # on the box too: a text field's refused ShortcutOverride goes on to its spin box, which
+        # hands it back to the field's own event() (past any filter) and accepts it there
+        self.count.lineEdit().installEventFilter(self._keys_pass)
+        self.count.installEventFilter(self._keys_pass)
         self.back_button = self._button("◀ Propagate", "Carry this frame's objects to the frames before it "
                                         "(Ctrl+,)", lambda: self.propagate_requested.emit(True))
         self.fwd_button = self._button("Propagate ▶", "Carry this frame's objects to the frames after it "

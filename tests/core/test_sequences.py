@@ -271,3 +271,16 @@ def test_a_folder_of_photos_named_by_id_is_no_sequence(tmp_path):
     p = Project.open(d)
     assert p.sequence_frames("") == [] and all(p.sequence_key(r) is None for r in p.store.images())
     p.close()
+
+
+def test_a_video_that_does_not_open_says_why_when_it_is_decoded(tmp_path):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    (d / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)  # a header and nothing else
+    p = Project.open(d)
+    (rec,) = p.store.images()
+    assert rec.path == "clip.mp4" and rec.error
+    with pytest.raises(Exception) as e:
+        p.load_image(rec)
+    assert str(e.value) == rec.error and "not an image" not in str(e.value)
+    p.close()

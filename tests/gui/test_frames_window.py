@@ -494,3 +494,16 @@ def test_the_frame_bar_follows_a_frame_that_cannot_be_read(win, qtbot, seq_folde
     assert "Cannot open seq/5.png" in win.statusBar().currentMessage()
     key(win, Qt.Key.Key_Period)  # the keys step on from the frame that failed
     wait_shown(qtbot, win, "seq/6.png")
+
+
+def test_the_frame_keys_step_while_the_frame_count_box_has_the_focus(win, qtbot):
+    ids = [r.id for r in win.project.sequence_frames("seq")]
+    win.open_image(ids[3])
+    wait_shown(qtbot, win, "seq/3.png")
+    box = win.sequence.bar.count
+    box.setFocus()
+    QTest.keyClicks(box.lineEdit(), "5")  # the person types a count...
+    QTest.keyClick(box.lineEdit(), Qt.Key.Key_Period)  # ...then steps on without clicking the image
+    wait_shown(qtbot, win, "seq/4.png")
+    QTest.keyClick(box.lineEdit(), Qt.Key.Key_Comma)
+    wait_shown(qtbot, win, "seq/3.png")
