@@ -507,3 +507,52 @@ def test_the_frame_keys_step_while_the_frame_count_box_has_the_focus(win, qtbot)
     wait_shown(qtbot, win, "seq/4.png")
     QTest.keyClick(box.lineEdit(), Qt.Key.Key_Comma)
     wait_shown(qtbot, win, "seq/3.png")
+
+
+def test_a_video_opens_as_one_row_steps_frame_exact_and_propagates(qtbot, tmp_path):
+    """A video file in the folder: one Files row, the frame keys step through its frames (each the
+    frame asked for, also backwards), and Propagate ▶ writes the next frames from an outlined one."""
+    av = pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    d = tmp_path / "videoproj"
+    d.mkdir()
+    n = 8
+    with av.open(str(d / "clip.mp4"), "w") as c:
+        s = c.add_stream("mpeg4", rate=10)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        for i in range(n):
+            for pkt in s.encode(av.VideoFrame.from_ndarray(frame(i), format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    Image.fromarray(frame(0)).save(d / "a.png")
+    w = open_window(qtbot, d)
+    try:
+        m = w.files.model
+        r = group_row(w)
+        assert m.data(m.index(r, 0)) == f"clip.mp4  ({n} frames)"
+        click_row(w, r)
+        wait_shown(qtbot, w, "clip.mp4/000000")
+        w.canvas.setFocus()
+        for k in (1, 2, 3, 2):  # forward, then back: lossy, so compared by where the disc is
+            key(w, Qt.Key.Key_Period if k > int(shown(w)[-6:]) else Qt.Key.Key_Comma)
+            wait_shown(qtbot, w, f"clip.mp4/{k:06d}")
+            red = w.session.current.array[..., 0].astype(int) - w.session.current.array[..., 1]
+            assert (red > 80).sum() > 0.8 * disc(k).sum() and ((red > 80) & disc(k)).sum() > 0.8 * disc(k).sum()
+        assert w.sequence.bar.frame_label.text() == f"frame 2 of 0–{n - 1}"
+        store = w.project.store
+        cls = store.ensure_class("cell")
+        ids = [rec.id for rec in w.project.sequence_frames("clip.mp4")]
+        store.save_regions(ids[2], [Region(store.new_region_id(), cls.id, disc(2)[24:49, 16:41], 16, 24)],
+                           status="done")
+        w.open_image(ids[2])
+        wait_shown(qtbot, w, "clip.mp4/000002")
+        w.sequence.bar.count.setValue(3)
+        run_propagation(w, qtbot, w.propagation.forward_action)
+        for k in (3, 4, 5):
+            (reg,) = store.regions(ids[k])
+            full = reg.full_mask(W, H)
+            assert (full & disc(k)).sum() / (full | disc(k)).sum() > 0.7 and store.image(ids[k]).status == "predicted"
+        assert not store.regions(ids[6])
+    finally:
+        w.close()
