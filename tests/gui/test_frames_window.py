@@ -161,6 +161,18 @@ def test_the_object_column_gives_a_region_another_objects_identity_in_one_undo_s
                      for r in range(t.rowCount())}[b.id] == str(b.id), timeout=3000)
 
 
+def open_done_frame0(win, qtbot):
+    """Frame 0 done with the disc outlined, and open: (the store, the frames' ids)."""
+    store = win.project.store
+    cls = store.classes()[0]
+    ids = [r.id for r in win.project.sequence_frames("seq")]
+    store.save_regions(ids[0], [Region(store.new_region_id(), cls.id, disc(0)[24:49, 12:37], 12, 24)],
+                       status="done")
+    win.open_image(ids[0])
+    wait_shown(qtbot, win, "seq/0.png")
+    return store, ids
+
+
 def run_propagation(win, qtbot, action):
     action.trigger()
     assert win.propagation.running
@@ -224,13 +236,7 @@ def test_propagate_writes_the_next_frames_stops_at_a_persons_frame_and_undoes_in
 
 def test_undo_keeps_a_frame_a_person_changed_after_the_run(win, qtbot):
     pytest.importorskip("cv2")
-    store = win.project.store
-    cls = store.classes()[0]
-    ids = [r.id for r in win.project.sequence_frames("seq")]
-    store.save_regions(ids[0], [Region(store.new_region_id(), cls.id, disc(0)[24:49, 12:37], 12, 24)],
-                       status="done")
-    win.open_image(ids[0])
-    wait_shown(qtbot, win, "seq/0.png")
+    store, ids = open_done_frame0(win, qtbot)
     win.sequence.bar.count.setValue(3)
     run_propagation(win, qtbot, win.propagation.forward_action)
     assert [store.image(ids[k]).status for k in (1, 2, 3, 4)] == ["predicted"] * 3 + ["new"]
@@ -270,13 +276,7 @@ def test_a_frame_opened_while_the_run_goes_on_is_not_written_and_cancel_stops_it
         return real(*args, **kwargs)
 
     monkeypatch.setattr(step, "carry", held)
-    store = win.project.store
-    cls = store.classes()[0]
-    ids = [r.id for r in win.project.sequence_frames("seq")]
-    store.save_regions(ids[0], [Region(store.new_region_id(), cls.id, disc(0)[24:49, 12:37], 12, 24)],
-                       status="done")
-    win.open_image(ids[0])
-    wait_shown(qtbot, win, "seq/0.png")
+    store, ids = open_done_frame0(win, qtbot)
     win.sequence.bar.count.setValue(6)
     win.propagation.forward_action.trigger()
     assert win.propagation.running and not win.propagation.forward_action.isEnabled()
@@ -399,13 +399,7 @@ def test_a_numbered_folder_opened_as_the_project_lists_its_frames_and_shows_the_
 
 def test_undo_while_a_written_frame_is_open_shows_it_as_it_was(win, qtbot):
     pytest.importorskip("cv2")
-    store = win.project.store
-    cls = store.classes()[0]
-    ids = [r.id for r in win.project.sequence_frames("seq")]
-    store.save_regions(ids[0], [Region(store.new_region_id(), cls.id, disc(0)[24:49, 12:37], 12, 24)],
-                       status="done")
-    win.open_image(ids[0])
-    wait_shown(qtbot, win, "seq/0.png")
+    store, ids = open_done_frame0(win, qtbot)
     win.sequence.bar.count.setValue(2)
     run_propagation(win, qtbot, win.propagation.forward_action)
     win.canvas.setFocus()
@@ -451,13 +445,7 @@ def test_a_frame_opened_and_edited_after_the_run_wrote_it_keeps_its_undo(win, qt
         return real(*args, **kwargs)
 
     monkeypatch.setattr(step, "carry", held)
-    store = win.project.store
-    cls = store.classes()[0]
-    ids = [r.id for r in win.project.sequence_frames("seq")]
-    store.save_regions(ids[0], [Region(store.new_region_id(), cls.id, disc(0)[24:49, 12:37], 12, 24)],
-                       status="done")
-    win.open_image(ids[0])
-    wait_shown(qtbot, win, "seq/0.png")
+    store, ids = open_done_frame0(win, qtbot)
     win.sequence.bar.count.setValue(3)
     win.propagation.forward_action.trigger()
     qtbot.waitUntil(lambda: len(calls) >= 2, timeout=10000)
