@@ -481,6 +481,8 @@ def test_the_frame_bar_follows_a_frame_that_cannot_be_read(win, qtbot, seq_folde
     bar = win.sequence.bar
     qtbot.waitUntil(lambda: bar.frame_label.text() == f"frame 5 of 0–{N_FRAMES - 1}", timeout=10000)
     assert "Cannot open seq/5.png" in win.statusBar().currentMessage()
+    m = win.files.model
+    qtbot.waitUntil(lambda: m.data(m.index(group_row(win), 1)) == f"0/{N_FRAMES} done · 1 ✕", timeout=5000)
     key(win, Qt.Key.Key_Period)  # the keys step on from the frame that failed
     wait_shown(qtbot, win, "seq/6.png")
 
@@ -545,3 +547,23 @@ def test_a_video_opens_as_one_row_steps_frame_exact_and_propagates(qtbot, tmp_pa
         assert not store.regions(ids[6])
     finally:
         w.close()
+
+
+def test_leaving_a_sequence_and_coming_back_returns_to_the_frame_left(win, qtbot):
+    """D / A (next / previous row) and a click on the sequence's row: back where the person was,
+    not at the first unfinished frame."""
+    ids = [r.id for r in win.project.sequence_frames("seq")]
+    win.open_image(ids[7])
+    wait_shown(qtbot, win, "seq/7.png")
+    rows = win.files.model.entries
+    other_row = next(k for k, e in enumerate(rows) if e == win.project.store.image_by_path("other.png").id)
+    seq_row = group_row(win)
+    win.canvas.setFocus()
+    key(win, Qt.Key.Key_D if other_row > seq_row else Qt.Key.Key_A)
+    wait_shown(qtbot, win, "other.png")
+    key(win, Qt.Key.Key_A if other_row > seq_row else Qt.Key.Key_D)
+    wait_shown(qtbot, win, "seq/7.png")
+    win.open_image(win.project.store.image_by_path("other.png").id)
+    wait_shown(qtbot, win, "other.png")
+    click_row(win, seq_row)
+    wait_shown(qtbot, win, "seq/7.png")

@@ -74,7 +74,8 @@ class FrameGroup:
     def short(self) -> str:
         """'2/40 done' (the Status column: as narrow as an image's status)."""
         done = (self.counts or {}).get(DONE, 0)
-        return f"{done}/{len(self.ids)} done"
+        broken = f" · {self.unreadable} ✕" if self.unreadable else ""  # frames that cannot be read
+        return f"{done}/{len(self.ids)} done{broken}"
 
     def summary(self) -> str:
         """'30 new · 8 predicted · 2 done' (the row's tooltip)."""

@@ -76,6 +76,7 @@ class FilesModel(QAbstractTableModel):
         # the rows shown: an image id, or one row for a sequence's frames (by name order only)
         self.entries: list[int | FrameGroup] = []
         self.group_of: dict[int, FrameGroup] = {}  # image id -> its sequence's row
+        self.last_seen: dict[str, int] = {}  # a sequence's key -> the frame shown last in it
         self.row_of: dict[int, int] = {}  # image id -> the row that shows it
         self.index_of: dict[int, int] = {}  # image id -> its place in ids
         self.pages: dict[int, dict[int, ImageRecord]] = {}  # pages of ids, PAGE at a time
@@ -143,11 +144,15 @@ class FilesModel(QAbstractTableModel):
         return None
 
     def target(self, row: int) -> int | None:
-        """The image a click on the row opens (a sequence's: its first unfinished frame)."""
+        """The image a click on the row opens: a sequence's frame shown last (the person comes back
+        to where they were), else its first unfinished frame."""
         if not 0 <= row < len(self.entries):
             return None
         e = self.entries[row]
-        return e.target(self.store) if isinstance(e, FrameGroup) else e
+        if not isinstance(e, FrameGroup):
+            return e
+        seen = self.last_seen.get(e.key)
+        return seen if seen is not None and seen in e else e.target(self.store)
 
     def record(self, row: int) -> ImageRecord | None:
         """The image shown on a row (None for a sequence's row: see group())."""
@@ -367,6 +372,9 @@ class FilesDock(QWidget):
 
     def show_current(self, image_id: int) -> None:
         self.current_id = image_id
+        g = self.model.group_of.get(image_id)
+        if g is not None:
+            self.model.last_seen[g.key] = image_id
         r = self.model.row(image_id)
         if r is None:
             self.view.clearSelection()
