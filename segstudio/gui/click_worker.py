@@ -119,11 +119,14 @@ class ClickWorker(ModelThread):
         from segstudio.inference.runtime.priority import run_in_background
         run_in_background()  # ahead of the user: never in the way of a click's decode
         from segstudio.core.imageio import auto_window, decode_image
+        from segstudio.core.sequences import split_frame_path
         from segstudio.inference.runtime.device import cpu_cores, cpu_threads
         try:
             next_id = wanted[1]
-            image = self.project.decode(self.project.store.image(next_id))[0] if next_id is not None else \
-                decode_image(path, allow_large=self.project.allow_large)
+            if next_id is not None and split_frame_path(path.replace("\\", "/")) is not None:
+                image = self.project.decode(self.project.store.image(next_id))[0]  # a frame has no file
+            else:
+                image = decode_image(path, allow_large=self.project.allow_large)
             # the window the display will first show it with (session.load_image): the same key
             window = None if image.dtype.name == "uint8" else auto_window(image)
             with cpu_threads(max(1, cpu_cores() - 1)):  # in the background: a core left to the window

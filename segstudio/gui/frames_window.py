@@ -1,9 +1,11 @@
 """The main window as the frame bar, the Propagate actions and Undo see it (a Protocol: these
-modules are imported by gui/main_window.py, so they name what they use instead of importing it)."""
+modules are imported by gui/main_window.py, so they name what they use instead of importing it).
+The frame bar's and the Propagate control's own types are not named here: they import this
+module, and a type-only import back would close a circle."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from PySide6.QtGui import QAction
@@ -15,8 +17,6 @@ if TYPE_CHECKING:
     from segstudio.gui.docks.classes import ClassesDock
     from segstudio.gui.docks.files import FilesDock
     from segstudio.gui.docks.regions import RegionsDock
-    from segstudio.gui.propagate_action import PropagateControl
-    from segstudio.gui.sequence_view import SequenceView
     from segstudio.gui.session import Session
 
 
@@ -36,9 +36,9 @@ class FramesWindow(Protocol):
     @property
     def regions_dock(self) -> RegionsDock: ...
     @property
-    def sequence(self) -> SequenceView: ...
+    def sequence(self) -> Any: ...  # gui.sequence_view.SequenceView
     @property
-    def propagation(self) -> PropagateControl: ...
+    def propagation(self) -> Any: ...  # gui.propagate_action.PropagateControl
     @property
     def menus(self) -> list[QMenu]: ...
 

@@ -57,7 +57,7 @@ def test_every_command_runs_through_its_registered_function():
     p = build_parser()
     sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
     assert list(sub.choices) == ["info", "check", "import", "export", "predict", "train", "evaluate",
-                                 "weights", "models"]
+                                 "propagate", "weights", "models"]
     for name, sp in sub.choices.items():
         func = sp.get_default("func")
         assert callable(func) and inspect.getmodule(func).__name__.startswith("segstudio.cli."), name
