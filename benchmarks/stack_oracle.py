@@ -1,4 +1,4 @@
-"""How far can image evidence carry a stack's objects? An upper bound for propagation's target.
+"""How far can an intensity threshold carry a stack's objects? An upper bound beside propagation's target.
 
 For each object present in the done slice, on every slice it is in, the best any intensity
 threshold can do: every level of the image within the object's true mask grown by 3 px is tried,
