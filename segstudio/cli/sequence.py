@@ -13,12 +13,15 @@ import os
 from pathlib import Path
 
 from segstudio.cli.common import CliError, add_common, progress_printer
+from segstudio.core import sequences
 
 _UP = 32  # folders looked through for an existing project above a sequence file
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("propagate", help="carry a frame's objects to the following (or previous) frames")
+    p = sub.add_parser("propagate", help="carry a frame's objects to the following (or previous) frames",
+                       description="Exits 0 when it wrote frames, 1 when it wrote none (the reason is printed), "
+                                   "2 on a bad argument.")
     p.set_defaults(func=cmd_propagate)
     p.add_argument("sequence", help="a stack file, a video file, or a folder of numbered frames")
     p.add_argument("--from", dest="start", required=True, metavar="FRAME",
@@ -36,24 +39,28 @@ def add_parsers(sub) -> None:
 
 
 def _locate(seq: Path, project_opt: str | None) -> tuple[Path, str]:
-    """(project folder, sequence key) for a folder or a sequence file."""
-    if seq.is_dir():
-        return seq, ""
+    """(project folder, sequence key) for a folder or a sequence file: the project of the nearest
+    folder at or above it that has one (a numbered subfolder annotated in the window is a
+    sequence of its parent's project), else the folder's own (a sequence file's: its folder's)."""
     if not seq.exists():
         raise CliError(f"not found: {seq}")
-    folder = seq.parent
+    if seq.is_file() and not sequences.may_be_container(seq.name):
+        raise CliError(f"{seq} is an image, not a sequence: give its folder ({seq.parent}) and "
+                       f"--from {seq.name}")
+    folder = seq if seq.is_dir() else seq.parent
     if not project_opt:
-        for above in [seq.parent, *seq.parent.parents][:_UP]:
+        for above in [folder, *folder.parents][:_UP]:
             if (above / ".segstudio" / "project.db").is_file():
                 folder = above
                 break
+    if seq.is_dir() and os.path.abspath(seq) == os.path.abspath(folder):
+        return folder, ""
     # not resolve(): a link is registered under its own name, wherever it points
     rel = os.path.relpath(os.path.abspath(seq), os.path.abspath(folder))
     return folder, Path(rel).as_posix()
 
 
 def cmd_propagate(args: argparse.Namespace) -> int:
-    from segstudio.core import sequences
     from segstudio.core.project import Project
     from segstudio.editing.propagation_run import propagate
     if args.frames is not None and args.frames < 1:
@@ -107,6 +114,6 @@ def cmd_propagate(args: argparse.Namespace) -> int:
                 lost = f", {len(f.dropped)} object(s) stopped" if f.dropped else ""
                 print(f"frame {f.index} ({f.path}): {f.objects} object(s), confidence {f.confidence:.2f} or more{lost}")
             print(run.summary())
-        return 0
+        return 0 if run.frames else 1  # nothing written: a script can tell
     finally:
         project.close()

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
 from typing import IO, Any, Iterator
 
 import numpy as np
@@ -293,5 +294,10 @@ def _tagged_count(metadata: dict) -> int:
 
 
 def _why(e: BaseException) -> str:
+    """FFmpeg's words without its error number and the name it gives the file object ("'6'")."""
     text = str(e) or type(e).__name__
-    return text.replace("[Errno 1094995529] ", "")
+    text = re.sub(r"^\[Errno -?\d+\] ", "", text)
+    text = re.sub(r": '[^']*'$", "", text)
+    if text.startswith("Invalid data found when processing input"):
+        return "its data is not a video this decoder knows, or the file is cut short"
+    return text

@@ -194,7 +194,7 @@ class FrameBar(QWidget):
     def _moved(self, value: int) -> None:
         if self._setting:
             return
-        self.frame_label.setText(f"frame {value} / {self.slider.maximum() + 1}")
+        self.frame_label.setText(f"frame {value} of 0–{self.slider.maximum()}")  # as show_frame says it
         self._wanted = value
         if not self._slide.isActive():
             self._slide.start()

@@ -165,3 +165,25 @@ def test_the_projects_live_model_is_the_evidence_where_it_has_one(tmp_path, caps
     assert out["evidence"].startswith("live-unet-") and [f["frame"] for f in out["frames"]] == [1, 2]
     assert main(["propagate", str(d), "--from", "0", "--frames", "1", "--evidence", "none", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["evidence"] is None
+
+
+def test_a_numbered_subfolder_is_propagated_in_its_parents_project(tmp_path, capsys):
+    """A subfolder annotated in the window is a sequence of the parent's project: the CLI finds
+    that project (it makes no other), and says nothing was written with exit status 1."""
+    d = tmp_path / "proj"
+    (d / "seq").mkdir(parents=True)
+    imgs, masks = _frames(4)
+    for i, a in enumerate(imgs):
+        Image.fromarray(a).save(d / "seq" / f"{i}.png")
+    Image.fromarray(imgs[0]).save(d / "cover.png")
+    rid = _start(d, "seq/0.png", masks[0])
+    assert main(["propagate", str(d / "seq"), "--from", "0.png", "--frames", "2"]) == 0
+    assert "frame 2 (seq/2.png)" in capsys.readouterr().out
+    assert not (d / "seq" / ".segstudio").exists()
+    p = Project.open(d)
+    assert [r.object_id for r in p.store.regions(p.store.image_by_path("seq/2.png").id)] == [rid]
+    p.close()
+    assert main(["propagate", str(d / "seq"), "--from", "3"]) == 1  # frame 3 has nothing to carry
+    assert "nothing propagated" in capsys.readouterr().out
+    assert main(["propagate", str(d / "seq" / "1.png"), "--from", "0"]) == 2
+    assert "is an image, not a sequence" in capsys.readouterr().err
