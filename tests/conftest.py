@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytest_plugins = ["tests.pg_fixtures"]  # a throwaway PostgreSQL server (pg_url, pg_cluster) for the team store's tests
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -25,27 +25,39 @@ RENEW_S = 15.0
 _owner: tuple[int, str] | None = None
 
 
-def process_owner() -> str:
-    """This process's name as a claim holder: host, pid and a random part (pids are reused)."""
+def process_owner(user: str | None = None) -> str:
+    """This process's name as a claim holder: `user@host:pid:random` (pids are reused). `user` is who
+    the store says writes (on a team's store, the server's login); without one, the plain form."""
     global _owner
     if _owner is None or _owner[0] != os.getpid():  # a forked child is another holder
         _owner = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
-    return _owner[1]
+    return f"{user}@{_owner[1]}" if user else _owner[1]
+
+
+def _split(owner: str) -> tuple[str, str, str]:
+    """(user, host, pid) of an owner string ('' where it has none)."""
+    user, at, rest = owner.rpartition("@") if "@" in owner else ("", "", owner)
+    host, _, tail = rest.partition(":")
+    return user, host, tail.partition(":")[0]
+
+
+def owner_user(owner: str) -> str:
+    """Who holds a claim: the user part of its owner ('' for a plain process owner)."""
+    return _split(owner)[0]
 
 
 def describe_owner(owner: str) -> str:
-    """'process 1234 on host' for messages."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    return f"process {pid} on {host}" if pid else owner
+    """'anna (process 1234 on host)' or 'process 1234 on host' for messages."""
+    user, host, pid = _split(owner)
+    where = f"process {pid} on {host}" if pid else owner
+    return f"{user} ({where})" if user else where
 
 
 def holder_gone(owner: str) -> bool:
     """True when `owner` ran on this host and its process no longer exists: its claim is a
     leftover that lapses within TTL_S, no window holds the image. Holders on other hosts cannot
     be checked from here; they count as live until their claim lapses."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
+    _, host, pid = _split(owner)
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:
@@ -62,7 +74,8 @@ class OpenImageClaim:
 
     def __init__(self, store: Store, owner: str | None = None, ttl: float = TTL_S,
                  renew_every: float = RENEW_S):
-        self.store, self.owner = store, owner or process_owner()
+        self.store = store
+        self.owner = owner or process_owner(store.user if store.exclusive_claims else None)
         self.ttl, self.renew_every = ttl, renew_every
         self.image_id: int | None = None
         self._stop = threading.Event()

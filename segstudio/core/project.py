@@ -17,7 +17,9 @@ from segstudio.core.imageio import ImageDecodeError, NotEnoughMemory
 from segstudio.core.memory import MemoryBudget
 from segstudio.core.records import NEW, ImageRecord
 from segstudio.core.store.api import ContainerInfo, Store
-from segstudio.core.store.sqlite import DB_NAME, SqliteStore
+from segstudio.core.store.api import StoreError
+from segstudio.core.store.open import open_store
+from segstudio.core.store.sqlite import DB_NAME
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,14 @@ def project_location(folder: str | Path, project_path: str | Path | None = None)
     return db.parent, db
 
 
+def client_data_dir(location: str) -> Path:
+    """This machine's data folder for a shared project: under XDG_DATA_HOME (~/.local/share),
+    named by a digest of the store's location."""
+    import hashlib
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "segstudio" / "projects" / hashlib.sha256(location.encode()).hexdigest()[:16]
+
+
 class Project:
     """`folder`: the images (never written); `store`: what the project knows about them;
     `data_dir`: the folder of the project's own files (caches, model versions, run folders),
@@ -133,7 +143,12 @@ class Project:
         self._frames_cache: dict[str, tuple[int, list[int]]] = {}
 
     @classmethod
-    def open(cls, folder: str | Path, project_path: str | Path | None = None, scan: bool = True) -> "Project":
+    def open(cls, folder: str | Path, project_path: str | Path | None = None, scan: bool = True,
+             store: str | None = None) -> "Project":
+        """Open the images in `folder` with their project: `store` names a PostgreSQL project (a URL or
+        conninfo; else SEGSTUDIO_STORE, else FOLDER/store.toml), otherwise the SQLite file of
+        `project_path` or FOLDER/.segstudio. The data folder (caches, model versions) is this
+        machine's either way."""
         folder = Path(folder).expanduser()
         if not folder.exists():
             raise ProjectError(f"folder not found: {folder}")
@@ -141,14 +156,24 @@ class Project:
             raise ProjectError(f"not a folder: {folder}")
         data_dir, db = project_location(folder, project_path)
         try:
-            store = SqliteStore(db, folder)
+            opened = open_store(store, folder, db)
         except OSError as e:
             raise ProjectError(f"cannot create the project store at {db}: {e.strerror or e} "
                                "(read-only folder? use --project PATH)") from None
-        stored_root = store.get_setting("root")
-        if stored_root != str(folder.resolve()):
-            store.set_setting("root", str(folder.resolve()))
-        p = cls(folder, store, data_dir)
+        if opened.kind == "sqlite":  # a shared store's root is each client's own mapping, not the project's
+            stored_root = opened.get_setting("root")
+            if stored_root != str(folder.resolve()):
+                opened.set_setting("root", str(folder.resolve()))
+        else:
+            if not project_path:  # the image folder is everyone's (a share): caches stay on this machine
+                data_dir = client_data_dir(opened.location)
+            try:
+                data_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                opened.close()
+                raise StoreError(f"cannot create this client's data folder {data_dir}: {e.strerror or e} "
+                                 "(use --project PATH)") from None
+        p = cls(folder, opened, data_dir)
         if scan:
             p.scan()
         return p

@@ -33,6 +33,8 @@ class ImageRecord:
     missing: bool = False
     hash: str | None = None
     uncertainty: float | None = None
+    review: str | None = None  # None (not reviewed: waiting when done and review is on), "accepted", "returned"
+    note: str | None = None  # the reviewer's note (why it was returned)
 
     @property
     def name(self) -> str:

@@ -16,7 +16,7 @@ from PIL import Image
 from segstudio.core.claims import OpenImageClaim, describe_owner, process_owner
 from segstudio.core.project import Project
 from segstudio.core.store import SqliteStore, default_db_path
-from segstudio.core.store.sqlite_schema import SCHEMA_V1, SCHEMA_VERSION
+from segstudio.core.store.schema import SCHEMA_V1, SCHEMA_VERSION
 
 # A predictor in its own process: the model's regions for every image, committed the way every
 # predictor commits them (engine.predict_project, Ray's driver): prints the ids it left alone.
@@ -159,7 +159,7 @@ def test_a_version_1_project_is_migrated_with_its_data(tmp_path):
     c.commit()
     c.close()
     s = SqliteStore(db, d)
-    assert s._version(s.conn) == SCHEMA_VERSION == 3
+    assert s._version(s.conn) == SCHEMA_VERSION == 4
     assert s.image_by_path("a.png").status == "done"
     assert s.claim_image(s.image_by_path("a.png").id, "w", 60) == []
     s.close()

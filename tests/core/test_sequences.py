@@ -13,7 +13,7 @@ from segstudio.core.project import Project
 from segstudio.core.records import DONE
 from segstudio.core.region import Region
 from segstudio.core.store import ContainerInfo, SqliteStore, default_db_path
-from segstudio.core.store.sqlite_schema import MIGRATIONS, SCHEMA_V1, SCHEMA_VERSION, split_sql
+from segstudio.core.store.schema import MIGRATIONS, SCHEMA_V1, SCHEMA_VERSION, split_sql
 
 
 def test_frame_paths_round_trip_and_sort_in_frame_order():
@@ -109,7 +109,7 @@ def test_a_version_2_project_gains_track_ids_and_keeps_its_regions(tmp_path):
     c.commit()
     c.close()
     s = SqliteStore(db, d)
-    assert s._version(s.conn) == SCHEMA_VERSION == 3
+    assert s._version(s.conn) == SCHEMA_VERSION == 4
     (r,) = s.regions(1)
     assert r.id == 5 and r.track is None and r.object_id == 5 and r.area == 4
     assert s.container_info("x.mp4") is None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 from segstudio.core.classes import LabelClass
 from segstudio.core.errors import UserError
@@ -24,6 +24,35 @@ class StoreError(UserError):
     """The project store cannot be used or refused an operation (not a segstudio project, newer
     schema, damaged, locked, read-only); the message says which database and why. Backends wrap
     their own errors in it: callers never see a driver's exception type."""
+
+
+class ClaimedElsewhere(StoreError):
+    """A write to an image another owner holds open on a store whose claims are exclusive (a team's):
+    nothing was written."""
+
+    def __init__(self, image_id: int, owner: str):
+        from segstudio.core.claims import describe_owner  # claims imports this module
+        self.image_id, self.owner = image_id, owner
+        super().__init__(f"image {image_id} is being edited by {describe_owner(owner)}; nothing was saved to it")
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One change to an image: who (the store's user), when (epoch seconds), what ("status",
+    "regions", "review", "model", "claim") and its detail (e.g. {"from": "new", "to": "done"})."""
+
+    id: int
+    image_id: int
+    who: str
+    at: float
+    what: str
+    detail: dict
+
+
+class Listener(Protocol):
+    """A store's live feed of other clients' changes (`Store.listen`)."""
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -71,7 +100,11 @@ class Store(Protocol):
     Every write is one transaction. Failures of the backend raise StoreError; a bad argument
     raises BadValue (core.errors); an unknown image id in `image` raises KeyError."""
 
-    db_path: Path  # where the database is (shown to the user, handed to other processes to open it)
+    db_path: Path  # SQLite: the database file; other backends: their location as a Path (never opened as a file)
+    location: str  # where the store is, to show and to hand to other processes (a path, or a URL without password)
+    kind: str  # "sqlite" or "postgresql"
+    user: str  # who this client writes as (PostgreSQL: the server's session user; SQLite: the OS login)
+    exclusive_claims: bool  # True: an image one owner holds cannot be claimed or written by another (a team)
 
     def close(self) -> None: ...
 
@@ -103,7 +136,7 @@ class Store(Protocol):
     def errors(self) -> list[tuple[str, str]]: ...
 
     def next_image(self, after_path: str | None, statuses: Sequence[str] | None = UNFINISHED,
-                   backwards: bool = False) -> ImageRecord | None: ...
+                   backwards: bool = False, skip_claimed: str | None = None) -> ImageRecord | None: ...
 
     def set_status(self, image_ids: int | Iterable[int], status: str) -> None: ...
 
@@ -143,7 +176,7 @@ class Store(Protocol):
     def region_count(self, image_id: int | None = None) -> int: ...
 
     def save_regions(self, image_id: int, upserts: Iterable[Region] = (), deletes: Iterable[int] = (),
-                     status: str | None = None) -> None: ...
+                     status: str | None = None, owner: str | None = None) -> None: ...
 
     def container_info(self, path: str) -> ContainerInfo | None: ...
 
@@ -197,6 +230,28 @@ class Store(Protocol):
 
     def claimed_images(self, image_ids: Iterable[int] | None = None,
                        except_owner: str | None = None) -> dict[int, str]: ...
+
+    def take_over(self, image_id: int, owner: str, ttl: float) -> list[str]: ...
+
+    # ------------------------------------------------------------------ a team: review, history, live view, copy
+    def review_enabled(self) -> bool: ...
+
+    def set_review_enabled(self, on: bool) -> None: ...
+
+    def review_image(self, image_id: int, accept: bool, note: str = "") -> None: ...
+
+    def review_counts(self) -> dict[str, int]: ...
+
+    def next_for_review(self, after_path: str | None, skip_claimed: str | None = None) -> ImageRecord | None: ...
+
+    def history(self, image_id: int | None = None, who: str | None = None,
+                limit: int | None = None) -> list[HistoryEntry]: ...
+
+    def listen(self, on_event: Callable[[dict], None]) -> Listener | None: ...
+
+    def table_rows(self, table: str) -> tuple[list[str], list[tuple]]: ...
+
+    def load_rows(self, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> None: ...
 
 
 def protocol_members() -> frozenset[str]:

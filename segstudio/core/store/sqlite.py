@@ -1,16 +1,17 @@
 """The SQLite backend of the project store (the `Store` protocol of store/api.py): SQLite in WAL
-mode. Images, classes, regions (RLE masks), settings, models, claims.
+mode, one file per project. Its SQL is shared with the PostgreSQL backend (sql_store.py); what is
+SQLite's own is here: connections, the write lock, the migrations, and SQLite's error words.
 
 Every write is one transaction, so a crash loses at most the write in flight and leaves a
 database that passes `PRAGMA integrity_check`; with `synchronous=FULL` a committed write is on
 disk when the call returns (it survives a power cut). Each thread gets its own connection (WAL lets
-the GUI read while the autosaver writes). Every public method says SQLite's errors as StoreError
-(`_says_store_errors`): no caller sees an sqlite3 exception.
+the GUI read while the autosaver writes). Every public method says SQLite's errors as StoreError:
+no caller sees an sqlite3 exception.
 """
 
 from __future__ import annotations
 
-import functools
+import getpass
 import json
 import sqlite3
 import sys
@@ -18,56 +19,30 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterator
 
-from segstudio.core.classes import LabelClass, default_color, parse_color
-from segstudio.core.errors import BadValue
-from segstudio.core.records import DONE, NEW, STATUSES, UNFINISHED, ImageRecord
-from segstudio.core.region import Region
-import segstudio.core.store.sqlite_classes as classes_sql
-from segstudio.core.store.api import ContainerInfo, RemovedClass, StoreError
-from segstudio.core.store.rows import REGION_COLUMNS, ROW_W, region_row, row_region
+from segstudio.core.store.api import Listener, StoreError
+from segstudio.core.store.schema import SCHEMA_VERSION, migration, schema_v1, split_sql
+from segstudio.core.store.sql_store import INSERT_REGION, SqlStore
 from segstudio.core.store.sqlite_open import refuse_foreign, store_error, wal
-from segstudio.core.store.sqlite_schema import MIGRATIONS, SCHEMA_V1, SCHEMA_VERSION, split_sql
 
-_IMG_COLS = "id, path, width, height, status, error, missing, hash, uncertainty"
-
-
-def _image(row) -> ImageRecord:
-    return ImageRecord(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], row[8])
+__all__ = ["DB_NAME", "INSERT_REGION", "SqliteStore", "default_db_path"]
 
 
-_REG_COLS = "id, class_id, x, y, w, h, rle, z, source, score, iscrowd, extra, track"
-
-INSERT_REGION = (f"INSERT OR REPLACE INTO regions({', '.join(REGION_COLUMNS)}) "
-                 f"VALUES ({','.join('?' * len(REGION_COLUMNS))})")
-
-_C = TypeVar("_C", bound=type)
-
-
-def _says_store_errors(cls: _C) -> _C:
-    """Wrap every public method of `cls` so an sqlite3 error leaves it as a StoreError naming the
-    database and the problem (locked, read-only, damaged, disk). The connection helpers
-    (`conn`, `transaction`) are the backend's own and stay as they are."""
-    def wrap(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def method(self, *args, **kwargs):
-            try:
-                return fn(self, *args, **kwargs)
-            except sqlite3.Error as e:
-                raise store_error(e, self.db_path) from e
-        return method
-
-    for name, value in list(vars(cls).items()):
-        if not name.startswith("_") and name != "transaction" and callable(value):
-            setattr(cls, name, wrap(value))
-    return cls
+def os_user() -> str:
+    """Who this client writes as on an SQLite project: the login name (history's "who")."""
+    try:
+        return getpass.getuser() or "user"
+    except (KeyError, OSError, ImportError):  # no passwd entry (a container), no USER variable
+        return "user"
 
 
-@_says_store_errors
-class SqliteStore:
+class SqliteStore(SqlStore):
     """The project store in one SQLite file (`db_path`); `root` is the image folder."""
 
+    kind = "sqlite"
+    exclusive_claims = False
+    _driver_errors = (sqlite3.Error,)
     busy_timeout_s = 30.0  # how long a write waits for another process's lock before "locked"
 
     def __init__(self, db_path: str | Path, root: str | Path | None = None, *, create: bool = True):
@@ -77,11 +52,12 @@ class SqliteStore:
             if not create:
                 raise StoreError(f"no project database at {self.db_path}")
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.location = str(self.db_path)
+        self.user = os_user()
+        self._init_common()
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self._id_lock = threading.Lock()
-        self._id_pool: list[int] = []
         refuse_foreign(self.db_path)  # before anything writes to it (WAL mode, the schema)
         try:
             self._migrate()
@@ -155,7 +131,7 @@ class SqliteStore:
         if not tables:
             with self.transaction() as t:
                 if not self._tables(t):  # nobody created it while we waited for the lock
-                    for stmt in split_sql(SCHEMA_V1):
+                    for stmt in split_sql(schema_v1("sqlite")):
                         t.execute(stmt)
                     t.execute("INSERT INTO meta VALUES ('schema_version', '1')")  # the migrations follow
                     t.execute("INSERT INTO meta VALUES ('created', ?)", (str(time.time()),))
@@ -171,7 +147,7 @@ class SqliteStore:
                 version = self._version(t)  # another process may have migrated meanwhile
                 if version >= SCHEMA_VERSION:
                     break
-                for stmt in split_sql(MIGRATIONS[version]):
+                for stmt in split_sql(migration(version, "sqlite")):
                     t.execute(stmt)
                 version += 1
                 t.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
@@ -179,482 +155,22 @@ class SqliteStore:
     def integrity_check(self) -> str:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
 
-    # ------------------------------------------------------------------ images
-    def sync_files(self, found: Iterable[str]) -> tuple[int, int, int]:
-        """Bring the images table in line with the image files found on disk (relative paths).
+    def _store_error(self, e: BaseException) -> StoreError:
+        return store_error(e, self.db_path) if isinstance(e, sqlite3.Error) else StoreError(str(e))
 
-        New paths are added, vanished ones are marked missing (their annotations stay), files
-        that came back are un-marked. Returns (added, marked missing, restored). Safe when several
-        processes sync the same project at once: the changes are worked out again inside the
-        write transaction, so each path is added once.
-        """
-        found = set(found)
-
-        def changes(c: sqlite3.Connection):
-            known = {p: (i, m) for i, p, m in c.execute("SELECT id, path, missing FROM images")}
-            return ([p for p in found if p not in known],
-                    [i for p, (i, m) in known.items() if not m and p not in found],
-                    [i for p, (i, m) in known.items() if m and p in found])
-
-        new_paths, gone, back = changes(self.conn)
-        if not (new_paths or gone or back):  # the usual reopen: no write lock taken
-            return 0, 0, 0
-        with self.transaction() as t:
-            new_paths, gone, back = changes(t)  # as they are now that we hold the write lock
-            try:
-                # one statement over a JSON array: ~3x faster than executemany for 100k rows;
-                # the ORDER BY makes the index inserts sequential
-                t.execute("INSERT OR IGNORE INTO images(path) SELECT value FROM json_each(?) ORDER BY value",
-                          (json.dumps(new_paths),))
-            except sqlite3.OperationalError:  # an SQLite built without JSON functions
-                t.executemany("INSERT OR IGNORE INTO images(path) VALUES (?)", [(p,) for p in sorted(new_paths)])
-            t.executemany("UPDATE images SET missing=1 WHERE id=?", [(i,) for i in gone])
-            t.executemany("UPDATE images SET missing=0 WHERE id=?", [(i,) for i in back])
-        return len(new_paths), len(gone), len(back)
-
-    def image_count(self, include_missing: bool = False) -> int:
-        q = "SELECT COUNT(*) FROM images" + ("" if include_missing else " WHERE missing=0")
-        return self.conn.execute(q).fetchone()[0]
-
-    def image(self, image_id: int) -> ImageRecord:
-        row = self.conn.execute(f"SELECT {_IMG_COLS} FROM images WHERE id=?", (image_id,)).fetchone()
-        if row is None:
-            raise KeyError(f"no image with id {image_id}")
-        return _image(row)
-
-    def image_by_path(self, path: str) -> ImageRecord | None:
-        row = self.conn.execute(f"SELECT {_IMG_COLS} FROM images WHERE path=?", (path,)).fetchone()
-        return _image(row) if row else None
-
-    def images(self, statuses: Sequence[str] | None = None, name_contains: str | None = None,
-               include_missing: bool = False, order: str = "path", limit: int | None = None,
-               offset: int = 0) -> list[ImageRecord]:
-        where, args = self._filter(statuses, name_contains, include_missing)
-        order_sql = {"path": "path", "uncertainty": "uncertainty IS NULL, uncertainty DESC, path"}[order]
-        q = f"SELECT {_IMG_COLS} FROM images {where} ORDER BY {order_sql}"
-        if limit is not None:
-            q += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        return [_image(r) for r in self.conn.execute(q, args)]
-
-    def image_ids(self, statuses: Sequence[str] | None = None, name_contains: str | None = None,
-                  include_missing: bool = False, order: str = "path",
-                  unreadable: bool | None = None) -> list[int]:
-        """Ids of the images that match; unreadable: True only those whose file could not be
-        read (an error stored), False only the others, None both."""
-        where, args = self._filter(statuses, name_contains, include_missing)
-        if unreadable is not None:
-            cond = "error IS NOT NULL" if unreadable else "error IS NULL"
-            where = f"{where} AND {cond}" if where else f"WHERE {cond}"
-        order_sql = {"path": "path", "uncertainty": "uncertainty IS NULL, uncertainty DESC, path"}[order]
-        return [r[0] for r in self.conn.execute(f"SELECT id FROM images {where} ORDER BY {order_sql}", args)]
-
-    def images_by_ids(self, ids: Sequence[int]) -> dict[int, ImageRecord]:
-        out: dict[int, ImageRecord] = {}
-        ids = list(ids)
-        for k in range(0, len(ids), 900):
-            chunk = ids[k:k + 900]
-            q = f"SELECT {_IMG_COLS} FROM images WHERE id IN ({','.join('?' * len(chunk))})"
-            for row in self.conn.execute(q, chunk):
-                out[row[0]] = _image(row)
-        return out
-
-    @staticmethod
-    def _filter(statuses, name_contains, include_missing) -> tuple[str, list]:
-        conds, args = [], []
-        if not include_missing:
-            conds.append("missing=0")
-        if statuses:
-            bad = set(statuses) - set(STATUSES)
-            if bad:
-                raise BadValue(f"unknown status {sorted(bad)}")
-            conds.append(f"status IN ({','.join('?' * len(statuses))})")
-            args.extend(statuses)
-        if name_contains:
-            conds.append("path LIKE ? ESCAPE '\\'")
-            esc = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            args.append(f"%{esc}%")
-        return ("WHERE " + " AND ".join(conds)) if conds else "", args
-
-    def status_counts(self, include_missing: bool = False) -> dict[str, int]:
-        q = "SELECT status, COUNT(*) FROM images" + ("" if include_missing else " WHERE missing=0") + \
-            " GROUP BY status"
-        counts = {s: 0 for s in STATUSES}
-        counts.update({s: n for s, n in self.conn.execute(q)})
-        return counts
-
-    def missing_count(self) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM images WHERE missing=1").fetchone()[0]
-
-    def missing_with_regions(self, statuses: Sequence[str] | None = None) -> list[tuple[str, int]]:
-        """(path, region count) of images whose file has vanished but which hold regions."""
-        where, args = self._filter(statuses, None, True)
-        where += (" AND " if where else "WHERE ") + "missing=1"
-        q = (f"SELECT path, COUNT(regions.id) FROM images JOIN regions ON regions.image_id=images.id "
-             f"{where} GROUP BY images.id ORDER BY path")
-        return [(p, n) for p, n in self.conn.execute(q, args)]
-
-    def errors(self) -> list[tuple[str, str]]:
-        return list(self.conn.execute(
-            "SELECT path, error FROM images WHERE error IS NOT NULL AND missing=0 ORDER BY path"))
-
-    def next_image(self, after_path: str | None, statuses: Sequence[str] | None = UNFINISHED,
-                   backwards: bool = False) -> ImageRecord | None:
-        where, args = self._filter(statuses, None, False)
-        if after_path is not None:
-            where += (" AND " if where else "WHERE ") + ("path < ?" if backwards else "path > ?")
-            args.append(after_path)
-        q = f"SELECT {_IMG_COLS} FROM images {where} ORDER BY path {'DESC' if backwards else ''} LIMIT 1"
-        row = self.conn.execute(q, args).fetchone()
-        return _image(row) if row else None
-
-    def set_status(self, image_ids: int | Iterable[int], status: str) -> None:
-        if status not in STATUSES:
-            raise BadValue(f"unknown status {status!r}")
-        ids = [image_ids] if isinstance(image_ids, int) else list(image_ids)
-        with self.transaction() as t:
-            t.executemany("UPDATE images SET status=?, updated=? WHERE id=?",
-                          [(status, time.time(), i) for i in ids])
-
-    def set_decoded(self, image_id: int, width: int, height: int, hash_: str | None) -> None:
-        """Size (and hash) of an image that was read. A stored error is cleared only by a full
-        decode (hash_ given): a header that reads fine says nothing about the pixels."""
-        with self.transaction() as t:
-            t.execute("UPDATE images SET width=?, height=?, hash=COALESCE(?, hash), "
-                      "error=CASE WHEN ? IS NULL THEN error ELSE NULL END WHERE id=?",
-                      (width, height, hash_, hash_, image_id))
-
-    def set_error(self, image_id: int, error: str | None) -> None:
-        with self.transaction() as t:
-            t.execute("UPDATE images SET error=? WHERE id=?", (error, image_id))
-
-    def set_uncertainty(self, values: dict[int, float | None]) -> None:
-        with self.transaction() as t:
-            t.executemany("UPDATE images SET uncertainty=? WHERE id=?", [(v, k) for k, v in values.items()])
-
-    # ------------------------------------------------------------------ classes
-    def classes(self) -> list[LabelClass]:
-        rows = self.conn.execute("SELECT id, name, color, hotkey, ignore FROM classes ORDER BY position, id")
-        return [LabelClass(i, n, parse_color(c), h, bool(g)) for i, n, c, h, g in rows]
-
-    def class_by_name(self, name: str) -> LabelClass | None:
-        for c in self.classes():
-            if c.name == name:
-                return c
-        return None
-
-    def add_class(self, name: str, color: tuple[int, int, int] | None = None, hotkey: str = "",
-                  ignore: bool = False) -> LabelClass:
-        name = name.strip()
-        if not name:
-            raise BadValue("class name must not be empty")
-        with self.transaction() as t:
-            if t.execute("SELECT 1 FROM classes WHERE name=?", (name,)).fetchone():
-                raise BadValue(f"a class named {name!r} exists already")
-            n, maxpos = t.execute("SELECT COUNT(*), COALESCE(MAX(position), -1) FROM classes").fetchone()
-            new_id = t.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM classes").fetchone()[0]
-            if color is None:
-                color = default_color(n)
-            if not hotkey and n < 9:
-                used = {r[0] for r in t.execute("SELECT hotkey FROM classes")}
-                hotkey = next((str(k) for k in range(1, 10) if str(k) not in used), "")
-            c = LabelClass(new_id, name, color, hotkey, ignore)
-            t.execute("INSERT INTO classes VALUES (?,?,?,?,?,?)",
-                      (c.id, c.name, c.hex_color, c.hotkey, int(c.ignore), maxpos + 1))
-        return c
-
-    def ensure_class(self, name: str, color=None, ignore: bool = False) -> LabelClass:
-        return self.class_by_name(name) or self.add_class(name, color, ignore=ignore)
-
-    def update_class(self, cls: LabelClass) -> None:
-        with self.transaction() as t:
-            other = t.execute("SELECT id FROM classes WHERE name=? AND id<>?", (cls.name, cls.id)).fetchone()
-            if other:
-                raise BadValue(f"a class named {cls.name!r} exists already")
-            if cls.hotkey:
-                t.execute("UPDATE classes SET hotkey='' WHERE hotkey=? AND id<>?", (cls.hotkey, cls.id))
-            t.execute("UPDATE classes SET name=?, color=?, hotkey=?, ignore=? WHERE id=?",
-                      (cls.name, cls.hex_color, cls.hotkey, int(cls.ignore), cls.id))
-
-    def move_class(self, class_id: int, new_index: int) -> None:
-        ids = [c.id for c in self.classes()]
-        ids.remove(class_id)
-        ids.insert(max(0, min(new_index, len(ids))), class_id)
-        with self.transaction() as t:
-            t.executemany("UPDATE classes SET position=? WHERE id=?", [(i, cid) for i, cid in enumerate(ids)])
-
-    def class_usage(self, class_id: int) -> tuple[int, int, int]:
-        """(regions, images, done images) of a class: what a delete would take."""
-        return classes_sql.class_usage(self.conn, class_id)
-
-    def remove_class(self, class_id: int, reassign_to: int | None = None) -> RemovedClass:
-        """Delete a class in one transaction; its regions move to `reassign_to` or are deleted. A
-        done image that loses regions goes back to in_progress. Returns what was taken, for
-        restore_class (the undo of a delete)."""
-        with self.transaction() as t:
-            return classes_sql.remove_class(t, class_id, reassign_to)
-
-    def restore_class(self, removed: RemovedClass) -> LabelClass:
-        """Put back, in one transaction, what remove_class took; returns the class (a name or id
-        taken since gets a fresh one)."""
-        with self.transaction() as t:
-            return classes_sql.restore_class(t, removed)
-
-    # ------------------------------------------------------------------ regions
-    def new_region_id(self) -> int:
-        with self._id_lock:
-            if not self._id_pool:
-                self._id_pool = list(reversed(self.reserve_region_ids(256)))
-            return self._id_pool.pop()
-
-    def reserve_region_ids(self, n: int) -> list[int]:
-        """Ids no other process will hand out (a block taken from a counter in the database)."""
-        with self.transaction() as t:
-            start = t.execute("SELECT next FROM counters WHERE name='region'").fetchone()[0]
-            mx = t.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM regions").fetchone()[0]
-            start = max(start, mx)
-            t.execute("UPDATE counters SET next=? WHERE name='region'", (start + n,))
-        return list(range(start, start + n))
-
-    def regions(self, image_id: int) -> list[Region]:
-        rows = self.conn.execute(f"SELECT {_REG_COLS} FROM regions WHERE image_id=? ORDER BY z, id", (image_id,))
-        return [row_region(r) for r in rows]
-
-    def region_rows(self, image_id: int) -> list[tuple]:
-        """Raw rows (id, class_id, x, y, w, h, rle, z, source, score, iscrowd, extra, track) without decoding."""
-        return list(self.conn.execute(f"SELECT {_REG_COLS} FROM regions WHERE image_id=? ORDER BY z, id",
-                                      (image_id,)))
-
-    def region_count(self, image_id: int | None = None) -> int:
-        if image_id is None:
-            return self.conn.execute("SELECT COUNT(*) FROM regions").fetchone()[0]
-        return self.conn.execute("SELECT COUNT(*) FROM regions WHERE image_id=?", (image_id,)).fetchone()[0]
-
-    def save_regions(self, image_id: int, upserts: Iterable[Region] = (), deletes: Iterable[int] = (),
-                     status: str | None = None) -> None:
-        """Write one image's changed regions (and optionally its status) in one transaction."""
-        rows = [region_row(image_id, r) for r in upserts if r.mask.size]
-        rows = [row for row in rows if row[ROW_W]]  # emptied by tightening
-        with self.transaction() as t:
-            t.executemany("DELETE FROM regions WHERE id=? AND image_id=?", [(d, image_id) for d in deletes])
-            t.executemany(INSERT_REGION, rows)
-            if status is not None:
-                t.execute("UPDATE images SET status=?, updated=? WHERE id=?", (status, time.time(), image_id))
-
-    def replace_source_regions(self, image_id: int, source: str, regions: Iterable[Region],
-                               status: str | None = None, uncertainty: float | None = None) -> None:
-        """Swap the regions one source (a model) made on an image for new ones, in one transaction."""
-        rows = [region_row(image_id, r) for r in regions if r.mask.size]
-        rows = [row for row in rows if row[ROW_W]]
-        with self.transaction() as t:
-            t.execute("DELETE FROM regions WHERE image_id=? AND source=?", (image_id, source))
-            t.executemany(INSERT_REGION, rows)
-            if status is not None:
-                t.execute("UPDATE images SET status=?, updated=? WHERE id=?", (status, time.time(), image_id))
-            if uncertainty is not None:
-                t.execute("UPDATE images SET uncertainty=? WHERE id=?", (uncertainty, image_id))
-
-    # ------------------------------------------------------------------ sequence files
-    def container_info(self, path: str) -> ContainerInfo | None:
-        """What the last probe of a stack or video file found. Read back hostile: a row that does
-        not hold numbers where numbers belong counts as never probed."""
-        row = self.conn.execute("SELECT size, mtime, frames, kind, width, height, error FROM containers "
-                                "WHERE path=?", (path,)).fetchone()
-        if row is None or not all(isinstance(v, int) for v in (row[0], row[1], row[2], row[4], row[5])):
-            return None
-        return ContainerInfo(path, row[0], row[1], row[2], str(row[3]), row[4], row[5],
-                             None if row[6] is None else str(row[6]))
-
-    def set_container_infos(self, infos: Iterable[ContainerInfo]) -> None:
-        """What probes found, in one transaction (a first scan of a folder of TIFFs probes them all)."""
-        rows = [(i.path, int(i.size), int(i.mtime_ns), int(i.frames), i.kind, int(i.width), int(i.height), i.error)
-                for i in infos]
-        if rows:
-            with self.transaction() as t:
-                t.executemany("INSERT OR REPLACE INTO containers(path, size, mtime, frames, kind, width, height, "
-                              "error) VALUES (?,?,?,?,?,?,?,?)", rows)
-
-    def set_frame_sizes(self, container: str, width: int, height: int) -> None:
-        """Give a stack's or video's frame records their size, all at once (their file's probe
-        knows it: nothing is decoded, and no frame needs a transaction of its own later)."""
-        lo, hi = container + "/", container + "0"  # '0' follows '/': every 'container/...' path
-        with self.transaction() as t:
-            t.execute("UPDATE images SET width=?, height=? WHERE path >= ? AND path < ? "
-                      "AND (width IS NULL OR width != ? OR height IS NULL OR height != ?)",
-                      (int(width), int(height), lo, hi, int(width), int(height)))
-
-    def move_annotations(self, from_id: int, to_id: int) -> bool:
-        """Move an image's regions and status to another image that has neither (a file annotated
-        as one image that now opens as frames: its annotation was of what is now frame 0). False,
-        and nothing moved, when the target already holds regions or a status other than new."""
-        with self.transaction() as t:
-            src = t.execute("SELECT status FROM images WHERE id=?", (from_id,)).fetchone()
-            dst = t.execute("SELECT status FROM images WHERE id=?", (to_id,)).fetchone()
-            if src is None or dst is None or dst[0] != NEW or \
-                    t.execute("SELECT 1 FROM regions WHERE image_id=? LIMIT 1", (to_id,)).fetchone():
-                return False
-            t.execute("UPDATE regions SET image_id=? WHERE image_id=?", (to_id, from_id))
-            t.execute("UPDATE images SET status=?, updated=? WHERE id=?", (src[0], time.time(), to_id))
-            t.execute("UPDATE images SET status=?, updated=? WHERE id=?", (NEW, time.time(), from_id))
-        return True
-
-    def max_z(self, image_id: int) -> int:
-        return self.conn.execute("SELECT COALESCE(MAX(z), 0) FROM regions WHERE image_id=?",
-                                 (image_id,)).fetchone()[0]
-
-    def replace_source_regions_many(self, entries: Iterable[dict],
-                                    only_statuses: Sequence[str] | None = None,
-                                    claim_owner: str | None = None) -> list[int]:
-        """Several images' model results in one transaction. Each entry: image_id, source (the
-        regions it replaces; None: all of the image's), rows (from region_row), status (or None),
-        uncertainty, width, height (or None).
-
-        With `only_statuses`, an image whose status (read inside the transaction, so a person's
-        save cannot slip in between) is not one of them keeps what it has; their ids are returned.
-        So does an image open in a window (a live claim, see `claim_image`) of any holder but
-        `claim_owner`: read in the same transaction, so a window that claims an image before it
-        reads its regions never gets model regions written under it."""
-        now = time.time()
-        skipped: list[int] = []
-        with self.transaction() as t:
-            for e in entries:
-                iid = e["image_id"]
-                if t.execute("SELECT 1 FROM claims WHERE image_id=? AND owner IS NOT ? AND expires>? LIMIT 1",
-                             (iid, claim_owner, now)).fetchone():
-                    skipped.append(iid)
-                    continue
-                if only_statuses is not None:
-                    row = t.execute("SELECT status FROM images WHERE id=?", (iid,)).fetchone()
-                    if row is None or row[0] not in only_statuses:
-                        skipped.append(iid)
-                        continue
-                if e["source"] is None:  # the entry replaces every region the image has
-                    t.execute("DELETE FROM regions WHERE image_id=?", (iid,))
-                else:
-                    t.execute("DELETE FROM regions WHERE image_id=? AND source=?", (iid, e["source"]))
-                t.executemany(INSERT_REGION, [row for row in e["rows"] if row[ROW_W]])
-                t.execute("UPDATE images SET status=COALESCE(?, status), uncertainty=?, "
-                          "width=COALESCE(?, width), height=COALESCE(?, height), error=NULL, updated=? WHERE id=?",
-                          (e.get("status"), e.get("uncertainty"), e.get("width"), e.get("height"), now, iid))
-        return skipped
-
-    def region_keys(self, image_id: int) -> set[tuple]:
-        """(class_id, x, y, w, h, rle) of an image's regions: an import uses it to skip duplicates."""
-        return {tuple(r) for r in self.conn.execute(
-            "SELECT class_id, x, y, w, h, rle FROM regions WHERE image_id=?", (image_id,))}
-
-    def regions_per_class(self) -> dict[int, int]:
-        return dict(self.conn.execute(
-            "SELECT class_id, COUNT(*) FROM regions r JOIN images i ON i.id=r.image_id "
-            "WHERE i.missing=0 GROUP BY class_id"))
-
-    def area_per_class(self, statuses: Sequence[str] | None = None) -> dict[int, int]:
-        where, args = self._filter(statuses, None, False)
-        where = where.replace("missing", "i.missing").replace("status", "i.status")
-        return dict(self.conn.execute(
-            f"SELECT class_id, SUM(area) FROM regions r JOIN images i ON i.id=r.image_id {where} "
-            "GROUP BY class_id", args))
-
-    def sources(self) -> dict[str, int]:
-        return dict(self.conn.execute("SELECT source, COUNT(*) FROM regions GROUP BY source"))
-
-    def image_ids_with_source(self, source: str) -> list[int]:
-        """The images that carry regions from this source (a model's name)."""
-        return [r[0] for r in self.conn.execute("SELECT DISTINCT image_id FROM regions WHERE source=?", (source,))]
-
-    # ------------------------------------------------------------------ settings and models
-    def get_setting(self, key: str, default=None):
-        row = self.conn.execute("SELECT value FROM settings WHERE key=?", (key,)).fetchone()
-        if row is None:
-            return default
+    def _insert_paths(self, t, paths: list[str]) -> None:
         try:
-            return json.loads(row[0])
-        except json.JSONDecodeError:
-            return default
+            # one statement over a JSON array: ~3x faster than executemany for 100k rows;
+            # the ORDER BY makes the index inserts sequential
+            t.execute("INSERT OR IGNORE INTO images(path) SELECT value FROM json_each(?) ORDER BY value",
+                      (json.dumps(paths),))
+        except sqlite3.OperationalError:  # an SQLite built without JSON functions
+            super()._insert_paths(t, paths)
 
-    def set_setting(self, key: str, value) -> None:
-        with self.transaction() as t:
-            t.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, json.dumps(value)))
-
-    def add_model(self, path: str, kind: str, metrics: dict | None = None) -> None:
-        with self.transaction() as t:
-            t.execute("INSERT OR REPLACE INTO models(path, kind, created, metrics) VALUES (?,?,?,?)",
-                      (path, kind, time.time(), json.dumps(metrics or {})))
-
-    def done_fingerprint(self) -> tuple:
-        """Changes whenever the done images or their regions change (a region added, redrawn or
-        removed, an image marked done or reopened): what a watcher polls to know it must learn."""
-        imgs = self.conn.execute("SELECT COUNT(*), COALESCE(MAX(updated), 0), COALESCE(SUM(id), 0) FROM images "
-                                 "WHERE status=? AND missing=0", (DONE,)).fetchone()
-        regs = self.conn.execute("SELECT COUNT(*), COALESCE(MAX(r.id), 0), COALESCE(SUM(r.area), 0), "
-                                 "COALESCE(SUM(r.class_id * r.x + r.y), 0) FROM regions r JOIN images i "
-                                 "ON r.image_id = i.id WHERE i.status=? AND i.missing=0", (DONE,)).fetchone()
-        return tuple(imgs) + tuple(regs)
-
-    def last_done_path(self) -> str | None:
-        """The image most recently marked done (the annotator's place in the list)."""
-        row = self.conn.execute("SELECT path FROM images WHERE status=? AND missing=0 ORDER BY updated DESC, id DESC "
-                                "LIMIT 1", (DONE,)).fetchone()
-        return row[0] if row else None
-
-    def remove_model(self, path: str) -> None:
-        """Forget a checkpoint (the file is the caller's business)."""
-        with self.transaction() as t:
-            t.execute("DELETE FROM models WHERE path=?", (path,))
-
-    def models(self) -> list[dict]:
-        rows = self.conn.execute("SELECT path, kind, created, metrics FROM models ORDER BY created DESC")
-        return [{"path": p, "kind": k, "created": c, "metrics": json.loads(m or "{}")} for p, k, c, m in rows]
-
-    def take_number(self, name: str, floor: int = 1) -> int:
-        """The next number of the counter `name` (at least `floor`), never handed out twice, to
-        any process: read and advanced under the write lock (a live model's version numbers)."""
-        with self.transaction() as t:
-            row = t.execute("SELECT next FROM counters WHERE name=?", (name,)).fetchone()
-            n = max(int(row[0]) if row else 1, floor)
-            t.execute("INSERT OR REPLACE INTO counters(name, next) VALUES (?, ?)", (name, n + 1))
-        return n
-
-    # ------------------------------------------------------------------ claims on open images
-    def claim_image(self, image_id: int, owner: str, ttl: float) -> list[str]:
-        """`owner` holds this image (open in its window) for `ttl` seconds unless renewed: any
-        predictor of another holder leaves it alone meanwhile. Lapsed claims are dropped here.
-        Returns the other holders that have it open too."""
-        now = time.time()
-        with self.transaction() as t:
-            t.execute("DELETE FROM claims WHERE expires<=?", (now,))
-            t.execute("INSERT OR REPLACE INTO claims(image_id, owner, expires) VALUES (?,?,?)",
-                      (image_id, owner, now + ttl))
-            return [r[0] for r in t.execute("SELECT owner FROM claims WHERE image_id=? AND owner<>? ORDER BY owner",
-                                            (image_id, owner))]
-
-    def release_image(self, image_id: int | None, owner: str) -> None:
-        """Drop `owner`'s claim on an image (None: on every image)."""
-        with self.transaction() as t:
-            if image_id is None:
-                t.execute("DELETE FROM claims WHERE owner=?", (owner,))
-            else:
-                t.execute("DELETE FROM claims WHERE image_id=? AND owner=?", (image_id, owner))
-
-    def renew_claims(self, owner: str, ttl: float) -> int:
-        """Push back the expiry of `owner`'s claims (its heartbeat). Returns how many it holds."""
-        with self.transaction() as t:
-            return t.execute("UPDATE claims SET expires=? WHERE owner=?", (time.time() + ttl, owner)).rowcount
-
-    def image_holders(self, image_id: int, except_owner: str | None = None) -> list[str]:
-        """Every live holder of an image (but `except_owner`), sorted."""
-        return [r[0] for r in self.conn.execute("SELECT owner FROM claims WHERE image_id=? AND expires>? AND "
-                                                "owner IS NOT ? ORDER BY owner", (image_id, time.time(), except_owner))]
-
-    def claimed_images(self, image_ids: Iterable[int] | None = None, except_owner: str | None = None) -> dict[int, str]:
-        """Image id -> a holder, for the live claims (of holders other than `except_owner`)."""
-        rows = self.conn.execute("SELECT image_id, owner FROM claims WHERE expires>? AND owner IS NOT ? "
-                                 "ORDER BY owner", (time.time(), except_owner))
-        wanted = None if image_ids is None else set(image_ids)
-        out: dict[int, str] = {}
-        for iid, owner in rows:
-            if wanted is None or iid in wanted:
-                out.setdefault(iid, owner)
-        return out
+    def listen(self, on_event: Callable[[dict], None]) -> Listener | None:
+        """No live feed: an SQLite project is one person's (other windows on it see changes when they
+        read again)."""
+        return None
 
 
 DB_NAME = "project.db"  # the database file in a project's data folder

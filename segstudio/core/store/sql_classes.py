@@ -1,10 +1,9 @@
-"""Deleting a class in SQLite and putting it back, each in the caller's transaction (the SQLite
-store's `class_usage`, `remove_class` and `restore_class`; core/class_delete.py makes a delete one
+"""Deleting a class and putting it back, each in the caller's transaction (the SQL stores'
+`class_usage`, `remove_class` and `restore_class`; core/class_delete.py makes a delete one
 project-level undo step)."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 from segstudio.core.classes import LabelClass, parse_color
@@ -14,16 +13,27 @@ from segstudio.core.store.api import RemovedClass
 from segstudio.core.store.rows import REGION_COLUMNS
 
 
-def class_usage(c: sqlite3.Connection, class_id: int) -> tuple[int, int, int]:
+def class_usage(c, class_id: int) -> tuple[int, int, int]:
     """(regions, images, done images) of a class: what a delete would take."""
     n, imgs = c.execute("SELECT COUNT(*), COUNT(DISTINCT image_id) FROM regions WHERE class_id=?",
                         (class_id,)).fetchone()
     done = c.execute("SELECT COUNT(*) FROM images WHERE status=? AND id IN "
                      "(SELECT image_id FROM regions WHERE class_id=?)", (DONE, class_id)).fetchone()[0]
-    return n, imgs, done
+    return int(n), int(imgs), int(done)
 
 
-def remove_class(t: sqlite3.Connection, class_id: int, reassign_to: int | None = None) -> RemovedClass:
+def checked_name(name: str) -> str:
+    """A class name as stored: stripped, not empty, no NUL (PostgreSQL's text cannot hold one, and a
+    project must copy between the backends exactly)."""
+    name = name.strip() if isinstance(name, str) else ""
+    if not name:
+        raise BadValue("class name must not be empty")
+    if "\x00" in name:
+        raise BadValue("a class name cannot hold a NUL character")
+    return name
+
+
+def remove_class(t, class_id: int, reassign_to: int | None = None) -> RemovedClass:
     """Delete a class (inside transaction `t`); its regions move to `reassign_to` or are deleted.
 
     A done image that loses regions goes back to in_progress: it no longer holds what a
@@ -42,8 +52,8 @@ def remove_class(t: sqlite3.Connection, class_id: int, reassign_to: int | None =
         removed.moved = [r[0] for r in t.execute("SELECT id FROM regions WHERE class_id=?", (class_id,))]
         t.execute("UPDATE regions SET class_id=? WHERE class_id=?", (reassign_to, class_id))
     else:
-        removed.deleted = list(t.execute(f"SELECT {', '.join(REGION_COLUMNS)} FROM regions WHERE class_id=?",
-                                         (class_id,)))
+        removed.deleted = [tuple(r) for r in t.execute(
+            f"SELECT {', '.join(REGION_COLUMNS)} FROM regions WHERE class_id=?", (class_id,))]
         removed.reopened = dict(t.execute(
             "SELECT id, status FROM images WHERE status=? AND id IN "
             "(SELECT image_id FROM regions WHERE class_id=?)", (DONE, class_id)).fetchall())
@@ -54,7 +64,7 @@ def remove_class(t: sqlite3.Connection, class_id: int, reassign_to: int | None =
     return removed
 
 
-def restore_class(t: sqlite3.Connection, removed: RemovedClass) -> LabelClass:
+def restore_class(t, removed: RemovedClass) -> LabelClass:
     """Put back what remove_class took (inside transaction `t`): the class at its place in the
     list, its regions (or the ones moved away, if still in the class they went to), and the
     statuses it changed (if still in_progress). A name or id taken since gets a fresh one;
@@ -62,7 +72,7 @@ def restore_class(t: sqlite3.Connection, removed: RemovedClass) -> LabelClass:
     c = removed.cls
     cid = c.id
     if t.execute("SELECT 1 FROM classes WHERE id=?", (cid,)).fetchone():
-        cid = t.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM classes").fetchone()[0]
+        cid = int(t.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM classes").fetchone()[0])
     name, k = c.name, 1
     while t.execute("SELECT 1 FROM classes WHERE name=?", (name,)).fetchone():
         k += 1
@@ -80,8 +90,8 @@ def restore_class(t: sqlite3.Connection, removed: RemovedClass) -> LabelClass:
     images = {r[0] for r in t.execute("SELECT id FROM images")} if removed.deleted else set()
     cls_at = REGION_COLUMNS.index("class_id")
     rows = [row[:cls_at] + (cid,) + row[cls_at + 1:] for row in removed.deleted if row[1] in images]
-    insert = (f"INSERT OR IGNORE INTO regions({', '.join(REGION_COLUMNS)}) "
-              f"VALUES ({','.join('?' * len(REGION_COLUMNS))})")
+    insert = (f"INSERT INTO regions({', '.join(REGION_COLUMNS)}) "
+              f"VALUES ({','.join('?' * len(REGION_COLUMNS))}) ON CONFLICT DO NOTHING")
     t.executemany(insert, rows)
     t.executemany("UPDATE images SET status=?, updated=? WHERE id=? AND status=?",
                   [(old, time.time(), i, IN_PROGRESS) for i, old in removed.reopened.items()])
