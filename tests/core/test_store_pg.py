@@ -1,0 +1,281 @@
+"""The PostgreSQL store against a real server (tests/pg_fixtures.py starts a throwaway one): it
+implements the Store protocol like SQLite's, has the same schema, answers the same as SQLite for the
+same calls (hostile text included), keeps claims exclusive on the server's clock, tells listeners,
+and comes back after the server restarts."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segstudio.core.errors import BadValue
+from segstudio.core.region import Region
+from segstudio.core.store import ClaimedElsewhere, SqliteStore, StoreError
+from segstudio.core.store.schema import COPY_TABLES
+
+psycopg = pytest.importorskip("psycopg")
+from segstudio.core.store.postgres import PostgresStore, checked_conninfo, pg_sql  # noqa: E402
+from tests.core.test_store_protocol import signature_mismatches  # noqa: E402
+
+HOSTILE = ["x'); DROP TABLE images;--", "<b>bold</b><script>alert(1)</script>", "100% ?? \\ '' \"q\"",
+           "名前 ☃ \u202e", "a" * 3000, "$1 %s %(x)s {}"]
+
+
+@pytest.fixture
+def pg(pg_url):
+    s = PostgresStore(pg_url)
+    yield s
+    s.close()
+
+
+def _mask(h=6, w=7, seed=0):
+    m = np.random.default_rng(seed).random((h, w)) > 0.4
+    m[0, 0] = m[-1, -1] = True
+    return m
+
+
+def test_the_postgres_store_implements_the_protocol(pg):
+    assert signature_mismatches(PostgresStore) == []
+    assert pg.kind == "postgresql" and pg.exclusive_claims and pg.user == "segstudio"
+    assert pg.location.startswith("postgresql://segstudio@127.0.0.1:") and "password" not in pg.location
+
+
+def test_both_backends_have_the_same_tables_and_columns(pg, tmp_path):
+    s = SqliteStore(tmp_path / "p.db")
+    try:
+        for table in COPY_TABLES + ("claims",):
+            lite = [r[1] for r in s.conn.execute(f"PRAGMA table_info({table})")]
+            cols = [r[0] for r in pg.conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name=? ORDER BY ordinal_position",
+                (table,))]
+            assert lite == cols, table
+        assert pg.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == \
+            s.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "4"
+    finally:
+        s.close()
+
+
+def _script(s) -> dict:
+    """The same calls on a store; what it answers."""
+    out: dict = {}
+    s.sync_files(["b.png", "a.png", "B.png", "a_1.png", "a-2.png", "a0.png", "sub/c.png", "x%y.png"])
+    out["order"] = [r.path for r in s.images()]
+    out["filter"] = [r.path for r in s.images(name_contains="A_")] + [r.path for r in s.images(name_contains="%")]
+    out["next"] = [getattr(s.next_image(p), "path", None) for p in (None, "a.png", "sub/c.png")]
+    out["prev"] = getattr(s.next_image("b.png", backwards=True), "path", None)
+    c = s.add_class("cell")
+    s.add_class("nucleus", hotkey="n")
+    out["classes"] = [(k.id, k.name, k.hex_color, k.hotkey, k.ignore) for k in s.classes()]
+    ids = s.reserve_region_ids(3)
+    img = s.image_by_path("a.png").id
+    s.save_regions(img, [Region(ids[0], c.id, _mask(), 3, 4, score=0.25, extra={"k": [1, 2]}, track=7),
+                         Region(ids[1], c.id, _mask(5, 5, 1), 0, 0)], status="in_progress")
+    s.save_regions(img, deletes=[ids[1]])
+    out["regions"] = [(r.id, r.class_id, r.x, r.y, r.score, r.extra, r.track, r.mask.tobytes()) for r in s.regions(img)]
+    s.set_status([img, s.image_by_path("b.png").id], "done")
+    out["counts"] = s.status_counts()
+    out["area"] = s.area_per_class()
+    out["fp"] = s.done_fingerprint()[0]
+    out["number"] = [s.take_number("v"), s.take_number("v"), s.take_number("v", floor=10)]
+    s.set_setting("k", {"a": [1, None, "x"]})
+    out["setting"] = s.get_setting("k")
+    s.review_image(img, False, "redo the <edge>")
+    out["returned"] = (s.image(img).status, s.image(img).review, s.image(img).note, s.review_counts())
+    s.set_status(img, "done")
+    s.review_image(img, True)
+    out["accepted"] = (s.image(img).review, s.review_counts())
+    out["history"] = [(h.what, h.detail) for h in s.history(img)]
+    out["missing"] = s.sync_files(["a.png"])
+    out["missing_regions"] = s.missing_with_regions()
+    return out
+
+
+def test_postgres_answers_what_sqlite_answers(pg, tmp_path):
+    s = SqliteStore(tmp_path / "p.db")
+    try:
+        lite, srv = _script(s), _script(pg)
+    finally:
+        s.close()
+    assert srv == lite
+    assert lite["order"][:3] == ["B.png", "a-2.png", "a.png"]  # bytewise, whatever the server's locale
+    assert lite["filter"] == ["a_1.png", "x%y.png"]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                        min_size=1, max_size=40).filter(lambda t: t.strip()), min_size=1, max_size=4, unique_by=str.strip))
+def test_hostile_text_is_stored_as_it_is(pg, names):
+    for name in names + HOSTILE[:2]:
+        if pg.class_by_name(name.strip()) is None:
+            pg.add_class(name)
+    got = {c.name for c in pg.classes()}
+    assert {n.strip() for n in names} <= got
+    assert pg.conn.execute("SELECT to_regclass('images')").fetchone()[0] is not None
+
+
+def test_hostile_values_never_become_sql(pg):
+    pg.sync_files(HOSTILE[:4])
+    for text in HOSTILE:
+        pg.set_setting(text, text)
+        assert pg.get_setting(text) == text
+    img = pg.image_by_path(HOSTILE[0]).id
+    pg.set_status(img, "done")
+    pg.review_image(img, False, HOSTILE[0])
+    assert pg.image(img).note == HOSTILE[0]
+    assert sorted(r.path for r in pg.images()) == sorted(HOSTILE[:4])
+    with pytest.raises(BadValue):
+        pg.add_class("nul\x00name")
+    with pytest.raises(BadValue):
+        pg.review_image(img, True, "nul\x00note")
+
+
+def test_placeholders_and_percent_signs_are_translated_outside_quotes():
+    assert pg_sql("SELECT ? WHERE a LIKE ? ESCAPE '\\' AND b='?%'") == \
+        "SELECT %s WHERE a LIKE %s ESCAPE '\\' AND b='?%%'"
+
+
+def test_a_password_never_sits_in_the_address(pg_url):
+    with pytest.raises(StoreError, match="password"):
+        PostgresStore(pg_url.replace("segstudio@", "segstudio:hunter2@"))
+    with pytest.raises(StoreError, match="password"):
+        checked_conninfo("host=h dbname=d password=x")
+    conninfo, where = checked_conninfo("host=db.lab port=5433 dbname=cells user=anna sslmode=verify-full")
+    assert where == "postgresql://anna@db.lab:5433/cells?sslmode=verify-full"
+    assert "connect_timeout" in conninfo and "application_name=segstudio" in conninfo
+
+
+def test_a_conninfo_string_opens_the_same_project(pg, pg_url):
+    p = psycopg.conninfo.conninfo_to_dict(pg_url)
+    other = PostgresStore(f"host={p['host']} port={p['port']} user={p['user']} dbname={p['dbname']}")
+    try:
+        pg.sync_files(["a.png"])
+        assert other.image_count() == 1
+    finally:
+        other.close()
+
+
+def test_claims_are_exclusive_and_lapse_on_the_servers_clock(pg):
+    pg.sync_files(["a.png", "b.png"])
+    c = pg.add_class("cell")
+    anna, bob = "anna@h:1:a", "bob@h:2:b"
+    assert pg.claim_image(1, anna, 0.6) == []
+    assert pg.claim_image(1, bob, 30) == [anna]  # not taken
+    assert pg.claimed_images() == {1: anna}
+    assert pg.next_image(None, skip_claimed=bob).path == "b.png"
+    with pytest.raises(ClaimedElsewhere, match="anna"):
+        pg.save_regions(1, [Region(pg.new_region_id(), c.id, _mask(), 0, 0)], status="in_progress", owner=bob)
+    assert pg.region_count(1) == 0 and pg.image(1).status == "new"  # nothing written
+    pg.save_regions(1, [Region(pg.new_region_id(), c.id, _mask(), 0, 0)], owner=anna)
+    time.sleep(0.8)
+    assert pg.claim_image(1, bob, 30) == []  # anna's lapsed: bob holds it now
+    assert pg.renew_claims(anna, 30) == 0
+    assert pg.take_over(1, anna, 30) == [bob]
+    assert pg.image_holders(1) == [anna]
+
+
+def test_region_ids_and_numbers_are_unique_across_clients(pg, pg_url):
+    other = PostgresStore(pg_url)
+    got: list[int] = []
+    numbers: list[int] = []
+    lock = threading.Lock()
+
+    def work(s):
+        for _ in range(20):
+            ids = s.reserve_region_ids(5)
+            n = s.take_number("model")
+            with lock:
+                got.extend(ids)
+                numbers.append(n)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in (pg, other, pg, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    other.close()
+    assert len(got) == len(set(got)) == 400
+    assert sorted(numbers) == list(range(1, 81))
+
+
+def test_a_listener_hears_another_clients_commit_within_two_seconds(pg, pg_url):
+    pg.sync_files(["a.png"])
+    events: list[tuple[float, dict]] = []
+    listener = pg.listen(lambda e: events.append((time.monotonic(), e)))
+    try:
+        assert listener.listening.wait(5)
+        other = PostgresStore(pg_url)
+        t0 = time.monotonic()
+        other.set_status(1, "done")
+        other.claim_image(1, "bob@h:2:b", 30)
+        other.close()
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and len({e["t"] for _, e in events}) < 2:
+            time.sleep(0.02)
+        kinds = {e["t"]: at for at, e in events}
+        assert {"image", "claim"} <= set(kinds)
+        assert max(kinds["image"], kinds["claim"]) - t0 < 2.0
+        assert all(e.get("id") == 1 for _, e in events if e["t"] in ("image", "claim"))
+    finally:
+        listener.close()
+
+
+def test_the_store_and_its_listener_come_back_after_a_server_restart(pg, pg_cluster):
+    pg.sync_files(["a.png"])
+    events: list[dict] = []
+    listener = pg.listen(events.append)
+    try:
+        assert listener.listening.wait(5)
+        pg_cluster.restart()
+        with pytest.raises(StoreError, match="reconnecting"):
+            for _ in range(3):  # the first use of the old connection fails, once
+                pg.set_status(1, "done")
+                time.sleep(0.05)
+        pg.set_status(1, "done")  # a new connection
+        assert pg.image(1).status == "done"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any(e["t"] == "back" for e in events):
+            time.sleep(0.05)
+        assert [e["t"] for e in events if e["t"] in ("lost", "back")][:2] == ["lost", "back"]
+    finally:
+        listener.close()
+
+
+def test_a_database_of_another_application_is_refused_untouched(pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("CREATE TABLE invoices(id int)")
+    with pytest.raises(StoreError, match="another application"):
+        PostgresStore(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        assert [r[0] for r in c.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")] == ["invoices"]
+
+
+def test_a_newer_schema_is_refused(pg, pg_url):
+    pg.conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    with pytest.raises(StoreError, match="newer segstudio"):
+        PostgresStore(pg_url)
+
+
+def test_two_clients_opening_a_new_project_at_once_create_it_once(pg_url):
+    stores: list = []
+    errors: list = []
+
+    def open_one():
+        try:
+            stores.append(PostgresStore(pg_url))
+        except Exception as e:  # noqa: BLE001 - the test reports it
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(stores) == 4
+    assert stores[0].conn.execute("SELECT COUNT(*) FROM counters WHERE name='region'").fetchone()[0] == 1
+    for s in stores:
+        s.close()
