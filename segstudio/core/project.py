@@ -184,7 +184,8 @@ class Project:
         found = scan_folder(self.folder, skipped)
         self.skipped_folders = sorted(skipped)
         found, failed, probed = self._expand_sequences(found)
-        counts = self.store.sync_files(found)
+        # a team's client sees the shared folder through its own mount: it adds files, never hides any
+        counts = self.store.sync_files(found, mark_missing=not self.store.exclusive_claims)
         self._frames_cache.clear()
         for path, error in failed.items():
             rec = self.store.image_by_path(path)

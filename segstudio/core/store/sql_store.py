@@ -105,20 +105,22 @@ class SqlStore:
     _LIKE = "LIKE"
 
     # ------------------------------------------------------------------ images
-    def sync_files(self, found: Iterable[str]) -> tuple[int, int, int]:
+    def sync_files(self, found: Iterable[str], mark_missing: bool = True) -> tuple[int, int, int]:
         """Bring the images table in line with the image files found on disk (relative paths).
 
         New paths are added, vanished ones are marked missing (their annotations stay), files
         that came back are un-marked. Returns (added, marked missing, restored). Safe when several
         processes sync the same project at once: the changes are worked out again inside the
-        write transaction, so each path is added once.
+        write transaction, so each path is added once. mark_missing=False: files this scan did
+        not find are left as they are (a team's client sees the images through its own mount,
+        which may lack a folder: it must not hide the team's images).
         """
         found = set(found)
 
         def changes(c):
             known = {p: (i, m) for i, p, m in c.execute("SELECT id, path, missing FROM images")}
             return ([p for p in found if p not in known],
-                    [i for p, (i, m) in known.items() if not m and p not in found],
+                    [i for p, (i, m) in known.items() if mark_missing and not m and p not in found],
                     [i for p, (i, m) in known.items() if m and p in found])
 
         new_paths, gone, back = changes(self.conn)
