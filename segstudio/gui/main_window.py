@@ -666,7 +666,7 @@ class MainWindow(QMainWindow):
 
     def about(self) -> None:
         QMessageBox.about(self, "About segstudio",
-                          f"segstudio {__version__}\nProject: {self.project.store.db_path}")
+                          f"segstudio {__version__}\nProject: {self.project.store.location}")
 
     def confirm_close(self) -> bool:
         """Write every edit; when the store refuses, ask before anything is discarded."""
