@@ -16,6 +16,7 @@ from segstudio.core.store.api import HistoryEntry, StoreError
 from segstudio.core.store.schema import COPY_TABLES
 
 NOTE_MAX = 10_000  # characters of a reviewer's note
+BACKEND_META = frozenset({"pg_extras"})
 
 
 def record(t, image_id: int, who: str, at: float, what: str, detail: dict) -> None:
@@ -111,6 +112,8 @@ def table_rows(c, table: str) -> tuple[list[str], list[tuple]]:
     order = "id" if "id" in cols else cols[0]
     rows = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
             for r in c.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY {order}")]
+    if table == "meta":  # a backend's own bookkeeping (PostgreSQL's trigger version) is not the project's
+        rows = [r for r in rows if r[0] not in BACKEND_META]
     return cols, rows
 
 
