@@ -9,7 +9,7 @@ is drawn from a smaller pyramid level so a frame never touches every pixel of a 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Iterable, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 import cv2
 import numpy as np
@@ -245,6 +245,9 @@ class Canvas(QGraphicsView):
         self._space = False
         self._dragging = False
         self.has_image = False
+        # the one gate for edits by the mouse: True refuses the tool's press (an image someone else
+        # edits, shown read-only; the window says why). The select tool only looks, so it passes.
+        self.refuse_edit: Callable[[], bool] = lambda: False
 
     # ---------------------------------------------------------------- content
     def set_image(self, levels: list[tuple[int, np.ndarray]], width: int, height: int, keep_view: bool = False) -> None:
@@ -366,12 +369,16 @@ class Canvas(QGraphicsView):
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
             return
         if self.tool is not None and self.has_image:
+            if self.tool.name != "select" and self.refuse_edit():
+                return
             self._dragging = True
             self.tool.press(self._pointer(event))
             self.update_preview()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         if self.tool is not None and self.has_image and event.button() == Qt.MouseButton.LeftButton:
+            if self.tool.name != "select" and self.refuse_edit():
+                return
             p = self._pointer(event)
             p.double = True
             self.tool.press(p)

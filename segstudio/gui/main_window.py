@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent
-from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QLabel, QMainWindow, QMenu, QMessageBox, QSlider,
+from PySide6.QtWidgets import (QDockWidget, QDoubleSpinBox, QMainWindow, QMenu, QMessageBox, QSlider,
                                QSpinBox, QToolBar, QVBoxLayout, QWidget)
 
 from segstudio import __version__
@@ -27,6 +27,7 @@ from segstudio.gui import gc_guard, model_results, status_times, window_undo
 from segstudio.gui.docks.regions import RegionsDock
 from segstudio.editing.editor import DEFAULT_BRUSH_RADIUS, DEFAULT_WAND_TOLERANCE
 from segstudio.gui.window_editor import WindowEditor
+from segstudio.gui.save_label import SaveLabel
 from segstudio.gui.session import Session
 from segstudio.gui.settings import app_settings, get_bool, get_float, open_folder_start
 from segstudio.gui.cursor_readout import CursorReadout
@@ -34,6 +35,7 @@ from segstudio.gui.notices import GETTING_STARTED, GETTING_STARTED_KEY, NoticeBa
 from segstudio.gui.open_elsewhere import OpenElsewhereNotice
 from segstudio.gui.propagate_action import PropagateControl, add_frames_menu
 from segstudio.gui.sequence_view import SequenceView
+from segstudio.gui.team import TeamView
 from segstudio.gui.window_menus import build_actions
 from segstudio.gui.toolbox import TOOLS, icons_dir, set_window_icon
 from segstudio.gui.workers import Background
@@ -83,6 +85,7 @@ class MainWindow(QMainWindow):
     tol_spin: QDoubleSpinBox
     opacity: QSlider
     menus: list[QMenu]
+    edit_actions: list[QAction]
 
     def __init__(self, project: Project, settings: QSettings | None = None) -> None:
         super().__init__()
@@ -122,6 +125,8 @@ class MainWindow(QMainWindow):
         self._build_status()
         self._restore_settings()
         self._wire()
+        self.team = TeamView(self, self, self)  # claims read-only, review, history, live view (a team's store)
+        self.claims_timer.timeout.connect(self.team.recheck)
         self._regions_timer = QTimer(self)
         self._regions_timer.setSingleShot(True)
         self._regions_timer.setInterval(REGIONS_REFRESH_MS)
@@ -205,13 +210,7 @@ class MainWindow(QMainWindow):
         self.session.unreadable.connect(self.files.record_changed)  # counted apart, passed by N
         self.session.saved_state.connect(lambda _: self.update_title())
         # a failed save stays in the status bar (a permanent label) until the retry succeeds
-        self.save_label = QLabel("")
-        self.save_label.setObjectName("save_failure")
-        self.save_label.setStyleSheet("color: #d03030; font-weight: bold")
-        self.save_label.hide()
-        self.statusBar().addPermanentWidget(self.save_label)
-        self.session.save_failed.connect(self._save_failed)
-        self.session.save_recovered.connect(self._save_recovered)
+        self.save_label = SaveLabel(self.session, self.statusBar(), self.update_title)
         self.session.status_changed.connect(self._status_changed)
         self.model_dock.live_panel.repredicted.connect(self._repredicted)
         self.classes_dock.classes_changed.connect(self.classes_changed)
@@ -243,7 +242,7 @@ class MainWindow(QMainWindow):
 
     # ================================================================= images
     def open_first(self) -> None:
-        last = self.project.store.get_setting("last_image")
+        last = self.team.last_image()
         ids = self.files.model.ids
         if last in ids:
             self.open_image(last)
@@ -274,7 +273,7 @@ class MainWindow(QMainWindow):
         self.files.show_current(li.record.id)
         self.model_dock.current_image = (li.record.id, li.array)
         self.model_dock.live_panel.image_opened(li.record.id, li.record.path)
-        self.project.store.set_setting("last_image", li.record.id)
+        self.team.remember_last_image(li.record.id)
         self.sequence.image_shown(li.record)  # a frame: the next frames decode ahead
         prev_id, next_id = self.sequence.neighbours(li.record.id) or self.files.neighbours(li.record.id)
         self.session.prefetch([next_id, prev_id])
@@ -282,6 +281,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{li.record.path}  {w} x {h}  {li.array.dtype}", status_times.INFO_MS)
         self.image_notice.hide()
         self.open_elsewhere.show_for(li.record)
+        self.team.image_shown(li.record)
         self.failed_record = None
         self.readout.image_changed(self.canvas.viewport().underMouse())  # what is under the cursor on it
         row = self.files.model.row(li.record.id)
@@ -300,6 +300,7 @@ class MainWindow(QMainWindow):
         self.files.record_changed(rec.id)
         self.failed_record = rec
         self.shared_notice.hide()
+        self.team.image_failed()
         self.readout.clear()  # nothing is displayed: no position, value, region or zoom
         self.statusBar().showMessage(f"Cannot open {rec.path}: {message}", status_times.ERROR_MS)
         self.sequence.image_failed(rec)  # the frame bar follows to the frame that failed
@@ -316,7 +317,7 @@ class MainWindow(QMainWindow):
 
     def next_unfinished(self) -> None:
         cur = self.editor.doc.image_id if self.editor.doc is not None else self.files.current_id
-        nxt = self.files.next_unfinished(cur)
+        nxt = self.team.next_unfinished(cur) if self.team.exclusive else self.files.next_unfinished(cur)
         if nxt is None:
             rec = self.project.store.images_by_ids([cur]).get(cur) if cur is not None else None
             this_one = rec is not None and rec.status in UNFINISHED and not rec.error
@@ -484,6 +485,8 @@ class MainWindow(QMainWindow):
         self.classes_changed()
 
     def apply_prediction(self, image_id: int, pred: Prediction) -> None:
+        if self.team.refuse_edit():  # the shown image is someone else's to edit
+            return
         info, mapper = self.model_dock.info, self._model_mapper()
         assert info is not None and mapper is not None  # a prediction comes from the loaded model
         source = info["name"]
@@ -588,20 +591,6 @@ class MainWindow(QMainWindow):
         state = "" if saved else ("  (not saved: retrying)" if self.session.save_errors else "  (saving…)")
         self.setWindowTitle(f"{'' if saved else '● '}{name} — {self.project.folder.name} — segstudio{state}")
 
-    def _save_failed(self, message: str) -> None:
-        others = len(self.session.save_errors) - 1
-        self.save_label.setText(message + (f" (and {others} more image{'s' * (others > 1)})" if others > 0 else ""))
-        self.save_label.setToolTip("Edits are kept in memory and saved as soon as the store accepts them")
-        self.save_label.show()
-        self.statusBar().showMessage(message, status_times.SAVE_FAILED_MS)
-        self.update_title()
-
-    def _save_recovered(self, message: str) -> None:
-        self.save_label.hide()
-        self.save_label.setText("")
-        self.statusBar().showMessage(message, status_times.INFO_MS)
-        self.update_title()
-
     # ================================================================= files and dialogs
     def save_now(self) -> None:
         ok = self.session.flush()
@@ -682,6 +671,7 @@ class MainWindow(QMainWindow):
         self.model_dock.shutdown(wait=2.0)  # both model threads: the pre-label model's and the click model's
         self.propagation.shutdown()
         self.claims_timer.stop()
+        self.team.shutdown()
         self.session.close()
         self.save_settings()
         self.assists.shutdown(wait=False)

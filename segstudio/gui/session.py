@@ -98,6 +98,8 @@ class Session(QObject):
         # the image last opened -> the other live holders that have it open too (another window,
         # another process): the window says so while it is shown
         self.open_elsewhere: tuple[int, list[str]] | None = None
+        # on a store with exclusive claims: the image last opened -> who edits it (it is read-only here)
+        self.locked: tuple[int, list[str]] | None = None
 
     # ---------------------------------------------------------------- images
     def open(self, image_id: int) -> None:
@@ -111,8 +113,12 @@ class Session(QObject):
                     doc.end_stroke()
             else:
                 self.flush(docs=[doc])
-        others = self.claim.hold(image_id)  # before its regions are read (_show)
-        self.open_elsewhere = (image_id, [o for o in others if not holder_gone(o)])
+        others = [o for o in self.claim.hold(image_id) if not holder_gone(o)]  # before its regions are read
+        # a team's store: another owner edits it, so it opens read-only here (not claimed); a
+        # SQLite project shares it and says so (open_elsewhere)
+        exclusive = self.project.store.exclusive_claims
+        self.locked = (image_id, others) if exclusive and others else None
+        self.open_elsewhere = None if exclusive else (image_id, others)
         self.requested = image_id
         self.load_started_at = time.perf_counter()
         if image_id in self.cache:
@@ -133,6 +139,34 @@ class Session(QObject):
             log.warning("could not read who else has the image open: %s", e)
             return
         self.open_elsewhere = (image_id, [o for o in held if not holder_gone(o)])
+
+    @property
+    def read_only(self) -> bool:
+        """The shown image is being edited by another owner (a team's store): no edits, no saves."""
+        return self.locked is not None and self.current is not None and self.current.record.id == self.locked[0]
+
+    def recheck_lock(self) -> bool:
+        """On a store with exclusive claims, ask again who edits the image last opened: a read-only one
+        is claimed as soon as its holder has left (and its regions read again), an editable one turns
+        read-only when a lead took it over. True when that changed."""
+        image_id = self.requested
+        if not self.project.store.exclusive_claims or image_id is None:
+            return False
+        was = self.locked
+        if was is not None and was[0] == image_id:
+            others = [o for o in self.claim.hold(image_id) if not holder_gone(o)]
+            self.locked = (image_id, others) if others else None
+            if self.locked is None:
+                self.reread([image_id])
+        else:
+            try:
+                holders = self.project.store.image_holders(image_id)
+            except StoreError as e:
+                log.warning("could not read who edits the image: %s", e)
+                return False
+            others = [o for o in holders if o != self.claim.owner and not holder_gone(o)]
+            self.locked = (image_id, others) if others and self.claim.owner not in holders else None
+        return self.locked != was
 
     def prefetch(self, image_ids: Iterable[int | None]) -> None:
         for i in image_ids:
@@ -295,11 +329,11 @@ class Session(QObject):
             if status is not None:
                 li.record = replace(li.record, status=status)
         job = _SaveJob(doc, ups, dels, status)
-        store, image_id = self.project.store, doc.image_id
+        store, image_id, owner = self.project.store, doc.image_id, self.claim.owner
 
         def save() -> _SaveJob:
             try:
-                store.save_regions(image_id, ups, dels, status=status)
+                store.save_regions(image_id, ups, dels, status=status, owner=owner)  # refused under another's claim
             except BaseException as e:  # settled on the GUI thread: the edits go back to doc  # noqa: BLE001
                 job.error = e
             return job

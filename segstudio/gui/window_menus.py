@@ -48,6 +48,7 @@ class MenuWindow(Protocol):
     tol_spin: QDoubleSpinBox
     opacity: QSlider
     menus: list[QMenu]
+    edit_actions: list[QAction]  # what changes the shown image: off while it is read-only (a team's claim)
 
     # read
     @property
@@ -150,14 +151,17 @@ def build_actions(win: MenuWindow) -> None:
     win.redo_action = add_action(win, e, "&Redo", win.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "Redo what was undone",
                                  icon_name="redo-2")
     e.addSeparator()
-    add_action(win, e, "&Delete region", win.delete_selected, ["Del"], icon_name="trash-2")
-    add_action(win, e, "&Merge selected regions", win.merge_selected, "M", "Shift+click regions to select several",
-              icon_name="merge")
-    add_action(win, e, "&Split into connected parts", win.split_selected, "K", icon_name="ungroup")
-    add_action(win, e, "&Fill holes", win.fill_holes, "H", icon_name="paint-bucket")
-    add_action(win, e, "&Change class to current", win.change_class, "C", icon_name="tag")
-    add_action(win, e, "&Raise region", lambda: win.raise_selected(True), "Ctrl+]", icon_name="bring-to-front")
-    add_action(win, e, "&Lower region", lambda: win.raise_selected(False), "Ctrl+[", icon_name="send-to-back")
+    edits = [win.undo_action, win.redo_action,
+             add_action(win, e, "&Delete region", win.delete_selected, ["Del"], icon_name="trash-2"),
+             add_action(win, e, "&Merge selected regions", win.merge_selected, "M",
+                        "Shift+click regions to select several", icon_name="merge"),
+             add_action(win, e, "&Split into connected parts", win.split_selected, "K", icon_name="ungroup"),
+             add_action(win, e, "&Fill holes", win.fill_holes, "H", icon_name="paint-bucket"),
+             add_action(win, e, "&Change class to current", win.change_class, "C", icon_name="tag"),
+             add_action(win, e, "&Raise region", lambda: win.raise_selected(True), "Ctrl+]",
+                        icon_name="bring-to-front"),
+             add_action(win, e, "&Lower region", lambda: win.raise_selected(False), "Ctrl+[",
+                        icon_name="send-to-back")]
     add_action(win, e, "Cancel shape / select &none", win.escape, "Esc", icon_name="x")
     v = mb.addMenu("&View")
     add_action(win, v, "&Fit image", win.canvas.fit, "Ctrl+0", icon_name="maximize")
@@ -181,9 +185,9 @@ def build_actions(win: MenuWindow) -> None:
     add_action(win, i, "&Next image", lambda: win.step_image(1), ["D", "PgDown"], icon_name="chevron-right")
     add_action(win, i, "&Previous image", lambda: win.step_image(-1), ["A", "PgUp"], icon_name="chevron-left")
     add_action(win, i, "Next &unfinished image", win.next_unfinished, "N", icon_name="skip-forward")
-    add_action(win, i, "Mark &done and go to next", win.mark_done_next, ["Ctrl+Return", "Ctrl+Enter"],
-              icon_name="circle-check")
-    add_action(win, i, "Mark &skipped", lambda: win.set_status(SKIPPED), "Ctrl+K", icon_name="ban")
+    edits.append(add_action(win, i, "Mark &done and go to next", win.mark_done_next, ["Ctrl+Return", "Ctrl+Enter"],
+                            icon_name="circle-check"))
+    edits.append(add_action(win, i, "Mark &skipped", lambda: win.set_status(SKIPPED), "Ctrl+K", icon_name="ban"))
     for a in (win.open_action, win.export_action, win.save_action):
         tb.addAction(a)
     tb.addSeparator()
@@ -226,6 +230,8 @@ def build_actions(win: MenuWindow) -> None:
     done = QAction(icon("circle-check"), "Done → next", win.window())
     done.setToolTip("Mark this image done and open the next unfinished one (Ctrl+Enter)")
     connect_plain(done.triggered, win.mark_done_next)
+    edits.append(done)
+    win.edit_actions = edits
     tb.addAction(done)
     done_button = tb.widgetForAction(done)
     if isinstance(done_button, QToolButton):

@@ -6,7 +6,7 @@ Unreadable filter (or a click on its count) lists it, and the next-unfinished ke
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPen, QPixmap
@@ -90,6 +90,8 @@ class FilesModel(QAbstractTableModel):
         self._rank: dict[int, int] = {}  # image id -> place in natural name order
         self.paths: dict[int, str] = {}  # image id -> path, of the ids listed so far (paths never change)
         self.id_of: dict[str, int] = {}  # and back
+        # what the status column adds to a record's status (a team's project: review state, who edits it)
+        self.marker: Callable[[ImageRecord], str] | None = None
 
     def refresh(self) -> None:
         self.beginResetModel()
@@ -211,7 +213,7 @@ class FilesModel(QAbstractTableModel):
             if col == UNCERTAINTY_COLUMN:
                 return "–" if rec.uncertainty is None else f"{rec.uncertainty:.2f}"
             return ("unreadable" if rec.error else rec.status.replace("_", " ")) + \
-                (" (missing)" if rec.missing else "")
+                (" (missing)" if rec.missing else "") + (self.marker(rec) if self.marker is not None else "")
         if role == Qt.ItemDataRole.TextAlignmentRole and col == UNCERTAINTY_COLUMN:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.DecorationRole and col == 0:
