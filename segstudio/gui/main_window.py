@@ -257,6 +257,7 @@ class MainWindow(QMainWindow):
 
     def _image_shown(self, li: LoadedImage, doc: Document) -> None:
         ed = self.editor
+        same = ed.doc is not None and ed.doc.image_id == li.record.id  # read again: the view stays
         ed.reset_tools()  # seeds, points and boxes belong to the image they were made on
         self.canvas.reset_tool()
         if ed.doc is not None:
@@ -265,7 +266,7 @@ class MainWindow(QMainWindow):
         ed.selected = []
         ed.hidden_regions = set()
         h, w = li.array.shape[:2]
-        self.canvas.set_image(li.levels, w, h)
+        self.canvas.set_image(li.levels, w, h, keep_view=same)
         self.canvas.overlay.set_document(doc, ed, w, h)
         self.canvas.selection.set_regions([])
         doc.connect(self._doc_changed)

@@ -215,3 +215,23 @@ def test_an_annotator_cannot_turn_review_off_or_take_over(team, qtbot):
     # an annotator's window keeps its last image in its own settings, not in the lead's table
     assert team.lead.store.get_setting("last_image") is None
     assert a.team.last_image() == a.editor.doc.image_id
+
+
+def test_live_classes_and_a_server_restart(team, qtbot, pg_cluster):
+    """A class the lead adds shows in an annotator's window by itself (its markup as text); a server
+    restart says 'reconnecting…' in the status bar and, once back, the window reads the project again."""
+    a = team_window(qtbot, team, team.anna_url)
+    team.lead.store.add_class(HOSTILE)
+
+    def names() -> list[str]:
+        return [a.classes_dock.list.item(i).text() for i in range(a.classes_dock.list.count())]
+    qtbot.waitUntil(lambda: any(HOSTILE in n for n in names()), timeout=LIVE_MS)
+    first = team.ids[0]
+    team.lead.store.close()
+    pg_cluster.restart()
+    qtbot.waitUntil(lambda: a.team.link_label.isVisible(), timeout=5000)
+    assert "reconnecting" in a.team.link_label.text()
+    qtbot.waitUntil(lambda: not a.team.link_label.isVisible(), timeout=10000)
+    team.lead.store.set_status(team.ids[1], "skipped")  # a commit after the restart shows within 2 s
+    qtbot.waitUntil(lambda: status_cell(a, team.ids[1]).startswith("skipped"), timeout=LIVE_MS)
+    assert shown(a) == first and not a.session.read_only
