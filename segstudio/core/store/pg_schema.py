@@ -85,8 +85,9 @@ CREATE TRIGGER images_review_check BEFORE UPDATE OF review ON images FOR EACH RO
 """
 
 # Least privilege, by group role. Annotators read everything, write regions and claims (only on an
-# image they hold: the policies below), statuses and what a scan finds, and add history; they never
-# touch classes, settings or models, and never delete an image or anyone's history. Reviewers are
+# image they hold: the policies below), statuses and what a scan finds, the model index (a learner's
+# versions: each entry a file on the machine that trained it, which other machines pass over), and
+# add history; they never touch classes or settings, and never delete an image or anyone's history. Reviewers are
 # annotators who may also accept and return (the review trigger). Leads also own the project's
 # setup: classes, settings (review on/off), model index, deleting images, taking over a claim.
 _ROLES = """
@@ -105,10 +106,10 @@ REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO segstudio_annotator;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO segstudio_annotator;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO segstudio_annotator;
-GRANT INSERT, UPDATE, DELETE ON regions, claims TO segstudio_annotator;
+GRANT INSERT, UPDATE, DELETE ON regions, claims, models TO segstudio_annotator;
 GRANT INSERT ON history TO segstudio_annotator;
 GRANT INSERT, UPDATE ON images, containers, counters TO segstudio_annotator;
-GRANT INSERT, UPDATE, DELETE ON classes, settings, models TO segstudio_lead;
+GRANT INSERT, UPDATE, DELETE ON classes, settings TO segstudio_lead;
 GRANT DELETE ON images TO segstudio_lead;
 ALTER TABLE regions ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS regions_read ON regions;

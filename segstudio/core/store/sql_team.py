@@ -124,8 +124,9 @@ def load_rows(t, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> N
     unknown = [c for c in columns if c not in cols]
     if unknown:
         raise StoreError(f"cannot copy into {table}: unknown columns {unknown}")
-    key = "key" if table in ("meta", "settings") else "name" if table == "counters" else None
-    if key is not None:
+    if table == "meta":  # the new project's own rows give way, but a backend's bookkeeping stays
+        t.executemany("DELETE FROM meta WHERE key=?", [(k,) for k in ("schema_version", "created")])
+    elif table in ("settings", "counters"):
         t.execute(f"DELETE FROM {table}")
     marks = ",".join("?" * len(columns))
     t.executemany(f"INSERT INTO {table}({', '.join(columns)}) VALUES ({marks})", [tuple(r) for r in rows])
