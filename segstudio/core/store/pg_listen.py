@@ -18,6 +18,7 @@ from typing import Callable
 
 import psycopg
 
+from segstudio.core.store.api import StoreError
 from segstudio.core.store.pg_schema import CHANNEL
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class PgListener:
                         self._emit(event)
                     if self._stop.is_set():
                         break
-            except psycopg.Error as e:
+            except (psycopg.Error, StoreError) as e:  # the store's connect() says its errors as StoreError
                 self._drop()
                 if not was_lost:
                     was_lost = True
