@@ -32,6 +32,8 @@ def sample_images() -> list[Path]:
 def run_gui(args) -> int:
     from PySide6.QtWidgets import QApplication, QMessageBox
 
+    from segstudio.cli.common import CliError, check_store_spec
+    from segstudio.core.errors import UserError
     from segstudio.core.project import Project, ProjectError
     from segstudio.core.store import StoreError
     from segstudio.gui.main_window import MainWindow
@@ -46,8 +48,12 @@ def run_gui(args) -> int:
         folder, shown = folder.parent, folder.name
         args.folder = str(folder)
     try:
-        project = open_samples(args.project) if not args.folder else Project.open(folder, args.project)
-    except (ProjectError, StoreError, OSError) as e:
+        store = check_store_spec(getattr(args, "store", None))
+        if store and not args.folder:
+            raise CliError("--store opens a team's project on its image folder: give the FOLDER too")
+        project = open_samples(args.project) if not args.folder else \
+            Project.open(folder, args.project, store=store)
+    except (ProjectError, StoreError, UserError, OSError) as e:
         if args.screenshot:
             print(f"segstudio: error: {e}", file=sys.stderr)
             return 2

@@ -9,14 +9,16 @@
     segstudio evaluate FOLDER --weights FILE ...
     segstudio models [--json]
     segstudio propagate SEQUENCE --from FRAME [--frames N] [--backward]
+    segstudio store init URL [--roles] | grant URL LOGIN --role ROLE | copy FOLDER --to DEST [--from SRC]
 
 MODEL is a family of the registry (segstudio.inference.registry); `segstudio models` lists them.
 
-Every command takes --project PATH to keep the store outside the image folder. Bad input
+Every command takes --project PATH to keep the store outside the image folder, and --store URL to
+open a team's PostgreSQL project instead. Bad input
 exits non-zero with a one-line error.
 
 One module per group of commands (project: info, check; dataset: import, export; models:
-predict; train: train, evaluate; sequence: propagate; model_list: models), each registering its
+predict; train: train, evaluate; sequence: propagate; model_list: models; store_cmds: store), each registering its
 subcommands with the function that runs them; `common` holds what they share. The import and
 export format names are those of segstudio.io.registry.
 """
@@ -28,12 +30,13 @@ import os
 import sys
 
 from segstudio import __version__
-from segstudio.cli import dataset, model_list, models, project, sequence, train, weights
+from segstudio.cli import dataset, model_list, models, project, sequence, store_cmds, train, weights
 from segstudio.cli.common import CliError, add_common, one_line, setup_logging
 
 __all__ = ["CliError", "build_parser", "main"]
 
-_GROUPS = (project, dataset, models, train, sequence, weights, model_list)  # the order of the commands in --help
+# the order of the commands in --help
+_GROUPS = (project, dataset, models, train, sequence, weights, model_list, store_cmds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-_VALUE_OPTIONS = {"--project", "--screenshot", "--image"}
+_VALUE_OPTIONS = {"--project", "--store", "--screenshot", "--image"}
 
 
 def _first_positional(argv: list[str]) -> str | None:

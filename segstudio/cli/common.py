@@ -1,10 +1,11 @@
-"""What every command shares: the user-error type, the common options, opening the project, a
+"""What every command shares: the user-error type, the common options (--store among them), opening the project, a
 progress bar, and printing an import/export report."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 from typing import Any
 
 from segstudio.core.errors import UserError
@@ -20,6 +21,11 @@ def add_common(p: argparse.ArgumentParser, top: bool = False) -> None:
     d = None if top else argparse.SUPPRESS
     p.add_argument("--project", metavar="PATH", default=d,
                    help="project database (default FOLDER/.segstudio/project.db)")
+    p.add_argument("--store", metavar="URL", default=d,
+                   help="a team's PostgreSQL project, e.g. postgresql://anna@db.lab/cells?sslmode=verify-full or "
+                        "service=cells (default: SEGSTUDIO_STORE, else FOLDER/store.toml, else the SQLite file). "
+                        "Never put a password here: libpq finds it in ~/.pgpass or PGPASSFILE, a service file "
+                        "(PGSERVICEFILE) holds the rest, sslmode sets TLS")
     p.add_argument("--allow-large", action="store_true", default=False if top else argparse.SUPPRESS,
                    help="decode images over the decompression-bomb limit (trusted files only)")
     p.add_argument("-v", "--verbose", action="store_true", default=False if top else argparse.SUPPRESS)
@@ -45,9 +51,36 @@ def setup_logging(verbose: bool) -> None:
                         format="%(levelname)s %(name)s: %(message)s")
 
 
+def check_store_spec(spec: str | None, what: str = "--store") -> str | None:
+    """A --store value, refused before anything connects when it holds a password (it would sit in the
+    shell's history and the process list). Checked here without psycopg; the store checks again."""
+    if spec is None:
+        return None
+    s = spec.strip()
+    if not s:
+        raise CliError(f"{what} is empty: give a postgresql:// URL or service=NAME")
+    if "\x00" in s:
+        raise CliError(f"{what} holds a NUL character")
+    has_password = False
+    if s.startswith(("postgresql://", "postgres://")):
+        from urllib.parse import parse_qs, urlsplit
+        try:
+            parts = urlsplit(s)
+            has_password = parts.password is not None or "password" in parse_qs(parts.query)
+        except ValueError as e:
+            raise CliError(f"{what} is not a valid URL: {e}") from None
+    else:
+        has_password = re.search(r"(^|\s)password\s*=", s) is not None
+    if has_password:
+        raise CliError(f"{what} holds a password: remove it and let libpq find it "
+                       "(~/.pgpass or PGPASSFILE, or a service file)")
+    return s
+
+
 def open_project(args, scan: bool = True):
     from segstudio.core.project import Project
-    p = Project.open(args.folder, getattr(args, "project", None), scan=scan)
+    store = check_store_spec(getattr(args, "store", None))
+    p = Project.open(args.folder, getattr(args, "project", None), scan=scan, store=store)
     if getattr(args, "allow_large", False):
         p.allow_large = True
     return p

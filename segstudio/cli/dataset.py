@@ -6,6 +6,7 @@ from pathlib import Path
 
 from segstudio.cli.common import CliError, add_command, add_common, open_project, print_report, progress_printer
 from segstudio.core.records import DONE, parse_statuses
+from segstudio.core.review_filter import ACCEPTED, default_export_statuses, left_out_unaccepted, select_ids
 from segstudio.io.registry import EXPORT_FORMATS, IMPORT_FORMATS, check_export_target, run_export, run_import
 
 
@@ -23,9 +24,10 @@ def add_parsers(sub) -> None:
     s.add_argument("--format", required=True, choices=list(EXPORT_FORMATS))
     s.add_argument("--out", required=True, metavar="PATH")
     s.add_argument("--polygons", action="store_true", help="COCO: polygons instead of RLE where faithful")
-    s.add_argument("--status", metavar="S[,S...]", default=DONE,
-                   help="images with these statuses, or 'all' (default done: only reviewed images, since "
-                        "new, predicted and in-progress images may hold uncorrected model output)")
+    s.add_argument("--status", metavar="S[,S...]", default=None,
+                   help="images with these statuses, 'accepted' (done and accepted by a reviewer), or 'all' "
+                        "(default done, or accepted when the project has review on: new, predicted and "
+                        "in-progress images may hold uncorrected model output)")
     add_common(s)
 
 
@@ -45,9 +47,24 @@ def cmd_import(args) -> int:
     return 0
 
 
+def export_statuses(text: str | None, store) -> tuple[str, ...] | None:
+    """--status as the selector export_items takes: None (all), statuses, and "accepted"."""
+    if text is None:
+        return default_export_statuses(store)
+    if text.strip().lower() == "all":
+        return None
+    names = [s.strip().lower() for s in text.split(",") if s.strip()]
+    rest = parse_statuses(",".join(n for n in names if n != ACCEPTED))
+    chosen = tuple(rest or ()) + ((ACCEPTED,) if ACCEPTED in names else ())
+    if not chosen:
+        raise CliError("--status names no status; give e.g. done, accepted or all")
+    return chosen
+
+
 def cmd_export(args) -> int:
-    statuses = None if (args.status or "").strip().lower() == "all" else parse_statuses(args.status)
+    given = None if args.status is None else export_statuses(args.status, None)  # a bad --status: before opening
     project = open_project(args)
+    statuses = given if args.status is not None else export_statuses(None, project.store)
     out = Path(args.out)
     check_export_target(args.format, project, out)  # refuse before any work
     prog = progress_printer("export")
@@ -56,7 +73,11 @@ def cmd_export(args) -> int:
     finally:
         prog.close()
     print_report(rep, "exported")
-    if statuses is not None and not project.store.image_ids(statuses=statuses):
+    unaccepted = left_out_unaccepted(project.store, statuses)
+    if unaccepted:
+        print(f"  note: {unaccepted} done image{'s' if unaccepted != 1 else ''} left out: not accepted by a "
+              "reviewer yet (review is on; --status done exports every done image)")
+    if statuses is not None and not select_ids(project.store, statuses):
         def words(s: str) -> str:
             return s.replace("_", " ")
         others = ", ".join(f"{n} {words(k)}" for k, n in project.store.status_counts().items()

@@ -10,6 +10,10 @@ from segstudio.cli.common import CliError, add_command, add_common, open_project
 def add_parsers(sub) -> None:
     s = add_command(sub, "info", cmd_info, help="images by status, classes, regions per class, errors")
     s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--by-user", action="store_true",
+                   help="who did what, from the project's history: per person the images marked done, regions "
+                        "changed, active time (gaps of up to 5 minutes between their changes), returns of their "
+                        "images by a reviewer, and their own reviews")
     add_common(s)
 
     s = add_command(sub, "check", cmd_check,
@@ -30,7 +34,8 @@ def info_dict(project) -> dict:
     total_area = sum(area.values()) or 1
     return {
         "folder": str(project.folder),
-        "project": str(s.db_path),
+        "project": s.location,  # a file, or a server's URL (never a password)
+        "store": s.kind,
         "images": s.image_count(),
         "status": s.status_counts(),
         "missing": s.missing_count(),
@@ -42,7 +47,29 @@ def info_dict(project) -> dict:
         "errors": [{"path": p, "error": e} for p, e in s.errors()],
         "skipped_folders": list(project.skipped_folders),
         "sequences": sequences_summary(s.images()),
+        "review": {"enabled": s.review_enabled(), **s.review_counts()},
     }
+
+
+def by_user_dict(project) -> dict:
+    from segstudio.core.team_stats import IDLE_S, by_user
+    people = by_user(project.store.history())
+    return {"project": project.store.location, "idle_s": IDLE_S, "people": [p.as_dict() for p in people]}
+
+
+def print_by_user(d: dict) -> None:
+    from segstudio.core.team_stats import format_duration
+    print(f"project:  {d['project']}")
+    if not d["people"]:
+        print("no history yet: nobody has changed an image")
+        return
+    w = max(len("who"), *(len(p["who"]) for p in d["people"]))
+    print(f"  {'who':<{w}}  {'done':>6}  {'regions':>8}  {'active':>9}  {'returns':>7}  {'reviews':>7}")
+    for p in d["people"]:
+        print(f"  {p['who']:<{w}}  {p['done']:>6}  {p['regions']:>8}  {format_duration(p['active_s']):>9}  "
+              f"{p['returns']:>7}  {p['reviewed']:>7}")
+    print(f"  active: the sum of gaps of up to {int(d['idle_s'] // 60)} minutes between a person's changes; "
+          "returns: of images they marked done")
 
 
 def sequences_summary(records) -> list[dict]:
@@ -62,6 +89,13 @@ def sequences_summary(records) -> list[dict]:
 
 def cmd_info(args) -> int:
     project = open_project(args)
+    if args.by_user:
+        d = by_user_dict(project)
+        if args.json:
+            print(json.dumps(d, indent=2))
+        else:
+            print_by_user(d)
+        return 0
     d = info_dict(project)
     if args.json:
         print(json.dumps(d, indent=2))
@@ -72,6 +106,9 @@ def cmd_info(args) -> int:
     print("  " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d["status"].items()))
     if d["missing"]:
         print(f"  missing (file gone, annotations kept): {d['missing']}")
+    if d["review"]["enabled"]:
+        r = d["review"]
+        print(f"  review: {r['waiting']} waiting, {r['accepted']} accepted, {r['returned']} returned")
     print(f"classes: {len(d['classes'])}")
     w = max((len(c["name"]) for c in d["classes"]), default=0)
     for c in d["classes"]:

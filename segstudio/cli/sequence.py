@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from segstudio.cli.common import CliError, add_common, progress_printer
+from segstudio.cli.common import CliError, add_common, check_store_spec, progress_printer
 from segstudio.core import sequences
 
 _UP = 32  # folders looked through for an existing project above a sequence file
@@ -68,7 +68,8 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise CliError("--threshold must be between 0 and 1")
     folder, key = _locate(Path(args.sequence).expanduser(), getattr(args, "project", None))
-    project = Project.open(folder, getattr(args, "project", None))
+    project = Project.open(folder, getattr(args, "project", None),
+                           store=check_store_spec(getattr(args, "store", None)))
     if getattr(args, "allow_large", False):
         project.allow_large = True
     try:

@@ -11,7 +11,7 @@ from typing import IO, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from segstudio.core import imageio, maskops, rle, sequences
+from segstudio.core import imageio, maskops, review_filter, rle, sequences
 from segstudio.core.classes import LabelClass
 from segstudio.core.errors import UserError
 from segstudio.core.project import Project
@@ -367,7 +367,7 @@ def export_items(project: Project, statuses: Sequence[str] | None, report: Repor
     report.missing: their annotations stay in the project and are not exported.
     """
     store = project.store
-    for rec in store.images(statuses=statuses):
+    for rec in review_filter.select_images(store, statuses):  # "accepted" among statuses: done and accepted
         if rec.error:
             report.left_out.append((rec.path, rec.error))
             continue
@@ -383,17 +383,17 @@ def export_items(project: Project, statuses: Sequence[str] | None, report: Repor
                 r.clip_to_image(w, h)
                 r.tighten()
         yield ExportItem(rec, w, h, [r for r in regions if r.mask.size])
-    report.missing.extend(store.missing_with_regions(statuses))
+    report.missing.extend(review_filter.missing_with_regions(store, statuses))
 
 
 def export_paths(project: Project, statuses: Sequence[str] | None) -> list[str]:
     """The paths of the images an export may write (known-unreadable ones are left out), for a
     check before anything is read or written."""
-    return [r.path for r in project.store.images(statuses=statuses) if not r.error]
+    return [r.path for r in review_filter.select_images(project.store, statuses) if not r.error]
 
 
 def count_export_items(project: Project, statuses: Sequence[str] | None) -> int:
-    return len(project.store.image_ids(statuses=statuses))
+    return len(review_filter.select_ids(project.store, statuses))
 
 
 def copy_image(project: Project, rec: ImageRecord, dst: Path, report: Report) -> bool:

@@ -121,8 +121,9 @@ def check_placement(out: Path, project: Project) -> None:
     if target in images.parents:
         raise ExportTargetError(f"{name} contains the image folder ({images}); replacing it would delete "
                                 "your images and annotations; choose an empty or new folder")
-    # a store kept elsewhere (--project): never replace it or a folder holding it
-    db = real_path(project.store.db_path)
+    # a store kept elsewhere (--project): never replace it or a folder holding it. A server's store has
+    # no file here (its db_path is its URL, never a path to check): this machine's data folder instead
+    db = real_path(project.store.db_path if project.store.kind == "sqlite" else project.data_dir)
     if target == db or target in db.parents:
         raise ExportTargetError(f"{name} holds the project store ({db}); choose an empty or new folder")
 

@@ -57,8 +57,13 @@ def test_every_command_runs_through_its_registered_function():
     p = build_parser()
     sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
     assert list(sub.choices) == ["info", "check", "import", "export", "predict", "train", "evaluate",
-                                 "propagate", "weights", "models"]
-    for name, sp in sub.choices.items():
+                                 "propagate", "weights", "models", "store"]
+    parsers = dict(sub.choices)
+    store = parsers.pop("store")  # a group: store init, grant, copy
+    nested = next(a for a in store._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(nested.choices) == ["init", "grant", "copy"]
+    parsers.update({f"store {k}": v for k, v in nested.choices.items()})
+    for name, sp in parsers.items():
         func = sp.get_default("func")
         assert callable(func) and inspect.getmodule(func).__name__.startswith("segstudio.cli."), name
 

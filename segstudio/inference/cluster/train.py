@@ -41,7 +41,9 @@ def _worker_loop(config: dict) -> None:
     import ray.train.torch
     ctx = ray.train.get_context()
     rank = ctx.get_world_rank()
-    project = Project.open(config["folder"], config["db"])
+    # the driver's store: its SQLite file, or the same PostgreSQL project (its location has no password:
+    # each worker's libpq finds it as the driver's did)
+    project = Project.open(config["folder"], config["db"], store=config.get("store"))
     device = "cuda" if config["use_gpu"] else "cpu"
 
     def progress(p) -> None:
@@ -62,6 +64,15 @@ def _worker_loop(config: dict) -> None:
     project.close()
 
 
+def _store_of(project: Project) -> dict[str, Any]:
+    """How a worker opens the driver's project: the SQLite file (absolute: the workers do not run in this
+    process's folder), or the PostgreSQL location with this machine's data folder."""
+    store = project.store
+    if store.kind == "sqlite":
+        return {"db": str(store.db_path.resolve()), "store": None}
+    return {"db": str(Path(project.data_dir).resolve()), "store": store.location}
+
+
 def train_on_ray(project: Project, cfg: Any, out: str | Path | None, address: str | None = None,
                  workers: int = 2, use_gpu: bool = False, image_ids: Sequence[int] | None = None,
                  val_ids: Sequence[int] | None = None) -> dict[str, Any]:
@@ -69,7 +80,6 @@ def train_on_ray(project: Project, cfg: Any, out: str | Path | None, address: st
     checkpoints land where local training puts them and in the project's model list. Returns their
     paths, the best metrics and the run's history."""
     arch = _kind_of(cfg)
-    from segstudio.core.records import DONE
     from segstudio.inference.training.common import checkpoint_paths, split_images
     if workers < 1:
         raise UserError("--workers must be 1 or more")
@@ -80,7 +90,7 @@ def train_on_ray(project: Project, cfg: Any, out: str | Path | None, address: st
     connect(address)
     import ray.train
     from ray.train.torch import TorchTrainer
-    train_ids, vids = split_images(project, cfg.val_fraction, cfg.seed, (DONE,), image_ids, val_ids)
+    train_ids, vids = split_images(project, cfg.val_fraction, cfg.seed, None, image_ids, val_ids)
     best_path, last_path = checkpoint_paths(project, arch, out)
     storage = project.data_dir / "ray"  # Ray Train's run folder, in the project's data folder
     storage.mkdir(parents=True, exist_ok=True)
@@ -88,7 +98,7 @@ def train_on_ray(project: Project, cfg: Any, out: str | Path | None, address: st
         _worker_loop,
         # absolute: the workers do not run in this process's folder
         train_loop_config={"arch": arch, "folder": str(Path(project.folder).resolve()),
-                           "db": str(project.store.db_path.resolve()),
+                           **_store_of(project),
                            "cfg": asdict(cfg),
                            "use_gpu": use_gpu, "out": str(best_path), "image_ids": list(train_ids),
                            "val_ids": list(vids)},

@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 import numpy as np
 import torch
 
+from segstudio.core import review_filter
 from segstudio.core.errors import UserError
 from segstudio.core.project import Project
-from segstudio.core.records import DONE
 from segstudio.inference.runtime.priority import PROMPTS
 from segstudio.inference.runtime.checkpoint import Checkpoint, is_segstudio_checkpoint, save_checkpoint
 
@@ -92,14 +92,19 @@ def training_classes(project: Project, ignore_value: int | None = None,
     return [c.name for c in real], value_of, len(real) + 1
 
 
-def split_images(project: Project, val_fraction: float, seed: int, statuses: Sequence[str] = (DONE,),
+def split_images(project: Project, val_fraction: float, seed: int, statuses: Sequence[str] | None = None,
                  image_ids: Sequence[int] | None = None, val_ids: Sequence[int] | None = None):
     """Annotated images split into train and validation (seeded; at least one of each when there
-    are two images or more; with one image, it serves both and the result says so)."""
+    are two images or more; with one image, it serves both and the result says so). statuses None:
+    the project's trainable images (done; done and accepted when review is on)."""
     store = project.store
-    ids = list(image_ids) if image_ids is not None else store.image_ids(statuses=statuses)
+    chosen = tuple(statuses) if statuses is not None else review_filter.trainable(store)
+    ids = list(image_ids) if image_ids is not None else review_filter.select_ids(store, chosen)
     ids = [i for i in ids if store.region_count(i) > 0 or i in (val_ids or ())]
     if not ids:
+        if review_filter.ACCEPTED in chosen:
+            raise TrainingError("no accepted images to learn from: review is on, and a model learns from "
+                                "done images a reviewer accepted")
         raise TrainingError("no annotated images to learn from: mark corrected images 'done' "
                             "(Ctrl+Enter) or import annotations")
     if val_ids is not None:

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from segstudio.core import review_filter
 from segstudio.core.errors import UserError
 from segstudio.core.project import Project
-from segstudio.core.records import DONE, NEW, PREDICTED
+from segstudio.core.records import NEW, PREDICTED
 from segstudio.core.sequences import PROPAGATED
 from segstudio.inference import registry
 from segstudio.inference.family import LEARN_LIVE, TRAIN, Family, resolve
@@ -133,12 +134,15 @@ class LiveLearner:
     # ------------------------------------------------------------------ one update
     def update(self, cancel: Callable[[], bool] | None = None,
                progress: Callable[[object], None] | None = None) -> LiveVersion:
-        """Train on every done image for `cfg.seconds`, starting from the current version, and
-        register the result as the next version."""
+        """Train on every done image (done and accepted, with review on) for `cfg.seconds`, starting
+        from the current version, and register the result as the next version."""
         store = self.project.store
-        done = store.images(statuses=(DONE,))
-        done = [r for r in done if store.region_count(r.id) > 0]
+        chosen = review_filter.trainable(store)  # done; with review on, done and accepted
+        done = [r for r in review_filter.select_images(store, chosen) if store.region_count(r.id) > 0]
         if not done:
+            if review_filter.ACCEPTED in chosen:
+                raise LiveError("no accepted image with regions yet: review is on, and the model learns from "
+                                "done images a reviewer accepted")
             raise LiveError("no done image with regions yet: mark a corrected image done (Ctrl+Enter)")
         val_paths = set(held_aside([r.path for r in done]))
         val_ids = [r.id for r in done if r.path in val_paths]
@@ -329,7 +333,7 @@ def watch(learner: LiveLearner, poll: float = 5.0, stop: Callable[[], bool] = la
     seen = None
     made = 0
     while not stop():
-        now = store.done_fingerprint()
+        now = review_filter.learn_fingerprint(store)  # accepts count too when review is on
         if now != seen and now[0] > 0:
             seen = now  # taken before training: marks made during the update start another
             version = learner.update(cancel=stop)

@@ -18,7 +18,6 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
 
 from segstudio.core.project import Project
-from segstudio.core.records import DONE
 from segstudio.inference.runtime.checkpoint import Checkpoint, load_checkpoint
 from segstudio.inference.runtime.device import choose_device
 from segstudio.inference.runtime.pretrained import WeightsUnavailable
@@ -121,7 +120,7 @@ def train_maskrcnn(project: Project, out: str | Path | None = None, cfg: MaskRCN
     rng = seed_everything(cfg.seed)
     dev = choose_device(cfg.device, cfg.amp)
     names, value_of, k = training_classes(project)
-    train_ids, val_ids = split_images(project, cfg.val_fraction, cfg.seed, (DONE,), image_ids, val_ids)
+    train_ids, val_ids = split_images(project, cfg.val_fraction, cfg.seed, None, image_ids, val_ids)
     best_path, last_path = checkpoint_paths(project, "maskrcnn", out)
     train = [t for t in (_targets(project, i, value_of) for i in train_ids) if t[2]]
     val = [_targets(project, i, value_of) for i in val_ids]

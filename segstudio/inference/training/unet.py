@@ -26,7 +26,6 @@ import torch.nn.functional as F
 
 from segstudio.core.labelmap import paint_label_map
 from segstudio.core.project import Project
-from segstudio.core.records import DONE
 from segstudio.inference.runtime.checkpoint import Checkpoint, load_checkpoint
 from segstudio.inference.runtime.device import choose_device
 from segstudio.inference.training.evaluate import confusion, semantic_metrics
@@ -306,7 +305,7 @@ def train_unet(project: Project, out: str | Path | None = None, cfg: UNetTrainCo
     rng = seed_everything(cfg.seed)
     dev = choose_device(cfg.device, cfg.amp)
     names, value_of, k = training_classes(project, ignore_value=IGNORE, background_class=cfg.ignore_unlabelled)
-    train_ids, val_ids = split_images(project, cfg.val_fraction, cfg.seed, (DONE,), image_ids, val_ids)
+    train_ids, val_ids = split_images(project, cfg.val_fraction, cfg.seed, None, image_ids, val_ids)
     best_path, last_path = checkpoint_paths(project, "unet", out)
     start_note = "random initialisation"
     start = None

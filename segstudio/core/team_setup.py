@@ -1,0 +1,92 @@
+"""A lead's setup of a team's PostgreSQL project: create the schema in an empty database (with the
+team's group roles: annotator, reviewer, lead), and make an existing login role a member of one.
+
+The login roles themselves are the lead's to make with psql (`CREATE ROLE anna LOGIN` and
+`\\password anna`): a password never passes through segstudio. A login name travels to the server
+as an identifier (psycopg's sql.Identifier in pg_schema), never formatted into SQL.
+"""
+
+from __future__ import annotations
+
+from segstudio.core.store.api import StoreError
+
+ROLE_NAMES = ("annotator", "reviewer", "lead")
+_LOGIN_MAX = 63  # PostgreSQL's NAMEDATALEN - 1 bytes
+
+
+def _is_pg(spec: str) -> bool:
+    from segstudio.core.store.open import is_postgres_spec
+    return is_postgres_spec(spec)
+
+
+def open_team_store(spec: str, create: bool):
+    """The PostgresStore of `spec` (a postgresql:// URL or a libpq conninfo); create=False refuses a
+    database that holds no project yet (a typo in the name does not make a new project)."""
+    if not _is_pg(spec):
+        raise StoreError(f"this takes a postgresql:// URL or a libpq connection string (service=NAME); "
+                         f"{spec[:80]!r} is neither")
+    try:
+        from segstudio.core.store.postgres import PostgresStore
+    except ImportError as e:
+        raise StoreError(f"a PostgreSQL store needs psycopg: pip install 'segstudio[team]' ({e})") from None
+    return PostgresStore(spec, None, create=create)
+
+
+def init_project(spec: str, roles: bool) -> tuple[str, bool]:
+    """Create the project's schema (a no-op on a project already there) and, with `roles`, the team's
+    group roles and their privileges. Returns (location, whether the database held a project before)."""
+    store = open_team_store(spec, create=True)  # creates or migrates the schema
+    try:
+        existed = store.image_count(include_missing=True) > 0 or bool(store.classes())
+        location = store.location
+    finally:
+        store.close()
+    if roles:
+        _run(spec, location, "setup_roles")
+    return location, existed
+
+
+def grant(spec: str, login: str, role: str) -> str:
+    """Make the existing login role `login` an annotator, reviewer or lead of the project at `spec`."""
+    if role not in ROLE_NAMES:
+        raise StoreError(f"--role is one of {', '.join(ROLE_NAMES)}, not {role!r}")
+    check_login(login)
+    store = open_team_store(spec, create=False)  # a project must be there
+    location = store.location
+    store.close()
+    _run(spec, location, "add_member", login, role)
+    return location
+
+
+def check_login(login: str) -> None:
+    if not isinstance(login, str) or not login.strip() or login != login.strip():
+        raise StoreError(f"a login role's name is not empty and has no spaces around it: {login!r}")
+    if "\x00" in login:
+        raise StoreError("a login role's name cannot hold a NUL character")
+    if len(login.encode("utf-8")) > _LOGIN_MAX:
+        raise StoreError(f"a login role's name is at most {_LOGIN_MAX} bytes; {login[:20]!r}... is longer")
+
+
+def _run(spec: str, location: str, step: str, *args) -> None:
+    """pg_schema's `step` on a connection of its own (the same checked conninfo the store uses); the
+    server's refusals said as StoreError."""
+    import psycopg
+
+    from segstudio.core.store import pg_schema
+    from segstudio.core.store.postgres import PgConnection, checked_conninfo
+    try:
+        with psycopg.connect(checked_conninfo(spec)[0], autocommit=True) as raw:
+            getattr(pg_schema, step)(PgConnection(raw), *args)
+    except psycopg.errors.UndefinedObject as e:
+        raise StoreError(f"{location}: {_first_line(e)} (create it first with psql: CREATE ROLE name LOGIN; "
+                         "then \\password name)") from None
+    except psycopg.errors.InsufficientPrivilege as e:
+        raise StoreError(f"{location} refused this: your role may not do it; run it as the database's owner "
+                         f"({_first_line(e)})") from None
+    except psycopg.Error as e:
+        raise StoreError(f"{location} failed ({_first_line(e)})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
