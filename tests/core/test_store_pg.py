@@ -279,3 +279,44 @@ def test_two_clients_opening_a_new_project_at_once_create_it_once(pg_url):
     assert stores[0].conn.execute("SELECT COUNT(*) FROM counters WHERE name='region'").fetchone()[0] == 1
     for s in stores:
         s.close()
+
+
+def _login(pg_url: str, role: str) -> tuple[str, str]:
+    """A new login role (a unique name: roles are the whole server's) and the URL as that role."""
+    import uuid
+
+    from psycopg import sql
+
+    from segstudio.core.store import pg_schema
+    name = f"t_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    owner = PostgresStore(pg_url)
+    try:
+        pg_schema.setup_roles(owner.conn)
+        pg_schema.add_member(owner.conn, name, role)
+    finally:
+        owner.close()
+    return name, pg_url.replace("segstudio@", f"{name}@")
+
+
+def test_only_a_lead_takes_over_and_a_return_is_a_status_change_too(pg, pg_url):
+    pg.sync_files(["a.png"])
+    anna, anna_url = _login(pg_url, "annotator")
+    lead, lead_url = _login(pg_url, "lead")
+    a, boss = PostgresStore(anna_url), PostgresStore(lead_url)
+    try:
+        assert boss.claim_image(1, f"{lead}@h:1:x", 30) == []
+        with pytest.raises(StoreError, match="only a lead"):
+            a.take_over(1, f"{anna}@h:2:y", 30)
+        assert a.image_holders(1) == [f"{lead}@h:1:x"]  # nothing changed
+        boss.release_image(1, f"{lead}@h:1:x")
+        assert a.claim_image(1, f"{anna}@h:2:y", 30) == []
+        assert boss.take_over(1, f"{lead}@h:1:x", 30) == [f"{anna}@h:2:y"]
+        pg.set_status(1, "done")
+        pg.review_image(1, False, "the edge")
+        assert [(h.what, h.detail.get("to")) for h in pg.history(1)][-2:] == [("status", "in_progress"),
+                                                                              ("review", None)]
+    finally:
+        a.close()
+        boss.close()

@@ -185,6 +185,12 @@ class PostgresStore(SqlStore):
         """The server's time: every client judges claims by the same clock."""
         return float(_one(c.execute("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)")))
 
+    def _may_lead(self, t) -> bool:
+        """The project's owner, a superuser or a member of the lead role (everyone while no roles are set up)."""
+        return bool(_one(t.execute(
+            "SELECT segstudio_is_owner() OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname=?) "
+            "OR pg_has_role(session_user, ?, 'MEMBER')", (pg_schema.LEAD, pg_schema.LEAD))))
+
     def _insert_paths(self, t, paths: list[str]) -> None:
         t.execute("INSERT INTO images(path) SELECT p FROM unnest(CAST(? AS TEXT[])) AS p ORDER BY p "
                   "ON CONFLICT DO NOTHING", (sorted(paths),))

@@ -99,6 +99,10 @@ class SqlStore:
     def _clock(self, c) -> float:
         return time.time()
 
+    def _may_lead(self, t) -> bool:
+        """Whether this client may do a lead's part (take over a claim). Everyone on SQLite."""
+        return True
+
     def _insert_paths(self, t, paths: list[str]) -> None:
         t.executemany("INSERT INTO images(path) VALUES (?) ON CONFLICT DO NOTHING", [(p,) for p in sorted(paths)])
 
@@ -602,6 +606,8 @@ class SqlStore:
         """A lead takes an image another holder has open (their window can no longer save to it).
         Returns the holders whose claims were dropped."""
         with self.transaction() as t:
+            if not self._may_lead(t):
+                raise StoreError("only a lead may take over an image another annotator has open")
             now = self._clock(t)
             gone = [r[0] for r in t.execute("SELECT owner FROM claims WHERE image_id=? AND owner<>? AND expires>? "
                                             "ORDER BY owner", (image_id, owner, now))]

@@ -60,7 +60,9 @@ def review_image(t, who: str, image_id: int, accept: bool, note: str) -> None:
     else:
         if not note:
             raise BadValue("say in a note what to fix when returning an image")
-        t.execute("UPDATE images SET review='returned', note=?, status=? WHERE id=?", (note, IN_PROGRESS, image_id))
+        record_statuses(t, who, time.time(), [image_id], IN_PROGRESS)
+        t.execute("UPDATE images SET review='returned', note=?, status=?, updated=? WHERE id=?",
+                  (note, IN_PROGRESS, time.time(), image_id))
     record(t, image_id, who, time.time(), "review", {"accepted": bool(accept), "note": note})
 
 
