@@ -21,9 +21,9 @@ HOSTILE = ["'; DROP TABLE images; --", "%s %% ?", "a\\b", '"quoted"', "<b>bold</
            "\u202eevil", "x" * 300, " lead space", "tab\there", "line\nbreak"]
 _chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
 hostile_text = st.one_of(st.sampled_from(HOSTILE), st.text(_chars, min_size=1, max_size=40))
-path_part = st.one_of(st.sampled_from(HOSTILE[:7]), st.text(st.characters(blacklist_categories=("Cs",),
-                                                                          blacklist_characters="\x00/"),
-                                                            min_size=1, max_size=30)).filter(lambda s: s not in (".", ".."))
+_name_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00/")
+path_part = st.one_of(st.sampled_from(HOSTILE[:7]), st.text(_name_chars, min_size=1, max_size=30)).filter(
+    lambda s: s not in (".", ".."))
 
 
 def run(capsys, *argv):
@@ -60,7 +60,7 @@ def fill(store, names, notes, paths, floats, seed=0):
                                score=floats[(k + j) % len(floats)] if j % 2 else None, iscrowd=bool(j == 2),
                                extra={"note": notes[k % len(notes)]} if j == 1 else {},
                                track=None if j else 7 + k))
-        for r, i in zip(regs, store.reserve_region_ids(len(regs))):
+        for r, i in zip(regs, store.reserve_region_ids(len(regs)), strict=True):
             r.id = i
         store.save_regions(rec.id, regs, status="done" if k % 4 != 3 else "in_progress")
     store.set_uncertainty({r.id: floats[i % len(floats)] for i, r in enumerate(recs[::2])})

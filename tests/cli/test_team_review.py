@@ -48,7 +48,8 @@ def test_export_takes_accepted_images_when_review_is_on(reviewed, tmp_path, caps
     code, out, _ = run(capsys, "export", folder, "--format", "yolo", "--out", tmp_path / "y", "--status", "accepted")
     assert code == 0 and "left out: not accepted" in out
     assert len(list((tmp_path / "y" / "labels").rglob("*.txt"))) == 1
-    code, _, err = run(capsys, "export", folder, "--format", "coco", "--out", tmp_path / "x.json", "--status", "acepted")
+    code, _, err = run(capsys, "export", folder, "--format", "coco", "--out", tmp_path / "x.json",
+                       "--status", "acepted")
     assert code == 2 and "unknown status" in err
 
 

@@ -75,3 +75,26 @@ def test_the_window_refuses_a_password_too(image_folder, tmp_path, capsys):
     code, _, err = run(capsys, "--store", "postgresql://a:s3cret@db/x", image_folder, "--screenshot",
                        tmp_path / "w.png")
     assert code == 2 and "password" in err and "s3cret" not in err and not (tmp_path / "w.png").exists()
+
+
+def test_ray_workers_open_the_same_store(image_folder, pg_url, tmp_path):
+    pytest.importorskip("torch")
+    from segstudio.core.project import Project
+    from segstudio.inference.cluster.train import _store_of
+    p = Project.open(image_folder, store=pg_url)
+    try:
+        spec = _store_of(p)
+        assert spec["store"] == p.store.location and "postgresql://" in spec["store"]
+        worker = Project.open(image_folder, spec["db"], store=spec["store"])  # what a Ray worker does
+        try:
+            assert worker.store.kind == "postgresql" and worker.data_dir == p.data_dir
+            assert worker.store.image_ids() == p.store.image_ids()
+        finally:
+            worker.close()
+    finally:
+        p.close()
+    q = Project.open(image_folder, tmp_path / "p.db")
+    try:
+        assert _store_of(q) == {"db": str((tmp_path / "p.db").resolve()), "store": None}
+    finally:
+        q.close()
