@@ -8,9 +8,15 @@ as an identifier (psycopg's sql.Identifier in pg_schema), never formatted into S
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from segstudio.core.store.api import StoreError
 
+if TYPE_CHECKING:
+    from segstudio.core.store.postgres import PostgresStore
+
 ROLE_NAMES = ("annotator", "reviewer", "lead")
+_UNDEFINED_OBJECT, _INSUFFICIENT_PRIVILEGE = "42704", "42501"  # SQLSTATEs (psycopg stays in the backend)
 _LOGIN_MAX = 63  # PostgreSQL's NAMEDATALEN - 1 bytes
 
 
@@ -19,7 +25,7 @@ def _is_pg(spec: str) -> bool:
     return is_postgres_spec(spec)
 
 
-def open_team_store(spec: str, create: bool):
+def open_team_store(spec: str, create: bool) -> PostgresStore:
     """The PostgresStore of `spec` (a postgresql:// URL or a libpq conninfo); create=False refuses a
     database that holds no project yet (a typo in the name does not make a new project)."""
     if not _is_pg(spec):
@@ -35,15 +41,14 @@ def open_team_store(spec: str, create: bool):
 def init_project(spec: str, roles: bool) -> tuple[str, bool]:
     """Create the project's schema (a no-op on a project already there) and, with `roles`, the team's
     group roles and their privileges. Returns (location, whether the database held a project before)."""
-    store = open_team_store(spec, create=True)  # creates or migrates the schema
+    server = open_team_store(spec, create=True)  # creates or migrates the schema
     try:
-        existed = store.image_count(include_missing=True) > 0 or bool(store.classes())
-        location = store.location
+        existed = server.image_count(include_missing=True) > 0 or bool(server.classes())
+        if roles:
+            _run(server, "setup_roles")
+        return server.location, existed
     finally:
-        store.close()
-    if roles:
-        _run(spec, location, "setup_roles")
-    return location, existed
+        server.close()
 
 
 def grant(spec: str, login: str, role: str) -> str:
@@ -51,11 +56,12 @@ def grant(spec: str, login: str, role: str) -> str:
     if role not in ROLE_NAMES:
         raise StoreError(f"--role is one of {', '.join(ROLE_NAMES)}, not {role!r}")
     check_login(login)
-    store = open_team_store(spec, create=False)  # a project must be there
-    location = store.location
-    store.close()
-    _run(spec, location, "add_member", login, role)
-    return location
+    server = open_team_store(spec, create=False)  # a project must be there
+    try:
+        _run(server, "add_member", login, role)
+        return server.location
+    finally:
+        server.close()
 
 
 def check_login(login: str) -> None:
@@ -67,24 +73,26 @@ def check_login(login: str) -> None:
         raise StoreError(f"a login role's name is at most {_LOGIN_MAX} bytes; {login[:20]!r}... is longer")
 
 
-def _run(spec: str, location: str, step: str, *args) -> None:
-    """pg_schema's `step` on a connection of its own (the same checked conninfo the store uses); the
-    server's refusals said as StoreError."""
-    import psycopg
-
+def _run(server: PostgresStore, step: str, *args) -> None:
+    """pg_schema's `step` on a connection of the PostgreSQL backend's own (this is that backend's setup,
+    not the Store protocol's); the server's refusals said as StoreError by their SQLSTATE."""
     from segstudio.core.store import pg_schema
-    from segstudio.core.store.postgres import PgConnection, checked_conninfo
+    from segstudio.core.store.postgres import PgConnection
     try:
-        with psycopg.connect(checked_conninfo(spec)[0], autocommit=True) as raw:
+        with server.connect() as raw:
             getattr(pg_schema, step)(PgConnection(raw), *args)
-    except psycopg.errors.UndefinedObject as e:
-        raise StoreError(f"{location}: {_first_line(e)} (create it first with psql: CREATE ROLE name LOGIN; "
-                         "then \\password name)") from None
-    except psycopg.errors.InsufficientPrivilege as e:
-        raise StoreError(f"{location} refused this: your role may not do it; run it as the database's owner "
-                         f"({_first_line(e)})") from None
-    except psycopg.Error as e:
-        raise StoreError(f"{location} failed ({_first_line(e)})") from None
+    except Exception as e:
+        state = getattr(e, "sqlstate", None)
+        if state is None and not type(e).__module__.startswith("psycopg"):
+            raise
+        where = server.location
+        if state == _UNDEFINED_OBJECT:
+            raise StoreError(f"{where}: {_first_line(e)} (create it first with psql: CREATE ROLE name LOGIN; "
+                             "then \\password name)") from None
+        if state == _INSUFFICIENT_PRIVILEGE:
+            raise StoreError(f"{where} refused this: your role may not do it; run it as the database's owner "
+                             f"({_first_line(e)})") from None
+        raise StoreError(f"{where} failed ({_first_line(e)})") from None
 
 
 def _first_line(e: BaseException) -> str:
