@@ -249,8 +249,10 @@ class Run:
         from segstudio.core.store.postgres import PostgresStore
         store = PostgresStore(self.admin_url, create=False)
         regions = {}
-        for rid, img, cls, x, y, w, h, rle in store.conn.execute(
-                "SELECT id, image_id, class_id, x, y, w, h, rle FROM regions"):
+        cols, rows = store.table_rows("regions")
+        at = [cols.index(c) for c in ("id", "image_id", "class_id", "x", "y", "w", "h", "rle")]
+        for row in rows:
+            rid, img, cls, x, y, w, h, rle = (row[k] for k in at)
             regions[int(rid)] = (int(img), _team_client.row_hash(cls, x, y, w, h, bytes(rle)))
         history = [(e.image_id, e.who, e.at, e.what, e.detail) for e in store.history()]
         statuses = store.status_counts()

@@ -15,7 +15,10 @@ import socket
 import threading
 import uuid
 
+from segstudio.core.owners import describe_owner, owner_user, split_owner
 from segstudio.core.store.api import Store, StoreError
+
+__all__ = ["OpenImageClaim", "describe_owner", "holder_gone", "owner_user", "process_owner"]
 
 log = logging.getLogger(__name__)
 
@@ -34,30 +37,11 @@ def process_owner(user: str | None = None) -> str:
     return f"{user}@{_owner[1]}" if user else _owner[1]
 
 
-def _split(owner: str) -> tuple[str, str, str]:
-    """(user, host, pid) of an owner string ('' where it has none)."""
-    user, at, rest = owner.rpartition("@") if "@" in owner else ("", "", owner)
-    host, _, tail = rest.partition(":")
-    return user, host, tail.partition(":")[0]
-
-
-def owner_user(owner: str) -> str:
-    """Who holds a claim: the user part of its owner ('' for a plain process owner)."""
-    return _split(owner)[0]
-
-
-def describe_owner(owner: str) -> str:
-    """'anna (process 1234 on host)' or 'process 1234 on host' for messages."""
-    user, host, pid = _split(owner)
-    where = f"process {pid} on {host}" if pid else owner
-    return f"{user} ({where})" if user else where
-
-
 def holder_gone(owner: str) -> bool:
     """True when `owner` ran on this host and its process no longer exists: its claim is a
     leftover that lapses within TTL_S, no window holds the image. Holders on other hosts cannot
     be checked from here; they count as live until their claim lapses."""
-    _, host, pid = _split(owner)
+    _, host, pid = split_owner(owner)
     if host != socket.gethostname() or not pid.isdigit():
         return False
     try:

@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Protocol, Sequence
 
 from segstudio.core.classes import LabelClass
 from segstudio.core.errors import UserError
+from segstudio.core.owners import describe_owner
 from segstudio.core.records import UNFINISHED, ImageRecord
 from segstudio.core.region import Region
 
@@ -31,7 +32,6 @@ class ClaimedElsewhere(StoreError):
     nothing was written."""
 
     def __init__(self, image_id: int, owner: str):
-        from segstudio.core.claims import describe_owner  # claims imports this module
         self.image_id, self.owner = image_id, owner
         super().__init__(f"image {image_id} is being edited by {describe_owner(owner)}; nothing was saved to it")
 
