@@ -18,7 +18,7 @@ import uuid
 from segstudio.core.owners import describe_owner, owner_user, split_owner
 from segstudio.core.store.api import Store, StoreError
 
-__all__ = ["OpenImageClaim", "describe_owner", "holder_gone", "owner_user", "process_owner"]
+__all__ = ["OpenImageClaim", "describe_owner", "holder_gone", "owner_user", "process_owner", "store_owner"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,12 @@ def process_owner(user: str | None = None) -> str:
     if _owner is None or _owner[0] != os.getpid():  # a forked child is another holder
         _owner = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     return f"{user}@{_owner[1]}" if user else _owner[1]
+
+
+def store_owner(store: Store) -> str:
+    """This process's claim holder name on `store` (with the store's user on a team's store): what the
+    window holds its image as, and what the model runs of this window pass as their own."""
+    return process_owner(store.user if store.exclusive_claims else None)
 
 
 def holder_gone(owner: str) -> bool:
@@ -59,7 +65,7 @@ class OpenImageClaim:
     def __init__(self, store: Store, owner: str | None = None, ttl: float = TTL_S,
                  renew_every: float = RENEW_S):
         self.store = store
-        self.owner = owner or process_owner(store.user if store.exclusive_claims else None)
+        self.owner = owner or store_owner(store)
         self.ttl, self.renew_every = ttl, renew_every
         self.image_id: int | None = None
         self._stop = threading.Event()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from segstudio.core.claims import process_owner
+from segstudio.core.claims import store_owner
 from segstudio.core.records import NEW, PREDICTED
 from segstudio.core.store import region_row
 from segstudio.inference.runtime.classmap import ClassMapper, prediction_regions
@@ -55,7 +55,7 @@ def apply_prediction(doc: Document | None, store: Store, mapper: ClassMapper, so
         store.replace_source_regions_many(
             [{"image_id": image_id, "source": source, "rows": [region_row(image_id, r) for r in regions if r.mask.size],
               "status": PREDICTED if rec.status == NEW else None, "uncertainty": pred.uncertainty}],
-            claim_owner=process_owner())
+            claim_owner=store_owner(store))
     if len(store.classes()) != n_classes:
         classes_added()
 

@@ -96,7 +96,7 @@ class ModelWorker(ModelThread):
         def progress(done, total, path):
             el = time.perf_counter() - t0
             self.folder_progress.emit(done, total, done / el if el > 0 else 0.0, path)
-        from segstudio.core.claims import process_owner
+        from segstudio.core.claims import store_owner
         # the image this window shows is written too (and reloaded); one open elsewhere is not
         return predict_project(self.project, seg, statuses, batch, create_classes, progress=progress,
-                               cancel=self._cancel.is_set, claim_owner=process_owner())
+                               cancel=self._cancel.is_set, claim_owner=store_owner(self.project.store))

@@ -320,3 +320,115 @@ def test_only_a_lead_takes_over_and_a_return_is_a_status_change_too(pg, pg_url):
     finally:
         a.close()
         boss.close()
+
+
+def test_an_annotator_cannot_get_round_the_rules_with_raw_sql(pg, pg_url):
+    """Temporary look-alike tables, forged ids and authors, a second claim, a review: the server says no."""
+    pg.sync_files(["a.png", "b.png"])
+    cls = pg.add_class("cell")
+    anna, anna_url = _login(pg_url, "annotator")
+    bob, bob_url = _login(pg_url, "annotator")
+    b = PostgresStore(bob_url)
+    try:
+        assert b.claim_image(1, f"{bob}@h:1:x", 30) == []
+        with psycopg.connect(anna_url, autocommit=True) as raw:
+            for stmt in ("CREATE TEMP TABLE claims(image_id bigint, owner text, expires float8)",
+                         "CREATE TEMP VIEW pg_roles AS SELECT 'x'::name AS rolname, true AS rolsuper",
+                         "INSERT INTO history(id, image_id, who, at, what) VALUES (999999, 1, 'x', 0, 'status')",
+                         "INSERT INTO images(id, path) VALUES (999999, 'forged.png')",
+                         "UPDATE images SET path='renamed.png' WHERE id=1",
+                         "INSERT INTO images(path, status, review) VALUES ('c.png', 'done', 'accepted')",
+                         "UPDATE images SET note='fine' WHERE id=2",
+                         "UPDATE counters SET name='x'"):
+                with pytest.raises(psycopg.Error):
+                    raw.execute(stmt)
+            assert raw.execute("DELETE FROM claims").rowcount == 0  # bob's live claim is not hers to drop
+            # a second live claim on the image bob holds, with an expiry far away
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="being edited"):
+                raw.execute("INSERT INTO claims(image_id, owner, expires) VALUES (1, %s, 1e18)", (f"{anna}@h:2:y",))
+            # her history rows carry her login and the server's clock, whatever she writes
+            raw.execute("INSERT INTO history(image_id, who, at, what) VALUES (2, 'lena', 0, 'status')")
+            who, at = raw.execute("SELECT who, at FROM history ORDER BY id DESC LIMIT 1").fetchone()
+            assert who == anna and at > 1e9
+            # her own claim cannot outlive her by more than an hour
+            raw.execute("INSERT INTO claims(image_id, owner, expires) VALUES (2, %s, 1e18)", (f"{anna}@h:2:y",))
+            assert raw.execute("SELECT expires - EXTRACT(EPOCH FROM now()) FROM claims WHERE image_id=2"
+                               ).fetchone()[0] <= 3700
+        assert pg.image_holders(1) == [f"{bob}@h:1:x"] and pg.region_count(1) == 0
+        assert b.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 2
+        b.save_regions(1, [Region(b.new_region_id(), cls.id, _mask(), 0, 0)], owner=f"{bob}@h:1:x")
+        assert pg.region_count(1) == 1
+    finally:
+        b.close()
+
+
+def test_a_login_with_an_at_sign_holds_and_writes_its_images(pg, pg_url):
+    import uuid
+
+    from psycopg import sql
+
+    from segstudio.core.claims import process_owner
+    from segstudio.core.store import pg_schema
+    name = f"ann@lab{uuid.uuid4().hex[:4]}"
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    pg_schema.setup_roles(pg.conn)
+    pg_schema.add_member(pg.conn, name, "annotator")
+    pg.sync_files(["a.png"])
+    cls = pg.add_class("cell")
+    d = psycopg.conninfo.conninfo_to_dict(pg_url)
+    s = PostgresStore(f"host={d['host']} port={d['port']} dbname={d['dbname']} user='{name}'")
+    try:
+        assert s.user == name
+        assert PostgresStore(s.location).user == name  # the location another process gets opens the same
+        owner = process_owner(s.user)
+        assert s.claim_image(1, owner, 30) == []
+        s.save_regions(1, [Region(s.new_region_id(), cls.id, _mask(), 0, 0)], owner=owner)
+        assert pg.region_count(1) == 1
+    finally:
+        s.close()
+
+
+def test_connections_of_threads_that_ended_are_closed(pg):
+    def one():
+        pg.image_count()
+
+    for _ in range(12):
+        t = threading.Thread(target=one)
+        t.start()
+        t.join()
+    pg.image_count()
+    mine = pg.conn.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE datname=current_database() "
+                           "AND application_name='segstudio' AND backend_type='client backend'").fetchone()[0]
+    assert mine <= 3
+
+
+def test_a_refusal_on_a_live_connection_is_not_a_lost_connection(pg, caplog):
+    long = "d/" + "x" * 3000 + ".png"
+    assert pg.sync_files(["a.png", long])[0] == 2  # counted as found, but only the short one is added
+    assert [r.path for r in pg.images()] == ["a.png"]
+    assert "longer than" in caplog.text
+    with pytest.raises(StoreError) as err:
+        pg.set_setting("".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(3000)), "v")  # too long to index
+    assert "could not do this" in str(err.value) and "reconnecting" not in str(err.value)
+    assert pg.image_count() == 1  # the same connection goes on
+
+
+@pytest.mark.parametrize("spec,where", [
+    ("host=/var/run/postgresql dbname=proj", "host=/var/run/postgresql dbname=proj"),
+    ("hostaddr=10.1.2.3 dbname=proj user=anna", "hostaddr=10.1.2.3 dbname=proj user=anna"),
+    ("postgresql://anna@db.lab:5433/cells?sslmode=verify-full", "postgresql://anna@db.lab:5433/cells?sslmode=verify-full"),
+    ("service=cells", "service=cells"),
+])
+def test_the_location_opens_the_same_database_and_holds_no_secret(spec, where):
+    conninfo, location = checked_conninfo(spec)
+    parse = psycopg.conninfo.conninfo_to_dict
+    assert location == where if "://" in where else parse(location) == parse(where)
+    with pytest.raises(StoreError, match="password"):
+        checked_conninfo(spec + (" sslpassword=x" if "=" in spec and "://" not in spec else "&sslpassword=x"))
+
+
+def test_the_persons_own_server_options_are_kept():
+    conninfo, _ = checked_conninfo("host=h dbname=d options='-c search_path=lab'")
+    opts = psycopg.conninfo.conninfo_to_dict(conninfo)["options"]
+    assert "search_path=lab" in opts and "statement_timeout" in opts

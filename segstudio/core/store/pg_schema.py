@@ -8,22 +8,67 @@ and composed with psycopg's sql.Identifier, never by string formatting.
 
 from __future__ import annotations
 
+import logging
+
+from psycopg import errors as pg_errors
 from psycopg import sql
 
-EXTRAS_VERSION = "1"
+log = logging.getLogger(__name__)
+
+EXTRAS_VERSION = "2"
 CHANNEL = "segstudio"
 ANNOTATOR, REVIEWER, LEAD = "segstudio_annotator", "segstudio_reviewer", "segstudio_lead"
 ROLES = {"annotator": ANNOTATOR, "reviewer": REVIEWER, "lead": LEAD}
+WRITE_LOCK = 0x5E65_7701  # pg_advisory_xact_lock key of a project's writes (one database, one project)
+CLAIM_MAX_S = 3600  # the longest a claim may run before its renewal, whatever a client asks
 
-# The owner (whoever created the tables: the lead's setup, or a copy into the database) is trusted as
-# written; anyone else's history rows carry the server's session user, whatever the client sent.
+# Every function pins its search_path and names the project's tables in full (public.*): an annotator's
+# temporary table or view named `claims` or `pg_roles` cannot stand in for the real one. The owner
+# (whoever created the tables: the lead's setup, or a copy into the database) is trusted as written;
+# anyone else's history rows carry the server's session user and clock, whatever the client sent.
 _EXTRAS = """
-CREATE OR REPLACE FUNCTION segstudio_is_owner() RETURNS boolean LANGUAGE sql STABLE AS $$
-  SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = session_user AND rolsuper)
-      OR session_user = (SELECT tableowner FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'images')
+CREATE OR REPLACE FUNCTION public.segstudio_is_owner() RETURNS boolean LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+  SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = session_user AND rolsuper)
+      OR session_user = (SELECT tableowner FROM pg_catalog.pg_tables WHERE schemaname = 'public'
+                         AND tablename = 'images')
 $$;
 
-CREATE OR REPLACE FUNCTION segstudio_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+-- a member of the group (everyone while the team's roles are not set up: one trusted user)
+CREATE OR REPLACE FUNCTION public.segstudio_member(grp name) RETURNS boolean LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF public.segstudio_is_owner() THEN RETURN true; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = grp) THEN RETURN true; END IF;
+  RETURN pg_catalog.pg_has_role(session_user, grp, 'MEMBER');
+END $$;
+
+-- the login part of a claim's owner, `user@host:pid:random` (a login may hold '@' itself)
+CREATE OR REPLACE FUNCTION public.segstudio_claim_user(owner text) RETURNS text LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+  SELECT substring(owner from '^(.*)@[^@]*$')
+$$;
+
+-- does this session hold an image: a lead always; anyone else by a live claim of theirs
+CREATE OR REPLACE FUNCTION public.segstudio_holds(img bigint) RETURNS boolean LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF public.segstudio_member('segstudio_lead') THEN RETURN true; END IF;
+  RETURN EXISTS (SELECT 1 FROM public.claims c WHERE c.image_id = img
+                 AND c.expires > EXTRACT(EPOCH FROM clock_timestamp())
+                 AND public.segstudio_claim_user(c.owner) = session_user);
+END $$;
+
+-- an image a model run may write: nobody holds it and it is no person's work yet (new or predicted)
+CREATE OR REPLACE FUNCTION public.segstudio_free(img bigint) RETURNS boolean LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+  SELECT NOT EXISTS (SELECT 1 FROM public.claims c WHERE c.image_id = img
+                     AND c.expires > EXTRACT(EPOCH FROM clock_timestamp()))
+     AND EXISTS (SELECT 1 FROM public.images i WHERE i.id = img AND i.status IN ('new', 'predicted'))
+$$;
+
+CREATE OR REPLACE FUNCTION public.segstudio_notify() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE r record;
 BEGIN
   IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;
@@ -39,120 +84,167 @@ BEGIN
   RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION segstudio_history_who() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION public.segstudio_history_who() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  IF NOT segstudio_is_owner() THEN
+  IF NOT public.segstudio_is_owner() THEN
     NEW.who := session_user;
     NEW.at := EXTRACT(EPOCH FROM clock_timestamp());
   END IF;
   RETURN NEW;
 END $$;
 
-CREATE OR REPLACE FUNCTION segstudio_review_check() RETURNS trigger LANGUAGE plpgsql AS $$
+-- review is a reviewer's: accepting, returning, the note; a status change by anyone else takes an
+-- acceptance back (what was accepted is not what is there any more)
+CREATE OR REPLACE FUNCTION public.segstudio_review_check() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE reviewer boolean := public.segstudio_member('segstudio_reviewer');
 BEGIN
-  IF NEW.review IS NOT NULL AND NEW.review IS DISTINCT FROM OLD.review AND NOT segstudio_is_owner()
-     AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'segstudio_reviewer')
-     AND NOT pg_has_role(session_user, 'segstudio_reviewer', 'MEMBER') THEN
+  IF reviewer THEN RETURN NEW; END IF;
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.review IS NOT NULL OR NEW.note IS NOT NULL THEN
+      RAISE EXCEPTION 'only a reviewer may accept or return an image' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+  END IF;
+  IF (NEW.review IS NOT NULL AND NEW.review IS DISTINCT FROM OLD.review) OR NEW.note IS DISTINCT FROM OLD.note THEN
     RAISE EXCEPTION 'only a reviewer may accept or return an image' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF NEW.status IS DISTINCT FROM OLD.status AND NEW.review = 'accepted' THEN
+    NEW.review := NULL;
+  END IF;
+  RETURN NEW;
+END $$;
+
+-- one holder per image, whatever a client sends (a lead takes over by deleting the others first), and
+-- no claim that outlives its holder by more than CLAIM_MAX_S
+CREATE OR REPLACE FUNCTION public.segstudio_claim_check() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE now_s double precision := EXTRACT(EPOCH FROM clock_timestamp());
+BEGIN
+  IF public.segstudio_is_owner() THEN RETURN NEW; END IF;
+  PERFORM pg_advisory_xact_lock(%(lock)d);
+  IF NEW.expires > now_s + %(claim_max)d THEN NEW.expires := now_s + %(claim_max)d; END IF;
+  IF EXISTS (SELECT 1 FROM public.claims c WHERE c.image_id = NEW.image_id AND c.owner <> NEW.owner
+             AND c.expires > now_s) THEN
+    RAISE EXCEPTION 'image %% is being edited by someone else', NEW.image_id USING ERRCODE = 'insufficient_privilege';
   END IF;
   RETURN NEW;
 END $$;
 
 DROP TRIGGER IF EXISTS images_notify ON images;
 CREATE TRIGGER images_notify AFTER UPDATE OF status, review, note, missing, width, height, error ON images
-  FOR EACH ROW EXECUTE FUNCTION segstudio_notify();
+  FOR EACH ROW EXECUTE FUNCTION public.segstudio_notify();
 DROP TRIGGER IF EXISTS images_added_notify ON images;
-CREATE TRIGGER images_added_notify AFTER INSERT ON images FOR EACH STATEMENT EXECUTE FUNCTION segstudio_notify();
+CREATE TRIGGER images_added_notify AFTER INSERT ON images FOR EACH STATEMENT EXECUTE FUNCTION public.segstudio_notify();
 DROP TRIGGER IF EXISTS claims_notify ON claims;
-CREATE TRIGGER claims_notify AFTER INSERT OR DELETE ON claims FOR EACH ROW EXECUTE FUNCTION segstudio_notify();
+CREATE TRIGGER claims_notify AFTER INSERT OR DELETE ON claims FOR EACH ROW EXECUTE FUNCTION public.segstudio_notify();
 DROP TRIGGER IF EXISTS claims_owner_notify ON claims;
 CREATE TRIGGER claims_owner_notify AFTER UPDATE ON claims FOR EACH ROW
-  WHEN (OLD.owner IS DISTINCT FROM NEW.owner) EXECUTE FUNCTION segstudio_notify();
+  WHEN (OLD.owner IS DISTINCT FROM NEW.owner) EXECUTE FUNCTION public.segstudio_notify();
 DROP TRIGGER IF EXISTS regions_notify ON regions;
 CREATE TRIGGER regions_notify AFTER INSERT OR UPDATE OR DELETE ON regions FOR EACH ROW
-  EXECUTE FUNCTION segstudio_notify();
+  EXECUTE FUNCTION public.segstudio_notify();
 DROP TRIGGER IF EXISTS classes_notify ON classes;
 CREATE TRIGGER classes_notify AFTER INSERT OR UPDATE OR DELETE ON classes FOR EACH STATEMENT
-  EXECUTE FUNCTION segstudio_notify();
+  EXECUTE FUNCTION public.segstudio_notify();
 DROP TRIGGER IF EXISTS settings_notify ON settings;
 CREATE TRIGGER settings_notify AFTER INSERT OR UPDATE OR DELETE ON settings FOR EACH STATEMENT
-  EXECUTE FUNCTION segstudio_notify();
+  EXECUTE FUNCTION public.segstudio_notify();
 DROP TRIGGER IF EXISTS history_who ON history;
-CREATE TRIGGER history_who BEFORE INSERT ON history FOR EACH ROW EXECUTE FUNCTION segstudio_history_who();
+CREATE TRIGGER history_who BEFORE INSERT ON history FOR EACH ROW EXECUTE FUNCTION public.segstudio_history_who();
 DROP TRIGGER IF EXISTS images_review_check ON images;
-CREATE TRIGGER images_review_check BEFORE UPDATE OF review ON images FOR EACH ROW
-  EXECUTE FUNCTION segstudio_review_check();
-"""
+CREATE TRIGGER images_review_check BEFORE INSERT OR UPDATE OF review, note, status ON images FOR EACH ROW
+  EXECUTE FUNCTION public.segstudio_review_check();
+DROP TRIGGER IF EXISTS claims_check ON claims;
+CREATE TRIGGER claims_check BEFORE INSERT OR UPDATE ON claims FOR EACH ROW
+  EXECUTE FUNCTION public.segstudio_claim_check();
+""" % {"lock": WRITE_LOCK, "claim_max": CLAIM_MAX_S}  # two integer constants, never a user's value
 
-# Least privilege, by group role. Annotators read everything, write regions and claims (only on an
-# image they hold: the policies below), statuses and what a scan finds, the model index (a learner's
-# versions: each entry a file on the machine that trained it, which other machines pass over), and
-# add history; they never touch classes or settings, and never delete an image or anyone's history. Reviewers are
-# annotators who may also accept and return (the review trigger). Leads also own the project's
-# setup: classes, settings (review on/off), model index, deleting images, taking over a claim.
+# Least privilege, by group role, column by column where a column matters. Annotators read everything;
+# write regions only on an image they hold (a model's regions also on an image nobody holds that is no
+# person's work yet: model runs and Ray predict), and their own claims; add images found
+# by a scan (their paths only), set statuses and what decoding finds, add history rows (who and when are
+# the server's), and keep the model index (a learner's versions: each entry a file on the machine that
+# trained it, which other machines pass over). They never touch classes or settings, never rename or
+# delete an image, never review, never change history, never choose an id. Reviewers are annotators who
+# may also accept and return (the review trigger; the note). Leads also own classes, settings (review on
+# or off), taking over a claim and deleting images. The roles are the server's; who may CONNECT to this
+# database is granted person by person (`add_member`), nobody else.
 _ROLES = """
 DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'segstudio_annotator') THEN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'segstudio_annotator') THEN
     CREATE ROLE segstudio_annotator NOLOGIN; END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'segstudio_reviewer') THEN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'segstudio_reviewer') THEN
     CREATE ROLE segstudio_reviewer NOLOGIN; END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'segstudio_lead') THEN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'segstudio_lead') THEN
     CREATE ROLE segstudio_lead NOLOGIN; END IF;
 END $$;
 GRANT segstudio_annotator TO segstudio_reviewer;
 GRANT segstudio_reviewer TO segstudio_lead;
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM segstudio_annotator, segstudio_reviewer, segstudio_lead;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO segstudio_annotator;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO segstudio_annotator;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO segstudio_annotator;
-GRANT INSERT, UPDATE, DELETE ON regions, claims, models TO segstudio_annotator;
-GRANT INSERT ON history TO segstudio_annotator;
-GRANT INSERT, UPDATE ON images, containers, counters TO segstudio_annotator;
+GRANT INSERT, UPDATE, DELETE ON regions, claims TO segstudio_annotator;
+GRANT INSERT (path) ON images TO segstudio_annotator;
+GRANT UPDATE (status, review, updated, width, height, hash, error, missing, uncertainty) ON images
+  TO segstudio_annotator;
+GRANT UPDATE (note) ON images TO segstudio_reviewer;
+GRANT INSERT (image_id, who, at, what, detail) ON history TO segstudio_annotator;
+GRANT INSERT (path, kind, created, metrics), UPDATE (kind, created, metrics), DELETE ON models
+  TO segstudio_annotator;
+GRANT INSERT, UPDATE ON containers TO segstudio_annotator;
+GRANT INSERT (name, next), UPDATE (next) ON counters TO segstudio_annotator;
 GRANT INSERT, UPDATE, DELETE ON classes, settings TO segstudio_lead;
-GRANT DELETE ON images TO segstudio_lead;
+GRANT INSERT (id, path), UPDATE (path), DELETE ON images TO segstudio_lead;
 ALTER TABLE regions ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS regions_read ON regions;
 CREATE POLICY regions_read ON regions FOR SELECT USING (true);
 DROP POLICY IF EXISTS regions_write ON regions;
-CREATE POLICY regions_write ON regions FOR ALL USING (segstudio_holds(image_id)) WITH CHECK (segstudio_holds(image_id));
+CREATE POLICY regions_write ON regions FOR ALL
+  USING (public.segstudio_holds(image_id) OR (source <> 'manual' AND public.segstudio_free(image_id)))
+  WITH CHECK (public.segstudio_holds(image_id) OR (source <> 'manual' AND public.segstudio_free(image_id)));
 ALTER TABLE claims ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS claims_read ON claims;
 CREATE POLICY claims_read ON claims FOR SELECT USING (true);
 DROP POLICY IF EXISTS claims_write ON claims;
 CREATE POLICY claims_write ON claims FOR ALL
-  USING (split_part(owner, '@', 1) = session_user OR expires <= EXTRACT(EPOCH FROM clock_timestamp())
-         OR pg_has_role(session_user, 'segstudio_lead', 'MEMBER'))
-  WITH CHECK (split_part(owner, '@', 1) = session_user);
-"""
-
-# An annotator writes regions only on an image they hold (a live claim of theirs); a lead anywhere
-# (model runs over the folder, class deletes).
-_HOLDS = """
-CREATE OR REPLACE FUNCTION segstudio_holds(img bigint) RETURNS boolean LANGUAGE sql STABLE AS $$
-  SELECT pg_has_role(session_user, 'segstudio_lead', 'MEMBER') OR EXISTS (
-    SELECT 1 FROM claims WHERE claims.image_id = img AND split_part(claims.owner, '@', 1) = session_user
-      AND claims.expires > EXTRACT(EPOCH FROM clock_timestamp()))
-$$;
+  USING (public.segstudio_claim_user(owner) = session_user OR expires <= EXTRACT(EPOCH FROM clock_timestamp())
+         OR public.segstudio_member('segstudio_lead'))
+  WITH CHECK (public.segstudio_claim_user(owner) = session_user);
 """
 
 
 def install_extras(c) -> None:
-    """The triggers, once per EXTRAS_VERSION (inside the caller's migration transaction)."""
+    """The functions and triggers, once per EXTRAS_VERSION (inside the caller's migration transaction).
+    Only the tables' owner may (re)create them: an annotator's client opening a project whose owner has
+    not opened it since an upgrade carries on with the ones in place."""
     row = c.execute("SELECT value FROM meta WHERE key='pg_extras'").fetchone()
     if row is not None and row[0] == EXTRAS_VERSION:
         return
-    c.raw.execute(_EXTRAS)
-    c.execute("INSERT INTO meta(key, value) VALUES ('pg_extras', ?) ON CONFLICT(key) DO UPDATE "
-              "SET value=excluded.value", (EXTRAS_VERSION,))
+    try:
+        with c.raw.transaction():  # a savepoint: a refusal leaves the migration's transaction usable
+            c.raw.execute(_EXTRAS)
+            c.execute("INSERT INTO meta(key, value) VALUES ('pg_extras', ?) ON CONFLICT(key) DO UPDATE "
+                      "SET value=excluded.value", (EXTRAS_VERSION,))
+    except pg_errors.InsufficientPrivilege as e:
+        if row is None:
+            raise
+        log.warning("the project's triggers are version %s, this segstudio's %s: the project's owner opens it "
+                    "once to bring them up to date (%s)", row[0], EXTRAS_VERSION, str(e).strip().splitlines()[0])
 
 
 def setup_roles(c) -> None:
     """Create the team's group roles and give each its privileges (run by the project's owner, again
-    after an upgrade; every step may run twice)."""
+    after an upgrade; every step may run twice). Nobody may connect to the database or make temporary
+    tables in it but its owner and the people `add_member` lets in."""
     with c.raw.transaction():
-        c.raw.execute(_HOLDS)
         c.raw.execute(_ROLES)
+        db = c.raw.execute("SELECT current_database()").fetchone()[0]
+        c.raw.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db)))
 
 
 def add_member(c, login: str, role: str) -> None:

@@ -16,9 +16,11 @@ own is here: connections, the write lock, migrations, the server's clock, and it
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 from typing import Any, Callable, Iterator
 
 import psycopg
@@ -30,38 +32,50 @@ from segstudio.core.store.api import Listener, StoreError
 from segstudio.core.store.schema import SCHEMA_VERSION, migration, schema_v1, split_sql
 from segstudio.core.store.sql_store import SqlStore
 
-WRITE_LOCK = 0x5E65_7701  # pg_advisory_xact_lock key of a project's writes (one database, one project)
-MIGRATE_LOCK = 0x5E65_7702
+MIGRATE_LOCK = 0x5E65_7702  # pg_advisory_xact_lock key of a migration (WRITE_LOCK: pg_schema's)
 CONNECT_TIMEOUT_S = 10
 # a silent network cut is noticed within ~20 s; a statement stuck behind a lock gives up after 60 s
 _CONNECT_OPTIONS = dict(application_name="segstudio", connect_timeout=str(CONNECT_TIMEOUT_S), keepalives="1",
-                        keepalives_idle="10", keepalives_interval="3", keepalives_count="3",
-                        options="-c statement_timeout=60000 -c idle_in_transaction_session_timeout=120000")
+                        keepalives_idle="10", keepalives_interval="3", keepalives_count="3")
+_SERVER_OPTIONS = "-c statement_timeout=60000 -c idle_in_transaction_session_timeout=120000"
+_SECRETS = ("password", "sslpassword")
+MAX_PATH_BYTES = 2000  # PostgreSQL's unique index on a path holds about 2.7 kB: longer paths are not added
 
 
 def checked_conninfo(spec: str) -> tuple[str, str]:
-    """(conninfo to connect with, location to show) of a --store value. Refuses a password in it."""
+    """(conninfo to connect with, location to show and hand to other processes) of a --store value.
+    Refuses a password in it; the person's own settings (options, hostaddr, a socket folder) are kept."""
     try:
         params = pg_conninfo.conninfo_to_dict(spec.strip())
     except psycopg.ProgrammingError as e:
         raise StoreError(f"not a PostgreSQL connection string: {e}") from None
-    if params.get("password"):
+    if any(params.get(k) for k in _SECRETS):
         raise StoreError("the store's address holds a password: remove it and let libpq find it "
                          "(a ~/.pgpass or PGPASSFILE entry, a service file, or the PGPASSWORD variable)")
-    return pg_conninfo.make_conninfo(spec.strip(), **_CONNECT_OPTIONS), location_of(params)
+    ours: dict[str, str] = dict(_CONNECT_OPTIONS)
+    ours["options"] = f"{params['options']} {_SERVER_OPTIONS}" if params.get("options") else _SERVER_OPTIONS
+    for k in ("application_name", "connect_timeout"):
+        if params.get(k):
+            ours.pop(k)
+    return pg_conninfo.make_conninfo(spec.strip(), **ours), location_of(params)
 
 
 def location_of(params: dict) -> str:
-    """postgresql://USER@HOST:PORT/DB (or service=NAME): what messages and other processes get."""
-    if params.get("service") and not params.get("host"):
-        return f"service={params['service']}"
-    host, port = params.get("host") or "localhost", params.get("port")
-    user = f"{params['user']}@" if params.get("user") else ""
-    keep = {k: v for k, v in params.items() if k in ("sslmode", "sslrootcert", "sslcert", "sslkey", "service")}
-    query = "&".join(f"{k}={v}" for k, v in sorted(keep.items()))
-    return f"postgresql://{user}{host}{':' + str(port) if port else ''}/{params.get('dbname') or ''}" + \
-        (f"?{query}" if query else "")
+    """The address without secrets: postgresql://USER@HOST:PORT/DB where that says it all, else the
+    libpq conninfo (a socket folder, hostaddr, a service, options) that opens the same database."""
+    simple = set(params) <= {"host", "port", "user", "dbname", "sslmode", "sslrootcert", "sslcert", "sslkey"}
+    host = str(params.get("host") or "")
+    if simple and host and not host.startswith("/") and "," not in host:
+        user = quote(str(params["user"]), safe="") + "@" if params.get("user") else ""
+        port = f":{params['port']}" if params.get("port") else ""
+        keep = {k: v for k, v in params.items() if k.startswith("ssl")}
+        query = "&".join(f"{k}={quote(str(v), safe='/')}" for k, v in sorted(keep.items()))
+        return f"postgresql://{user}{host}{port}/{quote(str(params.get('dbname') or ''), safe='')}" + \
+            (f"?{query}" if query else "")
+    return pg_conninfo.make_conninfo("", **{k: v for k, v in params.items() if k not in _SECRETS})
 
+
+log = logging.getLogger(__name__)
 
 _SQL_CACHE: dict[str, str] = {}
 
@@ -115,7 +129,7 @@ class PostgresStore(SqlStore):
         self.root = Path(root) if root is not None else None
         self._init_common()
         self._local = threading.local()
-        self._conns: list[psycopg.Connection] = []
+        self._conns: list[tuple[threading.Thread, psycopg.Connection]] = []
         self._conns_lock = threading.Lock()
         try:
             c = self.conn
@@ -137,16 +151,19 @@ class PostgresStore(SqlStore):
             c = PgConnection(self.connect())
             self._local.conn = c
             with self._conns_lock:
-                self._conns.append(c.raw)
+                # a thread that has ended leaves its connection behind: close those (the server's
+                # connections are the team's, not this client's to hoard)
+                live = [(t, k) for t, k in self._conns if t.is_alive() and not k.closed]
+                for t, k in self._conns:
+                    if (t, k) not in live:
+                        _close(k)
+                self._conns = live + [(threading.current_thread(), c.raw)]
         return c
 
     def close(self) -> None:
         with self._conns_lock:
-            for c in self._conns:
-                try:
-                    c.close()
-                except psycopg.Error:
-                    pass
+            for _, c in self._conns:
+                _close(c)
             self._conns.clear()
         self._local = threading.local()
 
@@ -154,7 +171,7 @@ class PostgresStore(SqlStore):
     def transaction(self) -> Iterator[PgConnection]:
         c = self.conn
         with c.raw.transaction():
-            c.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            c.raw.execute("SELECT pg_advisory_xact_lock(%s)", (pg_schema.WRITE_LOCK,))
             yield c
 
     def _forget_connection(self) -> None:
@@ -174,9 +191,11 @@ class PostgresStore(SqlStore):
             return StoreError(f"{where} refused this: your role may not do it ({_first_line(e)})")
         if isinstance(e, pg_errors.QueryCanceled):
             return StoreError(f"{where} did not answer in time ({_first_line(e)})")
-        if isinstance(e, psycopg.OperationalError):
+        if _connection_lost(e, getattr(self._local, "conn", None)):
             self._forget_connection()
             return StoreError(f"lost the connection to {where}; reconnecting ({_first_line(e)})")
+        if isinstance(e, psycopg.OperationalError):  # the server's limits: too long, disk full, deadlock
+            return StoreError(f"{where} could not do this ({_first_line(e)})")
         if isinstance(e, psycopg.DataError):
             return StoreError(f"{where} refused a value: {_first_line(e)}")
         return StoreError(f"{where} failed ({_first_line(e)})")
@@ -187,11 +206,14 @@ class PostgresStore(SqlStore):
 
     def _may_lead(self, t) -> bool:
         """The project's owner, a superuser or a member of the lead role (everyone while no roles are set up)."""
-        return bool(_one(t.execute(
-            "SELECT segstudio_is_owner() OR NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname=?) "
-            "OR pg_has_role(session_user, ?, 'MEMBER')", (pg_schema.LEAD, pg_schema.LEAD))))
+        return bool(_one(t.execute("SELECT public.segstudio_member(CAST(? AS NAME))", (pg_schema.LEAD,))))
 
     def _insert_paths(self, t, paths: list[str]) -> None:
+        long = {p for p in paths if len(p.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES}
+        if long:
+            log.warning("%d file paths are longer than %d bytes, more than the server's index holds; not added "
+                        "(the first: %s...)", len(long), MAX_PATH_BYTES, sorted(long)[0][:80])
+            paths = [p for p in paths if p not in long]
         t.execute("INSERT INTO images(path) SELECT p FROM unnest(CAST(? AS TEXT[])) AS p ORDER BY p "
                   "ON CONFLICT DO NOTHING", (sorted(paths),))
 
@@ -236,6 +258,22 @@ class PostgresStore(SqlStore):
         """Other clients' changes as they commit (LISTEN/NOTIFY on a connection of its own): see pg_listen."""
         from segstudio.core.store.pg_listen import PgListener
         return PgListener(self.connect, on_event)
+
+
+def _close(c: psycopg.Connection) -> None:
+    try:
+        c.close()
+    except psycopg.Error:
+        pass
+
+
+def _connection_lost(e: BaseException, c) -> bool:
+    """The connection is gone (a restart, a network cut), not a refusal on a live one."""
+    if c is not None and (c.raw.closed or c.raw.broken):
+        return True
+    state = getattr(getattr(e, "diag", None), "sqlstate", None) or getattr(e, "sqlstate", None) or ""
+    return isinstance(e, psycopg.OperationalError) and (not state or state.startswith("08") or
+                                                        state in ("57P01", "57P02", "57P03"))
 
 
 def _one(cur):

@@ -27,6 +27,7 @@ from segstudio.core.region import Region
 from segstudio.core.store.api import ClaimedElsewhere, ContainerInfo, HistoryEntry, RemovedClass, StoreError
 from segstudio.core.store.rows import REGION_COLUMNS, ROW_W, region_row, row_region
 
+REHOLD_S = 60.0  # a lapsed claim taken again by its writer's save lasts this long (core/claims.TTL_S)
 IMG_COLS = "id, path, width, height, status, error, missing, hash, uncertainty, review, note"
 
 
@@ -363,10 +364,17 @@ class SqlStore:
         """On a store whose claims are exclusive, refuse a write to an image another owner holds."""
         if not self.exclusive_claims:
             return
+        now = self._clock(t)
         row = t.execute("SELECT owner FROM claims WHERE image_id=? AND owner<>? AND expires>? ORDER BY owner LIMIT 1",
-                        (image_id, owner or "", self._clock(t))).fetchone()
+                        (image_id, owner or "", now)).fetchone()
         if row is not None:
             raise ClaimedElsewhere(image_id, row[0])
+        if owner and t.execute("SELECT 1 FROM claims WHERE image_id=? AND owner=? AND expires>?",
+                               (image_id, owner, now)).fetchone() is None:
+            # the writer's claim lapsed (a long sleep) and nobody took the image meanwhile: it holds the
+            # image again before it writes, so no write lands on an image its writer does not hold
+            t.execute("INSERT INTO claims(image_id, owner, expires) VALUES (?,?,?) ON CONFLICT(image_id, owner) "
+                      "DO UPDATE SET expires=excluded.expires", (image_id, owner, now + REHOLD_S))
 
     def save_regions(self, image_id: int, upserts: Iterable[Region] = (), deletes: Iterable[int] = (),
                      status: str | None = None, owner: str | None = None) -> None:
