@@ -590,7 +590,9 @@ class MainWindow(QMainWindow):
         li = self.session.current
         name = li.record.path if li is not None else (note or "no image")
         state = "" if saved else ("  (not saved: retrying)" if self.session.save_errors else "  (saving…)")
-        self.setWindowTitle(f"{'' if saved else '● '}{name} — {self.project.folder.name} — segstudio{state}")
+        store = self.project.store  # a team's project names its server: which one the edits go to
+        where = self.project.folder.name + ("" if store.kind == "sqlite" else f" on {store.location}")
+        self.setWindowTitle(f"{'' if saved else '● '}{name} — {where} — segstudio{state}")
 
     # ================================================================= files and dialogs
     def save_now(self) -> None:

@@ -111,6 +111,7 @@ def test_two_windows_claims_live_view_and_a_review_round(team, qtbot):
     b = team_window(qtbot, team, team.rita_url)  # the reviewer: the same image, read-only
     assert shown(a) == shown(b) == first
     assert not a.session.read_only and b.session.read_only
+    assert f"on {a.project.store.location}" in a.windowTitle()  # which server the edits go to
     assert b.team.lock_bar.isVisible() and not a.team.lock_bar.isVisible()
     text = b.team.lock_bar.text.text()
     assert "is being edited by" in text and html.escape(team.anna) in text and team.anna not in text  # plain
