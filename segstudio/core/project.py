@@ -146,8 +146,8 @@ class Project:
     def open(cls, folder: str | Path, project_path: str | Path | None = None, scan: bool = True,
              store: str | None = None) -> "Project":
         """Open the images in `folder` with their project: `store` names a PostgreSQL project (a URL or
-        conninfo; else SEGSTUDIO_STORE, else FOLDER/store.toml), otherwise the SQLite file of
-        `project_path` or FOLDER/.segstudio. The data folder (caches, model versions) is this
+        conninfo); else the SQLite file `project_path`; else SEGSTUDIO_STORE, FOLDER/store.toml, and
+        last the SQLite file in FOLDER/.segstudio. The data folder (caches, model versions) is this
         machine's either way."""
         folder = Path(folder).expanduser()
         if not folder.exists():
@@ -155,8 +155,8 @@ class Project:
         if not folder.is_dir():
             raise ProjectError(f"not a folder: {folder}")
         data_dir, db = project_location(folder, project_path)
-        try:
-            opened = open_store(store, folder, db)
+        try:  # an explicit --project file wins over SEGSTUDIO_STORE and a store.toml; --store over both
+            opened = open_store(store, folder, db, defaults=not project_path)
         except OSError as e:
             raise ProjectError(f"cannot create the project store at {db}: {e.strerror or e} "
                                "(read-only folder? use --project PATH)") from None

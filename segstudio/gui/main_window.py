@@ -591,7 +591,7 @@ class MainWindow(QMainWindow):
         name = li.record.path if li is not None else (note or "no image")
         state = "" if saved else ("  (not saved: retrying)" if self.session.save_errors else "  (saving…)")
         store = self.project.store  # a team's project names its server: which one the edits go to
-        where = self.project.folder.name + ("" if store.kind == "sqlite" else f" on {store.location}")
+        where = self.project.folder.name + ("" if store.kind == "sqlite" else f" on {store.location} as {store.user}")
         self.setWindowTitle(f"{'' if saved else '● '}{name} — {where} — segstudio{state}")
 
     # ================================================================= files and dialogs
@@ -634,6 +634,8 @@ class MainWindow(QMainWindow):
 
     def open_folder(self, folder: str | None = None) -> MainWindow | None:
         """Another folder in a new window (this one closes once the new one is up)."""
+        from pathlib import Path
+
         from PySide6.QtWidgets import QFileDialog
 
         from segstudio.core.project import Project, ProjectError
@@ -644,8 +646,10 @@ class MainWindow(QMainWindow):
             folder = QFileDialog.getExistingDirectory(self, "Open image folder", start)
             if not folder:
                 return None
+        here = self.project  # the same folder again keeps its store (a team's server stays the server)
+        same = Path(folder).resolve() == here.folder.resolve() and here.store.kind != "sqlite"
         try:
-            project = Project.open(folder)
+            project = Project.open(folder, store=here.store.location if same else None)
         except (ProjectError, StoreError, OSError) as e:
             QMessageBox.warning(self, "Open folder", f"Cannot open {folder}:\n{e}")
             return None

@@ -98,6 +98,7 @@ class Session(QObject):
         # the image last opened -> the other live holders that have it open too (another window,
         # another process): the window says so while it is shown
         self.open_elsewhere: tuple[int, list[str]] | None = None
+        self.closed = False
         # on a store with exclusive claims: the image last opened -> who edits it (it is read-only here)
         self.locked: tuple[int, list[str]] | None = None
 
@@ -174,6 +175,8 @@ class Session(QObject):
                 self._submit(i)
 
     def _submit(self, image_id: int) -> None:
+        if self.closed:  # a shown image's read-ahead arriving after the window closed (Open folder)
+            return
         try:
             rec = self.project.store.image(image_id)
         except KeyError:
@@ -476,6 +479,7 @@ class Session(QObject):
         self.status_changed.emit(rid, status)
 
     def close(self) -> None:
+        self.closed = True
         self.timer.stop()
         if not self.flush():
             log.error("closing with edits the store does not have: %s", ", ".join(self.unsaved_images()))

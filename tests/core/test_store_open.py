@@ -108,3 +108,16 @@ def test_the_data_folder_of_a_shared_project_follows_xdg(pg_url, tmp_path, monke
         assert Path(p.data_dir).is_relative_to(tmp_path / "xdg" / "segstudio" / "projects")
     finally:
         p.store.close()
+
+
+def test_an_explicit_project_file_wins_over_the_environment_and_store_toml(tmp_path, monkeypatch):
+    make_image(tmp_path / "imgs" / "1.png")
+    (tmp_path / "imgs" / STORE_FILE).write_text('[store]\nurl = "postgresql://nobody@127.0.0.1:1/none"\n')
+    monkeypatch.setenv(ENV, "postgresql://nobody@127.0.0.1:1/none")
+    p = Project.open(tmp_path / "imgs", tmp_path / "mine.db")
+    try:
+        assert p.store.kind == "sqlite" and p.store.location == str(tmp_path / "mine.db")
+    finally:
+        p.store.close()
+    with pytest.raises(StoreError, match="cannot connect"):
+        Project.open(tmp_path / "imgs")  # without it, the folder's store.toml / the variable decides

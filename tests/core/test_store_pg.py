@@ -432,3 +432,44 @@ def test_the_persons_own_server_options_are_kept():
     conninfo, _ = checked_conninfo("host=h dbname=d options='-c search_path=lab'")
     opts = psycopg.conninfo.conninfo_to_dict(conninfo)["options"]
     assert "search_path=lab" in opts and "statement_timeout" in opts
+
+
+def test_a_first_connection_that_fails_says_why_and_what_to_do(pg_url, pg_cluster):
+    with pytest.raises(StoreError, match="cannot connect.*no database of that name") as e:
+        PostgresStore(pg_url.rsplit("/", 1)[0] + "/no_such_db")
+    assert "reconnecting" not in str(e.value)
+    with pytest.raises(StoreError, match="no login of that name"):
+        PostgresStore(pg_url.replace("segstudio@", "zed@"))
+    name, url = _login(pg_url, "annotator")
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        from psycopg import sql
+        db = c.execute("SELECT current_database()").fetchone()[0]
+        c.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(sql.Identifier(db), sql.Identifier(name)))
+    with pytest.raises(StoreError, match="store grant"):
+        PostgresStore(url)
+
+
+def test_grant_needs_the_roles_set_up_and_gives_one_role(pg, pg_url):
+    import uuid
+
+    from psycopg import sql
+
+    from segstudio.core.store import pg_schema
+    name = f"t_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    pg_schema.setup_roles(pg.conn)
+    pg_schema.add_member(pg.conn, name, "annotator")
+    pg_schema.add_member(pg.conn, name, "reviewer")
+    assert (name, "reviewer") in pg_schema.members(pg.conn) and (name, "annotator") not in pg_schema.members(pg.conn)
+
+
+def test_grant_in_a_database_without_the_roles_says_so(pg_url_factory):
+    from segstudio.core.store import pg_schema
+    url = pg_url_factory()
+    s = PostgresStore(url)
+    try:
+        with pytest.raises(StoreError, match="store init URL --roles"):
+            pg_schema.add_member(s.conn, "segstudio", "annotator")
+    finally:
+        s.close()

@@ -236,3 +236,19 @@ def test_live_classes_and_a_server_restart(team, qtbot, pg_cluster):
     team.lead.store.set_status(team.ids[1], "skipped")  # a commit after the restart shows within 2 s
     qtbot.waitUntil(lambda: status_cell(a, team.ids[1]).startswith("skipped"), timeout=LIVE_MS)
     assert shown(a) == first and not a.session.read_only
+
+
+def test_opening_the_same_folder_again_keeps_the_teams_store(team, qtbot):
+    """File > Open folder on the folder a team's window shows: the server's project again, not the
+    SQLite file a copy may have left beside the images."""
+    a = team_window(qtbot, team, team.anna_url)
+    location = a.project.store.location
+    b = a.open_folder(str(team.folder))  # what Ctrl+O does once its folder dialog has answered
+    assert b is not None
+    qtbot.addWidget(b)
+    try:
+        assert b.project.store.kind == "postgresql" and b.project.store.location == location
+        assert f"as {b.project.store.user}" in b.windowTitle()
+    finally:
+        b.close()
+        b.project.close()

@@ -77,9 +77,10 @@ def is_postgres_spec(spec: str) -> bool:
     return s.startswith(("postgresql://", "postgres://")) or ("=" in s and not s.startswith(("/", ".")))
 
 
-def open_store(spec: str | None, folder: Path, sqlite_db: Path) -> Store:
-    """The project's store: PostgreSQL when a spec names one (see `store_spec`), else SQLite at `sqlite_db`."""
-    chosen = store_spec(spec, folder)
+def open_store(spec: str | None, folder: Path, sqlite_db: Path, defaults: bool = True) -> Store:
+    """The project's store: PostgreSQL when a spec names one (see `store_spec`; defaults=False: only
+    `spec`, not SEGSTUDIO_STORE or store.toml), else SQLite at `sqlite_db`."""
+    chosen = store_spec(spec, folder) if defaults else spec
     if chosen is None:
         from segstudio.core.store.sqlite import SqliteStore
         return SqliteStore(sqlite_db, folder)

@@ -13,6 +13,8 @@ import logging
 from psycopg import errors as pg_errors
 from psycopg import sql
 
+from segstudio.core.store.api import StoreError
+
 log = logging.getLogger(__name__)
 
 EXTRAS_VERSION = "2"
@@ -248,12 +250,32 @@ def setup_roles(c) -> None:
 
 
 def add_member(c, login: str, role: str) -> None:
-    """Make the existing login role `login` an annotator, reviewer or lead of this project."""
+    """Make the existing login role `login` an annotator, reviewer or lead of this project (and only
+    that: a membership of another of the team's groups is taken back), allowed to connect to it."""
     group = ROLES[role]
     with c.raw.transaction():
+        ready = c.raw.execute("SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s) "
+                              "THEN has_table_privilege(%s, 'public.images', 'SELECT') ELSE false END",
+                              (ANNOTATOR, ANNOTATOR)).fetchone()
+        if not (ready and ready[0]):
+            raise StoreError("the team's roles are not set up in this database: run `segstudio store init URL "
+                             "--roles` first (as the project's owner)")
+        for other in ROLES.values():
+            if other != group:
+                c.raw.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(other), sql.Identifier(login)))
         c.raw.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(login)))
         db = c.raw.execute("SELECT current_database()").fetchone()[0]
         c.raw.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(db), sql.Identifier(login)))
+
+
+def members(c) -> list[tuple[str, str]]:
+    """(login, role) of everyone who may connect to this database through the team's groups."""
+    rows = c.raw.execute(
+        "SELECT m.rolname, g.rolname FROM pg_catalog.pg_auth_members a "
+        "JOIN pg_catalog.pg_roles g ON g.oid = a.roleid JOIN pg_catalog.pg_roles m ON m.oid = a.member "
+        "WHERE g.rolname = ANY(%s) AND m.rolcanlogin ORDER BY m.rolname", (list(ROLES.values()),)).fetchall()
+    names = {v: k for k, v in ROLES.items()}
+    return [(str(m), names[str(g)]) for m, g in rows]
 
 
 def foreign_tables(c) -> list[str]:

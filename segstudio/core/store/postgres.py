@@ -133,6 +133,10 @@ class PostgresStore(SqlStore):
         self._conns_lock = threading.Lock()
         try:
             c = self.conn
+        except psycopg.Error as e:  # never connected: nothing to reconnect to
+            self.close()
+            raise StoreError(_cannot_connect(self.location, e)) from e
+        try:
             self.user = str(_one(c.execute("SELECT session_user")))
             self._migrate(create)
         except psycopg.Error as e:
@@ -142,13 +146,16 @@ class PostgresStore(SqlStore):
     # ------------------------------------------------------------------ connections
     def connect(self, **kw) -> psycopg.Connection:
         """A new connection to the project's database (autocommit: a transaction is explicit)."""
+        return self._connect(**kw)
+
+    def _connect(self, **kw) -> psycopg.Connection:
         return psycopg.connect(self.conninfo, autocommit=True, **kw)
 
     @property
     def conn(self) -> PgConnection:
         c = getattr(self._local, "conn", None)
         if c is None or c.raw.closed or c.raw.broken:
-            c = PgConnection(self.connect())
+            c = PgConnection(self._connect())
             self._local.conn = c
             with self._conns_lock:
                 # a thread that has ended leaves its connection behind: close those (the server's
@@ -258,6 +265,24 @@ class PostgresStore(SqlStore):
         """Other clients' changes as they commit (LISTEN/NOTIFY on a connection of its own): see pg_listen."""
         from segstudio.core.store.pg_listen import PgListener
         return PgListener(self.connect, on_event)
+
+
+def _cannot_connect(location: str, e: BaseException) -> str:
+    """Why a first connection failed, and what the person can do about it."""
+    text = _first_line(e)
+    low = str(e).lower()
+    if "connect privilege" in low or "permission denied for database" in low:
+        hint = "your login is not a member of this project: ask its lead to run `segstudio store grant`"
+    elif "role" in low and "does not exist" in low:
+        hint = ("the server has no login of that name: give yours in the address (postgresql://NAME@host/db), "
+                "PGUSER or a service file")
+    elif "database" in low and "does not exist" in low:
+        hint = "no database of that name on the server: check the address"
+    elif "password" in low or "authentication" in low:
+        hint = "the server wants a password: put it in ~/.pgpass (or PGPASSFILE), never in the address"
+    else:
+        hint = "is the server running, and the address right?"
+    return f"cannot connect to the project database {location}: {text} ({hint})"
 
 
 def _close(c: psycopg.Connection) -> None:
