@@ -67,6 +67,16 @@ def cmd_export(args) -> int:
     statuses = given if args.status is not None else export_statuses(None, project.store)
     out = Path(args.out)
     check_export_target(args.format, project, out)  # refuse before any work
+    if statuses is not None and not select_ids(project.store, statuses):  # an empty export replaces nothing
+        def words(s: str) -> str:
+            return s.replace("_", " ")
+        others = ", ".join(f"{n} {words(k)}" for k, n in project.store.status_counts().items()
+                           if n and k not in statuses)
+        unaccepted = left_out_unaccepted(project.store, statuses)
+        raise CliError(f"nothing to export: no image is {' or '.join(words(s) for s in statuses)}"
+                       + (f" ({unaccepted} done, not accepted by a reviewer yet)" if unaccepted else "")
+                       + (f" ({others}); --status all exports every image" if others else "")
+                       + f"; {out} was not written")
     prog = progress_printer("export")
     try:
         rep = run_export(args.format, project, out, statuses, args.polygons, prog)
@@ -77,12 +87,4 @@ def cmd_export(args) -> int:
     if unaccepted:
         print(f"  note: {unaccepted} done image{'s' if unaccepted != 1 else ''} left out: not accepted by a "
               "reviewer yet (review is on; --status done exports every done image)")
-    if statuses is not None and not select_ids(project.store, statuses):
-        def words(s: str) -> str:
-            return s.replace("_", " ")
-        others = ", ".join(f"{n} {words(k)}" for k, n in project.store.status_counts().items()
-                           if n and k not in statuses)
-        print(f"  note: no image is {' or '.join(words(s) for s in statuses)}" +
-              (f" ({others}); --status all exports every image, --status done,in_progress those two"
-               if others else ""))
     return 0

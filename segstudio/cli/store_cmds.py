@@ -98,8 +98,25 @@ def cmd_copy(args: argparse.Namespace) -> int:
         src.close()
     print(f"copied {src.location} -> {dst.location}")
     for table, n in counts.items():
-        print(f"  {table}: {n} rows")
+        print(f"  {table}: {n} row{'' if n == 1 else 's'}")
+    if src.kind == "sqlite" and dst.kind == "postgresql":
+        _mark_moved(src.location, folder, dst.location)
+        print(f"Next: open the folder on the server: segstudio {folder} --store '{dst.location}', or SEGSTUDIO_STORE, "
+              f"or a {folder / 'store.toml'} holding\n  [store]\n  url = \"{dst.location}\"\n"
+              f"{src.location} stays as it was; work saved there from now on does not reach the team.")
     return 0
+
+
+def _mark_moved(sqlite_path: str, folder: Path, location: str) -> None:
+    """The SQLite project remembers where it was copied to: opening it says so (core/project)."""
+    import time
+
+    from segstudio.core.store.sqlite import SqliteStore
+    s = SqliteStore(sqlite_path, folder, create=False)
+    try:
+        s.set_setting("copied_to", {"location": location, "at": time.time()})
+    finally:
+        s.close()
 
 
 def _open_source(args, folder: Path):

@@ -161,6 +161,10 @@ class Project:
             raise ProjectError(f"cannot create the project store at {db}: {e.strerror or e} "
                                "(read-only folder? use --project PATH)") from None
         if opened.kind == "sqlite":  # a shared store's root is each client's own mapping, not the project's
+            moved = opened.get_setting("copied_to")
+            if isinstance(moved, dict) and isinstance(moved.get("location"), str):
+                log.warning("this project (%s) was copied to %s: work saved here does not reach that copy; "
+                            "open the folder with --store to work on it", opened.location, moved["location"][:200])
             stored_root = opened.get_setting("root")
             if stored_root != str(folder.resolve()):
                 opened.set_setting("root", str(folder.resolve()))

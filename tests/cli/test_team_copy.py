@@ -193,7 +193,7 @@ def test_copy_default_source_and_password_refused(tmp_path, capsys):
     p.store.add_class("cat")
     p.close()
     code, out, err = run(capsys, "store", "copy", folder, "--to", tmp_path / "x.db")
-    assert code == 0 and "classes: 1 rows" in out, err
+    assert code == 0 and "classes: 1 row\n" in out, err
     code, _, err = run(capsys, "store", "copy", folder, "--to", "postgresql://anna:secret@db/x")
     assert code == 2 and "password" in err and "secret" not in err
     code, _, err = run(capsys, "store", "copy", folder, "--to", tmp_path / "x.db")

@@ -1,0 +1,42 @@
+"""What a lead meets after moving a project: the copy says what to do next and the SQLite file it
+came from says it was copied; an export that would hold nothing replaces nothing."""
+
+from __future__ import annotations
+
+import logging
+
+from segstudio.cli import main
+from segstudio.core.project import Project
+from tests.conftest import make_image
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_a_copy_to_the_server_says_how_to_open_it_and_the_old_file_says_it_moved(tmp_path, pg_url, capsys, caplog):
+    make_image(tmp_path / "imgs" / "a.png")
+    Project.open(tmp_path / "imgs").store.close()
+    code, out, err = run(capsys, "store", "copy", tmp_path / "imgs", "--to", pg_url)
+    assert code == 0, err
+    assert "--store" in out and "store.toml" in out and "does not reach the team" in out
+    with caplog.at_level(logging.WARNING):
+        p = Project.open(tmp_path / "imgs")
+        p.store.close()
+    assert "was copied to postgresql://" in caplog.text
+
+
+def test_an_export_that_would_hold_nothing_leaves_the_old_one(tmp_path, capsys):
+    make_image(tmp_path / "imgs" / "a.png")
+    p = Project.open(tmp_path / "imgs")
+    p.store.set_status(p.store.image_ids(), "done")
+    p.store.close()
+    out = tmp_path / "export.json"
+    code, _, err = run(capsys, "export", tmp_path / "imgs", "--format", "coco", "--out", out)
+    assert code == 0, err
+    before = out.read_bytes()
+    code, _, err = run(capsys, "export", tmp_path / "imgs", "--format", "coco", "--out", out, "--status", "skipped")
+    assert code == 2 and "nothing to export" in err and "1 done" in err and "was not written" in err
+    assert out.read_bytes() == before
