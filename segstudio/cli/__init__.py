@@ -54,8 +54,10 @@ def _build() -> tuple[argparse.ArgumentParser, tuple[str, ...]]:
     return p, tuple(sub.choices)
 
 
-def _gui_parser() -> argparse.ArgumentParser:
-    gp = argparse.ArgumentParser(prog="segstudio", description="Open the annotation window.")
+def _gui_parser(commands: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    gp = argparse.ArgumentParser(prog="segstudio", description="Open the annotation window.",
+                                 epilog=("commands (segstudio COMMAND --help): " + ", ".join(commands))
+                                 if commands else None)
     gp.add_argument("--version", action="version", version=f"segstudio {__version__}")
     gp.add_argument("folder", nargs="?", help="image folder, or an image (its folder opens on it); default: the "
                                               "bundled samples")
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, commands = _build()
     if _first_positional(argv) not in commands:
-        gp = _gui_parser()
+        gp = _gui_parser(commands)
         args = gp.parse_args(argv)
         setup_logging(args.verbose)
         if args.self_test:

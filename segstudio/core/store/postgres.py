@@ -195,7 +195,12 @@ class PostgresStore(SqlStore):
         if isinstance(e, StoreError):
             return e
         if isinstance(e, pg_errors.InsufficientPrivilege):
-            return StoreError(f"{where} refused this: your role may not do it ({_first_line(e)})")
+            text = _first_line(e)
+            for table, what in (("settings", "change the project's settings (review on or off)"),
+                                ("classes", "change the classes")):
+                if f"table {table}" in text:
+                    return StoreError(f"only a lead may {what} ({text})")
+            return StoreError(f"{where} refused this: your role may not do it ({text})")
         if isinstance(e, pg_errors.QueryCanceled):
             return StoreError(f"{where} did not answer in time ({_first_line(e)})")
         if _connection_lost(e, getattr(self._local, "conn", None)):
