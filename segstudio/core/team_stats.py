@@ -3,7 +3,8 @@ done, the regions they changed, their active time, the returns of their work, an
 
 Active time is the sum of the gaps between a person's consecutive events that are at most
 `IDLE_S` apart: a longer gap is a pause (lunch, another task) and counts nothing. Model runs
-("model" events: a folder predicted in one go) are not a person's pace and count no time.
+("model" events: a folder predicted in one go) are not a person's pace, and opening an image
+("claim") changes nothing: neither counts time.
 A return is charged to whoever marked the image done last before the reviewer returned it.
 History is read as hostile (another client, a copied file wrote it): an event with a time that
 is not a finite number, or a detail of the wrong type, counts as little as it can.
@@ -59,7 +60,7 @@ def by_user(history: Iterable[HistoryEntry], idle_s: float = IDLE_S) -> list[Per
         p.first = e.at if p.first is None else p.first
         p.last = e.at
         detail = e.detail if isinstance(e.detail, dict) else {}
-        if e.what != "model":
+        if e.what not in ("model", "claim"):  # a model's writes and opening an image are no one's changes
             prev = last_active.get(e.who)
             if prev is not None and 0 <= e.at - prev <= idle_s:
                 p.active_s += e.at - prev

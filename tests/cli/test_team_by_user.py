@@ -46,7 +46,7 @@ def recount(history):
     want = {}
     for who in {h.who for h in history}:
         mine = [h for h in history if h.who == who]
-        timed = [h.at for h in mine if h.what != "model"]
+        timed = [h.at for h in mine if h.what not in ("model", "claim")]
         active = sum(b - a for a, b in zip(timed, timed[1:], strict=False) if b - a <= IDLE_S)
         done = len({h.image_id for h in mine if h.what == "status" and h.detail["to"] == "done"})
         regions = sum(h.detail["changed"] + h.detail["deleted"] for h in mine if h.what == "regions")
