@@ -96,6 +96,9 @@ def test_least_privilege(tmp_path, pg_url, logins, capsys):
     assert anna.image(a).review is None
 
     rita = open_as(pg_url, logins["rita"], folder)
+    with pytest.raises(StoreError, match="being edited"):  # anna still has it open
+        rita.review_image(a, False, "the cat's tail is missing")
+    anna.release_image(a, owner)  # she moves on
     rita.review_image(a, False, "the cat's tail is missing")
     assert rita.image(a).review == "returned" and rita.image(a).status == "in_progress"
     with pytest.raises(StoreError, match="may not|not allowed|permission"):

@@ -473,3 +473,53 @@ def test_grant_in_a_database_without_the_roles_says_so(pg_url_factory):
             pg_schema.add_member(s.conn, "segstudio", "annotator")
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_changing_the_regions_of_an_accepted_image_takes_the_acceptance_back(backend, pg, tmp_path):
+    s = pg if backend == "postgresql" else SqliteStore(tmp_path / "p.db")
+    try:
+        s.sync_files(["a.png"])
+        cls = s.add_class("cell")
+        rid = s.new_region_id()
+        s.save_regions(1, [Region(rid, cls.id, _mask(), 0, 0)], status="done")
+        s.review_image(1, True)
+        assert s.image(1).review == "accepted"
+        s.save_regions(1, deletes=[rid])  # no status change: still done, but not what was accepted
+        assert s.image(1).status == "done" and s.image(1).review is None
+        assert s.review_counts()["waiting"] == 1
+        assert s.history(1)[-1].what == "review" and s.history(1)[-1].detail["accepted"] is False
+        s.save_regions(1, [Region(s.new_region_id(), cls.id, _mask(), 0, 0)])
+        s.remove_class(cls.id)  # a class delete is a change of the image, recorded as one
+        assert s.history(1)[-1].what == "regions" and s.history(1)[-1].detail["class removed"] == "cell"
+    finally:
+        if s is not pg:
+            s.close()
+
+
+def test_raw_region_writes_take_an_acceptance_back_and_statuses_of_held_images_stay(pg, pg_url):
+    pg.sync_files(["a.png", "b.png"])
+    cls = pg.add_class("cell")
+    pg.set_status([1, 2], "done")
+    pg.review_image(1, True)
+    anna, anna_url = _login(pg_url, "annotator")
+    bob, bob_url = _login(pg_url, "annotator")
+    a, b = PostgresStore(anna_url), PostgresStore(bob_url)
+    try:
+        owner = f"{anna}@h:1:x"
+        assert a.claim_image(1, owner, 30) == []
+        with psycopg.connect(anna_url, autocommit=True) as raw:
+            raw.execute("INSERT INTO regions(id, image_id, class_id, x, y, w, h, rle, area) "
+                        "VALUES (%s, 1, %s, 0, 0, 1, 1, %s, 1)", (a.new_region_id(), cls.id, b"\x00\x01"))
+        assert pg.image(1).review is None  # the server took the acceptance back
+        with pytest.raises(ClaimedElsewhere, match=anna):
+            b.set_status(1, "skipped")  # anna has it open
+        with psycopg.connect(bob_url, autocommit=True) as raw, \
+                pytest.raises(psycopg.errors.InsufficientPrivilege, match="being edited"):
+            raw.execute("UPDATE images SET status='new' WHERE id=1")
+        assert pg.image(1).status == "done"
+        b.set_status(2, "in_progress")  # nobody holds it
+        a.set_status(1, "in_progress")  # hers to change
+    finally:
+        a.close()
+        b.close()

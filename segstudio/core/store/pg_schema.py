@@ -17,7 +17,7 @@ from segstudio.core.store.api import StoreError
 
 log = logging.getLogger(__name__)
 
-EXTRAS_VERSION = "2"
+EXTRAS_VERSION = "3"
 CHANNEL = "segstudio"
 ANNOTATOR, REVIEWER, LEAD = "segstudio_annotator", "segstudio_reviewer", "segstudio_lead"
 ROLES = {"annotator": ANNOTATOR, "reviewer": REVIEWER, "lead": LEAD}
@@ -134,6 +134,37 @@ BEGIN
   RETURN NEW;
 END $$;
 
+-- regions that change under an acceptance take it back, whoever writes them (the app does it too; the
+-- owner's raw writes, such as a copy into the database, are trusted as written)
+CREATE OR REPLACE FUNCTION public.segstudio_unaccept() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE r record;
+BEGIN
+  IF public.segstudio_is_owner() THEN RETURN NULL; END IF;
+  IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;
+  UPDATE public.images SET review = NULL WHERE id = r.image_id AND review = 'accepted';
+  RETURN NULL;
+END $$;
+
+-- an image someone else has open keeps its status until they let it go (a lead may change it)
+CREATE OR REPLACE FUNCTION public.segstudio_status_check() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NEW.status IS DISTINCT FROM OLD.status AND NOT public.segstudio_member('segstudio_lead')
+     AND EXISTS (SELECT 1 FROM public.claims c WHERE c.image_id = NEW.id
+                 AND c.expires > EXTRACT(EPOCH FROM clock_timestamp())
+                 AND public.segstudio_claim_user(c.owner) IS DISTINCT FROM session_user::text) THEN
+    RAISE EXCEPTION 'image %% is being edited by someone else', NEW.id USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END $$;
+
+DROP TRIGGER IF EXISTS regions_unaccept ON regions;
+CREATE TRIGGER regions_unaccept AFTER INSERT OR UPDATE OR DELETE ON regions FOR EACH ROW
+  EXECUTE FUNCTION public.segstudio_unaccept();
+DROP TRIGGER IF EXISTS images_status_check ON images;
+CREATE TRIGGER images_status_check BEFORE UPDATE OF status ON images FOR EACH ROW
+  EXECUTE FUNCTION public.segstudio_status_check();
 DROP TRIGGER IF EXISTS images_notify ON images;
 CREATE TRIGGER images_notify AFTER UPDATE OF status, review, note, missing, width, height, error ON images
   FOR EACH ROW EXECUTE FUNCTION public.segstudio_notify();

@@ -20,14 +20,14 @@ from typing import Any, Callable, Iterable, Sequence
 
 import segstudio.core.store.sql_classes as classes_sql
 import segstudio.core.store.sql_team as team_sql
+from segstudio.core.store.sql_claims import SqlClaims
 from segstudio.core.classes import LabelClass, default_color, parse_color
 from segstudio.core.errors import BadValue
 from segstudio.core.records import DONE, NEW, STATUSES, UNFINISHED, ImageRecord
 from segstudio.core.region import Region
-from segstudio.core.store.api import ClaimedElsewhere, ContainerInfo, HistoryEntry, RemovedClass, StoreError
+from segstudio.core.store.api import ContainerInfo, HistoryEntry, RemovedClass, StoreError
 from segstudio.core.store.rows import REGION_COLUMNS, ROW_W, region_row, row_region
 
-REHOLD_S = 60.0  # a lapsed claim taken again by its writer's save lasts this long (core/claims.TTL_S)
 IMG_COLS = "id, path, width, height, status, error, missing, hash, uncertainty, review, note"
 
 
@@ -60,7 +60,7 @@ def says_store_errors(fn: Callable) -> Callable:
     return method
 
 
-class SqlStore:
+class SqlStore(SqlClaims):
     """What both backends share. A subclass provides `conn` (this thread's connection: `execute`,
     `executemany`), `transaction()` (one write transaction under the project's write lock),
     `_clock()` (the time claims are judged by), `_insert_paths`, `_driver_errors`, `_store_error`,
@@ -99,10 +99,6 @@ class SqlStore:
 
     def _clock(self, c) -> float:
         return time.time()
-
-    def _may_lead(self, t) -> bool:
-        """Whether this client may do a lead's part (take over a claim). Everyone on SQLite."""
-        return True
 
     def _insert_paths(self, t, paths: list[str]) -> None:
         t.executemany("INSERT INTO images(path) VALUES (?) ON CONFLICT DO NOTHING", [(p,) for p in sorted(paths)])
@@ -243,6 +239,7 @@ class SqlStore:
             raise BadValue(f"unknown status {status!r}")
         ids = [image_ids] if isinstance(image_ids, int) else list(image_ids)
         with self.transaction() as t:
+            self._check_others(t, ids)
             now = time.time()
             team_sql.record_statuses(t, self.user, now, ids, status)
             t.executemany(SET_STATUS, [(status, status, status, now, i) for i in ids])
@@ -322,13 +319,29 @@ class SqlStore:
         done image that loses regions goes back to in_progress. Returns what was taken, for
         restore_class (the undo of a delete)."""
         with self.transaction() as t:
-            return classes_sql.remove_class(t, class_id, reassign_to)
+            touched = [r[0] for r in t.execute("SELECT DISTINCT image_id FROM regions WHERE class_id=? ORDER BY 1",
+                                               (class_id,))]
+            now = time.time()
+            removed = classes_sql.remove_class(t, class_id, reassign_to)
+            for iid in touched:
+                team_sql.record(t, iid, self.user, now, "regions", {"class removed": removed.cls.name,
+                                                                    "moved to class": reassign_to})
+                if iid in removed.reopened:
+                    team_sql.record(t, iid, self.user, now, "status", {"from": DONE, "to": "in_progress"})
+                team_sql.unaccept(t, self.user, now, iid)
+            return removed
 
     def restore_class(self, removed: RemovedClass) -> LabelClass:
         """Put back, in one transaction, what remove_class took; returns the class (a name or id
         taken since gets a fresh one)."""
         with self.transaction() as t:
-            return classes_sql.restore_class(t, removed)
+            back = classes_sql.restore_class(t, removed)
+            now = time.time()
+            touched = sorted({row[1] for row in removed.deleted} | set(removed.reopened))
+            known = {r[0] for r in t.execute("SELECT id FROM images")} if touched else set()
+            for iid in (i for i in touched if i in known):
+                team_sql.record(t, iid, self.user, now, "regions", {"class restored": back.name})
+            return back
 
     # ------------------------------------------------------------------ regions
     def new_region_id(self) -> int:
@@ -360,22 +373,6 @@ class SqlStore:
             return int(self.conn.execute("SELECT COUNT(*) FROM regions").fetchone()[0])
         return int(self.conn.execute("SELECT COUNT(*) FROM regions WHERE image_id=?", (image_id,)).fetchone()[0])
 
-    def _check_holder(self, t, image_id: int, owner: str | None) -> None:
-        """On a store whose claims are exclusive, refuse a write to an image another owner holds."""
-        if not self.exclusive_claims:
-            return
-        now = self._clock(t)
-        row = t.execute("SELECT owner FROM claims WHERE image_id=? AND owner<>? AND expires>? ORDER BY owner LIMIT 1",
-                        (image_id, owner or "", now)).fetchone()
-        if row is not None:
-            raise ClaimedElsewhere(image_id, row[0])
-        if owner and t.execute("SELECT 1 FROM claims WHERE image_id=? AND owner=? AND expires>?",
-                               (image_id, owner, now)).fetchone() is None:
-            # the writer's claim lapsed (a long sleep) and nobody took the image meanwhile: it holds the
-            # image again before it writes, so no write lands on an image its writer does not hold
-            t.execute("INSERT INTO claims(image_id, owner, expires) VALUES (?,?,?) ON CONFLICT(image_id, owner) "
-                      "DO UPDATE SET expires=excluded.expires", (image_id, owner, now + REHOLD_S))
-
     def save_regions(self, image_id: int, upserts: Iterable[Region] = (), deletes: Iterable[int] = (),
                      status: str | None = None, owner: str | None = None) -> None:
         """Write one image's changed regions (and optionally its status) in one transaction. On a
@@ -391,6 +388,7 @@ class SqlStore:
             t.executemany(INSERT_REGION, rows)
             if rows or deletes:
                 team_sql.record(t, image_id, self.user, now, "regions", {"changed": len(rows), "deleted": len(deletes)})
+                team_sql.unaccept(t, self.user, now, image_id)
             if status is not None:
                 team_sql.record_statuses(t, self.user, now, [image_id], status)
                 t.execute(SET_STATUS, (status, status, status, now, image_id))
@@ -405,6 +403,7 @@ class SqlStore:
             t.executemany(INSERT_REGION, rows)
             now = time.time()
             team_sql.record(t, image_id, self.user, now, "model", {"source": source, "regions": len(rows)})
+            team_sql.unaccept(t, self.user, now, image_id)
             if status is not None:
                 team_sql.record_statuses(t, self.user, now, [image_id], status)
                 t.execute(SET_STATUS, (status, status, status, now, image_id))
@@ -453,8 +452,13 @@ class SqlStore:
                     t.execute("SELECT 1 FROM regions WHERE image_id=? LIMIT 1", (to_id,)).fetchone():
                 return False
             t.execute("UPDATE regions SET image_id=? WHERE image_id=?", (to_id, from_id))
-            t.execute("UPDATE images SET status=?, updated=? WHERE id=?", (src[0], time.time(), to_id))
-            t.execute("UPDATE images SET status=?, updated=? WHERE id=?", (NEW, time.time(), from_id))
+            now = time.time()
+            for iid, detail in ((to_id, {"moved from image": from_id}), (from_id, {"moved to image": to_id})):
+                team_sql.record(t, iid, self.user, now, "regions", detail)
+            team_sql.record_statuses(t, self.user, now, [to_id], src[0])
+            team_sql.record_statuses(t, self.user, now, [from_id], NEW)
+            t.execute("UPDATE images SET status=?, updated=? WHERE id=?", (src[0], now, to_id))
+            t.execute("UPDATE images SET status=?, updated=? WHERE id=?", (NEW, now, from_id))
         return True
 
     def max_z(self, image_id: int) -> int:
@@ -495,6 +499,7 @@ class SqlStore:
                 rows = [row for row in e["rows"] if row[ROW_W]]
                 t.executemany(INSERT_REGION, rows)
                 team_sql.record(t, iid, self.user, now, "model", {"source": e["source"], "regions": len(rows)})
+                team_sql.unaccept(t, self.user, now, iid)
                 if e.get("status") is not None:
                     team_sql.record_statuses(t, self.user, now, [iid], e["status"])
                 t.execute("UPDATE images SET status=COALESCE(CAST(? AS TEXT), status), uncertainty=?, "
@@ -589,73 +594,6 @@ class SqlStore:
             t.execute("INSERT INTO counters(name, next) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
                       "next=excluded.next", (name, n + 1))
         return n
-
-    # ------------------------------------------------------------------ claims on open images
-    def claim_image(self, image_id: int, owner: str, ttl: float) -> list[str]:
-        """`owner` holds this image (open in its window) for `ttl` seconds unless renewed: any
-        predictor of another holder leaves it alone meanwhile. Lapsed claims are dropped here.
-        Returns the other holders that have it open too; on a store with exclusive claims (a team's),
-        the claim is not taken while there are any."""
-        with self.transaction() as t:
-            now = self._clock(t)
-            t.execute("DELETE FROM claims WHERE expires<=?", (now,))
-            others = [r[0] for r in t.execute("SELECT owner FROM claims WHERE image_id=? AND owner<>? AND expires>? "
-                                              "ORDER BY owner", (image_id, owner, now))]
-            if others and self.exclusive_claims:
-                return others
-            fresh = t.execute("SELECT 1 FROM claims WHERE image_id=? AND owner=?", (image_id, owner)).fetchone() is None
-            t.execute("INSERT INTO claims(image_id, owner, expires) VALUES (?,?,?) ON CONFLICT(image_id, owner) "
-                      "DO UPDATE SET expires=excluded.expires", (image_id, owner, now + ttl))
-            if fresh and self.exclusive_claims:
-                team_sql.record(t, image_id, self.user, time.time(), "claim", {"open": True})
-            return others
-
-    def take_over(self, image_id: int, owner: str, ttl: float) -> list[str]:
-        """A lead takes an image another holder has open (their window can no longer save to it).
-        Returns the holders whose claims were dropped."""
-        with self.transaction() as t:
-            if not self._may_lead(t):
-                raise StoreError("only a lead may take over an image another annotator has open")
-            now = self._clock(t)
-            gone = [r[0] for r in t.execute("SELECT owner FROM claims WHERE image_id=? AND owner<>? AND expires>? "
-                                            "ORDER BY owner", (image_id, owner, now))]
-            t.execute("DELETE FROM claims WHERE image_id=? AND owner<>?", (image_id, owner))
-            t.execute("INSERT INTO claims(image_id, owner, expires) VALUES (?,?,?) ON CONFLICT(image_id, owner) "
-                      "DO UPDATE SET expires=excluded.expires", (image_id, owner, now + ttl))
-            team_sql.record(t, image_id, self.user, time.time(), "claim", {"took_over": gone})
-            return gone
-
-    def release_image(self, image_id: int | None, owner: str) -> None:
-        """Drop `owner`'s claim on an image (None: on every image)."""
-        with self.transaction() as t:
-            if image_id is None:
-                t.execute("DELETE FROM claims WHERE owner=?", (owner,))
-            else:
-                t.execute("DELETE FROM claims WHERE image_id=? AND owner=?", (image_id, owner))
-
-    def renew_claims(self, owner: str, ttl: float) -> int:
-        """Push back the expiry of `owner`'s live claims (its heartbeat). Returns how many it holds."""
-        with self.transaction() as t:
-            now = self._clock(t)
-            return t.execute("UPDATE claims SET expires=? WHERE owner=? AND expires>?",
-                             (now + ttl, owner, now)).rowcount
-
-    def image_holders(self, image_id: int, except_owner: str | None = None) -> list[str]:
-        """Every live holder of an image (but `except_owner`), sorted."""
-        return [r[0] for r in self.conn.execute("SELECT owner FROM claims WHERE image_id=? AND expires>? AND "
-                                                "owner<>? ORDER BY owner",
-                                                (image_id, self._clock(self.conn), except_owner or ""))]
-
-    def claimed_images(self, image_ids: Iterable[int] | None = None, except_owner: str | None = None) -> dict[int, str]:
-        """Image id -> a holder, for the live claims (of holders other than `except_owner`)."""
-        rows = self.conn.execute("SELECT image_id, owner FROM claims WHERE expires>? AND owner<>? ORDER BY owner",
-                                 (self._clock(self.conn), except_owner or ""))
-        wanted = None if image_ids is None else set(image_ids)
-        out: dict[int, str] = {}
-        for iid, owner in rows:
-            if wanted is None or iid in wanted:
-                out.setdefault(iid, owner)
-        return out
 
     # ------------------------------------------------------------------ a team: review, history, copy
     def review_enabled(self) -> bool:

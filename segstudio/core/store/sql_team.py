@@ -37,6 +37,12 @@ def record_statuses(t, who: str, at: float, ids: Sequence[int], status: str) -> 
                   [who, at, status] + chunk + [status])
 
 
+def unaccept(t, who: str, at: float, image_id: int) -> None:
+    """Regions of an accepted image changed: what the reviewer accepted is not there any more."""
+    if t.execute("UPDATE images SET review=NULL WHERE id=? AND review='accepted'", (image_id,)).rowcount:
+        record(t, image_id, who, at, "review", {"accepted": False, "why": "its regions changed after acceptance"})
+
+
 def checked_note(note: str) -> str:
     if not isinstance(note, str):
         raise BadValue("a review note is text")
