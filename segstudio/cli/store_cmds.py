@@ -28,8 +28,8 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_init)
     p.add_argument("url", metavar="URL")
     p.add_argument("--roles", action="store_true",
-                   help="also create the team's group roles (segstudio_annotator, segstudio_reviewer, "
-                        "segstudio_lead) and their least privileges; run as the database's owner")
+                   help="also create the project's group roles (DB_annotator, DB_reviewer, "
+                        "DB_lead) and their least privileges; run as the database's owner")
     add_common(p)
 
     p = ss.add_parser("grant", help="make a login role an annotator, reviewer or lead of the project",
@@ -62,9 +62,10 @@ def _url(spec: str, what: str = "URL") -> str:
 
 def cmd_init(args) -> int:
     from segstudio.core.team_setup import init_project
-    location, existed = init_project(_url(args.url), args.roles)
+    location, existed, groups = init_project(_url(args.url), args.roles)
     print(f"{'project already there' if existed else 'project ready'}: {location}"
-          + ("; roles segstudio_annotator, segstudio_reviewer, segstudio_lead set up" if args.roles else ""))
+          + (f"; group roles {', '.join(groups.values())} set up (pg_hba.conf may name them with +)"
+             if groups else ""))
     return 0
 
 

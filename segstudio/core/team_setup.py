@@ -38,15 +38,15 @@ def open_team_store(spec: str, create: bool) -> PostgresStore:
     return PostgresStore(spec, None, create=create)
 
 
-def init_project(spec: str, roles: bool) -> tuple[str, bool]:
-    """Create the project's schema (a no-op on a project already there) and, with `roles`, the team's
-    group roles and their privileges. Returns (location, whether the database held a project before)."""
+def init_project(spec: str, roles: bool) -> tuple[str, bool, dict[str, str]]:
+    """Create the project's schema (a no-op on a project already there) and, with `roles`, the project's
+    group roles and their privileges. Returns (location, whether the database held a project before,
+    the group role of each kind: empty without `roles`)."""
     server = open_team_store(spec, create=True)  # creates or migrates the schema
     try:
         existed = server.image_count(include_missing=True) > 0 or bool(server.classes())
-        if roles:
-            _run(server, "setup_roles")
-        return server.location, existed
+        groups = _run(server, "setup_roles") if roles else {}
+        return server.location, existed, dict(groups or {})
     finally:
         server.close()
 
@@ -73,14 +73,14 @@ def check_login(login: str) -> None:
         raise StoreError(f"a login role's name is at most {_LOGIN_MAX} bytes; {login[:20]!r}... is longer")
 
 
-def _run(server: PostgresStore, step: str, *args) -> None:
+def _run(server: PostgresStore, step: str, *args):
     """pg_schema's `step` on a connection of the PostgreSQL backend's own (this is that backend's setup,
     not the Store protocol's); the server's refusals said as StoreError by their SQLSTATE."""
     from segstudio.core.store import pg_schema
     from segstudio.core.store.postgres import PgConnection
     try:
         with server.connect() as raw:
-            getattr(pg_schema, step)(PgConnection(raw), *args)
+            return getattr(pg_schema, step)(PgConnection(raw), *args)
     except Exception as e:
         state = getattr(e, "sqlstate", None)
         if state is None and not type(e).__module__.startswith("psycopg"):

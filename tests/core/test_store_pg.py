@@ -523,3 +523,41 @@ def test_raw_region_writes_take_an_acceptance_back_and_statuses_of_held_images_s
     finally:
         a.close()
         b.close()
+
+
+def test_a_lead_of_one_project_is_nobody_special_in_another(pg_url_factory):
+    import uuid
+
+    from psycopg import sql
+
+    from segstudio.core.store import pg_schema
+    a_url, b_url = pg_url_factory(), pg_url_factory()
+    name = f"t_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(a_url, autocommit=True) as c:
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    stores = [PostgresStore(u) for u in (a_url, b_url)]
+    try:
+        groups = [pg_schema.setup_roles(s.conn) for s in stores]
+        assert groups[0]["lead"] != groups[1]["lead"]  # each project's own groups
+        pg_schema.add_member(stores[0].conn, name, "lead")
+        pg_schema.add_member(stores[1].conn, name, "annotator")
+        assert pg_schema.members(stores[0].conn) == [(name, "lead")]  # B's grant took nothing from A
+        lea_a, lea_b = (PostgresStore(u.replace("segstudio@", f"{name}@")) for u in (a_url, b_url))
+        try:
+            lea_a.add_class("cell")
+            with pytest.raises(StoreError, match="only a lead"):
+                lea_b.add_class("cell")
+        finally:
+            lea_a.close()
+            lea_b.close()
+        third = pg_url_factory()  # a database she was never let into
+        with pytest.raises(StoreError, match="store grant"):
+            s = PostgresStore(third)
+            try:
+                pg_schema.setup_roles(s.conn)
+            finally:
+                s.close()
+            PostgresStore(third.replace("segstudio@", f"{name}@"))
+    finally:
+        for s in stores:
+            s.close()

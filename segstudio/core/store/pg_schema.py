@@ -17,10 +17,10 @@ from segstudio.core.store.api import StoreError
 
 log = logging.getLogger(__name__)
 
-EXTRAS_VERSION = "3"
+EXTRAS_VERSION = "4"
 CHANNEL = "segstudio"
-ANNOTATOR, REVIEWER, LEAD = "segstudio_annotator", "segstudio_reviewer", "segstudio_lead"
-ROLES = {"annotator": ANNOTATOR, "reviewer": REVIEWER, "lead": LEAD}
+KINDS = ("annotator", "reviewer", "lead")  # a project's group roles, weakest first
+ROLE_KEY = "role_"  # meta key prefix of the group role of each kind in this database
 WRITE_LOCK = 0x5E65_7701  # pg_advisory_xact_lock key of a project's writes (one database, one project)
 CLAIM_MAX_S = 3600  # the longest a claim may run before its renewal, whatever a client asks
 
@@ -36,12 +36,16 @@ SET search_path = pg_catalog, pg_temp AS $$
                          AND tablename = 'images')
 $$;
 
--- a member of the group (everyone while the team's roles are not set up: one trusted user)
-CREATE OR REPLACE FUNCTION public.segstudio_member(grp name) RETURNS boolean LANGUAGE plpgsql STABLE
+-- a member of this project's group of that kind: annotator, reviewer or lead (everyone while the
+-- team's roles are not set up: one trusted user). The groups are this database's own, named in meta.
+CREATE OR REPLACE FUNCTION public.segstudio_member(kind text) RETURNS boolean LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
+DECLARE grp text;
 BEGIN
   IF public.segstudio_is_owner() THEN RETURN true; END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = grp) THEN RETURN true; END IF;
+  SELECT value INTO grp FROM public.meta WHERE key = 'role_' || kind;
+  IF grp IS NULL THEN RETURN true; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = grp) THEN RETURN false; END IF;
   RETURN pg_catalog.pg_has_role(session_user, grp, 'MEMBER');
 END $$;
 
@@ -55,7 +59,7 @@ $$;
 CREATE OR REPLACE FUNCTION public.segstudio_holds(img bigint) RETURNS boolean LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  IF public.segstudio_member('segstudio_lead') THEN RETURN true; END IF;
+  IF public.segstudio_member('lead') THEN RETURN true; END IF;
   RETURN EXISTS (SELECT 1 FROM public.claims c WHERE c.image_id = img
                  AND c.expires > EXTRACT(EPOCH FROM clock_timestamp())
                  AND public.segstudio_claim_user(c.owner) = session_user);
@@ -100,7 +104,7 @@ END $$;
 -- acceptance back (what was accepted is not what is there any more)
 CREATE OR REPLACE FUNCTION public.segstudio_review_check() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
-DECLARE reviewer boolean := public.segstudio_member('segstudio_reviewer');
+DECLARE reviewer boolean := public.segstudio_member('reviewer');
 BEGIN
   IF reviewer THEN RETURN NEW; END IF;
   IF TG_OP = 'INSERT' THEN
@@ -150,7 +154,7 @@ END $$;
 CREATE OR REPLACE FUNCTION public.segstudio_status_check() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  IF NEW.status IS DISTINCT FROM OLD.status AND NOT public.segstudio_member('segstudio_lead')
+  IF NEW.status IS DISTINCT FROM OLD.status AND NOT public.segstudio_member('lead')
      AND EXISTS (SELECT 1 FROM public.claims c WHERE c.image_id = NEW.id
                  AND c.expires > EXTRACT(EPOCH FROM clock_timestamp())
                  AND public.segstudio_claim_user(c.owner) IS DISTINCT FROM session_user::text) THEN
@@ -196,43 +200,37 @@ CREATE TRIGGER claims_check BEFORE INSERT OR UPDATE ON claims FOR EACH ROW
 
 # Least privilege, by group role, column by column where a column matters. Annotators read everything;
 # write regions only on an image they hold (a model's regions also on an image nobody holds that is no
-# person's work yet: model runs and Ray predict), and their own claims; add images found
-# by a scan (their paths only), set statuses and what decoding finds, add history rows (who and when are
-# the server's), and keep the model index (a learner's versions: each entry a file on the machine that
+# person's work yet: model runs and Ray predict), and their own claims; add images found by a scan
+# (their paths only), set statuses and what decoding finds, add history rows (who and when are the
+# server's), and keep the model index (a learner's versions: each entry a file on the machine that
 # trained it, which other machines pass over). They never touch classes or settings, never rename or
 # delete an image, never review, never change history, never choose an id. Reviewers are annotators who
 # may also accept and return (the review trigger; the note). Leads also own classes, settings (review on
-# or off), taking over a claim and deleting images. The roles are the server's; who may CONNECT to this
-# database is granted person by person (`add_member`), nobody else.
-_ROLES = """
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'segstudio_annotator') THEN
-    CREATE ROLE segstudio_annotator NOLOGIN; END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'segstudio_reviewer') THEN
-    CREATE ROLE segstudio_reviewer NOLOGIN; END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'segstudio_lead') THEN
-    CREATE ROLE segstudio_lead NOLOGIN; END IF;
-END $$;
-GRANT segstudio_annotator TO segstudio_reviewer;
-GRANT segstudio_reviewer TO segstudio_lead;
+# or off), taking over a claim and deleting images. The three groups are this database's own (named
+# DB_annotator, DB_reviewer, DB_lead; kept in meta): a lead of one project is nobody in another. Who may
+# CONNECT to the database is granted person by person (`add_member`), nobody else.
+_GRANTS = """
+GRANT {reviewer} TO {lead};
+GRANT {annotator} TO {reviewer};
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;
-REVOKE ALL ON ALL TABLES IN SCHEMA public FROM segstudio_annotator, segstudio_reviewer, segstudio_lead;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {annotator}, {reviewer}, {lead};
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-GRANT USAGE ON SCHEMA public TO segstudio_annotator;
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO segstudio_annotator;
-GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO segstudio_annotator;
-GRANT INSERT, UPDATE, DELETE ON regions, claims TO segstudio_annotator;
-GRANT INSERT (path) ON images TO segstudio_annotator;
-GRANT UPDATE (status, review, updated, width, height, hash, error, missing, uncertainty) ON images
-  TO segstudio_annotator;
-GRANT UPDATE (note) ON images TO segstudio_reviewer;
-GRANT INSERT (image_id, who, at, what, detail) ON history TO segstudio_annotator;
-GRANT INSERT (path, kind, created, metrics), UPDATE (kind, created, metrics), DELETE ON models
-  TO segstudio_annotator;
-GRANT INSERT, UPDATE ON containers TO segstudio_annotator;
-GRANT INSERT (name, next), UPDATE (next) ON counters TO segstudio_annotator;
-GRANT INSERT, UPDATE, DELETE ON classes, settings TO segstudio_lead;
-GRANT INSERT (id, path), UPDATE (path), DELETE ON images TO segstudio_lead;
+GRANT USAGE ON SCHEMA public TO {annotator};
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO {annotator};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {annotator};
+GRANT INSERT, UPDATE, DELETE ON regions, claims TO {annotator};
+GRANT INSERT (path) ON images TO {annotator};
+GRANT UPDATE (status, review, updated, width, height, hash, error, missing, uncertainty) ON images TO {annotator};
+GRANT UPDATE (note) ON images TO {reviewer};
+GRANT INSERT (image_id, who, at, what, detail) ON history TO {annotator};
+GRANT INSERT (path, kind, created, metrics), UPDATE (kind, created, metrics), DELETE ON models TO {annotator};
+GRANT INSERT, UPDATE ON containers TO {annotator};
+GRANT INSERT (name, next), UPDATE (next) ON counters TO {annotator};
+GRANT INSERT, UPDATE, DELETE ON classes, settings TO {lead};
+GRANT INSERT (id, path), UPDATE (path), DELETE ON images TO {lead};
+"""
+
+_POLICIES = """
 ALTER TABLE regions ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS regions_read ON regions;
 CREATE POLICY regions_read ON regions FOR SELECT USING (true);
@@ -246,9 +244,25 @@ CREATE POLICY claims_read ON claims FOR SELECT USING (true);
 DROP POLICY IF EXISTS claims_write ON claims;
 CREATE POLICY claims_write ON claims FOR ALL
   USING (public.segstudio_claim_user(owner) = session_user OR expires <= EXTRACT(EPOCH FROM clock_timestamp())
-         OR public.segstudio_member('segstudio_lead'))
+         OR public.segstudio_member('lead'))
   WITH CHECK (public.segstudio_claim_user(owner) = session_user);
 """
+
+
+def group_names(c) -> dict[str, str] | None:
+    """This project's group role of each kind, as set up (None: the roles are not set up)."""
+    rows = dict(c.raw.execute("SELECT key, value FROM meta WHERE key = ANY(%s)",
+                              ([ROLE_KEY + k for k in KINDS],)).fetchall())
+    names = {k: rows.get(ROLE_KEY + k) for k in KINDS}
+    return {k: str(v) for k, v in names.items()} if all(isinstance(v, str) and v for v in names.values()) else None
+
+
+def _new_group_names(db: str, oid: int) -> dict[str, str]:
+    """DB_annotator ... where that fits PostgreSQL's 63 bytes, else segstudio_OID_annotator."""
+    names = {k: f"{db}_{k}" for k in KINDS}
+    if any(len(n.encode("utf-8")) > 63 for n in names.values()):
+        names = {k: f"segstudio_{oid}_{k}" for k in KINDS}
+    return names
 
 
 def install_extras(c) -> None:
@@ -270,43 +284,54 @@ def install_extras(c) -> None:
                     "once to bring them up to date (%s)", row[0], EXTRAS_VERSION, str(e).strip().splitlines()[0])
 
 
-def setup_roles(c) -> None:
-    """Create the team's group roles and give each its privileges (run by the project's owner, again
+def setup_roles(c) -> dict[str, str]:
+    """Create this project's group roles and give each its privileges (run by the project's owner, again
     after an upgrade; every step may run twice). Nobody may connect to the database or make temporary
-    tables in it but its owner and the people `add_member` lets in."""
+    tables in it but its owner and the people `add_member` lets in. Returns the groups' names."""
     with c.raw.transaction():
-        c.raw.execute(_ROLES)
-        db = c.raw.execute("SELECT current_database()").fetchone()[0]
+        db, oid = c.raw.execute("SELECT current_database(), oid FROM pg_catalog.pg_database "
+                                "WHERE datname = current_database()").fetchone()
+        names = group_names(c) or _new_group_names(str(db), int(oid))
+        for kind in KINDS:
+            if c.raw.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (names[kind],)).fetchone() is None:
+                c.raw.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(names[kind])))
+            c.raw.execute("INSERT INTO meta(key, value) VALUES (%s, %s) ON CONFLICT(key) DO UPDATE "
+                          "SET value=excluded.value", (ROLE_KEY + kind, names[kind]))
+        ids = {k: sql.Identifier(v) for k, v in names.items()}
+        c.raw.execute(sql.SQL(_GRANTS).format(**ids))
+        c.raw.execute(_POLICIES)
         c.raw.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db)))
+    return names
 
 
 def add_member(c, login: str, role: str) -> None:
-    """Make the existing login role `login` an annotator, reviewer or lead of this project (and only
-    that: a membership of another of the team's groups is taken back), allowed to connect to it."""
-    group = ROLES[role]
+    """Make the existing login role `login` an annotator, reviewer or lead of this project, and only
+    that in this project (its other groups here are taken back; other projects are not touched),
+    allowed to connect to it."""
+    names = group_names(c)
+    if names is None:
+        raise StoreError("the team's roles are not set up in this database: run `segstudio store init URL "
+                         "--roles` first (as the project's owner)")
     with c.raw.transaction():
-        ready = c.raw.execute("SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s) "
-                              "THEN has_table_privilege(%s, 'public.images', 'SELECT') ELSE false END",
-                              (ANNOTATOR, ANNOTATOR)).fetchone()
-        if not (ready and ready[0]):
-            raise StoreError("the team's roles are not set up in this database: run `segstudio store init URL "
-                             "--roles` first (as the project's owner)")
-        for other in ROLES.values():
-            if other != group:
-                c.raw.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(other), sql.Identifier(login)))
-        c.raw.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(login)))
+        for kind, group in names.items():
+            if kind != role:
+                c.raw.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), sql.Identifier(login)))
+        c.raw.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(names[role]), sql.Identifier(login)))
         db = c.raw.execute("SELECT current_database()").fetchone()[0]
         c.raw.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(db), sql.Identifier(login)))
 
 
 def members(c) -> list[tuple[str, str]]:
-    """(login, role) of everyone who may connect to this database through the team's groups."""
+    """(login, kind) of everyone in this project's groups (directly: a lead is not listed as a reviewer)."""
+    names = group_names(c)
+    if names is None:
+        return []
+    kind_of = {v: k for k, v in names.items()}
     rows = c.raw.execute(
         "SELECT m.rolname, g.rolname FROM pg_catalog.pg_auth_members a "
         "JOIN pg_catalog.pg_roles g ON g.oid = a.roleid JOIN pg_catalog.pg_roles m ON m.oid = a.member "
-        "WHERE g.rolname = ANY(%s) AND m.rolcanlogin ORDER BY m.rolname", (list(ROLES.values()),)).fetchall()
-    names = {v: k for k, v in ROLES.items()}
-    return [(str(m), names[str(g)]) for m, g in rows]
+        "WHERE g.rolname = ANY(%s) AND m.rolcanlogin ORDER BY m.rolname", (list(names.values()),)).fetchall()
+    return [(str(m), kind_of[str(g)]) for m, g in rows]
 
 
 def foreign_tables(c) -> list[str]:

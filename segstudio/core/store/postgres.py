@@ -218,7 +218,7 @@ class PostgresStore(SqlStore):
 
     def _may_lead(self, t) -> bool:
         """The project's owner, a superuser or a member of the lead role (everyone while no roles are set up)."""
-        return bool(_one(t.execute("SELECT public.segstudio_member(CAST(? AS NAME))", (pg_schema.LEAD,))))
+        return bool(_one(t.execute("SELECT public.segstudio_member('lead')")))
 
     def _insert_paths(self, t, paths: list[str]) -> None:
         long = {p for p in paths if len(p.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES}

@@ -16,7 +16,7 @@ from segstudio.core.store.api import HistoryEntry, StoreError
 from segstudio.core.store.schema import COPY_TABLES
 
 NOTE_MAX = 10_000  # characters of a reviewer's note
-BACKEND_META = frozenset({"pg_extras"})
+BACKEND_META = frozenset({"pg_extras", "role_annotator", "role_reviewer", "role_lead"})  # a server's own
 
 
 def record(t, image_id: int, who: str, at: float, what: str, detail: dict) -> None:
