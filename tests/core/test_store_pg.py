@@ -561,3 +561,32 @@ def test_a_lead_of_one_project_is_nobody_special_in_another(pg_url_factory):
     finally:
         for s in stores:
             s.close()
+
+
+def test_the_copy_columns_are_the_schemas_on_both_backends(pg, tmp_path):
+    from segstudio.core.store.schema import COPY_COLUMNS
+    s = SqliteStore(tmp_path / "p.db")
+    try:
+        for table in COPY_TABLES:
+            assert tuple(s.table_rows(table)[0]) == tuple(pg.table_rows(table)[0]) == COPY_COLUMNS[table]
+    finally:
+        s.close()
+
+
+def test_a_source_file_with_a_crafted_column_is_not_copied_from(tmp_path):
+    import sqlite3
+    s = SqliteStore(tmp_path / "p.db")
+    s.sync_files(["a.png"])
+    s.close()
+    c = sqlite3.connect(tmp_path / "p.db")
+    c.execute('ALTER TABLE images RENAME COLUMN note TO "(SELECT 1) AS x, note"')
+    c.commit()
+    c.close()
+    s = SqliteStore(tmp_path / "p.db", create=False)
+    try:
+        with pytest.raises(StoreError, match="lacks columns"):
+            s.table_rows("images")
+        with pytest.raises(StoreError, match="not a table"):
+            s.table_rows("sqlite_master")
+    finally:
+        s.close()

@@ -123,6 +123,21 @@ CREATE INDEX history_who ON history(who, at);
 # What `segstudio store copy` copies, in an order that satisfies the foreign keys. Claims are not
 # copied: they belong to the windows open on the old store.
 COPY_TABLES = ("meta", "settings", "classes", "images", "regions", "models", "counters", "containers", "history")
+# Their columns at SCHEMA_VERSION (tests/core/test_store_pg.py checks them against both backends): a copy
+# reads and writes these, never the names a source file says it has.
+COPY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "meta": ("key", "value"),
+    "settings": ("key", "value"),
+    "classes": ("id", "name", "color", "hotkey", "ignore", "position"),
+    "images": ("id", "path", "width", "height", "hash", "status", "error", "missing", "uncertainty", "updated",
+               "review", "note"),
+    "regions": ("id", "image_id", "class_id", "x", "y", "w", "h", "rle", "area", "z", "source", "score", "iscrowd",
+                "extra", "track"),
+    "models": ("id", "path", "kind", "created", "metrics"),
+    "counters": ("name", "next"),
+    "containers": ("path", "size", "mtime", "frames", "kind", "width", "height", "error"),
+    "history": ("id", "image_id", "who", "at", "what", "detail"),
+}
 
 
 def ddl(text: str, kind: str) -> str:

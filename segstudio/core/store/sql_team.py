@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 from segstudio.core.errors import BadValue
 from segstudio.core.records import DONE, IN_PROGRESS
 from segstudio.core.store.api import HistoryEntry, StoreError
-from segstudio.core.store.schema import COPY_TABLES
+from segstudio.core.store.schema import COPY_COLUMNS, COPY_TABLES
 
 NOTE_MAX = 10_000  # characters of a reviewer's note
 BACKEND_META = frozenset({"pg_extras", "role_annotator", "role_reviewer", "role_lead"})  # a server's own
@@ -109,10 +109,17 @@ def _detail(text) -> dict:
 
 
 def _columns(c, table: str) -> list[str]:
+    """The schema's columns of a table a project is copied by, after checking the database has them
+    (read as hostile: a file's own column names never become SQL)."""
     if table not in COPY_TABLES:
         raise StoreError(f"{table!r} is not a table a project is copied by")
+    cols = list(COPY_COLUMNS[table])
     cur = c.execute(f"SELECT * FROM {table} WHERE 1=0")  # the name is one of COPY_TABLES, never a user's
-    return [d[0] for d in cur.description]
+    have = {d[0] for d in cur.description}
+    if not set(cols) <= have:
+        raise StoreError(f"the {table} table lacks columns {sorted(set(cols) - have)}: not a segstudio project "
+                         "of this version")
+    return cols
 
 
 def table_rows(c, table: str) -> tuple[list[str], list[tuple]]:
@@ -130,9 +137,8 @@ def load_rows(t, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> N
     """Rows into a table of a project being filled by a copy. Its columns must be the schema's; the rows
     a new project was created with (meta's version, the region counter) are replaced."""
     cols = _columns(t, table)
-    unknown = [c for c in columns if c not in cols]
-    if unknown:
-        raise StoreError(f"cannot copy into {table}: unknown columns {unknown}")
+    if list(columns) != cols:
+        raise StoreError(f"cannot copy into {table}: its columns are {cols}, not {list(columns)[:20]}")
     if table == "meta":  # the new project's own rows give way, but a backend's bookkeeping stays
         t.executemany("DELETE FROM meta WHERE key=?", [(k,) for k in ("schema_version", "created")])
     elif table in ("settings", "counters"):
