@@ -40,8 +40,9 @@ def add_parsers(sub) -> None:
 
 def _locate(seq: Path, project_opt: str | None) -> tuple[Path, str]:
     """(project folder, sequence key) for a folder or a sequence file: the project of the nearest
-    folder at or above it that has one (a numbered subfolder annotated in the window is a
-    sequence of its parent's project), else the folder's own (a sequence file's: its folder's)."""
+    folder at or above it that has one (its SQLite file, or a team's store.toml: a numbered subfolder
+    annotated in the window is a sequence of its parent's project), else the folder's own (a
+    sequence file's: its folder's)."""
     if not seq.exists():
         raise CliError(f"not found: {seq}")
     if seq.is_file() and not sequences.may_be_container(seq.name):
@@ -50,7 +51,7 @@ def _locate(seq: Path, project_opt: str | None) -> tuple[Path, str]:
     folder = seq if seq.is_dir() else seq.parent
     if not project_opt:
         for above in [folder, *folder.parents][:_UP]:
-            if (above / ".segstudio" / "project.db").is_file():
+            if (above / ".segstudio" / "project.db").is_file() or (above / "store.toml").is_file():
                 folder = above
                 break
     if seq.is_dir() and os.path.abspath(seq) == os.path.abspath(folder):

@@ -188,6 +188,8 @@ class Project:
         found = scan_folder(self.folder, skipped)
         self.skipped_folders = sorted(skipped)
         found, failed, probed = self._expand_sequences(found)
+        if self.store.exclusive_claims:
+            self._check_mount(found)
         # a team's client sees the shared folder through its own mount: it adds files, never hides any
         counts = self.store.sync_files(found, mark_missing=not self.store.exclusive_claims)
         self._frames_cache.clear()
@@ -200,6 +202,22 @@ class Project:
                 self.store.set_frame_sizes(info.path, info.width, info.height)
                 self._carry_over(info.path)
         return counts
+
+    def _check_mount(self, found: list[str], sample: int = 200) -> None:
+        """A team's project that has images, opened on a folder that holds none of them, is the wrong
+        folder (another project, a mount of the wrong share, a subfolder): its files would join the
+        team's project for everyone. Refused before anything is added."""
+        if not found:
+            return
+        known = self.store.image_count(include_missing=True)
+        if not known:
+            return
+        step = max(1, len(found) // sample)
+        if any(self.store.image_by_path(p) is not None for p in found[::step][:sample]):
+            return
+        raise ProjectError(f"{self.folder} holds none of the {known} images of the team's project "
+                           f"{self.store.location} (it holds {len(found)} others): is it your mount of the "
+                           "project's folder? Nothing was added")
 
     def _carry_over(self, rel: str) -> None:
         """A file that was one image (a TIFF before stacks opened as frames, or one that gained

@@ -121,3 +121,23 @@ def test_an_explicit_project_file_wins_over_the_environment_and_store_toml(tmp_p
         p.store.close()
     with pytest.raises(StoreError, match="cannot connect"):
         Project.open(tmp_path / "imgs")  # without it, the folder's store.toml / the variable decides
+
+
+def test_a_folder_holding_none_of_a_teams_images_is_refused_before_it_adds_any(pg_url, tmp_path, monkeypatch):
+    from segstudio.core.project import ProjectError
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    for name in ("1.png", "2.png"):
+        make_image(tmp_path / "share" / name)
+    make_image(tmp_path / "elsewhere" / "personal.png")
+    make_image(tmp_path / "share" / "sub" / "3.png")
+    Project.open(tmp_path / "share", store=pg_url).store.close()
+    with pytest.raises(ProjectError, match="holds none of the 3 images"):
+        Project.open(tmp_path / "elsewhere", store=pg_url)
+    with pytest.raises(ProjectError, match="holds none"):
+        Project.open(tmp_path / "share" / "sub", store=pg_url)  # a subfolder: its paths are not the project's
+    make_image(tmp_path / "share" / "new.png")  # a new file beside known ones joins the project
+    p = Project.open(tmp_path / "share", store=pg_url)
+    try:
+        assert p.store.image_count() == 4 and p.store.image_by_path("personal.png") is None
+    finally:
+        p.store.close()
