@@ -63,13 +63,20 @@ def print_by_user(d: dict) -> None:
     if not d["people"]:
         print("no history yet: nobody has changed an image")
         return
-    w = max(len("who"), *(len(p["who"]) for p in d["people"]))
-    print(f"  {'who':<{w}}  {'done':>6}  {'regions':>8}  {'active':>9}  {'returns':>7}  {'reviews':>7}")
+    who = {p["who"]: terminal_text(p["who"]) for p in d["people"]}
+    w = max(len("who"), *(len(v) for v in who.values()))
+    print(f"  {'who':<{w}}  {'done':>6}  {'region edits':>12}  {'active':>9}  {'returns':>7}  {'reviews':>7}")
     for p in d["people"]:
-        print(f"  {p['who']:<{w}}  {p['done']:>6}  {p['regions']:>8}  {format_duration(p['active_s']):>9}  "
+        print(f"  {who[p['who']]:<{w}}  {p['done']:>6}  {p['regions']:>12}  {format_duration(p['active_s']):>9}  "
               f"{p['returns']:>7}  {p['reviewed']:>7}")
     print(f"  active: the sum of gaps of up to {int(d['idle_s'] // 60)} minutes between a person's changes; "
-          "returns: of images they marked done")
+          "region edits: regions saved or deleted by hand; returns: of images they marked done")
+
+
+def terminal_text(text: str) -> str:
+    """A stored name as it is printed: control characters (a terminal's escapes, line breaks) as \\uXXXX."""
+    from segstudio.core.classes import UNLISTABLE_CHARS
+    return UNLISTABLE_CHARS.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text))
 
 
 def sequences_summary(records) -> list[dict]:
@@ -110,10 +117,11 @@ def cmd_info(args) -> int:
         r = d["review"]
         print(f"  review: {r['waiting']} waiting, {r['accepted']} accepted, {r['returned']} returned")
     print(f"classes: {len(d['classes'])}")
-    w = max((len(c["name"]) for c in d["classes"]), default=0)
+    w = max((len(terminal_text(c["name"])) for c in d["classes"]), default=0)
     for c in d["classes"]:
         flag = " (ignore)" if c["ignore"] else ""
-        print(f"  {c['name']:<{w}}  {c['regions']:>7} regions  {100 * c['pixel_share']:5.1f}% of labelled pixels{flag}")
+        name = terminal_text(c["name"])
+        print(f"  {name:<{w}}  {c['regions']:>7} regions  {100 * c['pixel_share']:5.1f}% of labelled pixels{flag}")
     if d["sequences"]:
         print(f"sequences: {len(d['sequences'])}")
         for q in d["sequences"][:50]:

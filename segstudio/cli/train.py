@@ -35,8 +35,9 @@ def add_parsers(sub) -> None:
     w = s.add_argument_group("learning while annotating")
     w.add_argument("--watch", action="store_true",
                    help="keep the model current: each time images are marked done (in the window, by "
-                        "another annotator, by an import), update it on all done images and re-predict "
-                        "the next unfinished ones; versions go to the project's models folder. Ctrl+C stops")
+                        "another annotator, by an import), update it on all done images (accepted ones when the "
+                        "project reviews) and re-predict the next unfinished ones; versions go to the project's "
+                        "models folder. Ctrl+C stops")
     w.add_argument("--seconds", type=float, default=30.0, help="--watch: training time per update (default 30)")
     w.add_argument("--ahead", type=int, default=3, help="--watch: unfinished images re-predicted per update")
     w.add_argument("--poll", type=float, default=5.0, help="--watch: seconds between looks at the project")

@@ -40,3 +40,17 @@ def test_an_export_that_would_hold_nothing_leaves_the_old_one(tmp_path, capsys):
     code, _, err = run(capsys, "export", tmp_path / "imgs", "--format", "coco", "--out", out, "--status", "skipped")
     assert code == 2 and "nothing to export" in err and "1 done" in err and "was not written" in err
     assert out.read_bytes() == before
+
+
+def test_names_reach_the_terminal_as_text_not_escapes(tmp_path, capsys):
+    make_image(tmp_path / "imgs" / "a.png")
+    p = Project.open(tmp_path / "imgs")
+    p.store.add_class("evil\x1b]0;pwned\x07\x1b[31mred")
+    p.store.set_status(p.store.image_ids(), "done")
+    p.store.close()
+    for argv in (("info", tmp_path / "imgs"), ("info", tmp_path / "imgs", "--by-user")):
+        code, out, err = run(capsys, *argv)
+        assert code == 0, err
+        assert "\x1b" not in out and "\x07" not in out
+    code, out, _ = run(capsys, "info", tmp_path / "imgs")
+    assert "evil\\u001b]0;pwned\\u0007\\u001b[31mred" in out

@@ -51,7 +51,7 @@ def checked_conninfo(spec: str) -> tuple[str, str]:
         raise StoreError(f"not a PostgreSQL connection string: {e}") from None
     if any(params.get(k) for k in _SECRETS):
         raise StoreError("the store's address holds a password: remove it and let libpq find it "
-                         "(a ~/.pgpass or PGPASSFILE entry, a service file, or the PGPASSWORD variable)")
+                         "(a ~/.pgpass or PGPASSFILE entry, or a service file)")
     ours: dict[str, str] = dict(_CONNECT_OPTIONS)
     ours["options"] = f"{params['options']} {_SERVER_OPTIONS}" if params.get("options") else _SERVER_OPTIONS
     for k in ("application_name", "connect_timeout"):
