@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from segstudio.core.records import DONE, SKIPPED, STATUSES
 from segstudio.gui.class_questions import BinaryQuestion
 from segstudio.gui.docks.common import KeptChoices, plain_label
+from segstudio.gui.export_review import ACCEPTED, ReviewChoice
 from segstudio.gui.workers import Job
 from segstudio.io.common import counted
 from segstudio.io.export_target import ExportTargetError
@@ -340,14 +341,16 @@ class ExportDialog(_JobDialog):
         # status (the export leaves it out and says so)
         self.unreadable = {s: len(project.store.image_ids([s], unreadable=True)) for s in STATUSES}
         self.counts = {s: n - self.unreadable.get(s, 0) for s, n in project.store.status_counts().items()}
+        self.review = ReviewChoice(project.store)  # with review on: an "accepted" box, ticked instead of done
+        self.counts[ACCEPTED], self.unreadable[ACCEPTED] = self.review.accepted, self.review.accepted_unreadable
         sw = QWidget()
         sl = QHBoxLayout(sw)
         sl.setContentsMargins(0, 0, 0, 0)
-        for s in STATUSES:
+        for s in self.review.boxes():
             cb = QCheckBox(f"{s.replace('_', ' ')} ({self.counts.get(s, 0)})")
             # only reviewed images by default: a new, predicted or half-corrected image's regions
-            # are not ground truth
-            cb.setChecked(s == DONE)
+            # are not ground truth (nor, with review on, a done one no reviewer accepted yet)
+            cb.setChecked(s in self.review.defaults)
             cb.toggled.connect(self._update_summary)
             self.status_boxes[s] = cb
             sl.addWidget(cb)
@@ -367,7 +370,7 @@ class ExportDialog(_JobDialog):
 
     def choices(self) -> dict[str, Any]:
         return {"format": self.fmt.currentData(), "out": self.out.text().strip(),
-                "polygons": self.polygons.isChecked(), "statuses": list(self.statuses())}
+                "polygons": self.polygons.isChecked(), "statuses": list(self.statuses()), "review": self.review.on}
 
     def restore(self, kept: dict[str, Any]) -> None:
         _select(self.fmt, kept.get("format"))
@@ -376,7 +379,8 @@ class ExportDialog(_JobDialog):
         if isinstance(kept.get("polygons"), bool):
             self.polygons.setChecked(kept["polygons"])
         statuses = kept.get("statuses")
-        if isinstance(statuses, list) and statuses:
+        # statuses chosen before review was turned on (or off) give way to the defaults of now
+        if isinstance(statuses, list) and statuses and kept.get("review", False) is self.review.on:
             for s, cb in self.status_boxes.items():
                 cb.setChecked(s in statuses)
 
@@ -384,27 +388,30 @@ class ExportDialog(_JobDialog):
         self.polygons.setEnabled(self.fmt.currentData() == "coco")
 
     def ready(self) -> bool:
-        return any(self.counts.get(s, 0) for s in self.statuses())
+        return any(self.counts.get(s, 0) for s in self.review.counted(self.statuses()))
 
     def statuses(self) -> tuple[str, ...]:
         return tuple(s for s, cb in self.status_boxes.items() if cb.isChecked())
 
     def _update_summary(self, *_: Any) -> None:
         """How many images of each status the export takes, as the boxes are ticked."""
-        chosen = sorted(((s, self.counts.get(s, 0)) for s in self.statuses()), key=lambda t: t[0] != DONE)
+        chosen = sorted(((s, self.counts.get(s, 0)) for s in self.review.counted(self.statuses())),
+                        key=lambda t: (t[0] != ACCEPTED, t[0] != DONE))
         total = sum(n for _, n in chosen)
         parts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in chosen if n)
         bad = sum(self.unreadable.get(s, 0) for s, _ in chosen)
         left_out = f". {counted(bad, 'unreadable image')} {'is' if bad == 1 else 'are'} left out" if bad else ""
+        unaccepted = self.review.left_out(self.statuses())
+        left_out += f". {unaccepted}" if unaccepted else ""
         if total == 0:
             self.summary.setText(("No images to export: no image has the statuses ticked"
                                   if chosen else "No images to export: tick at least one status") + left_out + ".")
             self.summary.setStyleSheet("color: #c33;")
         else:
-            unreviewed = [s for s, n in chosen if n and s != DONE and s != SKIPPED]
+            unreviewed = [s for s, n in chosen if n and s not in (DONE, SKIPPED, ACCEPTED)]
             self.summary.setText(f"Will export {counted(total, 'image')}: {parts}" +
                                  (". Images not marked done may hold uncorrected model output"
-                                  if unreviewed else "") + left_out + ("." if unreviewed or bad else ""))
+                                  if unreviewed else "") + left_out + ("." if unreviewed or left_out else ""))
             self.summary.setStyleSheet("")
         self.run_button.setEnabled(total > 0 and (self.job is None or not self.job.running()))
         self.fit_height()
