@@ -1,9 +1,12 @@
 """store: a team's project in PostgreSQL. `store init` creates one (with the team's roles), `store
-grant` makes a login role an annotator, reviewer or lead, `store copy` moves a project exactly
+grant` makes a login role an annotator, reviewer or lead (`revoke` takes it out, `members` lists them),
+`store copy` moves a project exactly
 between stores (SQLite to PostgreSQL and back).
 
     segstudio store init URL [--roles]
     segstudio store grant URL LOGIN --role annotator|reviewer|lead
+    segstudio store revoke URL LOGIN
+    segstudio store members URL
     segstudio store copy FOLDER --to DEST [--from SRC]
 """
 
@@ -13,13 +16,14 @@ import argparse
 from pathlib import Path
 
 from segstudio.cli.common import CliError, add_common, check_store_spec
+from segstudio.cli.project import terminal_text
 
 _NO_PASSWORD = ("URL: postgresql://USER@HOST/DB or service=NAME; never with a password (libpq finds it in "
                 "~/.pgpass or PGPASSFILE)")
 
 
 def add_parsers(sub) -> None:
-    s = sub.add_parser("store", help="a team's PostgreSQL project: init, grant, copy between stores")
+    s = sub.add_parser("store", help="a team's PostgreSQL project: init, grant, revoke, members, copy between stores")
     ss = s.add_subparsers(dest="store_command", metavar="STORE_COMMAND", required=True)
 
     p = ss.add_parser("init", help="create the project in an empty PostgreSQL database",
@@ -39,6 +43,19 @@ def add_parsers(sub) -> None:
     p.add_argument("url", metavar="URL")
     p.add_argument("login", metavar="LOGIN", help="an existing PostgreSQL login role")
     p.add_argument("--role", required=True, choices=("annotator", "reviewer", "lead"))
+    add_common(p)
+
+    p = ss.add_parser("revoke", help="take a login role out of the project (its role and its right to connect)",
+                      description=_NO_PASSWORD)
+    p.set_defaults(func=cmd_revoke)
+    p.add_argument("url", metavar="URL")
+    p.add_argument("login", metavar="LOGIN")
+    add_common(p)
+
+    p = ss.add_parser("members", help="who is an annotator, reviewer or lead of the project",
+                      description=_NO_PASSWORD)
+    p.set_defaults(func=cmd_members)
+    p.add_argument("url", metavar="URL")
     add_common(p)
 
     p = ss.add_parser("copy", help="copy a project exactly into another store (SQLite <-> PostgreSQL)",
@@ -72,7 +89,25 @@ def cmd_init(args) -> int:
 def cmd_grant(args) -> int:
     from segstudio.core.team_setup import grant
     location = grant(_url(args.url), args.login, args.role)
-    print(f"{args.login} is now {'an' if args.role == 'annotator' else 'a'} {args.role} of {location}")
+    print(f"{terminal_text(args.login)} is now {'an' if args.role == 'annotator' else 'a'} {args.role} of {location}")
+    return 0
+
+
+def cmd_revoke(args) -> int:
+    from segstudio.core.team_setup import revoke
+    location = revoke(_url(args.url), args.login)
+    print(f"{terminal_text(args.login)} is no longer a member of {location}")
+    return 0
+
+
+def cmd_members(args) -> int:
+    from segstudio.core.team_setup import members
+    location, people = members(_url(args.url))
+    print(f"project: {location}")
+    if not people:
+        print("  nobody yet: segstudio store grant URL LOGIN --role annotator|reviewer|lead")
+    for login, role in people:
+        print(f"  {terminal_text(login)}: {role}")
     return 0
 
 

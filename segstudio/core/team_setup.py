@@ -64,6 +64,26 @@ def grant(spec: str, login: str, role: str) -> str:
         server.close()
 
 
+def revoke(spec: str, login: str) -> str:
+    """Take `login` out of the project at `spec` (its groups and its right to connect)."""
+    check_login(login)
+    server = open_team_store(spec, create=False)
+    try:
+        _run(server, "remove_member", login)
+        return server.location
+    finally:
+        server.close()
+
+
+def members(spec: str) -> tuple[str, list[tuple[str, str]]]:
+    """(location, [(login, role)]) of the project at `spec`."""
+    server = open_team_store(spec, create=False)
+    try:
+        return server.location, list(_run(server, "members") or [])
+    finally:
+        server.close()
+
+
 def check_login(login: str) -> None:
     if not isinstance(login, str) or not login.strip() or login != login.strip():
         raise StoreError(f"a login role's name is not empty and has no spaces around it: {login!r}")

@@ -54,3 +54,25 @@ def test_names_reach_the_terminal_as_text_not_escapes(tmp_path, capsys):
         assert "\x1b" not in out and "\x07" not in out
     code, out, _ = run(capsys, "info", tmp_path / "imgs")
     assert "evil\\u001b]0;pwned\\u0007\\u001b[31mred" in out
+
+
+def test_a_lead_lists_and_takes_out_members(pg_url, capsys):
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+    name = f"t_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    assert run(capsys, "store", "init", pg_url)[0] == 0
+    code, out, err = run(capsys, "store", "grant", pg_url, name, "--role", "annotator")
+    assert code == 2 and "store init URL --roles" in err  # the roles first
+    assert run(capsys, "store", "init", pg_url, "--roles")[0] == 0
+    assert run(capsys, "store", "grant", pg_url, name, "--role", "reviewer")[0] == 0
+    code, out, _ = run(capsys, "store", "members", pg_url)
+    assert code == 0 and f"{name}: reviewer" in out
+    assert run(capsys, "store", "revoke", pg_url, name)[0] == 0
+    code, out, _ = run(capsys, "store", "members", pg_url)
+    assert name not in out and "nobody yet" in out
+    with __import__("pytest").raises(psycopg.OperationalError, match="CONNECT"):
+        psycopg.connect(pg_url.replace("segstudio@", f"{name}@"))

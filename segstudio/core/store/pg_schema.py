@@ -321,6 +321,17 @@ def add_member(c, login: str, role: str) -> None:
         c.raw.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(db), sql.Identifier(login)))
 
 
+def remove_member(c, login: str) -> None:
+    """Take `login` out of this project: out of its groups, and no longer allowed to connect."""
+    names = group_names(c)
+    with c.raw.transaction():
+        for group in (names or {}).values():
+            c.raw.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), sql.Identifier(login)))
+        db = c.raw.execute("SELECT current_database()").fetchone()[0]
+        c.raw.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(sql.Identifier(db),
+                                                                             sql.Identifier(login)))
+
+
 def members(c) -> list[tuple[str, str]]:
     """(login, kind) of everyone in this project's groups (directly: a lead is not listed as a reviewer)."""
     names = group_names(c)
