@@ -118,13 +118,19 @@ def cmd_predict(args) -> int:
               f"({rep.images_per_second:.2f} images/s) on {rep.device}")
         for p, e in rep.errors[:50]:
             print(f"  error: {p}: {e}")
-        if rep.skipped:  # open in a window meanwhile (its claim in the store): a person works on it
+        if rep.skipped:  # open in a window meanwhile (its claim in the store), or a person's work on a team's store
+            from segstudio.cli.project import terminal_text
             from segstudio.core.claims import describe_owner
             holders = project.store.claimed_images(rep.skipped)
             recs = project.store.images_by_ids(rep.skipped[:10])
-            print(f"  left alone: {len(rep.skipped)} images open in a window (predict them again when they "
-                  "are closed): " + ", ".join(
-                      recs[i].path + (f" ({describe_owner(holders[i])})" if i in holders else "") for i in recs))
+            held = sum(1 for i in rep.skipped if i in holders)
+            why = f"{held} open in a window (predict them again when they are closed)" if held else ""
+            if len(rep.skipped) > held:  # the team's rule: an annotator's model writes only free new/predicted images
+                why += ("; " if why else "") + (f"{len(rep.skipped) - held} a person's work a model run of yours "
+                                                "may not change (a lead's may)")
+            print(f"  left alone: {len(rep.skipped)} images, {why}: " + ", ".join(
+                terminal_text(recs[i].path) + (f" ({terminal_text(describe_owner(holders[i]))})"
+                                               if i in holders else "") for i in recs))
         if rep.dropped:
             print("  dropped (class not in project): " + ", ".join(f"{k} {v}" for k, v in rep.dropped.items()))
     return 0

@@ -275,9 +275,6 @@ def test_ray_predict_on_postgresql_writes_what_local_predict_writes(team, pg_url
         ray.shutdown()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 27: an annotator's predict --status done stops at the server's "
-                                       "refusal (row-level security) instead of leaving people's work alone; "
-                                       "fix proposed in /work/notes/issue27_models_fix.patch")
 def test_an_annotators_predict_on_done_images_leaves_them_alone(team, tmp_path, capsys):
     """A lead may add a model's regions beside a person's on done images (`--status done,new`); an annotator
     may not (the server's rule): the run leaves them alone, says so, and still predicts the new images."""

@@ -220,6 +220,16 @@ class PostgresStore(SqlStore):
         """The project's owner, a superuser or a member of the lead role (everyone while no roles are set up)."""
         return bool(_one(t.execute("SELECT public.segstudio_member('lead')")))
 
+    def _model_may_not_write(self, t, image_ids: list[int]) -> set[int]:
+        """The server's regions policy for a model's regions, asked ahead (one query a batch): an image
+        this login holds (a lead: any) or one nobody holds that is no person's work yet. A model run
+        leaves the others alone instead of stopping at the policy's refusal."""
+        if not image_ids:
+            return set()
+        return {int(r[0]) for r in t.execute(
+            "SELECT i FROM unnest(CAST(? AS BIGINT[])) AS i "
+            "WHERE NOT (public.segstudio_holds(i) OR public.segstudio_free(i))", (image_ids,))}
+
     def _insert_paths(self, t, paths: list[str]) -> None:
         long = {p for p in paths if len(p.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES}
         if long:

@@ -31,6 +31,10 @@ class SqlClaims:
         """Whether this client may do a lead's part (take over a claim). Everyone on SQLite."""
         return True
 
+    def _model_may_not_write(self, t, image_ids: list[int]) -> set[int]:
+        """The images this client may not add a model's regions to (a team's rule). None on SQLite."""
+        return set()
+
     def _check_holder(self, t, image_id: int, owner: str | None) -> None:
         """On a store whose claims are exclusive, refuse a write to an image another owner holds."""
         if not self.exclusive_claims:

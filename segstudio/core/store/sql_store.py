@@ -479,12 +479,15 @@ class SqlStore(SqlClaims):
         reads its regions never gets model regions written under it."""
         now = time.time()
         skipped: list[int] = []
+        entries = list(entries)
         with self.transaction() as t:
             clock = self._clock(t)
+            refused = self._model_may_not_write(t, [e["image_id"] for e in entries])
             for e in entries:
                 iid = e["image_id"]
-                if t.execute("SELECT 1 FROM claims WHERE image_id=? AND owner<>? AND expires>? LIMIT 1",
-                             (iid, claim_owner or "", clock)).fetchone():
+                if iid in refused or t.execute(
+                        "SELECT 1 FROM claims WHERE image_id=? AND owner<>? AND expires>? LIMIT 1",
+                        (iid, claim_owner or "", clock)).fetchone():
                     skipped.append(iid)
                     continue
                 if only_statuses is not None:
