@@ -59,9 +59,9 @@ def test_every_command_runs_through_its_registered_function():
     assert list(sub.choices) == ["info", "check", "import", "export", "predict", "train", "evaluate",
                                  "propagate", "weights", "models", "store"]
     parsers = dict(sub.choices)
-    store = parsers.pop("store")  # a group: store init, grant, copy
+    store = parsers.pop("store")  # a group: store init, grant, revoke, members, copy
     nested = next(a for a in store._actions if isinstance(a, argparse._SubParsersAction))
-    assert list(nested.choices) == ["init", "grant", "copy"]
+    assert list(nested.choices) == ["init", "grant", "revoke", "members", "copy"]
     parsers.update({f"store {k}": v for k, v in nested.choices.items()})
     for name, sp in parsers.items():
         func = sp.get_default("func")
