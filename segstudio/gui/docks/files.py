@@ -250,6 +250,24 @@ def _group_data(g: FrameGroup, col: int, role: int) -> Any:
     return None
 
 
+class WrappedLabel(QLabel):
+    """A word-wrapped label that asks its layout for the height its text needs at its width: a dock's
+    layout does not ask for it, and a counts line cut to two lines hid its third (the unreadable link)."""
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        super().setText(text)
+        self._fit()
+
+    def _fit(self) -> None:
+        h = self.heightForWidth(max(1, self.width()))
+        if h > 0 and h != self.minimumHeight():
+            self.setMinimumHeight(h)
+
+
 class FilesDock(QWidget):
     activated = Signal(int)  # image id
 
@@ -290,7 +308,7 @@ class FilesDock(QWidget):
         self.name_edit.setPlaceholderText("Filter by name…")
         self.name_edit.setClearButtonEnabled(True)
         self.name_edit.textChanged.connect(self._filter_changed)
-        self.counts = QLabel()
+        self.counts = WrappedLabel()
         self.counts.setWordWrap(True)
         # "unreadable n" is a link to the Unreadable filter: the count says there are some, one
         # click lists them
