@@ -124,11 +124,11 @@ def cmd_predict(args) -> int:
             holders = project.store.claimed_images(rep.skipped)
             recs = project.store.images_by_ids(rep.skipped[:10])
             held = sum(1 for i in rep.skipped if i in holders)
-            why = f"{held} open in a window (predict them again when they are closed)" if held else ""
+            why = [f"{held} images open in a window (predict them again when they are closed)"] if held else []
             if len(rep.skipped) > held:  # the team's rule: an annotator's model writes only free new/predicted images
-                why += ("; " if why else "") + (f"{len(rep.skipped) - held} a person's work a model run of yours "
-                                                "may not change (a lead's may)")
-            print(f"  left alone: {len(rep.skipped)} images, {why}: " + ", ".join(
+                why.append(f"{len(rep.skipped) - held} images of a person's work a model run of yours may not "
+                           "change (a lead's may)")
+            print(f"  left alone: {'; '.join(why)}: " + ", ".join(
                 terminal_text(recs[i].path) + (f" ({terminal_text(describe_owner(holders[i]))})"
                                                if i in holders else "") for i in recs))
         if rep.dropped:
