@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QHeaderView, QLineEdit, QMessageBox, QPlainTextEdit, QProgressBar,
-                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QGridLayout, QHBoxLayout, QHeaderView, QLineEdit, QMessageBox, QPlainTextEdit,
+                               QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from segstudio.core.records import DONE, SKIPPED, STATUSES
 from segstudio.gui.class_questions import BinaryQuestion
@@ -344,17 +344,17 @@ class ExportDialog(_JobDialog):
         self.review = ReviewChoice(project.store)  # with review on: an "accepted" box, ticked instead of done
         self.counts[ACCEPTED], self.unreadable[ACCEPTED] = self.review.accepted, self.review.accepted_unreadable
         sw = QWidget()
-        sl = QHBoxLayout(sw)
+        sl = QGridLayout(sw)  # three a row: six boxes (review's "accepted" too) fit the dialog's width
         sl.setContentsMargins(0, 0, 0, 0)
-        for s in self.review.boxes():
+        for k, s in enumerate(self.review.boxes()):
             cb = QCheckBox(f"{s.replace('_', ' ')} ({self.counts.get(s, 0)})")
             # only reviewed images by default: a new, predicted or half-corrected image's regions
             # are not ground truth (nor, with review on, a done one no reviewer accepted yet)
             cb.setChecked(s in self.review.defaults)
             cb.toggled.connect(self._update_summary)
             self.status_boxes[s] = cb
-            sl.addWidget(cb)
-        sl.addStretch(1)
+            sl.addWidget(cb, k // 3, k % 3)
+        sl.setColumnStretch(3, 1)
         self.summary = plain_label("")
         self.form.addRow("Format", self.fmt)
         self.form.addRow("Output", _path_row(self.out, self._pick_out))
