@@ -186,6 +186,9 @@ def _open_destination(to: str, folder: Path):
     path = Path(to).expanduser()
     if path.exists() or path.is_symlink():
         raise CliError(f"--to {to} already exists; a copy goes into a new SQLite file only (or a postgresql:// URL)")
+    for side in (Path(f"{path}-wal"), Path(f"{path}-shm")):  # a failed copy removes these: only ones it made
+        if side.exists() or side.is_symlink():
+            raise CliError(f"--to {to}: {side} is there already (another database's?); choose another name")
     if not path.parent.is_dir():
         raise CliError(f"--to {to}: the folder {path.parent} does not exist")
     from segstudio.core.store.sqlite import SqliteStore

@@ -76,3 +76,12 @@ def test_a_lead_lists_and_takes_out_members(pg_url, capsys):
     assert name not in out and "nobody yet" in out
     with __import__("pytest").raises(psycopg.OperationalError, match="CONNECT"):
         psycopg.connect(pg_url.replace("segstudio@", f"{name}@"))
+
+
+def test_a_copy_never_takes_a_journal_file_it_did_not_make(tmp_path, capsys):
+    make_image(tmp_path / "imgs" / "a.png")
+    Project.open(tmp_path / "imgs").store.close()
+    (tmp_path / "new.db-wal").write_bytes(b"someone's")
+    code, _, err = run(capsys, "store", "copy", tmp_path / "imgs", "--to", tmp_path / "new.db")
+    assert code == 2 and "new.db-wal" in err
+    assert (tmp_path / "new.db-wal").read_bytes() == b"someone's" and not (tmp_path / "new.db").exists()

@@ -281,16 +281,21 @@ def test_two_clients_opening_a_new_project_at_once_create_it_once(pg_url):
         s.close()
 
 
-def _login(pg_url: str, role: str) -> tuple[str, str]:
-    """A new login role (a unique name: roles are the whole server's) and the URL as that role."""
+def _new_login(pg_url: str, prefix: str = "t_") -> str:
+    """A new login role with a unique name (roles are the whole server's), in no project yet."""
     import uuid
 
     from psycopg import sql
-
-    from segstudio.core.store import pg_schema
-    name = f"t_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_url, autocommit=True) as c:
         c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    return name
+
+
+def _login(pg_url: str, role: str) -> tuple[str, str]:
+    """A new login role made a member of the project as `role`, and the URL as that role."""
+    from segstudio.core.store import pg_schema
+    name = _new_login(pg_url)
     owner = PostgresStore(pg_url)
     try:
         pg_schema.setup_roles(owner.conn)
@@ -363,15 +368,9 @@ def test_an_annotator_cannot_get_round_the_rules_with_raw_sql(pg, pg_url):
 
 
 def test_a_login_with_an_at_sign_holds_and_writes_its_images(pg, pg_url):
-    import uuid
-
-    from psycopg import sql
-
     from segstudio.core.claims import process_owner
     from segstudio.core.store import pg_schema
-    name = f"ann@lab{uuid.uuid4().hex[:4]}"
-    with psycopg.connect(pg_url, autocommit=True) as c:
-        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    name = _new_login(pg_url, "ann@lab")
     pg_schema.setup_roles(pg.conn)
     pg_schema.add_member(pg.conn, name, "annotator")
     pg.sync_files(["a.png"])
@@ -450,14 +449,8 @@ def test_a_first_connection_that_fails_says_why_and_what_to_do(pg_url, pg_cluste
 
 
 def test_grant_needs_the_roles_set_up_and_gives_one_role(pg, pg_url):
-    import uuid
-
-    from psycopg import sql
-
     from segstudio.core.store import pg_schema
-    name = f"t_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_url, autocommit=True) as c:
-        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    name = _new_login(pg_url)
     pg_schema.setup_roles(pg.conn)
     pg_schema.add_member(pg.conn, name, "annotator")
     pg_schema.add_member(pg.conn, name, "reviewer")
